@@ -1,0 +1,364 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Keystone.Schemas;
+
+namespace Keystone.Events;
+
+/// <summary>One event read from JSON: the event, or the first problem found (with the raw event id for the report).</summary>
+public readonly record struct ParsedEvent(KeystoneEvent? Event, string? RawEventId, ValidationError? Error);
+
+/// <summary>
+/// The envelope's wire form (snake_case, as in seed §2.2). Reading is a single forward pass with
+/// <see cref="Utf8JsonReader"/> that keeps going after the first bad field, so a rejection can still name the
+/// event by its <c>event_id</c>.
+/// </summary>
+public static class EventJson
+{
+    public static readonly JsonWriterOptions WriterOptions = new()
+    {
+        // The default encoder escapes '+' in offsets and every non-ASCII letter; events are not HTML.
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        SkipValidation = true,
+    };
+
+    public static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = 16 };
+
+    private const ulong FieldEventId = 1, FieldType = 2, FieldTimestamp = 4, FieldVersion = 8, FieldSource = 16, FieldPayload = 32, FieldMetadata = 64;
+    private const string EnvelopeFields = "event_id, event_type, timestamp, version, source, payload, metadata";
+
+    private static readonly string[] TimestampFormats =
+    [
+        "yyyy-MM-dd'T'HH:mm:ssK",
+        "yyyy-MM-dd'T'HH:mm:ss.FFFFFFFK",
+        "yyyy-MM-dd'T'HH:mmK",
+    ];
+
+    /// <summary>ISO-8601 with an explicit offset: <c>Z</c> or <c>±hh:mm</c>. Local times without an offset are refused.</summary>
+    public static bool TryParseTimestamp(string text, out DateTimeOffset value)
+    {
+        value = default;
+        if (text.Length < 17 || text.Length > 40) return false;
+        var last = text[^1];
+        var hasOffset = last is 'Z' or 'z' || (text[^6] is '+' or '-' && text[^3] == ':');
+        return hasOffset && DateTimeOffset.TryParseExact(text, TimestampFormats, CultureInfo.InvariantCulture, DateTimeStyles.None, out value);
+    }
+
+    public static string FormatTimestamp(DateTimeOffset t) =>
+        t.Offset == TimeSpan.Zero
+            ? t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture)
+            : t.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFFzzz", CultureInfo.InvariantCulture);
+
+    public static void Write(Utf8JsonWriter w, KeystoneEvent e)
+    {
+        w.WriteStartObject();
+        w.WriteString("event_id"u8, e.EventId);
+        w.WriteString("event_type"u8, e.EventType);
+        w.WriteString("timestamp"u8, FormatTimestamp(e.Timestamp));
+        w.WriteString("version"u8, e.Version);
+        w.WriteStartObject("source"u8);
+        w.WriteString("service"u8, e.Source.Service);
+        if (e.Source.DeviceType is not null) w.WriteString("device_type"u8, e.Source.DeviceType);
+        if (e.Source.Region is not null) w.WriteString("region"u8, e.Source.Region);
+        w.WriteEndObject();
+        w.WritePropertyName("payload"u8);
+        w.WriteRawValue(e.Payload.Utf8, skipInputValidation: true);
+        w.WriteStartObject("metadata"u8);
+        foreach (var (k, v) in e.Metadata) w.WriteString(k, v);
+        w.WriteEndObject();
+        w.WriteEndObject();
+    }
+
+    public static byte[] SerializeToUtf8(KeystoneEvent e)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256 + e.Payload.Length);
+        using (var w = new Utf8JsonWriter(buffer, WriterOptions)) Write(w, e);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    public static string Serialize(KeystoneEvent e) => Encoding.UTF8.GetString(SerializeToUtf8(e));
+
+    /// <summary>Writes events as newline-delimited JSON.</summary>
+    public static void WriteNdjson(IBufferWriter<byte> output, IEnumerable<KeystoneEvent> events)
+    {
+        using var w = new Utf8JsonWriter(output, WriterOptions);
+        foreach (var e in events)
+        {
+            Write(w, e);
+            w.Flush();
+            w.Reset(output);
+            output.Write("\n"u8);
+        }
+    }
+
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_sizeBuffer;
+
+    /// <summary>The event's size as compact UTF-8 JSON.</summary>
+    public static int SizeOf(KeystoneEvent e)
+    {
+        var buffer = t_sizeBuffer ??= new ArrayBufferWriter<byte>(1024);
+        buffer.ResetWrittenCount();
+        using (var w = new Utf8JsonWriter(buffer, WriterOptions)) Write(w, e);
+        return buffer.WrittenCount;
+    }
+
+    /// <summary>Parses one event; throws <see cref="FormatException"/> with the field and reason when it is not a well-formed envelope.</summary>
+    public static KeystoneEvent Parse(string json) => Parse(Encoding.UTF8.GetBytes(json));
+
+    public static KeystoneEvent Parse(ReadOnlySpan<byte> utf8)
+    {
+        try
+        {
+            var reader = new Utf8JsonReader(utf8, ReaderOptions);
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+                throw new FormatException("An event must be a JSON object.");
+            var parsed = ReadEvent(ref reader);
+            return parsed.Event ?? throw new FormatException(parsed.Error!.Message);
+        }
+        catch (JsonException e)
+        {
+            throw new FormatException($"Malformed JSON: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Reads one envelope; <paramref name="reader"/> must be on its <c>StartObject</c> and ends on its <c>EndObject</c>.</summary>
+    public static ParsedEvent ReadEvent(ref Utf8JsonReader reader)
+    {
+        ValidationError? error = null;
+        string? rawId = null;
+        Guid id = default;
+        string? type = null, version = null;
+        DateTimeOffset timestamp = default;
+        EventSource? source = null;
+        Payload? payload = null;
+        EventMetadata metadata = EventMetadata.Empty;
+        ulong seen = 0;
+
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            ulong field;
+            if (reader.ValueTextEquals("event_id"u8)) field = FieldEventId;
+            else if (reader.ValueTextEquals("event_type"u8)) field = FieldType;
+            else if (reader.ValueTextEquals("timestamp"u8)) field = FieldTimestamp;
+            else if (reader.ValueTextEquals("version"u8)) field = FieldVersion;
+            else if (reader.ValueTextEquals("source"u8)) field = FieldSource;
+            else if (reader.ValueTextEquals("payload"u8)) field = FieldPayload;
+            else if (reader.ValueTextEquals("metadata"u8)) field = FieldMetadata;
+            else
+            {
+                error ??= new(SchemaRegistry.Truncate(reader.GetString()!), $"is not an envelope field (fields: {EnvelopeFields})");
+                reader.Read();
+                reader.Skip();
+                continue;
+            }
+            if ((seen & field) != 0)
+            {
+                error ??= new(FieldName(field), "appears more than once");
+                reader.Read();
+                reader.Skip();
+                continue;
+            }
+            seen |= field;
+            reader.Read();
+
+            switch (field)
+            {
+                case FieldEventId:
+                    if (reader.TokenType != JsonTokenType.String) { error ??= TypeError("event_id", "a UUID string", reader.TokenType); reader.Skip(); break; }
+                    rawId = reader.GetString();
+                    if (!Guid.TryParseExact(rawId, "D", out id) || id == Guid.Empty)
+                        error ??= new("event_id", $"'{SchemaRegistry.Truncate(rawId!)}' is not a UUID (expected the 8-4-4-4-12 hex form)");
+                    break;
+                case FieldType:
+                    if (reader.TokenType != JsonTokenType.String) { error ??= TypeError("event_type", "string", reader.TokenType); reader.Skip(); break; }
+                    type = reader.GetString();
+                    if (string.IsNullOrEmpty(type)) error ??= new("event_type", "must not be empty");
+                    break;
+                case FieldTimestamp:
+                    if (reader.TokenType != JsonTokenType.String) { error ??= TypeError("timestamp", "an ISO-8601 string", reader.TokenType); reader.Skip(); break; }
+                    var ts = reader.GetString()!;
+                    if (!TryParseTimestamp(ts, out timestamp))
+                        error ??= new("timestamp", $"'{SchemaRegistry.Truncate(ts)}' is not an ISO-8601 date-time with an offset (e.g. 2024-12-26T12:00:00Z)");
+                    break;
+                case FieldVersion:
+                    if (reader.TokenType != JsonTokenType.String) { error ??= TypeError("version", "string", reader.TokenType); reader.Skip(); break; }
+                    version = reader.GetString();
+                    if (string.IsNullOrEmpty(version)) error ??= new("version", "must not be empty");
+                    break;
+                case FieldSource:
+                    if (reader.TokenType != JsonTokenType.StartObject) { error ??= TypeError("source", "an object", reader.TokenType); reader.Skip(); break; }
+                    source = ReadSource(ref reader, ref error);
+                    break;
+                case FieldPayload:
+                    if (reader.TokenType != JsonTokenType.StartObject) { error ??= TypeError("payload", "an object", reader.TokenType); reader.Skip(); break; }
+                    payload = ReadPayload(ref reader, ref error);
+                    break;
+                case FieldMetadata:
+                    if (reader.TokenType == JsonTokenType.Null) break;
+                    if (reader.TokenType != JsonTokenType.StartObject) { error ??= TypeError("metadata", "an object of strings", reader.TokenType); reader.Skip(); break; }
+                    metadata = ReadMetadata(ref reader, ref error);
+                    break;
+            }
+        }
+
+        if (error is null)
+        {
+            foreach (var required in new[] { FieldEventId, FieldType, FieldTimestamp, FieldVersion, FieldSource, FieldPayload })
+            {
+                if ((seen & required) == 0)
+                {
+                    error = new(FieldName(required), "required field is missing");
+                    break;
+                }
+            }
+        }
+
+        if (error is not null) return new ParsedEvent(null, rawId, error);
+        return new ParsedEvent(new KeystoneEvent(id, type!, timestamp, version!, source!, payload!, metadata), rawId, null);
+    }
+
+    private static string FieldName(ulong field) => field switch
+    {
+        FieldEventId => "event_id",
+        FieldType => "event_type",
+        FieldTimestamp => "timestamp",
+        FieldVersion => "version",
+        FieldSource => "source",
+        FieldPayload => "payload",
+        _ => "metadata",
+    };
+
+    private static ValidationError TypeError(string field, string expected, JsonTokenType got) =>
+        new(field, $"expected {expected}, got {Describe(got)}");
+
+    private static string Describe(JsonTokenType token) => token switch
+    {
+        JsonTokenType.String => "string",
+        JsonTokenType.Number => "number",
+        JsonTokenType.True or JsonTokenType.False => "boolean",
+        JsonTokenType.Null => "null",
+        JsonTokenType.StartArray => "array",
+        JsonTokenType.StartObject => "object",
+        _ => token.ToString(),
+    };
+
+    private static EventSource? ReadSource(ref Utf8JsonReader reader, ref ValidationError? error)
+    {
+        string? service = null, device = null, region = null;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var which = reader.ValueTextEquals("service"u8) ? 0 : reader.ValueTextEquals("device_type"u8) ? 1 : reader.ValueTextEquals("region"u8) ? 2 : -1;
+            if (which < 0)
+            {
+                error ??= new($"source.{SchemaRegistry.Truncate(reader.GetString()!)}", "is not a field of source (fields: service, device_type, region)");
+                reader.Read();
+                reader.Skip();
+                continue;
+            }
+            var name = which switch { 0 => "source.service", 1 => "source.device_type", _ => "source.region" };
+            reader.Read();
+            if (reader.TokenType == JsonTokenType.Null && which != 0) continue;
+            if (reader.TokenType != JsonTokenType.String)
+            {
+                error ??= TypeError(name, "string", reader.TokenType);
+                reader.Skip();
+                continue;
+            }
+            var value = reader.GetString();
+            switch (which)
+            {
+                case 0: service = value; break;
+                case 1: device = value; break;
+                default: region = value; break;
+            }
+        }
+        if (string.IsNullOrWhiteSpace(service))
+        {
+            error ??= new("source.service", "required field is missing");
+            return null;
+        }
+        return new EventSource(service, device, region);
+    }
+
+    private static EventMetadata ReadMetadata(ref Utf8JsonReader reader, ref ValidationError? error)
+    {
+        List<KeyValuePair<string, string>>? entries = null;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var key = reader.GetString()!;
+            reader.Read();
+            if (reader.TokenType != JsonTokenType.String)
+            {
+                error ??= TypeError($"metadata.{SchemaRegistry.Truncate(key)}", "string", reader.TokenType);
+                reader.Skip();
+                continue;
+            }
+            (entries ??= []).Add(new(key, reader.GetString()!));
+        }
+        return entries is null ? EventMetadata.Empty : EventMetadata.From(entries);
+    }
+
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_payloadBuffer;
+
+    // Copies the payload object into compact form, refusing nested objects so that every payload stays flat.
+    private static Payload? ReadPayload(ref Utf8JsonReader reader, ref ValidationError? error)
+    {
+        var buffer = t_payloadBuffer ??= new ArrayBufferWriter<byte>(1024);
+        buffer.ResetWrittenCount();
+        var ok = true;
+        using (var w = new Utf8JsonWriter(buffer, WriterOptions))
+        {
+            w.WriteStartObject();
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                if (reader.ValueIsEscaped) w.WritePropertyName(reader.GetString()!);
+                else w.WritePropertyName(reader.ValueSpan);
+                reader.Read();
+                if (reader.TokenType == JsonTokenType.StartObject)
+                {
+                    error ??= new("payload", "nested objects are not allowed; payload values are strings, numbers, booleans, null or arrays of those");
+                    ok = false;
+                    reader.Skip();
+                    continue;
+                }
+                if (reader.TokenType == JsonTokenType.StartArray)
+                {
+                    w.WriteStartArray();
+                    while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                    {
+                        if (reader.TokenType is JsonTokenType.StartArray or JsonTokenType.StartObject)
+                        {
+                            error ??= new("payload", "arrays may hold only strings, numbers, booleans and nulls");
+                            ok = false;
+                            reader.Skip();
+                            continue;
+                        }
+                        WriteScalar(ref reader, w);
+                    }
+                    w.WriteEndArray();
+                    continue;
+                }
+                WriteScalar(ref reader, w);
+            }
+            w.WriteEndObject();
+        }
+        return ok ? Payload.FromTrustedCompactJson(buffer.WrittenSpan.ToArray()) : null;
+    }
+
+    private static void WriteScalar(ref Utf8JsonReader reader, Utf8JsonWriter w)
+    {
+        switch (reader.TokenType)
+        {
+            case JsonTokenType.String:
+                if (reader.ValueIsEscaped) w.WriteStringValue(reader.GetString());
+                else w.WriteStringValue(reader.ValueSpan);
+                break;
+            case JsonTokenType.Number: w.WriteRawValue(reader.ValueSpan, skipInputValidation: true); break;
+            case JsonTokenType.True: w.WriteBooleanValue(true); break;
+            case JsonTokenType.False: w.WriteBooleanValue(false); break;
+            default: w.WriteNullValue(); break;
+        }
+    }
+}

@@ -1,0 +1,342 @@
+using System.Collections;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace Keystone.Events;
+
+/// <summary>
+/// An event payload: a flat JSON object whose values are strings, numbers, booleans, nulls or arrays of those.
+/// It is kept as compact UTF-8 JSON, exactly as validated at ingest, because that is what every hop moves and
+/// every sink writes; fields are read on demand. Keeping bytes rather than a dictionary makes a stream hop a copy
+/// instead of a re-encoding.
+/// </summary>
+[GenerateSerializer, Immutable]
+public sealed class Payload : IEquatable<Payload>
+{
+    public static readonly Payload Empty = new("{}"u8.ToArray());
+
+    [Id(0)] private readonly byte[] _utf8;
+
+    private Payload(byte[] compactUtf8Object) => _utf8 = compactUtf8Object;
+
+    /// <summary>The payload as compact UTF-8 JSON.</summary>
+    public ReadOnlySpan<byte> Utf8 => _utf8;
+
+    public int Length => _utf8.Length;
+
+    /// <summary>Wraps bytes that the caller has already checked to be one compact, flat JSON object.</summary>
+    public static Payload FromTrustedCompactJson(byte[] compactUtf8Object) => new(compactUtf8Object);
+
+    /// <summary>Parses and compacts a JSON object. Throws <see cref="FormatException"/> when it is not one.</summary>
+    public static Payload Parse(string json) => Parse(Encoding.UTF8.GetBytes(json));
+
+    public static Payload Parse(ReadOnlySpan<byte> utf8Json)
+    {
+        try
+        {
+            var reader = new Utf8JsonReader(utf8Json);
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+                throw new FormatException("A payload must be a JSON object.");
+            var buffer = new System.Buffers.ArrayBufferWriter<byte>(utf8Json.Length);
+            using (var writer = new Utf8JsonWriter(buffer))
+            {
+                writer.WriteStartObject();
+                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                {
+                    writer.WritePropertyName(reader.GetString()!);
+                    reader.Read();
+                    if (reader.TokenType == JsonTokenType.StartObject)
+                        throw new FormatException("Payload values cannot be nested objects.");
+                    CopyValue(ref reader, writer);
+                }
+                writer.WriteEndObject();
+            }
+            return new Payload(buffer.WrittenSpan.ToArray());
+        }
+        catch (JsonException e)
+        {
+            throw new FormatException($"Invalid payload JSON: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Builds a payload from CLR values: string, integral and floating numbers, bool, null, or sequences of those.</summary>
+    public static Payload Create(params (string Name, object? Value)[] fields) =>
+        Create(fields.Select(f => new KeyValuePair<string, object?>(f.Name, f.Value)));
+
+    public static Payload Create(IEnumerable<KeyValuePair<string, object?>> fields)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(256);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var (name, value) in fields)
+            {
+                if (!seen.Add(name)) throw new ArgumentException($"Payload field '{name}' is given twice.", nameof(fields));
+                writer.WritePropertyName(name);
+                WriteClrValue(writer, name, value, allowArray: true);
+            }
+            writer.WriteEndObject();
+        }
+        return new Payload(buffer.WrittenSpan.ToArray());
+    }
+
+    /// <summary>Returns a copy with the given fields replaced or added (null removes a field).</summary>
+    public Payload With(params (string Name, object? Value)[] changes)
+    {
+        var fields = ToDictionary();
+        foreach (var (name, value) in changes)
+        {
+            if (value is null) fields.Remove(name);
+            else fields[name] = value;
+        }
+        return Create(fields);
+    }
+
+    private static void WriteClrValue(Utf8JsonWriter writer, string name, object? value, bool allowArray)
+    {
+        switch (value)
+        {
+            case null: writer.WriteNullValue(); break;
+            case string s: writer.WriteStringValue(s); break;
+            case bool b: writer.WriteBooleanValue(b); break;
+            case int i: writer.WriteNumberValue(i); break;
+            case long l: writer.WriteNumberValue(l); break;
+            case short sh: writer.WriteNumberValue(sh); break;
+            case byte by: writer.WriteNumberValue(by); break;
+            case uint ui: writer.WriteNumberValue(ui); break;
+            case ulong ul: writer.WriteNumberValue(ul); break;
+            case double d when double.IsFinite(d): writer.WriteNumberValue(d); break;
+            case float f when float.IsFinite(f): writer.WriteNumberValue(f); break;
+            case decimal m: writer.WriteNumberValue(m); break;
+            case Guid g: writer.WriteStringValue(g); break;
+            case DateTimeOffset dto: writer.WriteStringValue(dto.ToString("O", CultureInfo.InvariantCulture)); break;
+            case JsonElement je when je.ValueKind is not JsonValueKind.Object: je.WriteTo(writer); break;
+            case IEnumerable seq when allowArray:
+                writer.WriteStartArray();
+                foreach (var item in seq) WriteClrValue(writer, name, item, allowArray: false);
+                writer.WriteEndArray();
+                break;
+            default:
+                throw new ArgumentException($"Payload field '{name}' has a value of type {value.GetType().Name}; only strings, numbers, booleans, null and arrays of those are allowed.");
+        }
+    }
+
+    internal static void CopyValue(ref Utf8JsonReader reader, Utf8JsonWriter writer)
+    {
+        switch (reader.TokenType)
+        {
+            case JsonTokenType.StartArray:
+                writer.WriteStartArray();
+                while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                {
+                    if (reader.TokenType is JsonTokenType.StartArray or JsonTokenType.StartObject)
+                        throw new FormatException("Payload arrays may hold only strings, numbers, booleans and nulls.");
+                    CopyValue(ref reader, writer);
+                }
+                writer.WriteEndArray();
+                break;
+            case JsonTokenType.String:
+                writer.WriteStringValue(reader.ValueIsEscaped ? Encoding.UTF8.GetBytes(reader.GetString()!) : reader.ValueSpan);
+                break;
+            case JsonTokenType.Number:
+                writer.WriteRawValue(reader.ValueSpan, skipInputValidation: true);
+                break;
+            case JsonTokenType.True: writer.WriteBooleanValue(true); break;
+            case JsonTokenType.False: writer.WriteBooleanValue(false); break;
+            case JsonTokenType.Null: writer.WriteNullValue(); break;
+            default: throw new FormatException($"Unexpected JSON token {reader.TokenType}.");
+        }
+    }
+
+    // Positions the reader on the value of the named field.
+    private bool TryFind(string name, out Utf8JsonReader valueReader)
+    {
+        var reader = new Utf8JsonReader(_utf8);
+        reader.Read();
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var match = reader.ValueTextEquals(name);
+            reader.Read();
+            if (match)
+            {
+                valueReader = reader;
+                return true;
+            }
+            reader.Skip();
+        }
+        valueReader = default;
+        return false;
+    }
+
+    public bool Has(string name) => TryFind(name, out _);
+
+    /// <summary>The field's string value; null when missing, null or not a string.</summary>
+    public string? GetString(string name) =>
+        TryFind(name, out var r) && r.TokenType == JsonTokenType.String ? r.GetString() : null;
+
+    public bool TryGetInt64(string name, out long value)
+    {
+        value = 0;
+        return TryFind(name, out var r) && r.TokenType == JsonTokenType.Number && r.TryGetInt64(out value);
+    }
+
+    public long? GetInt64(string name) => TryGetInt64(name, out var v) ? v : null;
+
+    public bool TryGetDouble(string name, out double value)
+    {
+        value = 0;
+        return TryFind(name, out var r) && r.TokenType == JsonTokenType.Number && r.TryGetDouble(out value);
+    }
+
+    public bool? GetBoolean(string name) =>
+        TryFind(name, out var r) ? r.TokenType switch { JsonTokenType.True => true, JsonTokenType.False => false, _ => null } : null;
+
+    public IReadOnlyList<string> GetStringArray(string name)
+    {
+        if (!TryFind(name, out var r)) return [];
+        if (r.TokenType == JsonTokenType.String) return [r.GetString()!];
+        if (r.TokenType != JsonTokenType.StartArray) return [];
+        var items = new List<string>();
+        while (r.Read() && r.TokenType != JsonTokenType.EndArray)
+            if (r.TokenType == JsonTokenType.String) items.Add(r.GetString()!);
+        return items;
+    }
+
+    /// <summary>The field's value as text (numbers and booleans as written), or null when missing or null.</summary>
+    public string? GetText(string name)
+    {
+        if (!TryFind(name, out var r)) return null;
+        return r.TokenType switch
+        {
+            JsonTokenType.String => r.GetString(),
+            JsonTokenType.Number => Encoding.UTF8.GetString(r.ValueSpan),
+            JsonTokenType.True => "true",
+            JsonTokenType.False => "false",
+            _ => null,
+        };
+    }
+
+    public IReadOnlyList<string> FieldNames
+    {
+        get
+        {
+            var names = new List<string>();
+            var reader = new Utf8JsonReader(_utf8);
+            reader.Read();
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                names.Add(reader.GetString()!);
+                reader.Read();
+                reader.Skip();
+            }
+            return names;
+        }
+    }
+
+    /// <summary>The payload as CLR values: string, long, double, bool, null, or object?[] for arrays.</summary>
+    public Dictionary<string, object?> ToDictionary()
+    {
+        var result = new Dictionary<string, object?>(StringComparer.Ordinal);
+        var reader = new Utf8JsonReader(_utf8);
+        reader.Read();
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var name = reader.GetString()!;
+            reader.Read();
+            result[name] = ReadClrValue(ref reader);
+        }
+        return result;
+    }
+
+    private static object? ReadClrValue(ref Utf8JsonReader reader)
+    {
+        switch (reader.TokenType)
+        {
+            case JsonTokenType.String: return reader.GetString();
+            case JsonTokenType.Number: return reader.TryGetInt64(out var l) ? l : reader.GetDouble();
+            case JsonTokenType.True: return true;
+            case JsonTokenType.False: return false;
+            case JsonTokenType.StartArray:
+                var items = new List<object?>();
+                while (reader.Read() && reader.TokenType != JsonTokenType.EndArray) items.Add(ReadClrValue(ref reader));
+                return items.ToArray();
+            default: return null;
+        }
+    }
+
+    /// <summary>
+    /// Rebuilds the payload field by field: <paramref name="decide"/> sees each field's name and its value as text
+    /// (null for null and arrays) and keeps, drops or replaces it with a string. Returns this instance when nothing changed.
+    /// </summary>
+    public Payload Rewrite(Func<string, string?, PayloadEdit> decide)
+    {
+        var changed = false;
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(_utf8.Length + 64);
+        using (var writer = new Utf8JsonWriter(buffer, EventJson.WriterOptions))
+        {
+            writer.WriteStartObject();
+            var reader = new Utf8JsonReader(_utf8);
+            reader.Read();
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var name = reader.GetString()!;
+                reader.Read();
+                var text = reader.TokenType switch
+                {
+                    JsonTokenType.String => reader.GetString(),
+                    JsonTokenType.Number => Encoding.UTF8.GetString(reader.ValueSpan),
+                    JsonTokenType.True => "true",
+                    JsonTokenType.False => "false",
+                    _ => null,
+                };
+                var edit = decide(name, text);
+                switch (edit.Kind)
+                {
+                    case PayloadEditKind.Drop:
+                        changed = true;
+                        reader.Skip();
+                        break;
+                    case PayloadEditKind.Replace:
+                        changed = true;
+                        reader.Skip();
+                        writer.WriteString(name, edit.Replacement);
+                        break;
+                    default:
+                        writer.WritePropertyName(name);
+                        CopyValue(ref reader, writer);
+                        break;
+                }
+            }
+            writer.WriteEndObject();
+        }
+        return changed ? new Payload(buffer.WrittenSpan.ToArray()) : this;
+    }
+
+    public bool Equals(Payload? other) => other is not null && _utf8.AsSpan().SequenceEqual(other._utf8);
+    public override bool Equals(object? obj) => Equals(obj as Payload);
+
+    public override int GetHashCode()
+    {
+        var hash = new HashCode();
+        hash.AddBytes(_utf8);
+        return hash.ToHashCode();
+    }
+
+    public override string ToString() => Encoding.UTF8.GetString(_utf8);
+}
+
+public enum PayloadEditKind
+{
+    Keep,
+    Drop,
+    Replace,
+}
+
+public readonly record struct PayloadEdit(PayloadEditKind Kind, string? Replacement = null)
+{
+    public static readonly PayloadEdit Keep = new(PayloadEditKind.Keep);
+    public static readonly PayloadEdit Drop = new(PayloadEditKind.Drop);
+    public static PayloadEdit Replace(string value) => new(PayloadEditKind.Replace, value);
+}

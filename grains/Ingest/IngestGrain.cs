@@ -1,0 +1,118 @@
+using Keystone.Events;
+using Keystone.Pipeline;
+using Keystone.Schemas;
+using Keystone.Topics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Concurrency;
+using Orleans.Runtime;
+using Orleans.Streams;
+
+namespace Keystone.Ingest;
+
+/// <summary>
+/// Validates a batch, drops repeats within it, splits it by partition and appends one stream message per
+/// partition (more if a partition's share exceeds the message limits). Returns only after every append was
+/// accepted by the stream provider, so an acknowledged event is in the fronting log.
+/// </summary>
+[StatelessWorker]
+public sealed class IngestGrain(
+    IOptions<IngestOptions> options,
+    SchemaRegistryProvider schemas,
+    PipelineMetrics metrics,
+    TimeProvider time,
+    ILogger<IngestGrain> logger) : Grain, IIngestGrain
+{
+    private readonly IngestOptions _options = options.Value;
+    private IAsyncStream<EventBatch>[]? _partitions;
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        var provider = this.GetStreamProvider(StreamNames.Provider);
+        _partitions = Enumerable.Range(0, _options.Partitions)
+            .Select(p => provider.GetStream<EventBatch>(StreamId.Create(StreamNames.Fronting, StreamNames.PartitionKey(p))))
+            .ToArray();
+        return Task.CompletedTask;
+    }
+
+    public async Task<IngestResult> Ingest(IngestRequest request)
+    {
+        byte[] body;
+        if (request.Compression == BodyCompression.Lz4)
+        {
+            try
+            {
+                body = Lz4Codec.Decompress(request.Body, _options.MaxRequestBytes);
+            }
+            catch (InvalidDataException e)
+            {
+                metrics.BadBody();
+                return IngestResult.Malformed($"compressed batch: {e.Message}");
+            }
+        }
+        else
+        {
+            body = request.Body;
+        }
+        if (body.Length > _options.MaxRequestBytes)
+        {
+            metrics.BadBody();
+            return IngestResult.Malformed($"the batch is {body.Length} bytes; the limit is {_options.MaxRequestBytes} bytes");
+        }
+
+        var now = time.GetUtcNow();
+        var limits = new ValidationLimits { MaxEventBytes = _options.MaxEventBytes, MaxFutureSkew = _options.MaxFutureSkew };
+        var parsed = EventBatchParser.Parse(body, request.Format, schemas.Current, limits, now);
+        if (parsed.BodyError is not null)
+        {
+            metrics.BadBody();
+            return IngestResult.Malformed(parsed.BodyError);
+        }
+        if (parsed.Total > _options.MaxEventsPerRequest)
+        {
+            metrics.BadBody();
+            return IngestResult.Malformed($"the batch holds {parsed.Total} events; the limit is {_options.MaxEventsPerRequest}");
+        }
+        foreach (var r in parsed.Rejections) metrics.Rejected(r.Field);
+        if (parsed.Rejections.Count > 0 && logger.IsEnabled(LogLevel.Debug))
+            logger.LogDebug("Rejected {Count} of {Total} events from {Origin}; first: {First}", parsed.Rejections.Count, parsed.Total, request.Origin, parsed.Rejections[0].Error);
+
+        var (accepted, duplicates) = await Append(parsed.Events, now);
+        metrics.DuplicateInBatch(duplicates);
+        return new IngestResult(accepted, duplicates, parsed.Rejections);
+    }
+
+    private async Task<(int Accepted, int Duplicates)> Append(List<KeystoneEvent> events, DateTimeOffset now)
+    {
+        var partitionCount = _options.Partitions;
+        var byPartition = new List<KeystoneEvent>?[partitionCount];
+        var seen = new HashSet<Guid>(events.Count);
+        var duplicates = 0;
+        foreach (var e in events)
+        {
+            if (!seen.Add(e.EventId))
+            {
+                duplicates++;
+                continue;
+            }
+            var p = Partitioning.PartitionOf(e, partitionCount);
+            (byPartition[p] ??= []).Add(e);
+        }
+
+        var appends = new List<Task>();
+        var messages = 0;
+        for (var p = 0; p < partitionCount; p++)
+        {
+            if (byPartition[p] is not { } list) continue;
+            foreach (var chunk in StreamChunker.Chunk(list, _options.MaxEventsPerStreamMessage, _options.MaxBytesPerStreamMessage))
+            {
+                appends.Add(_partitions![p].OnNextAsync(new EventBatch(Guid.NewGuid(), p, now, chunk)));
+                messages++;
+            }
+        }
+        await Task.WhenAll(appends);
+        var accepted = events.Count - duplicates;
+        metrics.Ingested(accepted, messages);
+        return (accepted, duplicates);
+    }
+}

@@ -1,0 +1,126 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+
+namespace Keystone.Pipeline;
+
+/// <summary>
+/// Counters for every stage, published through <see cref="System.Diagnostics.Metrics"/> (meter "Keystone.Pipeline")
+/// and also kept as totals that <c>GET /v1/stats</c> reports for this silo.
+/// </summary>
+public sealed class PipelineMetrics : IDisposable
+{
+    public const string MeterName = "Keystone.Pipeline";
+
+    private readonly Meter _meter;
+    private readonly Counter<long> _ingested;
+    private readonly Counter<long> _rejected;
+    private readonly Counter<long> _duplicates;
+    private readonly Counter<long> _routed;
+    private readonly Counter<long> _unrouted;
+    private readonly Counter<long> _filtered;
+    private readonly Counter<long> _badBodies;
+    private readonly Histogram<long> _batchSize;
+
+    private long _ingestedTotal, _rejectedTotal, _duplicatesInBatchTotal, _duplicatesAtRouterTotal, _routedTotal, _unroutedTotal, _filteredTotal, _badBodiesTotal, _batchesTotal;
+    private readonly ConcurrentDictionary<string, long> _rejectedByField = new(StringComparer.Ordinal);
+
+    public PipelineMetrics(IMeterFactory? meterFactory = null)
+    {
+        _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
+        _ingested = _meter.CreateCounter<long>("keystone.ingest.events", "{event}", "Events accepted at ingest and appended to the fronting topic.");
+        _rejected = _meter.CreateCounter<long>("keystone.ingest.rejected", "{event}", "Events refused at ingest, by field.");
+        _duplicates = _meter.CreateCounter<long>("keystone.duplicates", "{event}", "Repeated events dropped, by stage.");
+        _routed = _meter.CreateCounter<long>("keystone.router.delivered", "{event}", "Events appended to target topics.");
+        _unrouted = _meter.CreateCounter<long>("keystone.router.unrouted", "{event}", "Events that matched no routing rule.");
+        _filtered = _meter.CreateCounter<long>("keystone.router.filtered", "{event}", "(event, destination) pairs held back by a filter transform.");
+        _badBodies = _meter.CreateCounter<long>("keystone.ingest.bad_requests", "{request}", "Request bodies refused as a whole (malformed, too large).");
+        _batchSize = _meter.CreateHistogram<long>("keystone.ingest.batch_size", "{event}", "Events per ingest batch.");
+    }
+
+    public Meter Meter => _meter;
+
+    public void Ingested(int events, int batches)
+    {
+        if (events == 0) return;
+        _ingested.Add(events);
+        _batchSize.Record(events);
+        Interlocked.Add(ref _ingestedTotal, events);
+        Interlocked.Add(ref _batchesTotal, batches);
+    }
+
+    public void Rejected(string field)
+    {
+        // Key by the envelope part only, so hostile payload field names cannot blow up the tag cardinality.
+        var key = field.StartsWith("payload", StringComparison.Ordinal) ? "payload" : field.Length > 32 ? "other" : field;
+        _rejected.Add(1, new KeyValuePair<string, object?>("field", key));
+        Interlocked.Increment(ref _rejectedTotal);
+        _rejectedByField.AddOrUpdate(key, 1, (_, n) => n + 1);
+    }
+
+    public void DuplicateInBatch(int count)
+    {
+        if (count == 0) return;
+        _duplicates.Add(count, new KeyValuePair<string, object?>("stage", "ingest"));
+        Interlocked.Add(ref _duplicatesInBatchTotal, count);
+    }
+
+    public void DuplicateAtRouter(int count)
+    {
+        if (count == 0) return;
+        _duplicates.Add(count, new KeyValuePair<string, object?>("stage", "router"));
+        Interlocked.Add(ref _duplicatesAtRouterTotal, count);
+    }
+
+    public void Routed(string topic, int count)
+    {
+        _routed.Add(count, new KeyValuePair<string, object?>("topic", topic));
+        Interlocked.Add(ref _routedTotal, count);
+    }
+
+    public void Unrouted(int count)
+    {
+        if (count == 0) return;
+        _unrouted.Add(count);
+        Interlocked.Add(ref _unroutedTotal, count);
+    }
+
+    public void Filtered(int count)
+    {
+        if (count == 0) return;
+        _filtered.Add(count);
+        Interlocked.Add(ref _filteredTotal, count);
+    }
+
+    public void BadBody()
+    {
+        _badBodies.Add(1);
+        Interlocked.Increment(ref _badBodiesTotal);
+    }
+
+    public PipelineTotals Snapshot() => new(
+        Interlocked.Read(ref _ingestedTotal),
+        Interlocked.Read(ref _batchesTotal),
+        Interlocked.Read(ref _rejectedTotal),
+        _rejectedByField.ToDictionary(kv => kv.Key, kv => kv.Value),
+        Interlocked.Read(ref _duplicatesInBatchTotal),
+        Interlocked.Read(ref _duplicatesAtRouterTotal),
+        Interlocked.Read(ref _routedTotal),
+        Interlocked.Read(ref _unroutedTotal),
+        Interlocked.Read(ref _filteredTotal),
+        Interlocked.Read(ref _badBodiesTotal));
+
+    public void Dispose() => _meter.Dispose();
+}
+
+[GenerateSerializer, Immutable]
+public sealed record PipelineTotals(
+    [property: Id(0)] long Ingested,
+    [property: Id(1)] long IngestBatches,
+    [property: Id(2)] long Rejected,
+    [property: Id(3)] Dictionary<string, long> RejectedByField,
+    [property: Id(4)] long DuplicatesInBatch,
+    [property: Id(5)] long DuplicatesAtRouter,
+    [property: Id(6)] long Routed,
+    [property: Id(7)] long Unrouted,
+    [property: Id(8)] long Filtered,
+    [property: Id(9)] long BadRequests);

@@ -1,0 +1,57 @@
+using Keystone.Events;
+
+namespace Keystone.Pipeline;
+
+/// <summary>Splits events into stream messages that respect a count and a byte bound.</summary>
+public static class StreamChunker
+{
+    public static IEnumerable<KeystoneEvent[]> Chunk(IReadOnlyList<KeystoneEvent> events, int maxEvents, int maxBytes)
+    {
+        var start = 0;
+        long bytes = 0;
+        for (var i = 0; i < events.Count; i++)
+        {
+            var size = EstimatedSize(events[i]);
+            if (i > start && (i - start >= maxEvents || bytes + size > maxBytes))
+            {
+                yield return Slice(events, start, i - start);
+                start = i;
+                bytes = 0;
+            }
+            bytes += size;
+        }
+        if (start < events.Count) yield return Slice(events, start, events.Count - start);
+    }
+
+    private static KeystoneEvent[] Slice(IReadOnlyList<KeystoneEvent> events, int start, int count)
+    {
+        var result = new KeystoneEvent[count];
+        for (var i = 0; i < count; i++) result[i] = events[start + i];
+        return result;
+    }
+
+    /// <summary>An upper bound of an event's serialized size: the payload plus room for the envelope's strings.</summary>
+    public static int EstimatedSize(KeystoneEvent e)
+    {
+        var size = 96 + e.Payload.Length + e.EventType.Length + e.Version.Length + e.Source.Service.Length
+                   + (e.Source.DeviceType?.Length ?? 0) + (e.Source.Region?.Length ?? 0);
+        foreach (var (k, v) in e.Metadata) size += k.Length + v.Length + 8;
+        return size;
+    }
+
+    /// <summary>
+    /// The id of chunk <paramref name="index"/> of a batch: the batch id itself for the first chunk, a deterministic
+    /// variant for the others, so a redelivered batch produces the same ids and consumers can recognise it.
+    /// </summary>
+    public static Guid ChunkId(Guid batchId, int index)
+    {
+        if (index == 0) return batchId;
+        Span<byte> bytes = stackalloc byte[16];
+        batchId.TryWriteBytes(bytes);
+        bytes[12] ^= (byte)(index >> 24);
+        bytes[13] ^= (byte)(index >> 16);
+        bytes[14] ^= (byte)(index >> 8);
+        bytes[15] ^= (byte)(index + 1);
+        return new Guid(bytes);
+    }
+}

@@ -1,0 +1,106 @@
+using Keystone.Events;
+
+namespace Keystone.Routing;
+
+/// <summary>The events bound for one topic, in arrival order.</summary>
+public sealed class TopicOutput(string topic, Priority priority)
+{
+    public string Topic { get; } = topic;
+    public Priority Priority { get; internal set; } = priority;
+    public List<KeystoneEvent> Events { get; } = [];
+}
+
+/// <summary>What routing made of a batch.</summary>
+public sealed class RoutedBatch
+{
+    public Dictionary<string, TopicOutput> Topics { get; } = new(StringComparer.Ordinal);
+    public List<KeystoneEvent> Unrouted { get; } = [];
+
+    /// <summary>(event, destination) pairs that a filter transform held back.</summary>
+    public int Filtered { get; internal set; }
+
+    /// <summary>Events delivered to topics, counting each (event, topic) once.</summary>
+    public int Deliveries { get; internal set; }
+
+    /// <summary>Topics in the order they are appended: HIGH first, then NORMAL, then LOW.</summary>
+    public IEnumerable<IGrouping<Priority, TopicOutput>> ByPriority =>
+        Topics.Values.GroupBy(t => t.Priority).OrderBy(g => g.Key);
+}
+
+/// <summary>One destination's outcome for one event, for dry runs and explanations.</summary>
+public sealed record RouteTrace(string Rule, string Topic, Priority Priority, KeystoneEvent? Output);
+
+/// <summary>
+/// Applies a rule set: every enabled rule whose condition matches contributes its destinations, so one event fans
+/// out to N topics. An event reaches a given topic at most once even when several rules name it (the first rule
+/// in file order wins, with its transforms). Pure: no I/O, no clock, no grains.
+/// </summary>
+public sealed class RoutingEngine(RuleSet rules)
+{
+    public RuleSet Rules { get; } = rules;
+
+    public RoutedBatch Route(IReadOnlyList<KeystoneEvent> events, int partition, DateTimeOffset now)
+    {
+        var result = new RoutedBatch();
+        var seenTopics = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var e in events)
+        {
+            seenTopics.Clear();
+            var matched = false;
+            foreach (var rule in Rules.Rules)
+            {
+                if (!rule.Enabled || !rule.Condition.Matches(e)) continue;
+                matched = true;
+                foreach (var destination in rule.Destinations)
+                {
+                    var topic = destination.ResolveTopic(e);
+                    if (!seenTopics.Add(topic)) continue;
+                    var output = Transform(e, rule, destination, topic, partition, now);
+                    if (output is null)
+                    {
+                        result.Filtered++;
+                        continue;
+                    }
+                    if (!result.Topics.TryGetValue(topic, out var bucket))
+                        result.Topics[topic] = bucket = new TopicOutput(topic, destination.Priority);
+                    else if (destination.Priority < bucket.Priority)
+                        bucket.Priority = destination.Priority;
+                    bucket.Events.Add(output);
+                    result.Deliveries++;
+                }
+            }
+            if (!matched) result.Unrouted.Add(e);
+        }
+        return result;
+    }
+
+    /// <summary>Every destination an event would reach, with the transformed output (null when filtered), without delivering anything.</summary>
+    public IReadOnlyList<RouteTrace> Explain(KeystoneEvent e, int partition, DateTimeOffset now)
+    {
+        var traces = new List<RouteTrace>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var rule in Rules.Rules)
+        {
+            if (!rule.Enabled || !rule.Condition.Matches(e)) continue;
+            foreach (var destination in rule.Destinations)
+            {
+                var topic = destination.ResolveTopic(e);
+                if (!seen.Add(topic)) continue;
+                traces.Add(new RouteTrace(rule.Name, topic, destination.Priority, Transform(e, rule, destination, topic, partition, now)));
+            }
+        }
+        return traces;
+    }
+
+    private static KeystoneEvent? Transform(KeystoneEvent e, RoutingRule rule, RouteDestination destination, string topic, int partition, DateTimeOffset now)
+    {
+        var context = new RouteContext(rule.Name, topic, partition, now);
+        var current = e;
+        foreach (var transform in destination.Transforms)
+        {
+            current = transform.Apply(current, context);
+            if (current is null) return null;
+        }
+        return current;
+    }
+}

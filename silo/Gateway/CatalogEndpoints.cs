@@ -1,0 +1,94 @@
+using Keystone.Pipeline;
+using Keystone.Routing;
+using Keystone.Schemas;
+using Keystone.Topics;
+using Microsoft.Extensions.Options;
+
+namespace Keystone.Silo.Gateway;
+
+public sealed record SchemaTypeView(string EventType, IReadOnlyList<string> Versions, string? Description);
+
+public sealed record RulesView(string Hash, string Origin, int Rules, string Text);
+
+public sealed record RulesValidation(bool Valid, int Rules, IReadOnlyList<string> Topics);
+
+public sealed record StatsView(PipelineInfo Pipeline, IReadOnlyList<RouterStats> Routers, PipelineTotals? ThisSilo);
+
+/// <summary>Read-only views of the schema registry, the routing rules and the pipeline, plus rule validation.</summary>
+internal static class CatalogEndpoints
+{
+    public static void MapCatalog(this IEndpointRouteBuilder app)
+    {
+        var schemas = app.MapGroup("/v1/schemas").WithTags("Schemas");
+        schemas.MapGet("/", async (IClusterClient cluster) =>
+        {
+            var all = await cluster.GetGrain<IPipelineInfoGrain>(0).GetSchemas();
+            return Results.Ok(all.GroupBy(s => s.EventType)
+                .Select(g => new SchemaTypeView(g.Key, g.Select(s => s.Version).Order(VersionComparer.Instance).ToArray(), g.OrderBy(s => s.Version, VersionComparer.Instance).Last().Description))
+                .ToArray());
+        }).WithName("ListSchemas").WithSummary("Registered event types and their versions").Produces<SchemaTypeView[]>();
+
+        schemas.MapGet("/{type}", async (string type, IClusterClient cluster) =>
+        {
+            var all = await cluster.GetGrain<IPipelineInfoGrain>(0).GetSchemas();
+            var versions = all.Where(s => s.EventType == type).ToArray();
+            return versions.Length == 0
+                ? Problems.NotFound($"unknown event type '{Short(type)}'; GET /v1/schemas lists the registered types")
+                : Results.Ok(versions);
+        }).WithName("GetSchemaVersions").Produces<SchemaDescription[]>().ProducesProblem(StatusCodes.Status404NotFound);
+
+        schemas.MapGet("/{type}/{version}", async (string type, string version, IClusterClient cluster) =>
+        {
+            var all = await cluster.GetGrain<IPipelineInfoGrain>(0).GetSchemas();
+            var match = all.FirstOrDefault(s => s.EventType == type && s.Version == version);
+            return match is null
+                ? Problems.NotFound($"no schema '{Short(type)}' version '{Short(version)}'")
+                : Results.Ok(match);
+        }).WithName("GetSchema").Produces<SchemaDescription>().ProducesProblem(StatusCodes.Status404NotFound);
+
+        var routing = app.MapGroup("/v1/routing").WithTags("Routing");
+        routing.MapGet("/rules", async (IClusterClient cluster) =>
+        {
+            var grain = cluster.GetGrain<IPipelineInfoGrain>(0);
+            var info = await grain.GetInfo();
+            return Results.Ok(new RulesView(info.RulesHash, info.RulesOrigin, info.RuleCount, await grain.GetRulesText()));
+        }).WithName("GetRoutingRules").WithSummary("The routing rules in force").Produces<RulesView>();
+
+        routing.MapPost("/rules/validate", async (HttpRequest request, SchemaRegistryProvider registry, IOptions<RoutingOptions> options) =>
+        {
+            string text;
+            using (var reader = new StreamReader(request.Body))
+            {
+                var buffer = new char[RuleSetParser.MaxTextBytes + 1];
+                var read = await reader.ReadBlockAsync(buffer);
+                if (read > RuleSetParser.MaxTextBytes)
+                    return Problems.TooLarge($"a rule set is at most {RuleSetParser.MaxTextBytes} characters");
+                text = new string(buffer, 0, read);
+            }
+            try
+            {
+                var pii = options.Value.Pii;
+                var set = RuleSetParser.Parse(text, "request", new TransformSettings(pii.Fields, pii.Mode, pii.Salt, registry.Current));
+                return Results.Ok(new RulesValidation(true, set.Rules.Count, set.StaticTopics.Keys.Order().ToArray()));
+            }
+            catch (RoutingRulesException e)
+            {
+                return Problems.BadRequest(e.Message, new Dictionary<string, object?> { ["line"] = e.Line, ["column"] = e.Column, ["rule"] = e.Rule, ["field"] = e.Field });
+            }
+        })
+        .WithName("ValidateRoutingRules")
+        .WithSummary("Checks a rule set (YAML or JSON) without applying it")
+        .Accepts<string>("application/yaml", "text/yaml", "application/json", "text/plain")
+        .Produces<RulesValidation>()
+        .ProducesProblem(StatusCodes.Status400BadRequest);
+
+        app.MapGet("/v1/stats", async (IClusterClient cluster, IServiceProvider services) =>
+        {
+            var info = await cluster.GetGrain<IPipelineInfoGrain>(0).GetInfo();
+            var routers = await Task.WhenAll(Enumerable.Range(0, info.Partitions).Select(p => cluster.GetGrain<IRouterGrain>(StreamNames.PartitionKey(p)).GetStats()));
+            return Results.Ok(new StatsView(info, routers, services.GetService<PipelineMetrics>()?.Snapshot()));
+        }).WithTags("Pipeline").WithName("GetStats").WithSummary("Pipeline set-up, per-router counters and this silo's ingest counters").Produces<StatsView>();
+    }
+
+    private static string Short(string s) => s.Length <= 64 ? s : s[..61] + "...";
+}

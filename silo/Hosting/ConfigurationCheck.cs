@@ -1,0 +1,148 @@
+using System.Collections;
+using System.ComponentModel.DataAnnotations;
+using System.Reflection;
+using Keystone.Client.Hosting;
+using Keystone.Client.Publishing;
+using Keystone.Pipeline;
+
+namespace Keystone.Silo.Hosting;
+
+/// <summary>A configuration that cannot work. The message lists every problem with its full key.</summary>
+public sealed class KeystoneConfigurationException(IReadOnlyList<string> problems)
+    : Exception("Invalid Keystone configuration:\n  - " + string.Join("\n  - ", problems))
+{
+    public IReadOnlyList<string> Problems { get; } = problems;
+}
+
+/// <summary>
+/// Checks the whole <c>Keystone</c> configuration before anything starts: values bind and satisfy their
+/// constraints, providers have what they need, and no key is misspelt (an unknown key is an error, not a silently
+/// ignored setting).
+/// </summary>
+internal static class ConfigurationCheck
+{
+    private static readonly Dictionary<string, Type> Sections = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["Ingest"] = typeof(IngestOptions),
+        ["Routing"] = typeof(RoutingOptions),
+        ["Taps"] = typeof(TapOptions),
+        ["Schemas"] = typeof(SchemaOptions),
+        ["Storage"] = typeof(StorageOptions),
+        ["Cluster"] = typeof(ClusterOptions),
+        ["Streaming"] = typeof(StreamingOptions),
+        ["Local"] = typeof(LocalOptions),
+        ["Client"] = typeof(KeystoneClientOptions),
+        ["Publisher"] = typeof(PublisherOptions),
+    };
+
+    /// <summary>Sections that later features add; listed so a configuration written for them is not refused here.</summary>
+    public static readonly HashSet<string> ExtensionSections = new(StringComparer.OrdinalIgnoreCase);
+
+    public static void Validate(IConfiguration configuration)
+    {
+        var problems = new List<string>();
+        var root = configuration.GetSection("Keystone");
+
+        foreach (var child in root.GetChildren())
+        {
+            if (child.Key.Equals("Role", StringComparison.OrdinalIgnoreCase) || child.Key.Equals("Dashboard", StringComparison.OrdinalIgnoreCase)) continue;
+            if (ExtensionSections.Contains(child.Key)) continue;
+            if (!Sections.TryGetValue(child.Key, out var type))
+            {
+                problems.Add($"Keystone:{child.Key}: unknown section (known: Role, Dashboard, {string.Join(", ", Sections.Keys.Concat(ExtensionSections).Order())})");
+                continue;
+            }
+            CheckKeys(child, type, problems);
+        }
+
+        T? BindChecked<T>(string section) where T : class, new()
+        {
+            try
+            {
+                var value = SiloSetup.Bind<T>(configuration, section);
+                var results = new List<ValidationResult>();
+                if (!Validator.TryValidateObject(value, new ValidationContext(value), results, validateAllProperties: true))
+                    problems.AddRange(results.Select(r => $"{section}:{string.Join(",", r.MemberNames)}: {r.ErrorMessage}"));
+                ValidateNested(value, section, problems);
+                return value;
+            }
+            catch (InvalidOperationException e)
+            {
+                problems.Add(e.InnerException is null ? e.Message : $"{e.Message} {e.InnerException.Message}");
+                return null;
+            }
+        }
+
+        try
+        {
+            configuration.GetSection("Keystone").Bind(new KeystoneHostOptions());
+        }
+        catch (InvalidOperationException e)
+        {
+            problems.Add($"Keystone:Role / Keystone:Dashboard: {e.InnerException?.Message ?? e.Message} (Role is Silo or Gateway; Dashboard is true or false)");
+        }
+
+        var ingest = BindChecked<IngestOptions>(IngestOptions.Section);
+        BindChecked<RoutingOptions>(RoutingOptions.Section);
+        BindChecked<TapOptions>(TapOptions.Section);
+        BindChecked<SchemaOptions>(SchemaOptions.Section);
+        var storage = BindChecked<StorageOptions>(StorageOptions.Section);
+        var cluster = BindChecked<ClusterOptions>(ClusterOptions.Section);
+        var streaming = BindChecked<StreamingOptions>(StreamingOptions.Section);
+        BindChecked<LocalOptions>(LocalOptions.Section);
+        BindChecked<KeystoneClientOptions>(KeystoneClientOptions.Section);
+
+        if (ingest is not null && ingest.MaxEventBytes > ingest.MaxRequestBytes)
+            problems.Add("Keystone:Ingest:MaxEventBytes must not exceed Keystone:Ingest:MaxRequestBytes.");
+        if (streaming is not null)
+        {
+            if (streaming.PollPeriod <= TimeSpan.Zero) problems.Add("Keystone:Streaming:PollPeriod must be positive.");
+            if (streaming.MaxEventDeliveryTime <= TimeSpan.Zero) problems.Add("Keystone:Streaming:MaxEventDeliveryTime must be positive.");
+            if (streaming.Provider == StreamProviderKind.EventHubs)
+            {
+                if (string.IsNullOrWhiteSpace(streaming.EventHubs.ConnectionString))
+                    problems.Add("Keystone:Streaming:EventHubs:ConnectionString is required when Keystone:Streaming:Provider is EventHubs.");
+                if (string.IsNullOrWhiteSpace(streaming.EventHubs.Hub))
+                    problems.Add("Keystone:Streaming:EventHubs:Hub is required when Keystone:Streaming:Provider is EventHubs.");
+            }
+            if (streaming.Provider == StreamProviderKind.AzureQueue && ingest is not null && ingest.MaxEventBytes > 40 * 1024)
+                problems.Add("Keystone:Ingest:MaxEventBytes must be at most 40960 with the AzureQueue provider (a queue message holds 64 KiB base64-encoded).");
+        }
+        if (cluster is not null && cluster.SiloPort == cluster.GatewayPort)
+            problems.Add("Keystone:Cluster:SiloPort and Keystone:Cluster:GatewayPort must differ.");
+        if (storage is not null && string.IsNullOrWhiteSpace(storage.ConnectionString))
+            problems.Add("Keystone:Storage:ConnectionString is required.");
+
+        if (problems.Count > 0) throw new KeystoneConfigurationException(problems);
+    }
+
+    private static void ValidateNested(object value, string path, List<string> problems)
+    {
+        foreach (var p in value.GetType().GetProperties(BindingFlags.Public | BindingFlags.Instance))
+        {
+            if (p.PropertyType == typeof(string) || !p.PropertyType.IsClass || typeof(IEnumerable).IsAssignableFrom(p.PropertyType)) continue;
+            var nested = p.GetValue(value);
+            if (nested is null) continue;
+            var results = new List<ValidationResult>();
+            if (!Validator.TryValidateObject(nested, new ValidationContext(nested), results, validateAllProperties: true))
+                problems.AddRange(results.Select(r => $"{path}:{p.Name}:{string.Join(",", r.MemberNames)}: {r.ErrorMessage}"));
+        }
+    }
+
+    private static void CheckKeys(IConfigurationSection section, Type type, List<string> problems)
+    {
+        foreach (var child in section.GetChildren())
+        {
+            var property = type.GetProperty(child.Key, BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase);
+            if (property is null)
+            {
+                var known = type.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.CanWrite).Select(p => p.Name);
+                problems.Add($"{child.Path}: unknown setting (known in {section.Path}: {string.Join(", ", known)})");
+                continue;
+            }
+            var t = property.PropertyType;
+            if (t != typeof(string) && t.IsClass && !typeof(IEnumerable).IsAssignableFrom(t))
+                CheckKeys(child, t, problems);
+        }
+    }
+}

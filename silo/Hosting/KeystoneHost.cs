@@ -1,0 +1,180 @@
+using System.Text.Json;
+using Keystone.Client.Hosting;
+using Keystone.Events;
+using Keystone.LocalInfra;
+using Keystone.Pipeline;
+using Keystone.Routing;
+using Keystone.Schemas;
+using Keystone.Silo.Gateway;
+using Keystone.Silo.Local;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Orleans.Dashboard;
+using Scalar.AspNetCore;
+
+namespace Keystone.Silo.Hosting;
+
+/// <summary>
+/// Composes the Keystone process: a silo (or, in the Gateway role, an Orleans client) with the REST gateway, the
+/// Orleans dashboard, OpenAPI and health endpoints. Program.cs and the tests build hosts the same way.
+/// </summary>
+public static class KeystoneHost
+{
+    public static readonly JsonSerializerOptions ApiJson = CreateApiJson();
+
+    private static JsonSerializerOptions CreateApiJson()
+    {
+        var o = new JsonSerializerOptions(JsonSerializerDefaults.Web) { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+        o.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
+        return o;
+    }
+
+    /// <summary>A built (not yet started) host and the Azurite it started, if any.</summary>
+    public sealed class Instance(WebApplication app, AzuriteProcess? azurite) : IAsyncDisposable
+    {
+        public WebApplication App { get; } = app;
+        public AzuriteProcess? Azurite { get; } = azurite;
+
+        /// <summary>The HTTP address Kestrel bound (after start), e.g. http://127.0.0.1:8080.</summary>
+        public string BaseAddress =>
+            App.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()
+            ?? throw new InvalidOperationException("The host has not started.");
+
+        public async ValueTask DisposeAsync()
+        {
+            try
+            {
+                await App.StopAsync(TimeSpan.FromSeconds(30)).WaitAsync(TimeSpan.FromSeconds(40));
+            }
+            catch (Exception e) when (e is TimeoutException or OperationCanceledException or ObjectDisposedException)
+            {
+            }
+            await App.DisposeAsync();
+            if (Azurite is not null) await Azurite.DisposeAsync();
+        }
+    }
+
+    public static async Task<Instance> BuildAsync(string[] args, Action<IConfigurationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = FindContentRoot() });
+        configure?.Invoke(builder.Configuration);
+        ConfigurationCheck.Validate(builder.Configuration);
+
+        var local = SiloSetup.Bind<LocalOptions>(builder.Configuration, LocalOptions.Section);
+        AzuriteProcess? azurite = null;
+        if (local.StartAzurite)
+        {
+            var dataDir = string.IsNullOrWhiteSpace(local.AzuriteData) ? null : Path.GetFullPath(local.AzuriteData);
+            azurite = await AzuriteProcess.StartAsync(dataDir);
+            builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Keystone:Storage:ConnectionString"] = azurite.ConnectionString });
+        }
+
+        try
+        {
+            Configure(builder);
+            var app = builder.Build();
+            Map(app);
+            return new Instance(app, azurite);
+        }
+        catch
+        {
+            if (azurite is not null) await azurite.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static string FindContentRoot()
+    {
+        // routing-rules.yaml sits beside the project and is copied next to the binaries; prefer the working directory.
+        var cwd = Directory.GetCurrentDirectory();
+        return File.Exists(Path.Combine(cwd, "routing-rules.yaml")) ? cwd : AppContext.BaseDirectory;
+    }
+
+    public static void Configure(WebApplicationBuilder builder)
+    {
+        var configuration = builder.Configuration;
+        var services = builder.Services;
+        var host = new KeystoneHostOptions();
+        configuration.GetSection(KeystoneHostOptions.Section).Bind(host);
+
+        services.AddOptions<IngestOptions>().Bind(configuration.GetSection(IngestOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<RoutingOptions>().Bind(configuration.GetSection(RoutingOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<TapOptions>().Bind(configuration.GetSection(TapOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<SchemaOptions>().Bind(configuration.GetSection(SchemaOptions.Section));
+        services.AddOptions<StorageOptions>().Bind(configuration.GetSection(StorageOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<LocalOptions>().Bind(configuration.GetSection(LocalOptions.Section));
+        services.TryAddSingleton(TimeProvider.System);
+
+        // Schemas and rules are loaded now, so a bad file stops the process before it listens, with the file's own error.
+        var contentRoot = builder.Environment.ContentRootPath;
+        var schemaOptions = SiloSetup.Bind<SchemaOptions>(configuration, SchemaOptions.Section);
+        var registry = SchemaRegistry.Load(string.IsNullOrWhiteSpace(schemaOptions.Directory) ? null : Path.Combine(contentRoot, schemaOptions.Directory));
+        services.AddSingleton(new SchemaRegistryProvider(registry));
+        var routing = SiloSetup.Bind<RoutingOptions>(configuration, RoutingOptions.Section);
+        services.AddSingleton(new RoutingRulesProvider(LoadRules(contentRoot, routing, registry)));
+        services.AddSingleton<PipelineMetrics>();
+
+        services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+            o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
+        });
+        services.AddProblemDetails();
+        services.AddOpenApi("v1", o => o.AddDocumentTransformer((doc, _, _) =>
+        {
+            doc.Info.Title = "Orleans.Keystone REST gateway";
+            doc.Info.Description = "Publish events, inspect topics, schemas and routing.";
+            return Task.CompletedTask;
+        }));
+        services.AddHealthChecks()
+            .AddCheck<ClusterHealthCheck>("cluster", tags: ["ready"])
+            .AddCheck<StorageHealthCheck>("storage", tags: ["ready"]);
+
+        if (host.Role == HostRole.Silo)
+        {
+            builder.UseOrleans(silo => SiloSetup.ConfigureSilo(silo, configuration, host.Dashboard));
+            var local = SiloSetup.Bind<LocalOptions>(configuration, LocalOptions.Section);
+            if (local.Simulate) services.AddHostedService<LocalSimulator>();
+        }
+        else
+        {
+            var client = SiloSetup.Bind<KeystoneClientOptions>(configuration, KeystoneClientOptions.Section);
+            builder.UseOrleansClient(c =>
+            {
+                c.UseKeystoneCluster(client);
+                if (host.Dashboard) c.AddDashboard();
+            });
+        }
+    }
+
+    internal static RoutingEngine LoadRules(string contentRoot, RoutingOptions routing, SchemaRegistry registry)
+    {
+        var path = Path.IsPathRooted(routing.RulesFile) ? routing.RulesFile : Path.Combine(contentRoot, routing.RulesFile);
+        if (!File.Exists(path))
+            throw new RoutingRulesException($"Routing rules file '{path}' does not exist (Keystone:Routing:RulesFile).");
+        var settings = new TransformSettings(routing.Pii.Fields, routing.Pii.Mode, routing.Pii.Salt, registry);
+        return new RoutingEngine(RuleSetParser.Parse(File.ReadAllText(path), Path.GetFileName(path), settings));
+    }
+
+    public static void Map(WebApplication app)
+    {
+        var host = new KeystoneHostOptions();
+        app.Configuration.GetSection(KeystoneHostOptions.Section).Bind(host);
+
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.MapOpenApi("/openapi/{documentName}.json");
+        app.MapScalarApiReference("/scalar", o => o.WithTitle("Orleans.Keystone API"));
+
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = HealthResponses.Write });
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = HealthResponses.Write });
+
+        app.MapEvents();
+        app.MapTopics();
+        app.MapCatalog();
+        if (host.Dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard");
+        app.MapGet("/", () => Results.Redirect("/scalar")).ExcludeFromDescription();
+    }
+}

@@ -1,0 +1,155 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Keystone.Silo.Hosting;
+
+public enum HostRole
+{
+    /// <summary>A silo with the REST gateway and the dashboard in the same process (the default).</summary>
+    Silo,
+
+    /// <summary>Only the REST gateway, talking to a remote cluster through the Orleans client.</summary>
+    Gateway,
+}
+
+public enum StreamProviderKind
+{
+    Memory,
+    AzureQueue,
+    EventHubs,
+}
+
+public enum ClusteringMode
+{
+    /// <summary>One or more silos on this machine, found through a primary silo endpoint.</summary>
+    Localhost,
+
+    /// <summary>Membership in an Azure Storage table (Azurite works), for several silos and remote gateways.</summary>
+    AzureTable,
+}
+
+/// <summary>Section <c>Keystone</c>: what this process is.</summary>
+public sealed class KeystoneHostOptions
+{
+    public const string Section = "Keystone";
+
+    public HostRole Role { get; set; } = HostRole.Silo;
+
+    /// <summary>Serve the Orleans dashboard at <c>/dashboard</c> (it profiles every grain call).</summary>
+    public bool Dashboard { get; set; } = true;
+}
+
+/// <summary>Section <c>Keystone:Storage</c>: where grain state is checkpointed.</summary>
+public sealed class StorageOptions
+{
+    public const string Section = "Keystone:Storage";
+
+    /// <summary>Azure Storage connection string. The default is the local emulator.</summary>
+    [Required]
+    public string ConnectionString { get; set; } = "UseDevelopmentStorage=true";
+
+    /// <summary>Blob container for grain state (3-63 lower-case letters, digits and dashes).</summary>
+    [Required, RegularExpression("^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$", ErrorMessage = "Container names are 3-63 lower-case letters, digits and single dashes, starting and ending with a letter or digit.")]
+    public string Container { get; set; } = "keystone-state";
+}
+
+/// <summary>Section <c>Keystone:Cluster</c>.</summary>
+public sealed class ClusterOptions
+{
+    public const string Section = "Keystone:Cluster";
+
+    public ClusteringMode Mode { get; set; } = ClusteringMode.Localhost;
+
+    [Required, RegularExpression("^[A-Za-z0-9-]{1,63}$")]
+    public string ClusterId { get; set; } = "keystone";
+
+    [Required, RegularExpression("^[A-Za-z0-9-]{1,63}$")]
+    public string ServiceId { get; set; } = "keystone";
+
+    [Range(1, 65535)]
+    public int SiloPort { get; set; } = 11111;
+
+    [Range(1, 65535)]
+    public int GatewayPort { get; set; } = 30000;
+
+    /// <summary>Localhost clustering: the silo port of the first silo (defaults to this silo).</summary>
+    public int? PrimarySiloPort { get; set; }
+
+    /// <summary>Azure Table clustering: connection string (defaults to <c>Keystone:Storage:ConnectionString</c>).</summary>
+    public string? ConnectionString { get; set; }
+
+    /// <summary>Gateway role with localhost clustering: the silos' gateway ports to connect to.</summary>
+    public List<int> Gateways { get; set; } = [];
+}
+
+/// <summary>Section <c>Keystone:Streaming</c>: which stream provider carries the topics.</summary>
+public sealed class StreamingOptions
+{
+    public const string Section = "Keystone:Streaming";
+
+    public StreamProviderKind Provider { get; set; } = StreamProviderKind.Memory;
+
+    /// <summary>How often pulling agents poll their queues. Orleans' default of 100 ms adds that much latency per hop.</summary>
+    public TimeSpan PollPeriod { get; set; } = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>Stream messages handed to a consumer in one call when they have piled up.</summary>
+    [Range(1, 1024)]
+    public int BatchContainerBatchSize { get; set; } = 16;
+
+    /// <summary>How long a failing delivery is retried before it is given up (Orleans' default is one minute).</summary>
+    public TimeSpan MaxEventDeliveryTime { get; set; } = TimeSpan.FromMinutes(1);
+
+    [Range(1, 256)]
+    public int MemoryQueues { get; set; } = 8;
+
+    public AzureQueueStreamSettings AzureQueue { get; set; } = new();
+    public EventHubsStreamSettings EventHubs { get; set; } = new();
+}
+
+public sealed class AzureQueueStreamSettings
+{
+    /// <summary>Defaults to <c>Keystone:Storage:ConnectionString</c>.</summary>
+    public string? ConnectionString { get; set; }
+
+    [Range(1, 256)]
+    public int QueueCount { get; set; } = 8;
+
+    /// <summary>Queue names are <c>{prefix}-{n}</c>; Azure queue names are 3-63 lower-case letters, digits and dashes.</summary>
+    [RegularExpression("^[a-z0-9](?!.*--)[a-z0-9-]{1,50}$")]
+    public string QueuePrefix { get; set; } = "keystone";
+
+    /// <summary>How long a read message stays invisible before it is delivered again if not deleted.</summary>
+    public TimeSpan VisibilityTimeout { get; set; } = TimeSpan.FromSeconds(30);
+}
+
+public sealed class EventHubsStreamSettings
+{
+    public string? ConnectionString { get; set; }
+    public string? Hub { get; set; }
+    public string ConsumerGroup { get; set; } = "$Default";
+
+    /// <summary>Table storage for the partition checkpoints; defaults to <c>Keystone:Storage:ConnectionString</c>.</summary>
+    public string? CheckpointConnectionString { get; set; }
+
+    [RegularExpression("^[A-Za-z][A-Za-z0-9]{2,62}$")]
+    public string CheckpointTable { get; set; } = "keystonecheckpoints";
+
+    public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromSeconds(10);
+}
+
+/// <summary>Section <c>Keystone:Local</c>: conveniences for the one-command local run.</summary>
+public sealed class LocalOptions
+{
+    public const string Section = "Keystone:Local";
+
+    /// <summary>Start Azurite from infra/ and point storage at it.</summary>
+    public bool StartAzurite { get; set; }
+
+    /// <summary>Azurite data directory, relative to the working directory; empty keeps data in memory.</summary>
+    public string? AzuriteData { get; set; } = ".local/azurite";
+
+    /// <summary>Run the traffic simulator inside the silo.</summary>
+    public bool Simulate { get; set; }
+
+    [Range(1, 1_000_000)]
+    public int SimulateRate { get; set; } = 200;
+}

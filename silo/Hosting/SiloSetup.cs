@@ -1,0 +1,121 @@
+using System.Net;
+using Azure.Data.Tables;
+using Azure.Storage.Blobs;
+using Azure.Storage.Queues;
+using Keystone.Pipeline;
+using Keystone.Silo.Streaming;
+using Keystone.Storage;
+using Keystone.Topics;
+using Microsoft.Extensions.Options;
+using Orleans.Dashboard;
+using Orleans.Configuration;
+using Orleans.Storage;
+using Orleans.Streams;
+
+namespace Keystone.Silo.Hosting;
+
+/// <summary>Turns the Keystone configuration sections into an Orleans silo: clustering, blob state, streams, dashboard.</summary>
+internal static class SiloSetup
+{
+    public static void ConfigureSilo(ISiloBuilder silo, IConfiguration configuration, bool dashboard)
+    {
+        var cluster = Bind<ClusterOptions>(configuration, ClusterOptions.Section);
+        var storage = Bind<StorageOptions>(configuration, StorageOptions.Section);
+        var streaming = Bind<StreamingOptions>(configuration, StreamingOptions.Section);
+
+        switch (cluster.Mode)
+        {
+            case ClusteringMode.Localhost:
+                var primary = new IPEndPoint(IPAddress.Loopback, cluster.PrimarySiloPort ?? cluster.SiloPort);
+                silo.UseLocalhostClustering(cluster.SiloPort, cluster.GatewayPort, primary, cluster.ServiceId, cluster.ClusterId);
+                break;
+            case ClusteringMode.AzureTable:
+                silo.Configure<Orleans.Configuration.ClusterOptions>(o =>
+                {
+                    o.ClusterId = cluster.ClusterId;
+                    o.ServiceId = cluster.ServiceId;
+                });
+                silo.UseAzureStorageClustering(o => o.TableServiceClient = new TableServiceClient(cluster.ConnectionString ?? storage.ConnectionString));
+                silo.ConfigureEndpoints(IPAddress.Loopback, cluster.SiloPort, cluster.GatewayPort, listenOnAnyHostAddress: false);
+                break;
+        }
+
+        silo.AddAzureBlobGrainStorage(StorageNames.State, o =>
+        {
+            o.BlobServiceClient = new BlobServiceClient(storage.ConnectionString);
+            o.ContainerName = storage.Container;
+        });
+        silo.Services.AddKeyedSingleton<IGrainStorageSerializer, KeystoneStateSerializer>(StorageNames.State);
+        silo.Services.AddKeyedSingleton<IStreamIdMapper, TopicStreamIdMapper>(TopicStreamIdMapper.Name);
+        silo.Services.AddSingleton(new PipelineDescription(streaming.Provider.ToString()));
+
+        ConfigureStreams(silo, streaming, storage);
+
+        if (dashboard) silo.AddDashboard();
+    }
+
+    private static void ConfigureStreams(ISiloBuilder silo, StreamingOptions streaming, StorageOptions storage)
+    {
+        void PullingAgent(OptionsBuilder<StreamPullingAgentOptions> ob) => ob.Configure(o =>
+        {
+            o.GetQueueMsgsTimerPeriod = streaming.PollPeriod;
+            o.BatchContainerBatchSize = streaming.BatchContainerBatchSize;
+            o.MaxEventDeliveryTime = streaming.MaxEventDeliveryTime;
+        });
+
+        switch (streaming.Provider)
+        {
+            case StreamProviderKind.Memory:
+                silo.AddMemoryStreams(Topics.StreamNames.Provider, b =>
+                {
+                    b.ConfigurePartitioning(streaming.MemoryQueues);
+                    b.ConfigurePullingAgent(PullingAgent);
+                    b.ConfigureStreamPubSub(StreamPubSubType.ImplicitOnly);
+                });
+                break;
+
+            case StreamProviderKind.AzureQueue:
+                var queues = streaming.AzureQueue;
+                silo.AddAzureQueueStreams(Topics.StreamNames.Provider, b =>
+                {
+                    b.ConfigureAzureQueue(ob => ob.Configure(o =>
+                    {
+                        o.QueueServiceClient = new QueueServiceClient(queues.ConnectionString ?? storage.ConnectionString);
+                        o.QueueNames = Enumerable.Range(0, queues.QueueCount).Select(i => $"{queues.QueuePrefix}-{i}").ToList();
+                        o.MessageVisibilityTimeout = queues.VisibilityTimeout;
+                    }));
+                    b.ConfigurePullingAgent(PullingAgent);
+                    b.ConfigureStreamPubSub(StreamPubSubType.ImplicitOnly);
+                });
+                // A queue message holds 64 KiB base64-encoded (about 48 KiB of payload); keep batches well inside it.
+                silo.Services.PostConfigure<IngestOptions>(o => o.MaxBytesPerStreamMessage = Math.Min(o.MaxBytesPerStreamMessage, 24 * 1024));
+                break;
+
+            case StreamProviderKind.EventHubs:
+                var hubs = streaming.EventHubs;
+                silo.AddEventHubStreams(Topics.StreamNames.Provider, b =>
+                {
+                    b.ConfigureEventHub(ob => ob.Configure(o => o.ConfigureEventHubConnection(hubs.ConnectionString!, hubs.Hub!, hubs.ConsumerGroup)));
+                    b.UseAzureTableCheckpointer(ob => ob.Configure(o =>
+                    {
+                        o.TableServiceClient = new TableServiceClient(hubs.CheckpointConnectionString ?? storage.ConnectionString);
+                        o.TableName = hubs.CheckpointTable;
+                        o.PersistInterval = hubs.CheckpointInterval;
+                    }));
+                    b.UseDataAdapter((services, name) => ActivatorUtilities.CreateInstance<KeystoneEventHubDataAdapter>(services));
+                    b.ConfigurePullingAgent(PullingAgent);
+                    b.ConfigureStreamPubSub(StreamPubSubType.ImplicitOnly);
+                });
+                // An Event Hubs batch holds at most 1 MiB.
+                silo.Services.PostConfigure<IngestOptions>(o => o.MaxBytesPerStreamMessage = Math.Min(o.MaxBytesPerStreamMessage, 512 * 1024));
+                break;
+        }
+    }
+
+    internal static T Bind<T>(IConfiguration configuration, string section) where T : new()
+    {
+        var value = new T();
+        configuration.GetSection(section).Bind(value);
+        return value;
+    }
+}

@@ -1,0 +1,32 @@
+using Keystone.Silo.Hosting;
+
+namespace Keystone.Silo.Local;
+
+/// <summary>Tells a newcomer where everything is once the process listens.</summary>
+internal static class StartupBanner
+{
+    public static void Print(KeystoneHost.Instance host)
+    {
+        var config = host.App.Configuration;
+        var role = config.GetValue("Keystone:Role", HostRole.Silo);
+        var dashboard = config.GetValue("Keystone:Dashboard", true);
+        var baseUrl = host.BaseAddress.TrimEnd('/');
+        var gatewayPort = config.GetValue("Keystone:Cluster:GatewayPort", 30000);
+        var lines = new List<string>
+        {
+            "",
+            $"Orleans.Keystone is running ({role}).",
+            $"  REST API        {baseUrl}/v1/events  (POST), {baseUrl}/v1/topics",
+            $"  API reference   {baseUrl}/scalar",
+            $"  OpenAPI         {baseUrl}/openapi/v1.json",
+            $"  Health          {baseUrl}/health/ready",
+        };
+        if (dashboard) lines.Add($"  Dashboard       {baseUrl}/dashboard");
+        if (role == HostRole.Silo) lines.Add($"  Orleans gateway 127.0.0.1:{gatewayPort}  (keystone CLI and SDK clients)");
+        if (host.Azurite is { } azurite) lines.Add($"  Azurite         blob :{azurite.BlobPort}, queue :{azurite.QueuePort}, table :{azurite.TablePort}");
+        if (config.GetValue("Keystone:Local:Simulate", false)) lines.Add($"  Simulator       {config.GetValue("Keystone:Local:SimulateRate", 200)} events/s (--Keystone:Local:Simulate=false to turn off)");
+        lines.Add("Press Ctrl+C to stop.");
+        lines.Add("");
+        Console.WriteLine(string.Join(Environment.NewLine, lines));
+    }
+}
