@@ -71,10 +71,25 @@ public static class EventJson
         w.WriteEndObject();
     }
 
+    // Utf8JsonWriter asks its buffer for worst-case room (six bytes per character, for escaping), so a fresh
+    // buffer per event grows several times; one reused buffer and writer per thread allocate only the result.
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_buffer;
+    [ThreadStatic] private static Utf8JsonWriter? t_writer;
+
+    internal static Utf8JsonWriter RentWriter(out ArrayBufferWriter<byte> buffer)
+    {
+        buffer = t_buffer ??= new ArrayBufferWriter<byte>(4096);
+        buffer.ResetWrittenCount();
+        var writer = t_writer ??= new Utf8JsonWriter(buffer, WriterOptions);
+        writer.Reset(buffer);
+        return writer;
+    }
+
     public static byte[] SerializeToUtf8(KeystoneEvent e)
     {
-        var buffer = new ArrayBufferWriter<byte>(256 + e.Payload.Length);
-        using (var w = new Utf8JsonWriter(buffer, WriterOptions)) Write(w, e);
+        var w = RentWriter(out var buffer);
+        Write(w, e);
+        w.Flush();
         return buffer.WrittenSpan.ToArray();
     }
 
@@ -93,14 +108,12 @@ public static class EventJson
         }
     }
 
-    [ThreadStatic] private static ArrayBufferWriter<byte>? t_sizeBuffer;
-
     /// <summary>The event's size as compact UTF-8 JSON.</summary>
     public static int SizeOf(KeystoneEvent e)
     {
-        var buffer = t_sizeBuffer ??= new ArrayBufferWriter<byte>(1024);
-        buffer.ResetWrittenCount();
-        using (var w = new Utf8JsonWriter(buffer, WriterOptions)) Write(w, e);
+        var w = RentWriter(out var buffer);
+        Write(w, e);
+        w.Flush();
         return buffer.WrittenCount;
     }
 

@@ -273,44 +273,42 @@ public sealed class Payload : IEquatable<Payload>
     public Payload Rewrite(Func<string, string?, PayloadEdit> decide)
     {
         var changed = false;
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>(_utf8.Length + 64);
-        using (var writer = new Utf8JsonWriter(buffer, EventJson.WriterOptions))
+        var writer = EventJson.RentWriter(out var buffer);
+        writer.WriteStartObject();
+        var reader = new Utf8JsonReader(_utf8);
+        reader.Read();
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            writer.WriteStartObject();
-            var reader = new Utf8JsonReader(_utf8);
+            var name = reader.GetString()!;
             reader.Read();
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            var text = reader.TokenType switch
             {
-                var name = reader.GetString()!;
-                reader.Read();
-                var text = reader.TokenType switch
-                {
-                    JsonTokenType.String => reader.GetString(),
-                    JsonTokenType.Number => Encoding.UTF8.GetString(reader.ValueSpan),
-                    JsonTokenType.True => "true",
-                    JsonTokenType.False => "false",
-                    _ => null,
-                };
-                var edit = decide(name, text);
-                switch (edit.Kind)
-                {
-                    case PayloadEditKind.Drop:
-                        changed = true;
-                        reader.Skip();
-                        break;
-                    case PayloadEditKind.Replace:
-                        changed = true;
-                        reader.Skip();
-                        writer.WriteString(name, edit.Replacement);
-                        break;
-                    default:
-                        writer.WritePropertyName(name);
-                        CopyValue(ref reader, writer);
-                        break;
-                }
+                JsonTokenType.String => reader.GetString(),
+                JsonTokenType.Number => Encoding.UTF8.GetString(reader.ValueSpan),
+                JsonTokenType.True => "true",
+                JsonTokenType.False => "false",
+                _ => null,
+            };
+            var edit = decide(name, text);
+            switch (edit.Kind)
+            {
+                case PayloadEditKind.Drop:
+                    changed = true;
+                    reader.Skip();
+                    break;
+                case PayloadEditKind.Replace:
+                    changed = true;
+                    reader.Skip();
+                    writer.WriteString(name, edit.Replacement);
+                    break;
+                default:
+                    writer.WritePropertyName(name);
+                    CopyValue(ref reader, writer);
+                    break;
             }
-            writer.WriteEndObject();
         }
+        writer.WriteEndObject();
+        writer.Flush();
         return changed ? new Payload(buffer.WrittenSpan.ToArray()) : this;
     }
 

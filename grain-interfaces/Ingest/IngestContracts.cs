@@ -46,10 +46,76 @@ public interface IIngestGrain : IGrainWithIntegerKey
     Task<IngestResult> Ingest(IngestRequest request);
 }
 
-/// <summary>The unit every stream carries: a batch, never a single event (one event per message tops out near 12k/s).</summary>
+/// <summary>
+/// The unit every stream carries: a batch, never a single event (one event per message tops out near 12k/s).
+/// A batch is made of segments, each named by a deterministic id: a consumer that has already applied a segment
+/// skips it, so a redelivered message (durable queues do redeliver) is not counted twice, however the messages
+/// were grouped the first time.
+/// </summary>
 [GenerateSerializer, Immutable]
-public sealed record EventBatch(
-    [property: Id(0)] Guid BatchId,
-    [property: Id(1)] int Partition,
-    [property: Id(2)] DateTimeOffset CreatedAt,
-    [property: Id(3)] KeystoneEvent[] Events);
+public sealed class EventBatch
+{
+    // On the wire a batch is one byte array (see EventBatchCodec): a hop copies it instead of re-encoding events.
+    [Id(0)] private readonly Guid _batchId;
+    [Id(1)] private readonly int _partition;
+    [Id(2)] private readonly DateTimeOffset _createdAt;
+    [Id(3)] private readonly BatchSegment[]? _segments;
+    [Id(4)] private readonly int _count;
+    [Id(5)] private readonly byte[] _encoded;
+
+    // Decoded on first use and shared: the same instance may reach several consumers of one silo.
+    [NonSerialized] private KeystoneEvent[]? _events;
+
+    public EventBatch(Guid batchId, int partition, DateTimeOffset createdAt, KeystoneEvent[] events, BatchSegment[]? segments = null)
+    {
+        _batchId = batchId;
+        _partition = partition;
+        _createdAt = createdAt;
+        _segments = segments;
+        _count = events.Length;
+        _events = events;
+        _encoded = EventBatchCodec.Encode(events);
+    }
+
+    public Guid BatchId => _batchId;
+    public int Partition => _partition;
+    public DateTimeOffset CreatedAt => _createdAt;
+    public BatchSegment[]? Segments => _segments;
+    public int Count => _count;
+
+    /// <summary>Size of the batch on the wire, in bytes.</summary>
+    public int EncodedLength => _encoded.Length;
+
+    public KeystoneEvent[] Events
+    {
+        get
+        {
+            var events = Volatile.Read(ref _events);
+            if (events is not null) return events;
+            events = EventBatchCodec.Decode(_encoded);
+            Interlocked.CompareExchange(ref _events, events, null);
+            return _events!;
+        }
+    }
+
+    /// <summary>The segments and their events; a batch without segment marks is one segment named by <see cref="BatchId"/>.</summary>
+    public IEnumerable<(Guid Id, ArraySegment<KeystoneEvent> Events)> Parts()
+    {
+        var events = Events;
+        if (_segments is null || _segments.Length == 0)
+        {
+            yield return (_batchId, new ArraySegment<KeystoneEvent>(events));
+            yield break;
+        }
+        var start = 0;
+        foreach (var segment in _segments)
+        {
+            yield return (segment.Id, new ArraySegment<KeystoneEvent>(events, start, segment.End - start));
+            start = segment.End;
+        }
+    }
+}
+
+/// <summary>A run of a batch's events, from the previous segment's end to <see cref="End"/> (exclusive).</summary>
+[GenerateSerializer, Immutable]
+public readonly record struct BatchSegment([property: Id(0)] Guid Id, [property: Id(1)] int End);

@@ -87,6 +87,14 @@ public sealed class SchemaRegistry
     {
         limits ??= ValidationLimits.Default;
 
+        // Size first: it is the one limit that protects everything downstream, whatever else is wrong.
+        if (e.Payload is not null && e.Source is not null && e.EventType is not null && e.Version is not null)
+        {
+            var size = sizeBytes ?? EventJson.SizeOf(e);
+            if (size > limits.MaxEventBytes)
+                return new("event", $"is {size} bytes as JSON; the limit is {limits.MaxEventBytes} bytes");
+        }
+
         if (e.EventId == Guid.Empty) return new("event_id", "must be a UUID other than the nil UUID");
         if (string.IsNullOrEmpty(e.EventType)) return new("event_type", "is required");
         if (string.IsNullOrEmpty(e.Version)) return new("version", "is required");
@@ -117,9 +125,6 @@ public sealed class SchemaRegistry
             return new("version", $"unknown version '{Truncate(e.Version)}' of '{e.EventType}' (known: {string.Join(", ", versions.Keys.Order(VersionComparer.Instance))})");
 
         if (e.Payload is null) return new("payload", "is required");
-        var size = sizeBytes ?? EventJson.SizeOf(e);
-        if (size > limits.MaxEventBytes)
-            return new("event", $"is {size} bytes as JSON; the limit is {limits.MaxEventBytes} bytes");
 
         return ValidatePayload(schema, e.Payload.Utf8);
     }

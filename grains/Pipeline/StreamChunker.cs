@@ -1,4 +1,5 @@
 using Keystone.Events;
+using Keystone.Ingest;
 
 namespace Keystone.Pipeline;
 
@@ -53,5 +54,40 @@ public static class StreamChunker
         bytes[14] ^= (byte)(index >> 8);
         bytes[15] ^= (byte)(index + 1);
         return new Guid(bytes);
+    }
+
+    /// <summary>
+    /// Packs segments (each already within the limits) into as few stream messages as the limits allow, keeping
+    /// every segment whole so its id still names exactly the same events.
+    /// </summary>
+    public static List<EventBatch> Pack(IReadOnlyList<(Guid Id, KeystoneEvent[] Events)> segments, int partition, DateTimeOffset createdAt, int maxEvents, int maxBytes)
+    {
+        var result = new List<EventBatch>();
+        var events = new List<KeystoneEvent>();
+        var marks = new List<BatchSegment>();
+        long bytes = 0;
+
+        void Emit()
+        {
+            if (marks.Count == 0) return;
+            result.Add(marks.Count == 1
+                ? new EventBatch(marks[0].Id, partition, createdAt, [.. events])
+                : new EventBatch(Guid.NewGuid(), partition, createdAt, [.. events], [.. marks]));
+            events.Clear();
+            marks.Clear();
+            bytes = 0;
+        }
+
+        foreach (var (id, segmentEvents) in segments)
+        {
+            long size = 0;
+            foreach (var e in segmentEvents) size += EstimatedSize(e);
+            if (marks.Count > 0 && (events.Count + segmentEvents.Length > maxEvents || bytes + size > maxBytes)) Emit();
+            events.AddRange(segmentEvents);
+            marks.Add(new BatchSegment(id, events.Count));
+            bytes += size;
+        }
+        Emit();
+        return result;
     }
 }

@@ -3,6 +3,7 @@ using Keystone.Ingest;
 using Keystone.Pipeline;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
+using Microsoft.OpenApi;
 
 namespace Keystone.Silo.Gateway;
 
@@ -27,7 +28,21 @@ internal static class EventsEndpoints
             .WithDescription("Body: a JSON array of events, one event object, or NDJSON (Content-Type application/x-ndjson). " +
                              "Content-Encoding: gzip is accepted. Answers 202 with the accepted count and a rejection per refused event; " +
                              "400 when the body is not usable as a whole, 413 when it is too large, 415 for other content types.")
-            .Accepts<IReadOnlyList<Keystone.Events.KeystoneEvent>>("application/json", "application/x-ndjson")
+            // Not .Accepts(): its content-type matcher would answer other types with a bare 415; this handler says why.
+            .AddOpenApiOperationTransformer((operation, _, _) =>
+            {
+                operation.RequestBody = new OpenApiRequestBody
+                {
+                    Required = true,
+                    Description = "Events in the seed envelope (event_id, event_type, timestamp, version, source, payload, metadata).",
+                    Content = new Dictionary<string, OpenApiMediaType>
+                    {
+                        ["application/json"] = new() { Schema = new OpenApiSchema { Type = JsonSchemaType.Array | JsonSchemaType.Object } },
+                        ["application/x-ndjson"] = new() { Schema = new OpenApiSchema { Type = JsonSchemaType.String } },
+                    },
+                };
+                return Task.CompletedTask;
+            })
             .Produces<IngestResponse>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status400BadRequest)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)

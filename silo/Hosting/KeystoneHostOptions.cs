@@ -101,6 +101,9 @@ public sealed class StreamingOptions
     [Range(1, 256)]
     public int MemoryQueues { get; set; } = 8;
 
+    /// <summary>How long delivered messages stay in the pulling agents' cache (Orleans keeps five minutes, for rewinding).</summary>
+    public TimeSpan CacheRetention { get; set; } = TimeSpan.FromSeconds(10);
+
     public AzureQueueStreamSettings AzureQueue { get; set; } = new();
     public EventHubsStreamSettings EventHubs { get; set; } = new();
 }

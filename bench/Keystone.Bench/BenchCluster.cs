@@ -1,0 +1,78 @@
+using System.Net;
+using System.Net.Sockets;
+using Keystone.Client.Hosting;
+using Keystone.Client.Querying;
+using Keystone.LocalInfra;
+using Keystone.Silo.Hosting;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Keystone.Bench;
+
+/// <summary>A silo (with its REST gateway) and an external Orleans client in this process, on Azurite blob storage.</summary>
+public sealed class BenchCluster : IAsyncDisposable
+{
+    private BenchCluster(KeystoneHost.Instance silo, IHost client, int partitions)
+    {
+        Silo = silo;
+        ClientHost = client;
+        Partitions = partitions;
+        Http = new HttpClient { BaseAddress = new Uri(silo.BaseAddress), Timeout = TimeSpan.FromMinutes(5) };
+    }
+
+    public KeystoneHost.Instance Silo { get; }
+    public IHost ClientHost { get; }
+    public int Partitions { get; }
+    public HttpClient Http { get; }
+    public IClusterClient Client => ClientHost.Services.GetRequiredService<IClusterClient>();
+    public KeystoneQueryClient Query => new(Client, Partitions);
+
+    public static async Task<BenchCluster> StartAsync(AzuriteProcess azurite, IDictionary<string, string?> overrides)
+    {
+        var siloPort = FreePort();
+        var gatewayPort = FreePort();
+        var clusterId = "bench-" + Guid.NewGuid().ToString("N")[..8];
+        var settings = new Dictionary<string, string?>
+        {
+            ["Urls"] = "http://127.0.0.1:0",
+            ["Keystone:Dashboard"] = "false",
+            ["Keystone:Storage:ConnectionString"] = azurite.ConnectionString,
+            ["Keystone:Storage:Container"] = clusterId,
+            ["Keystone:Cluster:SiloPort"] = siloPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Keystone:Cluster:GatewayPort"] = gatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Keystone:Cluster:ClusterId"] = clusterId,
+            ["Keystone:Local:StartAzurite"] = "false",
+            ["Keystone:Local:Simulate"] = "false",
+            ["Logging:LogLevel:Default"] = "Warning",
+            ["Logging:LogLevel:Orleans"] = "Error",
+        };
+        foreach (var (k, v) in overrides) settings[k] = v;
+        var silo = await KeystoneHost.BuildAsync(["--environment", "Production"], c => c.AddInMemoryCollection(settings));
+        await silo.App.StartAsync();
+
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.UseOrleansClient(c => c.UseKeystoneCluster(new KeystoneClientOptions { Gateways = [$"127.0.0.1:{gatewayPort}"], ClusterId = clusterId }));
+        var client = builder.Build();
+        await client.StartAsync();
+        var partitions = int.Parse(settings.TryGetValue("Keystone:Ingest:Partitions", out var p) && p is not null ? p : "8", System.Globalization.CultureInfo.InvariantCulture);
+        return new BenchCluster(silo, client, partitions);
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await ClientHost.StopAsync();
+        ClientHost.Dispose();
+        await Silo.DisposeAsync();
+    }
+}

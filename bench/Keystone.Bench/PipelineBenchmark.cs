@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Text;
+using Keystone.Client.Publishing;
+using Keystone.Client.Simulation;
+using Keystone.Events;
+using Keystone.Routing;
+using Keystone.Schemas;
+
+namespace Keystone.Bench;
+
+/// <summary>One measured run: events in, deliveries to taps, time, and publish-to-tap latency.</summary>
+public sealed record RunResult(string Name, long Events, long Deliveries, TimeSpan Elapsed, LatencySnapshot Latency)
+{
+    public double EventsPerSecond => Events / Elapsed.TotalSeconds;
+    public double DeliveriesPerSecond => Deliveries / Elapsed.TotalSeconds;
+}
+
+/// <summary>
+/// End-to-end runs: events go through the SDK (or REST), ingest, the fronting topic, the routers and every target
+/// topic to the taps. A run ends when the taps have counted exactly the deliveries the rules predict.
+/// </summary>
+public static class PipelineBenchmark
+{
+    public static KeystoneEvent[] Generate(int count, int seed)
+    {
+        var simulator = new TrafficSimulator(new SimulationOptions { Users = 20_000, Videos = 2_000, ConcurrentSessions = 4_000, Seed = seed });
+        var now = DateTimeOffset.UtcNow;
+        var events = new KeystoneEvent[count];
+        for (var i = 0; i < count; i++) events[i] = simulator.Next(now);
+        return events;
+    }
+
+    /// <summary>How many (event, topic) deliveries the shipped rules make of these events.</summary>
+    public static string RulesPath { get; set; } = Path.Combine(AppContext.BaseDirectory, "routing-rules.yaml");
+
+    public static long ExpectedDeliveries(IReadOnlyList<KeystoneEvent> events)
+    {
+        var rulesPath = RulesPath;
+        var engine = new RoutingEngine(RuleSetParser.Parse(File.ReadAllText(rulesPath), "routing-rules.yaml", TransformSettings.Default(SchemaRegistry.Embedded)));
+        var routed = engine.Route(events, 0, DateTimeOffset.UtcNow);
+        return routed.Deliveries + routed.Unrouted.Count;
+    }
+
+    public static async Task<RunResult> RunSdk(BenchCluster cluster, string name, KeystoneEvent[] events, long expectedDeliveries, PublisherOptions options, double? ratePerSecond = null)
+    {
+        var clock = Stopwatch.StartNew();
+        await using (var publisher = KeystonePublisher.Create(cluster.Client, options))
+        {
+            for (var i = 0; i < events.Length; i++)
+            {
+                if (ratePerSecond is { } rate)
+                {
+                    // Paced: publish what is due, then yield a millisecond.
+                    var due = (long)(clock.Elapsed.TotalSeconds * rate);
+                    if (i >= due)
+                    {
+                        await Task.Delay(1);
+                        i--;
+                        continue;
+                    }
+                }
+                var result = await publisher.PublishAsync(events[i] with { Timestamp = DateTimeOffset.UtcNow });
+                if (!result.IsQueued) throw new InvalidOperationException($"event {i} was not queued: {result}");
+            }
+            await publisher.FlushAsync();
+            Console.WriteLine($"    {name}: producer done after {clock.Elapsed.TotalSeconds:0.00} s ({events.Length / clock.Elapsed.TotalSeconds:N0} events/s accepted by ingest)");
+            var metrics = publisher.Metrics.Snapshot();
+            if (metrics.DeadLettered > 0 || metrics.Rejected > 0)
+                throw new InvalidOperationException($"{name}: {metrics.DeadLettered} dead-lettered, {metrics.Rejected} rejected");
+        }
+        return await WaitForTaps(cluster, name, events.Length, expectedDeliveries, clock);
+    }
+
+    public static async Task<RunResult> RunRest(BenchCluster cluster, string name, KeystoneEvent[] events, long expectedDeliveries, int eventsPerRequest, int concurrency)
+    {
+        // Bodies are built up front: this measures the gateway and the pipeline, not the client's JSON writer.
+        var bodies = events.Chunk(eventsPerRequest)
+            .Select(chunk => Encoding.UTF8.GetBytes("[" + string.Join(",", chunk.Select(e => EventJson.Serialize(e))) + "]"))
+            .ToArray();
+        var next = -1;
+        long accepted = 0;
+        var clock = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, concurrency).Select(async _ =>
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < bodies.Length)
+            {
+                using var content = new ByteArrayContent(bodies[i]);
+                content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+                using var response = await cluster.Http.PostAsync("/v1/events", content);
+                var text = await response.Content.ReadAsStringAsync();
+                if ((int)response.StatusCode != 202) throw new InvalidOperationException($"REST ingest answered {(int)response.StatusCode}: {text}");
+                using var doc = System.Text.Json.JsonDocument.Parse(text);
+                Interlocked.Add(ref accepted, doc.RootElement.GetProperty("accepted").GetInt32());
+            }
+        }));
+        var ingestElapsed = clock.Elapsed;
+        if (accepted != events.Length) throw new InvalidOperationException($"{name}: accepted {accepted} of {events.Length}");
+        Console.WriteLine($"  {name}: REST accepted {accepted:N0} events in {ingestElapsed.TotalSeconds:0.00} s = {accepted / ingestElapsed.TotalSeconds:N0} events/s (202 = in the fronting topic)");
+        var endToEnd = await WaitForTaps(cluster, name, events.Length, expectedDeliveries, clock);
+        // Bodies were stamped when they were built, before the clock started, so their lag says nothing here.
+        return endToEnd with { Latency = LatencySnapshot.Empty, Elapsed = ingestElapsed };
+    }
+
+    private static async Task<RunResult> WaitForTaps(BenchCluster cluster, string name, long events, long expectedDeliveries, Stopwatch clock)
+    {
+        var query = cluster.Query;
+        var lastProgress = TimeSpan.Zero;
+        while (true)
+        {
+            var topics = await query.GetTopicsAsync();
+            var delivered = topics.Sum(t => t.Delivered);
+            if (delivered >= expectedDeliveries)
+            {
+                var elapsed = clock.Elapsed;
+                if (delivered != expectedDeliveries)
+                    throw new InvalidOperationException($"{name}: taps counted {delivered} deliveries, the rules predict {expectedDeliveries}");
+                return new RunResult(name, events, delivered, elapsed, LatencySnapshot.Merge(topics.Select(t => t.Lag)));
+            }
+            if (clock.Elapsed - lastProgress > TimeSpan.FromSeconds(5))
+            {
+                lastProgress = clock.Elapsed;
+                Console.WriteLine($"    ... {name}: {delivered:N0} of {expectedDeliveries:N0} deliveries after {clock.Elapsed.TotalSeconds:0} s");
+            }
+            if (clock.Elapsed > TimeSpan.FromMinutes(10)) throw new TimeoutException($"{name}: only {delivered} of {expectedDeliveries} deliveries after 10 minutes");
+            await Task.Delay(50);
+        }
+    }
+}

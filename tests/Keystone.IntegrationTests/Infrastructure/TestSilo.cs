@@ -1,0 +1,98 @@
+using System.Net;
+using System.Net.Sockets;
+using Keystone.Client.Querying;
+using Keystone.Silo.Hosting;
+using Keystone.Topics;
+
+namespace Keystone.IntegrationTests.Infrastructure;
+
+/// <summary>
+/// A real Keystone host (silo + REST gateway on a real Kestrel port, or a gateway-only process) started in this
+/// test process with its own ports, blob container and queues, pointed at the shared Azurite.
+/// </summary>
+public sealed class TestSilo : IAsyncDisposable
+{
+    private TestSilo(KeystoneHost.Instance host, Dictionary<string, string?> settings)
+    {
+        Host = host;
+        Settings = settings;
+        Http = new HttpClient { BaseAddress = new Uri(host.BaseAddress), Timeout = TimeSpan.FromSeconds(60) };
+    }
+
+    public KeystoneHost.Instance Host { get; }
+    public Dictionary<string, string?> Settings { get; }
+    public HttpClient Http { get; }
+    public IServiceProvider Services => Host.App.Services;
+    public IClusterClient Client => Services.GetRequiredService<IClusterClient>();
+    public int SiloPort => int.Parse(Settings["Keystone:Cluster:SiloPort"]!, System.Globalization.CultureInfo.InvariantCulture);
+    public int GatewayPort => int.Parse(Settings["Keystone:Cluster:GatewayPort"]!, System.Globalization.CultureInfo.InvariantCulture);
+
+    public async Task<KeystoneQueryClient> QueryAsync() => await KeystoneQueryClient.ConnectAsync(Client);
+
+    /// <summary>Settings for a silo on fresh ports with its own state container; callers add or override entries.</summary>
+    public static Dictionary<string, string?> DefaultSettings(AzuriteFixture azurite) => new()
+    {
+        ["Urls"] = "http://127.0.0.1:0",
+        ["Keystone:Role"] = "Silo",
+        ["Keystone:Dashboard"] = "false",
+        ["Keystone:Storage:ConnectionString"] = azurite.ConnectionString,
+        ["Keystone:Storage:Container"] = AzuriteFixture.UniqueName("state"),
+        ["Keystone:Cluster:SiloPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["Keystone:Cluster:GatewayPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["Keystone:Cluster:ClusterId"] = AzuriteFixture.UniqueName("cluster"),
+        ["Keystone:Ingest:Partitions"] = "4",
+        ["Keystone:Taps:CheckpointInterval"] = "00:00:00.500",
+        ["Keystone:Local:StartAzurite"] = "false",
+        ["Keystone:Local:Simulate"] = "false",
+        ["Logging:LogLevel:Default"] = "Warning",
+        ["Logging:LogLevel:Orleans"] = "Error",
+    };
+
+    public static async Task<TestSilo> StartAsync(Dictionary<string, string?> settings)
+    {
+        var host = await KeystoneHost.BuildAsync(["--environment", "Testing"], c => c.AddInMemoryCollection(settings));
+        try
+        {
+            await host.App.StartAsync();
+        }
+        catch
+        {
+            await host.DisposeAsync();
+            throw;
+        }
+        return new TestSilo(host, settings);
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>Total events a topic's taps counted, over all partitions.</summary>
+    public async Task<long> DeliveredAsync(string topic) => (await (await QueryAsync()).GetTopicAsync(topic)).Delivered;
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await Host.DisposeAsync();
+    }
+}
+
+public static class Eventually
+{
+    /// <summary>Polls until <paramref name="condition"/> holds; fails with <paramref name="what"/> and the last observed value on timeout.</summary>
+    public static async Task<T> Until<T>(Func<Task<T>> probe, Func<T, bool> condition, TimeSpan timeout, string what)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        T last = default!;
+        while (DateTime.UtcNow < deadline)
+        {
+            last = await probe();
+            if (condition(last)) return last;
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"Timed out after {timeout.TotalSeconds:0} s waiting for {what}; last value: {last}");
+    }
+}
