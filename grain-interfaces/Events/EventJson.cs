@@ -180,24 +180,28 @@ public static class EventJson
             {
                 case FieldEventId:
                     if (reader.TokenType != JsonTokenType.String) { error ??= TypeError("event_id", "a UUID string", reader.TokenType); reader.Skip(); break; }
-                    rawId = reader.GetString();
-                    if (!Guid.TryParseExact(rawId, "D", out id) || id == Guid.Empty)
+                    if (reader.ValueIsEscaped || reader.ValueSpan.Length != 36 || !reader.TryGetGuid(out id) || id == Guid.Empty)
+                    {
+                        rawId = reader.GetString();
+                        id = default;
                         error ??= new("event_id", $"'{SchemaRegistry.Truncate(rawId!)}' is not a UUID (expected the 8-4-4-4-12 hex form)");
+                    }
                     break;
                 case FieldType:
                     if (reader.TokenType != JsonTokenType.String) { error ??= TypeError("event_type", "string", reader.TokenType); reader.Skip(); break; }
-                    type = reader.GetString();
+                    type = ReadInterned(ref reader);
                     if (string.IsNullOrEmpty(type)) error ??= new("event_type", "must not be empty");
                     break;
                 case FieldTimestamp:
                     if (reader.TokenType != JsonTokenType.String) { error ??= TypeError("timestamp", "an ISO-8601 string", reader.TokenType); reader.Skip(); break; }
+                    if (!reader.ValueIsEscaped && HasOffset(reader.ValueSpan) && reader.TryGetDateTimeOffset(out timestamp)) break;
                     var ts = reader.GetString()!;
                     if (!TryParseTimestamp(ts, out timestamp))
                         error ??= new("timestamp", $"'{SchemaRegistry.Truncate(ts)}' is not an ISO-8601 date-time with an offset (e.g. 2024-12-26T12:00:00Z)");
                     break;
                 case FieldVersion:
                     if (reader.TokenType != JsonTokenType.String) { error ??= TypeError("version", "string", reader.TokenType); reader.Skip(); break; }
-                    version = reader.GetString();
+                    version = ReadInterned(ref reader);
                     if (string.IsNullOrEmpty(version)) error ??= new("version", "must not be empty");
                     break;
                 case FieldSource:
@@ -228,9 +232,15 @@ public static class EventJson
             }
         }
 
-        if (error is not null) return new ParsedEvent(null, rawId, error);
+        if (error is not null) return new ParsedEvent(null, rawId ?? (id == default ? null : id.ToString("D")), error);
         return new ParsedEvent(new KeystoneEvent(id, type!, timestamp, version!, source!, payload!, metadata), rawId, null);
     }
+
+    private static string ReadInterned(ref Utf8JsonReader reader) =>
+        reader.ValueIsEscaped ? reader.GetString()! : Utf8Intern.Get(reader.ValueSpan);
+
+    private static bool HasOffset(ReadOnlySpan<byte> text) =>
+        text.Length >= 17 && (text[^1] is (byte)'Z' or (byte)'z' || (text[^6] is (byte)'+' or (byte)'-' && text[^3] == (byte)':'));
 
     private static string FieldName(ulong field) => field switch
     {
@@ -279,7 +289,7 @@ public static class EventJson
                 reader.Skip();
                 continue;
             }
-            var value = reader.GetString();
+            var value = ReadInterned(ref reader);
             switch (which)
             {
                 case 0: service = value; break;
@@ -300,7 +310,7 @@ public static class EventJson
         List<KeyValuePair<string, string>>? entries = null;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            var key = reader.GetString()!;
+            var key = ReadInterned(ref reader);
             reader.Read();
             if (reader.TokenType != JsonTokenType.String)
             {

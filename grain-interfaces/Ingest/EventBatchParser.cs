@@ -163,7 +163,7 @@ public static class EventBatchParser
         var error = registry.Validate(e, limits, size, now);
         if (error is not null)
         {
-            result.Rejections.Add(new EventRejection(index, parsed.RawEventId, error.Field, error.Message));
+            result.Rejections.Add(new EventRejection(index, e.EventId.ToString("D"), error.Field, error.Message));
             return;
         }
         result.Events.Add(e);

@@ -35,6 +35,7 @@ public sealed class FieldSchema
 
     internal byte[] Utf8Name { get; }
     internal Regex? CompiledPattern { get; }
+    internal byte[][]? Utf8Enum { get; }
 
     public FieldSchema() => Utf8Name = [];
 
@@ -57,6 +58,7 @@ public sealed class FieldSchema
         MaxItems = spec.MaxItems;
         Pii = spec.Pii;
         Utf8Name = Encoding.UTF8.GetBytes(spec.Name);
+        Utf8Enum = spec.Enum?.Select(Encoding.UTF8.GetBytes).ToArray();
         CompiledPattern = spec.Pattern is null ? null : new Regex(spec.Pattern, RegexOptions.CultureInvariant | RegexOptions.Compiled, TimeSpan.FromMilliseconds(50));
     }
 

@@ -156,7 +156,14 @@ public sealed class SchemaRegistry
                     if (!schema.AdditionalProperties)
                         return new($"payload.{Truncate(unknown)}", $"is not a field of {schema.EventType} {schema.Version} (fields: {string.Join(", ", fields.Select(f => f.Name))})");
                     reader.Read();
-                    reader.Skip();
+                    if (reader.TokenType == JsonTokenType.StartObject)
+                        return new($"payload.{Truncate(unknown)}", "nested objects are not allowed; payloads are flat");
+                    if (reader.TokenType == JsonTokenType.StartArray)
+                    {
+                        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                            if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
+                                return new($"payload.{Truncate(unknown)}", "arrays may hold only strings, numbers, booleans and nulls");
+                    }
                     continue;
                 }
                 if ((seen & (1UL << index)) != 0)
@@ -222,6 +229,9 @@ public sealed class SchemaRegistry
                     return new(path, $"expected string, got {Describe(reader.TokenType)}");
                 if (field.Enum is null && field.MinLength is null && field.MaxLength is null && field.CompiledPattern is null && field.Format is null)
                     return null;
+                if (!reader.ValueIsEscaped && field.CompiledPattern is null && field.Format is null && FastStringCheck(field, reader.ValueSpan))
+                    return null;
+                // The slow path materialises the string to check it exactly and to quote it in the message.
                 var s = reader.GetString()!;
                 if (field.MinLength is { } minLen && s.Length < minLen)
                     return new(path, minLen == 1 ? "must not be empty" : $"must be at least {minLen} characters long");
@@ -253,6 +263,27 @@ public sealed class SchemaRegistry
             default:
                 return new(path, "nested arrays are not allowed");
         }
+    }
+
+    // Allocation-free check of an unescaped string against enum and length constraints: true means it passes.
+    private static bool FastStringCheck(FieldSchema field, ReadOnlySpan<byte> utf8)
+    {
+        if (field.Utf8Enum is { } allowed)
+        {
+            var found = false;
+            foreach (var candidate in allowed)
+            {
+                if (utf8.SequenceEqual(candidate))
+                {
+                    found = true;
+                    break;
+                }
+            }
+            if (!found) return false;
+        }
+        if (field.MinLength is null && field.MaxLength is null) return true;
+        var length = Encoding.UTF8.GetCharCount(utf8);
+        return (field.MinLength is not { } min || length >= min) && (field.MaxLength is not { } max || length <= max);
     }
 
     private static ValidationError? CheckRange(FieldSchema field, string path, double value)
