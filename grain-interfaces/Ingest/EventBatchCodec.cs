@@ -93,24 +93,18 @@ public static class EventBatchCodec
         return output;
     }
 
-    public static KeystoneEvent[] Decode(ReadOnlySpan<byte> data)
+    public static KeystoneEvent[] Decode(ReadOnlySpan<byte> data) => Decode(data, 0);
+
+    /// <summary>Decodes the events from index <paramref name="from"/> on, stepping over the earlier ones without building them.</summary>
+    public static KeystoneEvent[] Decode(ReadOnlySpan<byte> data, int from)
     {
-        if (data.Length < 2 || data[0] != Magic || data[1] != FormatVersion)
-            throw new InvalidDataException("not a Keystone event batch (bad magic or format version)");
-        var position = 2;
-        var count = ReadVarint(data, ref position);
-        var stringCount = ReadVarint(data, ref position);
-        var strings = new string[stringCount];
-        for (var i = 0; i < stringCount; i++)
-        {
-            var length = ReadVarint(data, ref position);
-            strings[i] = Encoding.UTF8.GetString(data.Slice(position, length));
-            position += length;
-        }
+        var position = ReadHeader(data, out var count, out var strings);
+        from = Math.Clamp(from, 0, count);
+        for (var n = 0; n < from; n++) Skip(data, ref position);
 
         var sources = new Dictionary<(int, int, int), EventSource>();
-        var events = new KeystoneEvent[count];
-        for (var n = 0; n < count; n++)
+        var events = new KeystoneEvent[count - from];
+        for (var n = 0; n < events.Length; n++)
         {
             var id = new Guid(data.Slice(position, 16));
             var ticks = BinaryPrimitives.ReadInt64LittleEndian(data[(position + 16)..]);
@@ -146,6 +140,47 @@ public static class EventBatchCodec
         }
         if (position != data.Length) throw new InvalidDataException($"event batch has {data.Length - position} trailing bytes");
         return events;
+    }
+
+    /// <summary>Each event's UTC time in ticks, read without decoding the events (what a tap needs to measure lag).</summary>
+    public static long[] ReadUtcTicks(ReadOnlySpan<byte> data)
+    {
+        var position = ReadHeader(data, out var count, out _, readStrings: false);
+        var ticks = new long[count];
+        for (var n = 0; n < count; n++)
+        {
+            ticks[n] = BinaryPrimitives.ReadInt64LittleEndian(data[(position + 16)..]);
+            Skip(data, ref position);
+        }
+        return ticks;
+    }
+
+    private static int ReadHeader(ReadOnlySpan<byte> data, out int count, out string[] strings, bool readStrings = true)
+    {
+        if (data.Length < 2 || data[0] != Magic || data[1] != FormatVersion)
+            throw new InvalidDataException("not a Keystone event batch (bad magic or format version)");
+        var position = 2;
+        count = ReadVarint(data, ref position);
+        var stringCount = ReadVarint(data, ref position);
+        strings = readStrings ? new string[stringCount] : [];
+        for (var i = 0; i < stringCount; i++)
+        {
+            var length = ReadVarint(data, ref position);
+            if (readStrings) strings[i] = Encoding.UTF8.GetString(data.Slice(position, length));
+            position += length;
+        }
+        return position;
+    }
+
+    private static void Skip(ReadOnlySpan<byte> data, ref int position)
+    {
+        position += 26;
+        for (var i = 0; i < 5; i++) ReadVarint(data, ref position);
+        // Not "position += ReadVarint(...)": that reads position before the call moves it past the length prefix.
+        var payloadLength = ReadVarint(data, ref position);
+        position += payloadLength;
+        var metadataCount = ReadVarint(data, ref position);
+        for (var m = 0; m < metadataCount * 2; m++) ReadVarint(data, ref position);
     }
 
     private static int WriteVarint(Span<byte> span, int value)

@@ -10,6 +10,9 @@ public enum BodyFormat : byte
     Auto = 0,
     JsonArray = 1,
     Ndjson = 2,
+
+    /// <summary>The SDK's form: <see cref="EventBatchCodec"/> bytes (typed events, no JSON to parse).</summary>
+    Binary = 3,
 }
 
 /// <summary>A body split into valid events (with their position in the body) and rejections.</summary>
@@ -43,6 +46,12 @@ public static class EventBatchParser
         if (first < 0)
         {
             result.BodyError = "the body is empty; send a JSON array of events, a single event object, or NDJSON (one event per line)";
+            return result;
+        }
+
+        if (format == BodyFormat.Binary)
+        {
+            ParseBinary(body, registry, limits, clock, result);
             return result;
         }
 
@@ -102,6 +111,40 @@ public static class EventBatchParser
             result.Indexes.Clear();
             result.Rejections.Clear();
         }
+    }
+
+    // The binary form arrives already typed, but from a client: every event is validated as if it were JSON, and
+    // its payload must be the compact single-line object the rest of the pipeline relies on.
+    private static void ParseBinary(ReadOnlySpan<byte> body, SchemaRegistry registry, ValidationLimits limits, DateTimeOffset now, ParsedBatch result)
+    {
+        KeystoneEvent[] events;
+        try
+        {
+            events = EventBatchCodec.Decode(body);
+        }
+        catch (Exception e) when (e is InvalidDataException or IndexOutOfRangeException or ArgumentException or OverflowException or FormatException)
+        {
+            result.BodyError = $"malformed binary batch: {e.Message}";
+            return;
+        }
+        for (var i = 0; i < events.Length; i++)
+        {
+            var e = events[i];
+            if (e.Payload.Utf8.IndexOfAny((byte)'\n', (byte)'\r') >= 0)
+            {
+                result.Rejections.Add(new EventRejection(i, e.EventId.ToString("D"), "payload", "payload: must be compact JSON on one line"));
+                continue;
+            }
+            var error = registry.Validate(e, limits, sizeBytes: null, now);
+            if (error is not null)
+            {
+                result.Rejections.Add(new EventRejection(i, e.EventId.ToString("D"), error.Field, error.Message));
+                continue;
+            }
+            result.Events.Add(e);
+            result.Indexes.Add(i);
+        }
+        result.Total = events.Length;
     }
 
     private static void ReadOne(ref Utf8JsonReader reader, int index, SchemaRegistry registry, ValidationLimits limits, DateTimeOffset now, ParsedBatch result)

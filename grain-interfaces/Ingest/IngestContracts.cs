@@ -98,6 +98,40 @@ public sealed class EventBatch
         }
     }
 
+    /// <summary>Each event's UTC time in ticks, without decoding the events when they are not decoded yet.</summary>
+    public long[] UtcTicks()
+    {
+        var events = Volatile.Read(ref _events);
+        if (events is null) return EventBatchCodec.ReadUtcTicks(_encoded);
+        var ticks = new long[events.Length];
+        for (var i = 0; i < events.Length; i++) ticks[i] = events[i].Timestamp.UtcTicks;
+        return ticks;
+    }
+
+    /// <summary>The events from index <paramref name="from"/> on, decoding only those when the batch is not decoded yet.</summary>
+    public KeystoneEvent[] EventsFrom(int from)
+    {
+        var events = Volatile.Read(ref _events);
+        if (events is not null) return events[Math.Clamp(from, 0, events.Length)..];
+        return from <= 0 ? Events : EventBatchCodec.Decode(_encoded, from);
+    }
+
+    /// <summary>The segments as (id, first index, count), without decoding anything.</summary>
+    public IEnumerable<(Guid Id, int Start, int Count)> SegmentRanges()
+    {
+        if (_segments is null || _segments.Length == 0)
+        {
+            yield return (_batchId, 0, _count);
+            yield break;
+        }
+        var start = 0;
+        foreach (var segment in _segments)
+        {
+            yield return (segment.Id, start, segment.End - start);
+            start = segment.End;
+        }
+    }
+
     /// <summary>The segments and their events; a batch without segment marks is one segment named by <see cref="BatchId"/>.</summary>
     public IEnumerable<(Guid Id, ArraySegment<KeystoneEvent> Events)> Parts()
     {

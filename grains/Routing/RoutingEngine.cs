@@ -43,16 +43,21 @@ public sealed class RoutingEngine(RuleSet rules)
     {
         var result = new RoutedBatch();
         var seenTopics = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var e in events)
+        var rules = Rules.RuleArray;
+        for (var n = 0; n < events.Count; n++)
         {
+            var e = events[n];
             seenTopics.Clear();
             var matched = false;
-            foreach (var rule in Rules.Rules)
+            for (var r = 0; r < rules.Length; r++)
             {
+                var rule = rules[r];
                 if (!rule.Enabled || !rule.Condition.Matches(e)) continue;
                 matched = true;
-                foreach (var destination in rule.Destinations)
+                var destinations = rule.DestinationArray;
+                for (var d = 0; d < destinations.Length; d++)
                 {
+                    var destination = destinations[d];
                     var topic = destination.ResolveTopic(e);
                     if (!seenTopics.Add(topic)) continue;
                     var output = Transform(e, rule, destination, topic, partition, now);
@@ -94,11 +99,13 @@ public sealed class RoutingEngine(RuleSet rules)
 
     private static KeystoneEvent? Transform(KeystoneEvent e, RoutingRule rule, RouteDestination destination, string topic, int partition, DateTimeOffset now)
     {
+        var transforms = destination.TransformArray;
+        if (transforms.Length == 0) return e;
         var context = new RouteContext(rule.Name, topic, partition, now);
         var current = e;
-        foreach (var transform in destination.Transforms)
+        for (var i = 0; i < transforms.Length; i++)
         {
-            current = transform.Apply(current, context);
+            current = transforms[i].Apply(current, context);
             if (current is null) return null;
         }
         return current;

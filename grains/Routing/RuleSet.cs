@@ -50,29 +50,39 @@ public sealed class RuleCondition
 {
     public static readonly RuleCondition MatchAll = new([]);
 
-    public RuleCondition(IReadOnlyList<AttributeTest> tests) => Tests = tests;
+    // Arrays, not lists: this runs for every rule of every event, and a list's foreach boxes its enumerator here.
+    private readonly AttributeTest[] _tests;
 
-    public IReadOnlyList<AttributeTest> Tests { get; }
+    public RuleCondition(IReadOnlyList<AttributeTest> tests) => _tests = [.. tests];
 
-    public bool IsMatchAll => Tests.Count == 0;
+    public IReadOnlyList<AttributeTest> Tests => _tests;
+
+    public bool IsMatchAll => _tests.Length == 0;
 
     public bool Matches(KeystoneEvent e)
     {
-        foreach (var test in Tests)
-            if (!test.Matches(e)) return false;
+        var tests = _tests;
+        for (var i = 0; i < tests.Length; i++)
+            if (!tests[i].Matches(e)) return false;
         return true;
     }
 
     public override string ToString() => IsMatchAll ? "*" : string.Join(", ", Tests);
 }
 
-public sealed record AttributeTest(string Attribute, IReadOnlyList<Glob> Globs)
+public sealed class AttributeTest(string attribute, IReadOnlyList<Glob> globs)
 {
+    private readonly Glob[] _globs = [.. globs];
+
+    public string Attribute { get; } = attribute;
+    public IReadOnlyList<Glob> Globs => _globs;
+
     public bool Matches(KeystoneEvent e)
     {
         var value = EventAttributes.Read(e, Attribute);
-        foreach (var g in Globs)
-            if (g.IsMatch(value)) return true;
+        var globs = _globs;
+        for (var i = 0; i < globs.Length; i++)
+            if (globs[i].IsMatch(value)) return true;
         return false;
     }
 
@@ -87,9 +97,11 @@ public sealed class RouteDestination(string topic, Priority priority, IReadOnlyL
 {
     public static readonly IReadOnlyList<string> Placeholders = ["event_type", "category", "region", "service", "device_type", "version"];
 
+    internal readonly IEventTransform[] TransformArray = [.. transforms];
+
     public string Topic { get; } = topic;
     public Priority Priority { get; } = priority;
-    public IReadOnlyList<IEventTransform> Transforms { get; } = transforms;
+    public IReadOnlyList<IEventTransform> Transforms => TransformArray;
     public bool IsDynamic { get; } = topic.Contains('{');
 
     public string ResolveTopic(KeystoneEvent e)
@@ -116,9 +128,11 @@ public sealed class RouteDestination(string topic, Priority priority, IReadOnlyL
 
 public sealed class RoutingRule(string name, RuleCondition condition, IReadOnlyList<RouteDestination> destinations, bool enabled = true, string? description = null)
 {
+    internal readonly RouteDestination[] DestinationArray = [.. destinations];
+
     public string Name { get; } = name;
     public RuleCondition Condition { get; } = condition;
-    public IReadOnlyList<RouteDestination> Destinations { get; } = destinations;
+    public IReadOnlyList<RouteDestination> Destinations => DestinationArray;
     public bool Enabled { get; } = enabled;
     public string? Description { get; } = description;
 }
@@ -126,9 +140,12 @@ public sealed class RoutingRule(string name, RuleCondition condition, IReadOnlyL
 /// <summary>A parsed, validated rule set together with the text it came from.</summary>
 public sealed class RuleSet
 {
+    internal readonly RoutingRule[] RuleArray;
+
     public RuleSet(IReadOnlyList<RoutingRule> rules, string sourceText, string origin)
     {
-        Rules = rules;
+        RuleArray = [.. rules];
+        Rules = RuleArray;
         SourceText = sourceText;
         Origin = origin;
         Hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sourceText)))[..16];

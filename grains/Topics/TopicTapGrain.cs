@@ -71,27 +71,52 @@ public sealed class TopicTapGrain(
     public Task OnNextAsync(IList<SequentialItem<EventBatch>> items)
     {
         var now = time.GetUtcNow();
+        var nowTicks = now.UtcTicks;
         var keep = options.Value.RecentEvents;
         var s = state.State;
         foreach (var item in items)
         {
             var batch = item.Item;
-            foreach (var (id, events) in batch.Parts())
+            // Lag needs only the timestamps, and the recent list only the last few events: read just that much.
+            var ticks = batch.UtcTicks();
+            var firstKept = int.MaxValue;
+            List<(int Start, int Count)>? accepted = null;
+            foreach (var (id, start, count) in batch.SegmentRanges())
             {
                 if (!_batches.TryAdd(id))
                 {
-                    s.Duplicates += events.Count;
+                    s.Duplicates += count;
                     continue;
                 }
-                foreach (var e in events)
+                for (var i = start; i < start + count; i++) _lag.Record((nowTicks - ticks[i]) / TimeSpan.TicksPerMicrosecond);
+                s.Delivered += count;
+                s.LastDeliveryAt = now;
+                (accepted ??= []).Add((start, count));
+                firstKept = Math.Min(firstKept, start);
+            }
+            if (keep == 0 || accepted is null) continue;
+
+            // Decode from the first event that can still be among the newest `keep`.
+            var total = accepted.Sum(a => a.Count);
+            var skip = Math.Max(0, total - keep);
+            var from = firstKept;
+            foreach (var (start, count) in accepted)
+            {
+                if (skip < count)
                 {
-                    _lag.Record((long)(now - e.Timestamp).TotalMicroseconds);
-                    if (keep == 0) continue;
-                    _recent.Enqueue(new TappedEvent(++s.Sequence, now, batch.Partition, e));
+                    from = start + skip;
+                    break;
+                }
+                skip -= count;
+            }
+            var decoded = batch.EventsFrom(from);
+            foreach (var (start, count) in accepted)
+            {
+                for (var i = Math.Max(start, from); i < start + count; i++)
+                {
+                    _recent.Enqueue(new TappedEvent(++s.Sequence, now, batch.Partition, decoded[i - from]));
                     if (_recent.Count > keep) _recent.Dequeue();
                 }
-                s.Delivered += events.Count;
-                s.LastDeliveryAt = now;
             }
         }
         _dirty = true;

@@ -1,4 +1,4 @@
-using System.Buffers;
+using Keystone.Events;
 
 namespace Keystone.Client.Publishing;
 
@@ -13,18 +13,17 @@ public enum FlushReason
 }
 
 /// <summary>
-/// The batch being filled: NDJSON bytes plus the rules for when it must go. Pure (the caller passes the clock),
-/// so the flush triggers are unit-tested without timers.
+/// The batch being filled, and the rules for when it must go: at a count, at a byte size (of the events as JSON,
+/// the size the cluster limits), or when its first event has waited the linger time. Pure (the caller passes the
+/// clock), so the flush triggers are unit-tested without timers.
 /// </summary>
 public sealed class BatchBuffer(int maxEvents, int maxBytes, TimeSpan linger)
 {
-    private readonly ArrayBufferWriter<byte> _bytes = new(64 * 1024);
-    private readonly List<Guid> _ids = [];
+    private readonly List<KeystoneEvent> _events = [];
 
-    public int Count => _ids.Count;
-    public int Bytes => _bytes.WrittenCount;
+    public int Count => _events.Count;
+    public int Bytes { get; private set; }
     public DateTimeOffset? OpenedAt { get; private set; }
-    public IReadOnlyList<Guid> EventIds => _ids;
 
     /// <summary>When the linger expires for the current batch, or null when it is empty.</summary>
     public DateTimeOffset? DueAt => OpenedAt + linger;
@@ -32,12 +31,11 @@ public sealed class BatchBuffer(int maxEvents, int maxBytes, TimeSpan linger)
     /// <summary>True when adding an event of <paramref name="size"/> bytes would break the byte limit (so flush first).</summary>
     public bool WouldOverflow(int size) => Count > 0 && Bytes + size + 1 > maxBytes;
 
-    public void Add(Guid eventId, ReadOnlySpan<byte> json, DateTimeOffset now)
+    public void Add(KeystoneEvent e, int size, DateTimeOffset now)
     {
         if (Count == 0) OpenedAt = now;
-        _bytes.Write(json);
-        _bytes.Write("\n"u8);
-        _ids.Add(eventId);
+        _events.Add(e);
+        Bytes += size + 1;
     }
 
     /// <summary>Why the batch must be sent now, or <see cref="FlushReason.None"/>.</summary>
@@ -52,16 +50,25 @@ public sealed class BatchBuffer(int maxEvents, int maxBytes, TimeSpan linger)
 
     public PendingBatch Drain()
     {
-        var batch = new PendingBatch(_bytes.WrittenSpan.ToArray(), [.. _ids], OpenedAt ?? DateTimeOffset.MinValue);
-        _bytes.ResetWrittenCount();
-        _ids.Clear();
+        var batch = new PendingBatch([.. _events], OpenedAt ?? DateTimeOffset.MinValue);
+        _events.Clear();
+        Bytes = 0;
         OpenedAt = null;
         return batch;
     }
 }
 
-/// <summary>A batch ready to send: NDJSON, the ids it holds, and when its first event arrived.</summary>
-public sealed record PendingBatch(byte[] Ndjson, Guid[] EventIds, DateTimeOffset OpenedAt)
+/// <summary>A batch ready to send, and when its first event arrived.</summary>
+public sealed record PendingBatch(KeystoneEvent[] Events, DateTimeOffset OpenedAt)
 {
-    public int Count => EventIds.Length;
+    public int Count => Events.Length;
+    public IEnumerable<Guid> EventIds => Events.Select(e => e.EventId);
+
+    /// <summary>The events as newline-delimited JSON (what the dead-letter file and the CLI speak).</summary>
+    public byte[] ToNdjson()
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(Events.Length * 512);
+        EventJson.WriteNdjson(buffer, Events);
+        return buffer.WrittenSpan.ToArray();
+    }
 }

@@ -18,9 +18,10 @@ public sealed class DeadLetterFile(string path)
 
     public async Task AppendAsync(PendingBatch batch, string reason, int attempts, DateTimeOffset at, CancellationToken cancellationToken = default)
     {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>(batch.Ndjson.Length + batch.Count * 128);
+        var ndjson = batch.ToNdjson();
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(ndjson.Length + batch.Count * 128);
         var header = JsonSerializer.SerializeToUtf8Bytes(new { reason, attempts, at = EventJson.FormatTimestamp(at) });
-        foreach (var line in SplitLines(batch.Ndjson))
+        foreach (var line in SplitLines(ndjson))
         {
             buffer.Write("{\"dead_letter\":"u8);
             buffer.Write(header);
