@@ -37,7 +37,7 @@ public static class EventBatchParser
         var result = new ParsedBatch();
 
         // A UTF-8 byte order mark is legal at the start of a JSON text.
-        if (body.StartsWith("\xEF\xBB\xBF"u8)) body = body[3..];
+        if (body.StartsWith("\uFEFF"u8)) body = body[3..];
         var first = FirstNonWhitespace(body);
         if (first < 0)
         {
