@@ -43,6 +43,8 @@ public static class EventJson
         if (text.Length < 17 || text.Length > 40) return false;
         var last = text[^1];
         var hasOffset = last is 'Z' or 'z' || (text[^6] is '+' or '-' && text[^3] == ':');
+        // The "K" specifier only knows upper-case Z.
+        if (last == 'z') text = string.Concat(text.AsSpan(0, text.Length - 1), "Z");
         return hasOffset && DateTimeOffset.TryParseExact(text, TimestampFormats, CultureInfo.InvariantCulture, DateTimeStyles.None, out value);
     }
 

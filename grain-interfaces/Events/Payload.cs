@@ -39,7 +39,7 @@ public sealed class Payload : IEquatable<Payload>
             if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
                 throw new FormatException("A payload must be a JSON object.");
             var buffer = new System.Buffers.ArrayBufferWriter<byte>(utf8Json.Length);
-            using (var writer = new Utf8JsonWriter(buffer))
+            using (var writer = new Utf8JsonWriter(buffer, EventJson.WriterOptions))
             {
                 writer.WriteStartObject();
                 while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
@@ -67,7 +67,8 @@ public sealed class Payload : IEquatable<Payload>
     public static Payload Create(IEnumerable<KeyValuePair<string, object?>> fields)
     {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer))
+        // The envelope's encoder, so a payload has the same bytes whether it was built here or read from the wire.
+        using (var writer = new Utf8JsonWriter(buffer, EventJson.WriterOptions))
         {
             writer.WriteStartObject();
             var seen = new HashSet<string>(StringComparer.Ordinal);
@@ -255,7 +256,7 @@ public sealed class Payload : IEquatable<Payload>
         switch (reader.TokenType)
         {
             case JsonTokenType.String: return reader.GetString();
-            case JsonTokenType.Number: return reader.TryGetInt64(out var l) ? l : reader.GetDouble();
+            case JsonTokenType.Number: return reader.TryGetInt64(out var l) ? (object)l : reader.GetDouble();
             case JsonTokenType.True: return true;
             case JsonTokenType.False: return false;
             case JsonTokenType.StartArray:

@@ -39,9 +39,8 @@ public static class EventBatchParser
         var clock = now ?? DateTimeOffset.UtcNow;
         var result = new ParsedBatch();
 
-        // A UTF-8 byte order mark is legal at the start of a JSON text. (Not "\xEF\xBB\xBF"u8: that is the UTF-8 of
-        // three Latin-1 characters, six bytes, and never matched.)
-        if (body.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) body = body[3..];
+        // A UTF-8 byte order mark is legal at the start of a JSON text.
+        if (body.StartsWith("\uFEFF"u8)) body = body[3..];
         var first = FirstNonWhitespace(body);
         if (first < 0)
         {

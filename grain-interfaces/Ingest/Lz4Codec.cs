@@ -10,6 +10,8 @@ public static class Lz4Codec
     /// <summary>Decompresses, refusing anything that would expand beyond <paramref name="maxBytes"/> (a decompression bomb).</summary>
     public static byte[] Decompress(ReadOnlySpan<byte> data, int maxBytes)
     {
+        // K4os pickles empty input as zero bytes.
+        if (data.IsEmpty) return [];
         int size;
         try
         {

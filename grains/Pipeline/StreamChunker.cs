@@ -34,7 +34,8 @@ public static class StreamChunker
     /// <summary>An upper bound of an event's serialized size: the payload plus room for the envelope's strings.</summary>
     public static int EstimatedSize(KeystoneEvent e)
     {
-        var size = 96 + e.Payload.Length + e.EventType.Length + e.Version.Length + e.Source.Service.Length
+        // The envelope's keys and punctuation, a UUID and the longest timestamp (7 fraction digits and an offset) take 206 bytes.
+        var size = 206 + e.Payload.Length + e.EventType.Length + e.Version.Length + e.Source.Service.Length
                    + (e.Source.DeviceType?.Length ?? 0) + (e.Source.Region?.Length ?? 0);
         foreach (var (k, v) in e.Metadata) size += k.Length + v.Length + 8;
         return size;
@@ -49,10 +50,12 @@ public static class StreamChunker
         if (index == 0) return batchId;
         Span<byte> bytes = stackalloc byte[16];
         batchId.TryWriteBytes(bytes);
-        bytes[12] ^= (byte)(index >> 24);
-        bytes[13] ^= (byte)(index >> 16);
-        bytes[14] ^= (byte)(index >> 8);
-        bytes[15] ^= (byte)(index + 1);
+        // index + 1 as one 32-bit value: never zero, so no chunk gets the batch id back (index 255 used to).
+        var mask = (uint)index + 1;
+        bytes[12] ^= (byte)(mask >> 24);
+        bytes[13] ^= (byte)(mask >> 16);
+        bytes[14] ^= (byte)(mask >> 8);
+        bytes[15] ^= (byte)mask;
         return new Guid(bytes);
     }
 

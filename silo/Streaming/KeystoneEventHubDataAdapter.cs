@@ -59,7 +59,7 @@ public sealed class KeystoneEventHubDataAdapter(Serializer serializer) : EventHu
 
     public static byte[] Encode(EventBatch batch)
     {
-        var ndjson = new ArrayBufferWriter<byte>(batch.Events.Length * 512);
+        var ndjson = new ArrayBufferWriter<byte>(Math.Max(1, batch.Events.Length * 512));
         EventJson.WriteNdjson(ndjson, batch.Events);
         return Lz4Codec.Compress(ndjson.WrittenSpan);
     }

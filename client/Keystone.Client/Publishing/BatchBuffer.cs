@@ -67,7 +67,7 @@ public sealed record PendingBatch(KeystoneEvent[] Events, DateTimeOffset OpenedA
     /// <summary>The events as newline-delimited JSON (what the dead-letter file and the CLI speak).</summary>
     public byte[] ToNdjson()
     {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>(Events.Length * 512);
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(Math.Max(256, Events.Length * 512));
         EventJson.WriteNdjson(buffer, Events);
         return buffer.WrittenSpan.ToArray();
     }

@@ -1,0 +1,51 @@
+using Keystone.Events;
+
+namespace Keystone.UnitTests.Events;
+
+public class EventMetadataTests
+{
+    [Fact]
+    public void With_returns_a_copy_and_keeps_the_original()
+    {
+        var original = EventMetadata.Of(("trace_id", "t1"));
+        var added = original.With("topic", "x");
+        var replaced = added.With("trace_id", "t2");
+
+        Assert.Equal([("trace_id", "t1")], original.Select(kv => (kv.Key, kv.Value)));
+        Assert.Equal([("trace_id", "t1"), ("topic", "x")], added.Select(kv => (kv.Key, kv.Value)));
+        Assert.Equal([("trace_id", "t2"), ("topic", "x")], replaced.Select(kv => (kv.Key, kv.Value)));
+    }
+
+    [Fact]
+    public void From_keeps_the_last_value_of_a_repeated_key()
+    {
+        var m = EventMetadata.Of(("a", "1"), ("b", "2"), ("a", "3"));
+        Assert.Equal(2, m.Count);
+        Assert.Equal("3", m["a"]);
+        Assert.Same(EventMetadata.Empty, EventMetadata.From([]));
+    }
+
+    [Fact]
+    public void Lookups()
+    {
+        var m = EventMetadata.Of(("a", "1"));
+        Assert.True(m.ContainsKey("a"));
+        Assert.Equal("1", m.Get("a"));
+        Assert.Null(m.Get("b"));
+        Assert.Throws<KeyNotFoundException>(() => m["b"]);
+        Assert.Equal(["a"], m.Keys);
+        Assert.Equal(["1"], m.Values);
+        Assert.Equal("a=1", m.ToString());
+    }
+
+    [Fact]
+    public void Equality_ignores_order()
+    {
+        var a = EventMetadata.Of(("a", "1"), ("b", "2"));
+        var b = EventMetadata.Of(("b", "2"), ("a", "1"));
+        Assert.Equal(a, b);
+        Assert.Equal(a.GetHashCode(), b.GetHashCode());
+        Assert.NotEqual(a, EventMetadata.Of(("a", "1"), ("b", "3")));
+        Assert.NotEqual(a, EventMetadata.Of(("a", "1")));
+    }
+}

@@ -1,0 +1,126 @@
+using Keystone.Events;
+using Keystone.Ingest;
+using Keystone.Schemas;
+using Keystone.UnitTests.Support;
+
+namespace Keystone.UnitTests.Ingest;
+
+public class EventBatchCodecTests
+{
+    private static KeystoneEvent[] Mixed() =>
+    [
+        Sample.PlayStarted(userId: "a"),
+        Sample.Payment(region: null),
+        Sample.PlayStarted(userId: "b", metadata: EventMetadata.Empty) with { Timestamp = new DateTimeOffset(2025, 3, 1, 8, 30, 15, TimeSpan.FromHours(5.5)) },
+        Sample.HealthCheck(),
+        Sample.PlayStarted(userId: "ünïcödé", region: "eu-west-1"),
+    ];
+
+    [Fact]
+    public void Round_trip_keeps_every_field_including_offsets_nulls_and_unicode()
+    {
+        var events = Mixed();
+        var decoded = EventBatchCodec.Decode(EventBatchCodec.Encode(events));
+        Assert.Equal(events, decoded);
+        Assert.Equal(TimeSpan.FromHours(5.5), decoded[2].Timestamp.Offset);
+        Assert.Null(decoded[1].Source.Region);
+        Assert.Equal("ünïcödé", decoded[4].UserId);
+    }
+
+    [Fact]
+    public void Repeated_strings_are_stored_once()
+    {
+        var one = EventBatchCodec.Encode([Sample.PlayStarted()]).Length;
+        var hundred = EventBatchCodec.Encode(Enumerable.Range(0, 100).Select(_ => Sample.PlayStarted()).ToArray()).Length;
+        // The string table (type, version, service, device, region, metadata) is paid once, not a hundred times.
+        Assert.True(hundred < one * 100 - 99 * 60, $"100 events took {hundred} bytes, one took {one}");
+    }
+
+    [Fact]
+    public void Timestamps_and_a_tail_can_be_read_without_decoding_everything()
+    {
+        var events = Mixed();
+        var data = EventBatchCodec.Encode(events);
+        Assert.Equal(events.Select(e => e.Timestamp.UtcTicks), EventBatchCodec.ReadUtcTicks(data));
+        Assert.Equal(events[3..], EventBatchCodec.Decode(data, from: 3));
+        Assert.Empty(EventBatchCodec.Decode(data, from: 99));
+    }
+
+    [Fact]
+    public void An_empty_batch_round_trips()
+    {
+        Assert.Empty(EventBatchCodec.Decode(EventBatchCodec.Encode([])));
+    }
+
+    [Theory]
+    [InlineData(new byte[] { })]
+    [InlineData(new byte[] { (byte)'X', 1, 0, 0 })]
+    [InlineData(new byte[] { (byte)'K', 9, 0, 0 })]
+    public void Garbage_is_refused_as_invalid_data(byte[] data)
+    {
+        Assert.Throws<InvalidDataException>(() => EventBatchCodec.Decode(data));
+    }
+
+    [Fact]
+    public void Truncated_data_fails_loudly_rather_than_returning_partial_events()
+    {
+        var data = EventBatchCodec.Encode(Mixed());
+        Assert.ThrowsAny<Exception>(() => EventBatchCodec.Decode(data.AsSpan(0, data.Length - 10)));
+    }
+
+    [Fact]
+    public void A_batch_decodes_lazily_and_exposes_its_segments()
+    {
+        var events = Mixed();
+        var first = Guid.NewGuid();
+        var second = Guid.NewGuid();
+        var batch = new EventBatch(Guid.NewGuid(), 3, Sample.Now, events, [new BatchSegment(first, 2), new BatchSegment(second, 5)]);
+
+        Assert.Equal([(first, 0, 2), (second, 2, 3)], batch.SegmentRanges().ToArray());
+        Assert.Equal(events[2..], batch.EventsFrom(2));
+        Assert.Equal(events.Select(e => e.Timestamp.UtcTicks), batch.UtcTicks());
+        var parts = batch.Parts().ToArray();
+        Assert.Equal(events[..2], parts[0].Events.ToArray());
+        Assert.Equal(events[2..], parts[1].Events.ToArray());
+    }
+
+    [Fact]
+    public void A_batch_without_segments_is_one_segment_named_by_its_id()
+    {
+        var id = Guid.NewGuid();
+        var batch = new EventBatch(id, 0, Sample.Now, Mixed());
+        Assert.Equal([(id, 0, 5)], batch.SegmentRanges().ToArray());
+    }
+
+    [Fact]
+    public void The_binary_ingest_format_is_validated_like_json()
+    {
+        var good = Sample.PlayStarted();
+        var bad = Sample.PlayStarted(quality: "8K");
+        var body = EventBatchCodec.Encode([good, bad]);
+
+        var parsed = EventBatchParser.Parse(body, BodyFormat.Binary, SchemaRegistry.Embedded, now: Sample.Now);
+
+        Assert.Equal([good], parsed.Events);
+        var rejection = Assert.Single(parsed.Rejections);
+        Assert.Equal(1, rejection.Index);
+        Assert.Equal(bad.EventId.ToString("D"), rejection.EventId);
+        Assert.Equal("payload.quality: '8K' is not one of 4K, HD, SD", rejection.Error);
+    }
+
+    [Fact]
+    public void Binary_payloads_must_be_single_line_json()
+    {
+        var sneaky = Sample.PlayStarted() with { Payload = Payload.FromTrustedCompactJson("{\"user_id\":\"u\",\n\"video_id\":\"v\"}"u8.ToArray()) };
+        var parsed = EventBatchParser.Parse(EventBatchCodec.Encode([sneaky]), BodyFormat.Binary, SchemaRegistry.Embedded, now: Sample.Now);
+        Assert.Equal("payload: must be compact JSON on one line", Assert.Single(parsed.Rejections).Error);
+    }
+
+    [Fact]
+    public void A_malformed_binary_body_is_a_body_error()
+    {
+        var parsed = EventBatchParser.Parse([(byte)'K', 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F], BodyFormat.Binary, SchemaRegistry.Embedded, now: Sample.Now);
+        Assert.StartsWith("malformed binary batch:", parsed.BodyError);
+        Assert.Empty(parsed.Events);
+    }
+}

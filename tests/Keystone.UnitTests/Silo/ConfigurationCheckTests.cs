@@ -1,0 +1,160 @@
+using Keystone.Silo.Hosting;
+using Microsoft.Extensions.Configuration;
+
+namespace Keystone.UnitTests.Silo;
+
+public class ConfigurationCheckTests
+{
+    // What silo/appsettings.json ships.
+    private static readonly Dictionary<string, string?> Shipped = new()
+    {
+        ["Keystone:Role"] = "Silo",
+        ["Keystone:Dashboard"] = "true",
+        ["Keystone:Ingest:Partitions"] = "8",
+        ["Keystone:Ingest:MaxEventBytes"] = "32768",
+        ["Keystone:Ingest:MaxRequestBytes"] = "16777216",
+        ["Keystone:Routing:RulesFile"] = "routing-rules.yaml",
+        ["Keystone:Storage:ConnectionString"] = "UseDevelopmentStorage=true",
+        ["Keystone:Storage:Container"] = "keystone-state",
+        ["Keystone:Cluster:Mode"] = "Localhost",
+        ["Keystone:Cluster:SiloPort"] = "11111",
+        ["Keystone:Cluster:GatewayPort"] = "30000",
+        ["Keystone:Streaming:Provider"] = "Memory",
+    };
+
+    private static IConfiguration Config(params (string Key, string? Value)[] changes)
+    {
+        var values = new Dictionary<string, string?>(Shipped);
+        foreach (var (k, v) in changes) values[k] = v;
+        return new ConfigurationBuilder().AddInMemoryCollection(values).Build();
+    }
+
+    private static KeystoneConfigurationException Fails(params (string Key, string? Value)[] changes) =>
+        Assert.Throws<KeystoneConfigurationException>(() => ConfigurationCheck.Validate(Config(changes)));
+
+    [Fact]
+    public void The_shipped_configuration_passes()
+    {
+        ConfigurationCheck.Validate(Config());
+        ConfigurationCheck.Validate(new ConfigurationBuilder().Build());
+    }
+
+    [Fact]
+    public void The_shipped_appsettings_files_pass()
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddJsonFile(Support.RepoFiles.PathOf("silo/appsettings.json"))
+            .AddJsonFile(Support.RepoFiles.PathOf("silo/appsettings.Development.json"))
+            .Build();
+        ConfigurationCheck.Validate(configuration);
+    }
+
+    [Fact]
+    public void A_misspelt_key_is_named_in_full()
+    {
+        var e = Fails(("Keystone:Streaming:Provder", "EventHubs"));
+
+        var problem = Assert.Single(e.Problems);
+        Assert.StartsWith("Keystone:Streaming:Provder: unknown setting (known in Keystone:Streaming: Provider, PollPeriod, ", problem);
+        Assert.Contains("Keystone:Streaming:Provder", e.Message);
+        Assert.StartsWith("Invalid Keystone configuration:\n  - Keystone:Streaming:Provder", e.Message);
+    }
+
+    [Fact]
+    public void A_misspelt_nested_key_is_found()
+    {
+        var e = Fails(("Keystone:Streaming:EventHubs:ConectionString", "Endpoint=sb://x"));
+        Assert.StartsWith("Keystone:Streaming:EventHubs:ConectionString: unknown setting (known in Keystone:Streaming:EventHubs: ConnectionString, ", Assert.Single(e.Problems));
+    }
+
+    [Fact]
+    public void A_bad_enum_value_names_the_key()
+    {
+        var e = Fails(("Keystone:Streaming:Provider", "Kafka"));
+        Assert.Equal(
+            "Failed to convert configuration value 'Kafka' at 'Keystone:Streaming:Provider' to type 'Keystone.Silo.Hosting.StreamProviderKind'. Kafka is not a valid value for StreamProviderKind.",
+            Assert.Single(e.Problems));
+    }
+
+    [Fact]
+    public void Event_hubs_without_a_connection_string_names_the_missing_keys()
+    {
+        var e = Fails(("Keystone:Streaming:Provider", "EventHubs"));
+        Assert.Equal(
+            [
+                "Keystone:Streaming:EventHubs:ConnectionString is required when Keystone:Streaming:Provider is EventHubs.",
+                "Keystone:Streaming:EventHubs:Hub is required when Keystone:Streaming:Provider is EventHubs.",
+            ],
+            e.Problems);
+    }
+
+    [Fact]
+    public void Event_hubs_with_its_settings_passes()
+    {
+        ConfigurationCheck.Validate(Config(
+            ("Keystone:Streaming:Provider", "EventHubs"),
+            ("Keystone:Streaming:EventHubs:ConnectionString", "Endpoint=sb://example/;SharedAccessKeyName=k;SharedAccessKey=v"),
+            ("Keystone:Streaming:EventHubs:Hub", "keystone")));
+    }
+
+    [Fact]
+    public void Zero_partitions_is_out_of_range()
+    {
+        var e = Fails(("Keystone:Ingest:Partitions", "0"));
+        Assert.Equal("Keystone:Ingest:Partitions: The field Partitions must be between 1 and 1024.", Assert.Single(e.Problems));
+    }
+
+    [Fact]
+    public void An_unknown_section_is_refused()
+    {
+        var e = Fails(("Keystone:Foo:Bar", "1"));
+        Assert.StartsWith("Keystone:Foo: unknown section (known: Role, Dashboard, ", Assert.Single(e.Problems));
+    }
+
+    [Fact]
+    public void Every_problem_is_listed_at_once()
+    {
+        var e = Fails(("Keystone:Ingest:Partitions", "0"), ("Keystone:Foo", "x"), ("Keystone:Cluster:GatewayPort", "11111"), ("Keystone:Storage:ConnectionString", " "));
+        Assert.Equal(
+            [
+                "Keystone:Foo: unknown section (known: Role, Dashboard, Client, Cluster, Ingest, Local, Publisher, Routing, Schemas, Storage, Streaming, Taps)",
+                "Keystone:Ingest:Partitions: The field Partitions must be between 1 and 1024.",
+                "Keystone:Storage:ConnectionString: The ConnectionString field is required.",
+                "Keystone:Cluster:SiloPort and Keystone:Cluster:GatewayPort must differ.",
+                "Keystone:Storage:ConnectionString is required.",
+            ],
+            e.Problems);
+    }
+
+    [Fact]
+    public void Cross_setting_limits_are_checked()
+    {
+        var e = Fails(("Keystone:Ingest:MaxEventBytes", "65536"), ("Keystone:Ingest:MaxRequestBytes", "32768"));
+        Assert.Equal("Keystone:Ingest:MaxEventBytes must not exceed Keystone:Ingest:MaxRequestBytes.", Assert.Single(e.Problems));
+
+        var queue = Fails(("Keystone:Streaming:Provider", "AzureQueue"), ("Keystone:Ingest:MaxEventBytes", "50000"));
+        Assert.StartsWith("Keystone:Ingest:MaxEventBytes must be at most 40960 with the AzureQueue provider", Assert.Single(queue.Problems));
+    }
+
+    [Fact]
+    public void A_bad_role_is_explained()
+    {
+        var e = Fails(("Keystone:Role", "Worker"));
+        Assert.StartsWith("Keystone:Role / Keystone:Dashboard: ", Assert.Single(e.Problems));
+        Assert.EndsWith("(Role is Silo or Gateway; Dashboard is true or false)", e.Problems[0]);
+    }
+
+    [Fact]
+    public void Nested_option_objects_are_validated()
+    {
+        var e = Fails(("Keystone:Streaming:EventHubs:CheckpointTable", "bad-table!"));
+        Assert.StartsWith("Keystone:Streaming:EventHubs:CheckpointTable: ", Assert.Single(e.Problems));
+    }
+
+    [Fact]
+    public void Publisher_section_keys_are_checked_too()
+    {
+        var e = Fails(("Keystone:Publisher:MaxBatchEvent", "10"));
+        Assert.StartsWith("Keystone:Publisher:MaxBatchEvent: unknown setting (known in Keystone:Publisher: QueueCapacity, MaxBatchEvents, ", Assert.Single(e.Problems));
+    }
+}
