@@ -46,13 +46,17 @@ await using var azurite = await AzuriteProcess.StartAsync();
 var needed = new[] { (Selected("batched"), eventCount), (Selected("one-event"), baselineCount), (Selected("paced"), latencyRate * latencySeconds), (Selected("rest"), restCount) }
     .Where(x => x.Item1).Select(x => x.Item2).DefaultIfEmpty(0).Max();
 var events = PipelineBenchmark.Generate(needed, seed: 1);
+var warmUp = PipelineBenchmark.Generate(Arg("--warm-up-events", 100_000), seed: 2);
 var results = new List<RunResult>();
+var throughputOptions = new PublisherOptions { MaxBatchEvents = 2_000, MaxInFlightBatches = 4, QueueCapacity = 200_000, DeadLetterPath = "bench-deadletter.jsonl" };
 
 async Task<RunResult> Run(string name, IDictionary<string, string?> settings, Func<BenchCluster, Task<RunResult>> body)
 {
     if (!Selected(name)) return new RunResult(name + " (skipped)", 1, 0, TimeSpan.FromSeconds(1), LatencySnapshot.Empty);
     Console.WriteLine($"Running {name}...");
     await using var cluster = await BenchCluster.StartAsync(azurite, settings);
+    await PipelineBenchmark.WarmUp(cluster, warmUp, throughputOptions);
+    Console.WriteLine($"  {name}: warmed up, measuring");
     allocations?.Reset();
     var pauseBefore = GC.GetTotalPauseDuration();
     var allocatedBefore = GC.GetTotalAllocatedBytes();
@@ -65,7 +69,6 @@ async Task<RunResult> Run(string name, IDictionary<string, string?> settings, Fu
     return result;
 }
 
-var throughputOptions = new PublisherOptions { MaxBatchEvents = 2_000, MaxInFlightBatches = 4, QueueCapacity = 200_000, DeadLetterPath = "bench-deadletter.jsonl" };
 
 // 1. Throughput: as fast as the producer can go, batched stream messages.
 var slice = events[..Math.Min(eventCount, events.Length)];

@@ -5,121 +5,150 @@ using Keystone.Events;
 namespace Keystone.Ingest;
 
 /// <summary>
-/// The binary form of a batch's events inside a stream message. Every hop of a memory or queue stream serializes,
-/// copies and deserializes its messages; with the events as objects that cost about a microsecond per event per
-/// hop (ten strings each, with reference tracking). As one byte array with a per-batch string table (event types,
-/// services, regions and metadata keys repeat across a batch), a hop is a memory copy and the decode is cheap.
+/// The binary form of a batch's events inside a stream message (and of the SDK's batches). Every hop of a memory or
+/// queue stream serializes, copies and deserializes its messages; with the events as objects that costs about a
+/// microsecond per event per hop (ten strings each, with reference tracking). As one byte array it is a copy.
 ///
-/// Layout: magic 'K' 1, count, string table (count, then length-prefixed UTF-8), then per event: 16-byte id,
-/// UTC ticks (8), offset minutes (2), indexes of type, version, service, device+1, region+1 (0 = absent),
-/// payload length and bytes, metadata count and (key index, value index) pairs. Integers are 7-bit varints.
+/// Each event is a self-contained, length-prefixed record, so a router can move an event it does not change into
+/// another batch by copying its bytes, and a reader can step over events without decoding them.
+///
+/// Layout: 'K', format 2, event count; then per event: record length, 16-byte id, UTC ticks (8), offset minutes (2),
+/// strings type, version, service, device?, region?, the payload's compact JSON, metadata count and key/value strings.
+/// Integers are 7-bit varints; a string is its UTF-8 length then bytes; an optional string stores length+1 (0 = absent).
 /// </summary>
 public static class EventBatchCodec
 {
     private const byte Magic = (byte)'K';
-    private const byte FormatVersion = 1;
+    private const byte FormatVersion = 2;
+    private const int FixedPart = 16 + 8 + 2;
+
+    /// <summary>Bytes an event takes in a batch, including its length prefix.</summary>
+    public static int EncodedSize(KeystoneEvent e)
+    {
+        var body = BodySize(e);
+        return VarintLength(body) + body;
+    }
+
+    private static int BodySize(KeystoneEvent e)
+    {
+        var size = FixedPart
+                   + StringSize(e.EventType) + StringSize(e.Version) + StringSize(e.Source.Service)
+                   + OptionalSize(e.Source.DeviceType) + OptionalSize(e.Source.Region)
+                   + VarintLength(e.Payload.Length) + e.Payload.Length
+                   + VarintLength(e.Metadata.Count);
+        foreach (var (k, v) in e.Metadata) size += StringSize(k) + StringSize(v);
+        return size;
+    }
+
+    /// <summary>Writes one record (length prefix included); returns the bytes written.</summary>
+    public static int WriteRecord(Span<byte> destination, KeystoneEvent e)
+    {
+        var body = BodySize(e);
+        var p = WriteVarint(destination, body);
+        var start = p;
+        e.EventId.TryWriteBytes(destination[p..]);
+        BinaryPrimitives.WriteInt64LittleEndian(destination[(p + 16)..], e.Timestamp.UtcTicks);
+        BinaryPrimitives.WriteInt16LittleEndian(destination[(p + 24)..], (short)e.Timestamp.Offset.TotalMinutes);
+        p += FixedPart;
+        p += WriteString(destination[p..], e.EventType);
+        p += WriteString(destination[p..], e.Version);
+        p += WriteString(destination[p..], e.Source.Service);
+        p += WriteOptional(destination[p..], e.Source.DeviceType);
+        p += WriteOptional(destination[p..], e.Source.Region);
+        var payload = e.Payload.Utf8;
+        p += WriteVarint(destination[p..], payload.Length);
+        payload.CopyTo(destination[p..]);
+        p += payload.Length;
+        p += WriteVarint(destination[p..], e.Metadata.Count);
+        foreach (var (k, v) in e.Metadata)
+        {
+            p += WriteString(destination[p..], k);
+            p += WriteString(destination[p..], v);
+        }
+        if (p - start != body) throw new InvalidOperationException($"event record is {p - start} bytes, expected {body}");
+        return p;
+    }
+
+    public static int HeaderSize(int count) => 2 + VarintLength(count);
+
+    public static int WriteHeader(Span<byte> destination, int count)
+    {
+        destination[0] = Magic;
+        destination[1] = FormatVersion;
+        return 2 + WriteVarint(destination[2..], count);
+    }
 
     public static byte[] Encode(IReadOnlyList<KeystoneEvent> events)
     {
-        // Pass 1: intern strings and measure, so the output is allocated once at its exact size.
-        var table = new Dictionary<string, int>(StringComparer.Ordinal);
-        var strings = new List<string>();
-        int Intern(string s)
-        {
-            if (!table.TryGetValue(s, out var index))
-            {
-                index = strings.Count;
-                table[s] = index;
-                strings.Add(s);
-            }
-            return index;
-        }
-
-        var size = 2 + VarintLength(events.Count);
-        foreach (var e in events)
-        {
-            size += 26
-                + VarintLength(Intern(e.EventType)) + VarintLength(Intern(e.Version)) + VarintLength(Intern(e.Source.Service))
-                + VarintLength(e.Source.DeviceType is null ? 0 : Intern(e.Source.DeviceType) + 1)
-                + VarintLength(e.Source.Region is null ? 0 : Intern(e.Source.Region) + 1)
-                + VarintLength(e.Payload.Length) + e.Payload.Length
-                + VarintLength(e.Metadata.Count);
-            foreach (var (k, v) in e.Metadata) size += VarintLength(Intern(k)) + VarintLength(Intern(v));
-        }
-        size += VarintLength(strings.Count);
-        var utf8Lengths = new int[strings.Count];
-        for (var i = 0; i < strings.Count; i++)
-        {
-            utf8Lengths[i] = Encoding.UTF8.GetByteCount(strings[i]);
-            size += VarintLength(utf8Lengths[i]) + utf8Lengths[i];
-        }
-
-        // Pass 2: write.
+        var size = HeaderSize(events.Count);
+        for (var i = 0; i < events.Count; i++) size += EncodedSize(events[i]);
         var output = new byte[size];
-        var span = output.AsSpan();
-        span[0] = Magic;
-        span[1] = FormatVersion;
-        var p = 2;
-        p += WriteVarint(span[p..], events.Count);
-        p += WriteVarint(span[p..], strings.Count);
-        for (var i = 0; i < strings.Count; i++)
-        {
-            p += WriteVarint(span[p..], utf8Lengths[i]);
-            p += Encoding.UTF8.GetBytes(strings[i], span[p..]);
-        }
-        foreach (var e in events)
-        {
-            e.EventId.TryWriteBytes(span[p..]);
-            BinaryPrimitives.WriteInt64LittleEndian(span[(p + 16)..], e.Timestamp.UtcTicks);
-            BinaryPrimitives.WriteInt16LittleEndian(span[(p + 24)..], (short)e.Timestamp.Offset.TotalMinutes);
-            p += 26;
-            p += WriteVarint(span[p..], table[e.EventType]);
-            p += WriteVarint(span[p..], table[e.Version]);
-            p += WriteVarint(span[p..], table[e.Source.Service]);
-            p += WriteVarint(span[p..], e.Source.DeviceType is null ? 0 : table[e.Source.DeviceType] + 1);
-            p += WriteVarint(span[p..], e.Source.Region is null ? 0 : table[e.Source.Region] + 1);
-            var payload = e.Payload.Utf8;
-            p += WriteVarint(span[p..], payload.Length);
-            payload.CopyTo(span[p..]);
-            p += payload.Length;
-            p += WriteVarint(span[p..], e.Metadata.Count);
-            foreach (var (k, v) in e.Metadata)
-            {
-                p += WriteVarint(span[p..], table[k]);
-                p += WriteVarint(span[p..], table[v]);
-            }
-        }
-        if (p != size) throw new InvalidOperationException($"event batch encoder wrote {p} bytes, expected {size}");
+        var p = WriteHeader(output, events.Count);
+        for (var i = 0; i < events.Count; i++) p += WriteRecord(output.AsSpan(p), events[i]);
         return output;
+    }
+
+    /// <summary>Reads the header; returns the event count and where the first record starts.</summary>
+    public static int ReadHeader(ReadOnlySpan<byte> data, out int count)
+    {
+        if (data.Length < 3 || data[0] != Magic || data[1] != FormatVersion)
+            throw new InvalidDataException("not a Keystone event batch (bad magic or format version)");
+        var position = 2;
+        count = ReadVarint(data, ref position);
+        return position;
+    }
+
+    /// <summary>Where each record (length prefix included) lies in the batch.</summary>
+    public static (int Start, int Length)[] RecordRanges(ReadOnlySpan<byte> data)
+    {
+        var position = ReadHeader(data, out var count);
+        var ranges = new (int, int)[count];
+        for (var n = 0; n < count; n++)
+        {
+            var start = position;
+            var body = ReadVarint(data, ref position);
+            if (body < FixedPart || position + body > data.Length) throw new InvalidDataException($"event record {n} overruns the batch");
+            position += body;
+            ranges[n] = (start, position - start);
+        }
+        if (position != data.Length) throw new InvalidDataException($"event batch has {data.Length - position} trailing bytes");
+        return ranges;
     }
 
     public static KeystoneEvent[] Decode(ReadOnlySpan<byte> data) => Decode(data, 0);
 
-    /// <summary>Decodes the events from index <paramref name="from"/> on, stepping over the earlier ones without building them.</summary>
+    /// <summary>Decodes the events from index <paramref name="from"/> on, stepping over the earlier records.</summary>
     public static KeystoneEvent[] Decode(ReadOnlySpan<byte> data, int from)
     {
-        var position = ReadHeader(data, out var count, out var strings);
+        var position = ReadHeader(data, out var count);
         from = Math.Clamp(from, 0, count);
-        for (var n = 0; n < from; n++) Skip(data, ref position);
+        for (var n = 0; n < from; n++)
+        {
+            // Two statements on purpose: "position += ReadVarint(ref position)" would add to the value read before the call.
+            var skip = ReadVarint(data, ref position);
+            position += skip;
+        }
 
-        var sources = new Dictionary<(int, int, int), EventSource>();
         var events = new KeystoneEvent[count - from];
+        EventSource? lastSource = null;
         for (var n = 0; n < events.Length; n++)
         {
+            var body = ReadVarint(data, ref position);
+            var end = position + body;
+            if (body < FixedPart || end > data.Length) throw new InvalidDataException($"event record {from + n} overruns the batch");
             var id = new Guid(data.Slice(position, 16));
             var ticks = BinaryPrimitives.ReadInt64LittleEndian(data[(position + 16)..]);
             var offset = TimeSpan.FromMinutes(BinaryPrimitives.ReadInt16LittleEndian(data[(position + 24)..]));
-            position += 26;
-            var type = strings[ReadVarint(data, ref position)];
-            var version = strings[ReadVarint(data, ref position)];
-            var service = ReadVarint(data, ref position);
-            var device = ReadVarint(data, ref position);
-            var region = ReadVarint(data, ref position);
-            if (!sources.TryGetValue((service, device, region), out var source))
-            {
-                source = new EventSource(strings[service], device == 0 ? null : strings[device - 1], region == 0 ? null : strings[region - 1]);
-                sources[(service, device, region)] = source;
-            }
+            position += FixedPart;
+            var type = ReadInterned(data, ref position);
+            var version = ReadInterned(data, ref position);
+            var service = ReadInterned(data, ref position);
+            var device = ReadOptional(data, ref position);
+            var region = ReadOptional(data, ref position);
+            // Consecutive events mostly share their source; reuse the object rather than allocate one per event.
+            var source = lastSource is not null && ReferenceEquals(lastSource.Service, service) && ReferenceEquals(lastSource.DeviceType, device) && ReferenceEquals(lastSource.Region, region)
+                ? lastSource
+                : lastSource = new EventSource(service, device, region);
             var payloadLength = ReadVarint(data, ref position);
             var payload = Payload.FromTrustedCompactJson(data.Slice(position, payloadLength).ToArray());
             position += payloadLength;
@@ -127,16 +156,17 @@ public static class EventBatchCodec
             var metadata = EventMetadata.Empty;
             if (metadataCount > 0)
             {
+                if (metadataCount > 1024) throw new InvalidDataException("too many metadata entries");
                 var entries = new KeyValuePair<string, string>[metadataCount];
                 for (var m = 0; m < metadataCount; m++)
                 {
-                    var key = strings[ReadVarint(data, ref position)];
-                    entries[m] = new(key, strings[ReadVarint(data, ref position)]);
+                    var key = ReadInterned(data, ref position);
+                    entries[m] = new(key, ReadString(data, ref position));
                 }
                 metadata = new EventMetadata(entries);
             }
-            var timestamp = new DateTimeOffset(ticks + offset.Ticks, offset);
-            events[n] = new KeystoneEvent(id, type, timestamp, version, source, payload, metadata);
+            if (position != end) throw new InvalidDataException($"event record {from + n} has {end - position} unread bytes");
+            events[n] = new KeystoneEvent(id, type, new DateTimeOffset(ticks + offset.Ticks, offset), version, source, payload, metadata);
         }
         if (position != data.Length) throw new InvalidDataException($"event batch has {data.Length - position} trailing bytes");
         return events;
@@ -145,45 +175,72 @@ public static class EventBatchCodec
     /// <summary>Each event's UTC time in ticks, read without decoding the events (what a tap needs to measure lag).</summary>
     public static long[] ReadUtcTicks(ReadOnlySpan<byte> data)
     {
-        var position = ReadHeader(data, out var count, out _, readStrings: false);
+        var position = ReadHeader(data, out var count);
         var ticks = new long[count];
         for (var n = 0; n < count; n++)
         {
+            var body = ReadVarint(data, ref position);
             ticks[n] = BinaryPrimitives.ReadInt64LittleEndian(data[(position + 16)..]);
-            Skip(data, ref position);
+            position += body;
         }
         return ticks;
     }
 
-    private static int ReadHeader(ReadOnlySpan<byte> data, out int count, out string[] strings, bool readStrings = true)
+    private static int StringSize(string s)
     {
-        if (data.Length < 2 || data[0] != Magic || data[1] != FormatVersion)
-            throw new InvalidDataException("not a Keystone event batch (bad magic or format version)");
-        var position = 2;
-        count = ReadVarint(data, ref position);
-        var stringCount = ReadVarint(data, ref position);
-        strings = readStrings ? new string[stringCount] : [];
-        for (var i = 0; i < stringCount; i++)
-        {
-            var length = ReadVarint(data, ref position);
-            if (readStrings) strings[i] = Encoding.UTF8.GetString(data.Slice(position, length));
-            position += length;
-        }
-        return position;
+        var bytes = Encoding.UTF8.GetByteCount(s);
+        return VarintLength(bytes) + bytes;
     }
 
-    private static void Skip(ReadOnlySpan<byte> data, ref int position)
+    private static int OptionalSize(string? s)
     {
-        position += 26;
-        for (var i = 0; i < 5; i++) ReadVarint(data, ref position);
-        // Not "position += ReadVarint(...)": that reads position before the call moves it past the length prefix.
-        var payloadLength = ReadVarint(data, ref position);
-        position += payloadLength;
-        var metadataCount = ReadVarint(data, ref position);
-        for (var m = 0; m < metadataCount * 2; m++) ReadVarint(data, ref position);
+        if (s is null) return 1;
+        var bytes = Encoding.UTF8.GetByteCount(s);
+        return VarintLength(bytes + 1) + bytes;
     }
 
-    private static int WriteVarint(Span<byte> span, int value)
+    private static int WriteString(Span<byte> span, string s)
+    {
+        var bytes = Encoding.UTF8.GetByteCount(s);
+        var p = WriteVarint(span, bytes);
+        return p + Encoding.UTF8.GetBytes(s, span[p..]);
+    }
+
+    private static int WriteOptional(Span<byte> span, string? s)
+    {
+        if (s is null) return WriteVarint(span, 0);
+        var bytes = Encoding.UTF8.GetByteCount(s);
+        var p = WriteVarint(span, bytes + 1);
+        return p + Encoding.UTF8.GetBytes(s, span[p..]);
+    }
+
+    private static string ReadString(ReadOnlySpan<byte> data, ref int position)
+    {
+        var length = ReadVarint(data, ref position);
+        var s = Encoding.UTF8.GetString(data.Slice(position, length));
+        position += length;
+        return s;
+    }
+
+    // Types, versions, services, regions and metadata keys repeat across events: intern them.
+    private static string ReadInterned(ReadOnlySpan<byte> data, ref int position)
+    {
+        var length = ReadVarint(data, ref position);
+        var s = Utf8Intern.Get(data.Slice(position, length));
+        position += length;
+        return s;
+    }
+
+    private static string? ReadOptional(ReadOnlySpan<byte> data, ref int position)
+    {
+        var length = ReadVarint(data, ref position);
+        if (length == 0) return null;
+        var s = Utf8Intern.Get(data.Slice(position, length - 1));
+        position += length - 1;
+        return s;
+    }
+
+    public static int WriteVarint(Span<byte> span, int value)
     {
         var v = (uint)value;
         var i = 0;
@@ -196,7 +253,7 @@ public static class EventBatchCodec
         return i;
     }
 
-    private static int VarintLength(int value)
+    public static int VarintLength(int value)
     {
         var v = (uint)value;
         var n = 1;

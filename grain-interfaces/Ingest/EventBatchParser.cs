@@ -126,7 +126,20 @@ public static class EventBatchParser
             result.BodyError = $"malformed binary batch: {e.Message}";
             return;
         }
-        for (var i = 0; i < events.Length; i++)
+        ValidateDecoded(events, registry, limits, now, result);
+    }
+
+    /// <summary>Validates events that arrived in binary form (already decoded), recording each one's fate.</summary>
+    public static ParsedBatch ValidateDecoded(IReadOnlyList<KeystoneEvent> events, SchemaRegistry registry, ValidationLimits? limits = null, DateTimeOffset? now = null)
+    {
+        var result = new ParsedBatch();
+        ValidateDecoded(events, registry, limits ?? ValidationLimits.Default, now ?? DateTimeOffset.UtcNow, result);
+        return result;
+    }
+
+    private static void ValidateDecoded(IReadOnlyList<KeystoneEvent> events, SchemaRegistry registry, ValidationLimits limits, DateTimeOffset now, ParsedBatch result)
+    {
+        for (var i = 0; i < events.Count; i++)
         {
             var e = events[i];
             if (e.Payload.Utf8.IndexOfAny((byte)'\n', (byte)'\r') >= 0)
@@ -143,7 +156,7 @@ public static class EventBatchParser
             result.Events.Add(e);
             result.Indexes.Add(i);
         }
-        result.Total = events.Length;
+        result.Total = events.Count;
     }
 
     private static void ReadOne(ref Utf8JsonReader reader, int index, SchemaRegistry registry, ValidationLimits limits, DateTimeOffset now, ParsedBatch result)

@@ -65,6 +65,69 @@ public sealed class EventBatch
 
     // Decoded on first use and shared: the same instance may reach several consumers of one silo.
     [NonSerialized] private KeystoneEvent[]? _events;
+    [NonSerialized] private (int Start, int Length)[]? _ranges;
+
+    private EventBatch(Guid batchId, int partition, DateTimeOffset createdAt, BatchSegment[]? segments, int count, byte[] encoded, KeystoneEvent[]? events)
+    {
+        _batchId = batchId;
+        _partition = partition;
+        _createdAt = createdAt;
+        _segments = segments;
+        _count = count;
+        _encoded = encoded;
+        _events = events;
+    }
+
+    /// <summary>Wraps bytes in the codec's form (an SDK batch, say); throws <see cref="InvalidDataException"/> if they are not.</summary>
+    public static EventBatch FromEncoded(byte[] encoded, Guid batchId = default, int partition = 0, DateTimeOffset createdAt = default)
+    {
+        EventBatchCodec.ReadHeader(encoded, out var count);
+        var batch = new EventBatch(batchId, partition, createdAt, null, count, encoded, null);
+        batch._ranges = EventBatchCodec.RecordRanges(encoded);
+        return batch;
+    }
+
+    /// <summary>
+    /// Builds a batch from items that are either events to encode or records of another batch to copy as they are —
+    /// how routers and ingest pass on events they did not change without re-encoding them.
+    /// </summary>
+    public static EventBatch Compose(Guid batchId, int partition, DateTimeOffset createdAt, IReadOnlyList<BatchItem> items, BatchSegment[]? segments = null)
+    {
+        var size = EventBatchCodec.HeaderSize(items.Count);
+        for (var i = 0; i < items.Count; i++) size += items[i].Size;
+        var encoded = new byte[size];
+        var p = EventBatchCodec.WriteHeader(encoded, items.Count);
+        var events = new KeystoneEvent[items.Count];
+        for (var i = 0; i < items.Count; i++)
+        {
+            var item = items[i];
+            events[i] = item.Event;
+            if (item.Source is { } source)
+            {
+                var (start, length) = source.RecordRanges[item.SourceIndex];
+                source._encoded.AsSpan(start, length).CopyTo(encoded.AsSpan(p));
+                p += length;
+            }
+            else
+            {
+                p += EventBatchCodec.WriteRecord(encoded.AsSpan(p), item.Event);
+            }
+        }
+        if (p != size) throw new InvalidOperationException($"composed batch is {p} bytes, expected {size}");
+        return new EventBatch(batchId, partition, createdAt, segments, items.Count, encoded, events);
+    }
+
+    /// <summary>Where each event's record lies in the encoded form.</summary>
+    public (int Start, int Length)[] RecordRanges
+    {
+        get
+        {
+            var ranges = Volatile.Read(ref _ranges);
+            if (ranges is not null) return ranges;
+            Interlocked.CompareExchange(ref _ranges, EventBatchCodec.RecordRanges(_encoded), null);
+            return _ranges!;
+        }
+    }
 
     public EventBatch(Guid batchId, int partition, DateTimeOffset createdAt, KeystoneEvent[] events, BatchSegment[]? segments = null)
     {
@@ -85,6 +148,9 @@ public sealed class EventBatch
 
     /// <summary>Size of the batch on the wire, in bytes.</summary>
     public int EncodedLength => _encoded.Length;
+
+    /// <summary>A copy of the wire form (the codec's bytes).</summary>
+    public byte[] CopyEncoded() => (byte[])_encoded.Clone();
 
     public KeystoneEvent[] Events
     {
@@ -153,3 +219,13 @@ public sealed class EventBatch
 /// <summary>A run of a batch's events, from the previous segment's end to <see cref="End"/> (exclusive).</summary>
 [GenerateSerializer, Immutable]
 public readonly record struct BatchSegment([property: Id(0)] Guid Id, [property: Id(1)] int End);
+
+/// <summary>
+/// An event on its way into a batch: either to be encoded, or (when <see cref="Source"/> is set and the event is the
+/// unchanged one from there) a record of an existing batch to copy byte for byte.
+/// </summary>
+public readonly record struct BatchItem(KeystoneEvent Event, EventBatch? Source = null, int SourceIndex = -1)
+{
+    /// <summary>The bytes the item takes in a batch.</summary>
+    public int Size => Source is { } source ? source.RecordRanges[SourceIndex].Length : EventBatchCodec.EncodedSize(Event);
+}

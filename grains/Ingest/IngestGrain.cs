@@ -62,7 +62,26 @@ public sealed class IngestGrain(
 
         var now = time.GetUtcNow();
         var limits = new ValidationLimits { MaxEventBytes = _options.MaxEventBytes, MaxFutureSkew = _options.MaxFutureSkew };
-        var parsed = EventBatchParser.Parse(body, request.Format, schemas.Current, limits, now);
+        ParsedBatch parsed;
+        EventBatch? source = null;
+        if (request.Format == BodyFormat.Binary)
+        {
+            // The SDK's binary batch: validated event by event, then passed on by copying its records.
+            try
+            {
+                source = EventBatch.FromEncoded(body);
+                parsed = EventBatchParser.ValidateDecoded(source.Events, schemas.Current, limits, now);
+            }
+            catch (Exception e) when (e is InvalidDataException or ArgumentException or OverflowException or IndexOutOfRangeException)
+            {
+                metrics.BadBody();
+                return IngestResult.Malformed($"malformed binary batch: {e.Message}");
+            }
+        }
+        else
+        {
+            parsed = EventBatchParser.Parse(body, request.Format, schemas.Current, limits, now);
+        }
         if (parsed.BodyError is not null)
         {
             metrics.BadBody();
@@ -77,26 +96,27 @@ public sealed class IngestGrain(
         if (parsed.Rejections.Count > 0 && logger.IsEnabled(LogLevel.Debug))
             logger.LogDebug("Rejected {Count} of {Total} events from {Origin}; first: {First}", parsed.Rejections.Count, parsed.Total, request.Origin, parsed.Rejections[0].Error);
 
-        var (accepted, duplicates) = await Append(parsed.Events, now);
+        var (accepted, duplicates) = await Append(parsed, source, now);
         metrics.DuplicateInBatch(duplicates);
         return new IngestResult(accepted, duplicates, parsed.Rejections);
     }
 
-    private async Task<(int Accepted, int Duplicates)> Append(List<KeystoneEvent> events, DateTimeOffset now)
+    private async Task<(int Accepted, int Duplicates)> Append(ParsedBatch parsed, EventBatch? source, DateTimeOffset now)
     {
         var partitionCount = _options.Partitions;
-        var byPartition = new List<KeystoneEvent>?[partitionCount];
-        var seen = new HashSet<Guid>(events.Count);
+        var byPartition = new List<BatchItem>?[partitionCount];
+        var seen = new HashSet<Guid>(parsed.Events.Count);
         var duplicates = 0;
-        foreach (var e in events)
+        for (var i = 0; i < parsed.Events.Count; i++)
         {
+            var e = parsed.Events[i];
             if (!seen.Add(e.EventId))
             {
                 duplicates++;
                 continue;
             }
             var p = Partitioning.PartitionOf(e, partitionCount);
-            (byPartition[p] ??= []).Add(e);
+            (byPartition[p] ??= []).Add(source is null ? new BatchItem(e) : new BatchItem(e, source, parsed.Indexes[i]));
         }
 
         var appends = new List<Task>();
@@ -106,12 +126,12 @@ public sealed class IngestGrain(
             if (byPartition[p] is not { } list) continue;
             foreach (var chunk in StreamChunker.Chunk(list, _options.MaxEventsPerStreamMessage, _options.MaxBytesPerStreamMessage))
             {
-                appends.Add(_partitions![p].OnNextAsync(new EventBatch(Guid.NewGuid(), p, now, chunk)));
+                appends.Add(_partitions![p].OnNextAsync(EventBatch.Compose(Guid.NewGuid(), p, now, chunk)));
                 messages++;
             }
         }
         await Task.WhenAll(appends);
-        var accepted = events.Count - duplicates;
+        var accepted = parsed.Events.Count - duplicates;
         metrics.Ingested(accepted, messages);
         return (accepted, duplicates);
     }

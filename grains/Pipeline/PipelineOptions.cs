@@ -27,7 +27,7 @@ public sealed class IngestOptions
     [Range(1, 100_000)]
     public int MaxEventsPerStreamMessage { get; set; } = 2_000;
 
-    /// <summary>Bytes (as JSON) per stream message. Azure Queue messages hold 64 KiB base64-encoded, so that provider lowers this.</summary>
+    /// <summary>Bytes (encoded batch form) per stream message. Providers with smaller messages lower it: Azure Queue to 40 KiB, memory streams to 512 KiB.</summary>
     [Range(1024, 64 * 1024 * 1024)]
     public int MaxBytesPerStreamMessage { get; set; } = 4 * 1024 * 1024;
 

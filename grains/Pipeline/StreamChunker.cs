@@ -1,44 +1,34 @@
-using Keystone.Events;
 using Keystone.Ingest;
 
 namespace Keystone.Pipeline;
 
-/// <summary>Splits events into stream messages that respect a count and a byte bound.</summary>
+/// <summary>Splits items into stream messages that respect a count and a byte bound (exact encoded sizes).</summary>
 public static class StreamChunker
 {
-    public static IEnumerable<KeystoneEvent[]> Chunk(IReadOnlyList<KeystoneEvent> events, int maxEvents, int maxBytes)
+    /// <summary>Consecutive runs of items within the bounds; an item bigger than <paramref name="maxBytes"/> travels alone.</summary>
+    public static IEnumerable<BatchItem[]> Chunk(IReadOnlyList<BatchItem> items, int maxEvents, int maxBytes)
     {
         var start = 0;
         long bytes = 0;
-        for (var i = 0; i < events.Count; i++)
+        for (var i = 0; i < items.Count; i++)
         {
-            var size = EstimatedSize(events[i]);
+            var size = items[i].Size;
             if (i > start && (i - start >= maxEvents || bytes + size > maxBytes))
             {
-                yield return Slice(events, start, i - start);
+                yield return Slice(items, start, i - start);
                 start = i;
                 bytes = 0;
             }
             bytes += size;
         }
-        if (start < events.Count) yield return Slice(events, start, events.Count - start);
+        if (start < items.Count) yield return Slice(items, start, items.Count - start);
     }
 
-    private static KeystoneEvent[] Slice(IReadOnlyList<KeystoneEvent> events, int start, int count)
+    private static BatchItem[] Slice(IReadOnlyList<BatchItem> items, int start, int count)
     {
-        var result = new KeystoneEvent[count];
-        for (var i = 0; i < count; i++) result[i] = events[start + i];
+        var result = new BatchItem[count];
+        for (var i = 0; i < count; i++) result[i] = items[start + i];
         return result;
-    }
-
-    /// <summary>An upper bound of an event's serialized size: the payload plus room for the envelope's strings.</summary>
-    public static int EstimatedSize(KeystoneEvent e)
-    {
-        // The envelope's keys and punctuation, a UUID and the longest timestamp (7 fraction digits and an offset) take 206 bytes.
-        var size = 206 + e.Payload.Length + e.EventType.Length + e.Version.Length + e.Source.Service.Length
-                   + (e.Source.DeviceType?.Length ?? 0) + (e.Source.Region?.Length ?? 0);
-        foreach (var (k, v) in e.Metadata) size += k.Length + v.Length + 8;
-        return size;
     }
 
     /// <summary>
@@ -50,12 +40,12 @@ public static class StreamChunker
         if (index == 0) return batchId;
         Span<byte> bytes = stackalloc byte[16];
         batchId.TryWriteBytes(bytes);
-        // index + 1 as one 32-bit value: never zero, so no chunk gets the batch id back (index 255 used to).
-        var mask = (uint)index + 1;
-        bytes[12] ^= (byte)(mask >> 24);
-        bytes[13] ^= (byte)(mask >> 16);
-        bytes[14] ^= (byte)(mask >> 8);
-        bytes[15] ^= (byte)mask;
+        // index + 1 as one 32-bit value: never 0, so no chunk but the first can come back as the batch id itself.
+        var mix = (uint)index + 1;
+        bytes[12] ^= (byte)(mix >> 24);
+        bytes[13] ^= (byte)(mix >> 16);
+        bytes[14] ^= (byte)(mix >> 8);
+        bytes[15] ^= (byte)mix;
         return new Guid(bytes);
     }
 
@@ -63,10 +53,10 @@ public static class StreamChunker
     /// Packs segments (each already within the limits) into as few stream messages as the limits allow, keeping
     /// every segment whole so its id still names exactly the same events.
     /// </summary>
-    public static List<EventBatch> Pack(IReadOnlyList<(Guid Id, KeystoneEvent[] Events)> segments, int partition, DateTimeOffset createdAt, int maxEvents, int maxBytes)
+    public static List<EventBatch> Pack(IReadOnlyList<(Guid Id, BatchItem[] Items)> segments, int partition, DateTimeOffset createdAt, int maxEvents, int maxBytes)
     {
         var result = new List<EventBatch>();
-        var events = new List<KeystoneEvent>();
+        var items = new List<BatchItem>();
         var marks = new List<BatchSegment>();
         long bytes = 0;
 
@@ -74,20 +64,20 @@ public static class StreamChunker
         {
             if (marks.Count == 0) return;
             result.Add(marks.Count == 1
-                ? new EventBatch(marks[0].Id, partition, createdAt, [.. events])
-                : new EventBatch(Guid.NewGuid(), partition, createdAt, [.. events], [.. marks]));
-            events.Clear();
+                ? EventBatch.Compose(marks[0].Id, partition, createdAt, items)
+                : EventBatch.Compose(Guid.NewGuid(), partition, createdAt, items, [.. marks]));
+            items.Clear();
             marks.Clear();
             bytes = 0;
         }
 
-        foreach (var (id, segmentEvents) in segments)
+        foreach (var (id, segmentItems) in segments)
         {
             long size = 0;
-            foreach (var e in segmentEvents) size += EstimatedSize(e);
-            if (marks.Count > 0 && (events.Count + segmentEvents.Length > maxEvents || bytes + size > maxBytes)) Emit();
-            events.AddRange(segmentEvents);
-            marks.Add(new BatchSegment(id, events.Count));
+            foreach (var item in segmentItems) size += item.Size;
+            if (marks.Count > 0 && (items.Count + segmentItems.Length > maxEvents || bytes + size > maxBytes)) Emit();
+            items.AddRange(segmentItems);
+            marks.Add(new BatchSegment(id, items.Count));
             bytes += size;
         }
         Emit();

@@ -63,39 +63,51 @@ public sealed class RouterGrain(
         var now = time.GetUtcNow();
         var engine = rules.Current;
         var options = ingestOptions.Value;
-        var outputs = new Dictionary<string, (Priority? Priority, List<(Guid, KeystoneEvent[])> Segments)>(StringComparer.Ordinal);
+        var outputs = new Dictionary<string, (Priority? Priority, List<(Guid, BatchItem[])> Segments)>(StringComparer.Ordinal);
         var accepted = new List<Guid>();
         var inDelivery = new HashSet<Guid>();
         long events = 0, duplicates = 0, deliveries = 0, unrouted = 0, filtered = 0;
 
-        void Add(string topic, Priority? priority, Guid batchId, List<KeystoneEvent> routed)
+        void Add(string topic, Priority? priority, EventBatch source, List<int> sourceIndex, List<KeystoneEvent> routed, List<int> routedIndex)
         {
             if (!outputs.TryGetValue(topic, out var output))
                 outputs[topic] = output = (priority, []);
             else if (priority < output.Priority)
                 outputs[topic] = output = (priority, output.Segments);
-            var index = 0;
-            foreach (var chunk in StreamChunker.Chunk(routed, options.MaxEventsPerStreamMessage, options.MaxBytesPerStreamMessage))
-                output.Segments.Add((StreamChunker.ChunkId(batchId, index++), chunk));
+            var items = new BatchItem[routed.Count];
+            var inputs = source.Events;
+            for (var i = 0; i < routed.Count; i++)
+            {
+                var index = sourceIndex[routedIndex[i]];
+                // An event no transform touched is copied from the input message byte for byte.
+                items[i] = ReferenceEquals(routed[i], inputs[index]) ? new BatchItem(routed[i], source, index) : new BatchItem(routed[i]);
+            }
+            var chunk = 0;
+            foreach (var part in StreamChunker.Chunk(items, options.MaxEventsPerStreamMessage, options.MaxBytesPerStreamMessage))
+                output.Segments.Add((StreamChunker.ChunkId(source.BatchId, chunk++), part));
         }
 
         foreach (var item in items)
         {
             var batch = item.Item;
-            var fresh = new List<KeystoneEvent>(batch.Events.Length);
-            foreach (var e in batch.Events)
+            var all = batch.Events;
+            var fresh = new List<KeystoneEvent>(all.Length);
+            var freshIndex = new List<int>(all.Length);
+            for (var i = 0; i < all.Length; i++)
             {
+                var e = all[i];
                 if ((_seen is not null && _seen.Contains(e.EventId)) || !inDelivery.Add(e.EventId)) continue;
                 fresh.Add(e);
+                freshIndex.Add(i);
                 accepted.Add(e.EventId);
             }
-            events += batch.Events.Length;
-            duplicates += batch.Events.Length - fresh.Count;
+            events += all.Length;
+            duplicates += all.Length - fresh.Count;
             if (fresh.Count == 0) continue;
 
             var routed = engine.Route(fresh, _partition, now);
-            foreach (var (topic, output) in routed.Topics) Add(topic, output.Priority, batch.BatchId, output.Events);
-            if (routed.Unrouted.Count > 0) Add(StreamNames.Unrouted, null, batch.BatchId, routed.Unrouted);
+            foreach (var (topic, output) in routed.Topics) Add(topic, output.Priority, batch, freshIndex, output.Events, output.Indexes);
+            if (routed.Unrouted.Count > 0) Add(StreamNames.Unrouted, null, batch, freshIndex, routed.Unrouted, routed.UnroutedIndexes);
             deliveries += routed.Deliveries;
             unrouted += routed.Unrouted.Count;
             filtered += routed.Filtered;
@@ -119,7 +131,7 @@ public sealed class RouterGrain(
         metrics.Filtered((int)filtered);
     }
 
-    private async Task Append(string topic, Priority? priority, List<(Guid, KeystoneEvent[])> segments, DateTimeOffset now)
+    private async Task Append(string topic, Priority? priority, List<(Guid, BatchItem[])> segments, DateTimeOffset now)
     {
         if (!_outputs.TryGetValue(topic, out var stream))
         {
@@ -134,7 +146,7 @@ public sealed class RouterGrain(
         foreach (var message in StreamChunker.Pack(segments, _partition, now, options.MaxEventsPerStreamMessage, options.MaxBytesPerStreamMessage))
         {
             await stream.OnNextAsync(message);
-            count += message.Events.Length;
+            count += message.Count;
         }
         metrics.Routed(topic, count);
     }

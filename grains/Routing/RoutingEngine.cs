@@ -2,12 +2,15 @@ using Keystone.Events;
 
 namespace Keystone.Routing;
 
-/// <summary>The events bound for one topic, in arrival order.</summary>
+/// <summary>The events bound for one topic, in arrival order, with each one's index in the routed input.</summary>
 public sealed class TopicOutput(string topic, Priority priority)
 {
     public string Topic { get; } = topic;
     public Priority Priority { get; internal set; } = priority;
     public List<KeystoneEvent> Events { get; } = [];
+
+    /// <summary>Where each event came from in the input; an output that is the same instance as its input was not transformed.</summary>
+    public List<int> Indexes { get; } = [];
 }
 
 /// <summary>What routing made of a batch.</summary>
@@ -15,6 +18,7 @@ public sealed class RoutedBatch
 {
     public Dictionary<string, TopicOutput> Topics { get; } = new(StringComparer.Ordinal);
     public List<KeystoneEvent> Unrouted { get; } = [];
+    public List<int> UnroutedIndexes { get; } = [];
 
     /// <summary>(event, destination) pairs that a filter transform held back.</summary>
     public int Filtered { get; internal set; }
@@ -71,10 +75,15 @@ public sealed class RoutingEngine(RuleSet rules)
                     else if (destination.Priority < bucket.Priority)
                         bucket.Priority = destination.Priority;
                     bucket.Events.Add(output);
+                    bucket.Indexes.Add(n);
                     result.Deliveries++;
                 }
             }
-            if (!matched) result.Unrouted.Add(e);
+            if (!matched)
+            {
+                result.Unrouted.Add(e);
+                result.UnroutedIndexes.Add(n);
+            }
         }
         return result;
     }

@@ -97,8 +97,8 @@ internal static class SiloSetup
                     b.ConfigurePullingAgent(PullingAgent);
                     b.ConfigureStreamPubSub(StreamPubSubType.ImplicitOnly);
                 });
-                // A queue message holds 64 KiB base64-encoded (about 48 KiB of payload); keep batches well inside it.
-                silo.Services.PostConfigure<IngestOptions>(o => o.MaxBytesPerStreamMessage = Math.Min(o.MaxBytesPerStreamMessage, 24 * 1024));
+                // A queue message holds 64 KiB base64-encoded (48 KiB of bytes, less Orleans' envelope); keep batches inside it.
+                silo.Services.PostConfigure<IngestOptions>(o => o.MaxBytesPerStreamMessage = Math.Min(o.MaxBytesPerStreamMessage, 40 * 1024));
                 break;
 
             case StreamProviderKind.EventHubs:

@@ -1,4 +1,5 @@
 using Keystone.Events;
+using Keystone.Ingest;
 using Keystone.Pipeline;
 using Keystone.UnitTests.Support;
 
@@ -6,43 +7,43 @@ namespace Keystone.UnitTests.Pipeline;
 
 public class StreamChunkerTests
 {
-    private static KeystoneEvent[] Events(int n) => Enumerable.Range(0, n).Select(i => Sample.PlayStarted(userId: $"user-{i:D4}")).ToArray();
+    private static BatchItem[] Items(int n) => Enumerable.Range(0, n).Select(i => new BatchItem(Sample.PlayStarted(userId: $"user-{i:D4}"))).ToArray();
 
     [Fact]
     public void Count_bound_splits_into_full_chunks_and_a_remainder()
     {
-        var events = Events(25);
-        var chunks = StreamChunker.Chunk(events, maxEvents: 10, maxBytes: int.MaxValue).ToList();
+        var items = Items(25);
+        var chunks = StreamChunker.Chunk(items, maxEvents: 10, maxBytes: int.MaxValue).ToList();
 
         Assert.Equal([10, 10, 5], chunks.Select(c => c.Length));
-        Assert.Equal(events, chunks.SelectMany(c => c));
+        Assert.Equal(items, chunks.SelectMany(c => c));
     }
 
     [Fact]
     public void Byte_bound_splits_before_a_chunk_would_exceed_it()
     {
-        var events = Events(10);
-        var size = StreamChunker.EstimatedSize(events[0]);
-        Assert.All(events, e => Assert.Equal(size, StreamChunker.EstimatedSize(e)));
+        var items = Items(10);
+        var size = items[0].Size;
+        Assert.All(items, i => Assert.Equal(size, i.Size));
 
-        var chunks = StreamChunker.Chunk(events, maxEvents: 100, maxBytes: size * 3 + size / 2).ToList();
+        var chunks = StreamChunker.Chunk(items, maxEvents: 100, maxBytes: size * 3 + size / 2).ToList();
 
         Assert.Equal([3, 3, 3, 1], chunks.Select(c => c.Length));
-        Assert.Equal(events, chunks.SelectMany(c => c));
-        Assert.Equal([3], StreamChunker.Chunk(events[..3], 100, size * 3).Select(c => c.Length));
+        Assert.Equal(items, chunks.SelectMany(c => c));
+        Assert.Equal([3], StreamChunker.Chunk(items[..3], 100, size * 3).Select(c => c.Length));
     }
 
     [Fact]
     public void An_event_larger_than_the_byte_bound_forms_its_own_chunk()
     {
-        var small = Events(2);
-        var big = Sample.Of("content.added", Payload.Create(("video_id", "v"), ("title", new string('t', 5000))));
+        var small = Items(2);
+        var big = new BatchItem(Sample.Of("content.added", Payload.Create(("video_id", "v"), ("title", new string('t', 5000)))));
         var chunks = StreamChunker.Chunk([small[0], big, small[1]], maxEvents: 100, maxBytes: 1000).ToList();
 
         Assert.Equal(3, chunks.Count);
-        Assert.Same(big, Assert.Single(chunks[1]));
-        Assert.Same(small[0], Assert.Single(chunks[0]));
-        Assert.Same(small[1], Assert.Single(chunks[2]));
+        Assert.Equal(big, Assert.Single(chunks[1]));
+        Assert.Equal(small[0], Assert.Single(chunks[0]));
+        Assert.Equal(small[1], Assert.Single(chunks[2]));
     }
 
     [Fact]
@@ -52,23 +53,52 @@ public class StreamChunkerTests
     }
 
     [Fact]
-    public void Estimated_size_is_an_upper_bound_of_the_json()
+    public void Item_size_is_the_exact_encoded_size()
     {
-        var longest = Sample.PlayStarted() with { Timestamp = new DateTimeOffset(2024, 12, 26, 12, 0, 0, TimeSpan.FromHours(-5)).AddTicks(1234567) };
-        Assert.Equal("2024-12-26T12:00:00.1234567-05:00", EventJson.FormatTimestamp(longest.Timestamp));
-        foreach (var e in new[] { Sample.PlayStarted(), longest, Sample.Payment(), Sample.HealthCheck(region: null), Sample.Of("a.b", Payload.Empty, region: null) })
-            Assert.True(StreamChunker.EstimatedSize(e) >= EventJson.SizeOf(e), $"{e.EventType}: estimated {StreamChunker.EstimatedSize(e)}, actual {EventJson.SizeOf(e)}");
+        foreach (var e in new[] { Sample.PlayStarted(), Sample.Payment(), Sample.HealthCheck(region: null), Sample.Of("a.b", Payload.Empty, region: null) })
+        {
+            var batch = EventBatch.Compose(Guid.NewGuid(), 0, Sample.Now, [new BatchItem(e)]);
+            Assert.Equal(batch.EncodedLength - EventBatchCodec.HeaderSize(1), new BatchItem(e).Size);
+            Assert.Equal(new BatchItem(e).Size, new BatchItem(e, batch, 0).Size);
+        }
     }
 
     [Fact]
-    public void Chunks_serialize_within_the_byte_bound()
+    public void Chunks_encode_within_the_byte_bound()
     {
-        var events = Enumerable.Range(0, 200).Select(i => i % 3 == 0 ? Sample.Payment(userId: $"u{i}") : Sample.PlayStarted(userId: $"user-{i}")).ToArray();
-        var chunks = StreamChunker.Chunk(events, maxEvents: 1000, maxBytes: 4096).ToList();
+        var items = Enumerable.Range(0, 200).Select(i => new BatchItem(i % 3 == 0 ? Sample.Payment(userId: $"u{i}") : Sample.PlayStarted(userId: $"user-{i}"))).ToArray();
+        var chunks = StreamChunker.Chunk(items, maxEvents: 1000, maxBytes: 4096).ToList();
 
         Assert.True(chunks.Count > 1);
-        Assert.All(chunks, c => Assert.True(c.Sum(EventJson.SizeOf) <= 4096, $"{c.Length} events, {c.Sum(EventJson.SizeOf)} bytes"));
-        Assert.Equal(events, chunks.SelectMany(c => c));
+        Assert.All(chunks, c => Assert.True(EventBatch.Compose(Guid.NewGuid(), 0, Sample.Now, c).EncodedLength <= 4096 + EventBatchCodec.HeaderSize(c.Length)));
+        Assert.Equal(items, chunks.SelectMany(c => c));
+    }
+
+    [Fact]
+    public void Copied_records_decode_to_the_same_events_as_encoded_ones()
+    {
+        var source = EventBatch.Compose(Guid.NewGuid(), 1, Sample.Now, Items(5));
+        var changed = Sample.Payment();
+        var mixed = EventBatch.Compose(Guid.NewGuid(), 1, Sample.Now, [new BatchItem(source.Events[3], source, 3), new BatchItem(changed), new BatchItem(source.Events[0], source, 0)]);
+
+        var decoded = EventBatch.FromEncoded(mixed.CopyEncoded()).Events;
+        Assert.Equal([source.Events[3], changed, source.Events[0]], decoded);
+    }
+
+    [Fact]
+    public void Pack_keeps_segments_whole_and_names_them()
+    {
+        var a = Guid.NewGuid();
+        var b = Guid.NewGuid();
+        var c = Guid.NewGuid();
+        var messages = StreamChunker.Pack([(a, Items(3)), (b, Items(2)), (c, Items(4))], partition: 2, Sample.Now, maxEvents: 6, maxBytes: int.MaxValue);
+
+        Assert.Equal(2, messages.Count);
+        Assert.Equal([(a, 0, 3), (b, 3, 2)], messages[0].SegmentRanges().ToArray());
+        // A message with one segment is named by it.
+        Assert.Equal(c, messages[1].BatchId);
+        Assert.Equal([(c, 0, 4)], messages[1].SegmentRanges().ToArray());
+        Assert.All(messages, m => Assert.Equal(2, m.Partition));
     }
 
     [Fact]
