@@ -54,7 +54,7 @@ public static class PipelineBenchmark
             await publisher.FlushAsync();
         }
         await WaitForTaps(cluster, "warm-up", events.Length, ExpectedDeliveries(events), Stopwatch.StartNew(), 0);
-        foreach (var topic in await cluster.Query.GetTopicsAsync()) await cluster.Query.ResetTopicAsync(topic.Name);
+        await ResetTaps(cluster);
     }
 
     public static async Task<RunResult> RunSdk(BenchCluster cluster, string name, KeystoneEvent[] events, long expectedDeliveries, PublisherOptions options, double? ratePerSecond = null)
@@ -75,7 +75,8 @@ public static class PipelineBenchmark
                         continue;
                     }
                 }
-                var result = await publisher.PublishAsync(events[i] with { Timestamp = DateTimeOffset.UtcNow });
+                // Fresh ids: the same generated events are replayed by several runs, and routers drop repeats.
+                var result = await publisher.PublishAsync(events[i] with { EventId = Guid.NewGuid(), Timestamp = DateTimeOffset.UtcNow });
                 if (!result.IsQueued) throw new InvalidOperationException($"event {i} was not queued: {result}");
             }
             await publisher.FlushAsync();
@@ -116,6 +117,11 @@ public static class PipelineBenchmark
         var endToEnd = await WaitForTaps(cluster, name, events.Length, expectedDeliveries, clock);
         // Bodies were stamped when they were built, before the clock started, so their lag says nothing here.
         return endToEnd with { Latency = LatencySnapshot.Empty, Elapsed = ingestElapsed };
+    }
+
+    public static async Task ResetTaps(BenchCluster cluster)
+    {
+        foreach (var topic in await cluster.Query.GetTopicsAsync()) await cluster.Query.ResetTopicAsync(topic.Name);
     }
 
     private static async Task<RunResult> WaitForTaps(BenchCluster cluster, string name, long events, long expectedDeliveries, Stopwatch clock, int unused = 0)

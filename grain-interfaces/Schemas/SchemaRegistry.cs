@@ -189,7 +189,8 @@ public sealed class SchemaRegistry
 
     private static ValidationError? ValidateValue(FieldSchema field, ref Utf8JsonReader reader)
     {
-        var path = $"payload.{field.Name}";
+        // The path is only needed for a message: build it on the error path, not for every field of every event.
+        var path = new FieldPath(field.Name);
         if (reader.TokenType == JsonTokenType.Null)
             return field.Nullable ? null : new(path, $"must not be null (expected {field.TypeName})");
 
@@ -204,7 +205,7 @@ public sealed class SchemaRegistry
                     count++;
                     if (field.ItemType is { } itemType)
                     {
-                        var error = ValidateScalar(field, itemType, ref reader, $"{path}[{count - 1}]");
+                        var error = ValidateScalar(field, itemType, ref reader, path.Item(count - 1));
                         if (error is not null) return error;
                     }
                     else if (reader.TokenType is JsonTokenType.StartArray or JsonTokenType.StartObject)
@@ -220,7 +221,7 @@ public sealed class SchemaRegistry
         }
     }
 
-    private static ValidationError? ValidateScalar(FieldSchema field, FieldType type, ref Utf8JsonReader reader, string path)
+    private static ValidationError? ValidateScalar(FieldSchema field, FieldType type, ref Utf8JsonReader reader, FieldPath path)
     {
         switch (type)
         {
@@ -286,11 +287,19 @@ public sealed class SchemaRegistry
         return (field.MinLength is not { } min || length >= min) && (field.MaxLength is not { } max || length <= max);
     }
 
-    private static ValidationError? CheckRange(FieldSchema field, string path, double value)
+    private static ValidationError? CheckRange(FieldSchema field, FieldPath path, double value)
     {
         if (field.Minimum is { } min && value < min) return new(path, $"{value} is less than the minimum {min}");
         if (field.Maximum is { } max && value > max) return new(path, $"{value} is greater than the maximum {max}");
         return null;
+    }
+
+    /// <summary>"payload.name" or "payload.name[3]", formatted only when a message needs it.</summary>
+    private readonly record struct FieldPath(string Name, int Index = -1)
+    {
+        public FieldPath Item(int index) => this with { Index = index };
+        public override string ToString() => Index < 0 ? $"payload.{Name}" : $"payload.{Name}[{Index}]";
+        public static implicit operator string(FieldPath p) => p.ToString();
     }
 
     private static string Describe(JsonTokenType token) => token switch
