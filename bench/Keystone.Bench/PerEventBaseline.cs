@@ -14,7 +14,7 @@ namespace Keystone.Bench;
 /// </summary>
 public static class PerEventBaseline
 {
-    public const string Namespace = "bench-per-event";
+    public const string Namespace = "_bench-per-event";
 
     public static async Task<RunResult> Run(BenchCluster cluster, KeystoneEvent[] events, int concurrency = 256)
     {

@@ -11,6 +11,12 @@ public static class StreamNames
     /// <summary>The fronting topic: ingest appends here, routers consume it (Keystone's Kafka fronting topic).</summary>
     public const string Fronting = "keystone-fronting";
 
+    /// <summary>
+    /// Namespaces the topic taps observe: everything but the fronting topic and private streams, whose names start
+    /// with '_' (a prefix routing rules cannot produce, since topic names start with a letter or digit).
+    /// </summary>
+    public const string TappedNamespaces = "^(?!keystone-fronting$)(?!_).+";
+
     /// <summary>Events that no routing rule matched: counted and kept visible, never dropped silently.</summary>
     public const string Unrouted = "keystone-unrouted";
 

@@ -23,12 +23,12 @@ public sealed class TapState
 }
 
 /// <summary>
-/// Implicitly subscribed to every topic except the fronting one; one activation per (topic, partition). It counts
+/// Implicitly subscribed to every topic except the fronting one and private streams ("_" prefix); one activation per (topic, partition). It counts
 /// what is delivered, ignores a stream message it has already counted (durable queues redeliver), keeps the newest
 /// events for inspection and measures lag. Counters are checkpointed on a timer and on deactivation; a tap is an
 /// observer, so it acknowledges deliveries without waiting for its own checkpoint.
 /// </summary>
-[RegexImplicitStreamSubscription("^(?!keystone-fronting$).+", StreamIdMapper = TopicStreamIdMapper.Name)]
+[RegexImplicitStreamSubscription(StreamNames.TappedNamespaces, StreamIdMapper = TopicStreamIdMapper.Name)]
 public sealed class TopicTapGrain(
     [PersistentState("tap", StorageNames.State)] IPersistentState<TapState> state,
     IOptions<TapOptions> options,
