@@ -160,6 +160,10 @@ public static class KeystoneHost
 
     public static void Map(WebApplication app)
     {
+        var routing = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<RoutingOptions>>().Value;
+        if (routing.Pii.Mode == MaskMode.Hash && string.IsNullOrEmpty(routing.Pii.Salt))
+            app.Logger.LogWarning("Keystone:Routing:Pii:Salt is not set: mask-pii-fields hashes without a key, so masked values can be matched against guesses. Set a salt outside development.");
+
         var host = new KeystoneHostOptions();
         app.Configuration.GetSection(KeystoneHostOptions.Section).Bind(host);
 
