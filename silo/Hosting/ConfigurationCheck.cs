@@ -33,6 +33,7 @@ internal static class ConfigurationCheck
         ["Local"] = typeof(LocalOptions),
         ["Client"] = typeof(KeystoneClientOptions),
         ["Publisher"] = typeof(PublisherOptions),
+        ["Aggregation"] = typeof(Keystone.Aggregation.AggregationOptions),
     };
 
     /// <summary>Sections that later features add; listed so a configuration written for them is not refused here.</summary>
@@ -91,6 +92,8 @@ internal static class ConfigurationCheck
         var streaming = BindChecked<StreamingOptions>(StreamingOptions.Section);
         BindChecked<LocalOptions>(LocalOptions.Section);
         BindChecked<KeystoneClientOptions>(KeystoneClientOptions.Section);
+        var aggregation = BindChecked<Keystone.Aggregation.AggregationOptions>(Keystone.Aggregation.AggregationOptions.Section);
+        if (aggregation is not null) problems.AddRange(aggregation.Problems());
 
         if (ingest is not null && ingest.MaxEventBytes > ingest.MaxRequestBytes)
             problems.Add("Keystone:Ingest:MaxEventBytes must not exceed Keystone:Ingest:MaxRequestBytes.");

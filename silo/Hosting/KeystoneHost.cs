@@ -115,6 +115,8 @@ public static class KeystoneHost
         var routing = SiloSetup.Bind<RoutingOptions>(configuration, RoutingOptions.Section);
         services.AddSingleton(new RoutingRulesProvider(LoadRules(contentRoot, routing, registry)));
         services.AddSingleton<PipelineMetrics>();
+        services.AddOptions<Keystone.Aggregation.AggregationOptions>().Bind(configuration.GetSection(Keystone.Aggregation.AggregationOptions.Section));
+        services.AddSingleton<Keystone.Aggregation.CheckpointMetrics>();
 
         services.ConfigureHttpJsonOptions(o =>
         {
@@ -178,6 +180,7 @@ public static class KeystoneHost
         app.MapEvents();
         app.MapTopics();
         app.MapCatalog();
+        app.MapActivity();
         if (host.Dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard");
         app.MapGet("/", () => Results.Redirect("/scalar")).ExcludeFromDescription();
     }

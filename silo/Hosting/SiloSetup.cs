@@ -48,6 +48,9 @@ internal static class SiloSetup
         silo.Services.AddKeyedSingleton<IGrainStorageSerializer, KeystoneStateSerializer>(StorageNames.State);
         silo.Services.AddKeyedSingleton<IStreamIdMapper, TopicStreamIdMapper>(TopicStreamIdMapper.Name);
         silo.Services.AddSingleton(new PipelineDescription(streaming.Provider.ToString()));
+        // The window operators' write-ahead logs live next to the grain state, in a container of their own.
+        silo.Services.AddSingleton<Keystone.Aggregation.IOperatorLogFactory>(new Keystone.Aggregation.BlobOperatorLogFactory(
+            new BlobServiceClient(storage.ConnectionString).GetBlobContainerClient(WalContainer(storage.Container))));
 
         ConfigureStreams(silo, streaming, storage);
 
@@ -127,6 +130,9 @@ internal static class SiloSetup
                 break;
         }
     }
+
+    /// <summary>The container of the operators' write-ahead logs: the state container's name with "-wal".</summary>
+    public static string WalContainer(string stateContainer) => stateContainer.Length <= 59 ? stateContainer + "-wal" : stateContainer[..59] + "-wal";
 
     internal static T Bind<T>(IConfiguration configuration, string section) where T : new()
     {

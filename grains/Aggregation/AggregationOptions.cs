@@ -1,0 +1,68 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Keystone.Aggregation;
+
+/// <summary>Windowing, watermarks and checkpoints of the real-time aggregations. Section <c>Keystone:Aggregation</c>.</summary>
+public sealed class AggregationOptions
+{
+    public const string Section = "Keystone:Aggregation";
+
+    public string StatsTopic { get; set; } = "user-activity-stats";
+    public string TriggerTopic { get; set; } = "recommendation-triggers";
+    public string LateTopic { get; set; } = "late-events";
+
+    public TimeSpan WindowSize { get; set; } = TimeSpan.FromMinutes(5);
+    public TimeSpan WindowOffset { get; set; } = TimeSpan.Zero;
+
+    /// <summary>Bounded out-of-orderness: watermark = max event time seen − this.</summary>
+    public TimeSpan OutOfOrderness { get; set; } = TimeSpan.FromSeconds(5);
+
+    public TimeSpan AllowedLateness { get; set; } = TimeSpan.Zero;
+
+    /// <summary>A partition silent this long (processing time) stops holding the combined watermark back.</summary>
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    public TimeSpan SessionGap { get; set; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>Recent windows each user, video and profile keeps for queries.</summary>
+    [Range(1, 10_000)]
+    public int HistoryWindows { get; set; } = 12;
+
+    /// <summary>How often operators checkpoint: entity grains write their state, and the write-ahead log is truncated.</summary>
+    public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Extra time event ids are remembered beyond window + lateness + two checkpoint intervals.</summary>
+    public TimeSpan DedupeMargin { get; set; } = TimeSpan.FromMinutes(1);
+
+    [Range(16, 10_000_000)]
+    public int UserDedupeCapacity { get; set; } = 4_096;
+
+    [Range(16, 10_000_000)]
+    public int VideoDedupeCapacity { get; set; } = 16_384;
+
+    /// <summary>Half-life of genre affinity: watch time this old counts half.</summary>
+    public TimeSpan AffinityHalfLife { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>Grain calls an operator keeps in flight at once when dispatching a delivery.</summary>
+    [Range(1, 10_000)]
+    public int DispatchConcurrency { get; set; } = 256;
+
+    /// <summary>How long an event id is remembered: at least window + lateness + margin, and two checkpoints (the most a replay can repeat).</summary>
+    public TimeSpan DedupeHorizon => WindowSize + AllowedLateness + DedupeMargin + CheckpointInterval + CheckpointInterval;
+
+    public TumblingWindows Windows() => new(WindowSize, WindowOffset);
+
+    public IEnumerable<string> Problems()
+    {
+        if (WindowSize <= TimeSpan.Zero) yield return $"{Section}:WindowSize must be positive.";
+        if (WindowOffset < TimeSpan.Zero || WindowOffset >= WindowSize) yield return $"{Section}:WindowOffset must be at least 0 and less than WindowSize.";
+        if (OutOfOrderness < TimeSpan.Zero) yield return $"{Section}:OutOfOrderness must not be negative.";
+        if (AllowedLateness < TimeSpan.Zero) yield return $"{Section}:AllowedLateness must not be negative.";
+        if (IdleTimeout <= TimeSpan.Zero) yield return $"{Section}:IdleTimeout must be positive.";
+        if (SessionGap <= TimeSpan.Zero) yield return $"{Section}:SessionGap must be positive.";
+        if (CheckpointInterval < TimeSpan.FromMilliseconds(100)) yield return $"{Section}:CheckpointInterval must be at least 100 ms.";
+        if (AffinityHalfLife <= TimeSpan.Zero) yield return $"{Section}:AffinityHalfLife must be positive.";
+        foreach (var (name, topic) in new[] { ("StatsTopic", StatsTopic), ("TriggerTopic", TriggerTopic), ("LateTopic", LateTopic) })
+            if (!Topics.StreamNames.IsValidTopicName(topic)) yield return $"{Section}:{name}: '{topic}' is not a valid topic name.";
+    }
+}

@@ -1,0 +1,320 @@
+using Keystone.Activity;
+using Keystone.Events;
+
+namespace Keystone.Aggregation;
+
+/// <summary>Checkpointed state of a user's activity: windows, session, totals, play cursors and idempotency memory.</summary>
+public sealed class UserActivityState
+{
+    public List<UserWindowState> Windows { get; set; } = [];
+    public SessionState? Session { get; set; }
+    public TotalsState Totals { get; set; } = new();
+    public Dictionary<string, PlaybackCursor> Playback { get; set; } = [];
+    public DateTimeOffset? LastActivity { get; set; }
+    public long[]? SeenIds { get; set; }
+    public long[]? SeenAt { get; set; }
+
+    /// <summary>
+    /// What each recent playback event contributed, by event id: a repeat of the event (a replay or a redelivery)
+    /// returns the same contribution, so videos and profiles see the same facts whichever grain checkpointed when.
+    /// </summary>
+    public List<PlayContribution> RecentContributions { get; set; } = [];
+}
+
+public sealed class UserWindowState
+{
+    public DateTimeOffset Start { get; set; }
+    public DateTimeOffset End { get; set; }
+    public long Plays { get; set; }
+    public long Pauses { get; set; }
+    public long Resumes { get; set; }
+    public long Seeks { get; set; }
+    public long Stops { get; set; }
+    public long WatchMs { get; set; }
+    public List<string> Videos { get; set; } = [];
+    public List<string> Devices { get; set; } = [];
+    public DateTimeOffset? LastActivity { get; set; }
+    public bool Fired { get; set; }
+}
+
+public sealed class SessionState
+{
+    public DateTimeOffset Start { get; set; }
+    public DateTimeOffset LastActivity { get; set; }
+    public long Events { get; set; }
+    public long Plays { get; set; }
+    public long WatchMs { get; set; }
+    public List<string> Devices { get; set; } = [];
+}
+
+public sealed class TotalsState
+{
+    public long Events { get; set; }
+    public long Plays { get; set; }
+    public long Pauses { get; set; }
+    public long Resumes { get; set; }
+    public long Seeks { get; set; }
+    public long Stops { get; set; }
+    public long WatchMs { get; set; }
+    public long Sessions { get; set; }
+}
+
+/// <summary>Where a device's player was at its last event: what turns the next position into watch time.</summary>
+public sealed class PlaybackCursor
+{
+    public string VideoId { get; set; } = "";
+    public bool Playing { get; set; }
+    public long PositionMs { get; set; }
+    public DateTimeOffset At { get; set; }
+}
+
+/// <summary>
+/// A user's windowed activity (Flink's keyed window state for key = user), as plain logic. Watch time is the playhead
+/// advance between a play/resume and the next pause/seek/stop on the same device and title, capped by the event-time
+/// elapsed (plus a second) so a seek reported as a stop cannot invent hours. It is credited to the window of the event
+/// that ends the interval. Events apply in arrival order, which is the user's order (one partition per user).
+/// </summary>
+public sealed class UserActivityAggregator
+{
+    private const int MaxVideosPerWindow = 256;
+    private const int MaxDevices = 16;
+
+    private readonly string _userId;
+    private readonly AggregationOptions _options;
+    private readonly TumblingWindows _windows;
+    private readonly EventIdHorizon _seen;
+
+    private readonly Dictionary<Guid, PlayContribution> _contributions = [];
+
+    public UserActivityAggregator(string userId, AggregationOptions options, UserActivityState state)
+    {
+        _userId = userId;
+        _options = options;
+        _windows = options.Windows();
+        State = state;
+        _seen = new EventIdHorizon(options.DedupeHorizon, options.UserDedupeCapacity);
+        _seen.Import(state.SeenIds, state.SeenAt);
+        foreach (var c in state.RecentContributions) _contributions[c.EventId] = c;
+    }
+
+    public UserActivityState State { get; }
+
+    public int RememberedIds => _seen.Count;
+
+    /// <summary>Copies the idempotency memory into the state before it is written.</summary>
+    public void PrepareCheckpoint()
+    {
+        (State.SeenIds, State.SeenAt) = _seen.Export();
+        State.RecentContributions = [.. _contributions.Values];
+    }
+
+
+    /// <summary>
+    /// Applies one event and gives its contribution (playback events only). A repeat changes nothing and returns
+    /// false, with the contribution the first application produced.
+    /// </summary>
+    public bool Apply(KeystoneEvent e, DateTimeOffset now, out PlayContribution? contribution)
+    {
+        contribution = null;
+        ForgetOldContributions(now);
+        if (!_seen.TryAdd(e.EventId, now))
+        {
+            _contributions.TryGetValue(e.EventId, out contribution);
+            return false;
+        }
+
+        var ts = e.Timestamp;
+        var window = Window(ts);
+        var device = e.Payload.GetString("device_id") ?? e.Source.DeviceType ?? "unknown";
+        var videoId = e.Payload.GetString("video_id");
+        var position = e.Payload.GetInt64("position_ms") ?? 0;
+        var totals = State.Totals;
+        totals.Events++;
+        long watch = 0;
+        var started = false;
+        var completed = false;
+
+        switch (e.EventType)
+        {
+            case "video.play.started":
+                window.Plays++;
+                totals.Plays++;
+                started = true;
+                Cursor(device).Set(videoId, playing: true, position, ts);
+                break;
+            case "video.play.resumed":
+                window.Resumes++;
+                totals.Resumes++;
+                watch = Advance(device, videoId, position, ts);
+                Cursor(device).Set(videoId, playing: true, position, ts);
+                break;
+            case "video.play.paused":
+                window.Pauses++;
+                totals.Pauses++;
+                watch = Advance(device, videoId, position, ts);
+                Cursor(device).Set(videoId, playing: false, position, ts);
+                break;
+            case "video.play.seeked":
+                window.Seeks++;
+                totals.Seeks++;
+                // Watching ran up to where the seek started; playing continues from where it landed.
+                var from = e.Payload.GetInt64("from_position_ms") ?? position;
+                watch = Advance(device, videoId, from, ts);
+                var cursor = Cursor(device);
+                cursor.Set(videoId, cursor.Playing && cursor.VideoId == videoId, position, ts);
+                break;
+            case "video.play.stopped":
+                window.Stops++;
+                totals.Stops++;
+                watch = Advance(device, videoId, position, ts);
+                Cursor(device).Set(videoId, playing: false, position, ts);
+                var duration = e.Payload.GetInt64("duration_ms") ?? 0;
+                completed = e.Payload.GetBoolean("completed") == true || (duration > 0 && position >= duration * 95 / 100);
+                break;
+        }
+
+        window.WatchMs += watch;
+        totals.WatchMs += watch;
+        if (videoId is not null && window.Videos.Count < MaxVideosPerWindow && !window.Videos.Contains(videoId)) window.Videos.Add(videoId);
+        if (window.Devices.Count < MaxDevices && !window.Devices.Contains(device)) window.Devices.Add(device);
+        if (window.LastActivity is not { } wl || ts > wl) window.LastActivity = ts;
+        if (State.LastActivity is not { } l || ts > l) State.LastActivity = ts;
+        TrackSession(ts, device, started, watch);
+
+        if (videoId is not null && e.EventType.StartsWith("video.play.", StringComparison.Ordinal))
+        {
+            contribution = new PlayContribution(e.EventId, e.EventType, ts, _userId, videoId, e.Payload.GetString("profile_id"),
+                watch, started, completed, e.Payload.GetString("quality"), e.Payload.GetString("genre"));
+            _contributions[e.EventId] = contribution;
+        }
+        return true;
+    }
+
+    // Contributions are kept as long as their event ids are.
+    private void ForgetOldContributions(DateTimeOffset now)
+    {
+        if (_contributions.Count <= _seen.Count) return;
+        foreach (var id in _contributions.Keys.Where(id => !_seen.Contains(id)).ToArray()) _contributions.Remove(id);
+    }
+
+    private long Advance(string device, string? videoId, long position, DateTimeOffset ts)
+    {
+        if (!State.Playback.TryGetValue(device, out var cursor) || !cursor.Playing || cursor.VideoId != videoId) return 0;
+        var advanced = position - cursor.PositionMs;
+        if (advanced <= 0) return 0;
+        var elapsed = (long)(ts - cursor.At).TotalMilliseconds;
+        // Out-of-order arrivals have no reliable elapsed time: trust the playhead then.
+        return elapsed < 0 ? advanced : Math.Min(advanced, elapsed + 1_000);
+    }
+
+    private PlaybackCursor Cursor(string device)
+    {
+        if (!State.Playback.TryGetValue(device, out var cursor))
+        {
+            if (State.Playback.Count >= MaxDevices)
+                State.Playback.Remove(State.Playback.MinBy(kv => kv.Value.At).Key);
+            State.Playback[device] = cursor = new PlaybackCursor();
+        }
+        return cursor;
+    }
+
+    private void TrackSession(DateTimeOffset ts, string device, bool started, long watch)
+    {
+        var session = State.Session;
+        if (session is null || ts - session.LastActivity > _options.SessionGap)
+        {
+            // An event older than the session's start is late, not a new session.
+            if (session is not null && ts < session.Start)
+            {
+                session.Events++;
+                return;
+            }
+            State.Session = session = new SessionState { Start = ts, LastActivity = ts };
+            State.Totals.Sessions++;
+        }
+        session.Events++;
+        if (started) session.Plays++;
+        session.WatchMs += watch;
+        if (ts > session.LastActivity) session.LastActivity = ts;
+        if (session.Devices.Count < MaxDevices && !session.Devices.Contains(device)) session.Devices.Add(device);
+    }
+
+    private UserWindowState Window(DateTimeOffset ts)
+    {
+        var span = _windows.Assign(ts);
+        var windows = State.Windows;
+        for (var i = windows.Count - 1; i >= 0; i--)
+            if (windows[i].Start == span.Start) return windows[i];
+        var created = new UserWindowState { Start = span.Start, End = span.End };
+        var index = windows.FindIndex(w => w.Start > span.Start);
+        if (index < 0) windows.Add(created);
+        else windows.Insert(index, created);
+        return created;
+    }
+
+    /// <summary>Fires the windows the watermark has reached and forgets those beyond history and lateness.</summary>
+    public List<WindowResult> Fire(DateTimeOffset watermark)
+    {
+        var fired = new List<WindowResult>();
+        foreach (var w in State.Windows)
+        {
+            if (w.Fired || w.End > watermark) continue;
+            w.Fired = true;
+            fired.Add(new WindowResult(_userId, ToStats(w), LateUpdate: false));
+        }
+        Trim(watermark);
+        return fired;
+    }
+
+    /// <summary>Results for fired windows that late events just changed (Flink's late firing).</summary>
+    public WindowResult Reemit(DateTimeOffset windowStart) =>
+        new(_userId, ToStats(State.Windows.Single(w => w.Start == windowStart)), LateUpdate: true);
+
+    public DateTimeOffset WindowStart(DateTimeOffset timestamp) => _windows.Assign(timestamp).Start;
+
+    public bool IsFired(DateTimeOffset timestamp)
+    {
+        var start = _windows.Assign(timestamp).Start;
+        return State.Windows.Any(w => w.Start == start && w.Fired);
+    }
+
+    /// <summary>The earliest end of a window that has not fired: when the operator should call back.</summary>
+    public DateTimeOffset? NextWindowEnd => State.Windows.Where(w => !w.Fired).Select(w => (DateTimeOffset?)w.End).Min();
+
+    private void Trim(DateTimeOffset watermark)
+    {
+        var windows = State.Windows;
+        while (windows.Count > _options.HistoryWindows && windows[0].Fired && windows[0].End + _options.AllowedLateness <= watermark)
+            windows.RemoveAt(0);
+    }
+
+    public static UserWindowStats ToStats(UserWindowState w) =>
+        new(new TimeWindow(w.Start, w.End), w.Plays, w.Pauses, w.Resumes, w.Seeks, w.Stops, w.WatchMs, w.Videos.Count, [.. w.Devices], w.LastActivity, w.Fired);
+
+    public UserActivityView View(DateTimeOffset? from, DateTimeOffset? to)
+    {
+        var windows = State.Windows
+            .Where(w => (from is null || w.End > from) && (to is null || w.Start < to))
+            .Select(ToStats)
+            .ToArray();
+        var s = State.Session;
+        var t = State.Totals;
+        return new UserActivityView(
+            _userId,
+            windows,
+            s is null ? null : new SessionView(s.Start, s.LastActivity, s.Events, s.Plays, s.WatchMs, [.. s.Devices]),
+            new UserTotals(t.Events, t.Plays, t.Pauses, t.Resumes, t.Seeks, t.Stops, t.WatchMs, t.Sessions),
+            State.LastActivity);
+    }
+}
+
+internal static class PlaybackCursorExtensions
+{
+    public static void Set(this PlaybackCursor cursor, string? videoId, bool playing, long position, DateTimeOffset at)
+    {
+        cursor.VideoId = videoId ?? "";
+        cursor.Playing = playing;
+        cursor.PositionMs = position;
+        cursor.At = at;
+    }
+}
