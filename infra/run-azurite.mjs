@@ -17,7 +17,10 @@ function stop(code) {
 }
 
 child.on('exit', (code) => process.exit(code ?? 0));
-process.on('SIGTERM', () => stop(0));
+// Signals sent to the whole process group (Ctrl+C, timeout, a service manager) must not take storage away while the
+// silo is still writing its last checkpoints; the launching process kills us when it is done, and the watchdog below
+// covers a launcher that died.
+process.on('SIGTERM', () => {});
 process.on('SIGINT', () => {}); // the launching process stops us when it is done
 
 setInterval(() => {
