@@ -104,18 +104,8 @@ public sealed class ActivityOperatorGrain(
         this.RegisterGrainTimer(_ => Checkpoint(), new GrainTimerCreationOptions(_options.CheckpointInterval, _options.CheckpointInterval));
     }
 
-    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await Checkpoint();
-        }
-        catch (Exception e)
-        {
-            // The log still holds everything after the last good checkpoint; the next activation replays it.
-            logger.LogWarning(e, "Activity operator {Partition} could not checkpoint on deactivation", _partition);
-        }
-    }
+    // No checkpoint on deactivation: entity grains write their own state when they deactivate, and whatever is not
+    // covered by a completed checkpoint stays in the log for the next activation to replay (idempotently).
 
     public async Task OnSubscribed(IStreamSubscriptionHandleFactory handleFactory) =>
         await handleFactory.Create<EventBatch>().ResumeAsync(this);

@@ -290,7 +290,7 @@ public class RuleSetParserTests
         Assert.Equal(
             [
                 "playback-to-analytics", "billing-events", "all-events-archive", "billing-events-international", "ads", "identity",
-                "catalogue", "system-monitoring", "critical-errors", "real-time-graph", "4k-quality-sample",
+                "catalogue", "system-monitoring", "critical-errors", "activity-aggregation", "real-time-graph", "4k-quality-sample",
             ],
             rules.Rules.Select(r => r.Name));
 
@@ -305,7 +305,7 @@ public class RuleSetParserTests
 
         var play = engine.Route([Sample.PlayStarted(quality: "4K")], 0, Sample.Now);
         Assert.Equal(
-            ["analytics-playback-events", "archive-all-events", "graph-updates", "ml-recommendation-input", "playback-4k-starts"],
+            ["activity-aggregation", "analytics-playback-events", "archive-all-events", "graph-updates", "ml-recommendation-input", "playback-4k-starts"],
             play.Topics.Keys.Order(StringComparer.Ordinal));
     }
 }

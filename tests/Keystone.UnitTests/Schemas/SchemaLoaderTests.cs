@@ -12,7 +12,7 @@ public class SchemaLoaderTests
     {
         var schemas = SchemaLoader.LoadEmbedded();
 
-        Assert.Equal(24, schemas.Count);
+        Assert.Equal(26, schemas.Count);
         Assert.All(schemas, s => Assert.Equal($"{s.EventType}/{s.Version}.json", s.Origin));
         Assert.All(schemas, s => Assert.NotEmpty(s.Fields));
     }

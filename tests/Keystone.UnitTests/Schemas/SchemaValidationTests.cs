@@ -29,12 +29,14 @@ public class SchemaValidationTests
                 "billing.payment_processed", "billing.subscription_created", "billing.subscription_renewed",
                 "content.added", "content.metadata_updated",
                 "profile.created",
+                // Emitted by the aggregations themselves, in the same envelope.
+                "recommendation.update_requested",
                 "system.error_logged", "system.health_check",
-                "user.login", "user.logout", "user.profile_switch",
+                "user.activity.window", "user.login", "user.logout", "user.profile_switch",
                 "video.play.paused", "video.play.resumed", "video.play.seeked", "video.play.started", "video.play.stopped",
             ],
             Registry.EventTypes);
-        Assert.Equal(24, Registry.All.Count());
+        Assert.Equal(26, Registry.All.Count());
         Assert.Equal(["1.0", "1.1"], Registry.Versions("video.play.started").Select(s => s.Version));
     }
 

@@ -1,0 +1,114 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Keystone.IntegrationTests.Infrastructure;
+
+/// <summary>
+/// The real silo host as a separate OS process (the built Keystone.Silo.dll), so a test can kill it the hard way
+/// (SIGKILL, no shutdown hooks) and start it again on the same ports and storage.
+/// </summary>
+public sealed class SiloProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+
+    private SiloProcess(Process process, int httpPort)
+    {
+        _process = process;
+        HttpPort = httpPort;
+        Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}"), Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    public int HttpPort { get; }
+    public HttpClient Http { get; }
+    public string Output
+    {
+        get
+        {
+            lock (_output) return _output.ToString();
+        }
+    }
+
+    public static async Task<SiloProcess> StartAsync(int httpPort, IReadOnlyDictionary<string, string?> settings, TimeSpan? timeout = null)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = Path.GetDirectoryName(SiloDll())!,
+        };
+        psi.ArgumentList.Add(SiloDll());
+        psi.ArgumentList.Add("--environment");
+        psi.ArgumentList.Add("Testing");
+        psi.ArgumentList.Add("--urls");
+        psi.ArgumentList.Add($"http://127.0.0.1:{httpPort}");
+        foreach (var (k, v) in settings)
+        {
+            if (k == "Urls" || v is null) continue;
+            psi.ArgumentList.Add($"--{k}={v}");
+        }
+
+        var process = new Process { StartInfo = psi };
+        var silo = new SiloProcess(process, httpPort);
+        process.OutputDataReceived += (_, e) => silo.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => silo.Append(e.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
+        while (DateTime.UtcNow < deadline)
+        {
+            if (process.HasExited) throw new InvalidOperationException($"the silo process exited with {process.ExitCode}:\n{silo.Output}");
+            try
+            {
+                var response = await silo.Http.GetAsync("/health/ready");
+                if (response.IsSuccessStatusCode) return silo;
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException)
+            {
+            }
+            await Task.Delay(250);
+        }
+        await silo.DisposeAsync();
+        throw new TimeoutException($"the silo process did not become ready:\n{silo.Output}");
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null) return;
+        lock (_output)
+            if (_output.Length < 200_000) _output.AppendLine(line);
+    }
+
+    /// <summary>SIGKILL: no graceful shutdown, no last checkpoint, in-flight work lost.</summary>
+    public void Kill()
+    {
+        if (_process.HasExited) return;
+        _process.Kill(entireProcessTree: true);
+        _process.WaitForExit(10_000);
+    }
+
+    /// <summary>The silo built alongside these tests, in the same configuration.</summary>
+    public static string SiloDll()
+    {
+        var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Release" : "Debug";
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Orleans.Keystone.sln"))) dir = dir.Parent;
+        if (dir is null) throw new DirectoryNotFoundException("repository root (Orleans.Keystone.sln) not found above the test binaries");
+        var dll = Path.Combine(dir.FullName, "silo", "bin", configuration, "net10.0", "Keystone.Silo.dll");
+        return File.Exists(dll) ? dll : throw new FileNotFoundException($"the silo is not built at {dll}");
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Kill();
+        _process.Dispose();
+        Http.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}
