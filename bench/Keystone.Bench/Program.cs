@@ -52,6 +52,7 @@ Console.WriteLine("Starting Azurite (in memory)...");
 await using var azurite = await AzuriteProcess.StartAsync();
 
 var needed = new[] { eventCount, latencyRate * latencySeconds, capacityRates.Max() * capacitySeconds, baselineCount, restCount }.Max();
+if (only is not null) needed = Math.Min(needed, 500_000);
 Console.WriteLine($"Generating {needed:N0} simulated events...");
 var events = PipelineBenchmark.Generate(needed, seed: 1);
 var warmUp = PipelineBenchmark.Generate(Arg("--warm-up-events", 100_000), seed: 2);
@@ -115,7 +116,26 @@ var onePerMessage = await Run("pipeline-1-event-per-message", new Dictionary<str
 var naive = await Run("per-event-messages", new Dictionary<string, string?>(),
     c => PerEventBaseline.Run(c, Take(baselineCount)));
 
-// 6. REST JSON ingest.
+// 6. The aggregations: every play event updates its User, Video and Profile grains, checkpointed to blobs.
+AggregationResult? aggregation = null;
+double? bytesPerUser = null;
+var aggregationRate = Arg("--aggregation-rate", 40_000);
+var aggregationSeconds = Arg("--aggregation-seconds", 30);
+if (Selected("aggregation"))
+{
+    Console.WriteLine("Running aggregation...");
+    await using var cluster = await BenchCluster.StartAsync(azurite, new Dictionary<string, string?> { ["Keystone:Aggregation:CheckpointInterval"] = "00:00:10" });
+    await PipelineBenchmark.WarmUp(cluster, warmUp, throughputOptions);
+    aggregation = await AggregationBenchmark.Run(cluster, events, aggregationRate, aggregationSeconds, defaultOptions);
+    Console.WriteLine($"  aggregation: {aggregation.Events:N0} events ({aggregation.ActivityEvents:N0} to the window operators) in {aggregation.Elapsed.TotalSeconds:0.00} s = {aggregation.EventsPerSecond:N0} events/s");
+    Console.WriteLine($"  aggregation: publish -> grain-visible p50 {aggregation.GrainVisible.Percentile(0.5):0.0} ms, p99 {aggregation.GrainVisible.Percentile(0.99):0.0} ms");
+    Console.WriteLine($"  aggregation: blob writes {aggregation.BlobWrites:N0} ({aggregation.BlobWritesPerSecond:N0}/s: {aggregation.LogWrites:N0} log appends, {aggregation.EntityWrites:N0} entity states, {aggregation.OperatorWrites:N0} operator states); events per write {aggregation.GroupCommitFactor:0.0}");
+    foreach (var (kind, (w, e)) in aggregation.ByKind) Console.WriteLine($"    {kind}: {w:N0} writes, {e:N0} events, {(w == 0 ? 0 : (double)e / w):0.0} per write");
+    bytesPerUser = await AggregationBenchmark.BytesPerUserGrain(cluster, Arg("--memory-users", 10_000));
+    Console.WriteLine($"  aggregation: {bytesPerUser:N0} bytes of heap per active user grain (two sessions each, de-duplication memory included)");
+}
+
+// 7. REST JSON ingest.
 var rest = await Run("rest-json", new Dictionary<string, string?>(), c => PipelineBenchmark.RunRest(c, "rest-json", Take(restCount), PipelineBenchmark.ExpectedDeliveries(Take(restCount)), eventsPerRequest: 1_000, concurrency: 4));
 
 allocations?.Report();
@@ -132,4 +152,6 @@ Console.WriteLine($"targets: e2e >= 100,000/s: {(best >= 100_000 ? "met" : "NOT 
     (latency is null ? "" : $"; p99 <= 250 ms at {latencyRate:N0}/s: {(latency.Latency.Percentile(0.99) <= 250 ? "met" : "NOT met")} ({latency.Latency.Percentile(0.99):0} ms)") +
     (naive is null ? "" : $"; >= 8x per-event baseline: {(best >= 8 * naive.EventsPerSecond ? "met" : "NOT met")}") +
     (rest is null ? "" : $"; REST >= 50,000/s: {(rest.EventsPerSecond >= 50_000 ? "met" : "NOT met")} ({rest.EventsPerSecond:N0}/s)"));
+if (aggregation is not null)
+    Console.WriteLine($"aggregation targets: >= 50,000 events/s: {(aggregation.EventsPerSecond >= 50_000 ? "met" : "NOT met")} ({aggregation.EventsPerSecond:N0}/s); events per blob write >= 20: {(aggregation.GroupCommitFactor >= 20 ? "met" : "NOT met")} ({aggregation.GroupCommitFactor:0.0}); p99 grain-visible <= 500 ms: {(aggregation.GrainVisible.Percentile(0.99) <= 500 ? "met" : "NOT met")} ({aggregation.GrainVisible.Percentile(0.99):0} ms); <= 4 KiB per user grain: {(bytesPerUser <= 4096 ? "met" : "NOT met")} ({bytesPerUser:N0} B)");
 return 0;

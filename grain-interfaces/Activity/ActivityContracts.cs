@@ -222,7 +222,8 @@ public sealed record OperatorStats(
     [property: Id(10)] long Checkpoints,
     [property: Id(11)] DateTimeOffset? LastCheckpointAt,
     [property: Id(12)] int PendingTimers,
-    [property: Id(13)] long Replayed);
+    [property: Id(13)] long Replayed,
+    [property: Id(14)] LatencySnapshot ApplyLag);
 
 /// <summary>The windowing operator of one partition of the activity topic (Flink's keyBy + window, on grains).</summary>
 public interface IActivityOperatorGrain : IGrainWithStringKey
@@ -231,6 +232,9 @@ public interface IActivityOperatorGrain : IGrainWithStringKey
 
     /// <summary>Runs a checkpoint now (tests and graceful shutdown).</summary>
     Task CheckpointNow();
+
+    /// <summary>Forgets counters and the apply-lag histogram (benchmarks start from zero).</summary>
+    Task ResetStats();
 }
 
 /// <summary>Combines every partition's watermark (minimum over the non-idle ones).</summary>

@@ -52,6 +52,7 @@ public sealed class ActivityOperatorGrain(
     IOperatorLogFactory logs,
     IOptions<AggregationOptions> options,
     IOptions<IngestOptions> ingestOptions,
+    CheckpointMetrics checkpointMetrics,
     TimeProvider time,
     ILogger<ActivityOperatorGrain> logger)
     : Grain, IActivityOperatorGrain, IStreamSubscriptionObserver, IAsyncBatchObserver<EventBatch>
@@ -72,6 +73,8 @@ public sealed class ActivityOperatorGrain(
     private long _events, _late, _tooLate, _duplicates, _fired, _checkpoints, _replayed;
     private DateTimeOffset? _lastCheckpointAt;
     private bool _topicsRegistered;
+    private bool _checkpointing;
+    private readonly LatencyHistogram _applyLag = new();
 
     private ActivityOperatorState S => state.State;
 
@@ -101,7 +104,8 @@ public sealed class ActivityOperatorGrain(
             }
         }
 
-        this.RegisterGrainTimer(_ => Checkpoint(), new GrainTimerCreationOptions(_options.CheckpointInterval, _options.CheckpointInterval));
+        // Interleaving: deliveries keep flowing while the barrier waits for thousands of state writes.
+        this.RegisterGrainTimer(_ => Checkpoint(), new GrainTimerCreationOptions(_options.CheckpointInterval, _options.CheckpointInterval) { Interleave = true });
     }
 
     // No checkpoint on deactivation: entity grains write their own state when they deactivate, and whatever is not
@@ -141,7 +145,9 @@ public sealed class ActivityOperatorGrain(
         // Durable before anything else happens: this is what makes acknowledging the delivery safe.
         var sequence = S.NextSequence + 1;
         var logged = EventBatch.Compose(Guid.NewGuid(), _partition, time.GetUtcNow(), fresh);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         await _log.AppendAsync(S.Segment, sequence, Encode(segments, logged));
+        checkpointMetrics.Written("log", logged.Count, clock.Elapsed);
         S.NextSequence = sequence;
         foreach (var id in segments) _segments.TryAdd(id);
 
@@ -187,6 +193,11 @@ public sealed class ActivityOperatorGrain(
 
         // Users first: they turn positions into watch time for their videos and profiles.
         var userResults = await ForEach(byUser, (user, list) => GrainFactory.GetGrain<IUserGrain>(user).ApplyActivity(new ActivityBatch(_partition, sequence, watermark, [.. list])));
+        // Grain-visible: the users have applied these events (in memory, queryable).
+        var visibleAt = time.GetUtcNow().UtcTicks;
+        foreach (var list in byUser.Values)
+            foreach (var e in list) _applyLag.Record((visibleAt - e.Timestamp.UtcTicks) / TimeSpan.TicksPerMicrosecond);
+
         var contributions = new List<PlayContribution>();
         foreach (var (user, r) in userResults)
         {
@@ -319,7 +330,8 @@ public sealed class ActivityOperatorGrain(
 
     private async Task ReplayCurrentSegment()
     {
-        var records = await _log.ReadAsync(S.Segment);
+        // From the previous segment: a barrier may be in progress, with its records not yet covered.
+        var records = await _log.ReadAsync(Math.Max(0, S.Segment - 1));
         foreach (var record in records.Where(r => r.Sequence > S.CheckpointedSequence))
         {
             var (_, batch) = Decode(record.Payload);
@@ -330,34 +342,67 @@ public sealed class ActivityOperatorGrain(
 
     /// <summary>
     /// The barrier: every entity grain touched since the last checkpoint writes its state; then the operator records
-    /// that the log is covered up to here and drops the older segments.
+    /// that the log is covered up to where the barrier started, and drops the segments before it. Deliveries go on
+    /// meanwhile, into a new log segment and new dirty sets; they are covered by the next checkpoint.
     /// </summary>
     private async Task Checkpoint()
     {
+        if (_checkpointing) return;
         if (S.NextSequence == S.CheckpointedSequence && _dirtyUsers.Count == 0 && _dirtyVideos.Count == 0 && _dirtyProfiles.Count == 0) return;
-        var covered = S.NextSequence;
-        await ForEach(_dirtyUsers.ToDictionary(u => u, _ => 0), async (u, _) => { await GrainFactory.GetGrain<IUserGrain>(u).Checkpoint(); return 0; });
-        await ForEach(_dirtyVideos.ToDictionary(v => v, _ => 0), async (v, _) => { await GrainFactory.GetGrain<IVideoGrain>(v).Checkpoint(); return 0; });
-        await ForEach(_dirtyProfiles.ToDictionary(p => p, _ => 0), async (p, _) => { await GrainFactory.GetGrain<IProfileGrain>(p).Checkpoint(); return 0; });
+        _checkpointing = true;
+        try
+        {
+            var covered = S.NextSequence;
+            var users = _dirtyUsers.ToList();
+            var videos = _dirtyVideos.ToList();
+            var profiles = _dirtyProfiles.ToList();
+            _dirtyUsers.Clear();
+            _dirtyVideos.Clear();
+            _dirtyProfiles.Clear();
+            _touched.Clear();
+            var segment = ++S.Segment;
+            try
+            {
+                await ForEach(users.ToDictionary(u => u, _ => 0), async (u, _) => { await GrainFactory.GetGrain<IUserGrain>(u).Checkpoint(); return 0; });
+                await ForEach(videos.ToDictionary(v => v, _ => 0), async (v, _) => { await GrainFactory.GetGrain<IVideoGrain>(v).Checkpoint(); return 0; });
+                await ForEach(profiles.ToDictionary(p => p, _ => 0), async (p, _) => { await GrainFactory.GetGrain<IProfileGrain>(p).Checkpoint(); return 0; });
+            }
+            catch
+            {
+                // Not covered after all: these grains must be flushed by the next barrier.
+                _dirtyUsers.UnionWith(users);
+                _dirtyVideos.UnionWith(videos);
+                _dirtyProfiles.UnionWith(profiles);
+                throw;
+            }
 
-        S.CheckpointedSequence = covered;
-        S.Segment++;
-        S.RecentSegments = [.. _segments.InOrder().TakeLast(RememberedSegments)];
-        await state.WriteStateAsync();
-        _dirtyUsers.Clear();
-        _dirtyVideos.Clear();
-        _dirtyProfiles.Clear();
-        _touched.Clear();
-        _checkpoints++;
-        _lastCheckpointAt = time.GetUtcNow();
-        await _log.DeleteBeforeAsync(S.Segment);
+            S.CheckpointedSequence = Math.Max(S.CheckpointedSequence, covered);
+            S.RecentSegments = [.. _segments.InOrder().TakeLast(RememberedSegments)];
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            await state.WriteStateAsync();
+            checkpointMetrics.Written("operator", 0, clock.Elapsed);
+            _checkpoints++;
+            _lastCheckpointAt = time.GetUtcNow();
+            await _log.DeleteBeforeAsync(segment);
+        }
+        finally
+        {
+            _checkpointing = false;
+        }
     }
 
     public Task CheckpointNow() => Checkpoint();
 
     public Task<OperatorStats> GetStats() => Task.FromResult(new OperatorStats(
         _partition, Watermark, S.MaxEventTime, S.NextSequence, S.CheckpointedSequence, _events, _late, _tooLate, _duplicates,
-        _fired, _checkpoints, _lastCheckpointAt, S.Timers.Count, _replayed));
+        _fired, _checkpoints, _lastCheckpointAt, S.Timers.Count, _replayed, _applyLag.Snapshot()));
+
+    public Task ResetStats()
+    {
+        _events = _late = _tooLate = _duplicates = _fired = _checkpoints = _replayed = 0;
+        _applyLag.Clear();
+        return Task.CompletedTask;
+    }
 
     private static byte[] Encode(List<Guid> segments, EventBatch batch)
     {

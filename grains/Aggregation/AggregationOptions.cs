@@ -29,7 +29,7 @@ public sealed class AggregationOptions
     public int HistoryWindows { get; set; } = 12;
 
     /// <summary>How often operators checkpoint: entity grains write their state, and the write-ahead log is truncated.</summary>
-    public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromSeconds(30);
+    public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromMinutes(1);
 
     /// <summary>Extra time event ids are remembered beyond window + lateness + two checkpoint intervals.</summary>
     public TimeSpan DedupeMargin { get; set; } = TimeSpan.FromMinutes(1);

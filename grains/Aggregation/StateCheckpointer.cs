@@ -18,6 +18,7 @@ public sealed class CheckpointMetrics : IDisposable
     private long _writesTotal, _eventsTotal, _conflictsTotal;
     private readonly LatencyHistogram _latencyTotal = new();
     private readonly Lock _lock = new();
+    private readonly Dictionary<string, (long Writes, long Events)> _byKind = [];
 
     public CheckpointMetrics()
     {
@@ -35,13 +36,24 @@ public sealed class CheckpointMetrics : IDisposable
         _latency.Record(elapsed.TotalMilliseconds, tag);
         Interlocked.Increment(ref _writesTotal);
         Interlocked.Add(ref _eventsTotal, events);
-        lock (_lock) _latencyTotal.Record(elapsed);
+        lock (_lock)
+        {
+            _latencyTotal.Record(elapsed);
+            var (w, e) = _byKind.GetValueOrDefault(kind);
+            _byKind[kind] = (w + 1, e + events);
+        }
     }
 
     public void Conflict()
     {
         _conflicts.Add(1);
         Interlocked.Increment(ref _conflictsTotal);
+    }
+
+    /// <summary>Writes and events per kind of writer (user, video, profile, log, operator).</summary>
+    public IReadOnlyDictionary<string, (long Writes, long Events)> ByKind()
+    {
+        lock (_lock) return _byKind.ToDictionary(kv => kv.Key, kv => kv.Value);
     }
 
     public (long Writes, long Events, long Conflicts, LatencySnapshot Latency) Snapshot()

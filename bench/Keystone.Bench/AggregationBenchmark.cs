@@ -1,0 +1,146 @@
+using System.Diagnostics;
+using Keystone.Activity;
+using Keystone.Aggregation;
+using Keystone.Client.Publishing;
+using Keystone.Events;
+using Keystone.Topics;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Keystone.Bench;
+
+public sealed record AggregationResult(
+    long Events,
+    long ActivityEvents,
+    TimeSpan Elapsed,
+    LatencySnapshot GrainVisible,
+    long EntityWrites,
+    long EntityEvents,
+    long LogWrites,
+    long OperatorWrites,
+    IReadOnlyDictionary<string, (long Writes, long Events)> ByKind)
+{
+    public double EventsPerSecond => Events / Elapsed.TotalSeconds;
+    public long BlobWrites => EntityWrites + LogWrites + OperatorWrites;
+    public double BlobWritesPerSecond => BlobWrites / Elapsed.TotalSeconds;
+
+    /// <summary>Events the operators applied per blob write of any kind (log appends, entity and operator state).</summary>
+    public double GroupCommitFactor => BlobWrites == 0 ? 0 : (double)ActivityEvents / BlobWrites;
+}
+
+/// <summary>
+/// The full path of the aggregations issue: SDK → ingest → router → window operators (write-ahead log) → User, Video
+/// and Profile grains, with checkpoints to blob storage on Azurite.
+/// </summary>
+public static class AggregationBenchmark
+{
+    public static async Task<AggregationResult> Run(BenchCluster cluster, KeystoneEvent[] pool, int rate, int seconds, PublisherOptions options)
+    {
+        var total = rate * seconds;
+        var events = new KeystoneEvent[total];
+        for (var i = 0; i < total; i++) events[i] = pool[i % pool.Length];
+        var expectedActivity = events.LongCount(e => e.EventType.StartsWith("video.play.", StringComparison.Ordinal) || e.EventType.StartsWith("content.", StringComparison.Ordinal));
+
+        var operators = Enumerable.Range(0, cluster.Partitions).Select(p => cluster.Client.GetGrain<IActivityOperatorGrain>(StreamNames.PartitionKey(p))).ToArray();
+        foreach (var o in operators) await o.ResetStats();
+        var metrics = cluster.Silo.App.Services.GetRequiredService<CheckpointMetrics>();
+        var before = metrics.ByKind();
+
+        var clock = Stopwatch.StartNew();
+        await using (var publisher = KeystonePublisher.Create(cluster.Client, options))
+        {
+            for (var i = 0; i < events.Length; i++)
+            {
+                var due = (long)(clock.Elapsed.TotalSeconds * rate);
+                if (i >= due)
+                {
+                    await Task.Delay(1);
+                    i--;
+                    continue;
+                }
+                var result = await publisher.PublishAsync(events[i] with { EventId = Guid.NewGuid(), Timestamp = DateTimeOffset.UtcNow });
+                if (!result.IsQueued) throw new InvalidOperationException($"event {i} was not queued: {result}");
+            }
+            await publisher.FlushAsync();
+        }
+        Console.WriteLine($"    aggregation: producer done after {clock.Elapsed.TotalSeconds:0.00} s");
+
+        OperatorStats[] stats;
+        while (true)
+        {
+            stats = await Task.WhenAll(operators.Select(o => o.GetStats()));
+            if (stats.Sum(s => s.Events) >= expectedActivity) break;
+            if (clock.Elapsed > TimeSpan.FromMinutes(10)) throw new TimeoutException($"operators saw {stats.Sum(s => s.Events)} of {expectedActivity} activity events");
+            await Task.Delay(50);
+        }
+        var elapsed = clock.Elapsed;
+
+        // Let one more checkpoint run so that the writes it costs are counted against the run.
+        await Task.WhenAll(operators.Select(o => o.CheckpointNow()));
+        var after = metrics.ByKind();
+        (long Writes, long Events) Delta(string kind)
+        {
+            var a = after.GetValueOrDefault(kind);
+            var b = before.GetValueOrDefault(kind);
+            return (a.Writes - b.Writes, a.Events - b.Events);
+        }
+        var kinds = new[] { "user", "video", "profile", "log", "operator" }.ToDictionary(k => k, Delta);
+        return new AggregationResult(
+            total,
+            stats.Sum(s => s.Events),
+            elapsed,
+            LatencySnapshot.Merge(stats.Select(s => s.ApplyLag)),
+            kinds["user"].Writes + kinds["video"].Writes + kinds["profile"].Writes,
+            kinds["user"].Events + kinds["video"].Events + kinds["profile"].Events,
+            kinds["log"].Writes,
+            kinds["operator"].Writes,
+            kinds);
+    }
+
+    /// <summary>
+    /// Heap bytes per active user grain: activate N users with two viewing sessions each (eight events, steady
+    /// state), force a full collection, and divide the growth of the live heap by N. Orleans' own per-activation
+    /// bookkeeping is included, since that is what an active user costs.
+    /// </summary>
+    public static async Task<double> BytesPerUserGrain(BenchCluster cluster, int users)
+    {
+        var client = cluster.Silo.App.Services.GetRequiredService<IClusterClient>();
+        // Warm the code paths and caches before measuring.
+        await Activate(client, "mem-warm", 200);
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
+        var before = GC.GetTotalMemory(forceFullCollection: true);
+        await Activate(client, "mem", users);
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        GC.WaitForPendingFinalizers();
+        var after = GC.GetTotalMemory(forceFullCollection: true);
+        return (after - before) / (double)users;
+    }
+
+    private static async Task Activate(IClusterClient client, string prefix, int users)
+    {
+        var t0 = DateTimeOffset.UtcNow.AddMinutes(-20);
+        var calls = new List<Task>();
+        for (var u = 0; u < users; u++)
+        {
+            var user = $"{prefix}-{u:D6}";
+            var events = new List<KeystoneEvent>();
+            for (var s = 0; s < 2; s++)
+            {
+                var t = t0.AddMinutes(s * 7);
+                foreach (var (type, offset, position) in new[] { ("video.play.started", 0, 0L), ("video.play.paused", 30, 30_000L), ("video.play.resumed", 70, 30_000L), ("video.play.stopped", 100, 60_000L) })
+                {
+                    events.Add(new KeystoneEvent(Guid.NewGuid(), type, t.AddSeconds(offset), "1.0", new EventSource("playback-service", "smart_tv", "us-east-1"),
+                        Payload.Create(("user_id", user), ("profile_id", user + "-p"), ("video_id", $"video-{u % 500:D5}"), ("device_id", user + "-tv"), ("position_ms", position), ("quality", "HD")),
+                        EventMetadata.Of(("trace_id", Guid.NewGuid().ToString("N")[..16]))));
+                }
+            }
+            calls.Add(client.GetGrain<IUserGrain>(user).ApplyActivity(new ActivityBatch(0, 0, null, [.. events])));
+            if (calls.Count >= 512)
+            {
+                await Task.WhenAll(calls);
+                calls.Clear();
+            }
+        }
+        await Task.WhenAll(calls);
+    }
+}
