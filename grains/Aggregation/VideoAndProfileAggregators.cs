@@ -96,7 +96,8 @@ public sealed class VideoStatsAggregator
         State.Totals.Add(c);
         if (c.Started)
         {
-            _viewers[window.Start].Add(c.UserId);
+            // A window older than the history kept was dropped as soon as it was made: the start counts in the totals only.
+            if (_viewers.TryGetValue(window.Start, out var viewers)) viewers.Add(c.UserId);
             _totalViewers.Add(c.UserId);
         }
         if (c.Genre is { } genre && State.Genres.Count == 0) State.Genres.Add(genre);
@@ -229,7 +230,10 @@ public sealed class ProfileAggregator
                     if (State.Genres.Count >= 64) continue;
                     State.Genres[genre] = score = new GenreScore { At = c.Timestamp };
                 }
-                score.Score = Decay(score.Score, score.At, c.Timestamp) + minutes;
+                // An older event (arriving late) is decayed to the score's time, so arrival order does not change the score.
+                score.Score = c.Timestamp >= score.At
+                    ? Decay(score.Score, score.At, c.Timestamp) + minutes
+                    : score.Score + Decay(minutes, c.Timestamp, score.At);
                 if (c.Timestamp > score.At) score.At = c.Timestamp;
             }
         }

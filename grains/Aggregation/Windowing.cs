@@ -20,12 +20,15 @@ public sealed class TumblingWindows
 
     public TimeWindow Assign(DateTimeOffset timestamp)
     {
-        var t = timestamp.UtcTicks;
+        // Relative to the Unix epoch, as Flink counts: UtcTicks count from 0001-01-01, which is not a whole number of
+        // windows before the epoch for sizes such as 7 days or 7 minutes.
+        var epoch = DateTimeOffset.UnixEpoch.UtcTicks;
+        var t = timestamp.UtcTicks - epoch;
         var size = Size.Ticks;
         // Flink's getWindowStartWithOffset, written to stay correct for times before the epoch as well.
         var remainder = (t - Offset.Ticks) % size;
         if (remainder < 0) remainder += size;
-        var start = t - remainder;
+        var start = epoch + t - remainder;
         return new TimeWindow(new DateTimeOffset(start, TimeSpan.Zero), new DateTimeOffset(start + size, TimeSpan.Zero));
     }
 }
