@@ -22,9 +22,12 @@ public sealed record RunResult(string Name, long Events, long Deliveries, TimeSp
 /// </summary>
 public static class PipelineBenchmark
 {
-    public static KeystoneEvent[] Generate(int count, int seed)
+    public static KeystoneEvent[] Generate(int count, int seed) =>
+        Generate(count, new SimulationOptions { Users = 20_000, Videos = 2_000, ConcurrentSessions = 4_000, Seed = seed });
+
+    public static KeystoneEvent[] Generate(int count, SimulationOptions population)
     {
-        var simulator = new TrafficSimulator(new SimulationOptions { Users = 20_000, Videos = 2_000, ConcurrentSessions = 4_000, Seed = seed });
+        var simulator = new TrafficSimulator(population);
         var now = DateTimeOffset.UtcNow;
         var events = new KeystoneEvent[count];
         for (var i = 0; i < count; i++) events[i] = simulator.Next(now);

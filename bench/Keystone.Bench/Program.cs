@@ -118,24 +118,37 @@ var naive = await Run("per-event-messages", new Dictionary<string, string?>(),
 
 // 6. The aggregations: every play event updates its User, Video and Profile grains, checkpointed to blobs.
 AggregationResult? aggregation = null;
-double? bytesPerUser = null;
-var aggregationRate = Arg("--aggregation-rate", 40_000);
-var aggregationSeconds = Arg("--aggregation-seconds", 30);
+(double BeforeCheckpoint, double AfterCheckpoint)? bytesPerUser = null;
+var aggregationRate = Arg("--aggregation-rate", 20_000);
+var aggregationSeconds = Arg("--aggregation-seconds", 45);
 if (Selected("aggregation"))
 {
     Console.WriteLine("Running aggregation...");
-    await using var cluster = await BenchCluster.StartAsync(azurite, new Dictionary<string, string?> { ["Keystone:Aggregation:CheckpointInterval"] = "00:00:10" });
-    await PipelineBenchmark.WarmUp(cluster, warmUp, throughputOptions);
-    aggregation = await AggregationBenchmark.Run(cluster, events, aggregationRate, aggregationSeconds, defaultOptions);
+    // Azurite takes about 1,100 blob writes a second on this machine when idle (2 KB blobs) and about half that while
+    // it shares the two cores with a busy silo; a checkpoint writes every entity touched since the last one, so the
+    // population (5,000 users, 15,000 profiles, 1,000 videos) decides how long a barrier takes.
+    var population = new Keystone.Client.Simulation.SimulationOptions { Users = Arg("--aggregation-users", 5_000), Videos = 1_000, ConcurrentSessions = 2_000, Seed = 3 };
+    var pool = PipelineBenchmark.Generate(300_000, population);
+    await using var cluster = await BenchCluster.StartAsync(azurite, new Dictionary<string, string?> { ["Keystone:Aggregation:CheckpointInterval"] = ArgText("--aggregation-checkpoint") ?? "00:00:30" });
+    await PipelineBenchmark.WarmUp(cluster, PipelineBenchmark.Generate(50_000, population with { Seed = 4 }), defaultOptions);
+    aggregation = await AggregationBenchmark.Run(cluster, pool, aggregationRate, aggregationSeconds, defaultOptions);
     Console.WriteLine($"  aggregation: {aggregation.Events:N0} events ({aggregation.ActivityEvents:N0} to the window operators) in {aggregation.Elapsed.TotalSeconds:0.00} s = {aggregation.EventsPerSecond:N0} events/s");
     Console.WriteLine($"  aggregation: publish -> grain-visible p50 {aggregation.GrainVisible.Percentile(0.5):0.0} ms, p99 {aggregation.GrainVisible.Percentile(0.99):0.0} ms");
     Console.WriteLine($"  aggregation: blob writes {aggregation.BlobWrites:N0} ({aggregation.BlobWritesPerSecond:N0}/s: {aggregation.LogWrites:N0} log appends, {aggregation.EntityWrites:N0} entity states, {aggregation.OperatorWrites:N0} operator states); events per write {aggregation.GroupCommitFactor:0.0}");
     foreach (var (kind, (w, e)) in aggregation.ByKind) Console.WriteLine($"    {kind}: {w:N0} writes, {e:N0} events, {(w == 0 ? 0 : (double)e / w):0.0} per write");
-    bytesPerUser = await AggregationBenchmark.BytesPerUserGrain(cluster, Arg("--memory-users", 10_000));
-    Console.WriteLine($"  aggregation: {bytesPerUser:N0} bytes of heap per active user grain (two sessions each, de-duplication memory included)");
 }
 
-// 7. REST JSON ingest.
+// 7. Memory per active user grain, on a quiet cluster of its own: a busy one's stream caches and in-flight checkpoints
+// come and go by tens of megabytes and swamp the measurement.
+if (Selected("memory"))
+{
+    Console.WriteLine("Running memory...");
+    await using var cluster = await BenchCluster.StartAsync(azurite, new Dictionary<string, string?>());
+    bytesPerUser = await AggregationBenchmark.BytesPerUserGrain(cluster, Arg("--memory-users", 5_000));
+    Console.WriteLine($"  memory: {bytesPerUser.Value.BeforeCheckpoint:N0} bytes of heap per active user grain with two sessions applied, {bytesPerUser.Value.AfterCheckpoint:N0} bytes once it has checkpointed (de-duplication memory included)");
+}
+
+// 8. REST JSON ingest.
 var rest = await Run("rest-json", new Dictionary<string, string?>(), c => PipelineBenchmark.RunRest(c, "rest-json", Take(restCount), PipelineBenchmark.ExpectedDeliveries(Take(restCount)), eventsPerRequest: 1_000, concurrency: 4));
 
 allocations?.Report();
@@ -148,10 +161,13 @@ Console.WriteLine();
 var best = Math.Max(batched?.EventsPerSecond ?? 0, sustained);
 if (naive is not null) Console.WriteLine($"best end-to-end {best:N0}/s vs per-event messages {naive.EventsPerSecond:N0}/s: {best / naive.EventsPerSecond:0.0}x");
 if (onePerMessage is not null) Console.WriteLine($"best end-to-end {best:N0}/s vs the pipeline with one event per message {onePerMessage.EventsPerSecond:N0}/s: {best / onePerMessage.EventsPerSecond:0.0}x");
-Console.WriteLine($"targets: e2e >= 100,000/s: {(best >= 100_000 ? "met" : "NOT met")} (saturation {batched?.EventsPerSecond ?? 0:N0}/s, sustained {sustained:N0}/s)" +
+if (results.Count > 0)
+    Console.WriteLine($"targets: e2e >= 100,000/s: {(best >= 100_000 ? "met" : "NOT met")} (saturation {batched?.EventsPerSecond ?? 0:N0}/s, sustained {sustained:N0}/s)" +
     (latency is null ? "" : $"; p99 <= 250 ms at {latencyRate:N0}/s: {(latency.Latency.Percentile(0.99) <= 250 ? "met" : "NOT met")} ({latency.Latency.Percentile(0.99):0} ms)") +
     (naive is null ? "" : $"; >= 8x per-event baseline: {(best >= 8 * naive.EventsPerSecond ? "met" : "NOT met")}") +
     (rest is null ? "" : $"; REST >= 50,000/s: {(rest.EventsPerSecond >= 50_000 ? "met" : "NOT met")} ({rest.EventsPerSecond:N0}/s)"));
 if (aggregation is not null)
-    Console.WriteLine($"aggregation targets: >= 50,000 events/s: {(aggregation.EventsPerSecond >= 50_000 ? "met" : "NOT met")} ({aggregation.EventsPerSecond:N0}/s); events per blob write >= 20: {(aggregation.GroupCommitFactor >= 20 ? "met" : "NOT met")} ({aggregation.GroupCommitFactor:0.0}); p99 grain-visible <= 500 ms: {(aggregation.GrainVisible.Percentile(0.99) <= 500 ? "met" : "NOT met")} ({aggregation.GrainVisible.Percentile(0.99):0} ms); <= 4 KiB per user grain: {(bytesPerUser <= 4096 ? "met" : "NOT met")} ({bytesPerUser:N0} B)");
+    Console.WriteLine($"aggregation targets: >= 50,000 events/s: {(aggregation.EventsPerSecond >= 50_000 ? "met" : "NOT met")} ({aggregation.EventsPerSecond:N0}/s); events per blob write >= 20: {(aggregation.GroupCommitFactor >= 20 ? "met" : "NOT met")} ({aggregation.GroupCommitFactor:0.0}); p99 grain-visible <= 500 ms: {(aggregation.GrainVisible.Percentile(0.99) <= 500 ? "met" : "NOT met")} ({aggregation.GrainVisible.Percentile(0.99):0} ms)");
+if (bytesPerUser is not null)
+    Console.WriteLine($"memory target: <= 4 KiB per active user grain: {(bytesPerUser.Value.AfterCheckpoint <= 4096 ? "met" : "NOT met")} after a checkpoint ({bytesPerUser.Value.AfterCheckpoint:N0} B), {(bytesPerUser.Value.BeforeCheckpoint <= 4096 ? "met" : "NOT met")} before it ({bytesPerUser.Value.BeforeCheckpoint:N0} B)");
 return 0;

@@ -1,6 +1,8 @@
 using Keystone.Aggregation;
 using Keystone.Events;
 
+using Orleans.Concurrency;
+
 namespace Keystone.Activity;
 
 /// <summary>One user's events from one delivery of one partition, in arrival order.</summary>
@@ -185,6 +187,9 @@ public interface IUserGrain : IGrainWithStringKey
     Task<FireResult> AdvanceWatermark(int partition, DateTimeOffset watermark);
 
     /// <summary>Writes the state (with its de-duplication memory and applied positions) if it changed.</summary>
+    /// <remarks>Interleaved, like Flink's asynchronous snapshots: the state is serialised at once and deliveries go on
+    /// being applied while the blob write is in flight.</remarks>
+    [AlwaysInterleave]
     Task Checkpoint();
 
     /// <summary>Windows overlapping [from, to), the current session and totals; null when the user has never been seen.</summary>
@@ -195,6 +200,8 @@ public interface IUserGrain : IGrainWithStringKey
 public interface IVideoGrain : IGrainWithStringKey
 {
     Task<VideoApplyResult> ApplyActivity(VideoActivityBatch batch);
+
+    [AlwaysInterleave]
     Task Checkpoint();
     Task<VideoStatsView?> GetStats();
 }
@@ -203,6 +210,8 @@ public interface IVideoGrain : IGrainWithStringKey
 public interface IProfileGrain : IGrainWithStringKey
 {
     Task<ApplyAck> ApplyActivity(ProfileActivityBatch batch);
+
+    [AlwaysInterleave]
     Task Checkpoint();
     Task<ProfileView?> GetProfile();
 }
@@ -228,12 +237,15 @@ public sealed record OperatorStats(
 /// <summary>The windowing operator of one partition of the activity topic (Flink's keyBy + window, on grains).</summary>
 public interface IActivityOperatorGrain : IGrainWithStringKey
 {
+    // Interleaved: an operator waiting on a long delivery or a checkpoint must still answer the operations endpoint.
+    [AlwaysInterleave]
     Task<OperatorStats> GetStats();
 
     /// <summary>Runs a checkpoint now (tests and graceful shutdown).</summary>
     Task CheckpointNow();
 
     /// <summary>Forgets counters and the apply-lag histogram (benchmarks start from zero).</summary>
+    [AlwaysInterleave]
     Task ResetStats();
 }
 

@@ -74,6 +74,7 @@ public sealed class ActivityOperatorGrain(
     private DateTimeOffset? _lastCheckpointAt;
     private bool _topicsRegistered;
     private bool _checkpointing;
+    private TaskCompletionSource? _delivery;
     private readonly LatencyHistogram _applyLag = new();
 
     private ActivityOperatorState S => state.State;
@@ -142,17 +143,27 @@ public sealed class ActivityOperatorGrain(
         }
         if (segments.Count == 0) return;
 
-        // Durable before anything else happens: this is what makes acknowledging the delivery safe.
-        var sequence = S.NextSequence + 1;
-        var logged = EventBatch.Compose(Guid.NewGuid(), _partition, time.GetUtcNow(), fresh);
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        await _log.AppendAsync(S.Segment, sequence, Encode(segments, logged));
-        checkpointMetrics.Written("log", logged.Count, clock.Elapsed);
-        S.NextSequence = sequence;
-        foreach (var id in segments) _segments.TryAdd(id);
+        // The barrier interleaves with deliveries but never cuts one in half (see Checkpoint).
+        var delivery = _delivery = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        try
+        {
+            // Durable before anything else happens: this is what makes acknowledging the delivery safe.
+            var sequence = S.NextSequence + 1;
+            var logged = EventBatch.Compose(Guid.NewGuid(), _partition, time.GetUtcNow(), fresh);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            await _log.AppendAsync(S.Segment, sequence, Encode(segments, logged));
+            checkpointMetrics.Written("log", logged.Count, clock.Elapsed);
+            S.NextSequence = sequence;
+            foreach (var id in segments) _segments.TryAdd(id);
 
-        var replay = await Process(sequence, logged.Events);
-        if (replay) await ReplayCurrentSegment();
+            var replay = await Process(sequence, logged.Events);
+            if (replay) await ReplayCurrentSegment();
+        }
+        finally
+        {
+            _delivery = null;
+            delivery.SetResult();
+        }
     }
 
     /// <summary>Applies one logged delivery; true when a grain turned out to have lost state and the segment must be replayed.</summary>
@@ -276,14 +287,17 @@ public sealed class ActivityOperatorGrain(
         return false;
     }
 
-    private async Task<List<(string Key, TResult Result)>> ForEach<TValue, TResult>(Dictionary<string, TValue> items, Func<string, TValue, Task<TResult>> call)
+    private Task<List<(string Key, TResult Result)>> ForEach<TValue, TResult>(Dictionary<string, TValue> items, Func<string, TValue, Task<TResult>> call) =>
+        ForEach(items, call, _options.DispatchConcurrency);
+
+    private async Task<List<(string Key, TResult Result)>> ForEach<TValue, TResult>(Dictionary<string, TValue> items, Func<string, TValue, Task<TResult>> call, int concurrency)
     {
         var results = new List<(string, TResult)>(items.Count);
         var pending = new List<(string Key, Task<TResult> Task)>();
         foreach (var (key, value) in items)
         {
             pending.Add((key, call(key, value)));
-            if (pending.Count >= _options.DispatchConcurrency) await Drain();
+            if (pending.Count >= concurrency) await Drain();
         }
         await Drain();
         return results;
@@ -352,6 +366,9 @@ public sealed class ActivityOperatorGrain(
         _checkpointing = true;
         try
         {
+            // A delivery in progress has logged a sequence it has not applied everywhere yet, in the current segment:
+            // covering it, or dropping that segment, would lose it in a crash. Start between deliveries instead.
+            while (_delivery is { } inProgress) await inProgress.Task;
             var covered = S.NextSequence;
             var users = _dirtyUsers.ToList();
             var videos = _dirtyVideos.ToList();
@@ -363,9 +380,10 @@ public sealed class ActivityOperatorGrain(
             var segment = ++S.Segment;
             try
             {
-                await ForEach(users.ToDictionary(u => u, _ => 0), async (u, _) => { await GrainFactory.GetGrain<IUserGrain>(u).Checkpoint(); return 0; });
-                await ForEach(videos.ToDictionary(v => v, _ => 0), async (v, _) => { await GrainFactory.GetGrain<IVideoGrain>(v).Checkpoint(); return 0; });
-                await ForEach(profiles.ToDictionary(p => p, _ => 0), async (p, _) => { await GrainFactory.GetGrain<IProfileGrain>(p).Checkpoint(); return 0; });
+                var limit = _options.CheckpointConcurrency;
+                await ForEach(users.ToDictionary(u => u, _ => 0), async (u, _) => { await GrainFactory.GetGrain<IUserGrain>(u).Checkpoint(); return 0; }, limit);
+                await ForEach(videos.ToDictionary(v => v, _ => 0), async (v, _) => { await GrainFactory.GetGrain<IVideoGrain>(v).Checkpoint(); return 0; }, limit);
+                await ForEach(profiles.ToDictionary(p => p, _ => 0), async (p, _) => { await GrainFactory.GetGrain<IProfileGrain>(p).Checkpoint(); return 0; }, limit);
             }
             catch
             {

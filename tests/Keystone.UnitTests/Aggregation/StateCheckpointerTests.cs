@@ -78,4 +78,86 @@ public class StateCheckpointerTests
         await checkpointer.WriteAsync(() => { }, _ => _ => { });
         Assert.Equal(0, storage.Writes);
     }
+
+    // Storage that snapshots the state when a write starts (as the blob provider serialises it) and finishes the write
+    // only when the test says so: the shape of an interleaved checkpoint.
+    private sealed class GatedStorage : IPersistentState<Counter>
+    {
+        private TaskCompletionSource _gate = new();
+        public Counter State { get; set; } = new();
+        public List<List<int>> Snapshots { get; } = [];
+        public int InFlight { get; private set; }
+        public int MaxInFlight { get; private set; }
+        public string? Etag { get; set; }
+        public bool RecordExists => true;
+
+        public void Release()
+        {
+            var gate = _gate;
+            _gate = new TaskCompletionSource();
+            gate.SetResult();
+        }
+
+        public Task ClearStateAsync() => Task.CompletedTask;
+        public Task ClearStateAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+        public Task ReadStateAsync() => Task.CompletedTask;
+        public Task ReadStateAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public async Task WriteStateAsync()
+        {
+            Snapshots.Add([.. State.Applied]);
+            MaxInFlight = Math.Max(MaxInFlight, ++InFlight);
+            await _gate.Task;
+            InFlight--;
+        }
+
+        public Task WriteStateAsync(CancellationToken cancellationToken) => WriteStateAsync();
+    }
+
+    [Fact]
+    public async Task Inputs_recorded_while_a_write_is_in_flight_stay_pending_for_the_next_write()
+    {
+        var storage = new GatedStorage();
+        using var metrics = new CheckpointMetrics();
+        var checkpointer = new StateCheckpointer<Counter, int>(storage, "test", metrics, NullLogger.Instance);
+        storage.State.Applied.Add(1);
+        checkpointer.Record(1, 1);
+
+        var first = checkpointer.WriteAsync(() => { }, _ => _ => { });
+        // An interleaved delivery applies while the blob write is in flight.
+        storage.State.Applied.Add(2);
+        checkpointer.Record(2, 1);
+        storage.Release();
+        await first;
+
+        Assert.True(checkpointer.Dirty);
+        Assert.Equal(1, checkpointer.PendingEvents);
+        Assert.Equal([1], storage.Snapshots[0]);
+    }
+
+    [Fact]
+    public async Task A_write_requested_during_another_waits_for_it_and_then_writes_the_rest()
+    {
+        var storage = new GatedStorage();
+        using var metrics = new CheckpointMetrics();
+        var checkpointer = new StateCheckpointer<Counter, int>(storage, "test", metrics, NullLogger.Instance);
+        storage.State.Applied.Add(1);
+        checkpointer.Record(1, 1);
+
+        var first = checkpointer.WriteAsync(() => { }, _ => _ => { });
+        storage.State.Applied.Add(2);
+        checkpointer.Record(2, 1);
+        var second = checkpointer.WriteAsync(() => { }, _ => _ => { });
+        Assert.Single(storage.Snapshots);
+
+        storage.Release();
+        await first;
+        storage.Release();
+        await second;
+
+        Assert.Equal(1, storage.MaxInFlight);
+        Assert.Equal([[1], [1, 2]], storage.Snapshots);
+        Assert.False(checkpointer.Dirty);
+        Assert.Equal((2L, 2L), (metrics.Snapshot().Writes, metrics.Snapshot().Events));
+    }
 }
