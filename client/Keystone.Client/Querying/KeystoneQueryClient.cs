@@ -1,3 +1,4 @@
+using Keystone.Activity;
 using Keystone.Topics;
 
 namespace Keystone.Client.Querying;
@@ -49,6 +50,42 @@ public sealed class KeystoneQueryClient(IGrainFactory grains, int partitions)
 
     public Task ResetTopicAsync(string topic) =>
         Task.WhenAll(Enumerable.Range(0, Partitions).Select(p => Tap(topic, p).Reset()));
+
+    /// <summary>A user's windows overlapping [from, to) (all kept windows when both are null), current session and
+    /// totals; null when the user has no activity.</summary>
+    public Task<UserActivityView?> GetUserActivityAsync(string userId, DateTimeOffset? from = null, DateTimeOffset? to = null)
+    {
+        CheckId(userId, nameof(userId));
+        if (from is not null && to is not null && from >= to) throw new ArgumentException($"'from' ({from:O}) must be earlier than 'to' ({to:O}).", nameof(from));
+        return grains.GetGrain<IUserGrain>(userId).GetActivity(from, to);
+    }
+
+    /// <summary>A title's per-window and all-time statistics; null when nothing is known about it.</summary>
+    public Task<VideoStatsView?> GetVideoStatsAsync(string videoId)
+    {
+        CheckId(videoId, nameof(videoId));
+        return grains.GetGrain<IVideoGrain>(videoId).GetStats();
+    }
+
+    /// <summary>A profile's activity and top genres; null when the profile has no activity.</summary>
+    public Task<ProfileView?> GetProfileAsync(string profileId)
+    {
+        CheckId(profileId, nameof(profileId));
+        return grains.GetGrain<IProfileGrain>(profileId).GetProfile();
+    }
+
+    /// <summary>Every window operator's watermark, checkpoint and counters, in partition order.</summary>
+    public async Task<IReadOnlyList<OperatorStats>> GetOperatorsAsync() =>
+        await Task.WhenAll(Enumerable.Range(0, Partitions).Select(p => grains.GetGrain<IActivityOperatorGrain>(StreamNames.PartitionKey(p)).GetStats()));
+
+    // The same rule as the REST routes: ids end up in blob names.
+    private static void CheckId(string id, string name)
+    {
+        ArgumentNullException.ThrowIfNull(id, name);
+        if (id.Length is 0 or > 128) throw new ArgumentException($"{name} must be 1 to 128 characters long.", name);
+        if (id is "." or ".." || id.Any(c => char.IsControl(c) || char.IsWhiteSpace(c) || c is '/' or '\\'))
+            throw new ArgumentException($"{name} '{id}' must not contain whitespace, control characters or slashes.", name);
+    }
 
     private ITopicTapGrain Tap(string topic, int partition) => grains.GetGrain<ITopicTapGrain>($"{topic}/{partition}");
 }

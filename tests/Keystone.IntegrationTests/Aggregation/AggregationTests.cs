@@ -1,3 +1,4 @@
+using Keystone.Client.Querying;
 using System.Net;
 using System.Text.Json.Nodes;
 using Azure.Storage.Blobs;
@@ -75,6 +76,16 @@ public sealed class AggregationTests(AzuriteFixture azurite)
             Assert.Equal(60_000, totals["watch_ms"]!.GetValue<long>());
             Assert.Equal(1, totals["sessions"]!.GetValue<long>());
             Assert.Equal(100_000, (DateTimeOffset.Parse(alice["current_session"]!["last_activity"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture) - T0).TotalMilliseconds);
+
+            // The typed Orleans client sees the same state.
+            var query = await KeystoneQueryClient.ConnectAsync(silo.Client);
+            var typed = await query.GetUserActivityAsync("agg-alice");
+            Assert.NotNull(typed);
+            Assert.Equal((4L, 60_000L), (typed.Totals.Events, typed.Totals.WatchMs));
+            Assert.Equal(120_000, (await query.GetVideoStatsAsync("agg-video-1"))!.Totals.WatchMs);
+            Assert.Equal(60_000, (await query.GetProfileAsync("agg-alice-p1"))!.WatchMs);
+            Assert.Null(await query.GetUserActivityAsync("nobody-at-all"));
+            await Assert.ThrowsAsync<ArgumentException>(() => query.GetUserActivityAsync("a/b"));
 
             var video = await Get(silo.Http, "/v1/videos/agg-video-1/stats");
             Assert.Equal(2, video["totals"]!["starts"]!.GetValue<long>());

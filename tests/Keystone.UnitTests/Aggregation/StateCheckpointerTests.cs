@@ -81,9 +81,11 @@ public class StateCheckpointerTests
 
     // Storage that snapshots the state when a write starts (as the blob provider serialises it) and finishes the write
     // only when the test says so: the shape of an interleaved checkpoint.
+    // The gate counts permits: a Release that comes before the write waits for it is not lost (xUnit posts
+    // continuations, so the test may release before the second write has started).
     private sealed class GatedStorage : IPersistentState<Counter>
     {
-        private TaskCompletionSource _gate = new();
+        private readonly SemaphoreSlim _gate = new(0);
         public Counter State { get; set; } = new();
         public List<List<int>> Snapshots { get; } = [];
         public int InFlight { get; private set; }
@@ -91,12 +93,7 @@ public class StateCheckpointerTests
         public string? Etag { get; set; }
         public bool RecordExists => true;
 
-        public void Release()
-        {
-            var gate = _gate;
-            _gate = new TaskCompletionSource();
-            gate.SetResult();
-        }
+        public void Release() => _gate.Release();
 
         public Task ClearStateAsync() => Task.CompletedTask;
         public Task ClearStateAsync(CancellationToken cancellationToken) => Task.CompletedTask;
@@ -107,7 +104,7 @@ public class StateCheckpointerTests
         {
             Snapshots.Add([.. State.Applied]);
             MaxInFlight = Math.Max(MaxInFlight, ++InFlight);
-            await _gate.Task;
+            await _gate.WaitAsync();
             InFlight--;
         }
 
