@@ -1,0 +1,309 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+using Keystone.Events;
+using Keystone.Ingest;
+using Keystone.Pipeline;
+using Keystone.Topics;
+using Microsoft.Extensions.Logging;
+using Orleans.Runtime;
+using Orleans.Streams;
+using Orleans.Streams.Core;
+
+namespace Keystone.Aggregation;
+
+/// <summary>What every logged operator checkpoints: how far its log is covered, and the stream segments it has seen.</summary>
+public class LoggedOperatorState
+{
+    public long NextSequence { get; set; }
+    public long CheckpointedSequence { get; set; }
+    public long Segment { get; set; }
+
+    /// <summary>Recently applied stream segments, to recognise a redelivered message.</summary>
+    public List<Guid> RecentSegments { get; set; } = [];
+}
+
+/// <summary>
+/// The exactly-once machinery shared by the stateful operators (activity windows, ad campaigns): one operator per
+/// partition of its input topic, which
+/// <list type="number">
+/// <item>drops stream segments it has already seen (redelivered messages);</item>
+/// <item>appends every delivery to a write-ahead log in blob storage before anything else, so acknowledging the
+/// delivery is safe;</item>
+/// <item>hands the delivery to <see cref="Process"/>, which dispatches it to entity grains (one call per grain) that
+/// apply idempotently and report their activation through <see cref="Touch"/>;</item>
+/// <item>runs a checkpoint barrier every <see cref="CheckpointInterval"/>: every touched entity grain writes its state
+/// (group commit), then the log is truncated;</item>
+/// <item>after a crash, replays the log from the last barrier; if an entity grain lost its memory meanwhile (a new
+/// activation), replays the current segment to it.</item>
+/// </list>
+/// </summary>
+public abstract class LoggedOperatorGrain<TState>(
+    IPersistentState<TState> state,
+    IOperatorLogFactory logs,
+    IngestOptions ingestOptions,
+    CheckpointMetrics checkpointMetrics,
+    TimeProvider time,
+    ILogger logger)
+    : Grain, IStreamSubscriptionObserver, IAsyncBatchObserver<EventBatch>
+    where TState : LoggedOperatorState, new()
+{
+    private const int RememberedSegments = 4096;
+
+    private readonly Dictionary<string, Guid> _touched = [];
+    private readonly HashSet<string> _dirty = [];
+    private readonly HashSet<string> _registeredTopics = [];
+    private RecentIds<Guid> _segments = null!;
+    private IOperatorLog _log = null!;
+    private IStreamProvider _provider = null!;
+    private bool _checkpointing;
+    private TaskCompletionSource? _delivery;
+
+    protected long SegmentDuplicates { get; set; }
+    protected long Checkpoints { get; set; }
+    protected long Replayed { get; set; }
+    protected DateTimeOffset? LastCheckpointAt { get; set; }
+    protected int Partition { get; private set; }
+    protected TState S => state.State;
+    protected TimeProvider Time => time;
+
+    /// <summary>Blob name prefix of the log: <c>{LogName}-{partition}/{segment}</c>.</summary>
+    protected abstract string LogName { get; }
+    protected abstract TimeSpan CheckpointInterval { get; }
+    protected abstract int CheckpointConcurrency { get; }
+    protected abstract int DispatchConcurrency { get; }
+
+    /// <summary>Applies one logged delivery; true when a grain turned out to have lost state and the segment must be replayed.</summary>
+    protected abstract Task<bool> Process(long sequence, KeystoneEvent[] events);
+
+    /// <summary>Makes the state of the entity grain behind a key given to <see cref="Touch"/> durable.</summary>
+    protected abstract Task CheckpointEntity(string key);
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        Partition = int.Parse(this.GetPrimaryKeyString(), System.Globalization.CultureInfo.InvariantCulture);
+        _log = logs.Open($"{LogName}-{Partition}");
+        _provider = this.GetStreamProvider(StreamNames.Provider);
+        _segments = new RecentIds<Guid>(RememberedSegments);
+        foreach (var id in S.RecentSegments) _segments.TryAdd(id);
+
+        // Recovery: what was logged after the last completed checkpoint is not yet durable in the entity grains.
+        var pending = (await _log.ReadAsync(S.Segment, cancellationToken)).Where(r => r.Sequence > S.CheckpointedSequence).ToList();
+        if (pending.Count > 0)
+        {
+            logger.LogInformation("{Log} operator {Partition} replays {Count} logged deliveries after checkpoint {Checkpoint}", LogName, Partition, pending.Count, S.CheckpointedSequence);
+            foreach (var record in pending)
+            {
+                var (segments, batch) = Decode(record.Payload);
+                foreach (var id in segments) _segments.TryAdd(id);
+                await Process(record.Sequence, batch.Events);
+                S.NextSequence = Math.Max(S.NextSequence, record.Sequence);
+                Replayed += batch.Count;
+            }
+        }
+
+        // Interleaving: deliveries keep flowing while the barrier waits for thousands of state writes.
+        this.RegisterGrainTimer(_ => Checkpoint(), new GrainTimerCreationOptions(CheckpointInterval, CheckpointInterval) { Interleave = true });
+    }
+
+    // No checkpoint on deactivation: entity grains write their own state when they deactivate, and whatever is not
+    // covered by a completed checkpoint stays in the log for the next activation to replay (idempotently).
+
+    public async Task OnSubscribed(IStreamSubscriptionHandleFactory handleFactory) =>
+        await handleFactory.Create<EventBatch>().ResumeAsync(this);
+
+    public Task OnErrorAsync(Exception ex)
+    {
+        logger.LogWarning(ex, "Stream error on {Log} partition {Partition}", LogName, Partition);
+        return Task.CompletedTask;
+    }
+
+    public async Task OnNextAsync(IList<SequentialItem<EventBatch>> items)
+    {
+        // Keep only segments not seen before: a redelivered message changes nothing.
+        var fresh = new List<BatchItem>();
+        var segments = new List<Guid>();
+        foreach (var item in items)
+        {
+            var batch = item.Item;
+            foreach (var (id, start, count) in batch.SegmentRanges())
+            {
+                if (_segments.Contains(id))
+                {
+                    SegmentDuplicates += count;
+                    continue;
+                }
+                segments.Add(id);
+                var events = batch.Events;
+                for (var i = start; i < start + count; i++) fresh.Add(new BatchItem(events[i], batch, i));
+            }
+        }
+        if (segments.Count == 0) return;
+
+        // The barrier interleaves with deliveries but never cuts one in half (see Checkpoint).
+        var delivery = _delivery = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        try
+        {
+            // Durable before anything else happens: this is what makes acknowledging the delivery safe.
+            var sequence = S.NextSequence + 1;
+            var logged = EventBatch.Compose(Guid.NewGuid(), Partition, time.GetUtcNow(), fresh);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            await _log.AppendAsync(S.Segment, sequence, Encode(segments, logged));
+            checkpointMetrics.Written("log", logged.Count, clock.Elapsed);
+            S.NextSequence = sequence;
+            foreach (var id in segments) _segments.TryAdd(id);
+
+            var replay = await Process(sequence, logged.Events);
+            if (replay) await ReplayCurrentSegment();
+        }
+        finally
+        {
+            _delivery = null;
+            delivery.SetResult();
+        }
+    }
+
+    /// <summary>
+    /// Records that an entity grain applied part of this checkpoint period (so the next barrier writes it) and
+    /// returns true when it answered from a different activation than before in this period: it lost what it
+    /// applied in memory since its last write, so the current log segment must be replayed to it.
+    /// </summary>
+    protected bool Touch(string key, Guid activation)
+    {
+        _dirty.Add(key);
+        if (_touched.TryGetValue(key, out var known) && known != activation)
+        {
+            _touched[key] = activation;
+            logger.LogWarning("{Log} operator {Partition}: {Key} was reactivated since the last checkpoint; replaying the log segment", LogName, Partition, key);
+            return true;
+        }
+        _touched[key] = activation;
+        return false;
+    }
+
+    /// <summary>Calls <paramref name="call"/> for every key, at most <see cref="DispatchConcurrency"/> at a time.</summary>
+    protected Task<List<(string Key, TResult Result)>> ForEach<TValue, TResult>(Dictionary<string, TValue> items, Func<string, TValue, Task<TResult>> call) =>
+        ForEach(items, call, DispatchConcurrency);
+
+    private static async Task<List<(string Key, TResult Result)>> ForEach<TValue, TResult>(Dictionary<string, TValue> items, Func<string, TValue, Task<TResult>> call, int concurrency)
+    {
+        var results = new List<(string, TResult)>(items.Count);
+        var pending = new List<(string Key, Task<TResult> Task)>();
+        foreach (var (key, value) in items)
+        {
+            pending.Add((key, call(key, value)));
+            if (pending.Count >= concurrency) await Drain();
+        }
+        await Drain();
+        return results;
+
+        async Task Drain()
+        {
+            await Task.WhenAll(pending.Select(p => p.Task));
+            foreach (var (key, task) in pending) results.Add((key, task.Result));
+            pending.Clear();
+        }
+    }
+
+    /// <summary>
+    /// Appends events to this partition of a topic (registering the topic on first use). With
+    /// <paramref name="sequence"/>, segment ids are derived from the log position, so a delivery replayed after a
+    /// crash produces the same segments and consumers that remember segment ids (taps, operators) drop the repeat.
+    /// </summary>
+    protected async Task Append(string topic, string priority, IReadOnlyList<KeystoneEvent> events, DateTimeOffset now, long? sequence = null)
+    {
+        if (events.Count == 0) return;
+        if (_registeredTopics.Add(topic)) await GrainFactory.GetGrain<ITopicDirectoryGrain>(0).Register(topic, priority);
+        var stream = _provider.GetStream<EventBatch>(StreamId.Create(topic, StreamNames.PartitionKey(Partition)));
+        var chunk = 0;
+        foreach (var items in StreamChunker.Chunk(events.Select(e => new BatchItem(e)).ToList(), ingestOptions.MaxEventsPerStreamMessage, ingestOptions.MaxBytesPerStreamMessage))
+        {
+            var id = sequence is { } s ? DerivedId($"{LogName}/{Partition}/{s}/{topic}/{chunk++}") : Guid.NewGuid();
+            await stream.OnNextAsync(EventBatch.Compose(id, Partition, now, items));
+        }
+    }
+
+    private static Guid DerivedId(string name)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(Encoding.UTF8.GetBytes(name), hash);
+        return new Guid(hash[..16]);
+    }
+
+    private async Task ReplayCurrentSegment()
+    {
+        // From the previous segment: a barrier may be in progress, with its records not yet covered.
+        var records = await _log.ReadAsync(Math.Max(0, S.Segment - 1));
+        foreach (var record in records.Where(r => r.Sequence > S.CheckpointedSequence))
+        {
+            var (_, batch) = Decode(record.Payload);
+            await Process(record.Sequence, batch.Events);
+            Replayed += batch.Count;
+        }
+    }
+
+    /// <summary>
+    /// The barrier: every entity grain touched since the last checkpoint writes its state; then the operator records
+    /// that the log is covered up to where the barrier started, and drops the segments before it. Deliveries go on
+    /// meanwhile, into a new log segment and a new dirty set; they are covered by the next checkpoint.
+    /// </summary>
+    protected async Task Checkpoint()
+    {
+        if (_checkpointing) return;
+        if (S.NextSequence == S.CheckpointedSequence && _dirty.Count == 0) return;
+        _checkpointing = true;
+        try
+        {
+            // A delivery in progress has logged a sequence it has not applied everywhere yet, in the current segment:
+            // covering it, or dropping that segment, would lose it in a crash. Start between deliveries instead.
+            while (_delivery is { } inProgress) await inProgress.Task;
+            var covered = S.NextSequence;
+            var dirty = _dirty.ToDictionary(k => k, _ => 0, StringComparer.Ordinal);
+            _dirty.Clear();
+            _touched.Clear();
+            var segment = ++S.Segment;
+            try
+            {
+                await ForEach(dirty, async (key, _) => { await CheckpointEntity(key); return 0; }, CheckpointConcurrency);
+            }
+            catch
+            {
+                // Not covered after all: these grains must be flushed by the next barrier.
+                _dirty.UnionWith(dirty.Keys);
+                throw;
+            }
+
+            S.CheckpointedSequence = Math.Max(S.CheckpointedSequence, covered);
+            S.RecentSegments = [.. _segments.InOrder().TakeLast(RememberedSegments)];
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            await state.WriteStateAsync();
+            checkpointMetrics.Written("operator", 0, clock.Elapsed);
+            Checkpoints++;
+            LastCheckpointAt = time.GetUtcNow();
+            await _log.DeleteBeforeAsync(segment);
+        }
+        finally
+        {
+            _checkpointing = false;
+        }
+    }
+
+    private static byte[] Encode(List<Guid> segments, EventBatch batch)
+    {
+        var encoded = batch.CopyEncoded();
+        var payload = new byte[4 + segments.Count * 16 + encoded.Length];
+        BinaryPrimitives.WriteInt32LittleEndian(payload, segments.Count);
+        for (var i = 0; i < segments.Count; i++) segments[i].TryWriteBytes(payload.AsSpan(4 + i * 16));
+        encoded.CopyTo(payload.AsSpan(4 + segments.Count * 16));
+        return payload;
+    }
+
+    private (List<Guid> Segments, EventBatch Batch) Decode(byte[] payload)
+    {
+        var count = BinaryPrimitives.ReadInt32LittleEndian(payload);
+        var segments = new List<Guid>(count);
+        for (var i = 0; i < count; i++) segments.Add(new Guid(payload.AsSpan(4 + i * 16, 16)));
+        var batch = EventBatch.FromEncoded(payload[(4 + count * 16)..], partition: Partition);
+        return (segments, batch);
+    }
+}
