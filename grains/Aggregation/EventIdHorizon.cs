@@ -4,7 +4,9 @@ namespace Keystone.Aggregation;
 /// The event ids a grain has applied recently, for idempotency under redelivery: remembered for at least
 /// <c>horizon</c> of processing time, at most <c>capacity</c> of them (oldest forgotten first), so memory per grain
 /// stays bounded. Ids are kept as 64-bit hashes in flat arrays (12 bytes each) rather than a hash set (about 40):
-/// for a user's few hundred ids a vectorised scan is as fast as hashing and a third of the memory.
+/// for a user's few hundred ids a vectorised scan is as fast as hashing and a third of the memory. Past
+/// <see cref="IndexThreshold"/> ids (an ad campaign remembers hundreds of thousands) a hash index is added, because a
+/// scan would cost more than the event it guards.
 /// </summary>
 public sealed class EventIdHorizon(TimeSpan horizon, int capacity)
 {
@@ -12,6 +14,9 @@ public sealed class EventIdHorizon(TimeSpan horizon, int capacity)
     private long[] _seenAt = new long[8];
     private int _start;
     private int _count;
+    private HashSet<long>? _index;
+
+    public const int IndexThreshold = 512;
 
     public int Count => _count;
     public TimeSpan Horizon { get; } = horizon;
@@ -41,6 +46,8 @@ public sealed class EventIdHorizon(TimeSpan horizon, int capacity)
         _ids[slot] = hash;
         _seenAt[slot] = now.UtcTicks;
         _count++;
+        if (_index is not null) _index.Add(hash);
+        else if (_count > IndexThreshold) BuildIndex();
         return true;
     }
 
@@ -53,9 +60,17 @@ public sealed class EventIdHorizon(TimeSpan horizon, int capacity)
         if (_ids.Length > 64 && _count < _ids.Length / 4) Resize(Math.Max(8, _ids.Length / 2));
     }
 
+    private void BuildIndex()
+    {
+        _index = new HashSet<long>(_count * 2);
+        for (var i = 0; i < _count; i++) _index.Add(_ids[(_start + i) % _ids.Length]);
+    }
+
     private int IndexOf(long hash)
     {
         if (_count == 0) return -1;
+        // Only whether it is there matters to callers, not where.
+        if (_index is not null) return _index.Contains(hash) ? 0 : -1;
         var first = Math.Min(_count, _ids.Length - _start);
         var i = _ids.AsSpan(_start, first).IndexOf(hash);
         if (i >= 0) return i;
@@ -65,6 +80,8 @@ public sealed class EventIdHorizon(TimeSpan horizon, int capacity)
 
     private void RemoveOldest()
     {
+        _index?.Remove(_ids[_start]);
+        if (_index is not null && _count <= IndexThreshold / 2) _index = null;
         _start = (_start + 1) % _ids.Length;
         _count--;
     }
@@ -108,5 +125,7 @@ public sealed class EventIdHorizon(TimeSpan horizon, int capacity)
         Array.Copy(ids, skip, _ids, 0, n);
         Array.Copy(seenAt, skip, _seenAt, 0, n);
         _count = n;
+        _index = null;
+        if (_count > IndexThreshold) BuildIndex();
     }
 }

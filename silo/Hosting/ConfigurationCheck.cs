@@ -34,6 +34,7 @@ internal static class ConfigurationCheck
         ["Client"] = typeof(KeystoneClientOptions),
         ["Publisher"] = typeof(PublisherOptions),
         ["Aggregation"] = typeof(Keystone.Aggregation.AggregationOptions),
+        ["Ads"] = typeof(Keystone.Ads.AdsOptions),
     };
 
     /// <summary>Sections that later features add; listed so a configuration written for them is not refused here.</summary>
@@ -94,6 +95,8 @@ internal static class ConfigurationCheck
         BindChecked<KeystoneClientOptions>(KeystoneClientOptions.Section);
         var aggregation = BindChecked<Keystone.Aggregation.AggregationOptions>(Keystone.Aggregation.AggregationOptions.Section);
         if (aggregation is not null) problems.AddRange(aggregation.Problems());
+        var ads = BindChecked<Keystone.Ads.AdsOptions>(Keystone.Ads.AdsOptions.Section);
+        if (ads is not null) problems.AddRange(ads.Problems());
 
         if (ingest is not null && ingest.MaxEventBytes > ingest.MaxRequestBytes)
             problems.Add("Keystone:Ingest:MaxEventBytes must not exceed Keystone:Ingest:MaxRequestBytes.");

@@ -117,6 +117,7 @@ public static class KeystoneHost
         services.AddSingleton<PipelineMetrics>();
         services.AddOptions<Keystone.Aggregation.AggregationOptions>().Bind(configuration.GetSection(Keystone.Aggregation.AggregationOptions.Section));
         services.AddSingleton<Keystone.Aggregation.CheckpointMetrics>();
+        services.AddOptions<Keystone.Ads.AdsOptions>().Bind(configuration.GetSection(Keystone.Ads.AdsOptions.Section));
 
         services.ConfigureHttpJsonOptions(o =>
         {
@@ -181,6 +182,7 @@ public static class KeystoneHost
         app.MapTopics();
         app.MapCatalog();
         app.MapActivity();
+        app.MapAds();
         if (host.Dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard");
         app.MapGet("/", () => Results.Redirect("/scalar")).ExcludeFromDescription();
     }

@@ -1,4 +1,5 @@
 using Keystone.Activity;
+using Keystone.Ads;
 using Keystone.Topics;
 
 namespace Keystone.Client.Querying;
@@ -77,6 +78,41 @@ public sealed class KeystoneQueryClient(IGrainFactory grains, int partitions)
     /// <summary>Every window operator's watermark, checkpoint and counters, in partition order.</summary>
     public async Task<IReadOnlyList<OperatorStats>> GetOperatorsAsync() =>
         await Task.WhenAll(Enumerable.Range(0, Partitions).Select(p => grains.GetGrain<IActivityOperatorGrain>(StreamNames.PartitionKey(p)).GetStats()));
+
+    /// <summary>A campaign's totals, rates, budget and invalid traffic; null when it has neither settings nor events.</summary>
+    public Task<CampaignView?> GetCampaignAsync(string campaignId)
+    {
+        CheckId(campaignId, nameof(campaignId));
+        return grains.GetGrain<IAdCampaignGrain>(campaignId).GetCampaign();
+    }
+
+    /// <summary>Every figure per 1-minute (or, with <paramref name="hourly"/>, 1-hour) window.</summary>
+    public Task<AdSeriesView?> GetCampaignSeriesAsync(string campaignId, bool hourly = false)
+    {
+        CheckId(campaignId, nameof(campaignId));
+        return grains.GetGrain<IAdCampaignGrain>(campaignId).GetSeries(hourly);
+    }
+
+    /// <summary>Creates or updates a campaign's name, budget and frequency cap (checked here, with the REST rules).</summary>
+    public Task<CampaignView> ConfigureCampaignAsync(string campaignId, CampaignSettings settings)
+    {
+        CheckId(campaignId, nameof(campaignId));
+        ArgumentNullException.ThrowIfNull(settings);
+        if (CampaignSettingsRules.Problems(settings).ToList() is { Count: > 0 } problems) throw new ArgumentException(string.Join("; ", problems), nameof(settings));
+        return grains.GetGrain<IAdCampaignGrain>(campaignId).Configure(settings);
+    }
+
+    /// <summary>May the campaign be shown to the profile now? Null when the campaign is unknown.</summary>
+    public Task<EligibilityView?> CheckEligibilityAsync(string campaignId, string profileId)
+    {
+        CheckId(campaignId, nameof(campaignId));
+        CheckId(profileId, nameof(profileId));
+        return grains.GetGrain<IAdCampaignGrain>(campaignId).CheckEligibility(profileId);
+    }
+
+    /// <summary>Every ad operator's log position, counters and publish-to-counted latency per event type.</summary>
+    public async Task<IReadOnlyList<AdsOperatorStats>> GetAdsOperatorsAsync() =>
+        await Task.WhenAll(Enumerable.Range(0, Partitions).Select(p => grains.GetGrain<IAdsOperatorGrain>(StreamNames.PartitionKey(p)).GetStats()));
 
     // The same rule as the REST routes: ids end up in blob names.
     private static void CheckId(string id, string name)

@@ -36,6 +36,10 @@ public sealed class EndToEndTests(AzuriteFixture azurite)
             ["billing-events-us"] = 1,
             ["billing-events-intl"] = 1,
             ["ads-events"] = 1,
+            ["ads-campaign"] = 1,
+            ["ads-billing"] = 1,
+            ["ads-analytics"] = 1,
+            ["ads-fraud-alerts"] = 0,
             ["user-events"] = 0,
         };
         foreach (var (topic, count) in expected)

@@ -188,4 +188,29 @@ public class EventIdHorizonTests
         Assert.Equal(1L << 48, EventIdHorizon.Hash(Guid.Parse("00000000-0000-0001-0000-000000000000")));
         Assert.Equal((1L << 56) ^ (1L << 48), EventIdHorizon.Hash(Guid.Parse("00000000-0000-0001-0000-000000000001")));
     }
+
+    [Fact]
+    public void Past_the_index_threshold_lookups_stay_exact_through_eviction_expiry_and_import()
+    {
+        var seen = new EventIdHorizon(TimeSpan.FromMinutes(10), 3_000);
+        var ids = Ids(4_000);
+        for (var i = 0; i < ids.Length; i++) Assert.True(seen.TryAdd(ids[i], T0.AddMilliseconds(i)));
+
+        // Capacity 3,000: the first 1,000 were forgotten, the rest are recognised.
+        Assert.Equal(3_000, seen.Count);
+        Assert.All(ids[..1_000], id => Assert.False(seen.Contains(id)));
+        Assert.All(ids[1_000..], id => Assert.False(seen.TryAdd(id, T0.AddSeconds(5))));
+
+        var copy = new EventIdHorizon(TimeSpan.FromMinutes(10), 3_000);
+        var (hashes, at) = seen.Export();
+        copy.Import(hashes, at);
+        Assert.All(ids[1_000..], id => Assert.True(copy.Contains(id)));
+
+        // Expiry removes from the index too: forgotten ids count as new again.
+        seen.Expire(T0.AddMinutes(10).AddMilliseconds(3_500));
+        Assert.Equal(500, seen.Count);
+        Assert.False(seen.Contains(ids[3_000]));
+        Assert.True(seen.Contains(ids[3_999]));
+        Assert.True(seen.TryAdd(ids[3_000], T0.AddMinutes(11)));
+    }
 }

@@ -289,8 +289,8 @@ public class RuleSetParserTests
 
         Assert.Equal(
             [
-                "playback-to-analytics", "billing-events", "all-events-archive", "billing-events-international", "ads", "identity",
-                "catalogue", "system-monitoring", "critical-errors", "activity-aggregation", "real-time-graph", "4k-quality-sample",
+                "playback-to-analytics", "billing-events", "all-events-archive", "billing-events-international", "ads", "ads-campaigns",
+                "identity", "catalogue", "system-monitoring", "critical-errors", "activity-aggregation", "real-time-graph", "4k-quality-sample",
             ],
             rules.Rules.Select(r => r.Name));
 
@@ -307,5 +307,9 @@ public class RuleSetParserTests
         Assert.Equal(
             ["activity-aggregation", "analytics-playback-events", "archive-all-events", "graph-updates", "ml-recommendation-input", "playback-4k-starts"],
             play.Topics.Keys.Order(StringComparer.Ordinal));
+
+        // Ad events reach the campaign operators at HIGH priority, besides the enriched ads topic.
+        var click = engine.Route([Sample.Of("ad.click", Payload.Create(("campaign_id", "c"), ("user_id", "u")))], 0, Sample.Now);
+        Assert.Equal(["ads-campaign", "ads-events", "archive-all-events"], click.Topics.Keys.Order(StringComparer.Ordinal));
     }
 }

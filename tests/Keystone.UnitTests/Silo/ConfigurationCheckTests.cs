@@ -117,7 +117,7 @@ public class ConfigurationCheckTests
         var e = Fails(("Keystone:Ingest:Partitions", "0"), ("Keystone:Foo", "x"), ("Keystone:Cluster:GatewayPort", "11111"), ("Keystone:Storage:ConnectionString", " "));
         Assert.Equal(
             [
-                "Keystone:Foo: unknown section (known: Role, Dashboard, Aggregation, Client, Cluster, Ingest, Local, Publisher, Routing, Schemas, Storage, Streaming, Taps)",
+                "Keystone:Foo: unknown section (known: Role, Dashboard, Ads, Aggregation, Client, Cluster, Ingest, Local, Publisher, Routing, Schemas, Storage, Streaming, Taps)",
                 "Keystone:Ingest:Partitions: The field Partitions must be between 1 and 1024.",
                 "Keystone:Storage:ConnectionString: The ConnectionString field is required.",
                 "Keystone:Cluster:SiloPort and Keystone:Cluster:GatewayPort must differ.",
@@ -156,5 +156,17 @@ public class ConfigurationCheckTests
     {
         var e = Fails(("Keystone:Publisher:MaxBatchEvent", "10"));
         Assert.StartsWith("Keystone:Publisher:MaxBatchEvent: unknown setting (known in Keystone:Publisher: QueueCapacity, MaxBatchEvents, ", Assert.Single(e.Problems));
+    }
+
+    [Fact]
+    public void Ads_settings_are_checked_including_the_nested_fraud_rules()
+    {
+        ConfigurationCheck.Validate(Config(("Keystone:Ads:Fraud:MaxClicksPerMinute", "10"), ("Keystone:Ads:CheckpointInterval", "00:00:10")));
+        var e = Fails(("Keystone:Ads:Fraud:MaxClicksPerMinute", "0"), ("Keystone:Ads:Fraud:MinClickDelay", "-00:00:01"),
+            ("Keystone:Ads:BillingTopic", "bad topic!"), ("Keystone:Ads:Fraud:MinClikDelay", "1"));
+        Assert.Contains(e.Problems, p => p.Contains("Keystone:Ads:Fraud:MaxClicksPerMinute", StringComparison.Ordinal));
+        Assert.Contains(e.Problems, p => p.Contains("MinClickDelay must not be negative", StringComparison.Ordinal));
+        Assert.Contains(e.Problems, p => p.Contains("BillingTopic: 'bad topic!'", StringComparison.Ordinal));
+        Assert.Contains(e.Problems, p => p.StartsWith("Keystone:Ads:Fraud:MinClikDelay: unknown setting", StringComparison.Ordinal));
     }
 }

@@ -1,0 +1,89 @@
+using Keystone.Aggregation;
+using Keystone.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Runtime;
+
+namespace Keystone.Ads;
+
+/// <summary>The advertiser's settings, stored apart from the counts: they are written at once, not at the next barrier.</summary>
+public sealed class CampaignSettingsState
+{
+    public string? Name { get; set; }
+    public long? BudgetMicros { get; set; }
+    public int? CapImpressions { get; set; }
+    public TimeSpan? CapWindow { get; set; }
+    public DateTimeOffset? UpdatedAt { get; set; }
+
+    public CampaignSettings? ToSettings() => Name is null ? null
+        : new CampaignSettings(Name, BudgetMicros, CapImpressions is { } n && CapWindow is { } w ? new FrequencyCap(n, w) : null);
+}
+
+/// <summary>
+/// An ad campaign. Batches come from the ad operators (one call per campaign per delivery) and are applied in memory
+/// by <see cref="CampaignLedger"/>, idempotently by log position and event id; the state, with its de-duplication
+/// memory, is written at the operators' barriers, when many events are pending, and on deactivation.
+/// </summary>
+public sealed class AdCampaignGrain(
+    [PersistentState("campaign", StorageNames.State)] IPersistentState<AdCampaignState> state,
+    [PersistentState("campaign-settings", StorageNames.State)] IPersistentState<CampaignSettingsState> settings,
+    IOptions<AdsOptions> options,
+    CheckpointMetrics metrics,
+    TimeProvider time,
+    ILogger<AdCampaignGrain> logger) : Grain, IAdCampaignGrain
+{
+    private readonly Guid _activation = Guid.NewGuid();
+    private CampaignLedger _ledger = null!;
+    private StateCheckpointer<AdCampaignState, AdBatch> _checkpointer = null!;
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        _ledger = NewLedger(state.State);
+        _checkpointer = new StateCheckpointer<AdCampaignState, AdBatch>(state, "campaign", metrics, logger);
+        return Task.CompletedTask;
+    }
+
+    private CampaignLedger NewLedger(AdCampaignState from) =>
+        new(this.GetPrimaryKeyString(), options.Value, from) { Settings = settings.State.ToSettings() };
+
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) => Checkpoint();
+
+    public async Task<AdApplyResult> Apply(AdBatch batch)
+    {
+        var (decisions, applied, duplicates) = _ledger.Apply(batch, time.GetUtcNow());
+        if (applied > 0) _checkpointer.Record(batch, applied);
+        if (_checkpointer.PendingEvents >= options.Value.MaxUnflushedEvents) await Checkpoint();
+        return new AdApplyResult(_activation, decisions, applied, duplicates);
+    }
+
+    public Task Checkpoint() => _checkpointer.WriteAsync(() => _ledger.PrepareCheckpoint(time.GetUtcNow()), fresh =>
+    {
+        _ledger = NewLedger(fresh);
+        var now = time.GetUtcNow();
+        return batch => _ledger.Apply(batch, now);
+    });
+
+    public async Task<CampaignView> Configure(CampaignSettings update)
+    {
+        if (CampaignSettingsRules.Problems(update).FirstOrDefault() is { } problem) throw new ArgumentException(problem, nameof(update));
+        var s = settings.State;
+        s.Name = update.Name;
+        s.BudgetMicros = update.BudgetMicros;
+        s.CapImpressions = update.FrequencyCap?.MaxImpressions;
+        s.CapWindow = update.FrequencyCap?.Window;
+        s.UpdatedAt = time.GetUtcNow();
+        await settings.WriteStateAsync();
+        _ledger.Settings = s.ToSettings();
+        _ledger.OnSettingsChanged();
+        return _ledger.View(time.GetUtcNow());
+    }
+
+    private bool Known => settings.RecordExists || _ledger.HasActivity;
+
+    public Task<CampaignView?> GetCampaign() => Task.FromResult(Known ? _ledger.View(time.GetUtcNow()) : null);
+
+    public Task<AdSeriesView?> GetSeries(bool hourly) => Task.FromResult(Known ? _ledger.Series(hourly) : null);
+
+    public Task<EligibilityView?> CheckEligibility(string profileId) =>
+        Task.FromResult(Known ? _ledger.Eligibility(profileId, time.GetUtcNow()) : null);
+}

@@ -1,0 +1,115 @@
+using Keystone.Aggregation;
+using Keystone.Events;
+using Keystone.Pipeline;
+using Keystone.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Runtime;
+
+namespace Keystone.Ads;
+
+/// <summary>
+/// The ad operator of one partition of <see cref="AdTopics.Input"/>: logs each delivery (see
+/// <see cref="LoggedOperatorGrain{TState}"/>), sends each campaign its events in one call, and writes the verdicts to
+/// the sinks: <c>ads-billing</c> (billable events only), <c>ads-analytics</c> (every event, with its validity) and
+/// <c>ads-fraud-alerts</c> (invalid clicks, with the reason). Sink segments are named after the log position, so a
+/// replayed delivery does not reach a sink's consumers twice.
+/// </summary>
+[ImplicitStreamSubscription(AdTopics.Input)]
+public sealed class AdsOperatorGrain(
+    [PersistentState("ads-operator", StorageNames.State)] IPersistentState<LoggedOperatorState> state,
+    IOperatorLogFactory logs,
+    IOptions<AdsOptions> options,
+    IOptions<IngestOptions> ingestOptions,
+    CheckpointMetrics checkpointMetrics,
+    TimeProvider time,
+    ILogger<AdsOperatorGrain> logger)
+    : LoggedOperatorGrain<LoggedOperatorState>(state, logs, ingestOptions.Value, checkpointMetrics, time, logger), IAdsOperatorGrain
+{
+    private readonly AdsOptions _options = options.Value;
+    private readonly Dictionary<string, LatencyHistogram> _countedLag = new(StringComparer.Ordinal);
+    private long _events, _billable, _invalid, _duplicates;
+
+    protected override string LogName => "ads";
+    protected override TimeSpan CheckpointInterval => _options.CheckpointInterval;
+    protected override int CheckpointConcurrency => _options.CheckpointConcurrency;
+    protected override int DispatchConcurrency => _options.DispatchConcurrency;
+
+    protected override async Task<bool> Process(long sequence, KeystoneEvent[] events)
+    {
+        var byCampaign = new Dictionary<string, List<AdEvent>>(StringComparer.Ordinal);
+        var originals = new Dictionary<Guid, KeystoneEvent>(events.Length);
+        foreach (var e in events)
+        {
+            if (AdEvents.From(e) is not { } ad)
+            {
+                logger.LogWarning("Ads operator {Partition}: {Type} event {Id} has no campaign or ad session; not counted", Partition, e.EventType, e.EventId);
+                continue;
+            }
+            originals[e.EventId] = e;
+            if (!byCampaign.TryGetValue(ad.CampaignId, out var list)) byCampaign[ad.CampaignId] = list = [];
+            list.Add(ad);
+        }
+
+        var results = await ForEach(byCampaign, (campaign, list) => GrainFactory.GetGrain<IAdCampaignGrain>(campaign).Apply(new AdBatch(Partition, sequence, [.. list])));
+        var now = Time.GetUtcNow();
+
+        var lostState = false;
+        var billing = new List<KeystoneEvent>();
+        var analytics = new List<KeystoneEvent>();
+        var fraud = new List<KeystoneEvent>();
+        foreach (var (campaign, r) in results)
+        {
+            lostState |= Touch("c:" + campaign, r.ActivationId);
+            _events += r.Applied;
+            _duplicates += r.Duplicates;
+            foreach (var d in r.Decisions)
+            {
+                var e = originals[d.EventId];
+                if (r.Applied > 0) Lag(e.EventType).Record((now.UtcTicks - e.Timestamp.UtcTicks) / TimeSpan.TicksPerMicrosecond);
+                var valid = d.InvalidReason is null;
+                var metadata = e.Metadata.With("ad_valid", valid ? "true" : "false");
+                if (!valid)
+                {
+                    metadata = metadata.With("invalid_reason", d.InvalidReason!);
+                    fraud.Add(e with { Metadata = metadata });
+                    if (r.Applied > 0) _invalid++;
+                }
+                analytics.Add(e with { Metadata = metadata });
+                if (d.Billable)
+                {
+                    billing.Add(e with { Metadata = metadata });
+                    if (r.Applied > 0) _billable++;
+                }
+            }
+        }
+
+        // Billing first: it is what money depends on.
+        await Append(_options.BillingTopic, "HIGH", billing, now, sequence);
+        await Append(_options.FraudTopic, "HIGH", fraud, now, sequence);
+        await Append(_options.AnalyticsTopic, "NORMAL", analytics, now, sequence);
+        return lostState;
+    }
+
+    private LatencyHistogram Lag(string type)
+    {
+        if (!_countedLag.TryGetValue(type, out var h)) _countedLag[type] = h = new LatencyHistogram();
+        return h;
+    }
+
+    protected override Task CheckpointEntity(string key) => GrainFactory.GetGrain<IAdCampaignGrain>(key[2..]).Checkpoint();
+
+    public Task CheckpointNow() => Checkpoint();
+
+    public Task<AdsOperatorStats> GetStats() => Task.FromResult(new AdsOperatorStats(
+        Partition, S.NextSequence, S.CheckpointedSequence, _events, _billable, _invalid, _duplicates + SegmentDuplicates, Checkpoints, Replayed,
+        _countedLag.ToDictionary(p => p.Key, p => p.Value.Snapshot(), StringComparer.Ordinal)));
+
+    public Task ResetStats()
+    {
+        _events = _billable = _invalid = _duplicates = 0;
+        SegmentDuplicates = Checkpoints = Replayed = 0;
+        _countedLag.Clear();
+        return Task.CompletedTask;
+    }
+}

@@ -1,0 +1,335 @@
+using Keystone.Aggregation;
+
+namespace Keystone.Ads;
+
+public sealed class AdCountersState
+{
+    public long Impressions { get; set; }
+    public long Clicks { get; set; }
+    public long InvalidClicks { get; set; }
+    public long FirstQuartiles { get; set; }
+    public long Midpoints { get; set; }
+    public long ThirdQuartiles { get; set; }
+    public long Completes { get; set; }
+    public long Skips { get; set; }
+    public long SpendMicros { get; set; }
+
+    public void Add(AdEventKind kind, bool valid, long billedMicros)
+    {
+        switch (kind)
+        {
+            case AdEventKind.Impression: Impressions++; break;
+            case AdEventKind.Click when valid: Clicks++; break;
+            case AdEventKind.Click: InvalidClicks++; break;
+            case AdEventKind.FirstQuartile: FirstQuartiles++; break;
+            case AdEventKind.Midpoint: Midpoints++; break;
+            case AdEventKind.ThirdQuartile: ThirdQuartiles++; break;
+            case AdEventKind.Complete: Completes++; break;
+            case AdEventKind.Skip: Skips++; break;
+        }
+        SpendMicros += billedMicros;
+    }
+
+    public AdCounts View() => new(Impressions, Clicks, InvalidClicks, FirstQuartiles, Midpoints, ThirdQuartiles, Completes, Skips, SpendMicros);
+
+    public static AdRates Rates(AdCounts c) => c.Impressions == 0
+        ? new AdRates(null, null, null)
+        : new AdRates((double)c.Clicks / c.Impressions, (double)c.Completes / c.Impressions, (double)c.Skips / c.Impressions);
+}
+
+public sealed class AdWindowState
+{
+    public DateTimeOffset Start { get; set; }
+    public DateTimeOffset End { get; set; }
+    public AdCountersState Counters { get; set; } = new();
+}
+
+/// <summary>An invalid click remembered with its reason, so that a replayed batch reproduces the original decision.</summary>
+public sealed record InvalidMark(long Id, string Reason, long SeenAt);
+
+/// <summary>A campaign's checkpointed state: counts, series, sessions, caps, and what it has applied.</summary>
+public sealed class AdCampaignState
+{
+    public AdCountersState Totals { get; set; } = new();
+    public Dictionary<string, long> InvalidByReason { get; set; } = [];
+    public List<AdWindowState> Minutes { get; set; } = [];
+    public List<AdWindowState> Hours { get; set; } = [];
+    public Dictionary<string, AdSessionState> Sessions { get; set; } = [];
+    public AdSessionCounters SessionCounters { get; set; } = new();
+
+    /// <summary>Impression times per profile, newest last: frequency capping.</summary>
+    public Dictionary<string, List<DateTimeOffset>> ProfileImpressions { get; set; } = [];
+
+    /// <summary>Click times per device ("d:") and per profile ("p:") within the last minute: the click-flood rule.</summary>
+    public Dictionary<string, List<DateTimeOffset>> RecentClicks { get; set; } = [];
+
+    /// <summary>Partition → highest log sequence applied: a replayed batch is recognised by position.</summary>
+    public Dictionary<int, long> Applied { get; set; } = [];
+
+    public long[]? SeenIds { get; set; }
+    public long[]? SeenAt { get; set; }
+    public List<InvalidMark> InvalidMarks { get; set; } = [];
+
+    public DateTimeOffset? LastEventAt { get; set; }
+    public DateTimeOffset? ExhaustedAt { get; set; }
+}
+
+/// <summary>
+/// One campaign's books, as plain logic: exact counts per event id, spend and budget, 1-minute and 1-hour series,
+/// ad sessions, frequency caps and click-fraud verdicts. The grain wires it to storage and the operator.
+/// </summary>
+public sealed class CampaignLedger
+{
+    private static readonly TimeSpan Minute = TimeSpan.FromMinutes(1);
+    private readonly TumblingWindows _minutes = new(Minute);
+    private readonly TumblingWindows _hours = new(TimeSpan.FromHours(1));
+    private readonly AdsOptions _options;
+    private readonly ClickFraudRules _rules;
+    private readonly EventIdHorizon _seen;
+    private readonly AdSessions _sessions;
+    private readonly Dictionary<long, string> _invalid = [];
+
+    public CampaignLedger(string campaignId, AdsOptions options, AdCampaignState state)
+    {
+        CampaignId = campaignId;
+        _options = options;
+        State = state;
+        _rules = new ClickFraudRules(options.Fraud);
+        _seen = new EventIdHorizon(options.DedupeHorizon, options.DedupeCapacity);
+        _seen.Import(state.SeenIds, state.SeenAt);
+        _sessions = new AdSessions(state.Sessions, state.SessionCounters, options.SessionTimeout, options.MaxSessions);
+        foreach (var mark in state.InvalidMarks) _invalid[mark.Id] = mark.Reason;
+    }
+
+    public string CampaignId { get; }
+    public AdCampaignState State { get; }
+    public int OpenSessions => _sessions.Open;
+
+    /// <summary>The advertiser's settings; set by the grain from its own (separately written) state.</summary>
+    public CampaignSettings? Settings { get; set; }
+
+    /// <summary>
+    /// Applies a batch. A batch at or below the partition's applied position was applied before (a replay after a
+    /// crash): nothing changes, and the original decisions are returned so its outputs can be produced again.
+    /// </summary>
+    public (List<AdDecision> Decisions, int Applied, int Duplicates) Apply(AdBatch batch, DateTimeOffset now)
+    {
+        var decisions = new List<AdDecision>(batch.Events.Length);
+        if (State.Applied.TryGetValue(batch.Partition, out var position) && batch.Sequence <= position)
+        {
+            foreach (var e in batch.Events)
+                if (_seen.Contains(e.EventId)) decisions.Add(Recall(e));
+            return (decisions, 0, batch.Events.Length);
+        }
+
+        int applied = 0, duplicates = 0;
+        foreach (var e in batch.Events)
+        {
+            if (!_seen.TryAdd(e.EventId, now))
+            {
+                duplicates++;
+                continue;
+            }
+            applied++;
+            decisions.Add(ApplyOne(e, now));
+        }
+        State.Applied[batch.Partition] = batch.Sequence;
+        if (_sessions.Open > _options.MaxSessions + _options.MaxSessions / 8) _sessions.Expire(State.LastEventAt ?? now);
+        return (decisions, applied, duplicates);
+    }
+
+    private AdDecision Recall(AdEvent e) => e.Kind switch
+    {
+        AdEventKind.Impression => new AdDecision(e.EventId, true, null),
+        AdEventKind.Click when _invalid.TryGetValue(EventIdHorizon.Hash(e.EventId), out var reason) => new AdDecision(e.EventId, false, reason),
+        AdEventKind.Click => new AdDecision(e.EventId, true, null),
+        _ => new AdDecision(e.EventId, false, null),
+    };
+
+    private AdDecision ApplyOne(AdEvent e, DateTimeOffset now)
+    {
+        if (State.LastEventAt is not { } last || e.Timestamp > last) State.LastEventAt = e.Timestamp;
+        var minute = Window(State.Minutes, _minutes, e.Timestamp, _options.MinuteWindows);
+        var hour = Window(State.Hours, _hours, e.Timestamp, _options.HourWindows);
+
+        string? reason = null;
+        if (e.Kind == AdEventKind.Click)
+        {
+            var session = _sessions.Find(e.AdSessionId);
+            var deviceKey = "d:" + e.DeviceId;
+            var profileKey = "p:" + e.ProfileId;
+            reason = _rules.Evaluate(new ClickContext(
+                e.Timestamp,
+                session?.ImpressionAt,
+                CountLastMinute(deviceKey, e.Timestamp),
+                CountLastMinute(profileKey, e.Timestamp),
+                minute?.Counters.Impressions ?? 0,
+                minute?.Counters.Clicks ?? 0,
+                Baseline(minute, out var baselineClicks),
+                baselineClicks));
+            RecordClick(deviceKey, e.Timestamp);
+            RecordClick(profileKey, e.Timestamp);
+            if (reason is not null)
+            {
+                State.InvalidByReason[reason] = State.InvalidByReason.GetValueOrDefault(reason) + 1;
+                _invalid[EventIdHorizon.Hash(e.EventId)] = reason;
+                State.InvalidMarks.Add(new InvalidMark(EventIdHorizon.Hash(e.EventId), reason, now.UtcTicks));
+            }
+        }
+        else if (e.Kind == AdEventKind.Impression)
+        {
+            RecordImpression(e.ProfileId, e.Timestamp);
+        }
+        _sessions.Observe(e.AdSessionId, e.Kind, e.Timestamp);
+
+        var valid = reason is null;
+        var billable = e.Kind == AdEventKind.Impression || (e.Kind == AdEventKind.Click && valid);
+        var billed = billable ? e.CostMicros : 0;
+        State.Totals.Add(e.Kind, valid, billed);
+        minute?.Counters.Add(e.Kind, valid, billed);
+        hour?.Counters.Add(e.Kind, valid, billed);
+        if (billed > 0 && State.ExhaustedAt is null && Settings?.BudgetMicros is { } budget && State.Totals.SpendMicros >= budget)
+            State.ExhaustedAt = e.Timestamp;
+        return new AdDecision(e.EventId, billable, reason);
+    }
+
+    /// <summary>Impressions and valid clicks in the baseline minutes before <paramref name="current"/>.</summary>
+    private long Baseline(AdWindowState? current, out long clicks)
+    {
+        clicks = 0;
+        if (current is null) return 0;
+        long impressions = 0;
+        var from = current.Start - Minute * _options.Fraud.BaselineMinutes;
+        foreach (var w in State.Minutes)
+        {
+            if (w.Start < from || w.Start >= current.Start) continue;
+            impressions += w.Counters.Impressions;
+            clicks += w.Counters.Clicks;
+        }
+        return impressions;
+    }
+
+    private int CountLastMinute(string key, DateTimeOffset at)
+    {
+        if (!State.RecentClicks.TryGetValue(key, out var times)) return 0;
+        var count = 0;
+        foreach (var t in times)
+            if (t > at - Minute && t <= at) count++;
+        return count;
+    }
+
+    private void RecordClick(string key, DateTimeOffset at)
+    {
+        if (!State.RecentClicks.TryGetValue(key, out var times)) State.RecentClicks[key] = times = [];
+        times.Add(at);
+        times.RemoveAll(t => t <= at - Minute);
+    }
+
+    private void RecordImpression(string profile, DateTimeOffset at)
+    {
+        if (!State.ProfileImpressions.TryGetValue(profile, out var times)) State.ProfileImpressions[profile] = times = [];
+        times.Add(at);
+        var keep = FrequencyRetention;
+        times.RemoveAll(t => t <= at - keep);
+    }
+
+    private TimeSpan FrequencyRetention =>
+        Settings?.FrequencyCap is { } cap && cap.Window > _options.FrequencyRetention ? cap.Window : _options.FrequencyRetention;
+
+    /// <summary>The window holding <paramref name="t"/> (kept in start order), created if needed; null when it is
+    /// older than every window kept and there is no room for it.</summary>
+    private static AdWindowState? Window(List<AdWindowState> windows, TumblingWindows assigner, DateTimeOffset t, int keep)
+    {
+        var w = assigner.Assign(t);
+        var i = windows.Count - 1;
+        while (i >= 0 && windows[i].Start > w.Start) i--;
+        if (i >= 0 && windows[i].Start == w.Start) return windows[i];
+        if (i < 0 && windows.Count >= keep) return null;
+        var created = new AdWindowState { Start = w.Start, End = w.End };
+        windows.Insert(i + 1, created);
+        if (windows.Count > keep) windows.RemoveAt(0);
+        return created;
+    }
+
+    /// <summary>Copies the de-duplication memory into the state and forgets what has aged out (before a write).</summary>
+    public void PrepareCheckpoint(DateTimeOffset now)
+    {
+        _seen.Expire(now);
+        (State.SeenIds, State.SeenAt) = _seen.Export();
+        var cutoff = now.UtcTicks - _options.DedupeHorizon.Ticks;
+        var expired = State.InvalidMarks.TakeWhile(m => m.SeenAt < cutoff).Count();
+        foreach (var mark in State.InvalidMarks.Take(expired)) _invalid.Remove(mark.Id);
+        State.InvalidMarks.RemoveRange(0, expired);
+
+        if (State.LastEventAt is { } last)
+        {
+            _sessions.Expire(last);
+            var keep = FrequencyRetention;
+            foreach (var stale in State.ProfileImpressions.Where(p => p.Value.Count == 0 || p.Value[^1] <= last - keep).Select(p => p.Key).ToList())
+                State.ProfileImpressions.Remove(stale);
+            foreach (var stale in State.RecentClicks.Where(c => c.Value.Count == 0 || c.Value[^1] <= last - Minute).Select(c => c.Key).ToList())
+                State.RecentClicks.Remove(stale);
+        }
+    }
+
+    /// <summary>Budget changed: exhaustion is judged again against the spend so far.</summary>
+    public void OnSettingsChanged()
+    {
+        if (Settings?.BudgetMicros is { } budget && State.Totals.SpendMicros >= budget) State.ExhaustedAt ??= State.LastEventAt;
+        else State.ExhaustedAt = null;
+    }
+
+    public bool HasActivity => State.Totals.Impressions + State.Totals.Clicks + State.Totals.InvalidClicks + State.Totals.Completes
+        + State.Totals.Skips + State.Totals.FirstQuartiles + State.Totals.Midpoints + State.Totals.ThirdQuartiles > 0;
+
+    /// <summary>
+    /// May the campaign be shown to the profile at <paramref name="now"/>? Not when the budget is spent, nor when the
+    /// profile has had the capped number of impressions in the cap's window.
+    /// </summary>
+    public EligibilityView Eligibility(string profileId, DateTimeOffset now)
+    {
+        var reasons = new List<string>();
+        var cap = Settings?.FrequencyCap;
+        var recent = 0;
+        if (State.ProfileImpressions.TryGetValue(profileId, out var times))
+        {
+            var window = cap?.Window ?? _options.FrequencyRetention;
+            foreach (var t in times)
+                if (t > now - window) recent++;
+        }
+        var budget = Budget(now);
+        if (budget.Exhausted) reasons.Add($"budget exhausted: spent {budget.SpentMicros} of {budget.BudgetMicros} micros");
+        if (cap is not null && recent >= cap.MaxImpressions)
+            reasons.Add($"frequency cap reached: {recent} impressions in the last {cap.Window} (cap {cap.MaxImpressions})");
+        return new EligibilityView(CampaignId, profileId, reasons.Count == 0, reasons, recent, cap, budget.RemainingMicros);
+    }
+
+    public BudgetView Budget(DateTimeOffset now)
+    {
+        var spent = State.Totals.SpendMicros;
+        var budget = Settings?.BudgetMicros;
+        var reference = State.LastEventAt ?? now;
+        long lastHour = 0;
+        foreach (var w in State.Minutes)
+            if (w.End > reference - TimeSpan.FromHours(1)) lastHour += w.Counters.SpendMicros;
+        return new BudgetView(budget, spent, budget is { } b ? Math.Max(0, b - spent) : null, budget is { } limit && spent >= limit, State.ExhaustedAt, lastHour);
+    }
+
+    public CampaignView View(DateTimeOffset now)
+    {
+        var totals = State.Totals.View();
+        return new CampaignView(
+            CampaignId, Settings?.Name, Settings is not null, totals, AdCountersState.Rates(totals), Budget(now), Settings?.FrequencyCap,
+            InvalidReasons.All.ToDictionary(r => r, r => State.InvalidByReason.GetValueOrDefault(r)),
+            new AdSessionSummary(State.SessionCounters.Sessions, State.SessionCounters.Completed, State.SessionCounters.Skipped,
+                State.SessionCounters.Clicked, State.SessionCounters.MissingImpression, _sessions.Open),
+            State.LastEventAt);
+    }
+
+    public AdSeriesView Series(bool hourly) => new(CampaignId, hourly ? "1h" : "1m",
+        [.. (hourly ? State.Hours : State.Minutes).Select(w =>
+        {
+            var counts = w.Counters.View();
+            return new AdWindowView(w.Start, w.End, counts, AdCountersState.Rates(counts));
+        })]);
+}

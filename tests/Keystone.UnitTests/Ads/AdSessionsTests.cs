@@ -1,0 +1,77 @@
+using Keystone.Ads;
+using Keystone.UnitTests.Support;
+
+namespace Keystone.UnitTests.Ads;
+
+public class AdSessionsTests
+{
+    private static readonly DateTimeOffset T0 = Sample.Now;
+
+    private static AdSessions New(int max = 100) => new([], new AdSessionCounters(), TimeSpan.FromMinutes(30), max);
+
+    [Fact]
+    public void A_showing_folds_into_one_session_from_impression_to_complete()
+    {
+        var sessions = New();
+        sessions.Observe("s1", AdEventKind.Impression, T0);
+        sessions.Observe("s1", AdEventKind.FirstQuartile, T0.AddSeconds(4));
+        sessions.Observe("s1", AdEventKind.Midpoint, T0.AddSeconds(8));
+        sessions.Observe("s1", AdEventKind.ThirdQuartile, T0.AddSeconds(12));
+        var s = sessions.Observe("s1", AdEventKind.Complete, T0.AddSeconds(15));
+
+        Assert.Equal(T0, s.ImpressionAt);
+        Assert.Equal(0b111, s.Quartiles);
+        Assert.True(s.Completed);
+        Assert.Equal(T0.AddSeconds(15), s.LastEventAt);
+        Assert.Equal((1L, 1L, 0L, 0L, 0L), (sessions.Counters.Sessions, sessions.Counters.Completed, sessions.Counters.Skipped, sessions.Counters.Clicked, sessions.Counters.MissingImpression));
+        Assert.Equal(1, sessions.Open);
+    }
+
+    [Fact]
+    public void Skips_and_clicks_count_once_per_session_and_sessions_stay_apart()
+    {
+        var sessions = New();
+        sessions.Observe("a", AdEventKind.Impression, T0);
+        sessions.Observe("a", AdEventKind.Skip, T0.AddSeconds(5));
+        sessions.Observe("b", AdEventKind.Impression, T0);
+        sessions.Observe("b", AdEventKind.Click, T0.AddSeconds(3));
+        var b = sessions.Observe("b", AdEventKind.Click, T0.AddSeconds(4));
+
+        Assert.Equal(2, b.Clicks);
+        Assert.False(sessions.Find("a")!.Completed);
+        Assert.True(sessions.Find("a")!.Skipped);
+        Assert.Equal((2L, 1L, 1L), (sessions.Counters.Sessions, sessions.Counters.Skipped, sessions.Counters.Clicked));
+    }
+
+    [Fact]
+    public void A_session_that_starts_without_an_impression_is_flagged()
+    {
+        var sessions = New();
+        var s = sessions.Observe("orphan", AdEventKind.Click, T0);
+        Assert.Null(s.ImpressionAt);
+        Assert.Equal(1L, sessions.Counters.MissingImpression);
+
+        // A late impression fills it in, but the signal was counted.
+        sessions.Observe("orphan", AdEventKind.Impression, T0.AddSeconds(1));
+        Assert.Equal(T0.AddSeconds(1), sessions.Find("orphan")!.ImpressionAt);
+        Assert.Equal(1L, sessions.Counters.MissingImpression);
+    }
+
+    [Fact]
+    public void Idle_sessions_close_after_the_timeout_and_the_count_stays_bounded()
+    {
+        var sessions = New(max: 100);
+        sessions.Observe("old", AdEventKind.Impression, T0);
+        sessions.Observe("recent", AdEventKind.Impression, T0.AddMinutes(20));
+        Assert.Equal(1, sessions.Expire(T0.AddMinutes(31)));
+        Assert.Null(sessions.Find("old"));
+        Assert.NotNull(sessions.Find("recent"));
+
+        for (var i = 0; i < 150; i++) sessions.Observe($"s{i}", AdEventKind.Impression, T0.AddMinutes(21).AddSeconds(i));
+        sessions.Expire(T0.AddMinutes(25));
+        Assert.Equal(100, sessions.Open);
+        // The least recently active went first.
+        Assert.Null(sessions.Find("recent"));
+        Assert.NotNull(sessions.Find("s149"));
+    }
+}
