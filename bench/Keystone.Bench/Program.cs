@@ -10,6 +10,7 @@ using Microsoft.Extensions.DependencyInjection;
 // dotnet run -c Release --project bench/Keystone.Bench -- [pipeline|validation|all] [options]
 //   --events N (saturation run, default 400,000)   --latency-rate R --latency-seconds S (default 50,000/s for 20 s)
 //   --capacity-rates 60000,70000,... --capacity-seconds S   --baseline-events N   --rest-events N
+//   --ads-rate R --ads-seconds S --ads-linger-ms L (ads run)
 //   --only <run-name-prefix>   --alloc-profile   --Keystone:Section:Key=value (silo settings for the saturation run)
 var scenario = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal) && !char.IsDigit(a[0])) ?? "pipeline";
 string? ArgText(string name)
@@ -148,7 +149,24 @@ if (Selected("memory"))
     Console.WriteLine($"  memory: {bytesPerUser.Value.BeforeCheckpoint:N0} bytes of heap per active user grain with two sessions applied, {bytesPerUser.Value.AfterCheckpoint:N0} bytes once it has checkpointed (de-duplication memory included)");
 }
 
-// 8. REST JSON ingest.
+// 8. The ads path: a realistic ad mix in real time, with an ad server asking eligibility questions meanwhile.
+AdsResult? ads = null;
+if (Selected("ads"))
+{
+    Console.WriteLine("Running ads...");
+    // Latency budgets of 50-200 ms leave no room for the SDK's default 100 ms linger: ad producers send a batch
+    // every 5 ms (or at 1,000 events), with several batches in flight.
+    var adOptions = new PublisherOptions { Linger = TimeSpan.FromMilliseconds(Arg("--ads-linger-ms", 5)), MaxInFlightBatches = 4, QueueCapacity = 200_000, DeadLetterPath = "bench-deadletter.jsonl" };
+    // No general warm-up here: its playback events would keep the aggregation grains checkpointing during the run.
+    await using var cluster = await BenchCluster.StartAsync(azurite, new Dictionary<string, string?>());
+    ads = await AdsBenchmark.Run(cluster, Arg("--ads-rate", 20_000), Arg("--ads-seconds", 40), adOptions);
+    Console.WriteLine($"  ads: {ads.Events:N0} ad events counted in {ads.Elapsed.TotalSeconds:0.00} s = {ads.EventsPerSecond:N0} events/s; billable {ads.Billable:N0}, invalid {ads.Invalid:N0}");
+    foreach (var (type, lag) in ads.CountedByType.OrderBy(p => p.Key, StringComparer.Ordinal))
+        Console.WriteLine($"    {type}: {lag.Count:N0} events, publish -> counted p50 {lag.Percentile(0.5):0.0} ms, p99 {lag.Percentile(0.99):0.0} ms");
+    Console.WriteLine($"  ads: eligibility through the Orleans client p50 {ads.EligibilityGrain.Percentile(0.5):0.00} ms, p99 {ads.EligibilityGrain.Percentile(0.99):0.00} ms ({ads.EligibilityGrain.Count:N0} asked); over REST p50 {ads.EligibilityRest.Percentile(0.5):0.00} ms, p99 {ads.EligibilityRest.Percentile(0.99):0.00} ms ({ads.EligibilityRest.Count:N0} asked)");
+}
+
+// 9. REST JSON ingest.
 var rest = await Run("rest-json", new Dictionary<string, string?>(), c => PipelineBenchmark.RunRest(c, "rest-json", Take(restCount), PipelineBenchmark.ExpectedDeliveries(Take(restCount)), eventsPerRequest: 1_000, concurrency: 4));
 
 allocations?.Report();
@@ -170,4 +188,11 @@ if (aggregation is not null)
     Console.WriteLine($"aggregation targets: >= 50,000 events/s: {(aggregation.EventsPerSecond >= 50_000 ? "met" : "NOT met")} ({aggregation.EventsPerSecond:N0}/s); events per blob write >= 20: {(aggregation.GroupCommitFactor >= 20 ? "met" : "NOT met")} ({aggregation.GroupCommitFactor:0.0}); p99 grain-visible <= 500 ms: {(aggregation.GrainVisible.Percentile(0.99) <= 500 ? "met" : "NOT met")} ({aggregation.GrainVisible.Percentile(0.99):0} ms)");
 if (bytesPerUser is not null)
     Console.WriteLine($"memory target: <= 4 KiB per active user grain: {(bytesPerUser.Value.AfterCheckpoint <= 4096 ? "met" : "NOT met")} after a checkpoint ({bytesPerUser.Value.AfterCheckpoint:N0} B), {(bytesPerUser.Value.BeforeCheckpoint <= 4096 ? "met" : "NOT met")} before it ({bytesPerUser.Value.BeforeCheckpoint:N0} B)");
+if (ads is not null)
+{
+    double P99(string type) => ads.CountedByType.TryGetValue(type, out var l) ? l.Percentile(0.99) : double.NaN;
+    string Verdict(string type, double budget) => $"{type} p99 <= {budget:0} ms: {(P99(type) <= budget ? "met" : "NOT met")} ({P99(type):0} ms)";
+    Console.WriteLine($"ads targets at {ads.EventsPerSecond:N0} events/s: {Verdict("ad.click", 50)}; {Verdict("ad.impression", 100)}; {Verdict("ad.skip", 100)}; {Verdict("ad.complete", 200)}; " +
+        $"eligibility p99 <= 5 ms: {(ads.EligibilityGrain.Percentile(0.99) <= 5 ? "met" : "NOT met")} ({ads.EligibilityGrain.Percentile(0.99):0.00} ms via the Orleans client, {ads.EligibilityRest.Percentile(0.99):0.00} ms over REST)");
+}
 return 0;

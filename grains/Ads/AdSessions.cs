@@ -28,10 +28,11 @@ public sealed class AdSessionCounters
 
 /// <summary>
 /// Ad sessionization: impression → quartiles → complete, or skip, or click. Sessions close after a timeout of event
-/// time with no event, and at most <c>maxSessions</c> stay open (the least recently active go first), so a campaign's
-/// state stays bounded however many showings it has.
+/// time with no event (a finished one, completed or skipped, after <c>finishedGrace</c>: only a late click can still
+/// come), and at most <c>maxSessions</c> stay open (the least recently active go first), so a campaign's state stays
+/// bounded however many showings it has.
 /// </summary>
-public sealed class AdSessions(Dictionary<string, AdSessionState> open, AdSessionCounters counters, TimeSpan timeout, int maxSessions)
+public sealed class AdSessions(Dictionary<string, AdSessionState> open, AdSessionCounters counters, TimeSpan timeout, int maxSessions, TimeSpan finishedGrace)
 {
     public int Open => open.Count;
     public AdSessionCounters Counters => counters;
@@ -77,7 +78,9 @@ public sealed class AdSessions(Dictionary<string, AdSessionState> open, AdSessio
     public int Expire(DateTimeOffset now)
     {
         var cutoff = now - timeout;
-        var stale = open.Where(s => s.Value.LastEventAt < cutoff).Select(s => s.Key).ToList();
+        var finishedCutoff = now - (finishedGrace < timeout ? finishedGrace : timeout);
+        var stale = open.Where(s => s.Value.LastEventAt < cutoff || ((s.Value.Completed || s.Value.Skipped) && s.Value.LastEventAt < finishedCutoff))
+            .Select(s => s.Key).ToList();
         foreach (var id in stale) open.Remove(id);
         var removed = stale.Count;
         if (open.Count > maxSessions)

@@ -13,8 +13,12 @@ public sealed class AdsOptions
 
     public FraudOptions Fraud { get; set; } = new();
 
-    /// <summary>An ad session with no event for this long (event time) is closed and forgotten.</summary>
-    public TimeSpan SessionTimeout { get; set; } = TimeSpan.FromHours(1);
+    /// <summary>An ad session with no event for this long (event time) is closed and forgotten. An ad lasts seconds
+    /// to a minute; every open session is in the campaign's checkpoint.</summary>
+    public TimeSpan SessionTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>A completed or skipped session is kept this long after its last event, for a late click.</summary>
+    public TimeSpan FinishedSessionGrace { get; set; } = TimeSpan.FromMinutes(1);
 
     /// <summary>Open ad sessions one campaign keeps at most (the oldest are forgotten first).</summary>
     [Range(100, 10_000_000)]
@@ -26,11 +30,12 @@ public sealed class AdsOptions
     [Range(1, 100_000)]
     public int HourWindows { get; set; } = 48;
 
-    /// <summary>How long event ids are remembered, against re-sent events (a crash replay is recognised by log position instead).</summary>
-    public TimeSpan DedupeHorizon { get; set; } = TimeSpan.FromMinutes(10);
+    /// <summary>How long event ids are remembered, against events a producer re-sends (its retries come within
+    /// seconds). A batch replayed after a crash is recognised by its log position instead, however old.</summary>
+    public TimeSpan DedupeHorizon { get; set; } = TimeSpan.FromMinutes(2);
 
     [Range(16, 50_000_000)]
-    public int DedupeCapacity { get; set; } = 500_000;
+    public int DedupeCapacity { get; set; } = 200_000;
 
     /// <summary>How long a profile's impressions are kept for frequency capping when the campaign has no cap.</summary>
     public TimeSpan FrequencyRetention { get; set; } = TimeSpan.FromHours(1);
@@ -50,6 +55,7 @@ public sealed class AdsOptions
     public IEnumerable<string> Problems()
     {
         if (SessionTimeout <= TimeSpan.Zero) yield return $"{Section}:SessionTimeout must be positive.";
+        if (FinishedSessionGrace < TimeSpan.Zero) yield return $"{Section}:FinishedSessionGrace must not be negative.";
         if (DedupeHorizon <= TimeSpan.Zero) yield return $"{Section}:DedupeHorizon must be positive.";
         if (FrequencyRetention <= TimeSpan.Zero) yield return $"{Section}:FrequencyRetention must be positive.";
         if (CheckpointInterval < TimeSpan.FromMilliseconds(100)) yield return $"{Section}:CheckpointInterval must be at least 100 ms.";

@@ -66,8 +66,9 @@ public sealed class AdCampaignState
     /// <summary>Partition → highest log sequence applied: a replayed batch is recognised by position.</summary>
     public Dictionary<int, long> Applied { get; set; } = [];
 
-    public long[]? SeenIds { get; set; }
-    public long[]? SeenAt { get; set; }
+    /// <summary>The de-duplication memory as (id hash, seen-at ticks) pairs of little-endian longs: a campaign
+    /// remembers tens of thousands of ids, and as binary (base64 in the blob) they cost half of what number arrays do.</summary>
+    public byte[]? Seen { get; set; }
     public List<InvalidMark> InvalidMarks { get; set; } = [];
 
     public DateTimeOffset? LastEventAt { get; set; }
@@ -96,8 +97,9 @@ public sealed class CampaignLedger
         State = state;
         _rules = new ClickFraudRules(options.Fraud);
         _seen = new EventIdHorizon(options.DedupeHorizon, options.DedupeCapacity);
-        _seen.Import(state.SeenIds, state.SeenAt);
-        _sessions = new AdSessions(state.Sessions, state.SessionCounters, options.SessionTimeout, options.MaxSessions);
+        var (ids, seenAt) = Unpack(state.Seen);
+        _seen.Import(ids, seenAt);
+        _sessions = new AdSessions(state.Sessions, state.SessionCounters, options.SessionTimeout, options.MaxSessions, options.FinishedSessionGrace);
         foreach (var mark in state.InvalidMarks) _invalid[mark.Id] = mark.Reason;
     }
 
@@ -255,7 +257,7 @@ public sealed class CampaignLedger
     public void PrepareCheckpoint(DateTimeOffset now)
     {
         _seen.Expire(now);
-        (State.SeenIds, State.SeenAt) = _seen.Export();
+        State.Seen = Pack(_seen.Export());
         var cutoff = now.UtcTicks - _options.DedupeHorizon.Ticks;
         var expired = State.InvalidMarks.TakeWhile(m => m.SeenAt < cutoff).Count();
         foreach (var mark in State.InvalidMarks.Take(expired)) _invalid.Remove(mark.Id);
@@ -270,6 +272,31 @@ public sealed class CampaignLedger
             foreach (var stale in State.RecentClicks.Where(c => c.Value.Count == 0 || c.Value[^1] <= last - Minute).Select(c => c.Key).ToList())
                 State.RecentClicks.Remove(stale);
         }
+    }
+
+    private static byte[] Pack((long[] Ids, long[] SeenAt) seen)
+    {
+        var bytes = new byte[seen.Ids.Length * 16];
+        for (var i = 0; i < seen.Ids.Length; i++)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(i * 16), seen.Ids[i]);
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(i * 16 + 8), seen.SeenAt[i]);
+        }
+        return bytes;
+    }
+
+    private static (long[]? Ids, long[]? SeenAt) Unpack(byte[]? bytes)
+    {
+        if (bytes is null) return (null, null);
+        var n = bytes.Length / 16;
+        var ids = new long[n];
+        var seenAt = new long[n];
+        for (var i = 0; i < n; i++)
+        {
+            ids[i] = System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(i * 16));
+            seenAt[i] = System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(i * 16 + 8));
+        }
+        return (ids, seenAt);
     }
 
     /// <summary>Budget changed: exhaustion is judged again against the spend so far.</summary>

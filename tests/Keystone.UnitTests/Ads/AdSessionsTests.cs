@@ -7,7 +7,7 @@ public class AdSessionsTests
 {
     private static readonly DateTimeOffset T0 = Sample.Now;
 
-    private static AdSessions New(int max = 100) => new([], new AdSessionCounters(), TimeSpan.FromMinutes(30), max);
+    private static AdSessions New(int max = 100) => new([], new AdSessionCounters(), TimeSpan.FromMinutes(30), max, TimeSpan.FromMinutes(1));
 
     [Fact]
     public void A_showing_folds_into_one_session_from_impression_to_complete()
@@ -73,5 +73,21 @@ public class AdSessionsTests
         // The least recently active went first.
         Assert.Null(sessions.Find("recent"));
         Assert.NotNull(sessions.Find("s149"));
+    }
+
+    [Fact]
+    public void Finished_sessions_close_after_the_short_grace_open_ones_after_the_timeout()
+    {
+        var sessions = New();
+        sessions.Observe("done", AdEventKind.Impression, T0);
+        sessions.Observe("done", AdEventKind.Complete, T0.AddSeconds(15));
+        sessions.Observe("skipped", AdEventKind.Impression, T0);
+        sessions.Observe("skipped", AdEventKind.Skip, T0.AddSeconds(5));
+        sessions.Observe("playing", AdEventKind.Impression, T0);
+
+        Assert.Equal(0, sessions.Expire(T0.AddSeconds(60)));
+        Assert.Equal(2, sessions.Expire(T0.AddSeconds(76)));
+        Assert.NotNull(sessions.Find("playing"));
+        Assert.Equal(1, sessions.Expire(T0.AddMinutes(31)));
     }
 }

@@ -1,0 +1,167 @@
+using System.Diagnostics;
+using Keystone.Ads;
+using Keystone.Client.Publishing;
+using Keystone.Events;
+using Keystone.Topics;
+
+namespace Keystone.Bench;
+
+public sealed record AdsResult(
+    long Events,
+    TimeSpan Elapsed,
+    IReadOnlyDictionary<string, LatencySnapshot> CountedByType,
+    LatencySnapshot EligibilityGrain,
+    LatencySnapshot EligibilityRest,
+    long Billable,
+    long Invalid)
+{
+    public double EventsPerSecond => Events / Elapsed.TotalSeconds;
+}
+
+/// <summary>
+/// The ads path under a realistic mix, in real time: ad showings start at a steady rate; each has its impression,
+/// quartiles 4, 8 and 12 s later, then a complete (70 %) at 15 s or a skip (25 %) at 5 s, and 2 % get a click 3 s
+/// in. Every event is stamped when it is published, so "publish → counted" is the time until its campaign grain has
+/// applied it. Meanwhile an ad server asks eligibility questions through the Orleans client and over REST.
+/// </summary>
+public static class AdsBenchmark
+{
+    private const int Campaigns = 50;
+    private const int Profiles = 20_000;
+
+    public static async Task<AdsResult> Run(BenchCluster cluster, int rate, int seconds, PublisherOptions options)
+    {
+        var timeline = Timeline(rate, seconds, new Random(11));
+        var operators = Enumerable.Range(0, cluster.Partitions).Select(p => cluster.Client.GetGrain<IAdsOperatorGrain>(StreamNames.PartitionKey(p))).ToArray();
+        var query = cluster.Query;
+        for (var c = 0; c < Campaigns; c++)
+            await query.ConfigureCampaignAsync(CampaignId(c), new CampaignSettings($"Campaign {c}", 1_000_000_000_000, new FrequencyCap(20, TimeSpan.FromHours(1))));
+
+        // Warm-up on ad traffic only (JIT, activations, first checkpoints), published at once; then measure.
+        var warmUp = Timeline(5_000, 20, new Random(12));
+        await using (var publisher = KeystonePublisher.Create(cluster.Client, options))
+        {
+            foreach (var (_, e) in warmUp) await publisher.PublishAsync(e with { Timestamp = DateTimeOffset.UtcNow });
+            await publisher.FlushAsync();
+        }
+        while ((await Task.WhenAll(operators.Select(o => o.GetStats()))).Sum(s => s.Events) < warmUp.Count) await Task.Delay(100);
+        foreach (var o in operators) await o.ResetStats();
+
+        var clock = Stopwatch.StartNew();
+        using var stop = new CancellationTokenSource();
+        var grainEligibility = new LatencyHistogram();
+        var restEligibility = new LatencyHistogram();
+        var askers = new[]
+        {
+            AskEligibility(stop.Token, 400, grainEligibility, (c, p) => query.CheckEligibilityAsync(c, p)),
+            AskEligibility(stop.Token, 100, restEligibility, async (c, p) => (await cluster.Http.GetAsync($"/v1/ads/eligibility?campaign={c}&profile={p}")).EnsureSuccessStatusCode()),
+        };
+        var progress = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                try { await Task.Delay(TimeSpan.FromSeconds(5), stop.Token); } catch (OperationCanceledException) { break; }
+                var s = await Task.WhenAll(operators.Select(o => o.GetStats()));
+                Console.WriteLine($"    ads: {clock.Elapsed.TotalSeconds:0} s, counted {s.Sum(x => x.Events):N0} of {timeline.Count:N0}, checkpoints {s.Sum(x => x.Checkpoints)}");
+            }
+        });
+
+        await using (var publisher = KeystonePublisher.Create(cluster.Client, options))
+        {
+            for (var i = 0; i < timeline.Count; i++)
+            {
+                var (due, e) = timeline[i];
+                var wait = due - clock.Elapsed;
+                if (wait > TimeSpan.FromMilliseconds(1)) await Task.Delay(wait);
+                var result = await publisher.PublishAsync(e with { Timestamp = DateTimeOffset.UtcNow });
+                if (!result.IsQueued) throw new InvalidOperationException($"event {i} was not queued: {result}");
+            }
+            await publisher.FlushAsync();
+        }
+        Console.WriteLine($"    ads: producer done after {clock.Elapsed.TotalSeconds:0.00} s");
+
+        AdsOperatorStats[] stats;
+        while (true)
+        {
+            stats = await Task.WhenAll(operators.Select(o => o.GetStats()));
+            if (stats.Sum(s => s.Events) >= timeline.Count) break;
+            if (clock.Elapsed > TimeSpan.FromSeconds(seconds) + TimeSpan.FromMinutes(5)) throw new TimeoutException($"campaigns counted {stats.Sum(s => s.Events)} of {timeline.Count} ad events");
+            await Task.Delay(50);
+        }
+        var elapsed = clock.Elapsed;
+        await stop.CancelAsync();
+        await Task.WhenAll(askers.Append(progress));
+
+        var byType = stats.SelectMany(s => s.CountedLag).GroupBy(p => p.Key)
+            .ToDictionary(g => g.Key, g => LatencySnapshot.Merge(g.Select(p => p.Value)), StringComparer.Ordinal);
+        return new AdsResult(stats.Sum(s => s.Events), elapsed, byType, grainEligibility.Snapshot(), restEligibility.Snapshot(),
+            stats.Sum(s => s.Billable), stats.Sum(s => s.Invalid));
+    }
+
+    private static string CampaignId(int c) => $"bench-campaign-{c:D3}";
+
+    private static Task AskEligibility(CancellationToken stop, int perSecond, LatencyHistogram histogram, Func<string, string, Task> ask) => Task.Run(async () =>
+    {
+        var random = new Random(perSecond);
+        var clock = Stopwatch.StartNew();
+        long asked = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            if (asked >= clock.Elapsed.TotalSeconds * perSecond)
+            {
+                try { await Task.Delay(1, stop); } catch (OperationCanceledException) { break; }
+                continue;
+            }
+            asked++;
+            var started = Stopwatch.GetTimestamp();
+            await ask(CampaignId(random.Next(Campaigns)), $"bench-profile-{random.Next(Profiles):D5}");
+            histogram.Record((long)Stopwatch.GetElapsedTime(started).TotalMicroseconds);
+        }
+    });
+
+    /// <summary>Every event with the moment (from the start) it is due; sorted by that moment.</summary>
+    private static List<(TimeSpan Due, KeystoneEvent Event)> Timeline(int rate, int seconds, Random random)
+    {
+        // About 4.2 events per showing: 1 impression + 0.75 × 3 quartiles + 0.25 skips + 0.70 completes + 0.02 clicks.
+        var showings = (int)(rate * (double)seconds / 4.22);
+        var span = Math.Max(1, seconds - 15);
+        var timeline = new List<(TimeSpan, KeystoneEvent)>(rate * seconds + 1_000);
+        for (var i = 0; i < showings; i++)
+        {
+            var start = TimeSpan.FromSeconds(span * (double)i / showings);
+            var profile = random.Next(Profiles);
+            var user = $"bench-user-{profile / 3:D5}";
+            var payload = new Dictionary<string, object?>
+            {
+                ["campaign_id"] = CampaignId(random.Next(Campaigns)),
+                ["ad_id"] = $"ad-{random.Next(200)}",
+                ["creative_id"] = $"cr-{random.Next(400)}",
+                ["user_id"] = user,
+                ["profile_id"] = $"bench-profile-{profile:D5}",
+                ["device_id"] = $"bench-device-{profile:D5}",
+                ["ad_session_id"] = Guid.NewGuid().ToString("N"),
+            };
+            void Add(string type, double after, long? cost = null)
+            {
+                var fields = payload.Select(p => (p.Key, p.Value)).ToList();
+                if (cost is not null) fields.Add(("cost_micros", cost));
+                timeline.Add((start + TimeSpan.FromSeconds(after), new KeystoneEvent(Guid.NewGuid(), type, DateTimeOffset.UnixEpoch, "1.0",
+                    new EventSource("ad-gateway", "smart_tv", "us-east-1"), Payload.Create([.. fields]), EventMetadata.Empty)));
+            }
+            Add("ad.impression", 0, 2_000 + random.Next(3_000));
+            var roll = random.NextDouble();
+            if (random.NextDouble() < 0.02) Add("ad.click", 3);
+            if (roll < 0.25)
+            {
+                Add("ad.skip", 5);
+                continue;
+            }
+            Add("ad.first_quartile", 4);
+            Add("ad.midpoint", 8);
+            Add("ad.third_quartile", 12);
+            if (roll < 0.95) Add("ad.complete", 15);
+        }
+        timeline.Sort((a, b) => a.Item1.CompareTo(b.Item1));
+        return timeline;
+    }
+}
