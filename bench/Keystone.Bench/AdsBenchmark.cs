@@ -13,7 +13,10 @@ public sealed record AdsResult(
     LatencySnapshot EligibilityGrain,
     LatencySnapshot EligibilityRest,
     long Billable,
-    long Invalid)
+    long Invalid,
+    LatencySnapshot LogAppend,
+    LatencySnapshot Dispatch,
+    TimeSpan GcPauses)
 {
     public double EventsPerSecond => Events / Elapsed.TotalSeconds;
 }
@@ -47,6 +50,7 @@ public static class AdsBenchmark
         while ((await Task.WhenAll(operators.Select(o => o.GetStats()))).Sum(s => s.Events) < warmUp.Count) await Task.Delay(100);
         foreach (var o in operators) await o.ResetStats();
 
+        var pausesBefore = GC.GetTotalPauseDuration();
         var clock = Stopwatch.StartNew();
         using var stop = new CancellationTokenSource();
         var grainEligibility = new LatencyHistogram();
@@ -62,7 +66,8 @@ public static class AdsBenchmark
             {
                 try { await Task.Delay(TimeSpan.FromSeconds(5), stop.Token); } catch (OperationCanceledException) { break; }
                 var s = await Task.WhenAll(operators.Select(o => o.GetStats()));
-                Console.WriteLine($"    ads: {clock.Elapsed.TotalSeconds:0} s, counted {s.Sum(x => x.Events):N0} of {timeline.Count:N0}, checkpoints {s.Sum(x => x.Checkpoints)}");
+                var append = LatencySnapshot.Merge(s.Select(x => x.LogAppend));
+                Console.WriteLine($"    ads: {clock.Elapsed.TotalSeconds:0} s, counted {s.Sum(x => x.Events):N0} of {timeline.Count:N0}, checkpoints {s.Sum(x => x.Checkpoints)}, log append max so far {append.MaxMillis:0} ms, GC pauses {(GC.GetTotalPauseDuration() - pausesBefore).TotalSeconds:0.00} s");
             }
         });
 
@@ -95,7 +100,8 @@ public static class AdsBenchmark
         var byType = stats.SelectMany(s => s.CountedLag).GroupBy(p => p.Key)
             .ToDictionary(g => g.Key, g => LatencySnapshot.Merge(g.Select(p => p.Value)), StringComparer.Ordinal);
         return new AdsResult(stats.Sum(s => s.Events), elapsed, byType, grainEligibility.Snapshot(), restEligibility.Snapshot(),
-            stats.Sum(s => s.Billable), stats.Sum(s => s.Invalid));
+            stats.Sum(s => s.Billable), stats.Sum(s => s.Invalid), LatencySnapshot.Merge(stats.Select(s => s.LogAppend)),
+            LatencySnapshot.Merge(stats.Select(s => s.Dispatch)), GC.GetTotalPauseDuration() - pausesBefore);
     }
 
     private static string CampaignId(int c) => $"bench-campaign-{c:D3}";

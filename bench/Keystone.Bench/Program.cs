@@ -11,7 +11,7 @@ using Microsoft.Extensions.DependencyInjection;
 //   --events N (saturation run, default 400,000)   --latency-rate R --latency-seconds S (default 50,000/s for 20 s)
 //   --capacity-rates 60000,70000,... --capacity-seconds S   --baseline-events N   --rest-events N
 //   --ads-rate R --ads-seconds S --ads-linger-ms L (ads run)
-//   --only <run-name-prefix>   --alloc-profile   --Keystone:Section:Key=value (silo settings for the saturation run)
+//   --only <run-name-prefix>   --alloc-profile   --Keystone:Section:Key=value (silo settings for the saturation and ads runs)
 var scenario = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal) && !char.IsDigit(a[0])) ?? "pipeline";
 string? ArgText(string name)
 {
@@ -158,11 +158,12 @@ if (Selected("ads"))
     // every 5 ms (or at 1,000 events), with several batches in flight.
     var adOptions = new PublisherOptions { Linger = TimeSpan.FromMilliseconds(Arg("--ads-linger-ms", 5)), MaxInFlightBatches = 4, QueueCapacity = 200_000, DeadLetterPath = "bench-deadletter.jsonl" };
     // No general warm-up here: its playback events would keep the aggregation grains checkpointing during the run.
-    await using var cluster = await BenchCluster.StartAsync(azurite, new Dictionary<string, string?>());
+    await using var cluster = await BenchCluster.StartAsync(azurite, extra);
     ads = await AdsBenchmark.Run(cluster, Arg("--ads-rate", 20_000), Arg("--ads-seconds", 40), adOptions);
     Console.WriteLine($"  ads: {ads.Events:N0} ad events counted in {ads.Elapsed.TotalSeconds:0.00} s = {ads.EventsPerSecond:N0} events/s; billable {ads.Billable:N0}, invalid {ads.Invalid:N0}");
     foreach (var (type, lag) in ads.CountedByType.OrderBy(p => p.Key, StringComparer.Ordinal))
         Console.WriteLine($"    {type}: {lag.Count:N0} events, publish -> counted p50 {lag.Percentile(0.5):0.0} ms, p99 {lag.Percentile(0.99):0.0} ms");
+    Console.WriteLine($"  ads: log append p50 {ads.LogAppend.Percentile(0.5):0.0} ms, p99 {ads.LogAppend.Percentile(0.99):0.0} ms; campaign dispatch p50 {ads.Dispatch.Percentile(0.5):0.0} ms, p99 {ads.Dispatch.Percentile(0.99):0.0} ms; GC pauses {ads.GcPauses.TotalSeconds:0.00} s");
     Console.WriteLine($"  ads: eligibility through the Orleans client p50 {ads.EligibilityGrain.Percentile(0.5):0.00} ms, p99 {ads.EligibilityGrain.Percentile(0.99):0.00} ms ({ads.EligibilityGrain.Count:N0} asked); over REST p50 {ads.EligibilityRest.Percentile(0.5):0.00} ms, p99 {ads.EligibilityRest.Percentile(0.99):0.00} ms ({ads.EligibilityRest.Count:N0} asked)");
 }
 

@@ -141,8 +141,13 @@ public interface IAdCampaignGrain : IGrainWithStringKey
 {
     Task<AdApplyResult> Apply(AdBatch batch);
 
+    /// <summary>
+    /// Makes durable everything applied from <paramref name="partition"/> up to log position
+    /// <paramref name="sequence"/>. Every partition's operator asks at its barrier; one write that covers them all
+    /// answers them all.
+    /// </summary>
     [AlwaysInterleave]
-    Task Checkpoint();
+    Task Checkpoint(int partition, long sequence);
 
     /// <summary>Creates or updates the advertiser's settings; written at once, not at the next checkpoint.</summary>
     Task<CampaignView> Configure(CampaignSettings settings);
@@ -170,7 +175,9 @@ public sealed record AdsOperatorStats(
     [property: Id(6)] long Duplicates,
     [property: Id(7)] long Checkpoints,
     [property: Id(8)] long Replayed,
-    [property: Id(9)] IReadOnlyDictionary<string, LatencySnapshot> CountedLag);
+    [property: Id(9)] IReadOnlyDictionary<string, LatencySnapshot> CountedLag,
+    [property: Id(10)] LatencySnapshot LogAppend,
+    [property: Id(11)] LatencySnapshot Dispatch);
 
 /// <summary>The ad operator of one partition of the ad topic: logs, dispatches to campaigns, emits the sinks.</summary>
 public interface IAdsOperatorGrain : IGrainWithStringKey

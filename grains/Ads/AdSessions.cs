@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+
 namespace Keystone.Ads;
 
 /// <summary>One showing of one ad, folded from the events that share its <c>ad_session_id</c>.</summary>
@@ -32,20 +34,38 @@ public sealed class AdSessionCounters
 /// come), and at most <c>maxSessions</c> stay open (the least recently active go first), so a campaign's state stays
 /// bounded however many showings it has.
 /// </summary>
-public sealed class AdSessions(Dictionary<string, AdSessionState> open, AdSessionCounters counters, TimeSpan timeout, int maxSessions, TimeSpan finishedGrace)
+public sealed class AdSessions(AdSessionCounters counters, TimeSpan timeout, int maxSessions, TimeSpan finishedGrace)
 {
-    public int Open => open.Count;
+    private const int PackedSize = 36;
+
+    // Keyed by a stable 64-bit hash of the session id: tens of thousands of sessions per campaign are in every
+    // checkpoint, and ids are 32+ characters each.
+    private readonly Dictionary<long, AdSessionState> _open = [];
+
+    public int Open => _open.Count;
     public AdSessionCounters Counters => counters;
 
-    public AdSessionState? Find(string sessionId) => open.GetValueOrDefault(sessionId);
+    public AdSessionState? Find(string sessionId) => _open.GetValueOrDefault(Key(sessionId));
+
+    /// <summary>FNV-1a over the id's UTF-16 code units: stable across processes, unlike string.GetHashCode.</summary>
+    public static long Key(string sessionId)
+    {
+        var hash = 14695981039346656037UL;
+        foreach (var c in sessionId)
+        {
+            hash = (hash ^ c) * 1099511628211UL;
+        }
+        return (long)hash;
+    }
 
     /// <summary>Folds the event into its session (opening it if needed) and returns the session.</summary>
     public AdSessionState Observe(string sessionId, AdEventKind kind, DateTimeOffset at)
     {
-        if (!open.TryGetValue(sessionId, out var session))
+        var key = Key(sessionId);
+        if (!_open.TryGetValue(key, out var session))
         {
             session = new AdSessionState { FirstEventAt = at, LastEventAt = at };
-            open[sessionId] = session;
+            _open[key] = session;
             counters.Sessions++;
             if (kind != AdEventKind.Impression) counters.MissingImpression++;
         }
@@ -79,16 +99,55 @@ public sealed class AdSessions(Dictionary<string, AdSessionState> open, AdSessio
     {
         var cutoff = now - timeout;
         var finishedCutoff = now - (finishedGrace < timeout ? finishedGrace : timeout);
-        var stale = open.Where(s => s.Value.LastEventAt < cutoff || ((s.Value.Completed || s.Value.Skipped) && s.Value.LastEventAt < finishedCutoff))
+        var stale = _open.Where(s => s.Value.LastEventAt < cutoff || ((s.Value.Completed || s.Value.Skipped) && s.Value.LastEventAt < finishedCutoff))
             .Select(s => s.Key).ToList();
-        foreach (var id in stale) open.Remove(id);
+        foreach (var id in stale) _open.Remove(id);
         var removed = stale.Count;
-        if (open.Count > maxSessions)
+        if (_open.Count > maxSessions)
         {
-            var excess = open.OrderBy(s => s.Value.LastEventAt).Take(open.Count - maxSessions).Select(s => s.Key).ToList();
-            foreach (var id in excess) open.Remove(id);
+            var excess = _open.OrderBy(s => s.Value.LastEventAt).Take(_open.Count - maxSessions).Select(s => s.Key).ToList();
+            foreach (var id in excess) _open.Remove(id);
             removed += excess.Count;
         }
         return removed;
+    }
+
+    /// <summary>The open sessions as 36-byte records (key, impression, first and last event ticks, quartiles, flags, clicks).</summary>
+    public byte[] Export()
+    {
+        var bytes = new byte[_open.Count * PackedSize];
+        var span = bytes.AsSpan();
+        foreach (var (key, s) in _open)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(span, key);
+            BinaryPrimitives.WriteInt64LittleEndian(span[8..], s.ImpressionAt?.UtcTicks ?? 0);
+            BinaryPrimitives.WriteInt64LittleEndian(span[16..], s.FirstEventAt.UtcTicks);
+            BinaryPrimitives.WriteInt64LittleEndian(span[24..], s.LastEventAt.UtcTicks);
+            span[32] = (byte)s.Quartiles;
+            span[33] = (byte)((s.Completed ? 1 : 0) | (s.Skipped ? 2 : 0));
+            BinaryPrimitives.WriteUInt16LittleEndian(span[34..], (ushort)Math.Min(s.Clicks, ushort.MaxValue));
+            span = span[PackedSize..];
+        }
+        return bytes;
+    }
+
+    public void Import(byte[]? packed)
+    {
+        _open.Clear();
+        if (packed is null) return;
+        for (var span = packed.AsSpan(); span.Length >= PackedSize; span = span[PackedSize..])
+        {
+            var impression = BinaryPrimitives.ReadInt64LittleEndian(span[8..]);
+            _open[BinaryPrimitives.ReadInt64LittleEndian(span)] = new AdSessionState
+            {
+                ImpressionAt = impression == 0 ? null : new DateTimeOffset(impression, TimeSpan.Zero),
+                FirstEventAt = new DateTimeOffset(BinaryPrimitives.ReadInt64LittleEndian(span[16..]), TimeSpan.Zero),
+                LastEventAt = new DateTimeOffset(BinaryPrimitives.ReadInt64LittleEndian(span[24..]), TimeSpan.Zero),
+                Quartiles = span[32],
+                Completed = (span[33] & 1) != 0,
+                Skipped = (span[33] & 2) != 0,
+                Clicks = BinaryPrimitives.ReadUInt16LittleEndian(span[34..]),
+            };
+        }
     }
 }

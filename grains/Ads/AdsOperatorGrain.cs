@@ -28,6 +28,7 @@ public sealed class AdsOperatorGrain(
 {
     private readonly AdsOptions _options = options.Value;
     private readonly Dictionary<string, LatencyHistogram> _countedLag = new(StringComparer.Ordinal);
+    private readonly LatencyHistogram _dispatch = new();
     private long _events, _billable, _invalid, _duplicates;
 
     protected override string LogName => "ads";
@@ -51,7 +52,9 @@ public sealed class AdsOperatorGrain(
             list.Add(ad);
         }
 
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var results = await ForEach(byCampaign, (campaign, list) => GrainFactory.GetGrain<IAdCampaignGrain>(campaign).Apply(new AdBatch(Partition, sequence, [.. list])));
+        _dispatch.Record((long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMicroseconds);
         var now = Time.GetUtcNow();
 
         var lostState = false;
@@ -97,19 +100,21 @@ public sealed class AdsOperatorGrain(
         return h;
     }
 
-    protected override Task CheckpointEntity(string key) => GrainFactory.GetGrain<IAdCampaignGrain>(key[2..]).Checkpoint();
+    protected override Task CheckpointEntity(string key, long covered) => GrainFactory.GetGrain<IAdCampaignGrain>(key[2..]).Checkpoint(Partition, covered);
 
     public Task CheckpointNow() => Checkpoint();
 
     public Task<AdsOperatorStats> GetStats() => Task.FromResult(new AdsOperatorStats(
         Partition, S.NextSequence, S.CheckpointedSequence, _events, _billable, _invalid, _duplicates + SegmentDuplicates, Checkpoints, Replayed,
-        _countedLag.ToDictionary(p => p.Key, p => p.Value.Snapshot(), StringComparer.Ordinal)));
+        _countedLag.ToDictionary(p => p.Key, p => p.Value.Snapshot(), StringComparer.Ordinal), LogAppendLatency.Snapshot(), _dispatch.Snapshot()));
 
     public Task ResetStats()
     {
         _events = _billable = _invalid = _duplicates = 0;
         SegmentDuplicates = Checkpoints = Replayed = 0;
         _countedLag.Clear();
+        _dispatch.Clear();
+        LogAppendLatency.Clear();
         return Task.CompletedTask;
     }
 }

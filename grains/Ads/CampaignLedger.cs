@@ -54,7 +54,8 @@ public sealed class AdCampaignState
     public Dictionary<string, long> InvalidByReason { get; set; } = [];
     public List<AdWindowState> Minutes { get; set; } = [];
     public List<AdWindowState> Hours { get; set; } = [];
-    public Dictionary<string, AdSessionState> Sessions { get; set; } = [];
+    /// <summary>Open ad sessions, packed (see <see cref="AdSessions.Export"/>).</summary>
+    public byte[]? Sessions { get; set; }
     public AdSessionCounters SessionCounters { get; set; } = new();
 
     /// <summary>Impression times per profile, newest last: frequency capping.</summary>
@@ -99,7 +100,8 @@ public sealed class CampaignLedger
         _seen = new EventIdHorizon(options.DedupeHorizon, options.DedupeCapacity);
         var (ids, seenAt) = Unpack(state.Seen);
         _seen.Import(ids, seenAt);
-        _sessions = new AdSessions(state.Sessions, state.SessionCounters, options.SessionTimeout, options.MaxSessions, options.FinishedSessionGrace);
+        _sessions = new AdSessions(state.SessionCounters, options.SessionTimeout, options.MaxSessions, options.FinishedSessionGrace);
+        _sessions.Import(state.Sessions);
         foreach (var mark in state.InvalidMarks) _invalid[mark.Id] = mark.Reason;
     }
 
@@ -263,9 +265,10 @@ public sealed class CampaignLedger
         foreach (var mark in State.InvalidMarks.Take(expired)) _invalid.Remove(mark.Id);
         State.InvalidMarks.RemoveRange(0, expired);
 
+        if (State.LastEventAt is { } newest) _sessions.Expire(newest);
+        State.Sessions = _sessions.Export();
         if (State.LastEventAt is { } last)
         {
-            _sessions.Expire(last);
             var keep = FrequencyRetention;
             foreach (var stale in State.ProfileImpressions.Where(p => p.Value.Count == 0 || p.Value[^1] <= last - keep).Select(p => p.Key).ToList())
                 State.ProfileImpressions.Remove(stale);

@@ -186,7 +186,7 @@ public sealed class ActivityOperatorGrain(
         }).ToList(), now);
     }
 
-    protected override Task CheckpointEntity(string key) => key[..2] switch
+    protected override Task CheckpointEntity(string key, long covered) => key[..2] switch
     {
         "u:" => GrainFactory.GetGrain<IUserGrain>(key[2..]).Checkpoint(),
         "v:" => GrainFactory.GetGrain<IVideoGrain>(key[2..]).Checkpoint(),

@@ -59,6 +59,9 @@ public abstract class LoggedOperatorGrain<TState>(
     private bool _checkpointing;
     private TaskCompletionSource? _delivery;
 
+    /// <summary>How long appending a delivery to the log takes: the one durable step on every delivery's path.</summary>
+    protected LatencyHistogram LogAppendLatency { get; } = new();
+
     protected long SegmentDuplicates { get; set; }
     protected long Checkpoints { get; set; }
     protected long Replayed { get; set; }
@@ -76,8 +79,9 @@ public abstract class LoggedOperatorGrain<TState>(
     /// <summary>Applies one logged delivery; true when a grain turned out to have lost state and the segment must be replayed.</summary>
     protected abstract Task<bool> Process(long sequence, KeystoneEvent[] events);
 
-    /// <summary>Makes the state of the entity grain behind a key given to <see cref="Touch"/> durable.</summary>
-    protected abstract Task CheckpointEntity(string key);
+    /// <summary>Makes durable what the entity grain behind a key given to <see cref="Touch"/> applied from this
+    /// partition, up to log position <paramref name="covered"/>.</summary>
+    protected abstract Task CheckpointEntity(string key, long covered);
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -150,6 +154,7 @@ public abstract class LoggedOperatorGrain<TState>(
             var clock = System.Diagnostics.Stopwatch.StartNew();
             await _log.AppendAsync(S.Segment, sequence, Encode(segments, logged));
             checkpointMetrics.Written("log", logged.Count, clock.Elapsed);
+            LogAppendLatency.Record((long)clock.Elapsed.TotalMicroseconds);
             S.NextSequence = sequence;
             foreach (var id in segments) _segments.TryAdd(id);
 
@@ -264,7 +269,7 @@ public abstract class LoggedOperatorGrain<TState>(
             var segment = ++S.Segment;
             try
             {
-                await ForEach(dirty, async (key, _) => { await CheckpointEntity(key); return 0; }, CheckpointConcurrency);
+                await ForEach(dirty, async (key, _) => { await CheckpointEntity(key, covered); return 0; }, CheckpointConcurrency);
             }
             catch
             {

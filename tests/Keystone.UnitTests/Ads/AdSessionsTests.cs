@@ -7,7 +7,7 @@ public class AdSessionsTests
 {
     private static readonly DateTimeOffset T0 = Sample.Now;
 
-    private static AdSessions New(int max = 100) => new([], new AdSessionCounters(), TimeSpan.FromMinutes(30), max, TimeSpan.FromMinutes(1));
+    private static AdSessions New(int max = 100) => new(new AdSessionCounters(), TimeSpan.FromMinutes(30), max, TimeSpan.FromMinutes(1));
 
     [Fact]
     public void A_showing_folds_into_one_session_from_impression_to_complete()
@@ -89,5 +89,26 @@ public class AdSessionsTests
         Assert.Equal(2, sessions.Expire(T0.AddSeconds(76)));
         Assert.NotNull(sessions.Find("playing"));
         Assert.Equal(1, sessions.Expire(T0.AddMinutes(31)));
+    }
+
+    [Fact]
+    public void Sessions_survive_export_and_import_and_keys_are_stable()
+    {
+        var sessions = New();
+        sessions.Observe("a", AdEventKind.Impression, T0);
+        sessions.Observe("a", AdEventKind.Midpoint, T0.AddSeconds(8));
+        sessions.Observe("a", AdEventKind.Click, T0.AddSeconds(9));
+        sessions.Observe("b", AdEventKind.Click, T0.AddSeconds(1));
+        sessions.Observe("b", AdEventKind.Skip, T0.AddSeconds(2));
+
+        var copy = New();
+        copy.Import(sessions.Export());
+        Assert.Equal(2, copy.Open);
+        var a = copy.Find("a")!;
+        Assert.Equal((T0, T0, T0.AddSeconds(9), 2, 1, false, false), (a.ImpressionAt, a.FirstEventAt, a.LastEventAt, a.Quartiles, a.Clicks, a.Completed, a.Skipped));
+        var b = copy.Find("b")!;
+        Assert.Equal((null, true, 1), (b.ImpressionAt, b.Skipped, b.Clicks));
+        // FNV-1a of "a": the same value in every process (string.GetHashCode is not).
+        Assert.Equal(unchecked((long)0xaf63dc4c8601ec8cUL), AdSessions.Key("a"));
     }
 }
