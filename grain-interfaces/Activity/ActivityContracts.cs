@@ -201,8 +201,9 @@ public interface IVideoGrain : IGrainWithStringKey
 {
     Task<VideoApplyResult> ApplyActivity(VideoActivityBatch batch);
 
+    /// <summary>Makes durable what was applied from <paramref name="partition"/> up to log position <paramref name="sequence"/>.</summary>
     [AlwaysInterleave]
-    Task Checkpoint();
+    Task Checkpoint(int partition, long sequence);
     Task<VideoStatsView?> GetStats();
 }
 

@@ -35,16 +35,12 @@ public sealed class AdCampaignGrain(
     private readonly Guid _activation = Guid.NewGuid();
     private CampaignLedger _ledger = null!;
     private StateCheckpointer<AdCampaignState, AdBatch> _checkpointer = null!;
-
-    // Partition → log position up to which what this campaign applied is in storage.
-    private Dictionary<int, long> _durable = [];
-    private Task? _writing;
+    private readonly PartitionCoverage _coverage = new();
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _ledger = NewLedger(state.State);
         _checkpointer = new StateCheckpointer<AdCampaignState, AdBatch>(state, "campaign", metrics, logger);
-        _durable = new Dictionary<int, long>(state.State.Applied);
         return Task.CompletedTask;
     }
 
@@ -56,52 +52,23 @@ public sealed class AdCampaignGrain(
     public async Task<AdApplyResult> Apply(AdBatch batch)
     {
         var (decisions, applied, duplicates) = _ledger.Apply(batch, time.GetUtcNow());
+        _coverage.Applied(batch.Partition, batch.Sequence);
         if (applied > 0) _checkpointer.Record(batch, applied);
         if (_checkpointer.PendingEvents >= options.Value.MaxUnflushedEvents) await Flush();
         return new AdApplyResult(_activation, decisions, applied, duplicates);
     }
 
-    public async Task Checkpoint(int partition, long sequence)
-    {
-        // Eight operators ask at about the same moment; a write started after what they need was applied covers
-        // all of them, so wait for the one in flight and look again before writing.
-        while (_durable.GetValueOrDefault(partition, -1) < Math.Min(sequence, _ledger.State.Applied.GetValueOrDefault(partition, -1)))
-        {
-            if (_writing is { } inFlight) await inFlight;
-            else await Flush();
-        }
-    }
+    // Every partition's operator asks at about the same moment; one write answers them all.
+    public Task Checkpoint(int partition, long sequence) => _coverage.EnsureAsync(partition, sequence, Write);
 
-    private async Task Flush()
-    {
-        while (_writing is { } inFlight) await inFlight;
-        var write = Write();
-        _writing = write;
-        try { await write; }
-        finally { if (_writing == write) _writing = null; }
-    }
+    private Task Flush() => _coverage.WriteAsync(Write);
 
-    private async Task Write()
+    private Task Write() => _checkpointer.WriteAsync(() => _ledger.PrepareCheckpoint(time.GetUtcNow()), fresh =>
     {
-        Dictionary<int, long>? written = null;
-        if (!_checkpointer.Dirty)
-        {
-            // Nothing recorded since the last write: what moved the positions changed nothing (all repeats).
-            _durable = new Dictionary<int, long>(_ledger.State.Applied);
-            return;
-        }
-        await _checkpointer.WriteAsync(() =>
-        {
-            _ledger.PrepareCheckpoint(time.GetUtcNow());
-            written = new Dictionary<int, long>(_ledger.State.Applied);
-        }, fresh =>
-        {
-            _ledger = NewLedger(fresh);
-            var now = time.GetUtcNow();
-            return batch => _ledger.Apply(batch, now);
-        });
-        if (written is not null) _durable = written;
-    }
+        _ledger = NewLedger(fresh);
+        var now = time.GetUtcNow();
+        return batch => _ledger.Apply(batch, now);
+    });
 
     public async Task<CampaignView> Configure(CampaignSettings update)
     {

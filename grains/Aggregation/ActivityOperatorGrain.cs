@@ -189,7 +189,7 @@ public sealed class ActivityOperatorGrain(
     protected override Task CheckpointEntity(string key, long covered) => key[..2] switch
     {
         "u:" => GrainFactory.GetGrain<IUserGrain>(key[2..]).Checkpoint(),
-        "v:" => GrainFactory.GetGrain<IVideoGrain>(key[2..]).Checkpoint(),
+        "v:" => GrainFactory.GetGrain<IVideoGrain>(key[2..]).Checkpoint(Partition, covered),
         "p:" => GrainFactory.GetGrain<IProfileGrain>(key[2..]).Checkpoint(),
         _ => throw new InvalidOperationException($"unknown entity key '{key}'"),
     };

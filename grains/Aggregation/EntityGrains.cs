@@ -103,6 +103,7 @@ public sealed class VideoGrain(
     private readonly Guid _activation = Guid.NewGuid();
     private VideoStatsAggregator _aggregator = null!;
     private StateCheckpointer<VideoStatsState, VideoActivityBatch> _checkpointer = null!;
+    private readonly PartitionCoverage _coverage = new();
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -111,13 +112,14 @@ public sealed class VideoGrain(
         return Task.CompletedTask;
     }
 
-    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) => Checkpoint();
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) => _coverage.WriteAsync(Write);
 
     public async Task<VideoApplyResult> ApplyActivity(VideoActivityBatch batch)
     {
         var (applied, duplicates) = Apply(_aggregator, batch, time.GetUtcNow());
+        _coverage.Applied(batch.Partition, batch.Sequence);
         if (applied > 0) _checkpointer.Record(batch, applied);
-        if (_checkpointer.PendingEvents >= MaxUnflushedEvents) await Checkpoint();
+        if (_checkpointer.PendingEvents >= MaxUnflushedEvents) await _coverage.WriteAsync(Write);
         return new VideoApplyResult(_activation, [.. _aggregator.State.Genres], applied, duplicates);
     }
 
@@ -134,7 +136,10 @@ public sealed class VideoGrain(
         return (applied, duplicates);
     }
 
-    public Task Checkpoint() => _checkpointer.WriteAsync(_aggregator.PrepareCheckpoint, fresh =>
+    // A title is fed by every partition; their barriers arrive together and one write answers them all.
+    public Task Checkpoint(int partition, long sequence) => _coverage.EnsureAsync(partition, sequence, Write);
+
+    private Task Write() => _checkpointer.WriteAsync(_aggregator.PrepareCheckpoint, fresh =>
     {
         _aggregator = new VideoStatsAggregator(options.Value, fresh);
         var now = time.GetUtcNow();
