@@ -49,6 +49,9 @@ public sealed class RoutingOptions
     public int DedupeWindow { get; set; } = 200_000;
 
     public PiiOptions Pii { get; set; } = new();
+
+    /// <summary>How often each silo checks for a new live rule set (<c>PUT /v1/routing/rules</c>).</summary>
+    public TimeSpan RefreshInterval { get; set; } = TimeSpan.FromSeconds(1);
 }
 
 public sealed class PiiOptions

@@ -8,7 +8,8 @@ namespace Keystone.Silo.Gateway;
 
 public sealed record SchemaTypeView(string EventType, IReadOnlyList<string> Versions, string? Description);
 
-public sealed record RulesView(string Hash, string Origin, int Rules, string Text);
+/// <param name="Version">The live rules' version; null while the rule file is in force.</param>
+public sealed record RulesView(string Hash, string Origin, int Rules, string Text, int? Version);
 
 public sealed record RulesValidation(bool Valid, int Rules, IReadOnlyList<string> Topics);
 
@@ -49,26 +50,21 @@ internal static class CatalogEndpoints
         var routing = app.MapGroup("/v1/routing").WithTags("Routing");
         routing.MapGet("/rules", async (IClusterClient cluster) =>
         {
+            if (await cluster.GetGrain<IRoutingRulesGrain>(0).GetCurrent() is { } live)
+                return Results.Ok(new RulesView(live.Info.Hash, live.Info.Origin, live.Info.RuleCount, live.Text, live.Info.Version));
             var grain = cluster.GetGrain<IPipelineInfoGrain>(0);
             var info = await grain.GetInfo();
-            return Results.Ok(new RulesView(info.RulesHash, info.RulesOrigin, info.RuleCount, await grain.GetRulesText()));
-        }).WithName("GetRoutingRules").WithSummary("The routing rules in force").Produces<RulesView>();
+            return Results.Ok(new RulesView(info.RulesHash, info.RulesOrigin, info.RuleCount, await grain.GetRulesText(), null));
+        }).WithName("GetRoutingRules").WithSummary("The routing rules in force (the live version if one was applied, else the rule file)").Produces<RulesView>();
 
         routing.MapPost("/rules/validate", async (HttpRequest request, SchemaRegistryProvider registry, IOptions<RoutingOptions> options) =>
         {
-            string text;
-            using (var reader = new StreamReader(request.Body))
-            {
-                var buffer = new char[RuleSetParser.MaxTextBytes + 1];
-                var read = await reader.ReadBlockAsync(buffer);
-                if (read > RuleSetParser.MaxTextBytes)
-                    return Problems.TooLarge($"a rule set is at most {RuleSetParser.MaxTextBytes} characters");
-                text = new string(buffer, 0, read);
-            }
+            var (text, tooLarge) = await LiveRulesEndpoints.ReadText(request);
+            if (tooLarge is not null) return tooLarge;
             try
             {
                 var pii = options.Value.Pii;
-                var set = RuleSetParser.Parse(text, "request", new TransformSettings(pii.Fields, pii.Mode, pii.Salt, registry.Current));
+                var set = RuleSetParser.Parse(text!, "request", new TransformSettings(pii.Fields, pii.Mode, pii.Salt, registry.Current));
                 return Results.Ok(new RulesValidation(true, set.Rules.Count, set.StaticTopics.Keys.Order().ToArray()));
             }
             catch (RoutingRulesException e)

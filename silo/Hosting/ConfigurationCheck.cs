@@ -85,7 +85,9 @@ internal static class ConfigurationCheck
         }
 
         var ingest = BindChecked<IngestOptions>(IngestOptions.Section);
-        BindChecked<RoutingOptions>(RoutingOptions.Section);
+        var routingOptions = BindChecked<RoutingOptions>(RoutingOptions.Section);
+        if (routingOptions is not null && routingOptions.RefreshInterval < TimeSpan.FromMilliseconds(50))
+            problems.Add("Keystone:Routing:RefreshInterval must be at least 50 ms.");
         BindChecked<TapOptions>(TapOptions.Section);
         BindChecked<SchemaOptions>(SchemaOptions.Section);
         var storage = BindChecked<StorageOptions>(StorageOptions.Section);

@@ -138,6 +138,7 @@ public static class KeystoneHost
         if (host.Role == HostRole.Silo)
         {
             builder.UseOrleans(silo => SiloSetup.ConfigureSilo(silo, configuration, host.Dashboard));
+            services.AddHostedService<LiveRulesRefresher>();
             var local = SiloSetup.Bind<LocalOptions>(configuration, LocalOptions.Section);
             if (local.Simulate) services.AddHostedService<LocalSimulator>();
         }
@@ -183,6 +184,7 @@ public static class KeystoneHost
         app.MapCatalog();
         app.MapActivity();
         app.MapAds();
+        app.MapLiveRules();
         if (host.Dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard");
         app.MapGet("/", () => Results.Redirect("/scalar")).ExcludeFromDescription();
     }
