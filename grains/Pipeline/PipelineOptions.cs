@@ -50,7 +50,7 @@ public sealed class RoutingOptions
 
     public PiiOptions Pii { get; set; } = new();
 
-    /// <summary>How often each silo checks for a new live rule set (<c>PUT /v1/routing/rules</c>).</summary>
+    /// <summary>How often each silo checks for a new live rule set or added schema versions.</summary>
     public TimeSpan RefreshInterval { get; set; } = TimeSpan.FromSeconds(1);
 }
 

@@ -18,6 +18,8 @@ public sealed record StatsView(PipelineInfo Pipeline, IReadOnlyList<RouterStats>
 /// <summary>Read-only views of the schema registry, the routing rules and the pipeline, plus rule validation.</summary>
 internal static class CatalogEndpoints
 {
+    private const int MaxSchemaBytes = 256 * 1024;
+
     public static void MapCatalog(this IEndpointRouteBuilder app)
     {
         var schemas = app.MapGroup("/v1/schemas").WithTags("Schemas");
@@ -46,6 +48,40 @@ internal static class CatalogEndpoints
                 ? Problems.NotFound($"no schema '{Short(type)}' version '{Short(version)}'")
                 : Results.Ok(match);
         }).WithName("GetSchema").Produces<SchemaDescription>().ProducesProblem(StatusCodes.Status404NotFound);
+
+        schemas.MapPost("/{type}/versions", async (string type, HttpRequest request, IClusterClient cluster) =>
+        {
+            if (request.ContentLength > MaxSchemaBytes) return Problems.TooLarge($"a schema document is at most {MaxSchemaBytes} bytes");
+            System.Text.Json.JsonDocument doc;
+            try
+            {
+                doc = await System.Text.Json.JsonDocument.ParseAsync(request.Body);
+            }
+            catch (System.Text.Json.JsonException e)
+            {
+                return Problems.BadRequest($"body is not valid JSON: {e.Message}");
+            }
+            using (doc)
+            {
+                var root = doc.RootElement;
+                if (root.ValueKind != System.Text.Json.JsonValueKind.Object) return Problems.BadRequest("body must be a JSON object: { \"version\": \"1.2\", \"schema\": { ...JSON Schema... } }");
+                foreach (var p in root.EnumerateObject())
+                    if (p.Name is not ("version" or "schema")) return Problems.BadRequest($"{p.Name}: unknown field (known: version, schema)");
+                if (!root.TryGetProperty("version", out var version) || version.ValueKind != System.Text.Json.JsonValueKind.String)
+                    return Problems.BadRequest("version: required, a string such as \"1.2\"");
+                if (!root.TryGetProperty("schema", out var schema) || schema.ValueKind != System.Text.Json.JsonValueKind.Object)
+                    return Problems.BadRequest("schema: required, a JSON Schema object");
+                var result = await cluster.GetGrain<ISchemaCatalogGrain>(0).Add(type, version.GetString()!, schema.GetRawText());
+                if (result.Added is { } added) return Results.Created($"/v1/schemas/{added.EventType}/{added.Version}", added);
+                var detail = string.Join("; ", result.Problems);
+                return result.Conflict
+                    ? Results.Problem(detail: detail, statusCode: StatusCodes.Status409Conflict, title: "Conflict", extensions: new Dictionary<string, object?> { ["error"] = detail })
+                    : Problems.BadRequest(detail, new Dictionary<string, object?> { ["problems"] = result.Problems });
+            }
+        }).WithName("AddSchemaVersion")
+          .WithSummary("Adds a schema version, effective on every silo without a restart; it must be backward compatible (only new optional fields)")
+          .Produces<SchemaDescription>(StatusCodes.Status201Created)
+          .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge);
 
         var routing = app.MapGroup("/v1/routing").WithTags("Routing");
         routing.MapGet("/rules", async (IClusterClient cluster) =>

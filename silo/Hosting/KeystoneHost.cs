@@ -138,7 +138,7 @@ public static class KeystoneHost
         if (host.Role == HostRole.Silo)
         {
             builder.UseOrleans(silo => SiloSetup.ConfigureSilo(silo, configuration, host.Dashboard));
-            services.AddHostedService<LiveRulesRefresher>();
+            services.AddHostedService<LiveConfigRefresher>();
             var local = SiloSetup.Bind<LocalOptions>(configuration, LocalOptions.Section);
             if (local.Simulate) services.AddHostedService<LocalSimulator>();
         }
