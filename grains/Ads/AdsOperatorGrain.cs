@@ -22,9 +22,10 @@ public sealed class AdsOperatorGrain(
     IOptions<AdsOptions> options,
     IOptions<IngestOptions> ingestOptions,
     CheckpointMetrics checkpointMetrics,
+    PipelineMetrics pipelineMetrics,
     TimeProvider time,
     ILogger<AdsOperatorGrain> logger)
-    : LoggedOperatorGrain<LoggedOperatorState>(state, logs, ingestOptions.Value, checkpointMetrics, time, logger), IAdsOperatorGrain
+    : LoggedOperatorGrain<LoggedOperatorState>(state, logs, ingestOptions.Value, checkpointMetrics, pipelineMetrics, time, logger), IAdsOperatorGrain
 {
     private readonly AdsOptions _options = options.Value;
     private readonly Dictionary<string, LatencyHistogram> _countedLag = new(StringComparer.Ordinal);

@@ -44,9 +44,10 @@ public sealed class ActivityOperatorGrain(
     IOptions<AggregationOptions> options,
     IOptions<IngestOptions> ingestOptions,
     CheckpointMetrics checkpointMetrics,
+    PipelineMetrics pipelineMetrics,
     TimeProvider time,
     ILogger<ActivityOperatorGrain> logger)
-    : LoggedOperatorGrain<ActivityOperatorState>(state, logs, ingestOptions.Value, checkpointMetrics, time, logger), IActivityOperatorGrain
+    : LoggedOperatorGrain<ActivityOperatorState>(state, logs, ingestOptions.Value, checkpointMetrics, pipelineMetrics, time, logger), IActivityOperatorGrain
 {
     private readonly AggregationOptions _options = options.Value;
     private TumblingWindows _windows = null!;

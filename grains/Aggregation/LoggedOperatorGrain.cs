@@ -43,6 +43,7 @@ public abstract class LoggedOperatorGrain<TState>(
     IOperatorLogFactory logs,
     IngestOptions ingestOptions,
     CheckpointMetrics checkpointMetrics,
+    PipelineMetrics pipelineMetrics,
     TimeProvider time,
     ILogger logger)
     : Grain, IStreamSubscriptionObserver, IAsyncBatchObserver<EventBatch>
@@ -160,6 +161,7 @@ public abstract class LoggedOperatorGrain<TState>(
 
             var replay = await Process(sequence, logged.Events);
             if (replay) await ReplayCurrentSegment();
+            pipelineMetrics.StageBatch(LogName, clock.Elapsed, logged.Events, time.GetUtcNow());
         }
         finally
         {

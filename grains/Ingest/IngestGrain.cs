@@ -61,6 +61,7 @@ public sealed class IngestGrain(
         }
 
         var now = time.GetUtcNow();
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var limits = new ValidationLimits { MaxEventBytes = _options.MaxEventBytes, MaxFutureSkew = _options.MaxFutureSkew };
         ParsedBatch parsed;
         EventBatch? source = null;
@@ -98,6 +99,7 @@ public sealed class IngestGrain(
 
         var (accepted, duplicates) = await Append(parsed, source, now);
         metrics.DuplicateInBatch(duplicates);
+        metrics.StageBatch("ingest", System.Diagnostics.Stopwatch.GetElapsedTime(started), parsed.Events, now);
         return new IngestResult(accepted, duplicates, parsed.Rejections);
     }
 

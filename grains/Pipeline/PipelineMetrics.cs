@@ -20,6 +20,12 @@ public sealed class PipelineMetrics : IDisposable
     private readonly Counter<long> _filtered;
     private readonly Counter<long> _badBodies;
     private readonly Histogram<long> _batchSize;
+    private readonly Histogram<double> _lag;
+    private readonly Histogram<double> _processing;
+
+    // The same two measures kept in process per stage for the alert rules, emptied at every evaluation.
+    private readonly Lock _windowLock = new();
+    private Dictionary<string, (LatencyHistogram Lag, LatencyHistogram Processing)> _window = new(StringComparer.Ordinal);
 
     private long _ingestedTotal, _rejectedTotal, _duplicatesInBatchTotal, _duplicatesAtRouterTotal, _routedTotal, _unroutedTotal, _filteredTotal, _badBodiesTotal, _batchesTotal;
     private readonly ConcurrentDictionary<string, long> _rejectedByField = new(StringComparer.Ordinal);
@@ -35,6 +41,39 @@ public sealed class PipelineMetrics : IDisposable
         _filtered = _meter.CreateCounter<long>("keystone.router.filtered", "{event}", "(event, destination) pairs held back by a filter transform.");
         _badBodies = _meter.CreateCounter<long>("keystone.ingest.bad_requests", "{request}", "Request bodies refused as a whole (malformed, too large).");
         _batchSize = _meter.CreateHistogram<long>("keystone.ingest.batch_size", "{event}", "Events per ingest batch.");
+        _lag = _meter.CreateHistogram<double>("keystone.event.lag", "ms", "Now minus event time when a stage handles an event, by stage.");
+        _processing = _meter.CreateHistogram<double>("keystone.stage.processing", "ms", "Time a stage takes for one batch, by stage.");
+    }
+
+    /// <summary>Records a batch handled by a stage: how long it took, and how old each of its events was.</summary>
+    public void StageBatch(string stage, TimeSpan took, IReadOnlyList<Events.KeystoneEvent> events, DateTimeOffset now)
+    {
+        var tag = new KeyValuePair<string, object?>("stage", stage);
+        _processing.Record(took.TotalMilliseconds, tag);
+        lock (_windowLock)
+        {
+            if (!_window.TryGetValue(stage, out var h)) _window[stage] = h = (new LatencyHistogram(), new LatencyHistogram());
+            h.Processing.Record((long)took.TotalMicroseconds);
+            var nowTicks = now.UtcTicks;
+            for (var i = 0; i < events.Count; i++)
+            {
+                var micros = (nowTicks - events[i].Timestamp.UtcTicks) / TimeSpan.TicksPerMicrosecond;
+                h.Lag.Record(micros);
+                _lag.Record(micros / 1000.0, tag);
+            }
+        }
+    }
+
+    /// <summary>Per stage, the lag and processing-time histograms since the previous call.</summary>
+    public IReadOnlyDictionary<string, (LatencySnapshot Lag, LatencySnapshot Processing)> TakeStageWindow()
+    {
+        Dictionary<string, (LatencyHistogram Lag, LatencyHistogram Processing)> taken;
+        lock (_windowLock)
+        {
+            taken = _window;
+            _window = new Dictionary<string, (LatencyHistogram, LatencyHistogram)>(StringComparer.Ordinal);
+        }
+        return taken.ToDictionary(p => p.Key, p => (p.Value.Lag.Snapshot(), p.Value.Processing.Snapshot()), StringComparer.Ordinal);
     }
 
     public Meter Meter => _meter;

@@ -61,8 +61,10 @@ public sealed class RouterGrain(
     private async Task Route(IList<SequentialItem<EventBatch>> items)
     {
         var now = time.GetUtcNow();
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var engine = rules.Current;
         var options = ingestOptions.Value;
+        var handled = new List<KeystoneEvent>();
         var outputs = new Dictionary<string, (Priority? Priority, List<(Guid, BatchItem[])> Segments)>(StringComparer.Ordinal);
         var accepted = new List<Guid>();
         var inDelivery = new HashSet<Guid>();
@@ -104,6 +106,7 @@ public sealed class RouterGrain(
             events += all.Length;
             duplicates += all.Length - fresh.Count;
             if (fresh.Count == 0) continue;
+            handled.AddRange(fresh);
 
             var routed = engine.Route(fresh, _partition, now);
             foreach (var (topic, output) in routed.Topics) Add(topic, output.Priority, batch, freshIndex, output.Events, output.Indexes);
@@ -115,6 +118,7 @@ public sealed class RouterGrain(
 
         foreach (var tier in outputs.GroupBy(o => o.Value.Priority ?? Priority.Low).OrderBy(g => g.Key))
             await Task.WhenAll(tier.Select(o => Append(o.Key, o.Value.Priority, o.Value.Segments, now)));
+        metrics.StageBatch("router", System.Diagnostics.Stopwatch.GetElapsedTime(started), handled, now);
 
         // Remember only what was delivered: a failed append leaves the batches to be redelivered and routed again.
         if (_seen is not null)

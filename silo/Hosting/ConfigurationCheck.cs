@@ -35,6 +35,7 @@ internal static class ConfigurationCheck
         ["Publisher"] = typeof(PublisherOptions),
         ["Aggregation"] = typeof(Keystone.Aggregation.AggregationOptions),
         ["Ads"] = typeof(Keystone.Ads.AdsOptions),
+        ["Alerts"] = typeof(Keystone.Operations.AlertOptions),
     };
 
     /// <summary>Sections that later features add; listed so a configuration written for them is not refused here.</summary>
@@ -97,6 +98,9 @@ internal static class ConfigurationCheck
         BindChecked<KeystoneClientOptions>(KeystoneClientOptions.Section);
         var aggregation = BindChecked<Keystone.Aggregation.AggregationOptions>(Keystone.Aggregation.AggregationOptions.Section);
         if (aggregation is not null) problems.AddRange(aggregation.Problems());
+        var alerts = BindChecked<Keystone.Operations.AlertOptions>(Keystone.Operations.AlertOptions.Section);
+        if (alerts is not null && alerts.EvaluationInterval < TimeSpan.FromMilliseconds(100))
+            problems.Add("Keystone:Alerts:EvaluationInterval must be at least 100 ms.");
         var ads = BindChecked<Keystone.Ads.AdsOptions>(Keystone.Ads.AdsOptions.Section);
         if (ads is not null) problems.AddRange(ads.Problems());
 

@@ -1,3 +1,4 @@
+using OpenTelemetry.Metrics;
 using System.Text.Json;
 using Keystone.Client.Hosting;
 using Keystone.Events;
@@ -118,6 +119,13 @@ public static class KeystoneHost
         services.AddOptions<Keystone.Aggregation.AggregationOptions>().Bind(configuration.GetSection(Keystone.Aggregation.AggregationOptions.Section));
         services.AddSingleton<Keystone.Aggregation.CheckpointMetrics>();
         services.AddOptions<Keystone.Ads.AdsOptions>().Bind(configuration.GetSection(Keystone.Ads.AdsOptions.Section));
+        services.AddOptions<Keystone.Operations.AlertOptions>().Bind(configuration.GetSection(Keystone.Operations.AlertOptions.Section));
+        services.AddSingleton<AlertMonitor>();
+        services.AddHostedService(sp => sp.GetRequiredService<AlertMonitor>());
+        // Prometheus scrapes /metrics: the pipeline's, the checkpoints' and (in co-hosted producers) the SDK's meters.
+        services.AddOpenTelemetry().WithMetrics(m => m
+            .AddMeter(PipelineMetrics.MeterName, Keystone.Aggregation.CheckpointMetrics.MeterName, Keystone.Client.Publishing.PublisherMetrics.MeterName)
+            .AddPrometheusExporter());
 
         services.ConfigureHttpJsonOptions(o =>
         {
@@ -185,6 +193,8 @@ public static class KeystoneHost
         app.MapActivity();
         app.MapAds();
         app.MapLiveRules();
+        app.MapAlerts();
+        app.MapPrometheusScrapingEndpoint("/metrics");
         if (host.Dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard");
         app.MapGet("/", () => Results.Redirect("/scalar")).ExcludeFromDescription();
     }

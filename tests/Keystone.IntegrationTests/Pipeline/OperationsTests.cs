@@ -1,0 +1,39 @@
+using System.Text.Json.Nodes;
+using Keystone.IntegrationTests.Infrastructure;
+
+namespace Keystone.IntegrationTests.Pipeline;
+
+/// <summary>Prometheus metrics and the alert rules on a real silo.</summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class OperationsTests(AzuriteFixture azurite)
+{
+    private static async Task<JsonObject> Alert(HttpClient http, string name) =>
+        JsonNode.Parse(await http.GetStringAsync("/v1/alerts"))!["alerts"]!.AsArray().Single(a => a!["name"]!.GetValue<string>() == name)!.AsObject();
+
+    [Fact]
+    public async Task Metrics_are_scraped_and_the_error_rate_alert_fires_and_resolves()
+    {
+        var settings = TestSilo.DefaultSettings(azurite);
+        settings["Keystone:Alerts:EvaluationInterval"] = "00:00:00.300";
+        await using var silo = await TestSilo.StartAsync(settings);
+        var http = silo.Http;
+
+        var bad = TestEvents.Node(TestEvents.Play("ops-u1", "ops-v1"));
+        bad["event_type"] = "video.play.nope";
+        var body = new JsonArray(TestEvents.Node(TestEvents.Play("ops-u1", "ops-v1")), bad);
+        await http.PostAsync("/v1/events", TestEvents.JsonContent(body.ToJsonString()));
+
+        // One refused in two: far above 0.1 %.
+        await Eventually.Until(async () => (await Alert(http, "error-rate"))["state"]!.GetValue<string>(), s => s == "firing", TimeSpan.FromSeconds(10), "error-rate firing");
+        Assert.Contains("1 of 2 refused", (await Alert(http, "error-rate"))["detail"]!.GetValue<string>());
+        // Then only good events: the next window resolves it.
+        await http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray([TestEvents.Play("ops-u2", "ops-v1")])));
+        await Eventually.Until(async () => (await Alert(http, "error-rate"))["state"]!.GetValue<string>(), s => s == "resolved", TimeSpan.FromSeconds(10), "error-rate resolved");
+
+        var metrics = await http.GetStringAsync("/metrics");
+        Assert.Contains("keystone_ingest_events_total", metrics);
+        Assert.Contains("keystone_ingest_rejected_total", metrics);
+        Assert.Contains("keystone_event_lag_milliseconds_bucket{otel_scope_name=\"Keystone.Pipeline\",stage=\"router\"", metrics);
+        Assert.Contains("keystone_stage_processing_milliseconds_count{otel_scope_name=\"Keystone.Pipeline\",stage=\"ingest\"", metrics);
+    }
+}
