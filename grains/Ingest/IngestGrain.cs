@@ -20,6 +20,8 @@ public sealed class IngestGrain(
     IOptions<IngestOptions> options,
     SchemaRegistryProvider schemas,
     PipelineMetrics metrics,
+    Keystone.Operations.DeadLetterStore deadLetters,
+    IOptions<Keystone.Operations.DeadLetterOptions> deadLetterOptions,
     TimeProvider time,
     ILogger<IngestGrain> logger) : Grain, IIngestGrain
 {
@@ -97,6 +99,9 @@ public sealed class IngestGrain(
         if (parsed.Rejections.Count > 0 && logger.IsEnabled(LogLevel.Debug))
             logger.LogDebug("Rejected {Count} of {Total} events from {Origin}; first: {First}", parsed.Rejections.Count, parsed.Total, request.Origin, parsed.Rejections[0].Error);
 
+        if (parsed.Rejections.Count > 0 && request.Origin != Keystone.Operations.IngestOrigins.Replay)
+            await KeepRejected(body, request.Format, parsed, source, now);
+
         var (accepted, duplicates) = await Append(parsed, source, now);
         metrics.DuplicateInBatch(duplicates);
         metrics.StageBatch("ingest", System.Diagnostics.Stopwatch.GetElapsedTime(started), parsed.Events, now);
@@ -136,5 +141,40 @@ public sealed class IngestGrain(
         var accepted = parsed.Events.Count - duplicates;
         metrics.Ingested(accepted, messages);
         return (accepted, duplicates);
+    }
+
+    // Refused events go to the dead-letter store with their reason, so they can be looked at and replayed once the
+    // cause (often a schema) is fixed. Storage trouble must not refuse the valid events of the same request.
+    private async Task KeepRejected(byte[] body, BodyFormat format, ParsedBatch parsed, EventBatch? source, DateTimeOffset now)
+    {
+        var kept = parsed.Rejections.Take(deadLetterOptions.Value.MaxPerRequest).ToList();
+        try
+        {
+            var raw = RejectedEvents.Extract(body, format, [.. kept.Select(r => r.Index)], source?.Events);
+            var letters = kept.Select(r =>
+            {
+                var text = raw.GetValueOrDefault(r.Index) ?? "";
+                return new Keystone.Operations.DeadLetter(Keystone.Operations.DeadLetterStore.NewId("ingest", now), "ingest", EventTypeOf(text), r.EventId, r.Error, 1, now, text, null);
+            }).ToList();
+            await deadLetters.AddAsync(letters);
+        }
+        catch (Exception e) when (e is Azure.RequestFailedException or IOException or TaskCanceledException)
+        {
+            logger.LogWarning(e, "Could not keep {Count} refused events in the dead-letter store", kept.Count);
+        }
+    }
+
+    private static string? EventTypeOf(string json)
+    {
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(json);
+            return doc.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object && doc.RootElement.TryGetProperty("event_type", out var t)
+                && t.ValueKind == System.Text.Json.JsonValueKind.String ? t.GetString() : null;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
     }
 }

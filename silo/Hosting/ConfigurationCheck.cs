@@ -36,6 +36,7 @@ internal static class ConfigurationCheck
         ["Aggregation"] = typeof(Keystone.Aggregation.AggregationOptions),
         ["Ads"] = typeof(Keystone.Ads.AdsOptions),
         ["Alerts"] = typeof(Keystone.Operations.AlertOptions),
+        ["DeadLetters"] = typeof(Keystone.Operations.DeadLetterOptions),
     };
 
     /// <summary>Sections that later features add; listed so a configuration written for them is not refused here.</summary>
@@ -98,6 +99,8 @@ internal static class ConfigurationCheck
         BindChecked<KeystoneClientOptions>(KeystoneClientOptions.Section);
         var aggregation = BindChecked<Keystone.Aggregation.AggregationOptions>(Keystone.Aggregation.AggregationOptions.Section);
         if (aggregation is not null) problems.AddRange(aggregation.Problems());
+        var dead = BindChecked<Keystone.Operations.DeadLetterOptions>(Keystone.Operations.DeadLetterOptions.Section);
+        if (dead is not null && dead.Retention <= TimeSpan.Zero) problems.Add("Keystone:DeadLetters:Retention must be positive.");
         var alerts = BindChecked<Keystone.Operations.AlertOptions>(Keystone.Operations.AlertOptions.Section);
         if (alerts is not null && alerts.EvaluationInterval < TimeSpan.FromMilliseconds(100))
             problems.Add("Keystone:Alerts:EvaluationInterval must be at least 100 ms.");

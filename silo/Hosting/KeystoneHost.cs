@@ -119,6 +119,7 @@ public static class KeystoneHost
         services.AddOptions<Keystone.Aggregation.AggregationOptions>().Bind(configuration.GetSection(Keystone.Aggregation.AggregationOptions.Section));
         services.AddSingleton<Keystone.Aggregation.CheckpointMetrics>();
         services.AddOptions<Keystone.Ads.AdsOptions>().Bind(configuration.GetSection(Keystone.Ads.AdsOptions.Section));
+        services.AddOptions<Keystone.Operations.DeadLetterOptions>().Bind(configuration.GetSection(Keystone.Operations.DeadLetterOptions.Section));
         services.AddOptions<Keystone.Operations.AlertOptions>().Bind(configuration.GetSection(Keystone.Operations.AlertOptions.Section));
         services.AddSingleton<AlertMonitor>();
         services.AddHostedService(sp => sp.GetRequiredService<AlertMonitor>());
@@ -194,6 +195,7 @@ public static class KeystoneHost
         app.MapAds();
         app.MapLiveRules();
         app.MapAlerts();
+        app.MapDeadLetters();
         app.MapPrometheusScrapingEndpoint("/metrics");
         if (host.Dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard");
         app.MapGet("/", () => Results.Redirect("/scalar")).ExcludeFromDescription();

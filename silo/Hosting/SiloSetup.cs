@@ -52,6 +52,10 @@ internal static class SiloSetup
         silo.Services.AddSingleton<Keystone.Aggregation.IOperatorLogFactory>(new Keystone.Aggregation.BlobOperatorLogFactory(
             new BlobServiceClient(storage.ConnectionString).GetBlobContainerClient(WalContainer(storage.Container))));
 
+        silo.Services.AddSingleton(new Keystone.Operations.DeadLetterStore(
+            new BlobServiceClient(storage.ConnectionString).GetBlobContainerClient(DeadLetterContainer(storage.Container))));
+        silo.Services.AddHostedService<DeadLetterJanitor>();
+
         ConfigureStreams(silo, streaming, storage);
 
         if (dashboard) silo.AddDashboard();
@@ -130,6 +134,9 @@ internal static class SiloSetup
                 break;
         }
     }
+
+    /// <summary>The dead-letter container: the state container's name with "-dead".</summary>
+    public static string DeadLetterContainer(string stateContainer) => stateContainer.Length <= 58 ? stateContainer + "-dead" : stateContainer[..58] + "-dead";
 
     /// <summary>The container of the operators' write-ahead logs: the state container's name with "-wal".</summary>
     public static string WalContainer(string stateContainer) => stateContainer.Length <= 59 ? stateContainer + "-wal" : stateContainer[..59] + "-wal";

@@ -1,0 +1,41 @@
+using System.Text;
+using Keystone.Ingest;
+using Orleans.Concurrency;
+
+namespace Keystone.Operations;
+
+[StatelessWorker]
+public sealed class DeadLetterGrain(DeadLetterStore store) : Grain, IDeadLetterGrain
+{
+    public Task<DeadLetterPage> List(string? stage, string? eventType, int limit, string? cursor) => store.ListAsync(stage, eventType, limit, cursor);
+
+    public Task<DeadLetter?> Get(string id) => store.GetAsync(id);
+}
+
+/// <summary>Re-publishes a dead letter through ingest, where it is validated again (a schema fixed since lets it through).</summary>
+public sealed class DeadLetterReplayGrain(DeadLetterStore store, TimeProvider time) : Grain, IDeadLetterReplayGrain
+{
+    public async Task<ReplayResult> Replay()
+    {
+        var id = this.GetPrimaryKeyString();
+        if (await store.GetAsync(id) is not { } letter) return new ReplayResult(id, ReplayOutcome.NotFound, null);
+        if (letter.ReplayedAt is not null) return new ReplayResult(id, ReplayOutcome.AlreadyReplayed, null);
+
+        var body = Encoding.UTF8.GetBytes("[" + letter.Event + "]");
+        var result = await GrainFactory.GetGrain<IIngestGrain>(0).Ingest(new IngestRequest(body, BodyFormat.JsonArray, BodyCompression.None, IngestOrigins.Replay));
+        var error = result.BodyError ?? (result.Rejected.Count > 0 ? result.Rejected[0].Error : null);
+        if (error is not null)
+        {
+            await store.UpdateAsync(letter with { Attempts = letter.Attempts + 1, Error = error });
+            return new ReplayResult(id, ReplayOutcome.RejectedAgain, error);
+        }
+        await store.UpdateAsync(letter with { Attempts = letter.Attempts + 1, ReplayedAt = time.GetUtcNow() });
+        return new ReplayResult(id, ReplayOutcome.Replayed, null);
+    }
+}
+
+public static class IngestOrigins
+{
+    /// <summary>Events re-published from the dead-letter store: refused again, they are not stored a second time.</summary>
+    public const string Replay = "replay";
+}
