@@ -20,6 +20,8 @@ internal static class StartupBanner
             $"  API reference   {baseUrl}/scalar",
             $"  OpenAPI         {baseUrl}/openapi/v1.json",
             $"  Health          {baseUrl}/health/ready",
+            $"  Metrics, alerts {baseUrl}/metrics (Prometheus), {baseUrl}/v1/alerts",
+            $"  Aggregations    {baseUrl}/v1/aggregation/operators, {baseUrl}/v1/ads/operators, {baseUrl}/v1/dead-letters",
         };
         if (dashboard) lines.Add($"  Dashboard       {baseUrl}/dashboard");
         if (role == HostRole.Silo) lines.Add($"  Orleans gateway 127.0.0.1:{gatewayPort}  (keystone CLI and SDK clients)");
