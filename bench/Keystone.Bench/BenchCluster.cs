@@ -20,7 +20,11 @@ public sealed class BenchCluster : IAsyncDisposable
         ClientHost = client;
         Partitions = partitions;
         Http = new HttpClient { BaseAddress = new Uri(silo.BaseAddress), Timeout = TimeSpan.FromMinutes(5) };
+        Http.DefaultRequestHeaders.Add("X-Api-Key", AdminKey);
     }
+
+    // Made up per run: the benchmark's silo needs keys like any other, and no key is committed.
+    private static readonly string AdminKey = "bench_" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
 
     public KeystoneHost.Instance Silo { get; }
     public IHost ClientHost { get; }
@@ -45,6 +49,10 @@ public sealed class BenchCluster : IAsyncDisposable
             ["Keystone:Cluster:ClusterId"] = clusterId,
             ["Keystone:Local:StartAzurite"] = "false",
             ["Keystone:Local:Simulate"] = "false",
+            ["Keystone:Security:Keys:0:Name"] = "bench",
+            ["Keystone:Security:Keys:0:Key"] = AdminKey,
+            ["Keystone:Security:Keys:0:Scopes:0"] = "admin",
+            ["Keystone:Security:RequestsPerMinute"] = "0",
             ["Logging:LogLevel:Default"] = "Warning",
             ["Logging:LogLevel:Orleans"] = "Error",
         };

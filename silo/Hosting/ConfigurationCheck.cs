@@ -37,6 +37,7 @@ internal static class ConfigurationCheck
         ["Ads"] = typeof(Keystone.Ads.AdsOptions),
         ["Alerts"] = typeof(Keystone.Operations.AlertOptions),
         ["DeadLetters"] = typeof(Keystone.Operations.DeadLetterOptions),
+        ["Security"] = typeof(SecurityOptions),
     };
 
     /// <summary>Sections that later features add; listed so a configuration written for them is not refused here.</summary>
@@ -99,6 +100,9 @@ internal static class ConfigurationCheck
         BindChecked<KeystoneClientOptions>(KeystoneClientOptions.Section);
         var aggregation = BindChecked<Keystone.Aggregation.AggregationOptions>(Keystone.Aggregation.AggregationOptions.Section);
         if (aggregation is not null) problems.AddRange(aggregation.Problems());
+        // Whether an empty key list is acceptable depends on the environment: checked when the host is built.
+        var security = BindChecked<SecurityOptions>(SecurityOptions.Section);
+        if (security is not null) problems.AddRange(security.Problems(development: true));
         var dead = BindChecked<Keystone.Operations.DeadLetterOptions>(Keystone.Operations.DeadLetterOptions.Section);
         if (dead is not null && dead.Retention <= TimeSpan.Zero) problems.Add("Keystone:DeadLetters:Retention must be positive.");
         var alerts = BindChecked<Keystone.Operations.AlertOptions>(Keystone.Operations.AlertOptions.Section);

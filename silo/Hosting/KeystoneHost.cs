@@ -62,6 +62,9 @@ public static class KeystoneHost
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = FindContentRoot() });
         configure?.Invoke(builder.Configuration);
         ConfigurationCheck.Validate(builder.Configuration);
+        var security = SiloSetup.Bind<SecurityOptions>(builder.Configuration, SecurityOptions.Section);
+        if (security.Problems(builder.Environment.IsDevelopment()).ToList() is { Count: > 0 } securityProblems)
+            throw new KeystoneConfigurationException(securityProblems);
 
         var local = SiloSetup.Bind<LocalOptions>(builder.Configuration, LocalOptions.Section);
         AzuriteProcess? azurite = null;
@@ -119,6 +122,21 @@ public static class KeystoneHost
         services.AddOptions<Keystone.Aggregation.AggregationOptions>().Bind(configuration.GetSection(Keystone.Aggregation.AggregationOptions.Section));
         services.AddSingleton<Keystone.Aggregation.CheckpointMetrics>();
         services.AddOptions<Keystone.Ads.AdsOptions>().Bind(configuration.GetSection(Keystone.Ads.AdsOptions.Section));
+        // Access control: a local (Development) run without configured keys gets fresh ones, printed at start, so a
+        // newcomer is never locked out and no key is ever committed.
+        var security = SiloSetup.Bind<SecurityOptions>(configuration, SecurityOptions.Section);
+        var generated = new DevelopmentKeys([]);
+        if (security.RequireKeys && security.Keys.Count == 0 && builder.Environment.IsDevelopment())
+        {
+            generated = new DevelopmentKeys([
+                new ApiKey { Name = "dev-ingest", Key = "ks_" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)), Scopes = [SecurityOptions.Ingest] },
+                new ApiKey { Name = "dev-admin", Key = "ks_" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)), Scopes = [SecurityOptions.Admin] },
+            ]);
+            security.Keys.AddRange(generated.Keys);
+        }
+        services.AddSingleton(security);
+        services.AddSingleton(generated);
+        services.AddSingleton<ApiKeyPolicy>();
         services.AddOptions<Keystone.Operations.DeadLetterOptions>().Bind(configuration.GetSection(Keystone.Operations.DeadLetterOptions.Section));
         services.AddOptions<Keystone.Operations.AlertOptions>().Bind(configuration.GetSection(Keystone.Operations.AlertOptions.Section));
         services.AddSingleton<AlertMonitor>();
@@ -182,6 +200,9 @@ public static class KeystoneHost
 
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseMiddleware<ApiKeyMiddleware>();
+        if (!app.Services.GetRequiredService<SecurityOptions>().RequireKeys)
+            app.Logger.LogWarning("Keystone:Security:RequireKeys is false: anyone who reaches this port can publish events and change rules, schemas and campaigns");
         app.MapOpenApi("/openapi/{documentName}.json");
         app.MapScalarApiReference("/scalar", o => o.WithTitle("Orleans.Keystone API"));
 
@@ -201,3 +222,6 @@ public static class KeystoneHost
         app.MapGet("/", () => Results.Redirect("/scalar")).ExcludeFromDescription();
     }
 }
+
+/// <summary>Keys made up for a local run (empty otherwise), for the start-up banner.</summary>
+public sealed record DevelopmentKeys(IReadOnlyList<ApiKey> Keys);

@@ -23,7 +23,9 @@ internal static class StartupBanner
             $"  Metrics, alerts {baseUrl}/metrics (Prometheus), {baseUrl}/v1/alerts",
             $"  Aggregations    {baseUrl}/v1/aggregation/operators, {baseUrl}/v1/ads/operators, {baseUrl}/v1/dead-letters",
         };
-        if (dashboard) lines.Add($"  Dashboard       {baseUrl}/dashboard");
+        if (dashboard) lines.Add($"  Dashboard       {baseUrl}/dashboard  (any user name, the admin key as password)");
+        foreach (var key in host.App.Services.GetRequiredService<DevelopmentKeys>().Keys)
+            lines.Add($"  API key         {key.Name,-10} {key.Key}  ({string.Join(", ", key.Scopes)}; send as X-Api-Key; made up for this run)");
         if (role == HostRole.Silo) lines.Add($"  Orleans gateway 127.0.0.1:{gatewayPort}  (keystone CLI and SDK clients)");
         if (host.Azurite is { } azurite) lines.Add($"  Azurite         blob :{azurite.BlobPort}, queue :{azurite.QueuePort}, table :{azurite.TablePort}");
         if (config.GetValue("Keystone:Local:Simulate", false)) lines.Add($"  Simulator       {config.GetValue("Keystone:Local:SimulateRate", 200)} events/s (--Keystone:Local:Simulate=false to turn off)");

@@ -12,11 +12,12 @@ public sealed class SiloProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly StringBuilder _output = new();
 
-    private SiloProcess(Process process, int httpPort)
+    private SiloProcess(Process process, int httpPort, string? apiKey)
     {
         _process = process;
         HttpPort = httpPort;
         Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}"), Timeout = TimeSpan.FromSeconds(30) };
+        if (apiKey is not null) Http.DefaultRequestHeaders.Add("X-Api-Key", apiKey);
     }
 
     public int HttpPort { get; }
@@ -50,7 +51,7 @@ public sealed class SiloProcess : IAsyncDisposable
         }
 
         var process = new Process { StartInfo = psi };
-        var silo = new SiloProcess(process, httpPort);
+        var silo = new SiloProcess(process, httpPort, settings.GetValueOrDefault("Keystone:Security:Keys:0:Key"));
         process.OutputDataReceived += (_, e) => silo.Append(e.Data);
         process.ErrorDataReceived += (_, e) => silo.Append(e.Data);
         process.Start();

@@ -17,7 +17,12 @@ public sealed class TestSilo : IAsyncDisposable
         Host = host;
         Settings = settings;
         Http = new HttpClient { BaseAddress = new Uri(host.BaseAddress), Timeout = TimeSpan.FromSeconds(60) };
+        if (settings.GetValueOrDefault("Keystone:Security:Keys:0:Key") is { } key) Http.DefaultRequestHeaders.Add("X-Api-Key", key);
     }
+
+    /// <summary>Keys the test hosts are configured with (test-only values); <see cref="Http"/> sends the admin one.</summary>
+    public const string AdminKey = "test-admin-key-0123456789";
+    public const string IngestKey = "test-ingest-key-0123456789";
 
     public KeystoneHost.Instance Host { get; }
     public Dictionary<string, string?> Settings { get; }
@@ -41,6 +46,12 @@ public sealed class TestSilo : IAsyncDisposable
         ["Keystone:Cluster:GatewayPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["Keystone:Cluster:ClusterId"] = AzuriteFixture.UniqueName("cluster"),
         ["Keystone:Ingest:Partitions"] = "4",
+        ["Keystone:Security:Keys:0:Name"] = "test-admin",
+        ["Keystone:Security:Keys:0:Key"] = AdminKey,
+        ["Keystone:Security:Keys:0:Scopes:0"] = "admin",
+        ["Keystone:Security:Keys:1:Name"] = "test-ingest",
+        ["Keystone:Security:Keys:1:Key"] = IngestKey,
+        ["Keystone:Security:Keys:1:Scopes:0"] = "ingest",
         ["Keystone:Taps:CheckpointInterval"] = "00:00:00.500",
         ["Keystone:Local:StartAzurite"] = "false",
         ["Keystone:Local:Simulate"] = "false",
