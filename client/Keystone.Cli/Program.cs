@@ -10,6 +10,7 @@ root.Subcommands.Add(PublishCommand.Create(globals));
 root.Subcommands.Add(TailCommand.Create(globals));
 root.Subcommands.Add(TopicsCommand.Create(globals));
 root.Subcommands.Add(InfoCommand.Create(globals));
+root.Subcommands.Add(ReplayCommand.Create(globals));
 
 using var signal = new ShutdownSignal();
 return await CommandRunner.RunAsync(root, args, signal.Token);

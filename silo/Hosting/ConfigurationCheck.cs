@@ -38,6 +38,7 @@ internal static class ConfigurationCheck
         ["Alerts"] = typeof(Keystone.Operations.AlertOptions),
         ["DeadLetters"] = typeof(Keystone.Operations.DeadLetterOptions),
         ["Security"] = typeof(SecurityOptions),
+        ["Archive"] = typeof(Keystone.Archive.ArchiveOptions),
     };
 
     /// <summary>Sections that later features add; listed so a configuration written for them is not refused here.</summary>
@@ -103,6 +104,9 @@ internal static class ConfigurationCheck
         // Whether an empty key list is acceptable depends on the environment: checked when the host is built.
         var security = BindChecked<SecurityOptions>(SecurityOptions.Section);
         if (security is not null) problems.AddRange(security.Problems(development: true));
+        var archive = BindChecked<Keystone.Archive.ArchiveOptions>(Keystone.Archive.ArchiveOptions.Section);
+        if (archive is not null && archive.ManifestInterval < TimeSpan.FromMilliseconds(100)) problems.Add("Keystone:Archive:ManifestInterval must be at least 100 ms.");
+        if (archive is not null && archive.MaxReplayRange <= TimeSpan.Zero) problems.Add("Keystone:Archive:MaxReplayRange must be positive.");
         var dead = BindChecked<Keystone.Operations.DeadLetterOptions>(Keystone.Operations.DeadLetterOptions.Section);
         if (dead is not null && dead.Retention <= TimeSpan.Zero) problems.Add("Keystone:DeadLetters:Retention must be positive.");
         var alerts = BindChecked<Keystone.Operations.AlertOptions>(Keystone.Operations.AlertOptions.Section);

@@ -137,6 +137,7 @@ public static class KeystoneHost
         services.AddSingleton(security);
         services.AddSingleton(generated);
         services.AddSingleton<ApiKeyPolicy>();
+        services.AddOptions<Keystone.Archive.ArchiveOptions>().Bind(configuration.GetSection(Keystone.Archive.ArchiveOptions.Section));
         services.AddOptions<Keystone.Operations.DeadLetterOptions>().Bind(configuration.GetSection(Keystone.Operations.DeadLetterOptions.Section));
         services.AddOptions<Keystone.Operations.AlertOptions>().Bind(configuration.GetSection(Keystone.Operations.AlertOptions.Section));
         services.AddSingleton<AlertMonitor>();
@@ -217,6 +218,7 @@ public static class KeystoneHost
         app.MapLiveRules();
         app.MapAlerts();
         app.MapDeadLetters();
+        app.MapArchive();
         app.MapPrometheusScrapingEndpoint("/metrics");
         if (host.Dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard");
         app.MapGet("/", () => Results.Redirect("/scalar")).ExcludeFromDescription();

@@ -55,6 +55,8 @@ internal static class SiloSetup
         silo.Services.AddSingleton(new Keystone.Operations.DeadLetterStore(
             new BlobServiceClient(storage.ConnectionString).GetBlobContainerClient(DeadLetterContainer(storage.Container))));
         silo.Services.AddHostedService<DeadLetterJanitor>();
+        silo.Services.AddSingleton(new Keystone.Archive.ArchiveStore(
+            new BlobServiceClient(storage.ConnectionString).GetBlobContainerClient(LakeContainer(storage.Container))));
 
         ConfigureStreams(silo, streaming, storage);
 
@@ -134,6 +136,9 @@ internal static class SiloSetup
                 break;
         }
     }
+
+    /// <summary>The data lake's container: the state container's name with "-lake".</summary>
+    public static string LakeContainer(string stateContainer) => stateContainer.Length <= 58 ? stateContainer + "-lake" : stateContainer[..58] + "-lake";
 
     /// <summary>The dead-letter container: the state container's name with "-dead".</summary>
     public static string DeadLetterContainer(string stateContainer) => stateContainer.Length <= 58 ? stateContainer + "-dead" : stateContainer[..58] + "-dead";

@@ -1,0 +1,81 @@
+using System.Text;
+using Keystone.Events;
+using Keystone.Ingest;
+using Keystone.Pipeline;
+using Keystone.Topics;
+using Microsoft.Extensions.Options;
+using Orleans.Concurrency;
+using Orleans.Runtime;
+
+namespace Keystone.Archive;
+
+/// <summary>
+/// Replays the archive: reads every blob of the hours in range, keeps the events whose time is in range (and type
+/// matches), and publishes them — through ingest into the fronting stream (validated and routed again; routers and
+/// entity grains drop what they have seen, by event id), or straight into one topic.
+/// </summary>
+[StatelessWorker(1)]
+public sealed class ArchiveReplayGrain(ArchiveStore store, IOptions<ArchiveOptions> archive, IOptions<IngestOptions> ingest) : Grain, IArchiveReplayGrain
+{
+    private const int Chunk = 1_000;
+
+    public async Task<ArchiveReplayResult> Replay(ArchiveReplayRequest request)
+    {
+        if (request.To <= request.From) throw new ArgumentException("'to' must be later than 'from'.", nameof(request));
+        if (request.To - request.From > archive.Value.MaxReplayRange)
+            throw new ArgumentException($"a replay covers at most {archive.Value.MaxReplayRange} (Keystone:Archive:MaxReplayRange).", nameof(request));
+        if (request.ToTopic is { } t && !StreamNames.IsValidTopicName(t)) throw new ArgumentException($"'{t}' is not a valid topic name.", nameof(request));
+
+        var blobs = await store.ListAsync(request.From, request.To);
+        long read = 0, matched = 0, published = 0, refused = 0;
+        var pending = new List<KeystoneEvent>(Chunk);
+        foreach (var name in blobs)
+        {
+            await foreach (var line in store.ReadLinesAsync(name))
+            {
+                read++;
+                KeystoneEvent e;
+                try
+                {
+                    e = EventJson.Parse(line);
+                }
+                catch (Exception ex) when (ex is System.Text.Json.JsonException or FormatException or InvalidDataException)
+                {
+                    refused++;
+                    continue;
+                }
+                if (e.Timestamp < request.From || e.Timestamp >= request.To) continue;
+                if (request.EventType is { } type && e.EventType != type) continue;
+                matched++;
+                pending.Add(e);
+                if (pending.Count == Chunk) (published, refused) = Add(await Publish(pending, request.ToTopic), published, refused);
+            }
+        }
+        if (pending.Count > 0) (published, refused) = Add(await Publish(pending, request.ToTopic), published, refused);
+        return new ArchiveReplayResult(blobs.Count, read, matched, published, refused);
+    }
+
+    private static (long, long) Add((int Published, int Refused) r, long published, long refused) => (published + r.Published, refused + r.Refused);
+
+    private async Task<(int Published, int Refused)> Publish(List<KeystoneEvent> events, string? topic)
+    {
+        var batch = events.ToList();
+        events.Clear();
+        if (topic is null)
+        {
+            var body = Encoding.UTF8.GetBytes(string.Join('\n', batch.Select(EventJson.Serialize)));
+            var result = await GrainFactory.GetGrain<IIngestGrain>(0).Ingest(new IngestRequest(body, BodyFormat.Ndjson, BodyCompression.None, "archive-replay"));
+            return (result.Accepted + result.Duplicates, result.Rejected.Count);
+        }
+        await GrainFactory.GetGrain<ITopicDirectoryGrain>(0).Register(topic, "LOW");
+        var provider = this.GetStreamProvider(StreamNames.Provider);
+        var partitions = ingest.Value.Partitions;
+        foreach (var group in batch.GroupBy(e => Partitioning.PartitionOf(e, partitions)))
+        {
+            var stream = provider.GetStream<EventBatch>(StreamId.Create(topic, StreamNames.PartitionKey(group.Key)));
+            foreach (var chunk in StreamChunker.Chunk(group.Select(e => new BatchItem(e)).ToList(), ingest.Value.MaxEventsPerStreamMessage, ingest.Value.MaxBytesPerStreamMessage))
+                await stream.OnNextAsync(EventBatch.Compose(Guid.NewGuid(), group.Key, DateTimeOffset.UtcNow, chunk));
+        }
+        return (batch.Count, 0);
+    }
+}

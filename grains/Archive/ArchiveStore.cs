@@ -1,0 +1,109 @@
+using System.IO.Compression;
+using System.Text;
+using System.Text.Json;
+using Azure;
+using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
+using Azure.Storage.Blobs.Specialized;
+using Keystone.Events;
+
+namespace Keystone.Archive;
+
+/// <summary>The data lake: append blobs of gzip-compressed JSON lines, <c>archive/yyyy/MM/dd/HH/p{partition}-{n}.jsonl.gz</c>.</summary>
+public sealed class ArchiveStore(BlobContainerClient container)
+{
+    // An append block holds at most 4 MiB; a delivery's compressed lines are far below, and split if not.
+    private const int MaxBlock = 4 * 1024 * 1024 - 1024;
+    private volatile bool _ready;
+
+    public BlobContainerClient Container => container;
+
+    public static string HourPrefix(DateTimeOffset t) => $"archive/{t.UtcDateTime:yyyy/MM/dd/HH}/";
+
+    public static string BlobName(DateTimeOffset hour, int partition, int part) => $"{HourPrefix(hour)}p{partition}-{part:D4}.jsonl.gz";
+
+    private async Task Ready()
+    {
+        if (_ready) return;
+        await container.CreateIfNotExistsAsync();
+        _ready = true;
+    }
+
+    /// <summary>Appends the events as one gzip member (concatenated members are one valid gzip file); returns the compressed size.</summary>
+    public async Task<long> AppendAsync(string name, IReadOnlyList<KeystoneEvent> events)
+    {
+        await Ready();
+        var blob = container.GetAppendBlobClient(name);
+        await blob.CreateIfNotExistsAsync();
+        long written = 0;
+        foreach (var chunk in Compress(events))
+        {
+            using var stream = new MemoryStream(chunk, writable: false);
+            await blob.AppendBlockAsync(stream);
+            written += chunk.Length;
+        }
+        return written;
+    }
+
+    private static IEnumerable<byte[]> Compress(IReadOnlyList<KeystoneEvent> events)
+    {
+        var start = 0;
+        while (start < events.Count)
+        {
+            using var buffer = new MemoryStream();
+            var end = start;
+            using (var gzip = new GZipStream(buffer, CompressionLevel.Fastest, leaveOpen: true))
+            {
+                // Roughly bounded by the uncompressed size, so a block never exceeds the limit.
+                long raw = 0;
+                while (end < events.Count && (end == start || raw < MaxBlock))
+                {
+                    var line = EventJson.SerializeToUtf8(events[end]);
+                    gzip.Write(line);
+                    gzip.WriteByte((byte)'\n');
+                    raw += line.Length + 1;
+                    end++;
+                }
+            }
+            yield return buffer.ToArray();
+            start = end;
+        }
+    }
+
+    public async Task WriteManifestAsync(string name, IReadOnlyList<ArchiveBlob> blobs)
+    {
+        await Ready();
+        await container.GetBlobClient(name).UploadAsync(BinaryData.FromObjectAsJson(blobs, new JsonSerializerOptions(JsonSerializerDefaults.Web)), overwrite: true);
+    }
+
+    /// <summary>Data blobs of every hour overlapping [from, to), in name order.</summary>
+    public async Task<List<string>> ListAsync(DateTimeOffset from, DateTimeOffset to)
+    {
+        await Ready();
+        var names = new List<string>();
+        var hour = new DateTimeOffset(from.UtcDateTime.Year, from.UtcDateTime.Month, from.UtcDateTime.Day, from.UtcDateTime.Hour, 0, 0, TimeSpan.Zero);
+        for (; hour < to; hour = hour.AddHours(1))
+            await foreach (var blob in container.GetBlobsAsync(BlobTraits.None, BlobStates.None, HourPrefix(hour), CancellationToken.None))
+                if (blob.Name.EndsWith(".jsonl.gz", StringComparison.Ordinal)) names.Add(blob.Name);
+        return names;
+    }
+
+    /// <summary>The lines of a data blob (every gzip member), one string each.</summary>
+    public async IAsyncEnumerable<string> ReadLinesAsync(string name)
+    {
+        Response<BlobDownloadStreamingResult> download;
+        try
+        {
+            download = await container.GetBlobClient(name).DownloadStreamingAsync();
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            yield break;
+        }
+        await using var body = download.Value.Content;
+        await using var gzip = new GZipStream(body, CompressionMode.Decompress);
+        using var reader = new StreamReader(gzip, Encoding.UTF8);
+        while (await reader.ReadLineAsync() is { } line)
+            if (line.Length > 0) yield return line;
+    }
+}

@@ -1,0 +1,151 @@
+using System.ComponentModel.DataAnnotations;
+using Keystone.Events;
+using Keystone.Ingest;
+using Keystone.Pipeline;
+using Keystone.Storage;
+using Keystone.Topics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Runtime;
+using Orleans.Streams;
+using Orleans.Streams.Core;
+
+namespace Keystone.Archive;
+
+/// <summary>The data-lake archive. Section <c>Keystone:Archive</c>.</summary>
+public sealed class ArchiveOptions
+{
+    public const string Section = "Keystone:Archive";
+
+    /// <summary>A blob that reaches this many compressed bytes is closed and the next part started.</summary>
+    [Range(1024, 100L * 1024 * 1024 * 1024)]
+    public long MaxBlobBytes { get; set; } = 64 * 1024 * 1024;
+
+    /// <summary>How often each writer rewrites the manifests of the hours it touched.</summary>
+    public TimeSpan ManifestInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The longest range one replay may cover.</summary>
+    public TimeSpan MaxReplayRange { get; set; } = TimeSpan.FromDays(7);
+}
+
+public sealed class ArchiveWriterState
+{
+    /// <summary>Blob name → events and compressed bytes written to it.</summary>
+    public Dictionary<string, ArchiveBlob> Blobs { get; set; } = [];
+
+    /// <summary>Hour prefix → the part currently appended to.</summary>
+    public Dictionary<string, int> CurrentPart { get; set; } = [];
+
+    public List<Guid> RecentSegments { get; set; } = [];
+}
+
+/// <summary>
+/// Writes one partition of the archive topic to the lake: each delivery is appended, grouped by the hour of its
+/// events' time, as one gzip member to that hour's current blob, before the delivery is acknowledged — so nothing
+/// acknowledged is missing from the lake. Blobs roll over at <see cref="ArchiveOptions.MaxBlobBytes"/>; the per-blob
+/// counts go to a manifest per hour and partition. A message redelivered after a crash may be appended twice: the
+/// archive is at-least-once, and replays are de-duplicated downstream by event id.
+/// </summary>
+[ImplicitStreamSubscription(ArchiveTopics.Input)]
+public sealed class ArchiveWriterGrain(
+    [PersistentState("archive-writer", StorageNames.State)] IPersistentState<ArchiveWriterState> state,
+    ArchiveStore store,
+    IOptions<ArchiveOptions> options,
+    ILogger<ArchiveWriterGrain> logger)
+    : Grain, IArchiveWriterGrain, IStreamSubscriptionObserver, IAsyncBatchObserver<EventBatch>
+{
+    private const int RememberedSegments = 4096;
+    private readonly HashSet<string> _dirtyHours = new(StringComparer.Ordinal);
+    private RecentIds<Guid> _segments = null!;
+    private int _partition;
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        _partition = int.Parse(this.GetPrimaryKeyString(), System.Globalization.CultureInfo.InvariantCulture);
+        _segments = new RecentIds<Guid>(RememberedSegments);
+        foreach (var id in state.State.RecentSegments) _segments.TryAdd(id);
+        var every = options.Value.ManifestInterval;
+        this.RegisterGrainTimer(FlushManifests, new GrainTimerCreationOptions(every, every));
+        return Task.CompletedTask;
+    }
+
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) => FlushManifests();
+
+    public async Task OnSubscribed(IStreamSubscriptionHandleFactory handleFactory) =>
+        await handleFactory.Create<EventBatch>().ResumeAsync(this);
+
+    public Task OnErrorAsync(Exception ex)
+    {
+        logger.LogWarning(ex, "Stream error on archive partition {Partition}", _partition);
+        return Task.CompletedTask;
+    }
+
+    public async Task OnNextAsync(IList<SequentialItem<EventBatch>> items)
+    {
+        var byHour = new SortedDictionary<DateTimeOffset, List<KeystoneEvent>>();
+        var fresh = new List<Guid>();
+        foreach (var item in items)
+        {
+            var batch = item.Item;
+            foreach (var (id, start, count) in batch.SegmentRanges())
+            {
+                if (_segments.Contains(id)) continue;
+                fresh.Add(id);
+                var events = batch.Events;
+                for (var i = start; i < start + count; i++)
+                {
+                    var t = events[i].Timestamp.UtcDateTime;
+                    var hour = new DateTimeOffset(t.Year, t.Month, t.Day, t.Hour, 0, 0, TimeSpan.Zero);
+                    if (!byHour.TryGetValue(hour, out var list)) byHour[hour] = list = [];
+                    list.Add(events[i]);
+                }
+            }
+        }
+        if (fresh.Count == 0) return;
+
+        var s = state.State;
+        foreach (var (hour, events) in byHour)
+        {
+            var prefix = ArchiveStore.HourPrefix(hour);
+            var part = s.CurrentPart.GetValueOrDefault(prefix);
+            var name = ArchiveStore.BlobName(hour, _partition, part);
+            if (s.Blobs.TryGetValue(name, out var current) && current.Bytes >= options.Value.MaxBlobBytes)
+            {
+                s.CurrentPart[prefix] = ++part;
+                name = ArchiveStore.BlobName(hour, _partition, part);
+            }
+            var bytes = await store.AppendAsync(name, events);
+            var before = s.Blobs.GetValueOrDefault(name) ?? new ArchiveBlob(name, 0, 0);
+            s.Blobs[name] = before with { Events = before.Events + events.Count, Bytes = before.Bytes + bytes };
+            _dirtyHours.Add(prefix);
+        }
+        foreach (var id in fresh) _segments.TryAdd(id);
+    }
+
+    public Task<IReadOnlyList<ArchiveBlob>> GetBlobs() =>
+        Task.FromResult<IReadOnlyList<ArchiveBlob>>([.. state.State.Blobs.Values.OrderBy(b => b.Name, StringComparer.Ordinal)]);
+
+    public async Task FlushManifests()
+    {
+        if (_dirtyHours.Count == 0) return;
+        var hours = _dirtyHours.ToList();
+        _dirtyHours.Clear();
+        var s = state.State;
+        // Keep the state to the last two days of blobs; older hours' manifests are final.
+        var cutoff = ArchiveStore.HourPrefix(DateTimeOffset.UtcNow.AddDays(-2));
+        foreach (var stale in s.Blobs.Keys.Where(k => string.CompareOrdinal(k, cutoff) < 0).ToList()) s.Blobs.Remove(stale);
+        foreach (var stale in s.CurrentPart.Keys.Where(k => string.CompareOrdinal(k, cutoff) < 0).ToList()) s.CurrentPart.Remove(stale);
+        s.RecentSegments = [.. _segments.InOrder().TakeLast(RememberedSegments)];
+        try
+        {
+            foreach (var prefix in hours)
+                await store.WriteManifestAsync($"{prefix}manifest-p{_partition}.json", [.. s.Blobs.Values.Where(b => b.Name.StartsWith(prefix, StringComparison.Ordinal)).OrderBy(b => b.Name, StringComparer.Ordinal)]);
+            await state.WriteStateAsync();
+        }
+        catch
+        {
+            _dirtyHours.UnionWith(hours);
+            throw;
+        }
+    }
+}
