@@ -17,6 +17,9 @@ public sealed class ArchiveOptions
 {
     public const string Section = "Keystone:Archive";
 
+    /// <summary>Off: the archive topic is still counted by its taps, but nothing is written to the lake.</summary>
+    public bool Enabled { get; set; } = true;
+
     /// <summary>A blob that reaches this many compressed bytes is closed and the next part started.</summary>
     [Range(1024, 100L * 1024 * 1024 * 1024)]
     public long MaxBlobBytes { get; set; } = 64 * 1024 * 1024;
@@ -82,6 +85,7 @@ public sealed class ArchiveWriterGrain(
 
     public async Task OnNextAsync(IList<SequentialItem<EventBatch>> items)
     {
+        if (!options.Value.Enabled) return;
         var byHour = new SortedDictionary<DateTimeOffset, List<KeystoneEvent>>();
         var fresh = new List<Guid>();
         foreach (var item in items)
