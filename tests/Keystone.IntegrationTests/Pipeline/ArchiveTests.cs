@@ -81,4 +81,16 @@ public sealed class ArchiveTests(AzuriteFixture azurite)
         Assert.Equal(HttpStatusCode.BadRequest, (await Replay(http, new { from = hourA.ToString("O"), to = hourB.ToString("O"), to_topic = "Bad Topic" })).StatusCode);
         Assert.Equal(HttpStatusCode.BadRequest, (await Replay(http, new { from = "yesterday", to = hourB.ToString("O") })).StatusCode);
     }
+
+    [Fact]
+    public async Task With_the_archive_off_the_topic_is_still_counted_and_nothing_is_written()
+    {
+        var settings = TestSilo.DefaultSettings(azurite);
+        settings["Keystone:Archive:Enabled"] = "false";
+        await using var silo = await TestSilo.StartAsync(settings);
+        await Json(await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray([TestEvents.Play("off-u1", "off-v1")]))));
+        await Eventually.Until(() => silo.DeliveredAsync("archive-all-events"), n => n == 1, TimeSpan.FromSeconds(15), "the archive topic to count the event");
+        await Task.Delay(500);
+        Assert.Empty((await Json(await silo.Http.GetAsync("/v1/archive/blobs"))).AsArray());
+    }
 }
