@@ -7,7 +7,17 @@ public sealed record AlertsView(DateTimeOffset? EvaluatedAt, double? BaselineEve
 
 internal static class AlertEndpoints
 {
-    public static void MapAlerts(this IEndpointRouteBuilder app) =>
+    private static readonly Lazy<string> StatusPage = new(() =>
+    {
+        using var stream = typeof(AlertEndpoints).Assembly.GetManifestResourceStream("status.html")!;
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    });
+
+    public static void MapAlerts(this IEndpointRouteBuilder app)
+    {
+        // The pipeline at a glance: stages, rates, lag, alerts, read live from the API by the page itself.
+        app.MapGet("/status", () => Results.Content(StatusPage.Value, "text/html; charset=utf-8")).ExcludeFromDescription();
         app.MapGet("/v1/alerts", (AlertMonitor monitor) =>
         {
             var (alerts, baseline, at) = monitor.Current;
@@ -15,4 +25,5 @@ internal static class AlertEndpoints
         }).WithTags("Operations").WithName("GetAlerts")
           .WithSummary("The alert rules as last evaluated on this silo: event lag, processing p99, error rate, throughput against its baseline")
           .Produces<AlertsView>();
+    }
 }

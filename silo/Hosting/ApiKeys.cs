@@ -62,7 +62,7 @@ public sealed class ApiKeyPolicy(SecurityOptions options)
     {
         if (!options.RequireKeys) return null;
         var read = HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method);
-        if (path.StartsWith("/dashboard", StringComparison.OrdinalIgnoreCase)) return SecurityOptions.Admin;
+        if (path.StartsWith("/dashboard", StringComparison.OrdinalIgnoreCase) || path.Equals("/status", StringComparison.OrdinalIgnoreCase)) return SecurityOptions.Admin;
         // Dead letters hold events as they arrived, personal data included.
         if (path.StartsWith("/v1/dead-letters", StringComparison.OrdinalIgnoreCase)) return SecurityOptions.Admin;
         if (!path.StartsWith("/v1/", StringComparison.OrdinalIgnoreCase)) return null;
@@ -115,7 +115,7 @@ internal sealed class ApiKeyMiddleware(RequestDelegate next, ApiKeyPolicy policy
         }
         if (presented.Length == 0)
         {
-            if (context.Request.Path.StartsWithSegments("/dashboard")) context.Response.Headers.WWWAuthenticate = "Basic realm=\"Orleans.Keystone\"";
+            if (context.Request.Path.StartsWithSegments("/dashboard") || context.Request.Path.StartsWithSegments("/status")) context.Response.Headers.WWWAuthenticate = "Basic realm=\"Orleans.Keystone\"";
             await Problem(context, StatusCodes.Status401Unauthorized, $"this endpoint needs an API key{(scope.Length > 0 ? $" with the '{scope}' scope" : "")}: send it in the {SecurityOptions.Header} header");
             return;
         }

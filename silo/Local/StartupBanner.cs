@@ -20,6 +20,7 @@ internal static class StartupBanner
             $"  API reference   {baseUrl}/scalar",
             $"  OpenAPI         {baseUrl}/openapi/v1.json",
             $"  Health          {baseUrl}/health/ready",
+            $"  Status page     {baseUrl}/status  (any user name, the admin key as password)",
             $"  Metrics, alerts {baseUrl}/metrics (Prometheus), {baseUrl}/v1/alerts",
             $"  Aggregations    {baseUrl}/v1/aggregation/operators, {baseUrl}/v1/ads/operators, {baseUrl}/v1/dead-letters",
         };

@@ -19,6 +19,7 @@ public class ApiKeyPolicyTests
     [InlineData("POST", "/v1/dead-letters/x/replay", "admin")]
     [InlineData("GET", "/v1/dead-letters", "admin")]
     [InlineData("GET", "/dashboard", "admin")]
+    [InlineData("GET", "/status", "admin")]
     [InlineData("GET", "/v1/topics", null)]
     [InlineData("GET", "/v1/ads/eligibility", null)]
     [InlineData("POST", "/v1/routing/rules/dry-run", null)]

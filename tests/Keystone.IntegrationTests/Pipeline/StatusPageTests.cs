@@ -1,0 +1,82 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Keystone.IntegrationTests.Infrastructure;
+
+namespace Keystone.IntegrationTests.Pipeline;
+
+/// <summary>The status page in a real headless Chromium (Debian's package, installed by .ci/run): it renders the live numbers.</summary>
+[Collection(AzuriteCollection.Name)]
+public sealed partial class StatusPageTests(AzuriteFixture azurite)
+{
+    private static async Task<(string Stdout, string Stderr)> Chromium(string userData, params string[] args)
+    {
+        var psi = new ProcessStartInfo("chromium") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", $"--user-data-dir={userData}", "--virtual-time-budget=10000" }.Concat(args))
+            psi.ArgumentList.Add(a);
+        using var process = Process.Start(psi) ?? throw new InvalidOperationException("chromium did not start");
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException("chromium did not finish within 60 s");
+        }
+        return (await stdout, await stderr);
+    }
+
+    [Fact]
+    public async Task The_status_page_renders_the_live_numbers_behind_the_admin_key()
+    {
+        await using var silo = await TestSilo.StartAsync(TestSilo.DefaultSettings(azurite));
+        var events = Enumerable.Range(0, 7).Select(i => TestEvents.Play($"status-u{i}", "status-v1")).ToList();
+        var bad = TestEvents.Node(TestEvents.Play("status-bad", "status-v1"));
+        bad["event_type"] = "video.play.nope";
+        var body = new JsonArray([.. events.Select(e => (JsonNode)TestEvents.Node(e)), bad]);
+        await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(body.ToJsonString()));
+        await Eventually.Until(() => silo.DeliveredAsync("archive-all-events"), n => n == 7, TimeSpan.FromSeconds(15), "7 archived events");
+        var routed = JsonNode.Parse(await silo.Http.GetStringAsync("/v1/stats"))!["routers"]!.AsArray().Sum(r => r!["deliveries"]!.GetValue<long>());
+
+        // Without the admin key the page is refused (and a browser is asked for it).
+        using var anonymous = new HttpClient();
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await anonymous.GetAsync(new Uri(new Uri(silo.Host.BaseAddress), "/status"))).StatusCode);
+
+        var url = new UriBuilder(new Uri(new Uri(silo.Host.BaseAddress), "/status")) { UserName = "ops", Password = TestSilo.AdminKey }.Uri.ToString();
+        var work = Directory.CreateTempSubdirectory("keystone-chromium-");
+        try
+        {
+            var (dom, errors) = await Chromium(Path.Combine(work.FullName, "profile-1"), "--dump-dom", url);
+            Assert.True(dom.Contains("id=\"ingested\"", StringComparison.Ordinal), $"no page rendered: {errors}");
+            Assert.Equal("7", Cell(dom, "ingested"));
+            Assert.Equal("1", Cell(dom, "rejected"));
+            Assert.Equal(routed.ToString("N0", System.Globalization.CultureInfo.InvariantCulture), Cell(dom, "routed"));
+            Assert.Equal("4", Cell(dom, "partitions"));
+            Assert.Matches("data-topic=\"archive-all-events\">7<", dom);
+            Assert.Contains("error-rate", dom);
+
+            // And it draws: a real screenshot of the rendered page, of the requested size and not blank.
+            var png = Path.Combine(work.FullName, "status.png");
+            await Chromium(Path.Combine(work.FullName, "profile-2"), "--window-size=1200,900", $"--screenshot={png}", url);
+            var bytes = await File.ReadAllBytesAsync(png);
+            Assert.Equal("\u0089PNG", System.Text.Encoding.Latin1.GetString(bytes, 0, 4));
+            Assert.Equal((1200, 900), (BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(16)), BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(20))));
+            Assert.True(bytes.Length > 20_000, $"the screenshot is {bytes.Length} bytes: an empty page compresses to a few KB");
+        }
+        finally
+        {
+            work.Delete(recursive: true);
+        }
+    }
+
+    private static string Cell(string dom, string id) =>
+        CellPattern().Match(dom[dom.IndexOf($"id=\"{id}\"", StringComparison.Ordinal)..]).Groups[1].Value;
+
+    [GeneratedRegex("^id=\"[a-z]+\">([^<]*)<")]
+    private static partial Regex CellPattern();
+}
