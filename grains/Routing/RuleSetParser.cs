@@ -44,6 +44,10 @@ public static class RuleSetParser
         if (text.Length > MaxTextBytes)
             throw new RoutingRulesException($"{origin}: the rule set is {text.Length} characters long; at most {MaxTextBytes} are allowed.");
 
+        // The YAML loader recurses per nesting level: a hostile [[[[...]]]] must be refused before it gets there.
+        if (FlowDepth(text) > MaxDepth)
+            throw new RoutingRulesException($"{origin}: the rule set is nested more than {MaxDepth} levels deep.");
+
         var stream = new YamlStream();
         try
         {
@@ -53,16 +57,54 @@ public static class RuleSetParser
         {
             throw new RoutingRulesException($"{origin} line {e.Start.Line}, column {e.Start.Column}: not valid YAML: {Inner(e)}", (int)e.Start.Line, (int)e.Start.Column);
         }
+        catch (Exception e) when (e is InvalidOperationException or InsufficientExecutionStackException or ArgumentException)
+        {
+            throw new RoutingRulesException($"{origin}: not valid YAML: {e.Message}");
+        }
 
         if (stream.Documents.Count != 1)
             throw new RoutingRulesException($"{origin}: expected exactly one YAML document, found {stream.Documents.Count}.");
-        var nodes = 0;
-        foreach (var _ in stream.Documents[0].AllNodes)
-            if (++nodes > MaxNodes)
-                throw new RoutingRulesException($"{origin}: the rule set has more than {MaxNodes} YAML nodes (aliases expanded).");
+        try
+        {
+            var nodes = 0;
+            foreach (var _ in stream.Documents[0].AllNodes)
+                if (++nodes > MaxNodes)
+                    throw new RoutingRulesException($"{origin}: the rule set has more than {MaxNodes} YAML nodes (aliases expanded).");
 
-        var p = new Parser(origin, settings);
-        return new RuleSet(p.ReadRoot(stream.Documents[0].RootNode), text, origin);
+            var p = new Parser(origin, settings);
+            return new RuleSet(p.ReadRoot(stream.Documents[0].RootNode), text, origin);
+        }
+        catch (Exception e) when (e is InvalidOperationException or InsufficientExecutionStackException or YamlException)
+        {
+            // A self-referencing alias (a: &a [*a]) and the like.
+            throw new RoutingRulesException($"{origin}: the rule set cannot be read: {e.Message}");
+        }
+    }
+
+    private const int MaxDepth = 64;
+
+    /// <summary>The deepest nesting of [ ] and { } outside quoted strings (YAML flow style and JSON).</summary>
+    internal static int FlowDepth(string text)
+    {
+        int depth = 0, max = 0;
+        var quote = '\0';
+        for (var i = 0; i < text.Length; i++)
+        {
+            var c = text[i];
+            if (quote != '\0')
+            {
+                if (c == '\\' && quote == '"') i++;
+                else if (c == quote) quote = '\0';
+                continue;
+            }
+            switch (c)
+            {
+                case '"' or '\'': quote = c; break;
+                case '[' or '{': max = Math.Max(max, ++depth); break;
+                case ']' or '}': depth = Math.Max(0, depth - 1); break;
+            }
+        }
+        return max;
     }
 
     private static string Inner(YamlException e) => e.InnerException is YamlException inner ? inner.Message : e.Message;

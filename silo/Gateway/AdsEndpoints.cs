@@ -106,7 +106,14 @@ internal static class AdsEndpoints
                 {
                     case "name":
                         if (p.Value.ValueKind != JsonValueKind.String) return Fail($"name: expected string, got {Kind(p.Value)}", out error);
-                        name = p.Value.GetString();
+                        try
+                        {
+                            name = p.Value.GetString();
+                        }
+                        catch (InvalidOperationException)
+                        {
+                            return Fail("name: not valid Unicode (a lone surrogate escape such as \\ud800)", out error);
+                        }
                         break;
                     case "budget_micros":
                         if (p.Value.ValueKind == JsonValueKind.Null) break;

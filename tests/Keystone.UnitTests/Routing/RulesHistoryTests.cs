@@ -34,3 +34,23 @@ public class RulesHistoryTests
         Assert.Equal(RulesHistory.Kept + 5, history.Current!.Version);
     }
 }
+
+public class RuleSetParserHostileInputTests
+{
+    [Theory]
+    [InlineData(10_000)]
+    [InlineData(65)]
+    public void Deep_nesting_is_refused_before_the_yaml_loader_recurses(int depth)
+    {
+        var e = Assert.Throws<RoutingRulesException>(() => RuleSetParser.Parse(new string('[', depth) + new string(']', depth), "test", TransformSettings.Default()));
+        Assert.Contains("nested more than 64 levels", e.Message);
+    }
+
+    [Fact]
+    public void Brackets_inside_quotes_do_not_count_and_self_referencing_aliases_are_refused()
+    {
+        Assert.Equal(1, RuleSetParser.FlowDepth("a: \"[[[[\" b: '{{{{' c: [x]"));
+        var e = Assert.Throws<RoutingRulesException>(() => RuleSetParser.Parse("a: &a [*a]", "test", TransformSettings.Default()));
+        Assert.StartsWith("test", e.Message);
+    }
+}
