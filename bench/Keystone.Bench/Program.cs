@@ -170,6 +170,31 @@ if (Selected("ads"))
 // 9. REST JSON ingest.
 var rest = await Run("rest-json", new Dictionary<string, string?>(), c => PipelineBenchmark.RunRest(c, "rest-json", Take(restCount), PipelineBenchmark.ExpectedDeliveries(Take(restCount)), eventsPerRequest: 1_000, concurrency: 4));
 
+// 10. What metrics and access control cost: the SDK saturation run and the REST run, each with both on (as shipped)
+// and both off, alternating, in one process.
+var overhead = new List<(string Name, double On, double Off)>();
+if (Selected("overhead"))
+{
+    var off = new Dictionary<string, string?>(extra) { ["Keystone:Metrics:StageHistograms"] = "false", ["Keystone:Security:RequireKeys"] = "false" };
+    var count = Math.Min(eventCount, 200_000);
+    var sdk = new List<(bool On, double Rate)>();
+    var restRates = new List<(bool On, double Rate)>();
+    for (var round = 0; round < 2; round++)
+    {
+        foreach (var on in new[] { true, false })
+        {
+            var settings = on ? extra : off;
+            var name = on ? "on" : "off";
+            var s = await Run($"overhead-sdk-{name}-{round}", settings, c => PipelineBenchmark.RunSdk(c, $"overhead-sdk-{name}-{round}", Take(count), PipelineBenchmark.ExpectedDeliveries(Take(count)), throughputOptions));
+            var r = await Run($"overhead-rest-{name}-{round}", settings, c => PipelineBenchmark.RunRest(c, $"overhead-rest-{name}-{round}", Take(count), PipelineBenchmark.ExpectedDeliveries(Take(count)), eventsPerRequest: 1_000, concurrency: 4));
+            sdk.Add((on, s!.EventsPerSecond));
+            restRates.Add((on, r!.EventsPerSecond));
+        }
+    }
+    overhead.Add(("SDK end to end", sdk.Where(x => x.On).Average(x => x.Rate), sdk.Where(x => !x.On).Average(x => x.Rate)));
+    overhead.Add(("REST ingest", restRates.Where(x => x.On).Average(x => x.Rate), restRates.Where(x => !x.On).Average(x => x.Rate)));
+}
+
 allocations?.Report();
 Console.WriteLine();
 Console.WriteLine("| run | events | deliveries | seconds | events/s | publish→tap p50 ms | p99 ms |");
@@ -196,4 +221,6 @@ if (ads is not null)
     Console.WriteLine($"ads targets at {ads.EventsPerSecond:N0} events/s: {Verdict("ad.click", 50)}; {Verdict("ad.impression", 100)}; {Verdict("ad.skip", 100)}; {Verdict("ad.complete", 200)}; " +
         $"eligibility p99 <= 5 ms: {(ads.EligibilityGrain.Percentile(0.99) <= 5 ? "met" : "NOT met")} ({ads.EligibilityGrain.Percentile(0.99):0.00} ms via the Orleans client, {ads.EligibilityRest.Percentile(0.99):0.00} ms over REST)");
 }
+foreach (var (name, on, off) in overhead)
+    Console.WriteLine($"overhead of metrics + access control, {name}: on {on:N0}/s, off {off:N0}/s, cost {(off - on) / off:P1} (target <= 5 %: {((off - on) / off <= 0.05 ? "met" : "NOT met")})");
 return 0;

@@ -7,6 +7,15 @@ namespace Keystone.Pipeline;
 /// Counters for every stage, published through <see cref="System.Diagnostics.Metrics"/> (meter "Keystone.Pipeline")
 /// and also kept as totals that <c>GET /v1/stats</c> reports for this silo.
 /// </summary>
+/// <summary>What the pipeline measures beyond its counters. Section <c>Keystone:Metrics</c>.</summary>
+public sealed class MetricsOptions
+{
+    public const string Section = "Keystone:Metrics";
+
+    /// <summary>Per-event lag and per-batch processing histograms by stage (what the alert rules read). Off saves their cost.</summary>
+    public bool StageHistograms { get; set; } = true;
+}
+
 public sealed class PipelineMetrics : IDisposable
 {
     public const string MeterName = "Keystone.Pipeline";
@@ -30,8 +39,11 @@ public sealed class PipelineMetrics : IDisposable
     private long _ingestedTotal, _rejectedTotal, _duplicatesInBatchTotal, _duplicatesAtRouterTotal, _routedTotal, _unroutedTotal, _filteredTotal, _badBodiesTotal, _batchesTotal;
     private readonly ConcurrentDictionary<string, long> _rejectedByField = new(StringComparer.Ordinal);
 
-    public PipelineMetrics(IMeterFactory? meterFactory = null)
+    private readonly bool _stageHistograms = true;
+
+    public PipelineMetrics(IMeterFactory? meterFactory = null, Microsoft.Extensions.Options.IOptions<MetricsOptions>? options = null)
     {
+        _stageHistograms = options?.Value.StageHistograms ?? true;
         _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
         _ingested = _meter.CreateCounter<long>("keystone.ingest.events", "{event}", "Events accepted at ingest and appended to the fronting topic.");
         _rejected = _meter.CreateCounter<long>("keystone.ingest.rejected", "{event}", "Events refused at ingest, by field.");
@@ -48,6 +60,7 @@ public sealed class PipelineMetrics : IDisposable
     /// <summary>Records a batch handled by a stage: how long it took, and how old each of its events was.</summary>
     public void StageBatch(string stage, TimeSpan took, IReadOnlyList<Events.KeystoneEvent> events, DateTimeOffset now)
     {
+        if (!_stageHistograms) return;
         var tag = new KeyValuePair<string, object?>("stage", stage);
         _processing.Record(took.TotalMilliseconds, tag);
         lock (_windowLock)

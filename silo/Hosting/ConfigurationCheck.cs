@@ -39,6 +39,7 @@ internal static class ConfigurationCheck
         ["DeadLetters"] = typeof(Keystone.Operations.DeadLetterOptions),
         ["Security"] = typeof(SecurityOptions),
         ["Archive"] = typeof(Keystone.Archive.ArchiveOptions),
+        ["Metrics"] = typeof(MetricsOptions),
     };
 
     /// <summary>Sections that later features add; listed so a configuration written for them is not refused here.</summary>

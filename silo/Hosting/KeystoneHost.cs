@@ -118,6 +118,7 @@ public static class KeystoneHost
         services.AddSingleton(new SchemaRegistryProvider(registry));
         var routing = SiloSetup.Bind<RoutingOptions>(configuration, RoutingOptions.Section);
         services.AddSingleton(new RoutingRulesProvider(LoadRules(contentRoot, routing, registry)));
+        services.AddOptions<MetricsOptions>().Bind(configuration.GetSection(MetricsOptions.Section));
         services.AddSingleton<PipelineMetrics>();
         services.AddOptions<Keystone.Aggregation.AggregationOptions>().Bind(configuration.GetSection(Keystone.Aggregation.AggregationOptions.Section));
         services.AddSingleton<Keystone.Aggregation.CheckpointMetrics>();
