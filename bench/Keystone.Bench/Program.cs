@@ -11,7 +11,7 @@ using Microsoft.Extensions.DependencyInjection;
 //   --events N (saturation run, default 400,000)   --latency-rate R --latency-seconds S (default 50,000/s for 20 s)
 //   --capacity-rates 60000,70000,... --capacity-seconds S   --baseline-events N   --rest-events N
 //   --ads-rate R --ads-seconds S --ads-linger-ms L (ads run)
-//   --only <run-name-prefix>   --alloc-profile   --Keystone:Section:Key=value (silo settings for the saturation and ads runs)
+//   --only <run-name-prefix>   --alloc-profile   --Keystone:Section:Key=value (silo settings for the saturation, paced, ads and overhead runs)
 var scenario = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal) && !char.IsDigit(a[0])) ?? "pipeline";
 string? ArgText(string name)
 {
@@ -85,7 +85,7 @@ async Task<RunResult?> Run(string name, IDictionary<string, string?> settings, F
 var batched = await Run("saturation", extra, c => PipelineBenchmark.RunSdk(c, "saturation", Take(eventCount), PipelineBenchmark.ExpectedDeliveries(Take(eventCount)), throughputOptions));
 
 // 2. Latency at the target rate with the SDK's default batching (1,000 events or 100 ms).
-var latency = await Run($"paced-{latencyRate / 1000}k", new Dictionary<string, string?>(),
+var latency = await Run($"paced-{latencyRate / 1000}k", extra,
     c => PipelineBenchmark.RunSdk(c, $"paced-{latencyRate / 1000}k", Take(latencyRate * latencySeconds), PipelineBenchmark.ExpectedDeliveries(Take(latencyRate * latencySeconds)), defaultOptions, latencyRate));
 
 // 3. Capacity: steady rates, highest first failing one ends the ladder. A rate is sustained when every delivery lands

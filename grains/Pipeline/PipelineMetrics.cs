@@ -41,6 +41,9 @@ public sealed class PipelineMetrics : IDisposable
 
     private readonly bool _stageHistograms = true;
 
+    /// <summary>One event in this many is measured for lag.</summary>
+    public const int LagSampleStride = 16;
+
     public PipelineMetrics(IMeterFactory? meterFactory = null, Microsoft.Extensions.Options.IOptions<MetricsOptions>? options = null)
     {
         _stageHistograms = options?.Value.StageHistograms ?? true;
@@ -53,7 +56,7 @@ public sealed class PipelineMetrics : IDisposable
         _filtered = _meter.CreateCounter<long>("keystone.router.filtered", "{event}", "(event, destination) pairs held back by a filter transform.");
         _badBodies = _meter.CreateCounter<long>("keystone.ingest.bad_requests", "{request}", "Request bodies refused as a whole (malformed, too large).");
         _batchSize = _meter.CreateHistogram<long>("keystone.ingest.batch_size", "{event}", "Events per ingest batch.");
-        _lag = _meter.CreateHistogram<double>("keystone.event.lag", "ms", "Now minus event time when a stage handles an event, by stage.");
+        _lag = _meter.CreateHistogram<double>("keystone.event.lag", "ms", "Now minus event time when a stage handles an event, by stage (one event in 16 sampled).");
         _processing = _meter.CreateHistogram<double>("keystone.stage.processing", "ms", "Time a stage takes for one batch, by stage.");
     }
 
@@ -63,15 +66,17 @@ public sealed class PipelineMetrics : IDisposable
         if (!_stageHistograms) return;
         var tag = new KeyValuePair<string, object?>("stage", stage);
         _processing.Record(took.TotalMilliseconds, tag);
+        // Lag is sampled, one event in LagSampleStride (each sample weighing that many in the in-process window): on the
+        // hot path a record per event per stage cost about 8 % of throughput.
         lock (_windowLock)
         {
             if (!_window.TryGetValue(stage, out var h)) _window[stage] = h = (new LatencyHistogram(), new LatencyHistogram());
             h.Processing.Record((long)took.TotalMicroseconds);
             var nowTicks = now.UtcTicks;
-            for (var i = 0; i < events.Count; i++)
+            for (var i = 0; i < events.Count; i += LagSampleStride)
             {
                 var micros = (nowTicks - events[i].Timestamp.UtcTicks) / TimeSpan.TicksPerMicrosecond;
-                h.Lag.Record(micros);
+                h.Lag.Record(micros, Math.Min(LagSampleStride, events.Count - i));
                 _lag.Record(micros / 1000.0, tag);
             }
         }
