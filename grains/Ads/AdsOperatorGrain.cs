@@ -73,16 +73,17 @@ public sealed class AdsOperatorGrain(
                 if (r.Applied > 0) Lag(e.EventType).Record((now.UtcTicks - e.Timestamp.UtcTicks) / TimeSpan.TicksPerMicrosecond);
                 var valid = d.InvalidReason is null;
                 var metadata = e.Metadata.With("ad_valid", valid ? "true" : "false");
+                if (!valid) metadata = metadata.With("invalid_reason", d.InvalidReason!);
+                var tagged = e with { Metadata = metadata };
+                analytics.Add(tagged);
                 if (!valid)
                 {
-                    metadata = metadata.With("invalid_reason", d.InvalidReason!);
-                    fraud.Add(e with { Metadata = metadata });
+                    fraud.Add(tagged);
                     if (r.Applied > 0) _invalid++;
                 }
-                analytics.Add(e with { Metadata = metadata });
                 if (d.Billable)
                 {
-                    billing.Add(e with { Metadata = metadata });
+                    billing.Add(tagged);
                     if (r.Applied > 0) _billable++;
                 }
             }

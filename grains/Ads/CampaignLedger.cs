@@ -107,7 +107,6 @@ public sealed class CampaignLedger
 
     public string CampaignId { get; }
     public AdCampaignState State { get; }
-    public int OpenSessions => _sessions.Open;
 
     /// <summary>The advertiser's settings; set by the grain from its own (separately written) state.</summary>
     public CampaignSettings? Settings { get; set; }

@@ -16,7 +16,7 @@ public sealed class ArchiveStore(BlobContainerClient container)
     private const int MaxBlock = 4 * 1024 * 1024 - 1024;
     private volatile bool _ready;
 
-    public BlobContainerClient Container => container;
+    public static DateTimeOffset HourOf(DateTimeOffset t) => new(t.UtcTicks - t.UtcTicks % TimeSpan.TicksPerHour, TimeSpan.Zero);
 
     public static string HourPrefix(DateTimeOffset t) => $"archive/{t.UtcDateTime:yyyy/MM/dd/HH}/";
 
@@ -81,8 +81,7 @@ public sealed class ArchiveStore(BlobContainerClient container)
     {
         await Ready();
         var names = new List<string>();
-        var hour = new DateTimeOffset(from.UtcDateTime.Year, from.UtcDateTime.Month, from.UtcDateTime.Day, from.UtcDateTime.Hour, 0, 0, TimeSpan.Zero);
-        for (; hour < to; hour = hour.AddHours(1))
+        for (var hour = HourOf(from); hour < to; hour = hour.AddHours(1))
             await foreach (var blob in container.GetBlobsAsync(BlobTraits.None, BlobStates.None, HourPrefix(hour), CancellationToken.None))
                 if (blob.Name.EndsWith(".jsonl.gz", StringComparison.Ordinal)) names.Add(blob.Name);
         return names;

@@ -98,8 +98,7 @@ public sealed class ArchiveWriterGrain(
                 var events = batch.Events;
                 for (var i = start; i < start + count; i++)
                 {
-                    var t = events[i].Timestamp.UtcDateTime;
-                    var hour = new DateTimeOffset(t.Year, t.Month, t.Day, t.Hour, 0, 0, TimeSpan.Zero);
+                    var hour = ArchiveStore.HourOf(events[i].Timestamp);
                     if (!byHour.TryGetValue(hour, out var list)) byHour[hour] = list = [];
                     list.Add(events[i]);
                 }

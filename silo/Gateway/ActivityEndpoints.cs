@@ -70,13 +70,5 @@ internal static class ActivityEndpoints
 /// <summary>Entity ids in routes: bounded length, printable, no path characters (they end up in blob names).</summary>
 internal static class Ids
 {
-    public static IResult? Check(string id, string what)
-    {
-        if (id.Length is 0 or > 128) return Problems.BadRequest($"{what} must be 1 to 128 characters long");
-        foreach (var c in id)
-            if (char.IsControl(c) || c is '/' or '\\' || char.IsWhiteSpace(c))
-                return Problems.BadRequest($"{what} must not contain whitespace, control characters or slashes");
-        if (id is "." or "..") return Problems.BadRequest($"{what} '{id}' is not allowed");
-        return null;
-    }
+    public static IResult? Check(string id, string what) => EntityIds.Problem(id, what) is { } problem ? Problems.BadRequest(problem) : null;
 }

@@ -57,6 +57,8 @@ public sealed class SecurityOptions
 /// <summary>Which scope a request needs, and whether a presented key has it: plain logic, tested on its own.</summary>
 public sealed class ApiKeyPolicy(SecurityOptions options)
 {
+    private readonly (ApiKey Key, byte[] Secret)[] _secrets = [.. options.Keys.Select(k => (k, Encoding.UTF8.GetBytes(k.Key)))];
+
     /// <summary>The scope the request needs: null when open, "" when any valid key will do.</summary>
     public string? Required(string method, string path)
     {
@@ -79,8 +81,8 @@ public sealed class ApiKeyPolicy(SecurityOptions options)
     {
         var bytes = Encoding.UTF8.GetBytes(presented);
         ApiKey? found = null;
-        foreach (var k in options.Keys)
-            if (CryptographicOperations.FixedTimeEquals(bytes, Encoding.UTF8.GetBytes(k.Key))) found = k;
+        foreach (var (key, secret) in _secrets)
+            if (CryptographicOperations.FixedTimeEquals(bytes, secret)) found = key;
         return found;
     }
 

@@ -118,9 +118,7 @@ public sealed class KeystoneQueryClient(IGrainFactory grains, int partitions)
     private static void CheckId(string id, string name)
     {
         ArgumentNullException.ThrowIfNull(id, name);
-        if (id.Length is 0 or > 128) throw new ArgumentException($"{name} must be 1 to 128 characters long.", name);
-        if (id is "." or ".." || id.Any(c => char.IsControl(c) || char.IsWhiteSpace(c) || c is '/' or '\\'))
-            throw new ArgumentException($"{name} '{id}' must not contain whitespace, control characters or slashes.", name);
+        if (Keystone.Events.EntityIds.Problem(id, name) is { } problem) throw new ArgumentException(problem + ".", name);
     }
 
     private ITopicTapGrain Tap(string topic, int partition) => grains.GetGrain<ITopicTapGrain>($"{topic}/{partition}");

@@ -58,9 +58,9 @@ public sealed class AdsCrashTests(AzuriteFixture azurite, ITestOutputHelper outp
                     await silo.DisposeAsync();
                     silo = await SiloProcess.StartAsync(httpPort, settings);
                 }
-                await PostWithRetry(silo, requests[i]);
+                await silo.PostWithRetryAsync(requests[i]);
             }
-            foreach (var again in requests.Take(3)) await PostWithRetry(silo, again);
+            foreach (var again in requests.Take(3)) await silo.PostWithRetryAsync(again);
             silo.Kill();
             await silo.DisposeAsync();
             silo = await SiloProcess.StartAsync(httpPort, settings);
@@ -104,25 +104,6 @@ public sealed class AdsCrashTests(AzuriteFixture azurite, ITestOutputHelper outp
         catch (HttpRequestException)
         {
             return new Counted(0, 0, 0, 0, 0, 0);
-        }
-    }
-
-    private static async Task PostWithRetry(SiloProcess silo, KeystoneEvent[] events)
-    {
-        for (var attempt = 0; ; attempt++)
-        {
-            try
-            {
-                var response = await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray(events)));
-                if (response.StatusCode == HttpStatusCode.Accepted) return;
-            }
-            catch (HttpRequestException) when (attempt < 20)
-            {
-            }
-            catch (TaskCanceledException) when (attempt < 20)
-            {
-            }
-            await Task.Delay(500);
         }
     }
 }

@@ -56,10 +56,10 @@ public sealed class CrashTests(AzuriteFixture azurite, ITestOutputHelper output)
                 }
                 // A producer that retries until the cluster says accepted; a retry of a request that had gone through
                 // is exactly the kind of duplicate the pipeline must absorb.
-                await PostWithRetry(silo, requests[i]);
+                await silo.PostWithRetryAsync(requests[i]);
             }
             // A producer that re-sends what it already sent (say, after a timeout it could not interpret).
-            foreach (var again in requests.Take(3)) await PostWithRetry(silo, again);
+            foreach (var again in requests.Take(3)) await silo.PostWithRetryAsync(again);
 
             // One more kill while the queues still hold work, then drain.
             silo.Kill();
@@ -91,25 +91,6 @@ public sealed class CrashTests(AzuriteFixture azurite, ITestOutputHelper output)
         {
             output.WriteLine(silo.Output.Length > 4000 ? silo.Output[^4000..] : silo.Output);
             await silo.DisposeAsync();
-        }
-    }
-
-    private static async Task PostWithRetry(SiloProcess silo, KeystoneEvent[] events)
-    {
-        for (var attempt = 0; ; attempt++)
-        {
-            try
-            {
-                var response = await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray(events)));
-                if (response.StatusCode == HttpStatusCode.Accepted) return;
-            }
-            catch (HttpRequestException) when (attempt < 20)
-            {
-            }
-            catch (TaskCanceledException) when (attempt < 20)
-            {
-            }
-            await Task.Delay(500);
         }
     }
 

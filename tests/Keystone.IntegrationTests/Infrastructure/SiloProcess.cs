@@ -98,11 +98,31 @@ public sealed class SiloProcess : IAsyncDisposable
     public static string SiloDll()
     {
         var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Release" : "Debug";
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Orleans.Keystone.sln"))) dir = dir.Parent;
-        if (dir is null) throw new DirectoryNotFoundException("repository root (Orleans.Keystone.sln) not found above the test binaries");
-        var dll = Path.Combine(dir.FullName, "silo", "bin", configuration, "net10.0", "Keystone.Silo.dll");
+        var dll = RepoFiles.PathOf(Path.Combine("silo", "bin", configuration, "net10.0", "Keystone.Silo.dll"));
         return File.Exists(dll) ? dll : throw new FileNotFoundException($"the silo is not built at {dll}");
+    }
+
+    /// <summary>
+    /// Posts events the way a producer that retries until accepted does; a retry of a request that had gone through
+    /// is exactly the kind of duplicate the pipeline must absorb.
+    /// </summary>
+    public async Task PostWithRetryAsync(Keystone.Events.KeystoneEvent[] events)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                var response = await Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray(events)));
+                if (response.StatusCode == System.Net.HttpStatusCode.Accepted) return;
+            }
+            catch (HttpRequestException) when (attempt < 20)
+            {
+            }
+            catch (TaskCanceledException) when (attempt < 20)
+            {
+            }
+            await Task.Delay(500);
+        }
     }
 
     public ValueTask DisposeAsync()

@@ -59,7 +59,7 @@ public sealed class DeadLetterTests(AzuriteFixture azurite)
         Assert.Equal(2, (await Json(await http.GetAsync("/v1/dead-letters")))["items"]!.AsArray().Count);
 
         // The fix: version 1.2 of the schema. Then the replay goes through, once.
-        var schema = JsonNode.Parse(await File.ReadAllTextAsync(RepoFile("grain-interfaces/schemas/video.play.started/1.1.json")))!;
+        var schema = JsonNode.Parse(await File.ReadAllTextAsync(RepoFiles.PathOf("grain-interfaces/schemas/video.play.started/1.1.json")))!;
         var added = await http.PostAsync("/v1/schemas/video.play.started/versions",
             new StringContent(new JsonObject { ["version"] = "1.2", ["schema"] = schema }.ToJsonString(), Encoding.UTF8, "application/json"));
         Assert.Equal(HttpStatusCode.Created, added.StatusCode);
@@ -79,12 +79,5 @@ public sealed class DeadLetterTests(AzuriteFixture azurite)
         await store.AddAsync([new DeadLetter(DeadLetterStore.NewId("ingest", old), "ingest", "x.y", null, "old", 1, old, "{}", null)]);
         Assert.Equal(1, await store.PurgeAsync(DateTimeOffset.UtcNow.AddDays(-7)));
         Assert.Equal(2, (await store.ListAsync(null, null, 100, null)).Items.Count);
-    }
-
-    private static string RepoFile(string relative)
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Orleans.Keystone.sln"))) return Path.Combine(dir.FullName, relative);
-        throw new FileNotFoundException(relative);
     }
 }

@@ -10,14 +10,7 @@ namespace Keystone.IntegrationTests.Routing;
 [Collection(AzuriteCollection.Name)]
 public sealed class LiveRulesTests(AzuriteFixture azurite)
 {
-    private static readonly string FileRules = File.ReadAllText(RepoFile("silo/routing-rules.yaml"));
-
-    private static string RepoFile(string relative)
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "Orleans.Keystone.sln"))) return Path.Combine(dir.FullName, relative);
-        throw new FileNotFoundException(relative);
-    }
+    private static readonly string FileRules = File.ReadAllText(RepoFiles.PathOf("silo/routing-rules.yaml"));
 
     private const string LoginRule = """
 

@@ -10,15 +10,8 @@ namespace Keystone.IntegrationTests.Routing;
 [Collection(AzuriteCollection.Name)]
 public sealed class SchemaEvolutionTests(AzuriteFixture azurite)
 {
-    private static JsonObject Schema11()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            var path = Path.Combine(dir.FullName, "grain-interfaces/schemas/video.play.started/1.1.json");
-            if (File.Exists(path)) return JsonNode.Parse(File.ReadAllText(path))!.AsObject();
-        }
-        throw new FileNotFoundException("video.play.started/1.1.json");
-    }
+    private static JsonObject Schema11() =>
+        JsonNode.Parse(File.ReadAllText(RepoFiles.PathOf("grain-interfaces/schemas/video.play.started/1.1.json")))!.AsObject();
 
     private static Task<HttpResponseMessage> Add(HttpClient http, string version, JsonObject schema) =>
         http.PostAsync("/v1/schemas/video.play.started/versions",
