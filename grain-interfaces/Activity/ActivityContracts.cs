@@ -179,7 +179,7 @@ public sealed record ApplyAck(
     [property: Id(2)] int Duplicates);
 
 /// <summary>A member account: per-window activity, the current session and totals (and, with the graph, its edges).</summary>
-public interface IUserGrain : IGrainWithStringKey
+public interface IUserGrain : Graph.IGraphNodeGrain
 {
     Task<UserApplyResult> ApplyActivity(ActivityBatch batch);
 
@@ -197,7 +197,7 @@ public interface IUserGrain : IGrainWithStringKey
 }
 
 /// <summary>A title: per-window and all-time viewing statistics, and its catalogue facts.</summary>
-public interface IVideoGrain : IGrainWithStringKey
+public interface IVideoGrain : Graph.IGraphNodeGrain
 {
     Task<VideoApplyResult> ApplyActivity(VideoActivityBatch batch);
 
@@ -208,7 +208,7 @@ public interface IVideoGrain : IGrainWithStringKey
 }
 
 /// <summary>A profile: its activity and its genre affinities (decayed watch time by genre).</summary>
-public interface IProfileGrain : IGrainWithStringKey
+public interface IProfileGrain : Graph.IGraphNodeGrain
 {
     Task<ApplyAck> ApplyActivity(ProfileActivityBatch batch);
 

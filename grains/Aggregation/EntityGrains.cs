@@ -1,4 +1,5 @@
 using Keystone.Activity;
+using Keystone.Graph;
 using Keystone.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -15,16 +16,21 @@ internal readonly record struct UserInput(ActivityBatch? Batch, DateTimeOffset? 
 /// checkpoints, when many events are pending, and on deactivation.
 /// </summary>
 public sealed class UserGrain(
+    [PersistentState("graph", StorageNames.State)] IPersistentState<GraphNodeState> graph,
+    GraphServices graphServices,
     [PersistentState("activity", StorageNames.State)] IPersistentState<UserActivityState> state,
     IOptions<AggregationOptions> options,
     CheckpointMetrics metrics,
     TimeProvider time,
-    ILogger<UserGrain> logger) : Grain, IUserGrain
+    ILogger<UserGrain> logger) : GraphNodeGrainBase, IUserGrain
 {
     // A size bound for group commit: a very busy user writes before the next barrier.
     private const int MaxUnflushedEvents = 5_000;
 
     private readonly Guid _activation = Guid.NewGuid();
+    private GraphFacet _graph = null!;
+
+    private protected override GraphFacet Graph => _graph;
     private UserActivityAggregator _aggregator = null!;
     private StateCheckpointer<UserActivityState, UserInput> _checkpointer = null!;
 
@@ -32,10 +38,16 @@ public sealed class UserGrain(
     {
         _aggregator = new UserActivityAggregator(this.GetPrimaryKeyString(), options.Value, state.State);
         _checkpointer = new StateCheckpointer<UserActivityState, UserInput>(state, "user", metrics, logger);
+        _graph = new GraphFacet(graph, graphServices, _activation);
+        _graph.Activate(NodeType.User, this.GetPrimaryKeyString());
         return Task.CompletedTask;
     }
 
-    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) => Checkpoint();
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        await Checkpoint();
+        await _graph.Flush();
+    }
 
     public async Task<UserApplyResult> ApplyActivity(ActivityBatch batch)
     {
@@ -92,15 +104,20 @@ public sealed class UserGrain(
 
 /// <summary>A title's viewing statistics per window and all time, and its catalogue facts.</summary>
 public sealed class VideoGrain(
+    [PersistentState("graph", StorageNames.State)] IPersistentState<GraphNodeState> graph,
+    GraphServices graphServices,
     [PersistentState("stats", StorageNames.State)] IPersistentState<VideoStatsState> state,
     IOptions<AggregationOptions> options,
     CheckpointMetrics metrics,
     TimeProvider time,
-    ILogger<VideoGrain> logger) : Grain, IVideoGrain
+    ILogger<VideoGrain> logger) : GraphNodeGrainBase, IVideoGrain
 {
     private const int MaxUnflushedEvents = 20_000;
 
     private readonly Guid _activation = Guid.NewGuid();
+    private GraphFacet _graph = null!;
+
+    private protected override GraphFacet Graph => _graph;
     private VideoStatsAggregator _aggregator = null!;
     private StateCheckpointer<VideoStatsState, VideoActivityBatch> _checkpointer = null!;
     private readonly PartitionCoverage _coverage = new();
@@ -109,10 +126,16 @@ public sealed class VideoGrain(
     {
         _aggregator = new VideoStatsAggregator(options.Value, state.State);
         _checkpointer = new StateCheckpointer<VideoStatsState, VideoActivityBatch>(state, "video", metrics, logger);
+        _graph = new GraphFacet(graph, graphServices, _activation);
+        _graph.Activate(NodeType.Video, this.GetPrimaryKeyString());
         return Task.CompletedTask;
     }
 
-    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) => _coverage.WriteAsync(Write);
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        await _coverage.WriteAsync(Write);
+        await _graph.Flush();
+    }
 
     public async Task<VideoApplyResult> ApplyActivity(VideoActivityBatch batch)
     {
@@ -154,15 +177,20 @@ public sealed class VideoGrain(
 
 /// <summary>A profile: plays and watch time, per window and in total, and genre affinity.</summary>
 public sealed class ProfileGrain(
+    [PersistentState("graph", StorageNames.State)] IPersistentState<GraphNodeState> graph,
+    GraphServices graphServices,
     [PersistentState("activity", StorageNames.State)] IPersistentState<ProfileState> state,
     IOptions<AggregationOptions> options,
     CheckpointMetrics metrics,
     TimeProvider time,
-    ILogger<ProfileGrain> logger) : Grain, IProfileGrain
+    ILogger<ProfileGrain> logger) : GraphNodeGrainBase, IProfileGrain
 {
     private const int MaxUnflushedEvents = 5_000;
 
     private readonly Guid _activation = Guid.NewGuid();
+    private GraphFacet _graph = null!;
+
+    private protected override GraphFacet Graph => _graph;
     private ProfileAggregator _aggregator = null!;
     private StateCheckpointer<ProfileState, ProfileActivityBatch> _checkpointer = null!;
 
@@ -170,10 +198,17 @@ public sealed class ProfileGrain(
     {
         _aggregator = new ProfileAggregator(options.Value, state.State);
         _checkpointer = new StateCheckpointer<ProfileState, ProfileActivityBatch>(state, "profile", metrics, logger);
+        // PREFERS is weighted by the profile's genre affinity, which its aggregation keeps.
+        _graph = new GraphFacet(graph, graphServices, _activation, e => e.Label == EdgeLabel.Prefers ? _aggregator.Affinity(e.Target) : null);
+        _graph.Activate(NodeType.Profile, this.GetPrimaryKeyString());
         return Task.CompletedTask;
     }
 
-    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) => Checkpoint();
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        await Checkpoint();
+        await _graph.Flush();
+    }
 
     public async Task<ApplyAck> ApplyActivity(ProfileActivityBatch batch)
     {

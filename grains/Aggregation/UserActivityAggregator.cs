@@ -69,6 +69,64 @@ public sealed class PlaybackCursor
 }
 
 /// <summary>
+/// Watch time from playback events: the playhead advance between a play/resume and the next pause/seek/stop on the
+/// same device and title, capped by the event-time elapsed (plus a second) so a seek reported as a stop cannot invent
+/// hours. Shared by the activity windows and the graph's WATCHES weight.
+/// </summary>
+public static class WatchTime
+{
+    /// <summary>Moves the device's cursor with one playback event; returns the watch time (ms) the event ends.</summary>
+    public static long Step(Dictionary<string, PlaybackCursor> cursors, int maxDevices, string eventType, string device, string? videoId, long position, long? seekFrom, DateTimeOffset ts)
+    {
+        long watch;
+        switch (eventType)
+        {
+            case "video.play.started":
+                Cursor(cursors, maxDevices, device).Set(videoId, playing: true, position, ts);
+                return 0;
+            case "video.play.resumed":
+                watch = Advance(cursors, device, videoId, position, ts);
+                Cursor(cursors, maxDevices, device).Set(videoId, playing: true, position, ts);
+                return watch;
+            case "video.play.paused":
+            case "video.play.stopped":
+                watch = Advance(cursors, device, videoId, position, ts);
+                Cursor(cursors, maxDevices, device).Set(videoId, playing: false, position, ts);
+                return watch;
+            case "video.play.seeked":
+                // Watching ran up to where the seek started; playing continues from where it landed.
+                watch = Advance(cursors, device, videoId, seekFrom ?? position, ts);
+                var cursor = Cursor(cursors, maxDevices, device);
+                cursor.Set(videoId, cursor.Playing && cursor.VideoId == videoId, position, ts);
+                return watch;
+            default:
+                return 0;
+        }
+    }
+
+    private static long Advance(Dictionary<string, PlaybackCursor> cursors, string device, string? videoId, long position, DateTimeOffset ts)
+    {
+        if (!cursors.TryGetValue(device, out var cursor) || !cursor.Playing || cursor.VideoId != videoId) return 0;
+        var advanced = position - cursor.PositionMs;
+        if (advanced <= 0) return 0;
+        var elapsed = (long)(ts - cursor.At).TotalMilliseconds;
+        // Out-of-order arrivals have no reliable elapsed time: trust the playhead then.
+        return elapsed < 0 ? advanced : Math.Min(advanced, elapsed + 1_000);
+    }
+
+    private static PlaybackCursor Cursor(Dictionary<string, PlaybackCursor> cursors, int maxDevices, string device)
+    {
+        if (!cursors.TryGetValue(device, out var cursor))
+        {
+            if (cursors.Count >= maxDevices)
+                cursors.Remove(cursors.MinBy(kv => kv.Value.At).Key);
+            cursors[device] = cursor = new PlaybackCursor();
+        }
+        return cursor;
+    }
+}
+
+/// <summary>
 /// A user's windowed activity (Flink's keyed window state for key = user), as plain logic. Watch time is the playhead
 /// advance between a play/resume and the next pause/seek/stop on the same device and title, capped by the event-time
 /// elapsed (plus a second) so a seek reported as a stop cannot invent hours. It is credited to the window of the event
@@ -130,44 +188,32 @@ public sealed class UserActivityAggregator
         var position = e.Payload.GetInt64("position_ms") ?? 0;
         var totals = State.Totals;
         totals.Events++;
-        long watch = 0;
         var started = false;
         var completed = false;
 
+        var watch = WatchTime.Step(State.Playback, MaxDevices, e.EventType, device, videoId, position, e.Payload.GetInt64("from_position_ms"), ts);
         switch (e.EventType)
         {
             case "video.play.started":
                 window.Plays++;
                 totals.Plays++;
                 started = true;
-                Cursor(device).Set(videoId, playing: true, position, ts);
                 break;
             case "video.play.resumed":
                 window.Resumes++;
                 totals.Resumes++;
-                watch = Advance(device, videoId, position, ts);
-                Cursor(device).Set(videoId, playing: true, position, ts);
                 break;
             case "video.play.paused":
                 window.Pauses++;
                 totals.Pauses++;
-                watch = Advance(device, videoId, position, ts);
-                Cursor(device).Set(videoId, playing: false, position, ts);
                 break;
             case "video.play.seeked":
                 window.Seeks++;
                 totals.Seeks++;
-                // Watching ran up to where the seek started; playing continues from where it landed.
-                var from = e.Payload.GetInt64("from_position_ms") ?? position;
-                watch = Advance(device, videoId, from, ts);
-                var cursor = Cursor(device);
-                cursor.Set(videoId, cursor.Playing && cursor.VideoId == videoId, position, ts);
                 break;
             case "video.play.stopped":
                 window.Stops++;
                 totals.Stops++;
-                watch = Advance(device, videoId, position, ts);
-                Cursor(device).Set(videoId, playing: false, position, ts);
                 var duration = e.Payload.GetInt64("duration_ms") ?? 0;
                 completed = e.Payload.GetBoolean("completed") == true || (duration > 0 && position >= duration * 95 / 100);
                 break;
@@ -195,27 +241,6 @@ public sealed class UserActivityAggregator
     {
         if (_contributions.Count <= _seen.Count) return;
         foreach (var id in _contributions.Keys.Where(id => !_seen.Contains(id)).ToArray()) _contributions.Remove(id);
-    }
-
-    private long Advance(string device, string? videoId, long position, DateTimeOffset ts)
-    {
-        if (!State.Playback.TryGetValue(device, out var cursor) || !cursor.Playing || cursor.VideoId != videoId) return 0;
-        var advanced = position - cursor.PositionMs;
-        if (advanced <= 0) return 0;
-        var elapsed = (long)(ts - cursor.At).TotalMilliseconds;
-        // Out-of-order arrivals have no reliable elapsed time: trust the playhead then.
-        return elapsed < 0 ? advanced : Math.Min(advanced, elapsed + 1_000);
-    }
-
-    private PlaybackCursor Cursor(string device)
-    {
-        if (!State.Playback.TryGetValue(device, out var cursor))
-        {
-            if (State.Playback.Count >= MaxDevices)
-                State.Playback.Remove(State.Playback.MinBy(kv => kv.Value.At).Key);
-            State.Playback[device] = cursor = new PlaybackCursor();
-        }
-        return cursor;
     }
 
     private void TrackSession(DateTimeOffset ts, string device, bool started, long watch)

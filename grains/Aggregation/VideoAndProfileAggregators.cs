@@ -258,6 +258,10 @@ public sealed class ProfileAggregator
             .ToArray();
     }
 
+    /// <summary>The profile's score for one genre, decayed to its last activity; 0 when it has none.</summary>
+    public double Affinity(string genre) =>
+        State.Genres.TryGetValue(genre, out var score) ? Math.Round(Decay(score.Score, score.At, State.LastActivity ?? score.At), 4) : 0;
+
     public ProfileView View(string profileId) => new(
         profileId, State.UserId, State.Plays, State.WatchMs, State.LastActivity,
         State.Windows.Select(w => new ProfileWindowStats(new TimeWindow(w.Start, w.End), w.Plays, w.WatchMs)).ToArray(),

@@ -35,6 +35,7 @@ internal static class ConfigurationCheck
         ["Publisher"] = typeof(PublisherOptions),
         ["Aggregation"] = typeof(Keystone.Aggregation.AggregationOptions),
         ["Ads"] = typeof(Keystone.Ads.AdsOptions),
+        ["Graph"] = typeof(Keystone.Graph.GraphOptions),
         ["Alerts"] = typeof(Keystone.Operations.AlertOptions),
         ["DeadLetters"] = typeof(Keystone.Operations.DeadLetterOptions),
         ["Security"] = typeof(SecurityOptions),
@@ -115,6 +116,8 @@ internal static class ConfigurationCheck
             problems.Add("Keystone:Alerts:EvaluationInterval must be at least 100 ms.");
         var ads = BindChecked<Keystone.Ads.AdsOptions>(Keystone.Ads.AdsOptions.Section);
         if (ads is not null) problems.AddRange(ads.Problems());
+        var graph = BindChecked<Keystone.Graph.GraphOptions>(Keystone.Graph.GraphOptions.Section);
+        if (graph is not null) problems.AddRange(graph.Problems());
 
         if (ingest is not null && ingest.MaxEventBytes > ingest.MaxRequestBytes)
             problems.Add("Keystone:Ingest:MaxEventBytes must not exceed Keystone:Ingest:MaxRequestBytes.");

@@ -123,6 +123,7 @@ public static class KeystoneHost
         services.AddOptions<Keystone.Aggregation.AggregationOptions>().Bind(configuration.GetSection(Keystone.Aggregation.AggregationOptions.Section));
         services.AddSingleton<Keystone.Aggregation.CheckpointMetrics>();
         services.AddOptions<Keystone.Ads.AdsOptions>().Bind(configuration.GetSection(Keystone.Ads.AdsOptions.Section));
+        services.AddOptions<Keystone.Graph.GraphOptions>().Bind(configuration.GetSection(Keystone.Graph.GraphOptions.Section));
         // Access control: a local (Development) run without configured keys gets fresh ones, printed at start, so a
         // newcomer is never locked out and no key is ever committed.
         var security = SiloSetup.Bind<SecurityOptions>(configuration, SecurityOptions.Section);
@@ -216,6 +217,7 @@ public static class KeystoneHost
         app.MapCatalog();
         app.MapActivity();
         app.MapAds();
+        app.MapGraph();
         app.MapLiveRules();
         app.MapAlerts();
         app.MapDeadLetters();

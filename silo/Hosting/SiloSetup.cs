@@ -55,6 +55,9 @@ internal static class SiloSetup
         silo.Services.AddSingleton(new Keystone.Operations.DeadLetterStore(
             new BlobServiceClient(storage.ConnectionString).GetBlobContainerClient(DeadLetterContainer(storage.Container))));
         silo.Services.AddHostedService<DeadLetterJanitor>();
+        silo.Services.AddSingleton(new Keystone.Graph.GraphPageStore(
+            new BlobServiceClient(storage.ConnectionString).GetBlobContainerClient(GraphContainer(storage.Container))));
+        silo.Services.AddSingleton<Keystone.Graph.GraphServices>();
         silo.Services.AddSingleton(new Keystone.Archive.ArchiveStore(
             new BlobServiceClient(storage.ConnectionString).GetBlobContainerClient(LakeContainer(storage.Container))));
 
@@ -138,6 +141,8 @@ internal static class SiloSetup
     }
 
     /// <summary>The data lake's container: the state container's name with "-lake".</summary>
+    public static string GraphContainer(string stateContainer) => stateContainer.Length <= 57 ? stateContainer + "-graph" : stateContainer[..57] + "-graph";
+
     public static string LakeContainer(string stateContainer) => stateContainer.Length <= 58 ? stateContainer + "-lake" : stateContainer[..58] + "-lake";
 
     /// <summary>The dead-letter container: the state container's name with "-dead".</summary>

@@ -1,4 +1,5 @@
 using Keystone.Activity;
+using Keystone.Graph;
 using Keystone.Ads;
 using Keystone.Topics;
 
@@ -113,6 +114,39 @@ public sealed class KeystoneQueryClient(IGrainFactory grains, int partitions)
     /// <summary>Every ad operator's log position, counters and publish-to-counted latency per event type.</summary>
     public async Task<IReadOnlyList<AdsOperatorStats>> GetAdsOperatorsAsync() =>
         await Task.WhenAll(Enumerable.Range(0, Partitions).Select(p => grains.GetGrain<IAdsOperatorGrain>(StreamNames.PartitionKey(p)).GetStats()));
+
+    /// <summary>A graph node's properties and degrees; null when the graph has never seen it.</summary>
+    public Task<GraphNodeView?> GetGraphNodeAsync(NodeType type, string id)
+    {
+        CheckId(id, nameof(id));
+        return grains.GetGrain<IGraphQueryGrain>(0).GetNode(type, id);
+    }
+
+    /// <summary>One hop, paged: pass <see cref="EdgePage.NextCursor"/> back as <paramref name="cursor"/>. Null when the node is unknown.</summary>
+    public Task<EdgePage?> GetGraphEdgesAsync(NodeType type, string id, EdgeLabel? label = null, EdgeDirection direction = EdgeDirection.Out, int limit = 20, string? cursor = null)
+    {
+        CheckId(id, nameof(id));
+        if (label is { } l && GraphSchema.LabelProblem(type, direction, l) is { } wrong) throw new ArgumentException(wrong, nameof(label));
+        return grains.GetGrain<IGraphQueryGrain>(0).GetEdges(type, id, new EdgeQuery(label, direction, limit, cursor));
+    }
+
+    /// <summary>Titles watched by users who watched what this user watched (two hops, bounded); null when the user is unknown.</summary>
+    public Task<TraversalResult?> GetAlsoWatchedAsync(string userId, int limit = 10)
+    {
+        CheckId(userId, nameof(userId));
+        return grains.GetGrain<IGraphQueryGrain>(0).AlsoWatched(userId, limit);
+    }
+
+    /// <summary>Unplayed titles of the profile's preferred genres, ranked; null when the profile is unknown.</summary>
+    public Task<TraversalResult?> GetRecommendationsAsync(string profileId, int limit = 10)
+    {
+        CheckId(profileId, nameof(profileId));
+        return grains.GetGrain<IGraphQueryGrain>(0).Recommendations(profileId, limit);
+    }
+
+    /// <summary>Every graph operator's log position and counters, in partition order.</summary>
+    public async Task<IReadOnlyList<GraphOperatorStats>> GetGraphOperatorsAsync() =>
+        await Task.WhenAll(Enumerable.Range(0, Partitions).Select(p => grains.GetGrain<IGraphOperatorGrain>(StreamNames.PartitionKey(p)).GetStats()));
 
     // The same rule as the REST routes: ids end up in blob names.
     private static void CheckId(string id, string name)

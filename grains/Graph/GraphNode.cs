@@ -1,0 +1,398 @@
+using System.Text;
+using Keystone.Aggregation;
+
+namespace Keystone.Graph;
+
+/// <summary>A node's graph state, as checkpointed.</summary>
+public sealed class GraphNodeState
+{
+    public DateTimeOffset? FirstSeen { get; set; }
+    public DateTimeOffset? LastSeen { get; set; }
+    public Dictionary<string, string> Properties { get; set; } = [];
+
+    /// <summary>Forward edges in creation order (append-only, so a paging cursor is a position).</summary>
+    public List<OutEdge> Out { get; set; } = [];
+
+    /// <summary>Reverse entries per label: sealed pages live in their own blobs, only the open page is here.</summary>
+    public List<InEdgeList> In { get; set; } = [];
+
+    /// <summary>Playhead per device (users): turns playback into WATCHES watch time.</summary>
+    public Dictionary<string, PlaybackCursor> Playback { get; set; } = [];
+
+    /// <summary>A bounded derived ranking: co-watched titles (video), titles by new viewers (genre), played titles (profile).</summary>
+    public Dictionary<string, double> Ranking { get; set; } = [];
+    public bool RankingTruncated { get; set; }
+
+    public long[]? SeenIds { get; set; }
+    public long[]? SeenAt { get; set; }
+}
+
+public sealed class OutEdge
+{
+    public EdgeLabel Label { get; set; }
+    public string Target { get; set; } = "";
+    public DateTimeOffset FirstSeen { get; set; }
+    public DateTimeOffset LastSeen { get; set; }
+    public long Count { get; set; }
+    public double Weight { get; set; }
+
+    /// <summary>The event that created the edge: lets a replay re-send the reverse entry it caused.</summary>
+    public Guid FirstEventId { get; set; }
+}
+
+public sealed class InEdgeList
+{
+    public EdgeLabel Label { get; set; }
+    public long Count { get; set; }
+    public int SealedPages { get; set; }
+    public List<InEntry> Head { get; set; } = [];
+}
+
+public sealed class InEntry
+{
+    public string Source { get; set; } = "";
+    public DateTimeOffset At { get; set; }
+}
+
+public sealed record GraphApplyOutcome(int Applied, int Duplicates, int EdgeUpdates, IReadOnlyList<EdgeChange> Changes, bool PropertiesChanged);
+
+/// <summary>
+/// One node's adjacency as plain logic: forward edges with their properties, reverse entries in pages, a bounded
+/// derived ranking, and an event-id memory that makes every input idempotent. The owning grain wires it to storage.
+/// </summary>
+public sealed class GraphNode
+{
+    private const int MaxDevices = 16;
+
+    private readonly Dictionary<(EdgeLabel, string), OutEdge> _out = [];
+    private readonly EventIdHorizon _seen;
+    private readonly GraphOptions _options;
+
+    public GraphNode(NodeType type, string id, GraphOptions options, GraphNodeState state)
+    {
+        Type = type;
+        Id = id;
+        _options = options;
+        State = state;
+        foreach (var e in state.Out) _out[(e.Label, e.Target)] = e;
+        _seen = new EventIdHorizon(options.DedupeHorizon, options.DedupeCapacity);
+        _seen.Import(state.SeenIds, state.SeenAt);
+    }
+
+    public NodeType Type { get; }
+    public string Id { get; }
+    public GraphNodeState State { get; }
+    public bool Exists => State.FirstSeen is not null;
+    public int RememberedIds => _seen.Count;
+
+    public void PrepareCheckpoint() => (State.SeenIds, State.SeenAt) = _seen.Export();
+
+    public GraphApplyOutcome Apply(GraphBatch batch, DateTimeOffset now)
+    {
+        _seen.Expire(now);
+        int applied = 0, duplicates = 0, updates = 0;
+        var propertiesChanged = false;
+        var changes = new Dictionary<(EdgeLabel, string), EdgeChange>();
+
+        foreach (var e in batch.Events)
+        {
+            var mine = GraphEventMapper.Map(e, out _).FirstOrDefault(u => u.Type == Type && u.Id == Id);
+            if (mine is null) continue;
+            if (!_seen.TryAdd(e.EventId, now))
+            {
+                duplicates++;
+                // The edges it created are re-reported: after a crash their reverse entries may never have been written.
+                foreach (var (label, target) in mine.Edges)
+                    if (_out.TryGetValue((label, target), out var edge) && edge.FirstEventId == e.EventId)
+                        changes[(label, target)] = Change(edge, created: true);
+                continue;
+            }
+            applied++;
+            Seen(e.Timestamp);
+            foreach (var (name, value) in mine.Properties)
+            {
+                if (State.Properties.TryGetValue(name, out var old) && old == value) continue;
+                State.Properties[name] = value;
+                propertiesChanged = true;
+            }
+            var watch = GraphEventMapper.IsPlayback(e.EventType)
+                ? WatchTime.Step(State.Playback, MaxDevices, e.EventType, e.Payload.GetString("device_id") ?? e.Source.DeviceType ?? "unknown",
+                    e.Payload.GetString("video_id"), e.Payload.GetInt64("position_ms") ?? 0, e.Payload.GetInt64("from_position_ms"), e.Timestamp)
+                : 0;
+            foreach (var (label, target) in mine.Edges)
+            {
+                updates++;
+                Upsert(label, target, e.EventId, e.Timestamp, label == EdgeLabel.Watches ? watch : 0, changes);
+            }
+        }
+
+        foreach (var add in batch.InEdges)
+        {
+            if (!_seen.TryAdd(Derive(add.EventId, "in", GraphSchema.Name(add.Label)), now))
+            {
+                duplicates++;
+                continue;
+            }
+            applied++;
+            updates++;
+            Seen(add.At);
+            var list = InList(add.Label);
+            list.Count++;
+            list.Head.Add(new InEntry { Source = add.SourceId, At = add.At });
+            // A genre ranks its titles by viewers; a title joins the ranking when it joins the genre.
+            if (add.Label == EdgeLabel.HasGenre) Rank(add.SourceId, 0);
+        }
+
+        foreach (var fact in batch.Facts)
+        {
+            var fresh = _seen.TryAdd(Derive(fact.EventId, fact.Kind.ToString(), fact.Other), now);
+            if (fact.Kind == FactKind.Play)
+            {
+                foreach (var genre in fact.Genres ?? [])
+                {
+                    if (fresh)
+                    {
+                        updates++;
+                        Upsert(EdgeLabel.Prefers, genre, fact.EventId, fact.At, 0, changes);
+                    }
+                    else if (_out.TryGetValue((EdgeLabel.Prefers, genre), out var edge) && edge.FirstEventId == fact.EventId)
+                    {
+                        changes[(EdgeLabel.Prefers, genre)] = Change(edge, created: true);
+                    }
+                }
+            }
+            if (!fresh)
+            {
+                duplicates++;
+                continue;
+            }
+            applied++;
+            Seen(fact.At);
+            Rank(fact.Other, 1);
+        }
+
+        return new GraphApplyOutcome(applied, duplicates, updates, [.. changes.Values], propertiesChanged);
+    }
+
+    private void Seen(DateTimeOffset at)
+    {
+        if (State.FirstSeen is not { } f || at < f) State.FirstSeen = at;
+        if (State.LastSeen is not { } l || at > l) State.LastSeen = at;
+    }
+
+    private void Upsert(EdgeLabel label, string target, Guid eventId, DateTimeOffset at, double weight, Dictionary<(EdgeLabel, string), EdgeChange> changes)
+    {
+        var created = false;
+        if (!_out.TryGetValue((label, target), out var edge))
+        {
+            edge = new OutEdge { Label = label, Target = target, FirstSeen = at, LastSeen = at, FirstEventId = eventId };
+            State.Out.Add(edge);
+            _out[(label, target)] = edge;
+            created = true;
+        }
+        edge.Count++;
+        edge.Weight += weight;
+        if (at < edge.FirstSeen) edge.FirstSeen = at;
+        if (at > edge.LastSeen) edge.LastSeen = at;
+        created |= changes.TryGetValue((label, target), out var earlier) && earlier.Created;
+        changes[(label, target)] = Change(edge, created);
+    }
+
+    private EdgeChange Change(OutEdge edge, bool created) => new(
+        edge.FirstEventId, edge.Label, edge.Target, created, edge.FirstSeen, edge.LastSeen, edge.Count,
+        edge.Label == EdgeLabel.Watches ? edge.Weight : null,
+        created && edge.Label == EdgeLabel.Watches ? CoWatchPartners(edge) : []);
+
+    /// <summary>The titles this user started watching most recently before <paramref name="edge"/> (creation order,
+    /// so a replay names the same partners).</summary>
+    private List<string> CoWatchPartners(OutEdge edge)
+    {
+        var partners = new List<string>();
+        var index = State.Out.LastIndexOf(edge);
+        for (var i = index - 1; i >= 0 && partners.Count < _options.CoWatchPartners; i--)
+            if (State.Out[i].Label == EdgeLabel.Watches) partners.Add(State.Out[i].Target);
+        return partners;
+    }
+
+    private InEdgeList InList(EdgeLabel label)
+    {
+        foreach (var l in State.In)
+            if (l.Label == label) return l;
+        var list = new InEdgeList { Label = label };
+        State.In.Add(list);
+        return list;
+    }
+
+    private void Rank(string item, double delta)
+    {
+        State.Ranking[item] = State.Ranking.GetValueOrDefault(item) + delta;
+        // Pruned in bulk (not per insert): keeps the strongest, and says the list is no longer complete.
+        if (State.Ranking.Count <= _options.RankingCapacity * 5 / 4) return;
+        foreach (var weak in State.Ranking.OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal).Skip(_options.RankingCapacity).Select(kv => kv.Key).ToList())
+            State.Ranking.Remove(weak);
+        State.RankingTruncated = true;
+    }
+
+    /// <summary>A de-duplication key for something an event caused here besides the event itself.</summary>
+    public static Guid Derive(Guid eventId, string kind, string other)
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        eventId.TryWriteBytes(bytes);
+        var h1 = Fnv(kind, 14695981039346656037UL);
+        var h2 = Fnv(other, h1 ^ 0x9E3779B97F4A7C15UL);
+        for (var i = 0; i < 8; i++)
+        {
+            bytes[i] ^= (byte)(h1 >> (i * 8));
+            bytes[8 + i] ^= (byte)(h2 >> (i * 8));
+        }
+        return new Guid(bytes);
+    }
+
+    private static ulong Fnv(string s, ulong hash)
+    {
+        foreach (var b in Encoding.UTF8.GetBytes(s))
+        {
+            hash ^= b;
+            hash *= 1099511628211UL;
+        }
+        return hash;
+    }
+
+    // ---- sealing -------------------------------------------------------------------------------------------------
+
+    /// <summary>The first full open page of some label, to be written to its own blob before <see cref="Sealed"/>.</summary>
+    public (EdgeLabel Label, int Page, InEntry[] Entries)? FullPage()
+    {
+        foreach (var l in State.In)
+            if (l.Head.Count >= _options.PageSize)
+                return (l.Label, l.SealedPages, [.. l.Head.Take(_options.PageSize)]);
+        return null;
+    }
+
+    public void Sealed(EdgeLabel label, int page)
+    {
+        var list = InList(label);
+        if (list.SealedPages != page || list.Head.Count < _options.PageSize) return;
+        list.Head.RemoveRange(0, _options.PageSize);
+        list.SealedPages++;
+    }
+
+    // ---- reading -------------------------------------------------------------------------------------------------
+
+    public GraphNodeView View(Func<OutEdge, double?> weight)
+    {
+        var degrees = new List<DegreeView>();
+        foreach (var label in GraphSchema.Labels(Type, EdgeDirection.Out))
+            degrees.Add(new DegreeView(GraphSchema.Name(label), "out", State.Out.Count(e => e.Label == label)));
+        foreach (var label in GraphSchema.Labels(Type, EdgeDirection.In))
+            degrees.Add(new DegreeView(GraphSchema.Name(label), "in", State.In.FirstOrDefault(l => l.Label == label)?.Count ?? 0));
+        return new GraphNodeView(GraphSchema.Name(Type), Id, State.FirstSeen ?? default, State.LastSeen ?? default,
+            new Dictionary<string, string>(State.Properties, StringComparer.Ordinal), degrees);
+    }
+
+    public GraphEdge ToEdge(OutEdge e, Func<OutEdge, double?> weight) =>
+        new(GraphSchema.Name(e.Label), "out", GraphSchema.Name(GraphSchema.To(e.Label)), e.Target, e.FirstSeen, e.LastSeen, e.Count, weight(e));
+
+    /// <summary>Out-edges from a cursor position: (edges, next position or null).</summary>
+    public (List<GraphEdge> Edges, int? Next) OutPage(IReadOnlySet<EdgeLabel> labels, int from, int limit, Func<OutEdge, double?> weight)
+    {
+        var edges = new List<GraphEdge>(Math.Min(limit, 64));
+        var i = from;
+        for (; i < State.Out.Count && edges.Count < limit; i++)
+            if (labels.Contains(State.Out[i].Label)) edges.Add(ToEdge(State.Out[i], weight));
+        while (i < State.Out.Count && !labels.Contains(State.Out[i].Label)) i++;
+        return (edges, i < State.Out.Count ? i : null);
+    }
+
+    public long OutCount(IReadOnlySet<EdgeLabel> labels) => State.Out.Count(e => labels.Contains(e.Label));
+
+    public InEdgeList? In(EdgeLabel label) => State.In.FirstOrDefault(l => l.Label == label);
+
+    public IEnumerable<OutEdge> Out(EdgeLabel label) => State.Out.Where(e => e.Label == label);
+
+    public OutEdge? Out(EdgeLabel label, string target) => _out.GetValueOrDefault((label, target));
+
+    public Ranking Ranked(int limit) => new(
+        [.. State.Ranking.OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal).Take(limit).Select(kv => new RankedId(kv.Key, kv.Value))],
+        !State.RankingTruncated && State.Ranking.Count <= limit);
+}
+
+/// <summary>
+/// Paging cursors: the position of the next edge, per direction and label. Out-edges are append-only and in-edge
+/// pages are immutable, so a position stays valid while the graph grows.
+/// </summary>
+public static class EdgeCursor
+{
+    public static string Encode(EdgeDirection direction, int labelIndex, long position) =>
+        Convert.ToBase64String(Encoding.ASCII.GetBytes($"{(direction == EdgeDirection.Out ? 'o' : 'i')}.{labelIndex}.{position}"))
+            .TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    public static bool TryDecode(string? cursor, EdgeDirection direction, out int labelIndex, out long position)
+    {
+        labelIndex = 0;
+        position = 0;
+        if (string.IsNullOrEmpty(cursor)) return true;
+        if (cursor.Length > 64) return false;
+        try
+        {
+            var b64 = cursor.Replace('-', '+').Replace('_', '/');
+            b64 += new string('=', (4 - b64.Length % 4) % 4);
+            var parts = Encoding.ASCII.GetString(Convert.FromBase64String(b64)).Split('.');
+            return parts.Length == 3
+                && parts[0] == (direction == EdgeDirection.Out ? "o" : "i")
+                && int.TryParse(parts[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out labelIndex)
+                && long.TryParse(parts[2], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out position)
+                && labelIndex < 8;
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+}
+
+/// <summary>The two traversals' ranking, as plain functions over what the nodes return.</summary>
+public static class GraphRanking
+{
+    /// <summary>
+    /// Also-watched: for every title the user watched (<paramref name="seeds"/>), the titles its viewers also watched
+    /// with their co-watch counts; a candidate's score is the sum over seeds (the number of user-paths of length two
+    /// reaching it). Titles the user has seen are excluded. Ties: more seeds reaching it, then id.
+    /// </summary>
+    public static List<RankedVideo> AlsoWatched(IReadOnlyDictionary<string, Ranking> coWatchedBySeed, IReadOnlySet<string> seen, int limit)
+    {
+        var scores = new Dictionary<string, (double Score, int Paths)>(StringComparer.Ordinal);
+        foreach (var ranking in coWatchedBySeed.Values)
+            foreach (var item in ranking.Items)
+            {
+                if (seen.Contains(item.Id)) continue;
+                var (s, p) = scores.GetValueOrDefault(item.Id);
+                scores[item.Id] = (s + item.Weight, p + 1);
+            }
+        return Top(scores, limit);
+    }
+
+    /// <summary>
+    /// Recommendations: titles of the profile's preferred genres it has not played, scored by Σ over its genres of
+    /// (preference × (1 + ln(1 + viewers of the title))): what the profile likes, then what is popular there.
+    /// </summary>
+    public static List<RankedVideo> Recommendations(IReadOnlyList<(string Genre, double Preference)> genres, IReadOnlyDictionary<string, Ranking> titlesByGenre, IReadOnlySet<string> played, int limit)
+    {
+        var scores = new Dictionary<string, (double Score, int Paths)>(StringComparer.Ordinal);
+        foreach (var (genre, preference) in genres)
+        {
+            if (!titlesByGenre.TryGetValue(genre, out var titles)) continue;
+            foreach (var title in titles.Items)
+            {
+                if (played.Contains(title.Id)) continue;
+                var (s, p) = scores.GetValueOrDefault(title.Id);
+                scores[title.Id] = (s + preference * (1 + Math.Log(1 + title.Weight)), p + 1);
+            }
+        }
+        return Top(scores, limit);
+    }
+
+    private static List<RankedVideo> Top(Dictionary<string, (double Score, int Paths)> scores, int limit) =>
+        [.. scores.OrderByDescending(kv => kv.Value.Score).ThenByDescending(kv => kv.Value.Paths).ThenBy(kv => kv.Key, StringComparer.Ordinal)
+            .Take(limit).Select(kv => new RankedVideo(kv.Key, Math.Round(kv.Value.Score, 4), kv.Value.Paths))];
+}

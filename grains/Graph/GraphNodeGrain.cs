@@ -1,0 +1,237 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Azure;
+using Azure.Storage.Blobs;
+using Keystone.Aggregation;
+using Keystone.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Runtime;
+
+namespace Keystone.Graph;
+
+/// <summary>
+/// Sealed reverse-adjacency pages: one blob each, <c>{type}/{id}/{LABEL}/{page}.json</c>, written once when the page
+/// fills and never rewritten, so a node with a million in-edges checkpoints one open page, not a million entries.
+/// Pages are immutable, so reads are cached (bounded).
+/// </summary>
+public sealed class GraphPageStore(BlobContainerClient container)
+{
+    private const int CachedPages = 512;
+    private readonly ConcurrentDictionary<string, InEntry[]> _cache = new(StringComparer.Ordinal);
+    private volatile bool _ready;
+
+    public static string BlobName(NodeType type, string id, EdgeLabel label, int page) =>
+        $"{GraphSchema.Name(type)}/{id}/{GraphSchema.Name(label)}/{page:D8}.json";
+
+    public async Task WriteAsync(NodeType type, string id, EdgeLabel label, int page, InEntry[] entries)
+    {
+        if (!_ready)
+        {
+            await container.CreateIfNotExistsAsync();
+            _ready = true;
+        }
+        var name = BlobName(type, id, label, page);
+        // Overwrite: after a crash the same page is sealed again from the replayed state.
+        await container.GetBlobClient(name).UploadAsync(new BinaryData(JsonSerializer.SerializeToUtf8Bytes(entries, KeystoneStateSerializer.Options)), overwrite: true);
+        _cache.TryRemove(name, out _);
+    }
+
+    public async Task<InEntry[]> ReadAsync(NodeType type, string id, EdgeLabel label, int page)
+    {
+        var name = BlobName(type, id, label, page);
+        if (_cache.TryGetValue(name, out var cached)) return cached;
+        try
+        {
+            var content = await container.GetBlobClient(name).DownloadContentAsync();
+            var entries = JsonSerializer.Deserialize<InEntry[]>(content.Value.Content.ToMemory().Span, KeystoneStateSerializer.Options) ?? [];
+            if (_cache.Count >= CachedPages) _cache.Clear();
+            _cache[name] = entries;
+            return entries;
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            throw new InvalidOperationException($"graph page {name} is missing from storage", e);
+        }
+    }
+}
+
+/// <summary>What every graph node grain needs besides its own state.</summary>
+public sealed class GraphServices(IOptions<GraphOptions> options, GraphPageStore pages, CheckpointMetrics metrics, TimeProvider time, ILoggerFactory logs)
+{
+    public GraphOptions Options => options.Value;
+    public GraphPageStore Pages => pages;
+    public CheckpointMetrics Metrics => metrics;
+    public TimeProvider Time => time;
+    public ILoggerFactory Logs => logs;
+}
+
+/// <summary>
+/// The graph side of a node grain: applies the graph operator's batches to a <see cref="GraphNode"/>, writes its
+/// state at the operator's barriers (sealing full reverse pages first), and answers one-hop reads. User, Video and
+/// Profile grains hold one next to their aggregations; <see cref="VertexGrain"/> is only this.
+/// </summary>
+internal sealed class GraphFacet(IPersistentState<GraphNodeState> storage, GraphServices services, Guid activation, Func<OutEdge, double?>? weight = null)
+{
+    private const int MaxUnflushedInputs = 5_000;
+
+    private readonly PartitionCoverage _coverage = new();
+    private GraphNode _node = null!;
+    private StateCheckpointer<GraphNodeState, GraphBatch> _checkpointer = null!;
+
+    public void Activate(NodeType type, string id)
+    {
+        _node = new GraphNode(type, id, services.Options, storage.State);
+        _checkpointer = new StateCheckpointer<GraphNodeState, GraphBatch>(storage, "graph-" + GraphSchema.Name(type), services.Metrics, services.Logs.CreateLogger<GraphFacet>());
+    }
+
+    private double? Weight(OutEdge e) => weight?.Invoke(e) ?? (e.Label == EdgeLabel.Watches ? e.Weight : null);
+
+    public async Task<GraphApplyResult> Apply(GraphBatch batch)
+    {
+        var outcome = _node.Apply(batch, services.Time.GetUtcNow());
+        _coverage.Applied(batch.Partition, batch.Sequence);
+        if (outcome.Applied > 0) _checkpointer.Record(batch, outcome.Applied);
+        if (_checkpointer.PendingEvents >= MaxUnflushedInputs) await _coverage.WriteAsync(Write);
+        var genres = _node.Type == NodeType.Video ? _node.Out(EdgeLabel.HasGenre).Select(e => e.Target).ToList() : [];
+        return new GraphApplyResult(activation, outcome.Applied, outcome.Duplicates, outcome.Changes, genres, outcome.PropertiesChanged, outcome.EdgeUpdates);
+    }
+
+    public Task Checkpoint(int partition, long sequence) => _coverage.EnsureAsync(partition, sequence, Write);
+
+    public Task Flush() => _coverage.WriteAsync(Write);
+
+    private async Task Write()
+    {
+        while (_node.FullPage() is { } full)
+        {
+            await services.Pages.WriteAsync(_node.Type, _node.Id, full.Label, full.Page, full.Entries);
+            _node.Sealed(full.Label, full.Page);
+        }
+        await _checkpointer.WriteAsync(_node.PrepareCheckpoint, fresh =>
+        {
+            _node = new GraphNode(_node.Type, _node.Id, services.Options, fresh);
+            var now = services.Time.GetUtcNow();
+            return b => _node.Apply(b, now);
+        });
+    }
+
+    public GraphNodeView? View() => _node.Exists ? _node.View(Weight) : null;
+
+    public async Task<EdgePage?> Edges(EdgeQuery query)
+    {
+        if (!_node.Exists) return null;
+        var all = GraphSchema.Labels(_node.Type, query.Direction);
+        if (query.Direction == EdgeDirection.Out)
+        {
+            var labels = query.Label is { } l ? new HashSet<EdgeLabel> { l } : all.ToHashSet();
+            if (!EdgeCursor.TryDecode(query.Cursor, EdgeDirection.Out, out _, out var from) || from > int.MaxValue) throw new ArgumentException("cursor is not one this endpoint returned");
+            var (edges, next) = _node.OutPage(labels, (int)from, query.Limit, Weight);
+            return new EdgePage(edges, next is { } n ? EdgeCursor.Encode(EdgeDirection.Out, 0, n) : null, _node.OutCount(labels));
+        }
+
+        // In-edges: label after label in schema order; within a label, sealed pages first, then the open page.
+        if (!EdgeCursor.TryDecode(query.Cursor, EdgeDirection.In, out var labelIndex, out var position) || labelIndex >= Math.Max(1, all.Count))
+            throw new ArgumentException("cursor is not one this endpoint returned");
+        var wanted = query.Label is { } only ? [only] : all;
+        var result = new List<GraphEdge>(Math.Min(query.Limit, 64));
+        long total = wanted.Sum(l => _node.In(l)?.Count ?? 0);
+        var pageSize = services.Options.PageSize;
+        string? cursor = null;
+        for (var li = labelIndex; li < all.Count; li++, position = 0)
+        {
+            var label = all[li];
+            if (!wanted.Contains(label) || _node.In(label) is not { } list) continue;
+            var sealedCount = (long)list.SealedPages * pageSize;
+            while (position < list.Count && result.Count < query.Limit)
+            {
+                InEntry entry;
+                if (position < sealedCount)
+                {
+                    var page = await services.Pages.ReadAsync(_node.Type, _node.Id, label, (int)(position / pageSize));
+                    entry = page[(int)(position % pageSize)];
+                }
+                else
+                {
+                    var head = (int)(position - sealedCount);
+                    if (head >= list.Head.Count) break;
+                    entry = list.Head[head];
+                }
+                result.Add(new GraphEdge(GraphSchema.Name(label), "in", GraphSchema.Name(GraphSchema.From(label)), entry.Source, entry.At, entry.At, 0, null));
+                position++;
+            }
+            if (result.Count >= query.Limit)
+            {
+                if (position < list.Count) cursor = EdgeCursor.Encode(EdgeDirection.In, li, position);
+                else if (all.Skip(li + 1).Any(l => wanted.Contains(l) && (_node.In(l)?.Count ?? 0) > 0)) cursor = EdgeCursor.Encode(EdgeDirection.In, li + 1, 0);
+                break;
+            }
+        }
+        return new EdgePage(result, cursor, total);
+    }
+
+    public IReadOnlyList<GraphEdge> OutEdges(EdgeLabel label, IReadOnlyList<string> targets) =>
+        [.. targets.Select(t => _node.Out(label, t)).OfType<OutEdge>().Select(e => _node.ToEdge(e, Weight))];
+
+    public TopEdges TopOut(EdgeLabel label, int limit)
+    {
+        var edges = _node.Out(label).ToList();
+        return new TopEdges([.. edges.OrderByDescending(e => Weight(e) ?? 0).ThenByDescending(e => e.Count).ThenBy(e => e.Target, StringComparer.Ordinal)
+            .Take(limit).Select(e => _node.ToEdge(e, Weight))], edges.Count);
+    }
+
+    public IdList OutIds(EdgeLabel label, int limit)
+    {
+        var ids = _node.Out(label).Select(e => e.Target).Take(limit + 1).ToList();
+        return ids.Count > limit ? new IdList(ids[..limit], false) : new IdList(ids, true);
+    }
+
+    public Ranking Ranked(int limit) => _node.Ranked(limit);
+
+    public GraphFootprint Footprint()
+    {
+        _node.PrepareCheckpoint();
+        var bytes = JsonSerializer.SerializeToUtf8Bytes(storage.State, KeystoneStateSerializer.Options).Length;
+        return new GraphFootprint(
+            _node.State.In.Sum(l => l.Count), _node.State.In.Sum(l => l.Head.Count), _node.State.In.Sum(l => l.SealedPages),
+            _node.State.Out.Count, _node.RememberedIds, bytes);
+    }
+}
+
+/// <summary>The graph methods of a node grain, answered by its <see cref="GraphFacet"/>.</summary>
+public abstract class GraphNodeGrainBase : Grain, IGraphNodeGrain
+{
+    private protected abstract GraphFacet Graph { get; }
+
+    public Task<GraphApplyResult> ApplyGraph(GraphBatch batch) => Graph.Apply(batch);
+    public Task CheckpointGraph(int partition, long sequence) => Graph.Checkpoint(partition, sequence);
+    public Task<GraphNodeView?> GetNode() => Task.FromResult(Graph.View());
+    public Task<EdgePage?> GetEdges(EdgeQuery query) => Graph.Edges(query);
+    public Task<IReadOnlyList<GraphEdge>> GetOutEdges(EdgeLabel label, IReadOnlyList<string> targets) => Task.FromResult(Graph.OutEdges(label, targets));
+    public Task<TopEdges> GetTopOut(EdgeLabel label, int limit) => Task.FromResult(Graph.TopOut(label, limit));
+    public Task<IdList> GetOutIds(EdgeLabel label, int limit) => Task.FromResult(Graph.OutIds(label, limit));
+    public Task<Ranking> GetRanking(FactKind kind, int limit) => Task.FromResult(Graph.Ranked(limit));
+    public Task<GraphFootprint> GetFootprint() => Task.FromResult(Graph.Footprint());
+}
+
+/// <summary>Device, Series and Genre nodes: small grains that are only their graph side. Key: <c>{type}/{id}</c>.</summary>
+public sealed class VertexGrain(
+    [PersistentState("graph", StorageNames.State)] IPersistentState<GraphNodeState> graph,
+    GraphServices services) : GraphNodeGrainBase, IVertexGrain
+{
+    private readonly GraphFacet _graph = new(graph, services, Guid.NewGuid());
+
+    private protected override GraphFacet Graph => _graph;
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        var key = this.GetPrimaryKeyString();
+        var slash = key.IndexOf('/');
+        if (slash <= 0 || !GraphSchema.TryParseType(key[..slash], out var type) || type is NodeType.User or NodeType.Video or NodeType.Profile)
+            throw new ArgumentException($"'{key}' is not a device, series or genre node key");
+        _graph.Activate(type, key[(slash + 1)..]);
+        return Task.CompletedTask;
+    }
+
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) => _graph.Flush();
+}

@@ -1,0 +1,121 @@
+using System.Globalization;
+using Keystone.Aggregation;
+using Keystone.Events;
+using Keystone.Ingest;
+using Keystone.Pipeline;
+using Keystone.Storage;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Runtime;
+
+namespace Keystone.Graph;
+
+public sealed class GraphOperatorState : LoggedOperatorState;
+
+public static class GraphTopics
+{
+    /// <summary>The operators' input; the shipped rule <c>real-time-graph</c> routes playback, sign-in, profile and
+    /// catalogue events here.</summary>
+    public const string Input = "graph-updates";
+}
+
+/// <summary>
+/// The graph operator of one partition of the graph topic: parse → validate → enrich → update graph → emit (seed §4),
+/// with the rounds in <see cref="GraphDispatch"/> and the aggregations' exactly-once machinery
+/// (<see cref="LoggedOperatorGrain{TState}"/>: log before ack, barrier, replay).
+/// </summary>
+[ImplicitStreamSubscription(GraphTopics.Input)]
+public sealed class GraphOperatorGrain(
+    [PersistentState("graph-operator", StorageNames.State)] IPersistentState<GraphOperatorState> state,
+    IOperatorLogFactory logs,
+    IOptions<GraphOptions> options,
+    IOptions<IngestOptions> ingestOptions,
+    CheckpointMetrics checkpointMetrics,
+    PipelineMetrics pipelineMetrics,
+    TimeProvider time,
+    ILogger<GraphOperatorGrain> logger)
+    : LoggedOperatorGrain<GraphOperatorState>(state, logs, ingestOptions.Value, checkpointMetrics, pipelineMetrics, time, logger), IGraphOperatorGrain
+{
+    private readonly GraphOptions _options = options.Value;
+    private long _events, _invalid, _edgeUpdates, _created, _duplicates, _changes;
+    private DateTimeOffset _lastInvalidLog;
+
+    protected override string LogName => "graph";
+    protected override TimeSpan CheckpointInterval => _options.CheckpointInterval;
+    protected override int CheckpointConcurrency => _options.CheckpointConcurrency;
+    protected override int DispatchConcurrency => _options.DispatchConcurrency;
+
+    protected override async Task<bool> Process(long sequence, KeystoneEvent[] events)
+    {
+        var now = Time.GetUtcNow();
+        var lostState = false;
+        var outcome = await GraphDispatch.RunAsync(Partition, sequence, events, async round =>
+        {
+            var calls = round.ToDictionary(n => GraphSchema.VertexKey(n.Type, n.Id), n => n);
+            var results = await ForEach(calls, (_, n) => GraphNodes.Get(GrainFactory, n.Type, n.Id).ApplyGraph(n.Batch));
+            foreach (var (key, r) in results) lostState |= Touch(key, r.ActivationId);
+            return results.Select(r => (calls[r.Key].Type, calls[r.Key].Id, r.Result)).ToList();
+        });
+
+        _events += events.Length;
+        _edgeUpdates += outcome.EdgeUpdates;
+        _created += outcome.EdgesCreated;
+        _duplicates += outcome.Duplicates;
+        foreach (var (e, problem) in outcome.Invalid) Invalid(e, problem, now);
+
+        // Emit: stream message ids derive from the log position, so a replayed delivery re-emits recognisable duplicates.
+        var changes = outcome.EdgeChanges.Select(c => GraphEvents.EdgeChanged(c.Type, c.Id, c.Change, sequence, Partition, now))
+            .Concat(outcome.NodesChanged.Select(n => GraphEvents.NodeChanged(n.Type, n.Id, sequence, Partition, now))).ToList();
+        _changes += changes.Count;
+        await Append(_options.ChangesTopic, "NORMAL", changes, now, sequence);
+        return lostState;
+    }
+
+    private void Invalid(KeystoneEvent e, string problem, DateTimeOffset now)
+    {
+        _invalid++;
+        if (now - _lastInvalidLog < TimeSpan.FromSeconds(10)) return;
+        _lastInvalidLog = now;
+        logger.LogWarning("Graph operator {Partition}: event {EventId} ({Type}) not fully applied: {Problem}", Partition, e.EventId, e.EventType, problem);
+    }
+
+    protected override Task CheckpointEntity(string key, long covered)
+    {
+        var slash = key.IndexOf('/');
+        if (slash <= 0 || !GraphSchema.TryParseType(key[..slash], out var type)) throw new InvalidOperationException($"unknown graph node key '{key}'");
+        return GraphNodes.Get(GrainFactory, type, key[(slash + 1)..]).CheckpointGraph(Partition, covered);
+    }
+
+    public Task CheckpointNow() => Checkpoint();
+
+    public Task<GraphOperatorStats> GetStats() => Task.FromResult(new GraphOperatorStats(
+        Partition, S.NextSequence, S.CheckpointedSequence, _events, _invalid, _edgeUpdates, _created, _duplicates + SegmentDuplicates, Checkpoints, Replayed, _changes));
+
+    public Task ResetStats()
+    {
+        _events = _invalid = _edgeUpdates = _created = _duplicates = _changes = 0;
+        SegmentDuplicates = Checkpoints = Replayed = 0;
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>The events the graph emits to its changes topic.</summary>
+public static class GraphEvents
+{
+    public const string EdgeChangedType = "graph.edge.changed";
+    public const string NodeChangedType = "graph.node.changed";
+    private static readonly EventSource Source = new("keystone-graph");
+
+    public static KeystoneEvent EdgeChanged(NodeType type, string id, EdgeChange c, long sequence, int partition, DateTimeOffset now) =>
+        new(Guid.NewGuid(), EdgeChangedType, now, "1.0", Source, Payload.Create(
+                ("label", GraphSchema.Name(c.Label)),
+                ("from_type", GraphSchema.Name(type)), ("from_id", id),
+                ("to_type", GraphSchema.Name(GraphSchema.To(c.Label))), ("to_id", c.TargetId),
+                ("created", c.Created), ("count", c.Count), ("weight", c.Weight),
+                ("first_seen", EventJson.FormatTimestamp(c.FirstSeen)), ("last_seen", EventJson.FormatTimestamp(c.LastSeen))),
+            EventMetadata.Of(("partition", partition.ToString(CultureInfo.InvariantCulture)), ("log_sequence", sequence.ToString(CultureInfo.InvariantCulture))));
+
+    public static KeystoneEvent NodeChanged(NodeType type, string id, long sequence, int partition, DateTimeOffset now) =>
+        new(Guid.NewGuid(), NodeChangedType, now, "1.0", Source, Payload.Create(("type", GraphSchema.Name(type)), ("id", id)),
+            EventMetadata.Of(("partition", partition.ToString(CultureInfo.InvariantCulture)), ("log_sequence", sequence.ToString(CultureInfo.InvariantCulture))));
+}

@@ -1,0 +1,54 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Keystone.Graph;
+
+/// <summary>The real-time graph: topics, checkpoints, bounds of hot nodes and of traversals. Section <c>Keystone:Graph</c>.</summary>
+public sealed class GraphOptions
+{
+    public const string Section = "Keystone:Graph";
+
+    /// <summary>Where every created or changed edge and node is published.</summary>
+    public string ChangesTopic { get; set; } = "graph-changes";
+
+    public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>Reverse entries per sealed page. A node keeps at most one unsealed page in its state; full pages
+    /// are written once to their own blob and never rewritten.</summary>
+    [Range(16, 100_000)]
+    public int PageSize { get; set; } = 1_000;
+
+    /// <summary>How long a node remembers event ids it applied (a producer's retries and a crash replay come within it).</summary>
+    public TimeSpan DedupeHorizon { get; set; } = TimeSpan.FromMinutes(5);
+
+    [Range(16, 10_000_000)]
+    public int DedupeCapacity { get; set; } = 4_096;
+
+    /// <summary>A new WATCHES edge is paired with the user's this many most recent other titles for co-watch counts.</summary>
+    [Range(0, 1_000)]
+    public int CoWatchPartners { get; set; } = 20;
+
+    /// <summary>Entries a derived ranking keeps (co-watched titles per video, titles per genre, played titles per profile).</summary>
+    [Range(8, 1_000_000)]
+    public int RankingCapacity { get; set; } = 500;
+
+    /// <summary>Traversals follow at most this many edges out of each node they expand.</summary>
+    [Range(1, 10_000)]
+    public int TraversalFanOut { get; set; } = 50;
+
+    /// <summary>Largest <c>limit</c> a query may ask for.</summary>
+    [Range(1, 100_000)]
+    public int MaxLimit { get; set; } = 1_000;
+
+    [Range(1, 10_000)]
+    public int DispatchConcurrency { get; set; } = 256;
+
+    [Range(1, 10_000)]
+    public int CheckpointConcurrency { get; set; } = 32;
+
+    public IEnumerable<string> Problems()
+    {
+        if (CheckpointInterval < TimeSpan.FromMilliseconds(100)) yield return $"{Section}:CheckpointInterval must be at least 100 ms.";
+        if (DedupeHorizon < CheckpointInterval) yield return $"{Section}:DedupeHorizon must be at least CheckpointInterval (a crash replays up to one interval).";
+        if (!Keystone.Topics.StreamNames.IsValidTopicName(ChangesTopic)) yield return $"{Section}:ChangesTopic '{ChangesTopic}' is not a valid topic name.";
+    }
+}
