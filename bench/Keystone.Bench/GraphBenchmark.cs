@@ -56,7 +56,7 @@ public static class GraphBenchmark
     private static int Title(Random rng, int videos) => (int)(videos * Math.Pow(rng.NextDouble(), 2.5));
 
     private static KeystoneEvent Play(int user, int video, DateTimeOffset at, string type = "video.play.started", long position = 0) =>
-        Event(type, at, ("user_id", $"gu{user}"), ("profile_id", $"gu{user}-p"), ("video_id", $"gv{video}"), ("device_id", $"gu{user}-tv"), ("position_ms", position));
+        Event(type, at, ("user_id", $"gu{user}"), ("profile_id", $"gu{user}-p"), ("video_id", $"gv{video}"), ("device_id", $"gu{user}-tv"), ("position_ms", position), ("quality", "HD"));
 
     public static (KeystoneEvent[] Catalog, KeystoneEvent[] Graph, long Edges) Generate(int users, int videos, int titlesPerUser, int seed)
     {
@@ -86,8 +86,10 @@ public static class GraphBenchmark
         return (catalog, [.. graph], edges);
     }
 
-    public static async Task<GraphResult> Run(BenchCluster cluster, int users, int videos, int titlesPerUser, int rate, int seconds, PublisherOptions options)
+    public static async Task<GraphResult> Run(BenchCluster cluster, int users, int videos, int titlesPerUser, int rate, int seconds)
     {
+        // The build publishes as fast as the graph takes it: the producer waits for room rather than giving up.
+        var options = new PublisherOptions { MaxBatchEvents = 2_000, MaxInFlightBatches = 4, QueueCapacity = 200_000, MaxBlockTime = TimeSpan.FromMinutes(10), DeadLetterPath = "bench-deadletter.jsonl" };
         var operators = Enumerable.Range(0, cluster.Partitions).Select(p => cluster.Client.GetGrain<IGraphOperatorGrain>(StreamNames.PartitionKey(p))).ToArray();
         async Task<(long Events, long Updates)> Totals()
         {

@@ -177,7 +177,7 @@ if (Selected("graph"))
     var settings = new Dictionary<string, string?>(extra);
     settings.TryAdd("Keystone:Routing:RulesFile", GraphBenchmark.RulesFile());
     await using var cluster = await BenchCluster.StartAsync(azurite, settings);
-    graph = await GraphBenchmark.Run(cluster, Arg("--graph-users", 100_000), Arg("--graph-videos", 5_000), Arg("--graph-titles", 10), Arg("--graph-rate", 20_000), Arg("--graph-seconds", 30), throughputOptions);
+    graph = await GraphBenchmark.Run(cluster, Arg("--graph-users", 100_000), Arg("--graph-videos", 5_000), Arg("--graph-titles", 10), Arg("--graph-rate", 20_000), Arg("--graph-seconds", 30));
     Console.WriteLine($"  graph build: {graph.BuildEvents:N0} events, {graph.WatchesEdges:N0} WATCHES edges in {graph.BuildElapsed.TotalSeconds:0.0} s, {graph.BuildEdgeUpdatesPerSecond:N0} edge updates/s");
     Console.WriteLine($"  graph load: {graph.LoadEvents:N0} events in {graph.LoadElapsed.TotalSeconds:0.0} s = {graph.LoadEventsPerSecond:N0} events/s, {graph.LoadEdgeUpdatesPerSecond:N0} edge updates/s");
     Console.WriteLine($"  graph queries: one-hop out (client) p50 {graph.OneHop.Percentile(0.5):0.00} ms, p99 {graph.OneHop.Percentile(0.99):0.00} ms ({graph.OneHop.Count:N0}); one-hop in, with properties (client) p50 {graph.OneHopIn.Percentile(0.5):0.00} ms, p99 {graph.OneHopIn.Percentile(0.99):0.00} ms; one-hop REST p50 {graph.OneHopRest.Percentile(0.5):0.00} ms, p99 {graph.OneHopRest.Percentile(0.99):0.00} ms; also-watched (client) p50 {graph.TwoHop.Percentile(0.5):0.00} ms, p99 {graph.TwoHop.Percentile(0.99):0.00} ms ({graph.TwoHop.Count:N0}, {graph.TwoHopCut:N0} cut by a bound)");

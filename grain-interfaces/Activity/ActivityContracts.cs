@@ -190,7 +190,7 @@ public interface IUserGrain : Graph.IGraphNodeGrain
     /// <remarks>Interleaved, like Flink's asynchronous snapshots: the state is serialised at once and deliveries go on
     /// being applied while the blob write is in flight.</remarks>
     [AlwaysInterleave]
-    Task Checkpoint();
+    Task<Guid> Checkpoint();
 
     /// <summary>Windows overlapping [from, to), the current session and totals; null when the user has never been seen.</summary>
     Task<UserActivityView?> GetActivity(DateTimeOffset? from, DateTimeOffset? to);
@@ -203,7 +203,7 @@ public interface IVideoGrain : Graph.IGraphNodeGrain
 
     /// <summary>Makes durable what was applied from <paramref name="partition"/> up to log position <paramref name="sequence"/>.</summary>
     [AlwaysInterleave]
-    Task Checkpoint(int partition, long sequence);
+    Task<Guid> Checkpoint(int partition, long sequence);
     Task<VideoStatsView?> GetStats();
 }
 
@@ -213,7 +213,7 @@ public interface IProfileGrain : Graph.IGraphNodeGrain
     Task<ApplyAck> ApplyActivity(ProfileActivityBatch batch);
 
     [AlwaysInterleave]
-    Task Checkpoint();
+    Task<Guid> Checkpoint();
     Task<ProfileView?> GetProfile();
 }
 

@@ -147,7 +147,7 @@ public interface IAdCampaignGrain : IGrainWithStringKey
     /// answers them all.
     /// </summary>
     [AlwaysInterleave]
-    Task Checkpoint(int partition, long sequence);
+    Task<Guid> Checkpoint(int partition, long sequence);
 
     /// <summary>Creates or updates the advertiser's settings; written at once, not at the next checkpoint.</summary>
     Task<CampaignView> Configure(CampaignSettings settings);

@@ -234,9 +234,10 @@ public interface IGraphNodeGrain : IGrainWithStringKey
 {
     Task<GraphApplyResult> ApplyGraph(GraphBatch batch);
 
-    /// <summary>Makes durable what was applied from <paramref name="partition"/> up to log position <paramref name="sequence"/>.</summary>
+    /// <summary>Makes durable what was applied from <paramref name="partition"/> up to log position <paramref name="sequence"/>;
+    /// returns the activation that did, so the operator can tell a new activation (which lost what it had applied).</summary>
     [AlwaysInterleave]
-    Task CheckpointGraph(int partition, long sequence);
+    Task<Guid> CheckpointGraph(int partition, long sequence);
 
     /// <summary>Null when the node has never been seen.</summary>
     [AlwaysInterleave]

@@ -3,6 +3,8 @@ namespace Keystone.Operations;
 /// <summary>An event that could not go on, kept with why, where and how often it was tried.</summary>
 /// <param name="Id">Time-ordered and prefixed with the stage: <c>ingest.20261127T040812345-1a2b3c4d</c>.</param>
 /// <param name="Event">The event as it arrived (JSON text), so that it can be replayed once the cause is fixed.</param>
+/// <param name="Topic">For a failure after routing: the topic whose consumer failed; a replay publishes there again
+/// (not through ingest, whose routers would recognise the event). Null for events refused at ingest.</param>
 [GenerateSerializer, Immutable]
 public sealed record DeadLetter(
     [property: Id(0)] string Id,
@@ -13,7 +15,8 @@ public sealed record DeadLetter(
     [property: Id(5)] int Attempts,
     [property: Id(6)] DateTimeOffset At,
     [property: Id(7)] string Event,
-    [property: Id(8)] DateTimeOffset? ReplayedAt);
+    [property: Id(8)] DateTimeOffset? ReplayedAt,
+    [property: Id(9)] string? Topic = null);
 
 [GenerateSerializer, Immutable]
 public sealed record DeadLetterPage(

@@ -59,7 +59,11 @@ public sealed class AdCampaignGrain(
     }
 
     // Every partition's operator asks at about the same moment; one write answers them all.
-    public Task Checkpoint(int partition, long sequence) => _coverage.EnsureAsync(partition, sequence, Write);
+    public async Task<Guid> Checkpoint(int partition, long sequence)
+    {
+        await _coverage.EnsureAsync(partition, sequence, Write);
+        return _activation;
+    }
 
     private Task Flush() => _coverage.WriteAsync(Write);
 

@@ -32,6 +32,10 @@ public sealed class AdsOperatorGrain(
     private readonly LatencyHistogram _dispatch = new();
     private long _events, _billable, _invalid, _duplicates;
 
+    protected override string InputTopic => AdTopics.Input;
+    // Campaigns recognise a replayed batch by its log position: one event at a time under the same position would be
+    // taken for a replay. A failing delivery is retried until it succeeds instead.
+    protected override bool CanIsolate => false;
     protected override string LogName => "ads";
     protected override TimeSpan CheckpointInterval => _options.CheckpointInterval;
     protected override int CheckpointConcurrency => _options.CheckpointConcurrency;
@@ -102,7 +106,7 @@ public sealed class AdsOperatorGrain(
         return h;
     }
 
-    protected override Task CheckpointEntity(string key, long covered) => GrainFactory.GetGrain<IAdCampaignGrain>(key[2..]).Checkpoint(Partition, covered);
+    protected override Task<Guid> CheckpointEntity(string key, long covered) => GrainFactory.GetGrain<IAdCampaignGrain>(key[2..]).Checkpoint(Partition, covered);
 
     public Task CheckpointNow() => Checkpoint();
 

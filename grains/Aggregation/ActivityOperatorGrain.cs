@@ -55,6 +55,7 @@ public sealed class ActivityOperatorGrain(
     private long _events, _late, _tooLate, _fired;
     private readonly LatencyHistogram _applyLag = new();
 
+    protected override string InputTopic => AggregationTopics.Input;
     protected override string LogName => "activity";
     protected override TimeSpan CheckpointInterval => _options.CheckpointInterval;
     protected override int CheckpointConcurrency => _options.CheckpointConcurrency;
@@ -187,7 +188,7 @@ public sealed class ActivityOperatorGrain(
         }).ToList(), now);
     }
 
-    protected override Task CheckpointEntity(string key, long covered) => key[..2] switch
+    protected override Task<Guid> CheckpointEntity(string key, long covered) => key[..2] switch
     {
         "u:" => GrainFactory.GetGrain<IUserGrain>(key[2..]).Checkpoint(),
         "v:" => GrainFactory.GetGrain<IVideoGrain>(key[2..]).Checkpoint(Partition, covered),

@@ -20,6 +20,7 @@ public sealed class UserGrain(
     GraphServices graphServices,
     [PersistentState("activity", StorageNames.State)] IPersistentState<UserActivityState> state,
     IOptions<AggregationOptions> options,
+    IOptions<Keystone.Operations.FaultOptions> faults,
     CheckpointMetrics metrics,
     TimeProvider time,
     ILogger<UserGrain> logger) : GraphNodeGrainBase, IUserGrain
@@ -51,6 +52,9 @@ public sealed class UserGrain(
 
     public async Task<UserApplyResult> ApplyActivity(ActivityBatch batch)
     {
+        // Before anything is applied, so the batch leaves no trace and a later replay applies it whole.
+        if (batch.Events.FirstOrDefault(faults.Value.IsPoison) is { } poison)
+            throw new InvalidOperationException($"poison event {poison.EventId} (fault injection: Keystone:Faults:PoisonMarker)");
         var (contributions, reemitted, applied, duplicates) = Apply(_aggregator, batch, time.GetUtcNow());
         if (applied > 0) _checkpointer.Record(new UserInput(batch, null), applied);
         if (_checkpointer.PendingEvents >= MaxUnflushedEvents) await Checkpoint();
@@ -87,7 +91,13 @@ public sealed class UserGrain(
         return Task.FromResult(new FireResult(_activation, fired, _aggregator.NextWindowEnd));
     }
 
-    public Task Checkpoint() => _checkpointer.WriteAsync(_aggregator.PrepareCheckpoint, fresh =>
+    public async Task<Guid> Checkpoint()
+    {
+        await Write();
+        return _activation;
+    }
+
+    private Task Write() => _checkpointer.WriteAsync(_aggregator.PrepareCheckpoint, fresh =>
     {
         _aggregator = new UserActivityAggregator(this.GetPrimaryKeyString(), options.Value, fresh);
         var now = time.GetUtcNow();
@@ -160,7 +170,11 @@ public sealed class VideoGrain(
     }
 
     // A title is fed by every partition; their barriers arrive together and one write answers them all.
-    public Task Checkpoint(int partition, long sequence) => _coverage.EnsureAsync(partition, sequence, Write);
+    public async Task<Guid> Checkpoint(int partition, long sequence)
+    {
+        await _coverage.EnsureAsync(partition, sequence, Write);
+        return _activation;
+    }
 
     private Task Write() => _checkpointer.WriteAsync(_aggregator.PrepareCheckpoint, fresh =>
     {
@@ -230,7 +244,13 @@ public sealed class ProfileGrain(
         return (applied, duplicates);
     }
 
-    public Task Checkpoint() => _checkpointer.WriteAsync(_aggregator.PrepareCheckpoint, fresh =>
+    public async Task<Guid> Checkpoint()
+    {
+        await Write();
+        return _activation;
+    }
+
+    private Task Write() => _checkpointer.WriteAsync(_aggregator.PrepareCheckpoint, fresh =>
     {
         _aggregator = new ProfileAggregator(options.Value, fresh);
         var now = time.GetUtcNow();

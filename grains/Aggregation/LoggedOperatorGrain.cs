@@ -5,6 +5,7 @@ using Keystone.Events;
 using Keystone.Ingest;
 using Keystone.Pipeline;
 using Keystone.Topics;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Orleans.Runtime;
 using Orleans.Streams;
@@ -58,6 +59,10 @@ public abstract class LoggedOperatorGrain<TState>(
     private IOperatorLog _log = null!;
     private IStreamProvider _provider = null!;
     private bool _checkpointing;
+    private bool _replayNeeded;
+
+    // The oldest log segment not yet truncated: a replay to a grain that lost its memory starts here.
+    private long _firstLiveSegment;
     private TaskCompletionSource? _delivery;
 
     /// <summary>How long appending a delivery to the log takes: the one durable step on every delivery's path.</summary>
@@ -81,13 +86,14 @@ public abstract class LoggedOperatorGrain<TState>(
     protected abstract Task<bool> Process(long sequence, KeystoneEvent[] events);
 
     /// <summary>Makes durable what the entity grain behind a key given to <see cref="Touch"/> applied from this
-    /// partition, up to log position <paramref name="covered"/>.</summary>
-    protected abstract Task CheckpointEntity(string key, long covered);
+    /// partition, up to log position <paramref name="covered"/>; returns the activation that did.</summary>
+    protected abstract Task<Guid> CheckpointEntity(string key, long covered);
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         Partition = int.Parse(this.GetPrimaryKeyString(), System.Globalization.CultureInfo.InvariantCulture);
         _log = logs.Open($"{LogName}-{Partition}");
+        _firstLiveSegment = S.Segment;
         _provider = this.GetStreamProvider(StreamNames.Provider);
         _segments = new RecentIds<Guid>(RememberedSegments);
         foreach (var id in S.RecentSegments) _segments.TryAdd(id);
@@ -159,7 +165,12 @@ public abstract class LoggedOperatorGrain<TState>(
             S.NextSequence = sequence;
             foreach (var id in segments) _segments.TryAdd(id);
 
-            var replay = await Process(sequence, logged.Events);
+            if (_replayNeeded)
+            {
+                _replayNeeded = false;
+                await ReplayCurrentSegment();
+            }
+            var replay = await ProcessOrDeadLetter(sequence, logged.Events);
             if (replay) await ReplayCurrentSegment();
             pipelineMetrics.StageBatch(LogName, clock.Elapsed, logged.Events, time.GetUtcNow());
         }
@@ -167,6 +178,68 @@ public abstract class LoggedOperatorGrain<TState>(
         {
             _delivery = null;
             delivery.SetResult();
+        }
+    }
+
+    /// <summary>Attempts at a whole delivery before its events are tried one by one.</summary>
+    private const int DeliveryAttempts = 3;
+
+    /// <summary>The topic this operator consumes: where a dead-lettered event is replayed to.</summary>
+    protected abstract string InputTopic { get; }
+
+    /// <summary>Whether a failing delivery may be applied one event at a time to find its poison events. Operators
+    /// whose entity grains recognise replays by log position (not only by event id) cannot.</summary>
+    protected virtual bool CanIsolate => true;
+
+    protected long DeadLettered { get; set; }
+
+    /// <summary>
+    /// Replaces Orleans' "retry for a minute, then skip" with: retry the delivery with backoff; if it keeps failing,
+    /// apply its events one by one and send those that fail on their own (poison) to the dead-letter store, so the
+    /// partition keeps flowing and nothing is lost. When the store cannot be written either (storage is down), keep
+    /// retrying with capped backoff: back-pressure, never a drop. Retrying is safe: entity grains apply by event id.
+    /// </summary>
+    private async Task<bool> ProcessOrDeadLetter(long sequence, KeystoneEvent[] events)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await Process(sequence, events);
+            }
+            catch (Exception e) when (attempt < DeliveryAttempts || !CanIsolate)
+            {
+                logger.LogWarning(e, "{Log} operator {Partition}: delivery {Sequence} failed (attempt {Attempt}); retrying", LogName, Partition, sequence, attempt);
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning(e, "{Log} operator {Partition}: delivery {Sequence} failed {Attempts} times; applying its {Count} events one by one", LogName, Partition, sequence, attempt, events.Length);
+                var lost = false;
+                var poison = new List<(KeystoneEvent Event, Exception Error)>();
+                foreach (var single in events)
+                {
+                    try { lost |= await Process(sequence, [single]); }
+                    catch (Exception error) { poison.Add((single, error)); }
+                }
+                if (poison.Count == 0) return lost;
+                try
+                {
+                    var now = time.GetUtcNow();
+                    var store = ServiceProvider.GetRequiredService<Keystone.Operations.DeadLetterStore>();
+                    await store.AddAsync([.. poison.Select(p => new Keystone.Operations.DeadLetter(
+                        Keystone.Operations.DeadLetterStore.NewId(LogName, now), LogName, p.Event.EventType, p.Event.EventId.ToString(),
+                        Keystone.Operations.DeadLetterStore.Describe(p.Error), attempt + 1, now, EventJson.Serialize(p.Event), null, InputTopic))]);
+                    DeadLettered += poison.Count;
+                    pipelineMetrics.DeadLettered(LogName, poison.Count);
+                    logger.LogError("{Log} operator {Partition}: {Count} poison events of delivery {Sequence} went to the dead-letter store: {Error}", LogName, Partition, poison.Count, sequence, poison[0].Error.Message);
+                    return lost;
+                }
+                catch (Exception storeError)
+                {
+                    logger.LogWarning(storeError, "{Log} operator {Partition}: the dead-letter store cannot be written either; retrying delivery {Sequence}", LogName, Partition, sequence);
+                }
+            }
+            await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5_000, 100 * (1 << Math.Min(attempt, 10)))));
         }
     }
 
@@ -240,7 +313,7 @@ public abstract class LoggedOperatorGrain<TState>(
     private async Task ReplayCurrentSegment()
     {
         // From the previous segment: a barrier may be in progress, with its records not yet covered.
-        var records = await _log.ReadAsync(Math.Max(0, S.Segment - 1));
+        var records = await _log.ReadAsync(_firstLiveSegment);
         foreach (var record in records.Where(r => r.Sequence > S.CheckpointedSequence))
         {
             var (_, batch) = Decode(record.Payload);
@@ -264,20 +337,38 @@ public abstract class LoggedOperatorGrain<TState>(
             // A delivery in progress has logged a sequence it has not applied everywhere yet, in the current segment:
             // covering it, or dropping that segment, would lose it in a crash. Start between deliveries instead.
             while (_delivery is { } inProgress) await inProgress.Task;
+            if (_replayNeeded)
+            {
+                _replayNeeded = false;
+                await ReplayCurrentSegment();
+            }
             var covered = S.NextSequence;
             var dirty = _dirty.ToDictionary(k => k, _ => 0, StringComparer.Ordinal);
+            var touched = new Dictionary<string, Guid>(_touched, StringComparer.Ordinal);
             _dirty.Clear();
             _touched.Clear();
             var segment = ++S.Segment;
+            List<(string Key, Guid Activation)> written;
             try
             {
-                await ForEach(dirty, async (key, _) => { await CheckpointEntity(key, covered); return 0; }, CheckpointConcurrency);
+                written = await ForEach(dirty, (key, _) => CheckpointEntity(key, covered), CheckpointConcurrency);
             }
             catch
             {
                 // Not covered after all: these grains must be flushed by the next barrier.
                 _dirty.UnionWith(dirty.Keys);
                 throw;
+            }
+
+            // A grain that answers from another activation than the one that applied (its silo died in between) has
+            // just written a state without those events: covering them would lose them. Replay first, cover later.
+            var lost = written.Where(w => touched.TryGetValue(w.Key, out var applied) && applied != w.Activation).Select(w => w.Key).ToList();
+            if (lost.Count > 0)
+            {
+                logger.LogWarning("{Log} operator {Partition}: {Count} grains (e.g. {Key}) lost their memory before the barrier; replaying the log instead of covering it", LogName, Partition, lost.Count, lost[0]);
+                _dirty.UnionWith(dirty.Keys);
+                _replayNeeded = true;
+                return;
             }
 
             S.CheckpointedSequence = Math.Max(S.CheckpointedSequence, covered);
@@ -288,6 +379,7 @@ public abstract class LoggedOperatorGrain<TState>(
             Checkpoints++;
             LastCheckpointAt = time.GetUtcNow();
             await _log.DeleteBeforeAsync(segment);
+            _firstLiveSegment = segment;
         }
         finally
         {

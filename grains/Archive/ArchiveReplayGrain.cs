@@ -67,15 +67,7 @@ public sealed class ArchiveReplayGrain(ArchiveStore store, IOptions<ArchiveOptio
             var result = await GrainFactory.GetGrain<IIngestGrain>(0).Ingest(new IngestRequest(body, BodyFormat.Ndjson, BodyCompression.None, "archive-replay"));
             return (result.Accepted + result.Duplicates, result.Rejected.Count);
         }
-        await GrainFactory.GetGrain<ITopicDirectoryGrain>(0).Register(topic, "LOW");
-        var provider = this.GetStreamProvider(StreamNames.Provider);
-        var partitions = ingest.Value.Partitions;
-        foreach (var group in batch.GroupBy(e => Partitioning.PartitionOf(e, partitions)))
-        {
-            var stream = provider.GetStream<EventBatch>(StreamId.Create(topic, StreamNames.PartitionKey(group.Key)));
-            foreach (var chunk in StreamChunker.Chunk(group.Select(e => new BatchItem(e)).ToList(), ingest.Value.MaxEventsPerStreamMessage, ingest.Value.MaxBytesPerStreamMessage))
-                await stream.OnNextAsync(EventBatch.Compose(Guid.NewGuid(), group.Key, DateTimeOffset.UtcNow, chunk));
-        }
+        await TopicPublisher.PublishAsync(this.GetStreamProvider(StreamNames.Provider), GrainFactory, ingest.Value, topic, "LOW", batch);
         return (batch.Count, 0);
     }
 }

@@ -97,7 +97,11 @@ internal sealed class GraphFacet(IPersistentState<GraphNodeState> storage, Graph
         return new GraphApplyResult(activation, outcome.Applied, outcome.Duplicates, outcome.Changes, genres, outcome.PropertiesChanged, outcome.EdgeUpdates);
     }
 
-    public Task Checkpoint(int partition, long sequence) => _coverage.EnsureAsync(partition, sequence, Write);
+    public async Task<Guid> Checkpoint(int partition, long sequence)
+    {
+        await _coverage.EnsureAsync(partition, sequence, Write);
+        return activation;
+    }
 
     public Task Flush() => _coverage.WriteAsync(Write);
 
@@ -204,7 +208,7 @@ public abstract class GraphNodeGrainBase : Grain, IGraphNodeGrain
     private protected abstract GraphFacet Graph { get; }
 
     public Task<GraphApplyResult> ApplyGraph(GraphBatch batch) => Graph.Apply(batch);
-    public Task CheckpointGraph(int partition, long sequence) => Graph.Checkpoint(partition, sequence);
+    public Task<Guid> CheckpointGraph(int partition, long sequence) => Graph.Checkpoint(partition, sequence);
     public Task<GraphNodeView?> GetNode() => Task.FromResult(Graph.View());
     public Task<EdgePage?> GetEdges(EdgeQuery query) => Graph.Edges(query);
     public Task<IReadOnlyList<GraphEdge>> GetOutEdges(EdgeLabel label, IReadOnlyList<string> targets) => Task.FromResult(Graph.OutEdges(label, targets));

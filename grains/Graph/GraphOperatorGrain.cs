@@ -40,6 +40,7 @@ public sealed class GraphOperatorGrain(
     private long _events, _invalid, _edgeUpdates, _created, _duplicates, _changes;
     private DateTimeOffset _lastInvalidLog;
 
+    protected override string InputTopic => GraphTopics.Input;
     protected override string LogName => "graph";
     protected override TimeSpan CheckpointInterval => _options.CheckpointInterval;
     protected override int CheckpointConcurrency => _options.CheckpointConcurrency;
@@ -79,7 +80,7 @@ public sealed class GraphOperatorGrain(
         logger.LogWarning("Graph operator {Partition}: event {EventId} ({Type}) not fully applied: {Problem}", Partition, e.EventId, e.EventType, problem);
     }
 
-    protected override Task CheckpointEntity(string key, long covered)
+    protected override Task<Guid> CheckpointEntity(string key, long covered)
     {
         var slash = key.IndexOf('/');
         if (slash <= 0 || !GraphSchema.TryParseType(key[..slash], out var type)) throw new InvalidOperationException($"unknown graph node key '{key}'");

@@ -31,6 +31,13 @@ public sealed class DeadLetterStore(BlobContainerClient container)
     public static string NewId(string stage, DateTimeOffset at) =>
         $"{stage}.{at.UtcDateTime.ToString("yyyyMMdd'T'HHmmssfff", CultureInfo.InvariantCulture)}-{Guid.NewGuid().ToString("N")[..8]}";
 
+    /// <summary>An error as kept with a dead letter: type and message, bounded (no stack: it is for operators).</summary>
+    public static string Describe(Exception e)
+    {
+        var text = $"{e.GetType().Name}: {e.Message}";
+        return text.Length > 2_000 ? text[..2_000] : text;
+    }
+
     /// <summary>The stage an id belongs to, or null when the id is not one of ours (no path tricks reach storage).</summary>
     public static string? StageOf(string id)
     {

@@ -21,6 +21,7 @@ public sealed class PipelineMetrics : IDisposable
     public const string MeterName = "Keystone.Pipeline";
 
     private readonly Meter _meter;
+    private long _deadLetteredTotal;
     private readonly Counter<long> _ingested;
     private readonly Counter<long> _rejected;
     private readonly Counter<long> _duplicates;
@@ -28,6 +29,7 @@ public sealed class PipelineMetrics : IDisposable
     private readonly Counter<long> _unrouted;
     private readonly Counter<long> _filtered;
     private readonly Counter<long> _badBodies;
+    private readonly Counter<long> _deadLettered;
     private readonly Histogram<long> _batchSize;
     private readonly Histogram<double> _lag;
     private readonly Histogram<double> _processing;
@@ -51,6 +53,7 @@ public sealed class PipelineMetrics : IDisposable
         _ingested = _meter.CreateCounter<long>("keystone.ingest.events", "{event}", "Events accepted at ingest and appended to the fronting topic.");
         _rejected = _meter.CreateCounter<long>("keystone.ingest.rejected", "{event}", "Events refused at ingest, by field.");
         _duplicates = _meter.CreateCounter<long>("keystone.duplicates", "{event}", "Repeated events dropped, by stage.");
+        _deadLettered = _meter.CreateCounter<long>("keystone.dead_letters", "{event}", "Events sent to the dead-letter store after failing processing, by stage.");
         _routed = _meter.CreateCounter<long>("keystone.router.delivered", "{event}", "Events appended to target topics.");
         _unrouted = _meter.CreateCounter<long>("keystone.router.unrouted", "{event}", "Events that matched no routing rule.");
         _filtered = _meter.CreateCounter<long>("keystone.router.filtered", "{event}", "(event, destination) pairs held back by a filter transform.");
@@ -113,6 +116,14 @@ public sealed class PipelineMetrics : IDisposable
         Interlocked.Increment(ref _rejectedTotal);
         _rejectedByField.AddOrUpdate(key, 1, (_, n) => n + 1);
     }
+
+    public void DeadLettered(string stage, int count)
+    {
+        Interlocked.Add(ref _deadLetteredTotal, count);
+        _deadLettered.Add(count, new KeyValuePair<string, object?>("stage", stage));
+    }
+
+    public long DeadLetteredTotal => Interlocked.Read(ref _deadLetteredTotal);
 
     public void DuplicateInBatch(int count)
     {

@@ -36,7 +36,7 @@ internal static class DeadLetterEndpoints
                 _ => Results.Ok(result),
             };
         }).WithName("ReplayDeadLetter")
-          .WithSummary("Publishes the event again through ingest (validated again); a second replay publishes nothing")
+          .WithSummary("Publishes the event again: through ingest (validated again) when ingest refused it, into the failed consumer's topic otherwise; a second replay publishes nothing")
           .Produces<ReplayResult>().Produces<ReplayResult>(StatusCodes.Status422UnprocessableEntity).ProducesProblem(StatusCodes.Status404NotFound);
 
         group.MapPost("/replay", async (HttpRequest request, IClusterClient cluster) =>

@@ -36,6 +36,7 @@ internal static class ConfigurationCheck
         ["Aggregation"] = typeof(Keystone.Aggregation.AggregationOptions),
         ["Ads"] = typeof(Keystone.Ads.AdsOptions),
         ["Graph"] = typeof(Keystone.Graph.GraphOptions),
+        ["Faults"] = typeof(Keystone.Operations.FaultOptions),
         ["Alerts"] = typeof(Keystone.Operations.AlertOptions),
         ["DeadLetters"] = typeof(Keystone.Operations.DeadLetterOptions),
         ["Security"] = typeof(SecurityOptions),
@@ -116,6 +117,7 @@ internal static class ConfigurationCheck
             problems.Add("Keystone:Alerts:EvaluationInterval must be at least 100 ms.");
         var ads = BindChecked<Keystone.Ads.AdsOptions>(Keystone.Ads.AdsOptions.Section);
         if (ads is not null) problems.AddRange(ads.Problems());
+        BindChecked<Keystone.Operations.FaultOptions>(Keystone.Operations.FaultOptions.Section);
         var graph = BindChecked<Keystone.Graph.GraphOptions>(Keystone.Graph.GraphOptions.Section);
         if (graph is not null) problems.AddRange(graph.Problems());
 

@@ -123,6 +123,7 @@ public static class KeystoneHost
         services.AddOptions<Keystone.Aggregation.AggregationOptions>().Bind(configuration.GetSection(Keystone.Aggregation.AggregationOptions.Section));
         services.AddSingleton<Keystone.Aggregation.CheckpointMetrics>();
         services.AddOptions<Keystone.Ads.AdsOptions>().Bind(configuration.GetSection(Keystone.Ads.AdsOptions.Section));
+        services.AddOptions<Keystone.Operations.FaultOptions>().Bind(configuration.GetSection(Keystone.Operations.FaultOptions.Section));
         services.AddOptions<Keystone.Graph.GraphOptions>().Bind(configuration.GetSection(Keystone.Graph.GraphOptions.Section));
         // Access control: a local (Development) run without configured keys gets fresh ones, printed at start, so a
         // newcomer is never locked out and no key is ever committed.
@@ -197,6 +198,8 @@ public static class KeystoneHost
         var routing = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<RoutingOptions>>().Value;
         if (routing.Pii.Mode == MaskMode.Hash && string.IsNullOrEmpty(routing.Pii.Salt))
             app.Logger.LogWarning("Keystone:Routing:Pii:Salt is not set: mask-pii-fields hashes without a key, so masked values can be matched against guesses. Set a salt outside development.");
+        if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<StorageOptions>>().Value.GrainState == GrainStateStore.Memory)
+            app.Logger.LogWarning("Keystone:Storage:GrainState is Memory: grain state is not durable and dies with this silo (a benchmark setting).");
 
         var host = new KeystoneHostOptions();
         app.Configuration.GetSection(KeystoneHostOptions.Section).Bind(host);

@@ -50,7 +50,14 @@ public sealed class StorageOptions
     /// <summary>Blob container for grain state (3-63 lower-case letters, digits and dashes).</summary>
     [Required, RegularExpression("^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$", ErrorMessage = "Container names are 3-63 lower-case letters, digits and single dashes, starting and ending with a letter or digit.")]
     public string Container { get; set; } = "keystone-state";
+
+    /// <summary>Where grain state lives: <see cref="GrainStateStore.AzureBlob"/> (durable; the default) or
+    /// <see cref="GrainStateStore.Memory"/> (the silo's memory, lost with it: for benchmarks of the grains themselves,
+    /// which the emulator cannot keep up with at a million-edge scale). Logs, pages, dead letters and the archive stay in blobs.</summary>
+    public GrainStateStore GrainState { get; set; } = GrainStateStore.AzureBlob;
 }
+
+public enum GrainStateStore { AzureBlob, Memory }
 
 /// <summary>Section <c>Keystone:Cluster</c>.</summary>
 public sealed class ClusterOptions

@@ -40,11 +40,18 @@ internal static class SiloSetup
                 break;
         }
 
-        silo.AddAzureBlobGrainStorage(StorageNames.State, o =>
+        if (storage.GrainState == GrainStateStore.Memory)
         {
-            o.BlobServiceClient = new BlobServiceClient(storage.ConnectionString);
-            o.ContainerName = storage.Container;
-        });
+            silo.AddMemoryGrainStorage(StorageNames.State);
+        }
+        else
+        {
+            silo.AddAzureBlobGrainStorage(StorageNames.State, o =>
+            {
+                o.BlobServiceClient = new BlobServiceClient(storage.ConnectionString);
+                o.ContainerName = storage.Container;
+            });
+        }
         silo.Services.AddKeyedSingleton<IGrainStorageSerializer, KeystoneStateSerializer>(StorageNames.State);
         silo.Services.AddKeyedSingleton<IStreamIdMapper, TopicStreamIdMapper>(TopicStreamIdMapper.Name);
         silo.Services.AddSingleton(new PipelineDescription(streaming.Provider.ToString()));

@@ -1,0 +1,87 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using Keystone.Events;
+using Keystone.IntegrationTests.Infrastructure;
+
+namespace Keystone.IntegrationTests.Pipeline;
+
+/// <summary>
+/// An event that makes an entity grain throw (a poison event, made so by fault injection) after it passed ingest and
+/// routing: it is retried, isolated from its delivery and parked in the dead-letter store; the partition keeps
+/// flowing; after the fix it is replayed and applied exactly once.
+/// </summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class PoisonEventTests(AzuriteFixture azurite)
+{
+    private static readonly DateTimeOffset T0 = DateTimeOffset.UtcNow.AddMinutes(-30);
+
+    private static KeystoneEvent Play(string user, string session, int i) => new(
+        Guid.NewGuid(), "video.play.started", T0.AddSeconds(i), "1.0", new EventSource("poison-test", "tv", "us-east-1"),
+        Payload.Create(("user_id", user), ("profile_id", user + "-p"), ("video_id", "poison-video"), ("device_id", user + "-tv"),
+            ("session_id", session), ("position_ms", 0L), ("quality", "HD")),
+        EventMetadata.Empty);
+
+    private static async Task<JsonNode> Json(HttpResponseMessage response)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"{(int)response.StatusCode} {text}");
+        return JsonNode.Parse(text)!;
+    }
+
+    private static async Task<long> Events(TestSilo silo, string user)
+    {
+        var response = await silo.Http.GetAsync($"/v1/users/{user}/activity");
+        return response.StatusCode == HttpStatusCode.NotFound ? 0 : (await Json(response))["totals"]!["events"]!.GetValue<long>();
+    }
+
+    [Fact]
+    public async Task A_poison_event_is_dead_lettered_after_retries_its_partition_keeps_flowing_and_a_replay_after_the_fix_applies_it_once()
+    {
+        var settings = TestSilo.DefaultSettings(azurite);
+        settings["Keystone:Aggregation:CheckpointInterval"] = "00:00:01";
+        settings["Keystone:Faults:PoisonMarker"] = "poison-session";
+        var user = "poison-u1";
+        var before = Enumerable.Range(0, 5).Select(i => Play(user, "good-session", i)).ToList();
+        var poison = Play(user, "poison-session", 5);
+        var after = Enumerable.Range(6, 5).Select(i => Play(user, "good-session", i)).ToList();
+        string id;
+
+        await using (var silo = await TestSilo.StartAsync(settings))
+        {
+            // One request: the poison event shares its delivery (and its user's partition) with good events.
+            await Json(await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray([.. before, poison, .. after]))));
+            var letters = await Eventually.Until(async () => (await Json(await silo.Http.GetAsync("/v1/dead-letters?stage=activity")))["items"]!.AsArray(),
+                items => items.Count > 0, TimeSpan.FromSeconds(30), "the poison event in the dead-letter store");
+            var letter = Assert.Single(letters)!;
+            Assert.Equal(poison.EventId.ToString(), letter["event_id"]!.GetValue<string>());
+            Assert.Equal("activity-aggregation", letter["topic"]!.GetValue<string>());
+            Assert.Contains("poison event", letter["error"]!.GetValue<string>());
+            Assert.True(letter["attempts"]!.GetValue<int>() >= 4, letter.ToJsonString());
+            id = letter["id"]!.GetValue<string>();
+
+            // Everything else in the delivery was applied, and the partition keeps flowing.
+            await Eventually.Until(() => Events(silo, user), n => n == 10, TimeSpan.FromSeconds(20), "the ten good events");
+            var later = Play(user, "good-session", 20);
+            await Json(await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray([later]))));
+            await Eventually.Until(() => Events(silo, user), n => n == 11, TimeSpan.FromSeconds(20), "a later event of the same user");
+            Assert.Contains("keystone_dead_letters_total", await silo.Http.GetStringAsync("/metrics"));
+        }
+
+        // The fix is deployed (no more fault); the replay goes back into the topic and is applied once.
+        settings.Remove("Keystone:Faults:PoisonMarker");
+        await using (var silo = await TestSilo.StartAsync(settings))
+        {
+            var replay = await Json(await silo.Http.PostAsync($"/v1/dead-letters/{id}/replay", null));
+            Assert.Equal("replayed", replay["outcome"]!.GetValue<string>());
+            await Eventually.Until(() => Events(silo, user), n => n == 12, TimeSpan.FromSeconds(20), "the replayed event applied");
+
+            // A second replay publishes nothing, and the same event arriving again (an archive replay) changes nothing.
+            Assert.Equal("already_replayed", (await Json(await silo.Http.PostAsync($"/v1/dead-letters/{id}/replay", null)))["outcome"]!.GetValue<string>());
+            var archive = await silo.Http.PostAsync("/v1/archive/replay", TestEvents.JsonContent(
+                $$"""{"from":"{{T0.AddMinutes(-1):O}}","to":"{{T0.AddMinutes(1):O}}","to_topic":"activity-aggregation"}"""));
+            Assert.True(archive.IsSuccessStatusCode, await archive.Content.ReadAsStringAsync());
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            Assert.Equal(12, await Events(silo, user));
+        }
+    }
+}
