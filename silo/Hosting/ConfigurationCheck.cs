@@ -127,6 +127,7 @@ internal static class ConfigurationCheck
         {
             if (streaming.PollPeriod <= TimeSpan.Zero) problems.Add("Keystone:Streaming:PollPeriod must be positive.");
             if (streaming.MaxEventDeliveryTime <= TimeSpan.Zero) problems.Add("Keystone:Streaming:MaxEventDeliveryTime must be positive.");
+            if (streaming.MaxConsumerLag < TimeSpan.FromSeconds(10)) problems.Add("Keystone:Streaming:MaxConsumerLag must be at least 10 s.");
             if (streaming.Provider == StreamProviderKind.EventHubs)
             {
                 if (string.IsNullOrWhiteSpace(streaming.EventHubs.ConnectionString))

@@ -111,6 +111,11 @@ public sealed class StreamingOptions
     /// <summary>How long delivered messages stay in the pulling agents' cache (Orleans keeps five minutes, for rewinding).</summary>
     public TimeSpan CacheRetention { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>How far (in enqueue time) a consumer may fall behind the newest message of its queue. Orleans purges
+    /// its stream cache by age, delivered or not: a consumer further behind than this loses messages. Larger values
+    /// hold more of the stream in memory while consumers lag.</summary>
+    public TimeSpan MaxConsumerLag { get; set; } = TimeSpan.FromMinutes(5);
+
     public AzureQueueStreamSettings AzureQueue { get; set; } = new();
     public EventHubsStreamSettings EventHubs { get; set; } = new();
 }

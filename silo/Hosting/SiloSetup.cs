@@ -94,8 +94,8 @@ internal static class SiloSetup
                     b.ConfigureCacheEviction(ob => ob.Configure(o =>
                     {
                         o.DataMinTimeInCache = streaming.CacheRetention;
-                        o.DataMaxAgeInCache = streaming.CacheRetention + TimeSpan.FromMinutes(1);
-                        o.MetadataMinTimeInCache = streaming.CacheRetention + TimeSpan.FromMinutes(1);
+                        o.DataMaxAgeInCache = streaming.CacheRetention + streaming.MaxConsumerLag;
+                        o.MetadataMinTimeInCache = streaming.CacheRetention + streaming.MaxConsumerLag;
                     }));
                     b.ConfigureStreamPubSub(StreamPubSubType.ImplicitOnly);
                 });
@@ -137,8 +137,8 @@ internal static class SiloSetup
                     b.ConfigureCacheEviction(ob => ob.Configure(o =>
                     {
                         o.DataMinTimeInCache = streaming.CacheRetention;
-                        o.DataMaxAgeInCache = streaming.CacheRetention + TimeSpan.FromMinutes(1);
-                        o.MetadataMinTimeInCache = streaming.CacheRetention + TimeSpan.FromMinutes(1);
+                        o.DataMaxAgeInCache = streaming.CacheRetention + streaming.MaxConsumerLag;
+                        o.MetadataMinTimeInCache = streaming.CacheRetention + streaming.MaxConsumerLag;
                     }));
                 });
                 // An Event Hubs batch holds at most 1 MiB.

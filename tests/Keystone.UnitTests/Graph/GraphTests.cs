@@ -322,3 +322,31 @@ public class GraphRankingTests
         Assert.Equal(3 * (1 + Math.Log(101)), ranked[0].Score, 3);
     }
 }
+
+public class GraphOptionsTests
+{
+    [Fact]
+    public void The_defaults_are_valid() => Assert.Empty(new GraphOptions().Problems());
+
+    [Fact]
+    public void A_memory_of_ids_shorter_than_the_barrier_period_is_refused() =>
+        Assert.Contains(new GraphOptions { DedupeHorizon = TimeSpan.FromSeconds(10) }.Problems(), p => p.Contains("DedupeHorizon", StringComparison.Ordinal));
+
+    [Fact]
+    public void A_bad_changes_topic_is_refused() =>
+        Assert.Contains(new GraphOptions { ChangesTopic = "bad topic" }.Problems(), p => p.Contains("ChangesTopic", StringComparison.Ordinal));
+}
+
+public class FaultOptionsTests
+{
+    [Fact]
+    public void Only_an_event_carrying_the_marker_is_poison_and_only_when_a_marker_is_set()
+    {
+        var marked = G.Event("video.play.started", G.T0, ("user_id", "u"), ("session_id", "boom"));
+        var plain = G.Event("video.play.started", G.T0, ("user_id", "u"), ("session_id", "fine"));
+        Assert.True(new Keystone.Operations.FaultOptions { PoisonMarker = "boom" }.IsPoison(marked));
+        Assert.False(new Keystone.Operations.FaultOptions { PoisonMarker = "boom" }.IsPoison(plain));
+        Assert.False(new Keystone.Operations.FaultOptions().IsPoison(marked));
+        Assert.False(new Keystone.Operations.FaultOptions { PoisonMarker = "" }.IsPoison(marked));
+    }
+}
