@@ -70,6 +70,13 @@ public sealed class FaultOptions
     /// event, to watch the dead-letter path work (and to replay it once the "fix", removing this, is deployed).</summary>
     public string? PoisonMarker { get; set; }
 
-    public bool IsPoison(KeystoneEvent e) =>
-        PoisonMarker is { Length: > 0 } marker && e.Payload.ToDictionary().Values.Any(v => v is string s && s == marker);
+    /// <summary>The same for the routers: they throw on events carrying this value.</summary>
+    public string? RouterPoisonMarker { get; set; }
+
+    public bool IsPoison(KeystoneEvent e) => Carries(e, PoisonMarker);
+
+    public bool IsRouterPoison(KeystoneEvent e) => Carries(e, RouterPoisonMarker);
+
+    private static bool Carries(KeystoneEvent e, string? marker) =>
+        marker is { Length: > 0 } && e.Payload.ToDictionary().Values.Any(v => v is string s && s == marker);
 }

@@ -22,6 +22,8 @@ public sealed class RouterGrain(
     IOptions<RoutingOptions> routingOptions,
     IOptions<IngestOptions> ingestOptions,
     PipelineMetrics metrics,
+    Keystone.Operations.DeadLetterStore deadLetters,
+    IOptions<Keystone.Operations.FaultOptions> faults,
     TimeProvider time,
     ILogger<RouterGrain> logger)
     : Grain, IRouterGrain, IStreamSubscriptionObserver, IAsyncBatchObserver<EventBatch>
@@ -108,7 +110,40 @@ public sealed class RouterGrain(
             if (fresh.Count == 0) continue;
             handled.AddRange(fresh);
 
-            var routed = engine.Route(fresh, _partition, now);
+            RoutedBatch routed;
+            try
+            {
+                routed = RouteChecked(engine, fresh, now);
+            }
+            catch (Exception e)
+            {
+                // A rule or transform fails on some event: find those that fail on their own, park them in the
+                // dead-letter store (replayed through ingest once fixed), route the rest. Never remembered as seen.
+                logger.LogWarning(e, "Router {Partition}: routing a batch of {Count} failed; routing its events one by one", _partition, fresh.Count);
+                var poison = new List<(KeystoneEvent Event, Exception Error)>();
+                foreach (var single in fresh)
+                {
+                    try { RouteChecked(engine, [single], now); }
+                    catch (Exception error) { poison.Add((single, error)); }
+                }
+                if (poison.Count == 0) throw;
+                var letters = poison.Select(p => new Keystone.Operations.DeadLetter(
+                    Keystone.Operations.DeadLetterStore.NewId("router", now), "router", p.Event.EventType, p.Event.EventId.ToString(),
+                    Keystone.Operations.DeadLetterStore.Describe(p.Error), 2, now, EventJson.Serialize(p.Event), null)).ToList();
+                await deadLetters.AddAsync(letters);
+                metrics.DeadLettered("router", letters.Count);
+                var bad = poison.Select(p => p.Event.EventId).ToHashSet();
+                for (var i = fresh.Count - 1; i >= 0; i--)
+                {
+                    if (!bad.Contains(fresh[i].EventId)) continue;
+                    fresh.RemoveAt(i);
+                    freshIndex.RemoveAt(i);
+                }
+                accepted.RemoveAll(bad.Contains);
+                handled.RemoveAll(h => bad.Contains(h.EventId));
+                if (fresh.Count == 0) continue;
+                routed = RouteChecked(engine, fresh, now);
+            }
             foreach (var (topic, output) in routed.Topics) Add(topic, output.Priority, batch, freshIndex, output.Events, output.Indexes);
             if (routed.Unrouted.Count > 0) Add(StreamNames.Unrouted, null, batch, freshIndex, routed.Unrouted, routed.UnroutedIndexes);
             deliveries += routed.Deliveries;
@@ -133,6 +168,13 @@ public sealed class RouterGrain(
         metrics.DuplicateAtRouter((int)duplicates);
         metrics.Unrouted((int)unrouted);
         metrics.Filtered((int)filtered);
+    }
+
+    private RoutedBatch RouteChecked(RoutingEngine engine, List<KeystoneEvent> events, DateTimeOffset now)
+    {
+        if (faults.Value.RouterPoisonMarker is { Length: > 0 } && events.FirstOrDefault(faults.Value.IsRouterPoison) is { } poison)
+            throw new InvalidOperationException($"poison event {poison.EventId} (fault injection: Keystone:Faults:RouterPoisonMarker)");
+        return engine.Route(events, _partition, now);
     }
 
     private async Task Append(string topic, Priority? priority, List<(Guid, BatchItem[])> segments, DateTimeOffset now)

@@ -125,15 +125,32 @@ public sealed class FaultTests(AzuriteFixture azurite, ITestOutputHelper output)
 
             var expected = events.GroupBy(e => e.UserId!).ToDictionary(g => g.Key, g => (long)g.Count());
             foreach (var (user, count) in expected)
+            {
                 await Eventually.Until(() => Events(a, user), n => n == count, TimeSpan.FromSeconds(120), $"{user}'s {count} plays on the surviving silo");
+                await Eventually.Until(() => Watches(a, user), n => n == count, TimeSpan.FromSeconds(60), $"{user}'s {count} plays on the graph");
+            }
             await Task.Delay(TimeSpan.FromSeconds(6));
             foreach (var (user, count) in expected)
-                Assert.Equal(count, await Events(a, user));
+                Assert.Equal((count, count), (await Events(a, user), await Watches(a, user)));
         }
         finally
         {
             output.WriteLine(a.Output.Length > 4000 ? a.Output[^4000..] : a.Output);
             await b.DisposeAsync();
+        }
+    }
+
+    private static async Task<long> Watches(SiloProcess silo, string user)
+    {
+        try
+        {
+            var response = await silo.Http.GetAsync($"/v1/graph/users/{user}/edges?label=WATCHES&limit=100");
+            if (!response.IsSuccessStatusCode) return 0;
+            return System.Text.Json.Nodes.JsonNode.Parse(await response.Content.ReadAsStringAsync())!["edges"]!.AsArray().Sum(e => e!["count"]!.GetValue<long>());
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return 0;
         }
     }
 

@@ -84,4 +84,38 @@ public sealed class PoisonEventTests(AzuriteFixture azurite)
             Assert.Equal(12, await Events(silo, user));
         }
     }
+
+    [Fact]
+    public async Task A_poison_event_at_the_router_is_dead_lettered_the_rest_of_its_batch_is_routed_and_a_replay_through_ingest_routes_it_once()
+    {
+        var settings = TestSilo.DefaultSettings(azurite);
+        settings["Keystone:Aggregation:CheckpointInterval"] = "00:00:01";
+        settings["Keystone:Faults:RouterPoisonMarker"] = "router-poison";
+        var user = "router-poison-u1";
+        var poison = Play(user, "router-poison", 3);
+        List<KeystoneEvent> batch = [Play(user, "fine", 1), Play(user, "fine", 2), poison, Play(user, "fine", 4)];
+        string id;
+
+        await using (var silo = await TestSilo.StartAsync(settings))
+        {
+            await Json(await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray(batch))));
+            var letter = (await Eventually.Until(async () => (await Json(await silo.Http.GetAsync("/v1/dead-letters?stage=router")))["items"]!.AsArray(),
+                items => items.Count > 0, TimeSpan.FromSeconds(30), "the poison event in the dead-letter store")).Single()!;
+            Assert.Equal(poison.EventId.ToString(), letter["event_id"]!.GetValue<string>());
+            Assert.Null(letter["topic"]);
+            Assert.Contains("router-poison", letter["error"]!.GetValue<string>() + letter["event"]!.GetValue<string>());
+            id = letter["id"]!.GetValue<string>();
+            await Eventually.Until(() => Events(silo, user), n => n == 3, TimeSpan.FromSeconds(20), "the three good events routed and counted");
+        }
+
+        settings.Remove("Keystone:Faults:RouterPoisonMarker");
+        await using (var silo = await TestSilo.StartAsync(settings))
+        {
+            Assert.Equal("replayed", (await Json(await silo.Http.PostAsync($"/v1/dead-letters/{id}/replay", null)))["outcome"]!.GetValue<string>());
+            await Eventually.Until(() => Events(silo, user), n => n == 4, TimeSpan.FromSeconds(20), "the replayed event routed and counted");
+            Assert.Equal("already_replayed", (await Json(await silo.Http.PostAsync($"/v1/dead-letters/{id}/replay", null)))["outcome"]!.GetValue<string>());
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            Assert.Equal(4, await Events(silo, user));
+        }
+    }
 }
