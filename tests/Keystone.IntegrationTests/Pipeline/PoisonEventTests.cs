@@ -21,6 +21,14 @@ public sealed class PoisonEventTests(AzuriteFixture azurite)
             ("session_id", session), ("position_ms", 0L), ("quality", "HD")),
         EventMetadata.Empty);
 
+    private Dictionary<string, string?> WithFault(string fault, string marker)
+    {
+        var settings = TestSilo.DefaultSettings(azurite);
+        settings["Keystone:Aggregation:CheckpointInterval"] = "00:00:01";
+        settings["Keystone:Faults:" + fault] = marker;
+        return settings;
+    }
+
     private static async Task<JsonNode> Json(HttpResponseMessage response)
     {
         var text = await response.Content.ReadAsStringAsync();
@@ -37,9 +45,7 @@ public sealed class PoisonEventTests(AzuriteFixture azurite)
     [Fact]
     public async Task A_poison_event_is_dead_lettered_after_retries_its_partition_keeps_flowing_and_a_replay_after_the_fix_applies_it_once()
     {
-        var settings = TestSilo.DefaultSettings(azurite);
-        settings["Keystone:Aggregation:CheckpointInterval"] = "00:00:01";
-        settings["Keystone:Faults:PoisonMarker"] = "poison-session";
+        var settings = WithFault("PoisonMarker", "poison-session");
         var user = "poison-u1";
         var before = Enumerable.Range(0, 5).Select(i => Play(user, "good-session", i)).ToList();
         var poison = Play(user, "poison-session", 5);
@@ -88,9 +94,7 @@ public sealed class PoisonEventTests(AzuriteFixture azurite)
     [Fact]
     public async Task A_poison_event_at_the_router_is_dead_lettered_the_rest_of_its_batch_is_routed_and_a_replay_through_ingest_routes_it_once()
     {
-        var settings = TestSilo.DefaultSettings(azurite);
-        settings["Keystone:Aggregation:CheckpointInterval"] = "00:00:01";
-        settings["Keystone:Faults:RouterPoisonMarker"] = "router-poison";
+        var settings = WithFault("RouterPoisonMarker", "router-poison");
         var user = "router-poison-u1";
         var poison = Play(user, "router-poison", 3);
         List<KeystoneEvent> batch = [Play(user, "fine", 1), Play(user, "fine", 2), poison, Play(user, "fine", 4)];
