@@ -218,6 +218,9 @@ public sealed record RankedId([property: Id(0)] string Id, [property: Id(1)] dou
 [GenerateSerializer, Immutable]
 public sealed record Ranking([property: Id(0)] IReadOnlyList<RankedId> Items, [property: Id(1)] bool Complete);
 
+[GenerateSerializer, Immutable]
+public sealed record TraversalStart([property: Id(0)] TopEdges Top, [property: Id(1)] IdList Out, [property: Id(2)] Ranking Ranked);
+
 /// <summary>How big a node's graph state is: the bound a hot node must respect.</summary>
 [GenerateSerializer, Immutable]
 public sealed record GraphFootprint(
@@ -251,18 +254,15 @@ public interface IGraphNodeGrain : IGrainWithStringKey
     [AlwaysInterleave]
     Task<IReadOnlyList<GraphEdge>> GetOutEdges(EdgeLabel label, IReadOnlyList<string> targets);
 
-    /// <summary>The strongest out-edges of <paramref name="label"/> (by weight, then count), and how many there are.</summary>
-    [AlwaysInterleave]
-    Task<TopEdges> GetTopOut(EdgeLabel label, int limit);
-
-    /// <summary>Ids this node has out-edges of <paramref name="label"/> to (a user's watched titles), up to <paramref name="limit"/>.</summary>
-    [AlwaysInterleave]
-    Task<IdList> GetOutIds(EdgeLabel label, int limit);
-
     /// <summary>Derived rankings a traversal reads in one call: co-watched titles (video), titles by viewers (genre),
     /// played titles (profile). <c>Complete</c> is false when the bounded list dropped entries.</summary>
     [AlwaysInterleave]
     Task<Ranking> GetRanking(FactKind kind, int limit);
+
+    /// <summary>Where a traversal starts, in one call: the node's strongest out-edges of <paramref name="label"/>, the ids
+    /// of all of them (up to <paramref name="maxIds"/>), and its derived ranking. Null when the node has never been seen.</summary>
+    [AlwaysInterleave]
+    Task<TraversalStart?> StartTraversal(EdgeLabel label, int fanOut, int maxIds);
 
     [AlwaysInterleave]
     Task<GraphFootprint> GetFootprint();

@@ -192,6 +192,9 @@ internal sealed class GraphFacet(IPersistentState<GraphNodeState> storage, Graph
 
     public Ranking Ranked(int limit) => _node.Ranked(limit);
 
+    public TraversalStart? Start(EdgeLabel label, int fanOut, int maxIds) =>
+        _node.Exists ? new TraversalStart(TopOut(label, fanOut), OutIds(label, maxIds), _node.Ranked(maxIds)) : null;
+
     public GraphFootprint Footprint()
     {
         _node.PrepareCheckpoint();
@@ -212,9 +215,8 @@ public abstract class GraphNodeGrainBase : Grain, IGraphNodeGrain
     public Task<GraphNodeView?> GetNode() => Task.FromResult(Graph.View());
     public Task<EdgePage?> GetEdges(EdgeQuery query) => Graph.Edges(query);
     public Task<IReadOnlyList<GraphEdge>> GetOutEdges(EdgeLabel label, IReadOnlyList<string> targets) => Task.FromResult(Graph.OutEdges(label, targets));
-    public Task<TopEdges> GetTopOut(EdgeLabel label, int limit) => Task.FromResult(Graph.TopOut(label, limit));
-    public Task<IdList> GetOutIds(EdgeLabel label, int limit) => Task.FromResult(Graph.OutIds(label, limit));
     public Task<Ranking> GetRanking(FactKind kind, int limit) => Task.FromResult(Graph.Ranked(limit));
+    public Task<TraversalStart?> StartTraversal(EdgeLabel label, int fanOut, int maxIds) => Task.FromResult(Graph.Start(label, fanOut, maxIds));
     public Task<GraphFootprint> GetFootprint() => Task.FromResult(Graph.Footprint());
 }
 

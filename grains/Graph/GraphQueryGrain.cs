@@ -41,15 +41,12 @@ public sealed class GraphQueryGrain(IOptions<GraphOptions> options) : Grain, IGr
     public async Task<TraversalResult?> AlsoWatched(string userId, int limit)
     {
         CheckLimit(limit);
-        var user = GraphNodes.Get(GrainFactory, NodeType.User, userId);
-        if (await user.GetNode() is null) return null;
         var fanOut = _options.TraversalFanOut;
+        // Hop 1, one call: the user's strongest titles (by watch time) seed the walk; everything it watched is excluded.
+        if (await GraphNodes.Get(GrainFactory, NodeType.User, userId).StartTraversal(EdgeLabel.Watches, fanOut, _options.MaxLimit * 10) is not { } start) return null;
+        var (seeds, seen) = (start.Top, start.Out);
         var cut = new List<string>();
-
-        // Hop 1: the user's strongest titles (by watch time) seed the walk; everything it watched is excluded.
-        var seeds = await user.GetTopOut(EdgeLabel.Watches, fanOut);
         if (seeds.Total > fanOut) cut.Add($"hop 1: followed the {fanOut} most-watched of the user's {seeds.Total} titles");
-        var seen = await user.GetOutIds(EdgeLabel.Watches, _options.MaxLimit * 10);
         if (!seen.Complete) cut.Add($"only the first {seen.Ids.Count} watched titles were excluded");
 
         // Hop 2 (materialised): each title's co-watch counts are the other titles its viewers watched.
@@ -64,14 +61,11 @@ public sealed class GraphQueryGrain(IOptions<GraphOptions> options) : Grain, IGr
     public async Task<TraversalResult?> Recommendations(string profileId, int limit)
     {
         CheckLimit(limit);
-        var profile = GraphNodes.Get(GrainFactory, NodeType.Profile, profileId);
-        if (await profile.GetNode() is null) return null;
         var fanOut = _options.TraversalFanOut;
+        if (await GraphNodes.Get(GrainFactory, NodeType.Profile, profileId).StartTraversal(EdgeLabel.Prefers, fanOut, _options.MaxLimit * 10) is not { } start) return null;
+        var (genres, played) = (start.Top, start.Ranked);
         var cut = new List<string>();
-
-        var genres = await profile.GetTopOut(EdgeLabel.Prefers, fanOut);
         if (genres.Total > fanOut) cut.Add($"hop 1: followed the {fanOut} strongest of {genres.Total} preferred genres");
-        var played = await profile.GetRanking(FactKind.Play, _options.MaxLimit * 10);
         if (!played.Complete) cut.Add($"only the {played.Items.Count} most-played titles were excluded");
 
         var titles = await Task.WhenAll(genres.Edges.Select(async g => (g.Id, Ranking: await GraphNodes.Get(GrainFactory, NodeType.Genre, g.Id).GetRanking(FactKind.Viewer, fanOut))));
