@@ -12,7 +12,7 @@ using Microsoft.Extensions.DependencyInjection;
 //   --capacity-rates 60000,70000,... --capacity-seconds S   --baseline-events N   --rest-events N
 //   --ads-rate R --ads-seconds S --ads-linger-ms L (ads run)
 //   --graph-users N --graph-videos N --graph-titles N --graph-rate R --graph-seconds S (graph run)
-//   --only <run-name-prefix>   --alloc-profile   --Keystone:Section:Key=value (silo settings for the saturation, paced, ads and overhead runs)
+//   --only <run-name-prefix>   --alloc-profile   --Keystone:Section:Key=value (silo settings for the saturation, paced, aggregation, ads, graph and overhead runs)
 var scenario = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal) && !char.IsDigit(a[0])) ?? "pipeline";
 string? ArgText(string name)
 {
@@ -131,7 +131,7 @@ if (Selected("aggregation"))
     // population (5,000 users, 15,000 profiles, 1,000 videos) decides how long a barrier takes.
     var population = new Keystone.Client.Simulation.SimulationOptions { Users = Arg("--aggregation-users", 5_000), Videos = 1_000, ConcurrentSessions = 2_000, Seed = 3 };
     var pool = PipelineBenchmark.Generate(300_000, population);
-    await using var cluster = await BenchCluster.StartAsync(azurite, new Dictionary<string, string?> { ["Keystone:Aggregation:CheckpointInterval"] = ArgText("--aggregation-checkpoint") ?? "00:00:30" });
+    await using var cluster = await BenchCluster.StartAsync(azurite, new Dictionary<string, string?>(extra) { ["Keystone:Aggregation:CheckpointInterval"] = ArgText("--aggregation-checkpoint") ?? "00:00:30" });
     await PipelineBenchmark.WarmUp(cluster, PipelineBenchmark.Generate(50_000, population with { Seed = 4 }), defaultOptions);
     aggregation = await AggregationBenchmark.Run(cluster, pool, aggregationRate, aggregationSeconds, defaultOptions);
     Console.WriteLine($"  aggregation: {aggregation.Events:N0} events ({aggregation.ActivityEvents:N0} to the window operators) in {aggregation.Elapsed.TotalSeconds:0.00} s = {aggregation.EventsPerSecond:N0} events/s");

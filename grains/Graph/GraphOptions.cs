@@ -10,7 +10,11 @@ public sealed class GraphOptions
     /// <summary>Where every created or changed edge and node is published.</summary>
     public string ChangesTopic { get; set; } = "graph-changes";
 
-    public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromMinutes(1);
+    /// <summary>Barrier period. Nearly every node a delivery touches becomes dirty, so barriers cost one state write per
+    /// touched node: a longer period amortises that (measured: the aggregation benchmark with the graph alongside ran
+    /// 2,352 events/s at 1 min, 4,407 at 2 min, 6,107 at 5 min). The price: nodes keep their inputs until the barrier
+    /// (at most 5,000 per node), and a crash replays up to one period of the log.</summary>
+    public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>Reverse entries per sealed page. A node keeps at most one unsealed page in its state; full pages
     /// are written once to their own blob and never rewritten.</summary>
@@ -18,7 +22,7 @@ public sealed class GraphOptions
     public int PageSize { get; set; } = 1_000;
 
     /// <summary>How long a node remembers event ids it applied (a producer's retries and a crash replay come within it).</summary>
-    public TimeSpan DedupeHorizon { get; set; } = TimeSpan.FromMinutes(5);
+    public TimeSpan DedupeHorizon { get; set; } = TimeSpan.FromMinutes(10);
 
     [Range(16, 10_000_000)]
     public int DedupeCapacity { get; set; } = 4_096;
