@@ -279,7 +279,7 @@ public sealed class GraphNode
 
     // ---- reading -------------------------------------------------------------------------------------------------
 
-    public GraphNodeView View(Func<OutEdge, double?> weight)
+    public GraphNodeView View()
     {
         var degrees = new List<DegreeView>();
         foreach (var label in GraphSchema.Labels(Type, EdgeDirection.Out))

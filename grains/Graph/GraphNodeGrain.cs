@@ -120,7 +120,7 @@ internal sealed class GraphFacet(IPersistentState<GraphNodeState> storage, Graph
         });
     }
 
-    public GraphNodeView? View() => _node.Exists ? _node.View(Weight) : null;
+    public GraphNodeView? View() => _node.Exists ? _node.View() : null;
 
     public async Task<EdgePage?> Edges(EdgeQuery query)
     {
@@ -190,7 +190,12 @@ internal sealed class GraphFacet(IPersistentState<GraphNodeState> storage, Graph
         return ids.Count > limit ? new IdList(ids[..limit], false) : new IdList(ids, true);
     }
 
-    public Ranking Ranked(int limit) => _node.Ranked(limit);
+    /// <summary>The node's derived ranking; each node type keeps one kind (videos co-watch, genres viewers, profiles plays).</summary>
+    public Ranking Ranked(FactKind kind, int limit) => (kind, _node.Type) switch
+    {
+        (FactKind.CoWatch, NodeType.Video) or (FactKind.Viewer, NodeType.Genre) or (FactKind.Play, NodeType.Profile) => _node.Ranked(limit),
+        _ => throw new ArgumentException($"{GraphSchema.Plural(_node.Type)} keep no {kind} ranking", nameof(kind)),
+    };
 
     public TraversalStart? Start(EdgeLabel label, int fanOut, int maxIds) =>
         _node.Exists ? new TraversalStart(TopOut(label, fanOut), OutIds(label, maxIds), _node.Ranked(maxIds)) : null;
@@ -215,7 +220,7 @@ public abstract class GraphNodeGrainBase : Grain, IGraphNodeGrain
     public Task<GraphNodeView?> GetNode() => Task.FromResult(Graph.View());
     public Task<EdgePage?> GetEdges(EdgeQuery query) => Graph.Edges(query);
     public Task<IReadOnlyList<GraphEdge>> GetOutEdges(EdgeLabel label, IReadOnlyList<string> targets) => Task.FromResult(Graph.OutEdges(label, targets));
-    public Task<Ranking> GetRanking(FactKind kind, int limit) => Task.FromResult(Graph.Ranked(limit));
+    public Task<Ranking> GetRanking(FactKind kind, int limit) => Task.FromResult(Graph.Ranked(kind, limit));
     public Task<TraversalStart?> StartTraversal(EdgeLabel label, int fanOut, int maxIds) => Task.FromResult(Graph.Start(label, fanOut, maxIds));
     public Task<GraphFootprint> GetFootprint() => Task.FromResult(Graph.Footprint());
 }
