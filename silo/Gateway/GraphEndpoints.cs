@@ -10,6 +10,15 @@ internal static class GraphEndpoints
     {
         var graph = app.MapGroup("/v1/graph").WithTags("Graph");
 
+        graph.MapGet("/operators", async (IClusterClient cluster) =>
+        {
+            var info = await cluster.GetGrain<Keystone.Topics.IPipelineInfoGrain>(0).GetInfo();
+            return Results.Ok(await Task.WhenAll(Enumerable.Range(0, info.Partitions)
+                .Select(p => cluster.GetGrain<IGraphOperatorGrain>(Keystone.Topics.StreamNames.PartitionKey(p)).GetStats())));
+        }).WithName("GetGraphOperators")
+          .WithSummary("Per partition: log position, events, invalid events, edge updates, edges created, duplicates, checkpoints, replayed, changes emitted")
+          .Produces<GraphOperatorStats[]>();
+
         graph.MapGet("/{type}/{id}", async (string type, string id, IClusterClient cluster) =>
         {
             if (Node(type, id, out var nodeType) is { } bad) return bad;

@@ -22,7 +22,7 @@ internal static class StartupBanner
             $"  Health          {baseUrl}/health/ready",
             $"  Status page     {baseUrl}/status  (any user name, the admin key as password)",
             $"  Metrics, alerts {baseUrl}/metrics (Prometheus), {baseUrl}/v1/alerts",
-            $"  Aggregations    {baseUrl}/v1/aggregation/operators, {baseUrl}/v1/ads/operators, {baseUrl}/v1/dead-letters",
+            $"  Aggregations    {baseUrl}/v1/aggregation/operators, {baseUrl}/v1/graph/operators, {baseUrl}/v1/ads/operators, {baseUrl}/v1/dead-letters",
         };
         if (dashboard) lines.Add($"  Dashboard       {baseUrl}/dashboard  (any user name, the admin key as password)");
         foreach (var key in host.App.Services.GetRequiredService<DevelopmentKeys>().Keys)

@@ -143,6 +143,11 @@ public sealed class GraphTests(AzuriteFixture azurite)
             await Post(silo.Http, activity);
             await Drained(silo, catalog.Count + activity.Count);
             Assert.Equal(0, (await Operators(silo)).Sum(o => o.Invalid));
+            var operators = (await Get(silo.Http, "/v1/graph/operators")).AsArray();
+            Assert.Equal(4, operators.Count);
+            Assert.Equal(catalog.Count + activity.Count, operators.Sum(o => o!["events"]!.GetValue<long>()));
+            // Forward edges: users 4 + 5 + 5 (HAS, USES, WATCHES), titles 8 (BELONGS_TO, HAS_GENRE), profiles 2 + 3 + 2 (PREFERS).
+            Assert.Equal(29, operators.Sum(o => o!["edges_created"]!.GetValue<long>()));
 
             // Node and one hop, both directions.
             var user = await Get(silo.Http, "/v1/graph/users/gu1");
