@@ -42,8 +42,7 @@ internal static class ActivityEndpoints
 
         app.MapGet("/v1/aggregation/operators", async (IClusterClient cluster) =>
         {
-            var info = await cluster.GetGrain<IPipelineInfoGrain>(0).GetInfo();
-            var partitions = await Task.WhenAll(Enumerable.Range(0, info.Partitions).Select(p => cluster.GetGrain<IActivityOperatorGrain>(StreamNames.PartitionKey(p)).GetStats()));
+            var partitions = await PerPartition.Ask(cluster, key => cluster.GetGrain<IActivityOperatorGrain>(key).GetStats());
             var combined = await cluster.GetGrain<IWatermarkCoordinatorGrain>(0).GetWatermark();
             return Results.Ok(new OperatorsView(combined, partitions));
         }).WithTags("Activity").WithName("GetOperators")

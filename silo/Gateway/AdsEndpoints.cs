@@ -66,11 +66,8 @@ internal static class AdsEndpoints
 
     private static void MapOperators(RouteGroupBuilder ads) =>
         ads.MapGet("/operators", async (IClusterClient cluster) =>
-        {
-            var info = await cluster.GetGrain<Keystone.Topics.IPipelineInfoGrain>(0).GetInfo();
-            return Results.Ok(await Task.WhenAll(Enumerable.Range(0, info.Partitions)
-                .Select(p => cluster.GetGrain<IAdsOperatorGrain>(Keystone.Topics.StreamNames.PartitionKey(p)).GetStats())));
-        }).WithName("GetAdsOperators")
+            Results.Ok(await PerPartition.Ask(cluster, key => cluster.GetGrain<IAdsOperatorGrain>(key).GetStats())))
+          .WithName("GetAdsOperators")
           .WithSummary("Per partition: log position, events, billable, invalid, duplicates, checkpoints, publish-to-counted latency per event type")
           .Produces<AdsOperatorStats[]>();
 

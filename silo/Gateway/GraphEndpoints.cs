@@ -11,11 +11,8 @@ internal static class GraphEndpoints
         var graph = app.MapGroup("/v1/graph").WithTags("Graph");
 
         graph.MapGet("/operators", async (IClusterClient cluster) =>
-        {
-            var info = await cluster.GetGrain<Keystone.Topics.IPipelineInfoGrain>(0).GetInfo();
-            return Results.Ok(await Task.WhenAll(Enumerable.Range(0, info.Partitions)
-                .Select(p => cluster.GetGrain<IGraphOperatorGrain>(Keystone.Topics.StreamNames.PartitionKey(p)).GetStats())));
-        }).WithName("GetGraphOperators")
+            Results.Ok(await PerPartition.Ask(cluster, key => cluster.GetGrain<IGraphOperatorGrain>(key).GetStats())))
+          .WithName("GetGraphOperators")
           .WithSummary("Per partition: log position, events, invalid events, edge updates, edges created, duplicates, checkpoints, replayed, changes emitted")
           .Produces<GraphOperatorStats[]>();
 

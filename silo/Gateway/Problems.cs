@@ -31,3 +31,13 @@ internal static class Problems
         return true;
     }
 }
+
+/// <summary>Asks every partition's operator of one kind, in partition order.</summary>
+internal static class PerPartition
+{
+    public static async Task<TStats[]> Ask<TStats>(IClusterClient cluster, Func<string, Task<TStats>> ask)
+    {
+        var info = await cluster.GetGrain<Keystone.Topics.IPipelineInfoGrain>(0).GetInfo();
+        return await Task.WhenAll(Enumerable.Range(0, info.Partitions).Select(p => ask(Keystone.Topics.StreamNames.PartitionKey(p))));
+    }
+}
