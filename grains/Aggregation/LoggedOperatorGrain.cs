@@ -191,8 +191,6 @@ public abstract class LoggedOperatorGrain<TState>(
     /// whose entity grains recognise replays by log position (not only by event id) cannot.</summary>
     protected virtual bool CanIsolate => true;
 
-    protected long DeadLettered { get; set; }
-
     /// <summary>
     /// Replaces Orleans' "retry for a minute, then skip" with: retry the delivery with backoff; if it keeps failing,
     /// apply its events one by one and send those that fail on their own (poison) to the dead-letter store, so the
@@ -224,12 +222,7 @@ public abstract class LoggedOperatorGrain<TState>(
                 if (poison.Count == 0) return lost;
                 try
                 {
-                    var now = time.GetUtcNow();
-                    var store = ServiceProvider.GetRequiredService<Keystone.Operations.DeadLetterStore>();
-                    await store.AddAsync([.. poison.Select(p => new Keystone.Operations.DeadLetter(
-                        Keystone.Operations.DeadLetterStore.NewId(LogName, now), LogName, p.Event.EventType, p.Event.EventId.ToString(),
-                        Keystone.Operations.DeadLetterStore.Describe(p.Error), attempt + 1, now, EventJson.Serialize(p.Event), null, InputTopic))]);
-                    DeadLettered += poison.Count;
+                    await ServiceProvider.GetRequiredService<Keystone.Operations.DeadLetterStore>().ParkAsync(LogName, poison, attempt + 1, time.GetUtcNow(), InputTopic);
                     pipelineMetrics.DeadLettered(LogName, poison.Count);
                     logger.LogError("{Log} operator {Partition}: {Count} poison events of delivery {Sequence} went to the dead-letter store: {Error}", LogName, Partition, poison.Count, sequence, poison[0].Error.Message);
                     return lost;

@@ -31,8 +31,14 @@ public sealed class DeadLetterStore(BlobContainerClient container)
     public static string NewId(string stage, DateTimeOffset at) =>
         $"{stage}.{at.UtcDateTime.ToString("yyyyMMdd'T'HHmmssfff", CultureInfo.InvariantCulture)}-{Guid.NewGuid().ToString("N")[..8]}";
 
-    /// <summary>An error as kept with a dead letter: type and message, bounded (no stack: it is for operators).</summary>
-    public static string Describe(Exception e)
+    /// <summary>Keeps events whose processing failed at <paramref name="stage"/> on their own (poison events), with the
+    /// error; <paramref name="topic"/> is where a replay goes (null: through ingest).</summary>
+    public Task ParkAsync(string stage, IReadOnlyList<(Events.KeystoneEvent Event, Exception Error)> poison, int attempts, DateTimeOffset now, string? topic) =>
+        AddAsync([.. poison.Select(p => new DeadLetter(NewId(stage, now), stage, p.Event.EventType, p.Event.EventId.ToString(),
+            Describe(p.Error), attempts, now, Events.EventJson.Serialize(p.Event), null, topic))]);
+
+    // Type and message, bounded (no stack: it is for operators).
+    private static string Describe(Exception e)
     {
         var text = $"{e.GetType().Name}: {e.Message}";
         return text.Length > 2_000 ? text[..2_000] : text;

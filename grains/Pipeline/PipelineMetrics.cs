@@ -21,7 +21,6 @@ public sealed class PipelineMetrics : IDisposable
     public const string MeterName = "Keystone.Pipeline";
 
     private readonly Meter _meter;
-    private long _deadLetteredTotal;
     private readonly Counter<long> _ingested;
     private readonly Counter<long> _rejected;
     private readonly Counter<long> _duplicates;
@@ -119,11 +118,8 @@ public sealed class PipelineMetrics : IDisposable
 
     public void DeadLettered(string stage, int count)
     {
-        Interlocked.Add(ref _deadLetteredTotal, count);
         _deadLettered.Add(count, new KeyValuePair<string, object?>("stage", stage));
     }
-
-    public long DeadLetteredTotal => Interlocked.Read(ref _deadLetteredTotal);
 
     public void DuplicateInBatch(int count)
     {

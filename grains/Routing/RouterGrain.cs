@@ -127,11 +127,8 @@ public sealed class RouterGrain(
                     catch (Exception error) { poison.Add((single, error)); }
                 }
                 if (poison.Count == 0) throw;
-                var letters = poison.Select(p => new Keystone.Operations.DeadLetter(
-                    Keystone.Operations.DeadLetterStore.NewId("router", now), "router", p.Event.EventType, p.Event.EventId.ToString(),
-                    Keystone.Operations.DeadLetterStore.Describe(p.Error), 2, now, EventJson.Serialize(p.Event), null)).ToList();
-                await deadLetters.AddAsync(letters);
-                metrics.DeadLettered("router", letters.Count);
+                await deadLetters.ParkAsync("router", poison, attempts: 2, now, topic: null);
+                metrics.DeadLettered("router", poison.Count);
                 var bad = poison.Select(p => p.Event.EventId).ToHashSet();
                 for (var i = fresh.Count - 1; i >= 0; i--)
                 {
