@@ -95,20 +95,30 @@ public sealed class IngestGrain(
             metrics.BadBody();
             return IngestResult.Malformed($"the batch holds {parsed.Total} events; the limit is {_options.MaxEventsPerRequest}");
         }
-        foreach (var r in parsed.Rejections) metrics.Rejected(r.Field);
         if (parsed.Rejections.Count > 0 && logger.IsEnabled(LogLevel.Debug))
             logger.LogDebug("Rejected {Count} of {Total} events from {Origin}; first: {First}", parsed.Rejections.Count, parsed.Total, request.Origin, parsed.Rejections[0].Error);
 
         if (parsed.Rejections.Count > 0 && request.Origin != Keystone.Operations.IngestOrigins.Replay)
             await KeepRejected(body, request.Format, parsed, source, now);
 
-        var (accepted, duplicates) = await Append(parsed, source, now);
+        int accepted, duplicates, messages;
+        try
+        {
+            (accepted, duplicates, messages) = await Append(parsed, source, now);
+        }
+        catch
+        {
+            metrics.Received(0, 0, parsed.Rejections);
+            throw;
+        }
+        // One record for the whole request, so an alert evaluated meanwhile never sees half of it.
+        metrics.Received(accepted, messages, parsed.Rejections);
         metrics.DuplicateInBatch(duplicates);
         metrics.StageBatch("ingest", System.Diagnostics.Stopwatch.GetElapsedTime(started), parsed.Events, now);
         return new IngestResult(accepted, duplicates, parsed.Rejections);
     }
 
-    private async Task<(int Accepted, int Duplicates)> Append(ParsedBatch parsed, EventBatch? source, DateTimeOffset now)
+    private async Task<(int Accepted, int Duplicates, int Messages)> Append(ParsedBatch parsed, EventBatch? source, DateTimeOffset now)
     {
         var partitionCount = _options.Partitions;
         var byPartition = new List<BatchItem>?[partitionCount];
@@ -138,9 +148,7 @@ public sealed class IngestGrain(
             }
         }
         await Task.WhenAll(appends);
-        var accepted = parsed.Events.Count - duplicates;
-        metrics.Ingested(accepted, messages);
-        return (accepted, duplicates);
+        return (parsed.Events.Count - duplicates, duplicates, messages);
     }
 
     // Refused events go to the dead-letter store with their reason, so they can be looked at and replayed once the

@@ -98,23 +98,28 @@ public sealed class PipelineMetrics : IDisposable
 
     public Meter Meter => _meter;
 
-    public void Ingested(int events, int batches)
+    private readonly Lock _receivedLock = new();
+
+    /// <summary>What one ingest request brought: accepted events (in so many stream messages) and refused ones.</summary>
+    public void Received(int events, int batches, IReadOnlyList<Keystone.Ingest.EventRejection> rejections)
     {
-        if (events == 0) return;
-        _ingested.Add(events);
-        _batchSize.Record(events);
-        Interlocked.Add(ref _ingestedTotal, events);
-        Interlocked.Add(ref _batchesTotal, batches);
+        if (events > 0)
+        {
+            _ingested.Add(events);
+            _batchSize.Record(events);
+        }
+        foreach (var r in rejections) _rejected.Add(1, new KeyValuePair<string, object?>("field", FieldKey(r.Field)));
+        lock (_receivedLock)
+        {
+            _ingestedTotal += events;
+            _batchesTotal += batches;
+            _rejectedTotal += rejections.Count;
+            foreach (var r in rejections) _rejectedByField.AddOrUpdate(FieldKey(r.Field), 1, (_, n) => n + 1);
+        }
     }
 
-    public void Rejected(string field)
-    {
-        // Key by the envelope part only, so hostile payload field names cannot blow up the tag cardinality.
-        var key = field.StartsWith("payload", StringComparison.Ordinal) ? "payload" : field.Length > 32 ? "other" : field;
-        _rejected.Add(1, new KeyValuePair<string, object?>("field", key));
-        Interlocked.Increment(ref _rejectedTotal);
-        _rejectedByField.AddOrUpdate(key, 1, (_, n) => n + 1);
-    }
+    // Key by the envelope part only, so hostile payload field names cannot blow up the tag cardinality.
+    private static string FieldKey(string field) => field.StartsWith("payload", StringComparison.Ordinal) ? "payload" : field.Length > 32 ? "other" : field;
 
     public void DeadLettered(string stage, int count)
     {
@@ -161,17 +166,23 @@ public sealed class PipelineMetrics : IDisposable
         Interlocked.Increment(ref _badBodiesTotal);
     }
 
-    public PipelineTotals Snapshot() => new(
-        Interlocked.Read(ref _ingestedTotal),
-        Interlocked.Read(ref _batchesTotal),
-        Interlocked.Read(ref _rejectedTotal),
-        _rejectedByField.ToDictionary(kv => kv.Key, kv => kv.Value),
-        Interlocked.Read(ref _duplicatesInBatchTotal),
-        Interlocked.Read(ref _duplicatesAtRouterTotal),
-        Interlocked.Read(ref _routedTotal),
-        Interlocked.Read(ref _unroutedTotal),
-        Interlocked.Read(ref _filteredTotal),
-        Interlocked.Read(ref _badBodiesTotal));
+    public PipelineTotals Snapshot()
+    {
+        long ingested, batches, rejected;
+        Dictionary<string, long> byField;
+        lock (_receivedLock)
+        {
+            (ingested, batches, rejected) = (_ingestedTotal, _batchesTotal, _rejectedTotal);
+            byField = _rejectedByField.ToDictionary(kv => kv.Key, kv => kv.Value);
+        }
+        return new(ingested, batches, rejected, byField,
+            Interlocked.Read(ref _duplicatesInBatchTotal),
+            Interlocked.Read(ref _duplicatesAtRouterTotal),
+            Interlocked.Read(ref _routedTotal),
+            Interlocked.Read(ref _unroutedTotal),
+            Interlocked.Read(ref _filteredTotal),
+            Interlocked.Read(ref _badBodiesTotal));
+    }
 
     public void Dispose() => _meter.Dispose();
 }

@@ -74,9 +74,6 @@ public sealed class TapOptions
     [Range(0, 10_000)]
     public int RecentEvents { get; set; } = 100;
 
-    /// <summary>How often a tap writes its counters to blob storage when they changed.</summary>
-    public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromSeconds(5);
-
     /// <summary>Batch ids a tap remembers to recognise a redelivered stream message.</summary>
     [Range(16, 1_000_000)]
     public int RememberedBatches { get; set; } = 4096;

@@ -13,7 +13,8 @@ public sealed record RulesView(string Hash, string Origin, int Rules, string Tex
 
 public sealed record RulesValidation(bool Valid, int Rules, IReadOnlyList<string> Topics);
 
-public sealed record StatsView(PipelineInfo Pipeline, IReadOnlyList<RouterStats> Routers, PipelineTotals? ThisSilo);
+/// <summary><paramref name="StorageRequests"/>: what this silo sent to Azure Storage since it started, by operation.</summary>
+public sealed record StatsView(PipelineInfo Pipeline, IReadOnlyList<RouterStats> Routers, PipelineTotals? ThisSilo, IReadOnlyDictionary<string, long>? StorageRequests);
 
 /// <summary>Read-only views of the schema registry, the routing rules and the pipeline, plus rule validation.</summary>
 internal static class CatalogEndpoints
@@ -118,7 +119,7 @@ internal static class CatalogEndpoints
         {
             var info = await cluster.GetGrain<IPipelineInfoGrain>(0).GetInfo();
             var routers = await Task.WhenAll(Enumerable.Range(0, info.Partitions).Select(p => cluster.GetGrain<IRouterGrain>(StreamNames.PartitionKey(p)).GetStats()));
-            return Results.Ok(new StatsView(info, routers, services.GetService<PipelineMetrics>()?.Snapshot()));
+            return Results.Ok(new StatsView(info, routers, services.GetService<PipelineMetrics>()?.Snapshot(), services.GetService<Keystone.Storage.StorageRequests>()?.Snapshot()));
         }).WithTags("Pipeline").WithName("GetStats").WithSummary("Pipeline set-up, per-router counters and this silo's ingest counters").Produces<StatsView>();
     }
 

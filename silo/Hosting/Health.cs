@@ -24,7 +24,7 @@ internal sealed class ClusterHealthCheck(IClusterClient cluster) : IHealthCheck
 }
 
 /// <summary>Ready when the state storage answers (silo role only; a gateway holds no state).</summary>
-internal sealed class StorageHealthCheck(IOptions<StorageOptions> storage, IConfiguration configuration) : IHealthCheck
+internal sealed class StorageHealthCheck(IOptions<StorageOptions> storage, IConfiguration configuration, IServiceProvider services) : IHealthCheck
 {
     private BlobServiceClient? _client;
 
@@ -34,7 +34,8 @@ internal sealed class StorageHealthCheck(IOptions<StorageOptions> storage, IConf
         if (role != HostRole.Silo) return HealthCheckResult.Healthy("gateway role: no state storage");
         try
         {
-            _client ??= new BlobServiceClient(storage.Value.ConnectionString, new BlobClientOptions { Retry = { MaxRetries = 0, NetworkTimeout = TimeSpan.FromSeconds(3) } });
+            var options = new BlobClientOptions { Retry = { MaxRetries = 0, NetworkTimeout = TimeSpan.FromSeconds(3) } };
+            _client ??= new BlobServiceClient(storage.Value.ConnectionString, services.GetService<Keystone.Storage.StorageRequests>()?.Attach(options, "blob") ?? options);
             var container = _client.GetBlobContainerClient(storage.Value.Container);
             await container.ExistsAsync(cancellationToken).WaitAsync(TimeSpan.FromSeconds(5), cancellationToken);
             return HealthCheckResult.Healthy($"blob container '{storage.Value.Container}' reachable");

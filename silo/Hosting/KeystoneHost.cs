@@ -147,7 +147,7 @@ public static class KeystoneHost
         services.AddHostedService(sp => sp.GetRequiredService<AlertMonitor>());
         // Prometheus scrapes /metrics: the pipeline's, the checkpoints' and (in co-hosted producers) the SDK's meters.
         services.AddOpenTelemetry().WithMetrics(m => m
-            .AddMeter(PipelineMetrics.MeterName, Keystone.Aggregation.CheckpointMetrics.MeterName, Keystone.Client.Publishing.PublisherMetrics.MeterName)
+            .AddMeter(PipelineMetrics.MeterName, Keystone.Aggregation.CheckpointMetrics.MeterName, Keystone.Storage.StorageRequests.MeterName, Keystone.Client.Publishing.PublisherMetrics.MeterName)
             .AddPrometheusExporter());
 
         services.ConfigureHttpJsonOptions(o =>

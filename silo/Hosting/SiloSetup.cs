@@ -22,6 +22,11 @@ internal static class SiloSetup
         var cluster = Bind<ClusterOptions>(configuration, ClusterOptions.Section);
         var storage = Bind<StorageOptions>(configuration, StorageOptions.Section);
         var streaming = Bind<StreamingOptions>(configuration, StreamingOptions.Section);
+        // Every storage client of the silo counts its requests into one place (keystone_storage_requests_total).
+        var requests = new StorageRequests();
+        silo.Services.AddSingleton(requests);
+        BlobServiceClient Blobs(string connection) => new(connection, requests.Attach(new BlobClientOptions(), "blob"));
+        TableServiceClient Tables(string connection) => new(connection, requests.Attach(new TableClientOptions(), "table"));
 
         switch (cluster.Mode)
         {
@@ -35,7 +40,7 @@ internal static class SiloSetup
                     o.ClusterId = cluster.ClusterId;
                     o.ServiceId = cluster.ServiceId;
                 });
-                silo.UseAzureStorageClustering(o => o.TableServiceClient = new TableServiceClient(cluster.ConnectionString ?? storage.ConnectionString));
+                silo.UseAzureStorageClustering(o => o.TableServiceClient = Tables(cluster.ConnectionString ?? storage.ConnectionString));
                 silo.ConfigureEndpoints(IPAddress.Loopback, cluster.SiloPort, cluster.GatewayPort, listenOnAnyHostAddress: false);
                 break;
         }
@@ -48,7 +53,7 @@ internal static class SiloSetup
         {
             silo.AddAzureBlobGrainStorage(StorageNames.State, o =>
             {
-                o.BlobServiceClient = new BlobServiceClient(storage.ConnectionString);
+                o.BlobServiceClient = Blobs(storage.ConnectionString);
                 o.ContainerName = storage.Container;
             });
         }
@@ -57,23 +62,23 @@ internal static class SiloSetup
         silo.Services.AddSingleton(new PipelineDescription(streaming.Provider.ToString()));
         // The window operators' write-ahead logs live next to the grain state, in a container of their own.
         silo.Services.AddSingleton<Keystone.Aggregation.IOperatorLogFactory>(new Keystone.Aggregation.BlobOperatorLogFactory(
-            new BlobServiceClient(storage.ConnectionString).GetBlobContainerClient(WalContainer(storage.Container))));
+            Blobs(storage.ConnectionString).GetBlobContainerClient(WalContainer(storage.Container))));
 
         silo.Services.AddSingleton(new Keystone.Operations.DeadLetterStore(
-            new BlobServiceClient(storage.ConnectionString).GetBlobContainerClient(DeadLetterContainer(storage.Container))));
+            Blobs(storage.ConnectionString).GetBlobContainerClient(DeadLetterContainer(storage.Container))));
         silo.Services.AddHostedService<DeadLetterJanitor>();
         silo.Services.AddSingleton(new Keystone.Graph.GraphPageStore(
-            new BlobServiceClient(storage.ConnectionString).GetBlobContainerClient(GraphContainer(storage.Container))));
+            Blobs(storage.ConnectionString).GetBlobContainerClient(GraphContainer(storage.Container))));
         silo.Services.AddSingleton<Keystone.Graph.GraphServices>();
         silo.Services.AddSingleton(new Keystone.Archive.ArchiveStore(
-            new BlobServiceClient(storage.ConnectionString).GetBlobContainerClient(LakeContainer(storage.Container))));
+            Blobs(storage.ConnectionString).GetBlobContainerClient(LakeContainer(storage.Container))));
 
-        ConfigureStreams(silo, streaming, storage);
+        ConfigureStreams(silo, streaming, storage, requests);
 
         if (dashboard) silo.AddDashboard();
     }
 
-    private static void ConfigureStreams(ISiloBuilder silo, StreamingOptions streaming, StorageOptions storage)
+    private static void ConfigureStreams(ISiloBuilder silo, StreamingOptions streaming, StorageOptions storage, StorageRequests requests)
     {
         void PullingAgent(OptionsBuilder<StreamPullingAgentOptions> ob) => ob.Configure(o =>
         {
@@ -109,7 +114,7 @@ internal static class SiloSetup
                 {
                     b.ConfigureAzureQueue(ob => ob.Configure(o =>
                     {
-                        o.QueueServiceClient = new QueueServiceClient(queues.ConnectionString ?? storage.ConnectionString);
+                        o.QueueServiceClient = new QueueServiceClient(queues.ConnectionString ?? storage.ConnectionString, requests.Attach(new QueueClientOptions(), "queue"));
                         o.QueueNames = Enumerable.Range(0, queues.QueueCount).Select(i => $"{queues.QueuePrefix}-{i}").ToList();
                         o.MessageVisibilityTimeout = queues.VisibilityTimeout;
                     }));
@@ -127,7 +132,7 @@ internal static class SiloSetup
                     b.ConfigureEventHub(ob => ob.Configure(o => o.ConfigureEventHubConnection(hubs.ConnectionString!, hubs.Hub!, hubs.ConsumerGroup)));
                     b.UseAzureTableCheckpointer(ob => ob.Configure(o =>
                     {
-                        o.TableServiceClient = new TableServiceClient(hubs.CheckpointConnectionString ?? storage.ConnectionString);
+                        o.TableServiceClient = new TableServiceClient(hubs.CheckpointConnectionString ?? storage.ConnectionString, requests.Attach(new TableClientOptions(), "table"));
                         o.TableName = hubs.CheckpointTable;
                         o.PersistInterval = hubs.CheckpointInterval;
                     }));

@@ -28,7 +28,6 @@ public sealed class CrashTests(AzuriteFixture azurite, ITestOutputHelper output)
         // Redelivery after a crash reorders messages by seconds; with no lateness allowed those events would rightly be
         // too late for their windows and go to the side output. Totals are what this test is about.
         settings["Keystone:Aggregation:AllowedLateness"] = "01:00:00";
-        settings["Keystone:Taps:CheckpointInterval"] = "00:00:01";
         var httpPort = TestSilo.FreePort();
 
         // 60 users × 2 sessions on 12 titles: known totals for every user, title and profile.

@@ -52,7 +52,6 @@ public sealed class TestSilo : IAsyncDisposable
         ["Keystone:Security:Keys:1:Name"] = "test-ingest",
         ["Keystone:Security:Keys:1:Key"] = IngestKey,
         ["Keystone:Security:Keys:1:Scopes:0"] = "ingest",
-        ["Keystone:Taps:CheckpointInterval"] = "00:00:00.500",
         ["Keystone:Local:StartAzurite"] = "false",
         ["Keystone:Local:Simulate"] = "false",
         ["Logging:LogLevel:Default"] = "Warning",

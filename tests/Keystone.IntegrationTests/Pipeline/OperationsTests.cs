@@ -36,4 +36,20 @@ public sealed class OperationsTests(AzuriteFixture azurite)
         Assert.Contains("keystone_event_lag_milliseconds_bucket{otel_scope_name=\"Keystone.Pipeline\",stage=\"router\"", metrics);
         Assert.Contains("keystone_stage_processing_milliseconds_count{otel_scope_name=\"Keystone.Pipeline\",stage=\"ingest\"", metrics);
     }
+
+    [Fact]
+    public async Task Every_storage_request_of_the_silo_is_counted_by_operation()
+    {
+        var silo = await azurite.SharedSiloAsync();
+        var before = await StorageRequests(silo.Http);
+        await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray([TestEvents.Play("ops-storage-u1", "ops-storage-v1")])));
+
+        // The event's path writes to blob storage (today the operators' logs and the archive); the count must rise.
+        await Eventually.Until(async () => (await StorageRequests(silo.Http)).Where(p => p.Key.StartsWith("blob.", StringComparison.Ordinal)).Sum(p => p.Value),
+            n => n > before.Where(p => p.Key.StartsWith("blob.", StringComparison.Ordinal)).Sum(p => p.Value), TimeSpan.FromSeconds(30), "blob requests counted");
+        Assert.Contains("keystone_storage_requests_total{otel_scope_name=\"Keystone.Storage\",operation=\"blob.", await silo.Http.GetStringAsync("/metrics"));
+    }
+
+    private static async Task<Dictionary<string, long>> StorageRequests(HttpClient http) =>
+        JsonNode.Parse(await http.GetStringAsync("/v1/stats"))!["storage_requests"]!.AsObject().ToDictionary(p => p.Key, p => p.Value!.GetValue<long>());
 }

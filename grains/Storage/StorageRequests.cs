@@ -1,0 +1,104 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using Azure.Core;
+using Azure.Core.Pipeline;
+
+namespace Keystone.Storage;
+
+/// <summary>
+/// Counts every request the silo sends to Azure Storage (blob, queue, table), by operation. It is an Azure SDK
+/// pipeline policy added to every storage client the silo builds, so a request is counted once per attempt whoever
+/// sends it (Orleans' grain storage, streams and clustering as much as our own stores). Storage is for durability,
+/// not transport: events per storage request is the number that says whether it stayed off the hot path.
+/// Exported as <c>keystone_storage_requests_total{operation}</c>.
+/// </summary>
+public sealed class StorageRequests : IDisposable
+{
+    public const string MeterName = "Keystone.Storage";
+
+    private readonly Meter _meter = new(MeterName);
+    private readonly Counter<long> _requests;
+    private readonly ConcurrentDictionary<string, long> _byOperation = new(StringComparer.Ordinal);
+
+    public StorageRequests()
+    {
+        _requests = _meter.CreateCounter<long>("keystone.storage.requests", "{request}", "Requests sent to Azure Storage, by operation (service.verb).");
+    }
+
+    /// <summary>Puts this counter into a client's pipeline; <paramref name="service"/> is blob, queue or table.</summary>
+    public T Attach<T>(T options, string service) where T : ClientOptions
+    {
+        options.AddPolicy(new Policy(this, service), HttpPipelinePosition.PerRetry);
+        return options;
+    }
+
+    public long Total => _byOperation.Values.Sum();
+
+    public IReadOnlyDictionary<string, long> Snapshot() => new SortedDictionary<string, long>(_byOperation, StringComparer.Ordinal);
+
+    private void Count(string operation)
+    {
+        _byOperation.AddOrUpdate(operation, 1, static (_, n) => n + 1);
+        _requests.Add(1, new KeyValuePair<string, object?>("operation", operation));
+    }
+
+    /// <summary>Names a request after its service and what it does: <c>blob.append</c>, <c>queue.dequeue</c>, ….</summary>
+    public static string Classify(string service, string method, Uri uri)
+    {
+        var comp = QueryValue(uri.Query, "comp");
+        var container = QueryValue(uri.Query, "restype") == "container";
+        var messages = uri.AbsolutePath.EndsWith("/messages", StringComparison.Ordinal) || uri.AbsolutePath.Contains("/messages/", StringComparison.Ordinal);
+        var op = service switch
+        {
+            "blob" => (method, comp) switch
+            {
+                ("PUT", "appendblock") => "append",
+                ("PUT", "block") or ("PUT", "blocklist") => "put-block",
+                ("PUT", null) when container => "create-container",
+                ("PUT", null) => "put",
+                ("PUT", _) => "set-" + comp,
+                ("GET", "list") => "list",
+                ("GET", _) => "read",
+                ("HEAD", _) => "properties",
+                ("DELETE", _) when container => "delete-container",
+                ("DELETE", _) => "delete",
+                _ => method.ToLowerInvariant(),
+            },
+            "queue" => (method, messages) switch
+            {
+                ("POST", true) => "enqueue",
+                ("GET", true) => "dequeue",
+                ("DELETE", true) => "delete-message",
+                ("PUT", true) => "update-message",
+                ("GET", false) => comp == "list" ? "list" : "properties",
+                _ => method.ToLowerInvariant(),
+            },
+            "table" => method switch
+            {
+                "GET" => "query",
+                "DELETE" => "delete",
+                _ => "write",
+            },
+            _ => method.ToLowerInvariant(),
+        };
+        return $"{service}.{op}";
+    }
+
+    private static string? QueryValue(string query, string name)
+    {
+        foreach (var part in query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var eq = part.IndexOf('=');
+            if (eq > 0 && part.AsSpan(0, eq).Equals(name, StringComparison.OrdinalIgnoreCase)) return part[(eq + 1)..].ToLowerInvariant();
+        }
+        return null;
+    }
+
+    public void Dispose() => _meter.Dispose();
+
+    private sealed class Policy(StorageRequests owner, string service) : HttpPipelineSynchronousPolicy
+    {
+        public override void OnSendingRequest(HttpMessage message) =>
+            owner.Count(Classify(service, message.Request.Method.Method, message.Request.Uri.ToUri()));
+    }
+}
