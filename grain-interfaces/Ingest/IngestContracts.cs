@@ -63,11 +63,17 @@ public sealed class EventBatch
     [Id(4)] private readonly int _count;
     [Id(5)] private readonly byte[] _encoded;
 
+    // A fronting message's place in its partition's fronting log (1, 2, …; 0 where there is no log).
+    [Id(6)] private readonly long _position;
+
+    // A checkpoint barrier (see Keystone.Checkpointing): no events, the checkpoint's number; 0 on data.
+    [Id(7)] private readonly long _barrier;
+
     // Decoded on first use and shared: the same instance may reach several consumers of one silo.
     [NonSerialized] private KeystoneEvent[]? _events;
     [NonSerialized] private (int Start, int Length)[]? _ranges;
 
-    private EventBatch(Guid batchId, int partition, DateTimeOffset createdAt, BatchSegment[]? segments, int count, byte[] encoded, KeystoneEvent[]? events)
+    private EventBatch(Guid batchId, int partition, DateTimeOffset createdAt, BatchSegment[]? segments, int count, byte[] encoded, KeystoneEvent[]? events, long position = 0, long barrier = 0)
     {
         _batchId = batchId;
         _partition = partition;
@@ -76,7 +82,32 @@ public sealed class EventBatch
         _count = count;
         _encoded = encoded;
         _events = events;
+        _position = position;
+        _barrier = barrier;
     }
+
+    /// <summary>The same batch at <paramref name="position"/> of its partition's fronting log (shares the bytes).</summary>
+    public EventBatch AtPosition(long position)
+    {
+        var batch = new EventBatch(_batchId, _partition, _createdAt, _segments, _count, _encoded, Volatile.Read(ref _events), position, _barrier);
+        batch._ranges = Volatile.Read(ref _ranges);
+        return batch;
+    }
+
+    /// <summary>Barrier <paramref name="checkpoint"/> of one partition: a message with no events that follows, in its
+    /// stream, everything the router had routed from fronting positions up to <paramref name="position"/>.</summary>
+    public static EventBatch CheckpointBarrier(long checkpoint, int partition, long position, DateTimeOffset createdAt) =>
+        new(Guid.Empty, partition, createdAt, [], 0, s_emptyBatch, [], position, checkpoint);
+
+    private static readonly byte[] s_emptyBatch = EventBatchCodec.Encode([]);
+
+    /// <summary>Position in the fronting log, for fronting messages that went through it; 0 otherwise.</summary>
+    public long Position => _position;
+
+    /// <summary>The checkpoint number when this message is a barrier; 0 for data.</summary>
+    public long Barrier => _barrier;
+
+    public bool IsBarrier => _barrier != 0;
 
     /// <summary>Wraps bytes in the codec's form (an SDK batch, say); throws <see cref="InvalidDataException"/> if they are not.</summary>
     public static EventBatch FromEncoded(byte[] encoded, Guid batchId = default, int partition = 0, DateTimeOffset createdAt = default)
@@ -149,6 +180,9 @@ public sealed class EventBatch
     /// <summary>Size of the batch on the wire, in bytes.</summary>
     public int EncodedLength => _encoded.Length;
 
+    /// <summary>The wire form (the codec's bytes), read-only.</summary>
+    public ReadOnlySpan<byte> Encoded => _encoded;
+
     /// <summary>A copy of the wire form (the codec's bytes).</summary>
     public byte[] CopyEncoded() => (byte[])_encoded.Clone();
 
@@ -185,6 +219,7 @@ public sealed class EventBatch
     /// <summary>The segments as (id, first index, count), without decoding anything.</summary>
     public IEnumerable<(Guid Id, int Start, int Count)> SegmentRanges()
     {
+        if (_barrier != 0) yield break;
         if (_segments is null || _segments.Length == 0)
         {
             yield return (_batchId, 0, _count);
@@ -201,6 +236,7 @@ public sealed class EventBatch
     /// <summary>The segments and their events; a batch without segment marks is one segment named by <see cref="BatchId"/>.</summary>
     public IEnumerable<(Guid Id, ArraySegment<KeystoneEvent> Events)> Parts()
     {
+        if (_barrier != 0) yield break;
         var events = Events;
         if (_segments is null || _segments.Length == 0)
         {

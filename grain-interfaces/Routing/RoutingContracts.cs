@@ -1,6 +1,7 @@
 namespace Keystone.Routing;
 
-/// <summary>What one router (one fronting partition) has done since it was activated.</summary>
+/// <summary>What one router (one fronting partition) has done since it was activated; <c>Position</c>: how far it has routed the
+/// fronting log; <c>Replayed</c>: events it read back from the log (after a restart, or to fill a gap).</summary>
 [GenerateSerializer, Immutable]
 public sealed record RouterStats(
     [property: Id(0)] int Partition,
@@ -10,7 +11,9 @@ public sealed record RouterStats(
     [property: Id(4)] long Deliveries,
     [property: Id(5)] long Unrouted,
     [property: Id(6)] long Filtered,
-    [property: Id(7)] string RulesHash);
+    [property: Id(7)] string RulesHash,
+    [property: Id(8)] long Position = 0,
+    [property: Id(9)] long Replayed = 0);
 
 /// <summary>
 /// Consumes one partition of the fronting topic, applies the routing rules, and appends the results to target
@@ -19,4 +22,8 @@ public sealed record RouterStats(
 public interface IRouterGrain : IGrainWithStringKey
 {
     Task<RouterStats> GetStats();
+
+    /// <summary>Puts barrier <paramref name="checkpoint"/> into every checkpointed topic after everything routed so far
+    /// and returns the fronting position it follows.</summary>
+    Task<long> Barrier(long checkpoint);
 }

@@ -134,9 +134,15 @@ public abstract class LoggedOperatorGrain<TState>(
         // Keep only segments not seen before: a redelivered message changes nothing.
         var fresh = new List<BatchItem>();
         var segments = new List<Guid>();
+        List<EventBatch>? barriers = null;
         foreach (var item in items)
         {
             var batch = item.Item;
+            if (batch.IsBarrier)
+            {
+                (barriers ??= []).Add(batch);
+                continue;
+            }
             foreach (var (id, start, count) in batch.SegmentRanges())
             {
                 if (_segments.Contains(id))
@@ -149,7 +155,11 @@ public abstract class LoggedOperatorGrain<TState>(
                 for (var i = start; i < start + count; i++) fresh.Add(new BatchItem(events[i], batch, i));
             }
         }
-        if (segments.Count == 0) return;
+        if (segments.Count == 0)
+        {
+            Acknowledge(barriers);
+            return;
+        }
 
         // The barrier interleaves with deliveries but never cuts one in half (see Checkpoint).
         var delivery = _delivery = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -161,6 +171,8 @@ public abstract class LoggedOperatorGrain<TState>(
             var clock = System.Diagnostics.Stopwatch.StartNew();
             await _log.AppendAsync(S.Segment, sequence, Encode(segments, logged));
             checkpointMetrics.Written("log", logged.Count, clock.Elapsed);
+            // What came before the fronting checkpoints' barriers is now in this operator's own log.
+            Acknowledge(barriers);
             LogAppendLatency.Record((long)clock.Elapsed.TotalMicroseconds);
             S.NextSequence = sequence;
             foreach (var id in segments) _segments.TryAdd(id);
@@ -179,6 +191,13 @@ public abstract class LoggedOperatorGrain<TState>(
             _delivery = null;
             delivery.SetResult();
         }
+    }
+
+    private void Acknowledge(List<EventBatch>? barriers)
+    {
+        if (barriers is null) return;
+        var coordinator = GrainFactory.GetGrain<Keystone.Checkpointing.ICheckpointCoordinatorGrain>(0);
+        foreach (var b in barriers) coordinator.Ack(b.Barrier, Partition, InputTopic).Ignore();
     }
 
     /// <summary>Attempts at a whole delivery before its events are tried one by one.</summary>

@@ -85,6 +85,15 @@ public sealed class ArchiveWriterGrain(
 
     public async Task OnNextAsync(IList<SequentialItem<EventBatch>> items)
     {
+        await Write(items);
+        // Everything before a fronting checkpoint's barrier is in the lake now (or the lake is off).
+        var coordinator = GrainFactory.GetGrain<Keystone.Checkpointing.ICheckpointCoordinatorGrain>(0);
+        foreach (var item in items)
+            if (item.Item.IsBarrier) coordinator.Ack(item.Item.Barrier, _partition, ArchiveTopics.Input).Ignore();
+    }
+
+    private async Task Write(IList<SequentialItem<EventBatch>> items)
+    {
         if (!options.Value.Enabled) return;
         var byHour = new SortedDictionary<DateTimeOffset, List<KeystoneEvent>>();
         var fresh = new List<Guid>();

@@ -1,3 +1,4 @@
+using Keystone.Checkpointing;
 using Keystone.Events;
 using Keystone.Pipeline;
 using Keystone.Schemas;
@@ -22,6 +23,7 @@ public sealed class IngestGrain(
     PipelineMetrics metrics,
     Keystone.Operations.DeadLetterStore deadLetters,
     IOptions<Keystone.Operations.DeadLetterOptions> deadLetterOptions,
+    IOptions<CheckpointOptions> checkpoints,
     TimeProvider time,
     ILogger<IngestGrain> logger) : Grain, IIngestGrain
 {
@@ -138,14 +140,17 @@ public sealed class IngestGrain(
 
         var appends = new List<Task>();
         var messages = 0;
+        var logging = checkpoints.Value.Logging;
         for (var p = 0; p < partitionCount; p++)
         {
             if (byPartition[p] is not { } list) continue;
-            foreach (var chunk in StreamChunker.Chunk(list, _options.MaxEventsPerStreamMessage, _options.MaxBytesPerStreamMessage))
-            {
-                appends.Add(_partitions![p].OnNextAsync(EventBatch.Compose(Guid.NewGuid(), p, now, chunk)));
-                messages++;
-            }
+            var share = StreamChunker.Chunk(list, _options.MaxEventsPerStreamMessage, _options.MaxBytesPerStreamMessage)
+                .Select(chunk => EventBatch.Compose(Guid.NewGuid(), p, now, chunk)).ToArray();
+            messages += share.Length;
+            // With the fronting log, the partition's writer makes the share durable (group-committed with other
+            // requests) before it is streamed: the acknowledgement then means durable.
+            if (logging) appends.Add(GrainFactory.GetGrain<IFrontingPartitionGrain>(p).Append(share));
+            else appends.AddRange(share.Select(m => _partitions![p].OnNextAsync(m)));
         }
         await Task.WhenAll(appends);
         return (parsed.Events.Count - duplicates, duplicates, messages);

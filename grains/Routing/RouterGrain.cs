@@ -1,3 +1,4 @@
+using Keystone.Checkpointing;
 using Keystone.Events;
 using Keystone.Ingest;
 using Keystone.Pipeline;
@@ -24,6 +25,8 @@ public sealed class RouterGrain(
     PipelineMetrics metrics,
     Keystone.Operations.DeadLetterStore deadLetters,
     IOptions<Keystone.Operations.FaultOptions> faults,
+    IOptions<CheckpointOptions> checkpoints,
+    IFrontingLog frontingLog,
     TimeProvider time,
     ILogger<RouterGrain> logger)
     : Grain, IRouterGrain, IStreamSubscriptionObserver, IAsyncBatchObserver<EventBatch>
@@ -33,20 +36,90 @@ public sealed class RouterGrain(
     private RecentIds<Guid>? _seen;
     private IStreamProvider? _provider;
     private int _partition;
-    private long _batches, _events, _duplicates, _deliveries, _unrouted, _filtered;
+    private long _batches, _events, _duplicates, _deliveries, _unrouted, _filtered, _replayed;
 
-    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    // With the fronting log: how far this router has routed it (null without the log).
+    private FrontingCursor? _cursor;
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _partition = int.Parse(this.GetPrimaryKeyString(), System.Globalization.CultureInfo.InvariantCulture);
         _provider = this.GetStreamProvider(StreamNames.Provider);
         if (routingOptions.Value.DedupeWindow > 0) _seen = new RecentIds<Guid>(routingOptions.Value.DedupeWindow);
-        return Task.CompletedTask;
+        if (checkpoints.Value.Logging)
+        {
+            // Recovery: whatever the log holds past the last completed checkpoint may not have reached its consumers.
+            _cursor = new FrontingCursor(await GrainFactory.GetGrain<ICheckpointCoordinatorGrain>(0).Covered(_partition));
+            var head = await GrainFactory.GetGrain<IFrontingPartitionGrain>(_partition).Head();
+            if (head > _cursor.Position)
+            {
+                logger.LogInformation("Router {Partition} replays fronting positions {From} to {To} (after the last checkpoint)", _partition, _cursor.Position + 1, head);
+                await CatchUp(head);
+            }
+        }
     }
 
     public async Task OnSubscribed(IStreamSubscriptionHandleFactory handleFactory) =>
         await handleFactory.Create<EventBatch>().ResumeAsync(this);
 
-    public Task OnNextAsync(IList<SequentialItem<EventBatch>> items) => Route(items);
+    public async Task OnNextAsync(IList<SequentialItem<EventBatch>> items)
+    {
+        if (_cursor is null)
+        {
+            await Route([.. items.Select(i => i.Item)]);
+            return;
+        }
+        // Positions are dense and ordered: a repeat is dropped, and a position skipped (written to the log, never
+        // delivered) is read from the log before what follows it, so nothing acknowledged is left behind.
+        var run = new List<EventBatch>(items.Count);
+        var expected = _cursor.Position + 1;
+        foreach (var item in items)
+        {
+            var batch = item.Item;
+            if (batch.Position == 0)
+            {
+                run.Add(batch);
+                continue;
+            }
+            if (batch.Position < expected)
+            {
+                _duplicates += batch.Count;
+                continue;
+            }
+            if (batch.Position > expected)
+            {
+                if (run.Count > 0) await Route(run);
+                run = [];
+                await CatchUp(batch.Position - 1);
+            }
+            run.Add(batch);
+            expected = batch.Position + 1;
+        }
+        if (run.Count > 0) await Route(run);
+    }
+
+    /// <summary>Routes the log's messages up to <paramref name="to"/>, a few at a time as the stream would deliver them.</summary>
+    private async Task CatchUp(long to)
+    {
+        var (from, _) = _cursor!.GapBefore(to + 1);
+        var messages = await frontingLog.ReadAsync(_partition, from, to);
+        foreach (var chunk in messages.Chunk(16))
+        {
+            await Route(chunk);
+            _replayed += chunk.Sum(m => m.Count);
+        }
+        // Positions that never reached the log (a failed write) are passed over.
+        _cursor.Routed(to);
+    }
+
+    public async Task<long> Barrier(long checkpoint)
+    {
+        var position = _cursor?.Position ?? 0;
+        var barrier = EventBatch.CheckpointBarrier(checkpoint, _partition, position, time.GetUtcNow());
+        foreach (var topic in CheckpointCoordinatorGrain.Consumers)
+            await Output(topic).OnNextAsync(barrier);
+        return position;
+    }
 
     public Task OnErrorAsync(Exception ex)
     {
@@ -55,12 +128,12 @@ public sealed class RouterGrain(
     }
 
     public Task<RouterStats> GetStats() =>
-        Task.FromResult(new RouterStats(_partition, _batches, _events, _duplicates, _deliveries, _unrouted, _filtered, rules.Current.Rules.Hash));
+        Task.FromResult(new RouterStats(_partition, _batches, _events, _duplicates, _deliveries, _unrouted, _filtered, rules.Current.Rules.Hash, _cursor?.Position ?? 0, _replayed));
 
     // Routes every batch of a delivery, then appends one packed message per topic (not one per input batch): a
     // delivery of 16 fronting messages becomes ~14 appends instead of ~200. Each input batch's share of a topic is
     // its own segment, with an id derived from the input batch, so consumers can still recognise a repeat.
-    private async Task Route(IList<SequentialItem<EventBatch>> items)
+    private async Task Route(IReadOnlyList<EventBatch> items)
     {
         var now = time.GetUtcNow();
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -91,9 +164,8 @@ public sealed class RouterGrain(
                 output.Segments.Add((StreamChunker.ChunkId(source.BatchId, chunk++), part));
         }
 
-        foreach (var item in items)
+        foreach (var batch in items)
         {
-            var batch = item.Item;
             var all = batch.Events;
             var fresh = new List<KeystoneEvent>(all.Length);
             var freshIndex = new List<int>(all.Length);
@@ -156,6 +228,9 @@ public sealed class RouterGrain(
         if (_seen is not null)
             foreach (var id in accepted) _seen.TryAdd(id);
 
+        if (_cursor is not null)
+            foreach (var batch in items)
+                if (batch.Position > 0) _cursor.Routed(batch.Position);
         _batches += items.Count;
         _events += events;
         _duplicates += duplicates;
@@ -167,6 +242,16 @@ public sealed class RouterGrain(
         metrics.Filtered((int)filtered);
     }
 
+    private IAsyncStream<EventBatch> Output(string topic)
+    {
+        if (!_outputs.TryGetValue(topic, out var stream))
+        {
+            stream = _provider!.GetStream<EventBatch>(StreamId.Create(topic, StreamNames.PartitionKey(_partition)));
+            _outputs[topic] = stream;
+        }
+        return stream;
+    }
+
     private RoutedBatch RouteChecked(RoutingEngine engine, List<KeystoneEvent> events, DateTimeOffset now)
     {
         if (faults.Value.RouterPoisonMarker is { Length: > 0 } && events.FirstOrDefault(faults.Value.IsRouterPoison) is { } poison)
@@ -176,11 +261,7 @@ public sealed class RouterGrain(
 
     private async Task Append(string topic, Priority? priority, List<(Guid, BatchItem[])> segments, DateTimeOffset now)
     {
-        if (!_outputs.TryGetValue(topic, out var stream))
-        {
-            stream = _provider!.GetStream<EventBatch>(StreamId.Create(topic, StreamNames.PartitionKey(_partition)));
-            _outputs[topic] = stream;
-        }
+        var stream = Output(topic);
         if (_registeredTopics.Add(topic))
             await GrainFactory.GetGrain<ITopicDirectoryGrain>(0).Register(topic, priority?.ToString().ToUpperInvariant());
 

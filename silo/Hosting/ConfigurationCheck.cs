@@ -42,6 +42,7 @@ internal static class ConfigurationCheck
         ["Security"] = typeof(SecurityOptions),
         ["Archive"] = typeof(Keystone.Archive.ArchiveOptions),
         ["Metrics"] = typeof(MetricsOptions),
+        ["Checkpoints"] = typeof(Keystone.Checkpointing.CheckpointOptions),
     };
 
     /// <summary>Sections that later features add; listed so a configuration written for them is not refused here.</summary>
@@ -120,6 +121,8 @@ internal static class ConfigurationCheck
         BindChecked<Keystone.Operations.FaultOptions>(Keystone.Operations.FaultOptions.Section);
         var graph = BindChecked<Keystone.Graph.GraphOptions>(Keystone.Graph.GraphOptions.Section);
         if (graph is not null) problems.AddRange(graph.Problems());
+        var checkpoints = BindChecked<Keystone.Checkpointing.CheckpointOptions>(Keystone.Checkpointing.CheckpointOptions.Section);
+        if (checkpoints is not null) problems.AddRange(checkpoints.Problems());
 
         if (ingest is not null && ingest.MaxEventBytes > ingest.MaxRequestBytes)
             problems.Add("Keystone:Ingest:MaxEventBytes must not exceed Keystone:Ingest:MaxRequestBytes.");

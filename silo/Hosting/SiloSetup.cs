@@ -70,6 +70,16 @@ internal static class SiloSetup
         silo.Services.AddSingleton(new Keystone.Graph.GraphPageStore(
             Blobs(storage.ConnectionString).GetBlobContainerClient(GraphContainer(storage.Container))));
         silo.Services.AddSingleton<Keystone.Graph.GraphServices>();
+        // The fronting log: the one durable write on an event's path (memory streams by default; see CheckpointOptions).
+        silo.Services.AddSingleton<Keystone.Checkpointing.IFrontingLog>(new Keystone.Checkpointing.BlobFrontingLog(
+            Blobs(storage.ConnectionString).GetBlobContainerClient(FrontingLogContainer(storage.Container))));
+        silo.Services.AddOptions<Keystone.Checkpointing.CheckpointOptions>().Bind(configuration.GetSection(Keystone.Checkpointing.CheckpointOptions.Section))
+            .PostConfigure(o => o.Resolve(durableStreams: streaming.Provider != StreamProviderKind.Memory));
+        silo.AddStartupTask(async (services, cancellationToken) =>
+        {
+            if (services.GetRequiredService<IOptions<Keystone.Checkpointing.CheckpointOptions>>().Value.Logging)
+                await services.GetRequiredService<IGrainFactory>().GetGrain<Keystone.Checkpointing.ICheckpointCoordinatorGrain>(0).Start();
+        });
         silo.Services.AddSingleton(new Keystone.Archive.ArchiveStore(
             Blobs(storage.ConnectionString).GetBlobContainerClient(LakeContainer(storage.Container))));
 
@@ -156,6 +166,9 @@ internal static class SiloSetup
     public static string GraphContainer(string stateContainer) => stateContainer.Length <= 57 ? stateContainer + "-graph" : stateContainer[..57] + "-graph";
 
     public static string LakeContainer(string stateContainer) => stateContainer.Length <= 58 ? stateContainer + "-lake" : stateContainer[..58] + "-lake";
+
+    /// <summary>The fronting log's container: the state container's name with "-log".</summary>
+    public static string FrontingLogContainer(string stateContainer) => stateContainer.Length <= 59 ? stateContainer + "-log" : stateContainer[..59] + "-log";
 
     /// <summary>The dead-letter container: the state container's name with "-dead".</summary>
     public static string DeadLetterContainer(string stateContainer) => stateContainer.Length <= 58 ? stateContainer + "-dead" : stateContainer[..58] + "-dead";

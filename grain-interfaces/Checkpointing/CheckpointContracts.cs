@@ -1,0 +1,49 @@
+using Keystone.Ingest;
+using Orleans.Concurrency;
+
+namespace Keystone.Checkpointing;
+
+/// <summary>
+/// The single writer of one partition's fronting log (key: the partition). Appends from concurrent ingest requests are
+/// group-committed: one storage write for all that arrived while the previous write was under way.
+/// </summary>
+public interface IFrontingPartitionGrain : IGrainWithIntegerKey
+{
+    /// <summary>Makes the messages durable in the log, then hands them to the partition's router. Returns once both are done.</summary>
+    Task Append(EventBatch[] messages);
+
+    /// <summary>The last position written.</summary>
+    Task<long> Head();
+
+    /// <summary>Lets the log drop what lies wholly before <paramref name="position"/> (a completed checkpoint covers it).</summary>
+    Task SealBefore(long position);
+}
+
+/// <summary>
+/// Starts a checkpoint every <c>Keystone:Checkpoints:Interval</c>: each router puts barrier n into every checkpointed
+/// topic after what it has routed; each stateful consumer acknowledges barrier n once what came before it is durable;
+/// when all have, the router's fronting position is covered and recovery never needs to replay before it.
+/// </summary>
+public interface ICheckpointCoordinatorGrain : IGrainWithIntegerKey
+{
+    /// <summary>Activates the coordinator (called at silo start; it then runs on its own timer).</summary>
+    Task Start();
+
+    /// <summary>A consumer has made durable everything its input carried before barrier <paramref name="checkpoint"/>.</summary>
+    [OneWay]
+    Task Ack(long checkpoint, int partition, string consumer);
+
+    /// <summary>The fronting position of <paramref name="partition"/> covered by the last completed checkpoint.</summary>
+    Task<long> Covered(int partition);
+
+    Task<CheckpointStatus> GetStatus();
+}
+
+/// <summary>Where checkpointing stands: the newest checkpoint started and the newest completed for every partition, and per partition the covered position.</summary>
+[GenerateSerializer, Immutable]
+public sealed record CheckpointStatus(
+    [property: Id(0)] long Started,
+    [property: Id(1)] long Completed,
+    [property: Id(2)] DateTimeOffset? CompletedAt,
+    [property: Id(3)] long[] Covered,
+    [property: Id(4)] IReadOnlyList<string> Consumers);

@@ -1,0 +1,231 @@
+using System.Buffers.Binary;
+using Azure;
+using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
+using Azure.Storage.Blobs.Specialized;
+using Keystone.Ingest;
+
+namespace Keystone.Checkpointing;
+
+/// <summary>
+/// The fronting log: the pipeline's durable record of every accepted event, one log per fronting partition. Ingest
+/// acknowledges a batch only after its partition's share is in the log; everything behind the log (routers, topics,
+/// operators) can be rebuilt from it by replaying from the last completed checkpoint's position.
+/// </summary>
+public interface IFrontingLog
+{
+    /// <summary>Opens the one writer of a partition: finds the last position written and starts a fresh segment after it.</summary>
+    Task<IFrontingLogWriter> OpenWriterAsync(int partition, CancellationToken cancellationToken = default);
+
+    /// <summary>The messages at positions <paramref name="from"/> to <paramref name="to"/> (both included), in order,
+    /// each carrying its position.</summary>
+    Task<IReadOnlyList<EventBatch>> ReadAsync(int partition, long from, long to, CancellationToken cancellationToken = default);
+
+    /// <summary>Drops the segments that hold only positions before <paramref name="position"/>.</summary>
+    Task DeleteBeforeAsync(int partition, long position, CancellationToken cancellationToken = default);
+}
+
+public interface IFrontingLogWriter
+{
+    /// <summary>The last position written (0 for an empty log).</summary>
+    long Last { get; }
+
+    /// <summary>Appends the messages as positions <see cref="Last"/>+1 onwards, in one storage write, and returns them
+    /// carrying their positions.</summary>
+    Task<EventBatch[]> AppendAsync(IReadOnlyList<EventBatch> messages, CancellationToken cancellationToken = default);
+}
+
+/// <summary>
+/// The fronting log on Azure Blob storage: per partition, append blobs named by the first position they hold
+/// (<c>p{partition}/{first position}</c>). One append block per group commit, holding frames of length (4 bytes),
+/// position (8), batch id (16), creation time (8 ticks) and the batch's codec bytes. A writer starts a new segment
+/// when it opens and when a segment grows past <see cref="MaxSegmentBytes"/> or <see cref="MaxSegmentBlocks"/>.
+/// </summary>
+public sealed class BlobFrontingLog(BlobContainerClient container) : IFrontingLog
+{
+    /// <summary>An append blob holds at most 50,000 blocks; roll well before.</summary>
+    public const int MaxSegmentBlocks = 40_000;
+
+    public const long MaxSegmentBytes = 64L * 1024 * 1024;
+
+    // An append block holds at most 4 MiB; a group commit larger than that is split.
+    private const int MaxBlockBytes = 4 * 1024 * 1024;
+    private const int FrameHeader = 4 + 8 + 16 + 8;
+
+    private readonly SemaphoreSlim _create = new(1, 1);
+    private volatile bool _ready;
+
+    private BlobContainerClient Container => container;
+
+    private static string Prefix(int partition) => $"p{partition:D3}/";
+
+    private static string SegmentName(int partition, long first) => $"{Prefix(partition)}{first:D16}";
+
+    private async Task Ready(CancellationToken cancellationToken)
+    {
+        if (_ready) return;
+        await _create.WaitAsync(cancellationToken);
+        try
+        {
+            if (!_ready) await container.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+            _ready = true;
+        }
+        finally
+        {
+            _create.Release();
+        }
+    }
+
+    private async Task<List<long>> Segments(int partition, CancellationToken cancellationToken)
+    {
+        await Ready(cancellationToken);
+        var prefix = Prefix(partition);
+        var firsts = new List<long>();
+        await foreach (var item in container.GetBlobsAsync(BlobTraits.None, BlobStates.None, prefix, cancellationToken))
+            if (long.TryParse(item.Name.AsSpan(prefix.Length), out var first)) firsts.Add(first);
+        firsts.Sort();
+        return firsts;
+    }
+
+    public async Task<IFrontingLogWriter> OpenWriterAsync(int partition, CancellationToken cancellationToken = default)
+    {
+        var segments = await Segments(partition, cancellationToken);
+        long last = 0;
+        // The newest segment that holds anything says where the log ends (a writer may have died right after creating one).
+        for (var i = segments.Count - 1; i >= 0 && last == 0; i--)
+        {
+            var frames = await ReadSegment(partition, segments[i], cancellationToken);
+            last = frames.Count > 0 ? frames[^1].Position : 0;
+            if (last == 0 && i == 0) last = segments[i] - 1;
+        }
+        return new Writer(this, partition, last);
+    }
+
+    public async Task<IReadOnlyList<EventBatch>> ReadAsync(int partition, long from, long to, CancellationToken cancellationToken = default)
+    {
+        var result = new List<EventBatch>();
+        if (to < from) return result;
+        var segments = await Segments(partition, cancellationToken);
+        for (var i = 0; i < segments.Count; i++)
+        {
+            var first = segments[i];
+            var next = i + 1 < segments.Count ? segments[i + 1] : long.MaxValue;
+            if (next <= from || first > to) continue;
+            foreach (var message in await ReadSegment(partition, first, cancellationToken))
+                if (message.Position >= from && message.Position <= to) result.Add(message);
+        }
+        return result;
+    }
+
+    public async Task DeleteBeforeAsync(int partition, long position, CancellationToken cancellationToken = default)
+    {
+        var segments = await Segments(partition, cancellationToken);
+        // A segment is wholly before the position when the next one starts at or before it.
+        for (var i = 0; i + 1 < segments.Count && segments[i + 1] <= position; i++)
+            await container.GetBlobClient(SegmentName(partition, segments[i])).DeleteIfExistsAsync(cancellationToken: cancellationToken);
+    }
+
+    private async Task<List<EventBatch>> ReadSegment(int partition, long first, CancellationToken cancellationToken)
+    {
+        BinaryData content;
+        try
+        {
+            content = (await container.GetBlobClient(SegmentName(partition, first)).DownloadContentAsync(cancellationToken)).Value.Content;
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            return [];
+        }
+        return Decode(content.ToArray(), partition, SegmentName(partition, first));
+    }
+
+    /// <summary>Frames of one segment, in the order written.</summary>
+    public static List<EventBatch> Decode(byte[] data, int partition, string what)
+    {
+        var messages = new List<EventBatch>();
+        var at = 0;
+        while (at + FrameHeader <= data.Length)
+        {
+            var length = BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(at));
+            if (length < 0 || at + FrameHeader + length > data.Length)
+                throw new InvalidDataException($"fronting log {what} is truncated at byte {at}");
+            var position = BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(at + 4));
+            var id = new Guid(data.AsSpan(at + 12, 16));
+            var created = new DateTimeOffset(BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(at + 28)), TimeSpan.Zero);
+            var encoded = data.AsSpan(at + FrameHeader, length).ToArray();
+            messages.Add(EventBatch.FromEncoded(encoded, id, partition, created).AtPosition(position));
+            at += FrameHeader + length;
+        }
+        return messages;
+    }
+
+    /// <summary>Writes one frame; returns its length.</summary>
+    public static int Encode(Span<byte> destination, long position, EventBatch message)
+    {
+        var encoded = message.Encoded;
+        BinaryPrimitives.WriteInt32LittleEndian(destination, encoded.Length);
+        BinaryPrimitives.WriteInt64LittleEndian(destination[4..], position);
+        message.BatchId.TryWriteBytes(destination[12..]);
+        BinaryPrimitives.WriteInt64LittleEndian(destination[28..], message.CreatedAt.UtcTicks);
+        encoded.CopyTo(destination[FrameHeader..]);
+        return FrameHeader + encoded.Length;
+    }
+
+    public static int FrameSize(EventBatch message) => FrameHeader + message.EncodedLength;
+
+    private sealed class Writer(BlobFrontingLog log, int partition, long last) : IFrontingLogWriter
+    {
+        private AppendBlobClient? _segment;
+        private long _segmentBytes;
+        private int _segmentBlocks;
+
+        public long Last { get; private set; } = last;
+
+        public async Task<EventBatch[]> AppendAsync(IReadOnlyList<EventBatch> messages, CancellationToken cancellationToken = default)
+        {
+            foreach (var m in messages)
+                if (m.Segments is { Length: > 0 } || m.IsBarrier) throw new ArgumentException("the fronting log takes plain batches only", nameof(messages));
+            var placed = new EventBatch[messages.Count];
+            var i = 0;
+            while (i < messages.Count)
+            {
+                // As many frames as fit one block.
+                var size = 0;
+                var end = i;
+                while (end < messages.Count && (end == i || size + FrameSize(messages[end]) <= MaxBlockBytes))
+                    size += FrameSize(messages[end++]);
+                if (_segment is null || _segmentBytes + size > MaxSegmentBytes || _segmentBlocks >= MaxSegmentBlocks)
+                {
+                    var segment = log.Container.GetAppendBlobClient(SegmentName(partition, Last + 1));
+                    await segment.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+                    (_segment, _segmentBytes, _segmentBlocks) = (segment, 0, 0);
+                }
+                var block = new byte[size];
+                var at = 0;
+                for (var k = i; k < end; k++)
+                {
+                    at += Encode(block.AsSpan(at), Last + 1 + (k - i), messages[k]);
+                }
+                try
+                {
+                    using var stream = new MemoryStream(block, writable: false);
+                    await _segment.AppendBlockAsync(stream, cancellationToken: cancellationToken);
+                }
+                catch
+                {
+                    // The write may or may not have landed: never reuse its positions (a gap is harmless, a position
+                    // holding two different messages is not), and continue in a new segment.
+                    Last += messages.Count - i;
+                    _segment = null;
+                    throw;
+                }
+                for (var k = i; k < end; k++) placed[k] = messages[k].AtPosition(Last + 1 + (k - i));
+                Last += end - i;
+                _segmentBytes += size;
+                _segmentBlocks++;
+                i = end;
+            }
+            return placed;
+        }
+    }
+}
