@@ -233,7 +233,8 @@ public sealed record OperatorStats(
     [property: Id(11)] DateTimeOffset? LastCheckpointAt,
     [property: Id(12)] int PendingTimers,
     [property: Id(13)] long Replayed,
-    [property: Id(14)] LatencySnapshot ApplyLag);
+    [property: Id(14)] LatencySnapshot ApplyLag,
+    [property: Id(15)] long ClockSkewed = 0);
 
 /// <summary>The windowing operator of one partition of the activity topic (Flink's keyBy + window, on grains).</summary>
 public interface IActivityOperatorGrain : IGrainWithStringKey

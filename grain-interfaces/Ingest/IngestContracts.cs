@@ -173,6 +173,8 @@ public sealed class EventBatch
 
     public Guid BatchId => _batchId;
     public int Partition => _partition;
+    /// <summary>When ingest accepted the events (routers pass it on unchanged): their arrival, which consumers judge
+    /// event times against. Other producers of stream messages put their own clock here.</summary>
     public DateTimeOffset CreatedAt => _createdAt;
     public BatchSegment[]? Segments => _segments;
     public int Count => _count;

@@ -28,6 +28,8 @@ public sealed class AdsOperatorGrain(
     : LoggedOperatorGrain<LoggedOperatorState>(state, logs, ingestOptions.Value, checkpointMetrics, pipelineMetrics, time, logger), IAdsOperatorGrain
 {
     private readonly AdsOptions _options = options.Value;
+    private readonly ClockSkew _clockSkew = new(ingestOptions.Value.MaxClockSkew);
+    private readonly PipelineMetrics _metrics = pipelineMetrics;
     private readonly Dictionary<string, LatencyHistogram> _countedLag = new(StringComparer.Ordinal);
     private readonly LatencyHistogram _dispatch = new();
     private long _events, _billable, _invalid, _duplicates;
@@ -41,8 +43,11 @@ public sealed class AdsOperatorGrain(
     protected override int CheckpointConcurrency => _options.CheckpointConcurrency;
     protected override int DispatchConcurrency => _options.DispatchConcurrency;
 
-    protected override async Task<bool> Process(long sequence, KeystoneEvent[] events)
+    protected override async Task<bool> Process(long sequence, KeystoneEvent[] events, DateTimeOffset arrivedAt)
     {
+        // Series minutes and hours, pacing and the click rules all run on event time: a clock far ahead counts at arrival.
+        events = _clockSkew.Correct(events, arrivedAt, out var skewed);
+        if (skewed > 0) _metrics.ClockSkewed(LogName, skewed);
         var byCampaign = new Dictionary<string, List<AdEvent>>(StringComparer.Ordinal);
         var originals = new Dictionary<Guid, KeystoneEvent>(events.Length);
         foreach (var e in events)

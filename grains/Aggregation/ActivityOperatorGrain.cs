@@ -13,6 +13,7 @@ namespace Keystone.Aggregation;
 /// <summary>Checkpointed operator state: the log position (see <see cref="LoggedOperatorState"/>), the watermark, pending timers.</summary>
 public sealed class ActivityOperatorState : LoggedOperatorState
 {
+    /// <summary>The highest event time seen, each event counted no later than it arrived (<see cref="WatermarkTracker.Progress"/>).</summary>
     public DateTimeOffset? MaxEventTime { get; set; }
 
     /// <summary>User → end of its earliest window that has not fired (the operator's event-time timers).</summary>
@@ -50,9 +51,11 @@ public sealed class ActivityOperatorGrain(
     : LoggedOperatorGrain<ActivityOperatorState>(state, logs, ingestOptions.Value, checkpointMetrics, pipelineMetrics, time, logger), IActivityOperatorGrain
 {
     private readonly AggregationOptions _options = options.Value;
+    private readonly ClockSkew _clockSkew = new(ingestOptions.Value.MaxClockSkew);
+    private readonly PipelineMetrics _metrics = pipelineMetrics;
     private TumblingWindows _windows = null!;
     private DateTimeOffset _lastReport;
-    private long _events, _late, _tooLate, _fired;
+    private long _events, _late, _tooLate, _fired, _clockSkewed;
     private readonly LatencyHistogram _applyLag = new();
 
     protected override string InputTopic => AggregationTopics.Input;
@@ -69,9 +72,14 @@ public sealed class ActivityOperatorGrain(
         return base.OnActivateAsync(cancellationToken);
     }
 
-    protected override async Task<bool> Process(long sequence, KeystoneEvent[] events)
+    protected override async Task<bool> Process(long sequence, KeystoneEvent[] events, DateTimeOffset arrivedAt)
     {
         var now = Time.GetUtcNow();
+        // A clock far ahead counts at arrival, and no event moves the watermark past its arrival: one producer's
+        // wrong clock must not make every other user of the partition late.
+        events = _clockSkew.Correct(events, arrivedAt, out var skewed);
+        _clockSkewed += skewed;
+        if (skewed > 0) _metrics.ClockSkewed(LogName, skewed);
         var watermark = Watermark;
         var byUser = new Dictionary<string, List<KeystoneEvent>>(StringComparer.Ordinal);
         var catalog = new Dictionary<string, List<KeystoneEvent>>(StringComparer.Ordinal);
@@ -81,7 +89,8 @@ public sealed class ActivityOperatorGrain(
         foreach (var e in events)
         {
             _events++;
-            if (maxEventTime is not { } m || e.Timestamp > m) maxEventTime = e.Timestamp;
+            var progress = WatermarkTracker.Progress(e.Timestamp, arrivedAt);
+            if (maxEventTime is not { } m || progress > m) maxEventTime = progress;
             if (e.EventType.StartsWith("content.", StringComparison.Ordinal))
             {
                 if (e.Payload.GetString("video_id") is { } video) Add(catalog, video, e);
@@ -200,11 +209,11 @@ public sealed class ActivityOperatorGrain(
 
     public Task<OperatorStats> GetStats() => Task.FromResult(new OperatorStats(
         Partition, Watermark, S.MaxEventTime, S.NextSequence, S.CheckpointedSequence, _events, _late, _tooLate, SegmentDuplicates,
-        _fired, Checkpoints, LastCheckpointAt, S.Timers.Count, Replayed, _applyLag.Snapshot()));
+        _fired, Checkpoints, LastCheckpointAt, S.Timers.Count, Replayed, _applyLag.Snapshot(), _clockSkewed));
 
     public Task ResetStats()
     {
-        _events = _late = _tooLate = _fired = 0;
+        _events = _late = _tooLate = _fired = _clockSkewed = 0;
         SegmentDuplicates = Checkpoints = Replayed = 0;
         _applyLag.Clear();
         return Task.CompletedTask;

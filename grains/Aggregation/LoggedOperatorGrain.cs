@@ -82,8 +82,11 @@ public abstract class LoggedOperatorGrain<TState>(
     protected abstract int CheckpointConcurrency { get; }
     protected abstract int DispatchConcurrency { get; }
 
-    /// <summary>Applies one logged delivery; true when a grain turned out to have lost state and the segment must be replayed.</summary>
-    protected abstract Task<bool> Process(long sequence, KeystoneEvent[] events);
+    /// <summary>
+    /// Applies one logged delivery; true when a grain turned out to have lost state and the segment must be replayed.
+    /// <paramref name="arrivedAt"/> is when the delivery's events were ingested (logged with it, so a replay sees the same).
+    /// </summary>
+    protected abstract Task<bool> Process(long sequence, KeystoneEvent[] events, DateTimeOffset arrivedAt);
 
     /// <summary>Makes durable what the entity grain behind a key given to <see cref="Touch"/> applied from this
     /// partition, up to log position <paramref name="covered"/>; returns the activation that did.</summary>
@@ -105,9 +108,9 @@ public abstract class LoggedOperatorGrain<TState>(
             logger.LogInformation("{Log} operator {Partition} replays {Count} logged deliveries after checkpoint {Checkpoint}", LogName, Partition, pending.Count, S.CheckpointedSequence);
             foreach (var record in pending)
             {
-                var (segments, batch) = Decode(record.Payload);
+                var (segments, batch, arrivedAt) = Decode(record.Payload);
                 foreach (var id in segments) _segments.TryAdd(id);
-                await Process(record.Sequence, batch.Events);
+                await Process(record.Sequence, batch.Events, arrivedAt);
                 S.NextSequence = Math.Max(S.NextSequence, record.Sequence);
                 Replayed += batch.Count;
             }
@@ -167,7 +170,8 @@ public abstract class LoggedOperatorGrain<TState>(
         {
             // Durable before anything else happens: this is what makes acknowledging the delivery safe.
             var sequence = S.NextSequence + 1;
-            var logged = EventBatch.Compose(Guid.NewGuid(), Partition, time.GetUtcNow(), fresh);
+            var arrivedAt = ClockSkew.ArrivalOf(items.Select(i => i.Item), time.GetUtcNow());
+            var logged = EventBatch.Compose(Guid.NewGuid(), Partition, arrivedAt, fresh);
             var clock = System.Diagnostics.Stopwatch.StartNew();
             await _log.AppendAsync(S.Segment, sequence, Encode(segments, logged));
             checkpointMetrics.Written("log", logged.Count, clock.Elapsed);
@@ -182,7 +186,7 @@ public abstract class LoggedOperatorGrain<TState>(
                 _replayNeeded = false;
                 await ReplayCurrentSegment();
             }
-            var replay = await ProcessOrDeadLetter(sequence, logged.Events);
+            var replay = await ProcessOrDeadLetter(sequence, logged.Events, arrivedAt);
             if (replay) await ReplayCurrentSegment();
             pipelineMetrics.StageBatch(LogName, clock.Elapsed, logged.Events, time.GetUtcNow());
         }
@@ -216,13 +220,13 @@ public abstract class LoggedOperatorGrain<TState>(
     /// partition keeps flowing and nothing is lost. When the store cannot be written either (storage is down), keep
     /// retrying with capped backoff: back-pressure, never a drop. Retrying is safe: entity grains apply by event id.
     /// </summary>
-    private async Task<bool> ProcessOrDeadLetter(long sequence, KeystoneEvent[] events)
+    private async Task<bool> ProcessOrDeadLetter(long sequence, KeystoneEvent[] events, DateTimeOffset arrivedAt)
     {
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                return await Process(sequence, events);
+                return await Process(sequence, events, arrivedAt);
             }
             catch (Exception e) when (attempt < DeliveryAttempts || !CanIsolate)
             {
@@ -235,7 +239,7 @@ public abstract class LoggedOperatorGrain<TState>(
                 var poison = new List<(KeystoneEvent Event, Exception Error)>();
                 foreach (var single in events)
                 {
-                    try { lost |= await Process(sequence, [single]); }
+                    try { lost |= await Process(sequence, [single], arrivedAt); }
                     catch (Exception error) { poison.Add((single, error)); }
                 }
                 if (poison.Count == 0) return lost;
@@ -328,8 +332,8 @@ public abstract class LoggedOperatorGrain<TState>(
         var records = await _log.ReadAsync(_firstLiveSegment);
         foreach (var record in records.Where(r => r.Sequence > S.CheckpointedSequence))
         {
-            var (_, batch) = Decode(record.Payload);
-            await Process(record.Sequence, batch.Events);
+            var (_, batch, arrivedAt) = Decode(record.Payload);
+            await Process(record.Sequence, batch.Events, arrivedAt);
             Replayed += batch.Count;
         }
     }
@@ -399,22 +403,35 @@ public abstract class LoggedOperatorGrain<TState>(
         }
     }
 
+    // Record: [-(segment count) - 1: int32][arrival UTC ticks: int64][segment ids][batch]. Records written before
+    // arrival times were logged start with the plain count (never negative) and have no arrival field.
     private static byte[] Encode(List<Guid> segments, EventBatch batch)
     {
         var encoded = batch.CopyEncoded();
-        var payload = new byte[4 + segments.Count * 16 + encoded.Length];
-        BinaryPrimitives.WriteInt32LittleEndian(payload, segments.Count);
-        for (var i = 0; i < segments.Count; i++) segments[i].TryWriteBytes(payload.AsSpan(4 + i * 16));
-        encoded.CopyTo(payload.AsSpan(4 + segments.Count * 16));
+        const int header = 12;
+        var payload = new byte[header + segments.Count * 16 + encoded.Length];
+        BinaryPrimitives.WriteInt32LittleEndian(payload, -segments.Count - 1);
+        BinaryPrimitives.WriteInt64LittleEndian(payload.AsSpan(4), batch.CreatedAt.UtcTicks);
+        for (var i = 0; i < segments.Count; i++) segments[i].TryWriteBytes(payload.AsSpan(header + i * 16));
+        encoded.CopyTo(payload.AsSpan(header + segments.Count * 16));
         return payload;
     }
 
-    private (List<Guid> Segments, EventBatch Batch) Decode(byte[] payload)
+    private (List<Guid> Segments, EventBatch Batch, DateTimeOffset ArrivedAt) Decode(byte[] payload)
     {
         var count = BinaryPrimitives.ReadInt32LittleEndian(payload);
+        DateTimeOffset? arrivedAt = null;
+        var header = 4;
+        if (count < 0)
+        {
+            count = -count - 1;
+            arrivedAt = new DateTimeOffset(BinaryPrimitives.ReadInt64LittleEndian(payload.AsSpan(4)), TimeSpan.Zero);
+            header = 12;
+        }
         var segments = new List<Guid>(count);
-        for (var i = 0; i < count; i++) segments.Add(new Guid(payload.AsSpan(4 + i * 16, 16)));
-        var batch = EventBatch.FromEncoded(payload[(4 + count * 16)..], partition: Partition);
-        return (segments, batch);
+        for (var i = 0; i < count; i++) segments.Add(new Guid(payload.AsSpan(header + i * 16, 16)));
+        var batch = EventBatch.FromEncoded(payload[(header + count * 16)..], partition: Partition, createdAt: arrivedAt ?? default);
+        // An old record is replayed as it was applied then: arriving with its latest event, nothing is clamped.
+        return (segments, batch, arrivedAt ?? (batch.Count == 0 ? time.GetUtcNow() : batch.Events.Max(e => e.Timestamp)));
     }
 }

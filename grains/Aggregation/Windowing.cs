@@ -61,7 +61,7 @@ public static class LatenessPolicy
 
 /// <summary>
 /// Bounded-out-of-orderness watermarks, tracked per input (a fronting partition). For one input the watermark is
-/// <c>max event time seen − bound</c>. Where several inputs feed one consumer, it is the minimum over the inputs
+/// <c>max event time seen − bound</c>, where an event counts no later than it arrived (see <see cref="Progress"/>). Where several inputs feed one consumer, it is the minimum over the inputs
 /// that are not idle; an input that has produced nothing for <see cref="IdleTimeout"/> (processing time) is idle and
 /// no longer holds the others back, as with Flink's <c>withIdleness</c>. When every input is idle the watermark is the
 /// highest of theirs, so windows still close.
@@ -72,6 +72,18 @@ public sealed class WatermarkTracker(TimeSpan bound, TimeSpan idleTimeout)
 
     public TimeSpan Bound { get; } = bound;
     public TimeSpan IdleTimeout { get; } = idleTimeout;
+
+    /// <summary>
+    /// How far an event moves event time: its own time, but never beyond its arrival. Flink's bounded-out-of-orderness
+    /// watermark trusts the highest event time, so one producer with a clock an hour fast would make every other
+    /// producer's events an hour late; bounded by arrival, the watermark stays within the out-of-orderness bound of
+    /// the time events actually came in.
+    /// </summary>
+    public static DateTimeOffset Progress(DateTimeOffset eventTime, DateTimeOffset arrivedAt) => eventTime < arrivedAt ? eventTime : arrivedAt;
+
+    /// <summary>Records an event that arrived (was ingested) at <paramref name="arrivedAt"/>: it counts as <see cref="Progress"/>.</summary>
+    public void Observe(int input, DateTimeOffset eventTime, DateTimeOffset arrivedAt, DateTimeOffset now) =>
+        Observe(input, Progress(eventTime, arrivedAt), now);
 
     /// <summary>Records an event time seen on an input at processing time <paramref name="now"/>.</summary>
     public void Observe(int input, DateTimeOffset eventTime, DateTimeOffset now)

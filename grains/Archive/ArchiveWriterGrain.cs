@@ -47,18 +47,23 @@ public sealed class ArchiveWriterState
 /// events' time, as one gzip member to that hour's current blob, before the delivery is acknowledged — so nothing
 /// acknowledged is missing from the lake. Blobs roll over at <see cref="ArchiveOptions.MaxBlobBytes"/>; the per-blob
 /// counts go to a manifest per hour and partition. A message redelivered after a crash may be appended twice: the
-/// archive is at-least-once, and replays are de-duplicated downstream by event id.
+/// archive is at-least-once, and replays are de-duplicated downstream by event id. An event stamped further ahead of its
+/// ingest time than <see cref="IngestOptions.MaxClockSkew"/> is stored as the operators use it (see <see cref="ClockSkew"/>):
+/// under the hour it arrived, its own timestamp kept in <c>metadata.original_timestamp</c>.
 /// </summary>
 [ImplicitStreamSubscription(ArchiveTopics.Input)]
 public sealed class ArchiveWriterGrain(
     [PersistentState("archive-writer", StorageNames.State)] IPersistentState<ArchiveWriterState> state,
     ArchiveStore store,
     IOptions<ArchiveOptions> options,
+    IOptions<IngestOptions> ingestOptions,
+    TimeProvider time,
     ILogger<ArchiveWriterGrain> logger)
     : Grain, IArchiveWriterGrain, IStreamSubscriptionObserver, IAsyncBatchObserver<EventBatch>
 {
     private const int RememberedSegments = 4096;
     private readonly HashSet<string> _dirtyHours = new(StringComparer.Ordinal);
+    private readonly ClockSkew _clockSkew = new(ingestOptions.Value.MaxClockSkew);
     private RecentIds<Guid> _segments = null!;
     private int _partition;
 
@@ -100,6 +105,8 @@ public sealed class ArchiveWriterGrain(
         foreach (var item in items)
         {
             var batch = item.Item;
+            // A future hour filled early by one wrong clock would surprise whoever reads the lake by hour.
+            var arrivedAt = ClockSkew.ArrivalOf([batch], time.GetUtcNow());
             foreach (var (id, start, count) in batch.SegmentRanges())
             {
                 if (_segments.Contains(id)) continue;
@@ -107,9 +114,10 @@ public sealed class ArchiveWriterGrain(
                 var events = batch.Events;
                 for (var i = start; i < start + count; i++)
                 {
-                    var hour = ArchiveStore.HourOf(events[i].Timestamp);
+                    var e = _clockSkew.Correct(events[i], arrivedAt);
+                    var hour = ArchiveStore.HourOf(e.Timestamp);
                     if (!byHour.TryGetValue(hour, out var list)) byHour[hour] = list = [];
-                    list.Add(events[i]);
+                    list.Add(e);
                 }
             }
         }

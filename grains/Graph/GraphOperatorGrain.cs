@@ -37,6 +37,8 @@ public sealed class GraphOperatorGrain(
     : LoggedOperatorGrain<GraphOperatorState>(state, logs, ingestOptions.Value, checkpointMetrics, pipelineMetrics, time, logger), IGraphOperatorGrain
 {
     private readonly GraphOptions _options = options.Value;
+    private readonly ClockSkew _clockSkew = new(ingestOptions.Value.MaxClockSkew);
+    private readonly PipelineMetrics _metrics = pipelineMetrics;
     private long _events, _invalid, _edgeUpdates, _created, _duplicates, _changes;
     private DateTimeOffset _lastInvalidLog;
 
@@ -46,9 +48,12 @@ public sealed class GraphOperatorGrain(
     protected override int CheckpointConcurrency => _options.CheckpointConcurrency;
     protected override int DispatchConcurrency => _options.DispatchConcurrency;
 
-    protected override async Task<bool> Process(long sequence, KeystoneEvent[] events)
+    protected override async Task<bool> Process(long sequence, KeystoneEvent[] events, DateTimeOffset arrivedAt)
     {
         var now = Time.GetUtcNow();
+        // First/last seen: a clock far ahead would hold an edge's last seen in the future until real time caught up.
+        events = _clockSkew.Correct(events, arrivedAt, out var skewed);
+        if (skewed > 0) _metrics.ClockSkewed(LogName, skewed);
         var lostState = false;
         var outcome = await GraphDispatch.RunAsync(Partition, sequence, events, async round =>
         {

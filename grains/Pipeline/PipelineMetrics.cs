@@ -29,6 +29,7 @@ public sealed class PipelineMetrics : IDisposable
     private readonly Counter<long> _filtered;
     private readonly Counter<long> _badBodies;
     private readonly Counter<long> _deadLettered;
+    private readonly Counter<long> _clockSkewed;
     private readonly Histogram<long> _batchSize;
     private readonly Histogram<double> _lag;
     private readonly Histogram<double> _processing;
@@ -53,6 +54,7 @@ public sealed class PipelineMetrics : IDisposable
         _rejected = _meter.CreateCounter<long>("keystone.ingest.rejected", "{event}", "Events refused at ingest, by field.");
         _duplicates = _meter.CreateCounter<long>("keystone.duplicates", "{event}", "Repeated events dropped, by stage.");
         _deadLettered = _meter.CreateCounter<long>("keystone.dead_letters", "{event}", "Events sent to the dead-letter store after failing processing, by stage.");
+        _clockSkewed = _meter.CreateCounter<long>("keystone.clock_skewed", "{event}", "Events stamped further ahead of their arrival than Keystone:Ingest:MaxClockSkew, restamped at arrival, by stage.");
         _routed = _meter.CreateCounter<long>("keystone.router.delivered", "{event}", "Events appended to target topics.");
         _unrouted = _meter.CreateCounter<long>("keystone.router.unrouted", "{event}", "Events that matched no routing rule.");
         _filtered = _meter.CreateCounter<long>("keystone.router.filtered", "{event}", "(event, destination) pairs held back by a filter transform.");
@@ -124,6 +126,11 @@ public sealed class PipelineMetrics : IDisposable
     public void DeadLettered(string stage, int count)
     {
         _deadLettered.Add(count, new KeyValuePair<string, object?>("stage", stage));
+    }
+
+    public void ClockSkewed(string stage, int count)
+    {
+        _clockSkewed.Add(count, new KeyValuePair<string, object?>("stage", stage));
     }
 
     public void DuplicateInBatch(int count)

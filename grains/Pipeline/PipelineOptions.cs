@@ -33,6 +33,13 @@ public sealed class IngestOptions
 
     /// <summary>How far ahead of the silo's clock an event time may be (a guard for watermarks).</summary>
     public TimeSpan MaxFutureSkew { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// How far ahead of its arrival (ingest time) an event time is believed. Beyond it, every event-time consumer
+    /// uses the arrival time instead (see <see cref="ClockSkew"/>): one producer's fast clock must not make other
+    /// producers' events late.
+    /// </summary>
+    public TimeSpan MaxClockSkew { get; set; } = TimeSpan.FromMinutes(1);
 }
 
 /// <summary>Routing rules and transforms. Section <c>Keystone:Routing</c>.</summary>

@@ -220,8 +220,11 @@ public sealed class RouterGrain(
             filtered += routed.Filtered;
         }
 
+        // Routed messages carry on the ingest time of their input (not the router's clock): consumers judge event
+        // times against when events arrived (ClockSkew), the same way on a redelivery as the first time.
+        var ingestedAt = ClockSkew.ArrivalOf(items.Select(i => i.Item), now);
         foreach (var tier in outputs.GroupBy(o => o.Value.Priority ?? Priority.Low).OrderBy(g => g.Key))
-            await Task.WhenAll(tier.Select(o => Append(o.Key, o.Value.Priority, o.Value.Segments, now)));
+            await Task.WhenAll(tier.Select(o => Append(o.Key, o.Value.Priority, o.Value.Segments, ingestedAt)));
         metrics.StageBatch("router", System.Diagnostics.Stopwatch.GetElapsedTime(started), handled, now);
 
         // Remember only what was delivered: a failed append leaves the batches to be redelivered and routed again.
@@ -259,7 +262,7 @@ public sealed class RouterGrain(
         return engine.Route(events, _partition, now);
     }
 
-    private async Task Append(string topic, Priority? priority, List<(Guid, BatchItem[])> segments, DateTimeOffset now)
+    private async Task Append(string topic, Priority? priority, List<(Guid, BatchItem[])> segments, DateTimeOffset ingestedAt)
     {
         var stream = Output(topic);
         if (_registeredTopics.Add(topic))
@@ -267,7 +270,7 @@ public sealed class RouterGrain(
 
         var options = ingestOptions.Value;
         var count = 0;
-        foreach (var message in StreamChunker.Pack(segments, _partition, now, options.MaxEventsPerStreamMessage, options.MaxBytesPerStreamMessage))
+        foreach (var message in StreamChunker.Pack(segments, _partition, ingestedAt, options.MaxEventsPerStreamMessage, options.MaxBytesPerStreamMessage))
         {
             await stream.OnNextAsync(message);
             count += message.Count;

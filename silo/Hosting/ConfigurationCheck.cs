@@ -126,6 +126,8 @@ internal static class ConfigurationCheck
 
         if (ingest is not null && ingest.MaxEventBytes > ingest.MaxRequestBytes)
             problems.Add("Keystone:Ingest:MaxEventBytes must not exceed Keystone:Ingest:MaxRequestBytes.");
+        if (ingest is not null && (ingest.MaxClockSkew < TimeSpan.Zero || ingest.MaxClockSkew > ingest.MaxFutureSkew))
+            problems.Add("Keystone:Ingest:MaxClockSkew must be at least 0 and at most Keystone:Ingest:MaxFutureSkew (an event further ahead is refused anyway).");
         if (streaming is not null)
         {
             if (streaming.PollPeriod <= TimeSpan.Zero) problems.Add("Keystone:Streaming:PollPeriod must be positive.");

@@ -44,6 +44,28 @@ public class WatermarkTrackerTests
     }
 
     [Fact]
+    public void A_far_future_event_moves_the_watermark_no_further_than_its_arrival()
+    {
+        var tracker = Tracker();
+        tracker.Observe(0, At("12:00:10"), arrivedAt: At("12:00:11"), Wall);
+        Assert.Equal(At("12:00:05"), tracker.WatermarkOf(0));
+
+        // Stamped 50 minutes ahead by a wrong clock, it arrived at 12:00:12: it counts as 12:00:12, not 12:50.
+        tracker.Observe(0, At("12:50:00"), arrivedAt: At("12:00:12"), WallAt(1));
+        Assert.Equal(At("12:00:07"), tracker.WatermarkOf(0));
+        Assert.Equal(At("12:00:12"), tracker.MaxEventTimeOf(0));
+
+        // So the next on-time events of everyone else are not late, and time moves on with them as before.
+        tracker.Observe(0, At("12:00:20"), arrivedAt: At("12:00:20.5"), WallAt(2));
+        Assert.Equal(At("12:00:15"), tracker.WatermarkOf(0));
+        Assert.Equal(At("12:00:15"), tracker.Current(WallAt(2)));
+
+        // Event time that trails arrival (the normal case) is what moves the watermark.
+        Assert.Equal(At("12:00:20"), WatermarkTracker.Progress(At("12:00:20"), At("12:00:21")));
+        Assert.Equal(At("12:00:21"), WatermarkTracker.Progress(At("12:00:22"), At("12:00:21")));
+    }
+
+    [Fact]
     public void Several_inputs_take_the_minimum()
     {
         var tracker = Tracker();

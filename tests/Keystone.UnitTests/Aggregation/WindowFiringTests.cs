@@ -1,6 +1,7 @@
 using Keystone.Activity;
 using Keystone.Aggregation;
 using Keystone.Events;
+using Keystone.Pipeline;
 using static Keystone.UnitTests.Aggregation.Playback;
 
 namespace Keystone.UnitTests.Aggregation;
@@ -17,19 +18,25 @@ public class WindowFiringTests
     private sealed class Operator(AggregationOptions options)
     {
         private readonly TumblingWindows _windows = options.Windows();
+        private readonly ClockSkew _clockSkew = new(TimeSpan.FromMinutes(1));
 
         public UserActivityAggregator User { get; } = new(Playback.User, options, new UserActivityState());
         public DateTimeOffset? MaxEventTime { get; private set; }
         public DateTimeOffset? Watermark => MaxEventTime - options.OutOfOrderness;
         public List<KeystoneEvent> SideOutput { get; } = [];
 
-        public List<WindowResult> Deliver(params KeystoneEvent[] events)
+        /// <summary>Events that arrive (are ingested) long after their time: no clock is ahead.</summary>
+        public List<WindowResult> Deliver(params KeystoneEvent[] events) => DeliverAt(DateTimeOffset.MaxValue, events);
+
+        public List<WindowResult> DeliverAt(DateTimeOffset arrivedAt, params KeystoneEvent[] events)
         {
             var watermark = Watermark;
             var late = new List<DateTimeOffset>();
-            foreach (var e in events)
+            foreach (var original in events)
             {
-                if (MaxEventTime is not { } max || e.Timestamp > max) MaxEventTime = e.Timestamp;
+                var e = _clockSkew.Correct(original, arrivedAt);
+                var progress = WatermarkTracker.Progress(e.Timestamp, arrivedAt);
+                if (MaxEventTime is not { } max || progress > max) MaxEventTime = progress;
                 if (LatenessPolicy.Classify(_windows.Assign(e.Timestamp), watermark, options.AllowedLateness) == Lateness.TooLate)
                 {
                     SideOutput.Add(e);
@@ -104,6 +111,26 @@ public class WindowFiringTests
         Assert.Equal(At("12:05"), op.Watermark);
         AssertResult(new WindowResult(User, new UserWindowStats(Window("12:00", "12:05"), 1, 1, 0, 0, 0, 8_000, 1, [Tv], At("12:04:58"), true), false), fired);
         Assert.Empty(op.SideOutput);
+    }
+
+    [Fact]
+    public void An_event_stamped_far_ahead_of_its_arrival_counts_in_the_window_it_arrived_in_and_makes_nothing_late()
+    {
+        var op = new Operator(new AggregationOptions { OutOfOrderness = TimeSpan.FromSeconds(5) });
+        op.DeliverAt(At("12:02:01"), Started(At("12:02")));
+
+        // A clock 50 minutes fast. Within the tolerance (1 min) an event keeps its own time; beyond it, its arrival.
+        op.DeliverAt(At("12:02:10"), Paused(At("12:52:10"), 10_000));
+        Assert.Equal(At("12:02:05"), op.Watermark);
+
+        // Everyone else's on-time events after it: none is late, and the watermark keeps following them.
+        op.DeliverAt(At("12:03:00.5"), Resumed(At("12:03"), 10_000), Stopped(At("12:03:20"), 30_000));
+        Assert.Equal(At("12:02:55.5"), op.Watermark);
+        var fired = Assert.Single(op.DeliverAt(At("12:05:06"), Started(At("12:05:05.5"), video: "video-2", device: "phone-1")));
+
+        Assert.Empty(op.SideOutput);
+        AssertResult(new WindowResult(User, new UserWindowStats(Window("12:00", "12:05"), 1, 1, 1, 0, 1, 30_000, 1, [Tv], At("12:03:20"), true), false), fired);
+        Assert.Equal([Window("12:00", "12:05"), Window("12:05", "12:10")], op.User.View(null, null).Windows.Select(w => w.Window));
     }
 
     [Fact]

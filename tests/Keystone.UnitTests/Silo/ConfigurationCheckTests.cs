@@ -134,6 +134,11 @@ public class ConfigurationCheckTests
 
         var queue = Fails(("Keystone:Streaming:Provider", "AzureQueue"), ("Keystone:Ingest:MaxEventBytes", "50000"));
         Assert.StartsWith("Keystone:Ingest:MaxEventBytes must be at most 40960 with the AzureQueue provider", Assert.Single(queue.Problems));
+
+        var skew = Fails(("Keystone:Ingest:MaxClockSkew", "00:10:00"), ("Keystone:Ingest:MaxFutureSkew", "00:05:00"));
+        Assert.StartsWith("Keystone:Ingest:MaxClockSkew must be at least 0 and at most Keystone:Ingest:MaxFutureSkew", Assert.Single(skew.Problems));
+        var negative = Fails(("Keystone:Ingest:MaxClockSkew", "-00:00:01"));
+        Assert.StartsWith("Keystone:Ingest:MaxClockSkew must be at least 0", Assert.Single(negative.Problems));
     }
 
     [Fact]
