@@ -60,7 +60,7 @@ public sealed class ClockSkew(TimeSpan tolerance)
     {
         DateTimeOffset? newest = null;
         foreach (var b in batches)
-            if (b.CreatedAt != default && b.CreatedAt != DateTimeOffset.MinValue && (newest is not { } n || b.CreatedAt > n)) newest = b.CreatedAt;
+            if (!b.IsBarrier && b.CreatedAt != default && b.CreatedAt != DateTimeOffset.MinValue && (newest is not { } n || b.CreatedAt > n)) newest = b.CreatedAt;
         return newest ?? now;
     }
 }

@@ -36,10 +36,10 @@ public sealed class RouterGrain(
     private RecentIds<Guid>? _seen;
     private IStreamProvider? _provider;
     private int _partition;
-    private long _batches, _events, _duplicates, _deliveries, _unrouted, _filtered, _replayed;
+    private long _batches, _events, _duplicates, _deliveries, _unrouted, _filtered;
 
     // With the fronting log: how far this router has routed it (null without the log).
-    private FrontingCursor? _cursor;
+    private FrontingReader? _reader;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -49,12 +49,12 @@ public sealed class RouterGrain(
         if (checkpoints.Value.Logging)
         {
             // Recovery: whatever the log holds past the last completed checkpoint may not have reached its consumers.
-            _cursor = new FrontingCursor(await GrainFactory.GetGrain<ICheckpointCoordinatorGrain>(0).Covered(_partition));
+            _reader = new FrontingReader(frontingLog, _partition, await GrainFactory.GetGrain<ICheckpointCoordinatorGrain>(0).Covered(_partition));
             var head = await GrainFactory.GetGrain<IFrontingPartitionGrain>(_partition).Head();
-            if (head > _cursor.Position)
+            if (head > _reader.Position)
             {
-                logger.LogInformation("Router {Partition} replays fronting positions {From} to {To} (after the last checkpoint)", _partition, _cursor.Position + 1, head);
-                await CatchUp(head);
+                logger.LogInformation("Router {Partition} replays fronting positions {From} to {To} (after the last checkpoint)", _partition, _reader.Position + 1, head);
+                await _reader.CatchUpAsync(head, Route);
             }
         }
     }
@@ -62,59 +62,12 @@ public sealed class RouterGrain(
     public async Task OnSubscribed(IStreamSubscriptionHandleFactory handleFactory) =>
         await handleFactory.Create<EventBatch>().ResumeAsync(this);
 
-    public async Task OnNextAsync(IList<SequentialItem<EventBatch>> items)
-    {
-        if (_cursor is null)
-        {
-            await Route([.. items.Select(i => i.Item)]);
-            return;
-        }
-        // Positions are dense and ordered: a repeat is dropped, and a position skipped (written to the log, never
-        // delivered) is read from the log before what follows it, so nothing acknowledged is left behind.
-        var run = new List<EventBatch>(items.Count);
-        var expected = _cursor.Position + 1;
-        foreach (var item in items)
-        {
-            var batch = item.Item;
-            if (batch.Position == 0)
-            {
-                run.Add(batch);
-                continue;
-            }
-            if (batch.Position < expected)
-            {
-                _duplicates += batch.Count;
-                continue;
-            }
-            if (batch.Position > expected)
-            {
-                if (run.Count > 0) await Route(run);
-                run = [];
-                await CatchUp(batch.Position - 1);
-            }
-            run.Add(batch);
-            expected = batch.Position + 1;
-        }
-        if (run.Count > 0) await Route(run);
-    }
-
-    /// <summary>Routes the log's messages up to <paramref name="to"/>, a few at a time as the stream would deliver them.</summary>
-    private async Task CatchUp(long to)
-    {
-        var (from, _) = _cursor!.GapBefore(to + 1);
-        var messages = await frontingLog.ReadAsync(_partition, from, to);
-        foreach (var chunk in messages.Chunk(16))
-        {
-            await Route(chunk);
-            _replayed += chunk.Sum(m => m.Count);
-        }
-        // Positions that never reached the log (a failed write) are passed over.
-        _cursor.Routed(to);
-    }
+    public Task OnNextAsync(IList<SequentialItem<EventBatch>> items) =>
+        _reader is null ? Route([.. items.Select(i => i.Item)]) : _reader.DeliverAsync([.. items.Select(i => i.Item)], Route);
 
     public async Task<long> Barrier(long checkpoint)
     {
-        var position = _cursor?.Position ?? 0;
+        var position = _reader?.Position ?? 0;
         var barrier = EventBatch.CheckpointBarrier(checkpoint, _partition, position, time.GetUtcNow());
         foreach (var topic in CheckpointCoordinatorGrain.Consumers)
             await Output(topic).OnNextAsync(barrier);
@@ -128,7 +81,7 @@ public sealed class RouterGrain(
     }
 
     public Task<RouterStats> GetStats() =>
-        Task.FromResult(new RouterStats(_partition, _batches, _events, _duplicates, _deliveries, _unrouted, _filtered, rules.Current.Rules.Hash, _cursor?.Position ?? 0, _replayed));
+        Task.FromResult(new RouterStats(_partition, _batches, _events, _duplicates + (_reader?.Repeats ?? 0), _deliveries, _unrouted, _filtered, rules.Current.Rules.Hash, _reader?.Position ?? 0, _reader?.Replayed ?? 0));
 
     // Routes every batch of a delivery, then appends one packed message per topic (not one per input batch): a
     // delivery of 16 fronting messages becomes ~14 appends instead of ~200. Each input batch's share of a topic is
@@ -222,7 +175,7 @@ public sealed class RouterGrain(
 
         // Routed messages carry on the ingest time of their input (not the router's clock): consumers judge event
         // times against when events arrived (ClockSkew), the same way on a redelivery as the first time.
-        var ingestedAt = ClockSkew.ArrivalOf(items.Select(i => i.Item), now);
+        var ingestedAt = ClockSkew.ArrivalOf(items, now);
         foreach (var tier in outputs.GroupBy(o => o.Value.Priority ?? Priority.Low).OrderBy(g => g.Key))
             await Task.WhenAll(tier.Select(o => Append(o.Key, o.Value.Priority, o.Value.Segments, ingestedAt)));
         metrics.StageBatch("router", System.Diagnostics.Stopwatch.GetElapsedTime(started), handled, now);
@@ -231,9 +184,6 @@ public sealed class RouterGrain(
         if (_seen is not null)
             foreach (var id in accepted) _seen.TryAdd(id);
 
-        if (_cursor is not null)
-            foreach (var batch in items)
-                if (batch.Position > 0) _cursor.Routed(batch.Position);
         _batches += items.Count;
         _events += events;
         _duplicates += duplicates;
