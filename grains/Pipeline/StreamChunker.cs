@@ -50,6 +50,30 @@ public static class StreamChunker
     }
 
     /// <summary>
+    /// The id of a routed segment: chunk <paramref name="index"/> of input batch <paramref name="batchId"/>, and which
+    /// events it holds. Routing the same input the same way gives the same id, so a consumer drops the repeat; routing
+    /// it differently (a replay from the fronting log after a rule change, or after an event that was poison the first
+    /// time) gives another id, so the consumer applies it and its entity grains drop by event id what they already have.
+    /// </summary>
+    public static Guid SegmentId(Guid batchId, int index, IReadOnlyList<BatchItem> part)
+    {
+        Span<byte> input = stackalloc byte[16 + 16 + 4];
+        ChunkId(batchId, index).TryWriteBytes(input);
+        Span<byte> id = stackalloc byte[16];
+        var set = input.Slice(16, 16);
+        // XOR is order-free: the set of events, however they were ordered.
+        for (var i = 0; i < part.Count; i++)
+        {
+            part[i].Event.EventId.TryWriteBytes(id);
+            for (var k = 0; k < 16; k++) set[k] ^= id[k];
+        }
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(input[32..], part.Count);
+        Span<byte> hash = stackalloc byte[32];
+        System.Security.Cryptography.SHA256.HashData(input, hash);
+        return new Guid(hash[..16]);
+    }
+
+    /// <summary>
     /// Packs segments (each already within the limits) into as few stream messages as the limits allow, keeping
     /// every segment whole so its id still names exactly the same events.
     /// </summary>

@@ -114,7 +114,7 @@ public sealed class RouterGrain(
             }
             var chunk = 0;
             foreach (var part in StreamChunker.Chunk(items, options.MaxEventsPerStreamMessage, options.MaxBytesPerStreamMessage))
-                output.Segments.Add((StreamChunker.ChunkId(source.BatchId, chunk++), part));
+                output.Segments.Add((StreamChunker.SegmentId(source.BatchId, chunk++, part), part));
         }
 
         foreach (var batch in items)

@@ -126,4 +126,19 @@ public class StreamChunkerTests
         var ids = indexes.Select(i => StreamChunker.ChunkId(batch, i)).ToList();
         Assert.Equal(indexes.Count, ids.Distinct().Count());
     }
+
+    [Fact]
+    public void A_segment_id_names_the_input_chunk_and_the_set_of_events_it_holds()
+    {
+        var batch = Guid.NewGuid();
+        var items = Items(4);
+        var id = StreamChunker.SegmentId(batch, 0, items);
+
+        // The same routing again (a redelivery, a replay under the same rules): the same id, in any order.
+        Assert.Equal(id, StreamChunker.SegmentId(batch, 0, [.. items.Reverse()]));
+        // A replay that routes the input differently (an event that was poison the first time): another id.
+        Assert.NotEqual(id, StreamChunker.SegmentId(batch, 0, items[..3]));
+        Assert.NotEqual(id, StreamChunker.SegmentId(batch, 1, items));
+        Assert.NotEqual(id, StreamChunker.SegmentId(Guid.NewGuid(), 0, items));
+    }
 }
