@@ -338,8 +338,19 @@ public static class EventJson
             w.WriteStartObject();
             while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
             {
-                if (reader.ValueIsEscaped) w.WritePropertyName(reader.GetString()!);
-                else w.WritePropertyName(reader.ValueSpan);
+                // The name's bytes stay valid after the reader moves on; they are decoded only for a message.
+                var rawName = reader.ValueIsEscaped ? default : reader.ValueSpan;
+                string? escapedName = null;
+                if (reader.ValueIsEscaped && !TryGetString(ref reader, out escapedName))
+                {
+                    error ??= new("payload", $"a field name {LoneSurrogate}");
+                    ok = false;
+                    reader.Read();
+                    reader.Skip();
+                    continue;
+                }
+                if (escapedName is not null) w.WritePropertyName(escapedName);
+                else w.WritePropertyName(rawName);
                 reader.Read();
                 if (reader.TokenType == JsonTokenType.StartObject)
                 {
@@ -360,30 +371,57 @@ public static class EventJson
                             reader.Skip();
                             continue;
                         }
-                        WriteScalar(ref reader, w);
+                        if (!WriteScalar(ref reader, w))
+                        {
+                            error ??= new($"payload.{escapedName ?? Encoding.UTF8.GetString(rawName)}", LoneSurrogate);
+                            ok = false;
+                        }
                     }
                     w.WriteEndArray();
                     continue;
                 }
-                WriteScalar(ref reader, w);
+                if (!WriteScalar(ref reader, w))
+                {
+                    error ??= new($"payload.{escapedName ?? Encoding.UTF8.GetString(rawName)}", LoneSurrogate);
+                    ok = false;
+                }
             }
             w.WriteEndObject();
         }
         return ok ? Payload.FromTrustedCompactJson(buffer.WrittenSpan.ToArray()) : null;
     }
 
-    private static void WriteScalar(ref Utf8JsonReader reader, Utf8JsonWriter w)
+    private const string LoneSurrogate = "holds a lone surrogate (an unpaired \\uD800-\\uDFFF escape), which is not text";
+
+    // False when a string escapes half a surrogate pair: there is no string to copy, and nothing else can use it.
+    private static bool WriteScalar(ref Utf8JsonReader reader, Utf8JsonWriter w)
     {
         switch (reader.TokenType)
         {
             case JsonTokenType.String:
-                if (reader.ValueIsEscaped) w.WriteStringValue(reader.GetString());
-                else w.WriteStringValue(reader.ValueSpan);
+                if (!reader.ValueIsEscaped) w.WriteStringValue(reader.ValueSpan);
+                else if (TryGetString(ref reader, out var value)) w.WriteStringValue(value);
+                else return false;
                 break;
             case JsonTokenType.Number: w.WriteRawValue(reader.ValueSpan, skipInputValidation: true); break;
             case JsonTokenType.True: w.WriteBooleanValue(true); break;
             case JsonTokenType.False: w.WriteBooleanValue(false); break;
             default: w.WriteNullValue(); break;
+        }
+        return true;
+    }
+
+    private static bool TryGetString(ref Utf8JsonReader reader, out string? value)
+    {
+        try
+        {
+            value = reader.GetString();
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            value = null;
+            return false;
         }
     }
 }

@@ -104,6 +104,11 @@ public static class EventBatchParser
         {
             result.BodyError = $"malformed JSON: {Clean(e)}";
         }
+        catch (InvalidOperationException e)
+        {
+            // An envelope string escaping half a surrogate pair: the reader cannot resume inside the array.
+            result.BodyError = $"malformed JSON: {e.Message}";
+        }
         if (result.BodyError is not null)
         {
             result.Events.Clear();
@@ -199,6 +204,10 @@ public static class EventBatchParser
             catch (JsonException e)
             {
                 result.Rejections.Add(new EventRejection(index, null, "event", $"line {lineNumber}: malformed JSON: {Clean(e)}"));
+            }
+            catch (InvalidOperationException e)
+            {
+                result.Rejections.Add(new EventRejection(index, null, "event", $"line {lineNumber}: malformed JSON: {e.Message}"));
             }
             index++;
         }

@@ -37,6 +37,9 @@ public sealed class FieldSchema
     internal Regex? CompiledPattern { get; }
     internal byte[][]? Utf8Enum { get; }
 
+    /// <summary>Named like an entity id field (<see cref="Keystone.Events.EntityIds.PayloadFields"/>): its strings must pass the id rule.</summary>
+    internal bool EntityId { get; }
+
     public FieldSchema() => Utf8Name = [];
 
     [System.Diagnostics.CodeAnalysis.SetsRequiredMembers]
@@ -59,6 +62,7 @@ public sealed class FieldSchema
         Pii = spec.Pii;
         Utf8Name = Encoding.UTF8.GetBytes(spec.Name);
         Utf8Enum = spec.Enum?.Select(Encoding.UTF8.GetBytes).ToArray();
+        EntityId = Keystone.Events.EntityIds.PayloadFields.Contains(spec.Name);
         CompiledPattern = spec.Pattern is null ? null : new Regex(spec.Pattern, RegexOptions.CultureInvariant | RegexOptions.Compiled, TimeSpan.FromMilliseconds(50));
     }
 

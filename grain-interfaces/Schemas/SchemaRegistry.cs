@@ -156,13 +156,24 @@ public sealed class SchemaRegistry
                     if (!schema.AdditionalProperties)
                         return new($"payload.{Truncate(unknown)}", $"is not a field of {schema.EventType} {schema.Version} (fields: {string.Join(", ", fields.Select(f => f.Name))})");
                     reader.Read();
+                    // An undeclared field with an id's name is still read as one downstream (partitioning, the graph).
+                    var isId = EntityIds.PayloadFields.Contains(unknown);
                     if (reader.TokenType == JsonTokenType.StartObject)
                         return new($"payload.{Truncate(unknown)}", "nested objects are not allowed; payloads are flat");
                     if (reader.TokenType == JsonTokenType.StartArray)
                     {
+                        var item = 0;
                         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                        {
                             if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray)
                                 return new($"payload.{Truncate(unknown)}", "arrays may hold only strings, numbers, booleans and nulls");
+                            if (isId && CheckId(ref reader) is { } badItem) return new($"payload.{Truncate(unknown)}[{item}]", badItem);
+                            item++;
+                        }
+                    }
+                    else if (isId && CheckId(ref reader) is { } bad)
+                    {
+                        return new($"payload.{Truncate(unknown)}", bad);
                     }
                     continue;
                 }
@@ -228,6 +239,8 @@ public sealed class SchemaRegistry
             case FieldType.String:
                 if (reader.TokenType != JsonTokenType.String)
                     return new(path, $"expected string, got {Describe(reader.TokenType)}");
+                if (field.EntityId && CheckId(ref reader) is { } badId)
+                    return new(path, badId);
                 if (field.Enum is null && field.MinLength is null && field.MaxLength is null && field.CompiledPattern is null && field.Format is null)
                     return null;
                 if (!reader.ValueIsEscaped && field.CompiledPattern is null && field.Format is null && FastStringCheck(field, reader.ValueSpan))
@@ -263,6 +276,22 @@ public sealed class SchemaRegistry
                     : new(path, $"expected boolean, got {Describe(reader.TokenType)}");
             default:
                 return new(path, "nested arrays are not allowed");
+        }
+    }
+
+    // The entity id rule for a string token; the usual plain ASCII id passes without allocating.
+    private static string? CheckId(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType != JsonTokenType.String) return null;
+        if (!reader.ValueIsEscaped && !reader.HasValueSequence && EntityIds.IsPlainAscii(reader.ValueSpan)) return null;
+        try
+        {
+            return EntityIds.Reason(reader.GetString()!);
+        }
+        catch (InvalidOperationException)
+        {
+            // The reader refuses to turn an escaped lone surrogate ("\ud800") into a string.
+            return "must not contain a lone surrogate";
         }
     }
 

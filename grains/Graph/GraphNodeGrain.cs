@@ -11,8 +11,9 @@ using Orleans.Runtime;
 namespace Keystone.Graph;
 
 /// <summary>
-/// Sealed reverse-adjacency pages: one blob each, <c>{type}/{id}/{LABEL}/{page}.json</c>, written once when the page
-/// fills and never rewritten, so a node with a million in-edges checkpoints one open page, not a million entries.
+/// Sealed reverse-adjacency pages: one blob each, <c>{type}/{id}/{LABEL}/{page}.json</c> (the id as a
+/// <see cref="StorageNames.Segment"/>), written once when the page fills and never rewritten, so a node with a
+/// million in-edges checkpoints one open page, not a million entries.
 /// Pages are immutable, so reads are cached (bounded).
 /// </summary>
 public sealed class GraphPageStore(BlobContainerClient container)
@@ -22,7 +23,7 @@ public sealed class GraphPageStore(BlobContainerClient container)
     private volatile bool _ready;
 
     public static string BlobName(NodeType type, string id, EdgeLabel label, int page) =>
-        $"{GraphSchema.Name(type)}/{id}/{GraphSchema.Name(label)}/{page:D8}.json";
+        $"{GraphSchema.Name(type)}/{StorageNames.Segment(id)}/{GraphSchema.Name(label)}/{page:D8}.json";
 
     public async Task WriteAsync(NodeType type, string id, EdgeLabel label, int page, InEntry[] entries)
     {

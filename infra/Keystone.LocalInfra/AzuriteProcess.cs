@@ -7,8 +7,9 @@ namespace Keystone.LocalInfra;
 /// <summary>
 /// A real Azurite (Azure Storage emulator) process from the pinned copy in <c>infra/</c>: blob, queue and table
 /// services on 127.0.0.1. Ports are chosen by the OS unless given, read back from Azurite's output, and turned into
-/// a connection string. The process is killed on dispose, and a watchdog in <c>run-azurite.mjs</c> stops it if this
-/// process dies first.
+/// a connection string. The process is killed on dispose. If this process dies first, however it dies (a SIGKILL of
+/// its whole process group included), the emulator stops by itself: it watches this process's pid and the end of a
+/// pipe on its stdin that only this process holds (<c>run-azurite.mjs</c>, <c>azurite-watchdog.mjs</c>).
 /// </summary>
 public sealed partial class AzuriteProcess : IAsyncDisposable
 {
@@ -65,6 +66,8 @@ public sealed partial class AzuriteProcess : IAsyncDisposable
 
         var psi = new ProcessStartInfo(node)
         {
+            // Never written to: its end, when this process is gone, is the emulator's signal to stop.
+            RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,

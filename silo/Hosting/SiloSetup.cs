@@ -56,6 +56,11 @@ internal static class SiloSetup
                 o.BlobServiceClient = Blobs(storage.ConnectionString);
                 o.ContainerName = storage.Container;
             });
+            // Swap the provider Orleans registered for the same provider wrapped, keeping its options, validator and
+            // lifecycle registration (which resolves the keyed service, so it now reaches the wrapper).
+            silo.Services.Remove(silo.Services.Single(d => d.ServiceType == typeof(IGrainStorage) && Equals(d.ServiceKey, StorageNames.State)));
+            silo.Services.AddKeyedSingleton<IGrainStorage>(StorageNames.State,
+                (services, key) => new EncodedKeyGrainStorage(AzureBlobGrainStorageFactory.Create(services, (string)key!)));
         }
         silo.Services.AddKeyedSingleton<IGrainStorageSerializer, KeystoneStateSerializer>(StorageNames.State);
         silo.Services.AddKeyedSingleton<IStreamIdMapper, TopicStreamIdMapper>(TopicStreamIdMapper.Name);

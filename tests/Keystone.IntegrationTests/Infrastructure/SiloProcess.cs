@@ -21,6 +21,7 @@ public sealed class SiloProcess : IAsyncDisposable
     }
 
     public int HttpPort { get; }
+    public int ProcessId => _process.Id;
     public HttpClient Http { get; }
     public string Output
     {
@@ -30,15 +31,17 @@ public sealed class SiloProcess : IAsyncDisposable
         }
     }
 
-    public static async Task<SiloProcess> StartAsync(int httpPort, IReadOnlyDictionary<string, string?> settings, TimeSpan? timeout = null)
+    /// <param name="ownProcessGroup">Start it in a session and process group of its own (<c>setsid</c>), so a test can kill the group.</param>
+    public static async Task<SiloProcess> StartAsync(int httpPort, IReadOnlyDictionary<string, string?> settings, TimeSpan? timeout = null, bool ownProcessGroup = false)
     {
-        var psi = new ProcessStartInfo("dotnet")
+        var psi = new ProcessStartInfo(ownProcessGroup ? "/usr/bin/setsid" : "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             WorkingDirectory = Path.GetDirectoryName(SiloDll())!,
         };
+        if (ownProcessGroup) psi.ArgumentList.Add("dotnet");
         psi.ArgumentList.Add(SiloDll());
         psi.ArgumentList.Add("--environment");
         psi.ArgumentList.Add("Testing");
