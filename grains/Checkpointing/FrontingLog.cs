@@ -21,8 +21,6 @@ public interface IFrontingLog
     /// each carrying its position.</summary>
     Task<IReadOnlyList<EventBatch>> ReadAsync(int partition, long from, long to, CancellationToken cancellationToken = default);
 
-    /// <summary>Drops the segments that hold only positions before <paramref name="position"/>.</summary>
-    Task DeleteBeforeAsync(int partition, long position, CancellationToken cancellationToken = default);
 }
 
 public interface IFrontingLogWriter
@@ -33,6 +31,10 @@ public interface IFrontingLogWriter
     /// <summary>Appends the messages as positions <see cref="Last"/>+1 onwards, in one storage write, and returns them
     /// carrying their positions.</summary>
     Task<EventBatch[]> AppendAsync(IReadOnlyList<EventBatch> messages, CancellationToken cancellationToken = default);
+
+    /// <summary>Drops the segments that hold only positions before <paramref name="position"/> (a completed checkpoint
+    /// covers them). The writer knows its segments, so this costs no request unless a segment goes.</summary>
+    Task SealBeforeAsync(long position, CancellationToken cancellationToken = default);
 }
 
 /// <summary>
@@ -98,7 +100,7 @@ public sealed class BlobFrontingLog(BlobContainerClient container) : IFrontingLo
             last = frames.Count > 0 ? frames[^1].Position : 0;
             if (last == 0 && i == 0) last = segments[i] - 1;
         }
-        return new Writer(this, partition, last);
+        return new Writer(this, partition, last, segments);
     }
 
     public async Task<IReadOnlyList<EventBatch>> ReadAsync(int partition, long from, long to, CancellationToken cancellationToken = default)
@@ -115,14 +117,6 @@ public sealed class BlobFrontingLog(BlobContainerClient container) : IFrontingLo
                 if (message.Position >= from && message.Position <= to) result.Add(message);
         }
         return result;
-    }
-
-    public async Task DeleteBeforeAsync(int partition, long position, CancellationToken cancellationToken = default)
-    {
-        var segments = await Segments(partition, cancellationToken);
-        // A segment is wholly before the position when the next one starts at or before it.
-        for (var i = 0; i + 1 < segments.Count && segments[i + 1] <= position; i++)
-            await container.GetBlobClient(SegmentName(partition, segments[i])).DeleteIfExistsAsync(cancellationToken: cancellationToken);
     }
 
     private async Task<List<EventBatch>> ReadSegment(int partition, long first, CancellationToken cancellationToken)
@@ -173,7 +167,7 @@ public sealed class BlobFrontingLog(BlobContainerClient container) : IFrontingLo
 
     public static int FrameSize(EventBatch message) => FrameHeader + message.EncodedLength;
 
-    private sealed class Writer(BlobFrontingLog log, int partition, long last) : IFrontingLogWriter
+    private sealed class Writer(BlobFrontingLog log, int partition, long last, List<long> segments) : IFrontingLogWriter
     {
         private AppendBlobClient? _segment;
         private long _segmentBytes;
@@ -198,6 +192,7 @@ public sealed class BlobFrontingLog(BlobContainerClient container) : IFrontingLo
                 {
                     var segment = log.Container.GetAppendBlobClient(SegmentName(partition, Last + 1));
                     await segment.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+                    segments.Add(Last + 1);
                     (_segment, _segmentBytes, _segmentBlocks) = (segment, 0, 0);
                 }
                 var block = new byte[size];
@@ -226,6 +221,16 @@ public sealed class BlobFrontingLog(BlobContainerClient container) : IFrontingLo
                 i = end;
             }
             return placed;
+        }
+
+        public async Task SealBeforeAsync(long position, CancellationToken cancellationToken = default)
+        {
+            // A segment is wholly before the position when the next one starts at or before it.
+            while (segments.Count > 1 && segments[1] <= position)
+            {
+                await log.Container.GetBlobClient(SegmentName(partition, segments[0])).DeleteIfExistsAsync(cancellationToken: cancellationToken);
+                segments.RemoveAt(0);
+            }
         }
     }
 }

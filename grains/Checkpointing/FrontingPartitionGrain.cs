@@ -38,7 +38,7 @@ public sealed class FrontingPartitionGrain(IFrontingLog log, ILogger<FrontingPar
 
     public Task<long> Head() => Task.FromResult(_writer.Last);
 
-    public Task SealBefore(long position) => log.DeleteBeforeAsync(_partition, position);
+    public Task SealBefore(long position) => _writer.SealBeforeAsync(position);
 
     private async Task WriteQueued()
     {

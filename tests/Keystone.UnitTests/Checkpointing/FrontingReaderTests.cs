@@ -27,8 +27,6 @@ public sealed class FrontingReaderTests
             Reads++;
             return Task.FromResult<IReadOnlyList<EventBatch>>([.. Messages.Where(m => m.Position >= from && m.Position <= to)]);
         }
-
-        public Task DeleteBeforeAsync(int partition, long position, CancellationToken cancellationToken = default) => Task.CompletedTask;
     }
 
     private readonly List<long> _routed = [];
