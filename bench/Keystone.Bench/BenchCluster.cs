@@ -47,6 +47,8 @@ public sealed class BenchCluster : IAsyncDisposable
             ["Keystone:Cluster:SiloPort"] = siloPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Keystone:Cluster:GatewayPort"] = gatewayPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Keystone:Cluster:ClusterId"] = clusterId,
+            // The fronting log in local files, as the quick start keeps it (--Keystone:Checkpoints:FrontingLog=Blob for the blob log).
+            ["Keystone:Checkpoints:LogDirectory"] = Path.Combine(Path.GetTempPath(), "keystone-bench", clusterId),
             ["Keystone:Local:StartAzurite"] = "false",
             ["Keystone:Local:Simulate"] = "false",
             ["Keystone:Security:Keys:0:Name"] = "bench",

@@ -43,6 +43,8 @@ public sealed class CheckpointCoordinatorGrain(
         var s = state.State;
         // A different partition count starts over: positions of another layout mean nothing here.
         _tracker = new CheckpointTracker(partitions, Consumers, s.Started, s.Covered.Length == partitions ? s.Covered : null);
+        // Without the fronting log there is nothing to cover: the coordinator only answers status queries.
+        if (!options.Value.Logging) return Task.CompletedTask;
         var every = options.Value.Interval;
         this.RegisterGrainTimer(Round, new GrainTimerCreationOptions(TimeSpan.FromMilliseconds(200), every) { Interleave = true });
         return Task.CompletedTask;

@@ -2,10 +2,17 @@ namespace Keystone.Checkpointing;
 
 public enum FrontingLogMode
 {
-    /// <summary>On with memory streams (whose messages die with the process); off with Azure Queue and Event Hubs,
-    /// which are durable logs themselves.</summary>
+    /// <summary>With memory streams (whose messages die with the process): <see cref="File"/> when
+    /// <see cref="CheckpointOptions.LogDirectory"/> is set, <see cref="Blob"/> otherwise. Off with Azure Queue and Event
+    /// Hubs, which are durable logs themselves.</summary>
     Auto,
-    On,
+
+    /// <summary>Append blobs next to the grain state: for silos on separate machines.</summary>
+    Blob,
+
+    /// <summary>Local files under <see cref="CheckpointOptions.LogDirectory"/>: for silos that share one disk.</summary>
+    File,
+
     Off,
 }
 
@@ -19,18 +26,26 @@ public sealed class CheckpointOptions
     /// <summary>How often a checkpoint starts: recovery replays at most about this much of the log.</summary>
     public TimeSpan Interval { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>Whether ingest writes the fronting log: resolved at start from <see cref="FrontingLog"/> and the stream provider.</summary>
-    public bool Logging { get; private set; }
+    /// <summary>Where the file log lives (relative to the working directory). The local run sets <c>.local/fronting-log</c>.</summary>
+    public string? LogDirectory { get; set; }
 
-    public void Resolve(bool durableStreams) => Logging = FrontingLog switch
+    /// <summary>The log in use, resolved at start from <see cref="FrontingLog"/> and the stream provider; never Auto.</summary>
+    public FrontingLogMode Resolved { get; private set; } = FrontingLogMode.Off;
+
+    /// <summary>Whether ingest writes the fronting log.</summary>
+    public bool Logging => Resolved != FrontingLogMode.Off;
+
+    public void Resolve(bool durableStreams) => Resolved = FrontingLog switch
     {
-        FrontingLogMode.On => true,
-        FrontingLogMode.Off => false,
-        _ => !durableStreams,
+        FrontingLogMode.Auto when durableStreams => FrontingLogMode.Off,
+        FrontingLogMode.Auto => string.IsNullOrWhiteSpace(LogDirectory) ? FrontingLogMode.Blob : FrontingLogMode.File,
+        var explicitly => explicitly,
     };
 
     public IEnumerable<string> Problems()
     {
         if (Interval < TimeSpan.FromMilliseconds(100)) yield return "Keystone:Checkpoints:Interval must be at least 100 ms.";
+        if (FrontingLog == FrontingLogMode.File && string.IsNullOrWhiteSpace(LogDirectory))
+            yield return "Keystone:Checkpoints:LogDirectory is required when Keystone:Checkpoints:FrontingLog is File.";
     }
 }

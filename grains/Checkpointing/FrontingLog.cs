@@ -20,7 +20,6 @@ public interface IFrontingLog
     /// <summary>The messages at positions <paramref name="from"/> to <paramref name="to"/> (both included), in order,
     /// each carrying its position.</summary>
     Task<IReadOnlyList<EventBatch>> ReadAsync(int partition, long from, long to, CancellationToken cancellationToken = default);
-
 }
 
 public interface IFrontingLogWriter
@@ -38,65 +37,49 @@ public interface IFrontingLogWriter
 }
 
 /// <summary>
-/// The fronting log on Azure Blob storage: per partition, append blobs named by the first position they hold
-/// (<c>p{partition}/{first position}</c>). One append block per group commit, holding frames of length (4 bytes),
-/// position (8), batch id (16), creation time (8 ticks) and the batch's codec bytes. A writer starts a new segment
-/// when it opens and when a segment grows past <see cref="MaxSegmentBytes"/> or <see cref="MaxSegmentBlocks"/>.
+/// A fronting log kept as segments per partition, each named by the first position it holds. One append per group
+/// commit, holding frames of length (4 bytes), position (8), batch id (16), creation time (8 ticks) and the batch's
+/// codec bytes. A writer starts a new segment when it opens and when a segment grows past <see cref="MaxSegmentBytes"/>
+/// or <see cref="MaxSegmentAppends"/>. Backends say how segments are listed, read, created, appended to and deleted.
 /// </summary>
-public sealed class BlobFrontingLog(BlobContainerClient container) : IFrontingLog
+public abstract class SegmentedFrontingLog : IFrontingLog
 {
     /// <summary>An append blob holds at most 50,000 blocks; roll well before.</summary>
-    public const int MaxSegmentBlocks = 40_000;
+    public const int MaxSegmentAppends = 40_000;
 
     public const long MaxSegmentBytes = 64L * 1024 * 1024;
 
-    // An append block holds at most 4 MiB; a group commit larger than that is split.
-    private const int MaxBlockBytes = 4 * 1024 * 1024;
+    /// <summary>An append block holds at most 4 MiB; a group commit larger than that is split.</summary>
+    public const int MaxAppendBytes = 4 * 1024 * 1024;
+
     private const int FrameHeader = 4 + 8 + 16 + 8;
 
-    private readonly SemaphoreSlim _create = new(1, 1);
-    private volatile bool _ready;
+    /// <summary>First positions of the partition's segments, ascending.</summary>
+    protected abstract Task<List<long>> ListSegmentsAsync(int partition, CancellationToken cancellationToken);
 
-    private BlobContainerClient Container => container;
+    /// <summary>A segment's bytes; null when it is gone.</summary>
+    protected abstract Task<byte[]?> ReadSegmentAsync(int partition, long first, CancellationToken cancellationToken);
 
-    private static string Prefix(int partition) => $"p{partition:D3}/";
+    protected abstract Task<ISegmentAppender> CreateSegmentAsync(int partition, long first, CancellationToken cancellationToken);
 
-    private static string SegmentName(int partition, long first) => $"{Prefix(partition)}{first:D16}";
+    protected abstract Task DeleteSegmentAsync(int partition, long first, CancellationToken cancellationToken);
 
-    private async Task Ready(CancellationToken cancellationToken)
+    /// <summary>Whether a crash can leave half a frame at a segment's end (a file can, an append block cannot).</summary>
+    protected abstract bool TornTailPossible { get; }
+
+    protected interface ISegmentAppender : IDisposable
     {
-        if (_ready) return;
-        await _create.WaitAsync(cancellationToken);
-        try
-        {
-            if (!_ready) await container.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
-            _ready = true;
-        }
-        finally
-        {
-            _create.Release();
-        }
-    }
-
-    private async Task<List<long>> Segments(int partition, CancellationToken cancellationToken)
-    {
-        await Ready(cancellationToken);
-        var prefix = Prefix(partition);
-        var firsts = new List<long>();
-        await foreach (var item in container.GetBlobsAsync(BlobTraits.None, BlobStates.None, prefix, cancellationToken))
-            if (long.TryParse(item.Name.AsSpan(prefix.Length), out var first)) firsts.Add(first);
-        firsts.Sort();
-        return firsts;
+        Task AppendAsync(byte[] block, CancellationToken cancellationToken);
     }
 
     public async Task<IFrontingLogWriter> OpenWriterAsync(int partition, CancellationToken cancellationToken = default)
     {
-        var segments = await Segments(partition, cancellationToken);
+        var segments = await ListSegmentsAsync(partition, cancellationToken);
         long last = 0;
         // The newest segment that holds anything says where the log ends (a writer may have died right after creating one).
         for (var i = segments.Count - 1; i >= 0 && last == 0; i--)
         {
-            var frames = await ReadSegment(partition, segments[i], cancellationToken);
+            var frames = await ReadFramesAsync(partition, segments[i], cancellationToken);
             last = frames.Count > 0 ? frames[^1].Position : 0;
             if (last == 0 && i == 0) last = segments[i] - 1;
         }
@@ -107,42 +90,37 @@ public sealed class BlobFrontingLog(BlobContainerClient container) : IFrontingLo
     {
         var result = new List<EventBatch>();
         if (to < from) return result;
-        var segments = await Segments(partition, cancellationToken);
+        var segments = await ListSegmentsAsync(partition, cancellationToken);
         for (var i = 0; i < segments.Count; i++)
         {
             var first = segments[i];
             var next = i + 1 < segments.Count ? segments[i + 1] : long.MaxValue;
             if (next <= from || first > to) continue;
-            foreach (var message in await ReadSegment(partition, first, cancellationToken))
+            foreach (var message in await ReadFramesAsync(partition, first, cancellationToken))
                 if (message.Position >= from && message.Position <= to) result.Add(message);
         }
         return result;
     }
 
-    private async Task<List<EventBatch>> ReadSegment(int partition, long first, CancellationToken cancellationToken)
-    {
-        BinaryData content;
-        try
-        {
-            content = (await container.GetBlobClient(SegmentName(partition, first)).DownloadContentAsync(cancellationToken)).Value.Content;
-        }
-        catch (RequestFailedException e) when (e.Status == 404)
-        {
-            return [];
-        }
-        return Decode(content.ToArray(), partition, SegmentName(partition, first));
-    }
+    private async Task<List<EventBatch>> ReadFramesAsync(int partition, long first, CancellationToken cancellationToken) =>
+        await ReadSegmentAsync(partition, first, cancellationToken) is { } data
+            ? Decode(data, partition, $"p{partition:D3}/{first:D16}", TornTailPossible)
+            : [];
 
-    /// <summary>Frames of one segment, in the order written.</summary>
-    public static List<EventBatch> Decode(byte[] data, int partition, string what)
+    /// <summary>Frames of one segment, in the order written. A frame cut short is an error, or, where a crash can
+    /// cut one (<paramref name="tornTailPossible"/>), the end of the segment: its append was never acknowledged.</summary>
+    public static List<EventBatch> Decode(byte[] data, int partition, string what, bool tornTailPossible = false)
     {
         var messages = new List<EventBatch>();
         var at = 0;
-        while (at + FrameHeader <= data.Length)
+        while (at < data.Length)
         {
-            var length = BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(at));
+            var length = at + FrameHeader <= data.Length ? BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(at)) : -1;
             if (length < 0 || at + FrameHeader + length > data.Length)
+            {
+                if (tornTailPossible) break;
                 throw new InvalidDataException($"fronting log {what} is truncated at byte {at}");
+            }
             var position = BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(at + 4));
             var id = new Guid(data.AsSpan(at + 12, 16));
             var created = new DateTimeOffset(BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(at + 28)), TimeSpan.Zero);
@@ -167,11 +145,11 @@ public sealed class BlobFrontingLog(BlobContainerClient container) : IFrontingLo
 
     public static int FrameSize(EventBatch message) => FrameHeader + message.EncodedLength;
 
-    private sealed class Writer(BlobFrontingLog log, int partition, long last, List<long> segments) : IFrontingLogWriter
+    private sealed class Writer(SegmentedFrontingLog log, int partition, long last, List<long> segments) : IFrontingLogWriter
     {
-        private AppendBlobClient? _segment;
+        private ISegmentAppender? _segment;
         private long _segmentBytes;
-        private int _segmentBlocks;
+        private int _segmentAppends;
 
         public long Last { get; private set; } = last;
 
@@ -183,41 +161,39 @@ public sealed class BlobFrontingLog(BlobContainerClient container) : IFrontingLo
             var i = 0;
             while (i < messages.Count)
             {
-                // As many frames as fit one block.
+                // As many frames as fit one append.
                 var size = 0;
                 var end = i;
-                while (end < messages.Count && (end == i || size + FrameSize(messages[end]) <= MaxBlockBytes))
+                while (end < messages.Count && (end == i || size + FrameSize(messages[end]) <= MaxAppendBytes))
                     size += FrameSize(messages[end++]);
-                if (_segment is null || _segmentBytes + size > MaxSegmentBytes || _segmentBlocks >= MaxSegmentBlocks)
+                if (_segment is null || _segmentBytes + size > MaxSegmentBytes || _segmentAppends >= MaxSegmentAppends)
                 {
-                    var segment = log.Container.GetAppendBlobClient(SegmentName(partition, Last + 1));
-                    await segment.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+                    _segment?.Dispose();
+                    _segment = null;
+                    _segment = await log.CreateSegmentAsync(partition, Last + 1, cancellationToken);
                     segments.Add(Last + 1);
-                    (_segment, _segmentBytes, _segmentBlocks) = (segment, 0, 0);
+                    (_segmentBytes, _segmentAppends) = (0, 0);
                 }
                 var block = new byte[size];
                 var at = 0;
-                for (var k = i; k < end; k++)
-                {
-                    at += Encode(block.AsSpan(at), Last + 1 + (k - i), messages[k]);
-                }
+                for (var k = i; k < end; k++) at += Encode(block.AsSpan(at), Last + 1 + (k - i), messages[k]);
                 try
                 {
-                    using var stream = new MemoryStream(block, writable: false);
-                    await _segment.AppendBlockAsync(stream, cancellationToken: cancellationToken);
+                    await _segment.AppendAsync(block, cancellationToken);
                 }
                 catch
                 {
                     // The write may or may not have landed: never reuse its positions (a gap is harmless, a position
                     // holding two different messages is not), and continue in a new segment.
                     Last += messages.Count - i;
+                    _segment.Dispose();
                     _segment = null;
                     throw;
                 }
                 for (var k = i; k < end; k++) placed[k] = messages[k].AtPosition(Last + 1 + (k - i));
                 Last += end - i;
                 _segmentBytes += size;
-                _segmentBlocks++;
+                _segmentAppends++;
                 i = end;
             }
             return placed;
@@ -228,9 +204,153 @@ public sealed class BlobFrontingLog(BlobContainerClient container) : IFrontingLo
             // A segment is wholly before the position when the next one starts at or before it.
             while (segments.Count > 1 && segments[1] <= position)
             {
-                await log.Container.GetBlobClient(SegmentName(partition, segments[0])).DeleteIfExistsAsync(cancellationToken: cancellationToken);
+                await log.DeleteSegmentAsync(partition, segments[0], cancellationToken);
                 segments.RemoveAt(0);
             }
         }
+    }
+}
+
+/// <summary>The fronting log on Azure Blob storage: one append blob per segment, <c>p{partition}/{first position}</c>.</summary>
+public sealed class BlobFrontingLog(BlobContainerClient container) : SegmentedFrontingLog
+{
+    private readonly SemaphoreSlim _create = new(1, 1);
+    private volatile bool _ready;
+
+    private static string Prefix(int partition) => $"p{partition:D3}/";
+
+    private static string SegmentName(int partition, long first) => $"{Prefix(partition)}{first:D16}";
+
+    protected override bool TornTailPossible => false;
+
+    private async Task Ready(CancellationToken cancellationToken)
+    {
+        if (_ready) return;
+        await _create.WaitAsync(cancellationToken);
+        try
+        {
+            if (!_ready) await container.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+            _ready = true;
+        }
+        finally
+        {
+            _create.Release();
+        }
+    }
+
+    protected override async Task<List<long>> ListSegmentsAsync(int partition, CancellationToken cancellationToken)
+    {
+        await Ready(cancellationToken);
+        var prefix = Prefix(partition);
+        var firsts = new List<long>();
+        await foreach (var item in container.GetBlobsAsync(BlobTraits.None, BlobStates.None, prefix, cancellationToken))
+            if (long.TryParse(item.Name.AsSpan(prefix.Length), out var first)) firsts.Add(first);
+        firsts.Sort();
+        return firsts;
+    }
+
+    protected override async Task<byte[]?> ReadSegmentAsync(int partition, long first, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await container.GetBlobClient(SegmentName(partition, first)).DownloadContentAsync(cancellationToken)).Value.Content.ToArray();
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            return null;
+        }
+    }
+
+    protected override async Task<ISegmentAppender> CreateSegmentAsync(int partition, long first, CancellationToken cancellationToken)
+    {
+        await Ready(cancellationToken);
+        var blob = container.GetAppendBlobClient(SegmentName(partition, first));
+        await blob.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+        return new Appender(blob);
+    }
+
+    protected override Task DeleteSegmentAsync(int partition, long first, CancellationToken cancellationToken) =>
+        container.GetBlobClient(SegmentName(partition, first)).DeleteIfExistsAsync(cancellationToken: cancellationToken);
+
+    private sealed class Appender(AppendBlobClient blob) : ISegmentAppender
+    {
+        public async Task AppendAsync(byte[] block, CancellationToken cancellationToken)
+        {
+            using var stream = new MemoryStream(block, writable: false);
+            await blob.AppendBlockAsync(stream, cancellationToken: cancellationToken);
+        }
+
+        public void Dispose()
+        {
+        }
+    }
+}
+
+/// <summary>
+/// The fronting log in local files, <c>{directory}/p{partition}/{first position}.log</c>, each append flushed to disk
+/// before it is acknowledged. For silos that share a disk (one machine: the quick start, the tests, the benchmark): it
+/// keeps the acknowledgement off the storage emulator, which the stateful operators keep busy. Silos on separate
+/// machines use the blob log (or Event Hubs).
+/// </summary>
+public sealed class FileFrontingLog(string directory) : SegmentedFrontingLog
+{
+    public string Directory => directory;
+
+    private string PartitionDirectory(int partition) => Path.Combine(directory, $"p{partition:D3}");
+
+    private string SegmentPath(int partition, long first) => Path.Combine(PartitionDirectory(partition), $"{first:D16}.log");
+
+    protected override bool TornTailPossible => true;
+
+    protected override Task<List<long>> ListSegmentsAsync(int partition, CancellationToken cancellationToken)
+    {
+        var path = PartitionDirectory(partition);
+        var firsts = new List<long>();
+        if (System.IO.Directory.Exists(path))
+            foreach (var file in System.IO.Directory.EnumerateFiles(path, "*.log"))
+                if (long.TryParse(Path.GetFileNameWithoutExtension(file), out var first)) firsts.Add(first);
+        firsts.Sort();
+        return Task.FromResult(firsts);
+    }
+
+    protected override async Task<byte[]?> ReadSegmentAsync(int partition, long first, CancellationToken cancellationToken)
+    {
+        try
+        {
+            // The writer may be appending: read what is there.
+            await using var stream = new FileStream(SegmentPath(partition, first), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            var data = new byte[stream.Length];
+            await stream.ReadExactlyAsync(data, cancellationToken);
+            return data;
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    protected override Task<ISegmentAppender> CreateSegmentAsync(int partition, long first, CancellationToken cancellationToken)
+    {
+        System.IO.Directory.CreateDirectory(PartitionDirectory(partition));
+        var stream = new FileStream(SegmentPath(partition, first), FileMode.Append, FileAccess.Write, FileShare.Read | FileShare.Delete, 1, FileOptions.Asynchronous);
+        return Task.FromResult<ISegmentAppender>(new Appender(stream));
+    }
+
+    protected override Task DeleteSegmentAsync(int partition, long first, CancellationToken cancellationToken)
+    {
+        File.Delete(SegmentPath(partition, first));
+        return Task.CompletedTask;
+    }
+
+    private sealed class Appender(FileStream stream) : ISegmentAppender
+    {
+        public async Task AppendAsync(byte[] block, CancellationToken cancellationToken)
+        {
+            await stream.WriteAsync(block, cancellationToken);
+            // On disk before the producer hears 202: a process kill keeps what the OS has, a power cut what is flushed.
+            stream.Flush(flushToDisk: true);
+        }
+
+        public void Dispose() => stream.Dispose();
     }
 }

@@ -121,6 +121,12 @@ internal static class CatalogEndpoints
             var routers = await Task.WhenAll(Enumerable.Range(0, info.Partitions).Select(p => cluster.GetGrain<IRouterGrain>(StreamNames.PartitionKey(p)).GetStats()));
             return Results.Ok(new StatsView(info, routers, services.GetService<PipelineMetrics>()?.Snapshot(), services.GetService<Keystone.Storage.StorageRequests>()?.Snapshot()));
         }).WithTags("Pipeline").WithName("GetStats").WithSummary("Pipeline set-up, per-router counters and this silo's ingest counters").Produces<StatsView>();
+
+        app.MapGet("/v1/checkpoints", async (IClusterClient cluster) =>
+            Results.Ok(await cluster.GetGrain<Keystone.Checkpointing.ICheckpointCoordinatorGrain>(0).GetStatus()))
+            .WithTags("Pipeline").WithName("GetCheckpoints")
+            .WithSummary("Checkpoint barriers: the newest started and completed, and the fronting position each partition's last completed checkpoint covers")
+            .Produces<Keystone.Checkpointing.CheckpointStatus>();
     }
 
     private static string Short(string s) => s.Length <= 64 ? s : s[..61] + "...";

@@ -76,8 +76,11 @@ internal static class SiloSetup
             Blobs(storage.ConnectionString).GetBlobContainerClient(GraphContainer(storage.Container))));
         silo.Services.AddSingleton<Keystone.Graph.GraphServices>();
         // The fronting log: the one durable write on an event's path (memory streams by default; see CheckpointOptions).
-        silo.Services.AddSingleton<Keystone.Checkpointing.IFrontingLog>(new Keystone.Checkpointing.BlobFrontingLog(
-            Blobs(storage.ConnectionString).GetBlobContainerClient(FrontingLogContainer(storage.Container))));
+        var checkpoints = Bind<Keystone.Checkpointing.CheckpointOptions>(configuration, Keystone.Checkpointing.CheckpointOptions.Section);
+        checkpoints.Resolve(durableStreams: streaming.Provider != StreamProviderKind.Memory);
+        silo.Services.AddSingleton<Keystone.Checkpointing.IFrontingLog>(checkpoints.Resolved == Keystone.Checkpointing.FrontingLogMode.File
+            ? new Keystone.Checkpointing.FileFrontingLog(Path.GetFullPath(checkpoints.LogDirectory!))
+            : new Keystone.Checkpointing.BlobFrontingLog(Blobs(storage.ConnectionString).GetBlobContainerClient(FrontingLogContainer(storage.Container))));
         silo.Services.AddOptions<Keystone.Checkpointing.CheckpointOptions>().Bind(configuration.GetSection(Keystone.Checkpointing.CheckpointOptions.Section))
             .PostConfigure(o => o.Resolve(durableStreams: streaming.Provider != StreamProviderKind.Memory));
         silo.AddStartupTask(async (services, cancellationToken) =>

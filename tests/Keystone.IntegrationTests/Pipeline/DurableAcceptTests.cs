@@ -9,11 +9,16 @@ namespace Keystone.IntegrationTests.Pipeline;
 [Collection(AzuriteCollection.Name)]
 public sealed class DurableAcceptTests(AzuriteFixture azurite, ITestOutputHelper output)
 {
-    [Fact]
-    public async Task Events_accepted_right_before_a_kill_are_all_counted_once_after_the_restart()
+    [Theory]
+    [InlineData("Blob")]
+    [InlineData("File")]
+    public async Task Events_accepted_right_before_a_kill_are_all_counted_once_after_the_restart(string log)
     {
-        // Nothing but ports, names and keys differs from the shipped configuration.
+        // Nothing but ports, names, keys and where the log lives differs from the shipped configuration (the quick
+        // start keeps the log in files; without a log directory it goes to blobs).
         var settings = TestSilo.DefaultSettings(azurite);
+        var directory = Path.Combine(Path.GetTempPath(), AzuriteFixture.UniqueName("fronting-log"));
+        if (log == "File") settings["Keystone:Checkpoints:LogDirectory"] = directory;
         var httpPort = TestSilo.FreePort();
         const int users = 50, perUser = 40;
         var now = DateTimeOffset.UtcNow;
@@ -38,13 +43,42 @@ public sealed class DurableAcceptTests(AzuriteFixture azurite, ITestOutputHelper
                 await Eventually.Until(() => Events(silo, $"durable-u{u}"), n => n >= perUser, TimeSpan.FromSeconds(90), $"durable-u{u}'s {perUser} events");
             for (var u = 0; u < users; u++)
                 Assert.Equal(perUser, await Events(silo, $"durable-u{u}"));
-            output.WriteLine(await silo.Http.GetStringAsync("/v1/stats"));
+            var stats = await silo.Http.GetStringAsync("/v1/stats");
+            output.WriteLine(stats);
+            // The log that was written is the one replayed.
+            Assert.Equal(log == "File", Directory.Exists(directory) && Directory.EnumerateFiles(directory, "*.log", SearchOption.AllDirectories).Any());
         }
         finally
         {
             output.WriteLine(silo.Output.Length > 4000 ? silo.Output[^4000..] : silo.Output);
             await silo.DisposeAsync();
+            if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
         }
+    }
+
+    [Fact]
+    public async Task Checkpoints_complete_once_every_stateful_consumer_has_acknowledged_and_cover_what_was_routed()
+    {
+        var settings = TestSilo.DefaultSettings(azurite);
+        settings["Keystone:Checkpoints:Interval"] = "00:00:00.500";
+        await using var silo = await TestSilo.StartAsync(settings);
+        var events = Enumerable.Range(0, 400).Select(i => TestEvents.Play($"cover-u{i % 20}", $"cover-v{i % 5}")).ToList();
+        foreach (var request in events.Chunk(50))
+            Assert.Equal(HttpStatusCode.Accepted, (await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray(request)))).StatusCode);
+
+        // Every position written is eventually covered: the routers, the window, graph and ad operators and the
+        // archive writer all answered a barrier that follows it.
+        await Eventually.Until(async () => JsonNode.Parse(await silo.Http.GetStringAsync("/v1/stats"))!["routers"]!.AsArray().Sum(r => r!["events"]!.GetValue<long>()),
+            n => n >= 400, TimeSpan.FromSeconds(30), "400 events routed");
+        var routed = JsonNode.Parse(await silo.Http.GetStringAsync("/v1/stats"))!["routers"]!.AsArray().Sum(r => r!["position"]!.GetValue<long>());
+        Assert.True(routed >= 8, $"the routers report {routed} fronting positions for 8 requests");
+        var covered = await Eventually.Until(async () => JsonNode.Parse(await silo.Http.GetStringAsync("/v1/checkpoints"))!["covered"]!.AsArray().Sum(c => c!.GetValue<long>()),
+            n => n >= routed, TimeSpan.FromSeconds(30), "checkpoints covering every routed position");
+        Assert.Equal(routed, covered);
+
+        var status = JsonNode.Parse(await silo.Http.GetStringAsync("/v1/checkpoints"))!;
+        Assert.True(status["completed"]!.GetValue<long>() >= 1);
+        Assert.Equal(["activity-aggregation", "graph-updates", "ads-campaign", "archive-all-events"], status["consumers"]!.AsArray().Select(c => c!.GetValue<string>()));
     }
 
     private static async Task<long> Events(SiloProcess silo, string user)

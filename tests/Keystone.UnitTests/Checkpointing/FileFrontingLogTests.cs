@@ -1,0 +1,76 @@
+using Keystone.Checkpointing;
+using Keystone.Events;
+using Keystone.Ingest;
+
+namespace Keystone.UnitTests.Checkpointing;
+
+/// <summary>The segmented log's writer and reader, on the file backend in a temporary folder.</summary>
+public sealed class FileFrontingLogTests : IDisposable
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "keystone-log-test-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_directory)) Directory.Delete(_directory, recursive: true);
+    }
+
+    private static EventBatch Message(string user) => new(Guid.NewGuid(), 2, DateTimeOffset.UnixEpoch,
+        [new KeystoneEvent(Guid.NewGuid(), "user.login", DateTimeOffset.UnixEpoch, "1.0", new EventSource("t", "tv", "r"), Payload.Create(("user_id", user)), EventMetadata.Empty)]);
+
+    [Fact]
+    public async Task Appends_get_dense_positions_that_survive_a_reopen()
+    {
+        var log = new FileFrontingLog(_directory);
+        var writer = await log.OpenWriterAsync(2);
+        var first = await writer.AppendAsync([Message("a"), Message("b")]);
+        var second = await writer.AppendAsync([Message("c")]);
+        Assert.Equal([1L, 2], first.Select(m => m.Position));
+        Assert.Equal([3L], second.Select(m => m.Position));
+
+        // A new writer (after a crash) continues after the last position, in a new segment.
+        var again = await new FileFrontingLog(_directory).OpenWriterAsync(2);
+        Assert.Equal(3, again.Last);
+        Assert.Equal([4L], (await again.AppendAsync([Message("d")])).Select(m => m.Position));
+
+        var read = await log.ReadAsync(2, 2, 4);
+        Assert.Equal([2L, 3, 4], read.Select(m => m.Position));
+        Assert.Equal(second[0].BatchId, read[1].BatchId);
+        Assert.Equal("c", read[1].Events.Single().Payload.GetString("user_id"));
+        Assert.Empty(await log.ReadAsync(1, 1, 10));
+    }
+
+    [Fact]
+    public async Task Sealing_drops_only_segments_wholly_before_the_position()
+    {
+        var log = new FileFrontingLog(_directory);
+        await (await log.OpenWriterAsync(2)).AppendAsync([Message("a"), Message("b")]);
+        var writer = await log.OpenWriterAsync(2);
+        await writer.AppendAsync([Message("c")]);
+        var segments = () => Directory.GetFiles(Path.Combine(_directory, "p002"), "*.log").Length;
+        Assert.Equal(2, segments());
+
+        await writer.SealBeforeAsync(2);
+        Assert.Equal(2, segments());
+        await writer.SealBeforeAsync(3);
+        Assert.Equal(1, segments());
+        Assert.Equal([3L], (await log.ReadAsync(2, 1, 3)).Select(m => m.Position));
+    }
+
+    [Fact]
+    public async Task Half_a_frame_left_by_a_crash_is_not_read_and_its_position_is_written_again()
+    {
+        var log = new FileFrontingLog(_directory);
+        var writer = await log.OpenWriterAsync(2);
+        await writer.AppendAsync([Message("a"), Message("b")]);
+        var segment = Directory.GetFiles(Path.Combine(_directory, "p002"), "*.log").Single();
+        await using (var file = new FileStream(segment, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))
+            file.SetLength(file.Length - 5);
+
+        var again = await new FileFrontingLog(_directory).OpenWriterAsync(2);
+        Assert.Equal(1, again.Last);
+        await again.AppendAsync([Message("c")]);
+        var read = await log.ReadAsync(2, 1, 10);
+        Assert.Equal([1L, 2], read.Select(m => m.Position));
+        Assert.Equal("c", read[1].Events.Single().Payload.GetString("user_id"));
+    }
+}
