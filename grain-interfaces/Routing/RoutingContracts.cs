@@ -26,4 +26,8 @@ public interface IRouterGrain : IGrainWithStringKey
     /// <summary>Puts barrier <paramref name="checkpoint"/> into every checkpointed topic after everything routed so far
     /// and returns the fronting position it follows.</summary>
     Task<long> Barrier(long checkpoint);
+
+    /// <summary>Routes again what the fronting log holds past the last completed checkpoint: a consumer whose entity
+    /// grains lost their memory asks for it (consumers drop what they already have).</summary>
+    Task Rewind();
 }

@@ -61,6 +61,12 @@ public abstract class LoggedOperatorGrain<TState>(
     private bool _checkpointing;
     private bool _replayNeeded;
 
+    // With the fronting log, this operator keeps no log of its own: it makes its entities durable when a checkpoint
+    // barrier arrives (at most every CheckpointInterval) and acknowledges the barriers it has covered; a crash, or an
+    // entity that lost its memory, is recovered by the router replaying the fronting log (see Keystone.Checkpointing).
+    private bool _fronting;
+    private readonly List<long> _barriersToAcknowledge = [];
+
     // The oldest log segment not yet truncated: a replay to a grain that lost its memory starts here.
     private long _firstLiveSegment;
     private TaskCompletionSource? _delivery;
@@ -100,6 +106,16 @@ public abstract class LoggedOperatorGrain<TState>(
         _provider = this.GetStreamProvider(StreamNames.Provider);
         _segments = new RecentIds<Guid>(RememberedSegments);
         foreach (var id in S.RecentSegments) _segments.TryAdd(id);
+        _fronting = ServiceProvider.GetRequiredService<Microsoft.Extensions.Options.IOptions<Keystone.Checkpointing.CheckpointOptions>>().Value.Logging;
+        if (_fronting)
+        {
+            // Deliveries replayed after a restart are grouped differently from the first time: number them after
+            // anything this partition numbered before, so an entity grain never takes one for a delivery it applied
+            // (it de-duplicates them by event id instead).
+            S.NextSequence = Math.Max(S.NextSequence, S.CheckpointedSequence) + (1L << 32);
+            LastCheckpointAt = time.GetUtcNow();
+            return;
+        }
 
         // Recovery: what was logged after the last completed checkpoint is not yet durable in the entity grains.
         var pending = (await _log.ReadAsync(S.Segment, cancellationToken)).Where(r => r.Sequence > S.CheckpointedSequence).ToList();
@@ -116,7 +132,8 @@ public abstract class LoggedOperatorGrain<TState>(
             }
         }
 
-        // Interleaving: deliveries keep flowing while the barrier waits for thousands of state writes.
+        // Interleaving: deliveries keep flowing while the barrier waits for thousands of state writes. (With the
+        // fronting log, barriers arriving in the stream start checkpoints instead; see CoverBarriers.)
         this.RegisterGrainTimer(_ => Checkpoint(), new GrainTimerCreationOptions(CheckpointInterval, CheckpointInterval) { Interleave = true });
     }
 
@@ -160,7 +177,8 @@ public abstract class LoggedOperatorGrain<TState>(
         }
         if (segments.Count == 0)
         {
-            Acknowledge(barriers);
+            if (_fronting) await CoverBarriers(barriers);
+            else Acknowledge(barriers);
             return;
         }
 
@@ -173,11 +191,14 @@ public abstract class LoggedOperatorGrain<TState>(
             var arrivedAt = ClockSkew.ArrivalOf(items.Select(i => i.Item), time.GetUtcNow());
             var logged = EventBatch.Compose(Guid.NewGuid(), Partition, arrivedAt, fresh);
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            await _log.AppendAsync(S.Segment, sequence, Encode(segments, logged));
-            checkpointMetrics.Written("log", logged.Count, clock.Elapsed);
-            // What came before the fronting checkpoints' barriers is now in this operator's own log.
-            Acknowledge(barriers);
-            LogAppendLatency.Record((long)clock.Elapsed.TotalMicroseconds);
+            if (!_fronting)
+            {
+                await _log.AppendAsync(S.Segment, sequence, Encode(segments, logged));
+                checkpointMetrics.Written("log", logged.Count, clock.Elapsed);
+                // What came before the fronting checkpoints' barriers is now in this operator's own log.
+                Acknowledge(barriers);
+                LogAppendLatency.Record((long)clock.Elapsed.TotalMicroseconds);
+            }
             S.NextSequence = sequence;
             foreach (var id in segments) _segments.TryAdd(id);
 
@@ -195,6 +216,28 @@ public abstract class LoggedOperatorGrain<TState>(
             _delivery = null;
             delivery.SetResult();
         }
+        if (_fronting) await CoverBarriers(barriers);
+    }
+
+    /// <summary>
+    /// Barriers that reached this operator are acknowledged once its entities are durable up to them: at the first
+    /// barrier after <see cref="CheckpointInterval"/> has passed, every touched entity writes (the checkpoint), and
+    /// all barriers since the previous one are acknowledged together. Between those, barriers wait: the fronting log
+    /// keeps what they would cover.
+    /// </summary>
+    private async Task CoverBarriers(List<EventBatch>? barriers)
+    {
+        if (barriers is null) return;
+        _barriersToAcknowledge.AddRange(barriers.Select(b => b.Barrier));
+        if (LastCheckpointAt is { } last && time.GetUtcNow() - last < CheckpointInterval && _dirty.Count > 0) return;
+        var before = Checkpoints;
+        await Checkpoint();
+        // Nothing to write counts as covered too; a checkpoint that found lost grains does not.
+        if (Checkpoints == before && (_dirty.Count > 0 || _replayNeeded)) return;
+        LastCheckpointAt = time.GetUtcNow();
+        var coordinator = GrainFactory.GetGrain<Keystone.Checkpointing.ICheckpointCoordinatorGrain>(0);
+        foreach (var n in _barriersToAcknowledge) coordinator.Ack(n, Partition, InputTopic).Ignore();
+        _barriersToAcknowledge.Clear();
     }
 
     private void Acknowledge(List<EventBatch>? barriers)
@@ -328,6 +371,15 @@ public abstract class LoggedOperatorGrain<TState>(
 
     private async Task ReplayCurrentSegment()
     {
+        if (_fronting)
+        {
+            // No log of our own: forget the segments applied since the last checkpoint and have the router route
+            // again what the fronting log holds past the covered position. Other consumers drop the repeats.
+            _segments.Clear();
+            foreach (var id in S.RecentSegments) _segments.TryAdd(id);
+            await GrainFactory.GetGrain<Keystone.Routing.IRouterGrain>(StreamNames.PartitionKey(Partition)).Rewind();
+            return;
+        }
         // From the previous segment: a barrier may be in progress, with its records not yet covered.
         var records = await _log.ReadAsync(_firstLiveSegment);
         foreach (var record in records.Where(r => r.Sequence > S.CheckpointedSequence))
@@ -394,7 +446,7 @@ public abstract class LoggedOperatorGrain<TState>(
             checkpointMetrics.Written("operator", 0, clock.Elapsed);
             Checkpoints++;
             LastCheckpointAt = time.GetUtcNow();
-            await _log.DeleteBeforeAsync(segment);
+            if (!_fronting) await _log.DeleteBeforeAsync(segment);
             _firstLiveSegment = segment;
         }
         finally

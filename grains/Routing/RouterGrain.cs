@@ -36,7 +36,7 @@ public sealed class RouterGrain(
     private RecentIds<Guid>? _seen;
     private IStreamProvider? _provider;
     private int _partition;
-    private long _batches, _events, _duplicates, _deliveries, _unrouted, _filtered;
+    private long _batches, _events, _duplicates, _deliveries, _unrouted, _filtered, _rewound;
 
     // With the fronting log: how far this router has routed it (null without the log).
     private FrontingReader? _reader;
@@ -65,6 +65,18 @@ public sealed class RouterGrain(
     public Task OnNextAsync(IList<SequentialItem<EventBatch>> items) =>
         _reader is null ? Route([.. items.Select(i => i.Item)]) : _reader.DeliverAsync([.. items.Select(i => i.Item)], Route);
 
+    public async Task Rewind()
+    {
+        if (_reader is null) return;
+        var covered = await GrainFactory.GetGrain<ICheckpointCoordinatorGrain>(0).Covered(_partition);
+        var head = await GrainFactory.GetGrain<IFrontingPartitionGrain>(_partition).Head();
+        logger.LogWarning("Router {Partition} routes fronting positions {From} to {To} again for a consumer that lost state", _partition, covered + 1, head);
+        var reader = new FrontingReader(frontingLog, _partition, covered);
+        // Routed before: the router's memory of event ids must not take them for re-sent events.
+        await reader.CatchUpAsync(head, batches => Route(batches, remember: false));
+        _rewound += reader.Replayed;
+    }
+
     public async Task<long> Barrier(long checkpoint)
     {
         var position = _reader?.Position ?? 0;
@@ -81,12 +93,14 @@ public sealed class RouterGrain(
     }
 
     public Task<RouterStats> GetStats() =>
-        Task.FromResult(new RouterStats(_partition, _batches, _events, _duplicates + (_reader?.Repeats ?? 0), _deliveries, _unrouted, _filtered, rules.Current.Rules.Hash, _reader?.Position ?? 0, _reader?.Replayed ?? 0));
+        Task.FromResult(new RouterStats(_partition, _batches, _events, _duplicates + (_reader?.Repeats ?? 0), _deliveries, _unrouted, _filtered, rules.Current.Rules.Hash, _reader?.Position ?? 0, (_reader?.Replayed ?? 0) + _rewound));
 
     // Routes every batch of a delivery, then appends one packed message per topic (not one per input batch): a
     // delivery of 16 fronting messages becomes ~14 appends instead of ~200. Each input batch's share of a topic is
     // its own segment, with an id derived from the input batch, so consumers can still recognise a repeat.
-    private async Task Route(IReadOnlyList<EventBatch> items)
+    private Task Route(IReadOnlyList<EventBatch> items) => Route(items, remember: true);
+
+    private async Task Route(IReadOnlyList<EventBatch> items, bool remember)
     {
         var now = time.GetUtcNow();
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
@@ -125,7 +139,7 @@ public sealed class RouterGrain(
             for (var i = 0; i < all.Length; i++)
             {
                 var e = all[i];
-                if ((_seen is not null && _seen.Contains(e.EventId)) || !inDelivery.Add(e.EventId)) continue;
+                if ((remember && _seen is not null && _seen.Contains(e.EventId)) || !inDelivery.Add(e.EventId)) continue;
                 fresh.Add(e);
                 freshIndex.Add(i);
                 accepted.Add(e.EventId);

@@ -61,6 +61,10 @@ public sealed class DurableAcceptTests(AzuriteFixture azurite, ITestOutputHelper
     {
         var settings = TestSilo.DefaultSettings(azurite);
         settings["Keystone:Checkpoints:Interval"] = "00:00:00.500";
+        // Operators acknowledge barriers at their own checkpoints (1 min, 5 min and 30 s as shipped).
+        settings["Keystone:Aggregation:CheckpointInterval"] = "00:00:01";
+        settings["Keystone:Graph:CheckpointInterval"] = "00:00:01";
+        settings["Keystone:Ads:CheckpointInterval"] = "00:00:01";
         await using var silo = await TestSilo.StartAsync(settings);
         var events = Enumerable.Range(0, 400).Select(i => TestEvents.Play($"cover-u{i % 20}", $"cover-v{i % 5}")).ToList();
         foreach (var request in events.Chunk(50))
