@@ -20,6 +20,8 @@ public sealed class AggregationTests(AzuriteFixture azurite)
         var settings = TestSilo.DefaultSettings(azurite);
         settings["Keystone:Aggregation:WindowSize"] = "00:01:00";
         settings["Keystone:Aggregation:CheckpointInterval"] = "00:00:01";
+        // Operators checkpoint at the first barrier after their interval: barriers every second, too.
+        settings["Keystone:Checkpoints:Interval"] = "00:00:01";
         return settings;
     }
 
@@ -116,6 +118,7 @@ public sealed class AggregationTests(AzuriteFixture azurite)
             var late = script.Events[1] with { EventId = Guid.NewGuid(), Timestamp = T0.AddSeconds(10) };
             await Post(silo.Http, [late]);
             await Eventually.Until(async () => (await Operators(silo)).Sum(o => o.TooLate), n => n == 1, TimeSpan.FromSeconds(20), "one too-late event");
+            await Eventually.Until(() => silo.DeliveredAsync("late-events"), n => n >= 1, TimeSpan.FromSeconds(20), "the too-late event in the side output");
             Assert.Equal(1, await silo.DeliveredAsync("late-events"));
             var after = await Get(silo.Http, "/v1/users/agg-alice/activity");
             Assert.Equal(4, after["totals"]!["events"]!.GetValue<long>());
