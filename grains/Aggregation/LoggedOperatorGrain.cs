@@ -221,23 +221,46 @@ public abstract class LoggedOperatorGrain<TState>(
 
     /// <summary>
     /// Barriers that reached this operator are acknowledged once its entities are durable up to them: at the first
-    /// barrier after <see cref="CheckpointInterval"/> has passed, every touched entity writes (the checkpoint), and
-    /// all barriers since the previous one are acknowledged together. Between those, barriers wait: the fronting log
-    /// keeps what they would cover.
+    /// barrier after <see cref="CheckpointInterval"/> has passed, a checkpoint starts (every touched entity writes), and
+    /// when it completes, the barriers that had arrived before it started are acknowledged together. The checkpoint
+    /// runs interleaved with deliveries, as on the timer without the fronting log: thousands of entity writes must not
+    /// hold up the stream. Between checkpoints, barriers wait: the fronting log keeps what they would cover.
     /// </summary>
-    private async Task CoverBarriers(List<EventBatch>? barriers)
+    private Task CoverBarriers(List<EventBatch>? barriers)
     {
-        if (barriers is null) return;
+        if (barriers is null) return Task.CompletedTask;
         _barriersToAcknowledge.AddRange(barriers.Select(b => b.Barrier));
-        if (LastCheckpointAt is { } last && time.GetUtcNow() - last < CheckpointInterval && _dirty.Count > 0) return;
-        var before = Checkpoints;
-        await Checkpoint();
-        // Nothing to write counts as covered too; a checkpoint that found lost grains does not.
-        if (Checkpoints == before && (_dirty.Count > 0 || _replayNeeded)) return;
-        LastCheckpointAt = time.GetUtcNow();
-        var coordinator = GrainFactory.GetGrain<Keystone.Checkpointing.ICheckpointCoordinatorGrain>(0);
-        foreach (var n in _barriersToAcknowledge) coordinator.Ack(n, Partition, InputTopic).Ignore();
-        _barriersToAcknowledge.Clear();
+        if (_coverer is not null) return Task.CompletedTask;
+        if (LastCheckpointAt is { } last && time.GetUtcNow() - last < CheckpointInterval && _dirty.Count > 0) return Task.CompletedTask;
+        _coverer = this.RegisterGrainTimer(CheckpointAndAcknowledge, new GrainTimerCreationOptions(TimeSpan.Zero, Timeout.InfiniteTimeSpan) { Interleave = true });
+        return Task.CompletedTask;
+    }
+
+    private IGrainTimer? _coverer;
+
+    private async Task CheckpointAndAcknowledge(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var covering = _barriersToAcknowledge.ToList();
+            var before = Checkpoints;
+            await Checkpoint();
+            // Nothing to write counts as covered too; a checkpoint that found lost grains does not.
+            if (Checkpoints == before && (_dirty.Count > 0 || _replayNeeded)) return;
+            LastCheckpointAt = time.GetUtcNow();
+            var coordinator = GrainFactory.GetGrain<Keystone.Checkpointing.ICheckpointCoordinatorGrain>(0);
+            foreach (var n in covering) coordinator.Ack(n, Partition, InputTopic).Ignore();
+            _barriersToAcknowledge.RemoveRange(0, covering.Count);
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning(e, "{Log} operator {Partition}: checkpoint for the fronting barriers failed; the next barrier retries", LogName, Partition);
+        }
+        finally
+        {
+            _coverer?.Dispose();
+            _coverer = null;
+        }
     }
 
     private void Acknowledge(List<EventBatch>? barriers)

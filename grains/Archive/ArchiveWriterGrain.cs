@@ -57,6 +57,7 @@ public sealed class ArchiveWriterGrain(
     ArchiveStore store,
     IOptions<ArchiveOptions> options,
     IOptions<IngestOptions> ingestOptions,
+    IOptions<Keystone.Checkpointing.CheckpointOptions> checkpoints,
     TimeProvider time,
     ILogger<ArchiveWriterGrain> logger)
     : Grain, IArchiveWriterGrain, IStreamSubscriptionObserver, IAsyncBatchObserver<EventBatch>
@@ -77,7 +78,11 @@ public sealed class ArchiveWriterGrain(
         return Task.CompletedTask;
     }
 
-    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) => FlushManifests();
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        if (_pendingEvents > 0) await WritePending();
+        await FlushManifests();
+    }
 
     public async Task OnSubscribed(IStreamSubscriptionHandleFactory handleFactory) =>
         await handleFactory.Create<EventBatch>().ResumeAsync(this);
@@ -88,20 +93,64 @@ public sealed class ArchiveWriterGrain(
         return Task.CompletedTask;
     }
 
+    // With the fronting log, deliveries are gathered here and written at the next checkpoint barrier (or when this
+    // many events are waiting): one append per hour and barrier instead of one per delivery. A crash loses only what
+    // the fronting log still holds, since the barrier is acknowledged after the write.
+    private const int MaxPendingEvents = 50_000;
+    private readonly SortedDictionary<DateTimeOffset, List<KeystoneEvent>> _pending = [];
+    private readonly List<Guid> _pendingSegments = [];
+    private readonly HashSet<Guid> _pendingSet = [];
+    private int _pendingEvents;
+
     public async Task OnNextAsync(IList<SequentialItem<EventBatch>> items)
     {
-        await Write(items);
-        // Everything before a fronting checkpoint's barrier is in the lake now (or the lake is off).
-        var coordinator = GrainFactory.GetGrain<Keystone.Checkpointing.ICheckpointCoordinatorGrain>(0);
-        foreach (var item in items)
-            if (item.Item.IsBarrier) coordinator.Ack(item.Item.Barrier, _partition, ArchiveTopics.Input).Ignore();
+        var fronting = checkpoints.Value.Logging;
+        var byHour = Gather(items);
+        if (fronting)
+        {
+            foreach (var (hour, events) in byHour)
+            {
+                if (!_pending.TryGetValue(hour, out var list)) _pending[hour] = list = [];
+                list.AddRange(events);
+                _pendingEvents += events.Count;
+            }
+            var barriers = items.Where(i => i.Item.IsBarrier).Select(i => i.Item.Barrier).ToList();
+            if (barriers.Count == 0 && _pendingEvents < MaxPendingEvents) return;
+            await WritePending();
+            // Everything before these barriers is in the lake now (or the lake is off).
+            var coordinator = GrainFactory.GetGrain<Keystone.Checkpointing.ICheckpointCoordinatorGrain>(0);
+            foreach (var n in barriers) coordinator.Ack(n, _partition, ArchiveTopics.Input).Ignore();
+            return;
+        }
+        try
+        {
+            await Write(byHour);
+            foreach (var id in _pendingSegments) _segments.TryAdd(id);
+        }
+        finally
+        {
+            // Written or not: a redelivery must find these segments unknown unless they are in the lake.
+            _pendingSegments.Clear();
+            _pendingSet.Clear();
+        }
     }
 
-    private async Task Write(IList<SequentialItem<EventBatch>> items)
+    private async Task WritePending()
     {
-        if (!options.Value.Enabled) return;
+        var byHour = new SortedDictionary<DateTimeOffset, List<KeystoneEvent>>(_pending);
+        await Write(byHour);
+        _pending.Clear();
+        _pendingEvents = 0;
+        foreach (var id in _pendingSegments) _segments.TryAdd(id);
+        _pendingSegments.Clear();
+        _pendingSet.Clear();
+    }
+
+    /// <summary>The fresh events of a delivery by hour; their segments are remembered once written.</summary>
+    private SortedDictionary<DateTimeOffset, List<KeystoneEvent>> Gather(IList<SequentialItem<EventBatch>> items)
+    {
         var byHour = new SortedDictionary<DateTimeOffset, List<KeystoneEvent>>();
-        var fresh = new List<Guid>();
+        if (!options.Value.Enabled) return byHour;
         foreach (var item in items)
         {
             var batch = item.Item;
@@ -109,8 +158,8 @@ public sealed class ArchiveWriterGrain(
             var arrivedAt = ClockSkew.ArrivalOf([batch], time.GetUtcNow());
             foreach (var (id, start, count) in batch.SegmentRanges())
             {
-                if (_segments.Contains(id)) continue;
-                fresh.Add(id);
+                if (_segments.Contains(id) || !_pendingSet.Add(id)) continue;
+                _pendingSegments.Add(id);
                 var events = batch.Events;
                 for (var i = start; i < start + count; i++)
                 {
@@ -121,8 +170,11 @@ public sealed class ArchiveWriterGrain(
                 }
             }
         }
-        if (fresh.Count == 0) return;
+        return byHour;
+    }
 
+    private async Task Write(SortedDictionary<DateTimeOffset, List<KeystoneEvent>> byHour)
+    {
         var s = state.State;
         foreach (var (hour, events) in byHour)
         {
@@ -139,7 +191,6 @@ public sealed class ArchiveWriterGrain(
             s.Blobs[name] = before with { Events = before.Events + events.Count, Bytes = before.Bytes + bytes };
             _dirtyHours.Add(prefix);
         }
-        foreach (var id in fresh) _segments.TryAdd(id);
     }
 
     public Task<IReadOnlyList<ArchiveBlob>> GetBlobs() =>
