@@ -34,25 +34,11 @@ public interface IOperatorLogFactory
 /// </summary>
 public sealed class BlobOperatorLogFactory(BlobContainerClient container) : IOperatorLogFactory
 {
-    private readonly SemaphoreSlim _create = new(1, 1);
-    private volatile bool _containerReady;
+    private readonly Keystone.Storage.ContainerOnce _container = new(container);
 
     public IOperatorLog Open(string name) => new BlobOperatorLog(this, name);
 
-    private async Task EnsureContainer(CancellationToken cancellationToken)
-    {
-        if (_containerReady) return;
-        await _create.WaitAsync(cancellationToken);
-        try
-        {
-            if (!_containerReady) await container.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
-            _containerReady = true;
-        }
-        finally
-        {
-            _create.Release();
-        }
-    }
+    private Task EnsureContainer(CancellationToken cancellationToken) => _container.ReadyAsync(cancellationToken);
 
     private sealed class BlobOperatorLog(BlobOperatorLogFactory factory, string name) : IOperatorLog
     {

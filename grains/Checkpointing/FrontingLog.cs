@@ -214,8 +214,7 @@ public abstract class SegmentedFrontingLog : IFrontingLog
 /// <summary>The fronting log on Azure Blob storage: one append blob per segment, <c>p{partition}/{first position}</c>.</summary>
 public sealed class BlobFrontingLog(BlobContainerClient container) : SegmentedFrontingLog
 {
-    private readonly SemaphoreSlim _create = new(1, 1);
-    private volatile bool _ready;
+    private readonly Keystone.Storage.ContainerOnce _container = new(container);
 
     private static string Prefix(int partition) => $"p{partition:D3}/";
 
@@ -223,20 +222,7 @@ public sealed class BlobFrontingLog(BlobContainerClient container) : SegmentedFr
 
     protected override bool TornTailPossible => false;
 
-    private async Task Ready(CancellationToken cancellationToken)
-    {
-        if (_ready) return;
-        await _create.WaitAsync(cancellationToken);
-        try
-        {
-            if (!_ready) await container.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
-            _ready = true;
-        }
-        finally
-        {
-            _create.Release();
-        }
-    }
+    private Task Ready(CancellationToken cancellationToken) => _container.ReadyAsync(cancellationToken);
 
     protected override async Task<List<long>> ListSegmentsAsync(int partition, CancellationToken cancellationToken)
     {
