@@ -280,8 +280,6 @@ public sealed class BlobFrontingLog(BlobContainerClient container) : SegmentedFr
 /// </summary>
 public sealed class FileFrontingLog(string directory) : SegmentedFrontingLog
 {
-    public string Directory => directory;
-
     private string PartitionDirectory(int partition) => Path.Combine(directory, $"p{partition:D3}");
 
     private string SegmentPath(int partition, long first) => Path.Combine(PartitionDirectory(partition), $"{first:D16}.log");
