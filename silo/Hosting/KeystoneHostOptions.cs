@@ -1,3 +1,4 @@
+using Keystone.Storage;
 using System.ComponentModel.DataAnnotations;
 
 namespace Keystone.Silo.Hosting;
@@ -55,6 +56,16 @@ public sealed class StorageOptions
     /// <see cref="GrainStateStore.Memory"/> (the silo's memory, lost with it: for benchmarks of the grains themselves,
     /// which the emulator cannot keep up with at a million-edge scale). Logs, pages, dead letters and the archive stay in blobs.</summary>
     public GrainStateStore GrainState { get; set; } = GrainStateStore.AzureBlob;
+
+    /// <summary>How many snapshot buckets grain state is spread over. A checkpoint writes at most one blob per bucket
+    /// it touched, so fewer buckets mean fewer, larger writes; more spread the writing over more grains (and silos).</summary>
+    [Range(1, 4096)]
+    public int SnapshotBuckets { get; set; } = 32;
+
+    /// <summary>Delta segments a bucket writes before it folds them into one new base (and deletes them): bounds
+    /// what a bucket reads when it activates.</summary>
+    [Range(2, 10_000)]
+    public int SnapshotCompactAfter { get; set; } = SnapshotStore.DefaultCompactAfter;
 }
 
 public enum GrainStateStore { AzureBlob, Memory }

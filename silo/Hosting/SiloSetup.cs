@@ -51,16 +51,11 @@ internal static class SiloSetup
         }
         else
         {
-            silo.AddAzureBlobGrainStorage(StorageNames.State, o =>
-            {
-                o.BlobServiceClient = Blobs(storage.ConnectionString);
-                o.ContainerName = storage.Container;
-            });
-            // Swap the provider Orleans registered for the same provider wrapped, keeping its options, validator and
-            // lifecycle registration (which resolves the keyed service, so it now reaches the wrapper).
-            silo.Services.Remove(silo.Services.Single(d => d.ServiceType == typeof(IGrainStorage) && Equals(d.ServiceKey, StorageNames.State)));
-            silo.Services.AddKeyedSingleton<IGrainStorage>(StorageNames.State,
-                (services, key) => new EncodedKeyGrainStorage(AzureBlobGrainStorageFactory.Create(services, (string)key!)));
+            // All grain state goes to snapshot buckets: many states per blob, written in groups (see SnapshotBucketGrain).
+            silo.Services.AddSingleton(new SnapshotStore(Blobs(storage.ConnectionString).GetBlobContainerClient(storage.Container), storage.SnapshotBuckets, storage.SnapshotCompactAfter));
+            silo.Services.AddKeyedSingleton<IGrainStorage>(StorageNames.State, (services, key) => new SnapshotGrainStorage(
+                services.GetRequiredService<IGrainFactory>(), services.GetRequiredService<SnapshotStore>(),
+                services.GetRequiredKeyedService<IGrainStorageSerializer>(key)));
         }
         silo.Services.AddKeyedSingleton<IGrainStorageSerializer, KeystoneStateSerializer>(StorageNames.State);
         silo.Services.AddKeyedSingleton<IStreamIdMapper, TopicStreamIdMapper>(TopicStreamIdMapper.Name);

@@ -1,3 +1,4 @@
+using Keystone.Storage;
 using Keystone.Client.Querying;
 using System.Net;
 using System.Text.Json.Nodes;
@@ -128,16 +129,12 @@ public sealed class AggregationTests(AzuriteFixture azurite)
             await Eventually.Until(async () => (await Operators(silo)).All(o => o.CheckpointedSequence == o.Sequence), done => done, TimeSpan.FromSeconds(20), "a complete checkpoint");
         }
 
-        // The state is in blobs: readable by any storage client...
+        // The state is in blobs, in the documented snapshot format: readable without a silo...
         var container = new BlobServiceClient(azurite.ConnectionString).GetBlobContainerClient(settings["Keystone:Storage:Container"]);
-        JsonNode? userBlob = null;
-        await foreach (var blob in container.GetBlobsAsync())
-            if (blob.Name.Contains("user", StringComparison.Ordinal) && blob.Name.Contains("agg-alice", StringComparison.Ordinal))
-            {
-                // The user grain has two states: its activity (this one) and its graph side.
-                var content = JsonNode.Parse((await container.GetBlobClient(blob.Name).DownloadContentAsync()).Value.Content.ToString());
-                if (content?["totals"] is not null) userBlob = content;
-            }
+        var states = await SnapshotStore.ReadAllAsync(container);
+        // The user grain has two states: its activity (this one) and its graph side.
+        var userBlob = states.Where(kv => kv.Key.StartsWith("activity|", StringComparison.Ordinal) && kv.Key.EndsWith("/agg-alice", StringComparison.Ordinal))
+            .Select(kv => JsonNode.Parse(kv.Value)).SingleOrDefault();
         Assert.NotNull(userBlob);
         Assert.Equal(4, userBlob!["totals"]!["events"]!.GetValue<long>());
         Assert.Equal(60_000, userBlob["totals"]!["watchMs"]!.GetValue<long>());

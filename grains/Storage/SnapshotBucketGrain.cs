@@ -1,0 +1,302 @@
+using Azure;
+using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
+using Keystone.Events;
+using Microsoft.Extensions.Logging;
+using Orleans.Concurrency;
+using Orleans.Runtime;
+using Orleans.Storage;
+
+namespace Keystone.Storage;
+
+/// <summary>Where snapshot buckets keep their segments, and how many buckets there are.</summary>
+public sealed class SnapshotStore(BlobContainerClient container, int buckets, int compactAfter = SnapshotStore.DefaultCompactAfter)
+{
+    public const int DefaultCompactAfter = 16;
+
+    public ContainerOnce Container { get; } = new(container);
+
+    public int Buckets => buckets;
+
+    /// <summary>Deltas a bucket accumulates before it folds them into a new base.</summary>
+    public int CompactAfter => compactAfter;
+
+    public int BucketOf(string key) => Partitioning.PartitionOf(key, buckets);
+
+    /// <summary>A bucket's segments sort by name in the order they were written; the suffix says base or delta.</summary>
+    public static string SegmentName(int bucket, long segment, bool isBase) => $"{bucket:D4}/{segment:D12}-{(isBase ? 'b' : 'd')}";
+
+    public static string BucketPrefix(int bucket) => $"{bucket:D4}/";
+
+    public static bool TryParseName(string name, out long segment, out bool isBase)
+    {
+        var leaf = name[(name.LastIndexOf('/') + 1)..];
+        isBase = leaf.Length == 14 && leaf[13] == 'b';
+        segment = 0;
+        return leaf.Length == 14 && leaf[12] == '-' && leaf[13] is 'b' or 'd'
+            && long.TryParse(leaf.AsSpan(0, 12), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out segment);
+    }
+
+    /// <summary>Every live state of the store (key → bytes): for tools and tests that read snapshots without a silo.</summary>
+    public static async Task<Dictionary<string, byte[]>> ReadAllAsync(BlobContainerClient container, CancellationToken cancellationToken = default)
+    {
+        var byBucket = new SortedDictionary<string, List<(long Segment, bool IsBase, string Name)>>(StringComparer.Ordinal);
+        await foreach (var blob in container.GetBlobsAsync(cancellationToken: cancellationToken))
+        {
+            if (!TryParseName(blob.Name, out var segment, out var isBase)) continue;
+            var bucket = blob.Name[..(blob.Name.LastIndexOf('/') + 1)];
+            if (!byBucket.TryGetValue(bucket, out var list)) byBucket[bucket] = list = [];
+            list.Add((segment, isBase, blob.Name));
+        }
+        var states = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (var segments in byBucket.Values)
+            foreach (var (record, _) in await LoadAsync(container, segments, (_, _) => { }, cancellationToken))
+                if (record.Data is { } data) states[record.Key] = data.ToArray(); else states.Remove(record.Key);
+        return states;
+    }
+
+    /// <summary>The records of a bucket from its newest base on, in write order (older bases and deltas are ignored).</summary>
+    internal static async Task<List<(SnapshotRecord Record, int Offset)>> LoadAsync(
+        BlobContainerClient container, List<(long Segment, bool IsBase, string Name)> segments,
+        Action<(long Segment, bool IsBase, string Name), List<(SnapshotRecord, int)>> applied, CancellationToken cancellationToken)
+    {
+        segments.Sort((a, b) => a.Segment.CompareTo(b.Segment));
+        var start = segments.FindLastIndex(s => s.IsBase);
+        var all = new List<(SnapshotRecord, int)>();
+        foreach (var s in segments.Skip(Math.Max(0, start)))
+        {
+            var content = (await container.GetBlobClient(s.Name).DownloadContentAsync(cancellationToken)).Value.Content.ToMemory();
+            var (_, records) = SnapshotSegment.Decode(content, s.Name);
+            applied(s, records);
+            all.AddRange(records);
+        }
+        return all;
+    }
+}
+
+/// <summary>
+/// One bucket of grain state. Writes that arrive while a segment is being written are queued and go out together as
+/// the next segment (group commit), so a checkpoint of thousands of entities costs about one request per bucket.
+/// Reentrant so reads and new writes are served while a segment is on its way; the index knows which states exist,
+/// so the activation of a grain that was never written costs no request at all.
+/// </summary>
+[Reentrant, KeepAlive]
+public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBucketGrain> logger) : Grain, ISnapshotBucketGrain
+{
+    private readonly SnapshotIndex _index = new();
+    // The version each key will have once what is queued is written; the index has what is durable.
+    private readonly Dictionary<string, long> _versions = new(StringComparer.Ordinal);
+    private List<(SnapshotRecord Record, TaskCompletionSource Done)> _queued = [];
+    private bool _writing;
+    private long _next = 1;
+    private long _base = -1;
+    private int _bucket;
+    private BlobContainerClient _container = null!;
+    // The newest segment stays in memory: grains that deactivate and come back soon read it without a request.
+    private (long Segment, byte[] Bytes) _recent = (-1, []);
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        _bucket = (int)this.GetPrimaryKeyLong();
+        _container = await store.Container.ReadyAsync(cancellationToken);
+        var segments = new List<(long Segment, bool IsBase, string Name)>();
+        await foreach (var blob in _container.GetBlobsAsync(BlobTraits.None, BlobStates.None, SnapshotStore.BucketPrefix(_bucket), cancellationToken))
+        {
+            if (!SnapshotStore.TryParseName(blob.Name, out var segment, out var isBase)) continue;
+            segments.Add((segment, isBase, blob.Name));
+        }
+        await SnapshotStore.LoadAsync(_container, segments, (s, records) =>
+        {
+            _index.Apply(s.Segment, s.IsBase, records);
+            if (s.IsBase) _base = s.Segment;
+        }, cancellationToken);
+        foreach (var (key, location) in _index.Live) _versions[key] = location.Version;
+        if (segments.Count > 0) _next = segments.Max(s => s.Segment) + 1;
+        // Left behind by a compaction that stopped before it could delete them.
+        foreach (var stale in segments.Where(s => s.Segment < _base)) await DeleteQuietly(stale.Name);
+    }
+
+    public async Task<SnapshotState?> Read(string key)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            if (!_index.TryGet(key, out var at)) return null;
+            if (at.Segment == _recent.Segment) return new SnapshotState(at.Version, _recent.Bytes.AsSpan(at.Offset, at.Length).ToArray());
+            try
+            {
+                var range = await _container.GetBlobClient(SnapshotStore.SegmentName(_bucket, at.Segment, at.Segment == _base))
+                    .DownloadContentAsync(new BlobDownloadOptions { Range = new HttpRange(at.Offset, at.Length) });
+                return new SnapshotState(at.Version, range.Value.Content.ToArray());
+            }
+            catch (RequestFailedException e) when (e.Status == 404 && attempt < 3)
+            {
+                // A compaction moved the state to a new base and deleted the old segment meanwhile: look again.
+            }
+        }
+    }
+
+    public Task<long> Write(string key, long expectedVersion, Immutable<byte[]> data) => Enqueue(key, expectedVersion, data.Value);
+
+    public Task Clear(string key, long expectedVersion) => Enqueue(key, expectedVersion, null);
+
+    private async Task<long> Enqueue(string key, long expectedVersion, byte[]? data)
+    {
+        var current = _versions.GetValueOrDefault(key);
+        if (current != expectedVersion)
+            throw new InconsistentStateException($"state '{key}' is at version {current}, the writer expected {expectedVersion}", current.ToString(), expectedVersion.ToString());
+        var version = current + 1;
+        if (data is null) _versions.Remove(key); else _versions[key] = version;
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        // Spelled out: a null byte[] converts to an empty (not a missing) ReadOnlyMemory.
+        _queued.Add((new SnapshotRecord(key, version, data is null ? default(ReadOnlyMemory<byte>?) : data), done));
+        if (!_writing) _ = WriteQueued();
+        try
+        {
+            await done.Task;
+        }
+        catch
+        {
+            // Not durable: the writer's version stays what it was, so its retry (with the old ETag) is accepted.
+            if (data is null ? !_versions.ContainsKey(key) : _versions.GetValueOrDefault(key) == version)
+            {
+                if (current == 0) _versions.Remove(key); else _versions[key] = current;
+            }
+            throw;
+        }
+        return data is null ? 0 : version;
+    }
+
+    private async Task WriteQueued()
+    {
+        _writing = true;
+        try
+        {
+            while (_queued.Count > 0)
+            {
+                var group = _queued;
+                _queued = [];
+                try
+                {
+                    // A key written twice in one group: its newest record is the one that counts.
+                    var records = new Dictionary<string, SnapshotRecord>(StringComparer.Ordinal);
+                    foreach (var (record, _) in group) records[record.Key] = record;
+                    await WriteSegment(records.Values, isBase: false);
+                    foreach (var (_, done) in group) done.SetResult();
+                }
+                catch (Exception e)
+                {
+                    logger.LogWarning(e, "Snapshot bucket {Bucket}: writing {Count} states failed", _bucket, group.Count);
+                    foreach (var (_, done) in group) done.TrySetException(e);
+                    if (e is RequestFailedException { Status: 409 })
+                    {
+                        // Another activation of this bucket wrote the same segment number: this one's view is stale.
+                        DeactivateOnIdle();
+                        return;
+                    }
+                }
+                if (_index.DeltasSinceBase >= store.CompactAfter) await CompactQuietly();
+            }
+        }
+        finally
+        {
+            _writing = false;
+        }
+    }
+
+    private async Task WriteSegment(IReadOnlyCollection<SnapshotRecord> records, bool isBase)
+    {
+        var segment = _next++;
+        var bytes = SnapshotSegment.Encode(records, isBase);
+        // Never overwrite: a second activation of the bucket (a cluster partition) must fail, not clobber.
+        await _container.GetBlobClient(SnapshotStore.SegmentName(_bucket, segment, isBase)).UploadAsync(BinaryData.FromBytes(bytes),
+            new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } });
+        _index.Apply(segment, isBase, SnapshotSegment.Decode(bytes, "").Records);
+        if (isBase) _base = segment;
+        _recent = (segment, bytes);
+    }
+
+    /// <summary>Folds the newest base and the deltas after it into one new base, then deletes them.</summary>
+    private async Task CompactQuietly()
+    {
+        var previous = _index.Segments.ToList();
+        var previousBase = _base;
+        try
+        {
+            var contents = new Dictionary<long, byte[]>();
+            foreach (var segment in _index.Referenced())
+                contents[segment] = segment == _recent.Segment
+                    ? _recent.Bytes
+                    : (await _container.GetBlobClient(SnapshotStore.SegmentName(_bucket, segment, segment == _base)).DownloadContentAsync()).Value.Content.ToArray();
+            var live = _index.Live.Select(kv => new SnapshotRecord(kv.Key, kv.Value.Version, contents[kv.Value.Segment].AsMemory(kv.Value.Offset, kv.Value.Length))).ToList();
+            await WriteSegment(live, isBase: true);
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning(e, "Snapshot bucket {Bucket}: compaction failed; the deltas stay and it is tried again after the next write", _bucket);
+            return;
+        }
+        foreach (var segment in previous) await DeleteQuietly(SnapshotStore.SegmentName(_bucket, segment, segment == previousBase));
+    }
+
+    private async Task DeleteQuietly(string name)
+    {
+        try
+        {
+            await _container.GetBlobClient(name).DeleteIfExistsAsync();
+        }
+        catch (RequestFailedException e)
+        {
+            // Harmless: segments older than the newest base are ignored when the bucket loads, and deleted then.
+            logger.LogDebug(e, "Snapshot bucket {Bucket}: deleting {Segment} failed", _bucket, name);
+        }
+    }
+}
+
+/// <summary>
+/// The grain storage provider for all Keystone state: each state goes to its snapshot bucket (a grain) by a stable
+/// hash of its name, so states are written many per blob and never-written ones are known without a request.
+/// Versions are the ETags: a write whose ETag is stale fails with Orleans' <see cref="InconsistentStateException"/>,
+/// as with the blob provider, and the entity grains' checkpointers resolve it the same way.
+/// </summary>
+public sealed class SnapshotGrainStorage(IGrainFactory grains, SnapshotStore store, IGrainStorageSerializer serializer) : IGrainStorage
+{
+    public static string Key(string stateName, GrainId grainId) => $"{stateName}|{grainId}";
+
+    private ISnapshotBucketGrain Bucket(string key) => grains.GetGrain<ISnapshotBucketGrain>(store.BucketOf(key));
+
+    public async Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
+    {
+        var key = Key(stateName, grainId);
+        var stored = await Bucket(key).Read(key);
+        if (stored is null)
+        {
+            grainState.State = Activator.CreateInstance<T>();
+            grainState.ETag = null;
+            grainState.RecordExists = false;
+            return;
+        }
+        grainState.State = serializer.Deserialize<T>(new BinaryData(stored.Data)) ?? Activator.CreateInstance<T>();
+        grainState.ETag = stored.Version.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        grainState.RecordExists = true;
+    }
+
+    public async Task WriteStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
+    {
+        var key = Key(stateName, grainId);
+        var data = serializer.Serialize(grainState.State).ToArray();
+        var version = await Bucket(key).Write(key, Version(grainState.ETag), new Immutable<byte[]>(data));
+        grainState.ETag = version.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        grainState.RecordExists = true;
+    }
+
+    public async Task ClearStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
+    {
+        var key = Key(stateName, grainId);
+        await Bucket(key).Clear(key, Version(grainState.ETag));
+        grainState.State = Activator.CreateInstance<T>();
+        grainState.ETag = null;
+        grainState.RecordExists = false;
+    }
+
+    private static long Version(string? etag) => etag is null ? 0 : long.Parse(etag, System.Globalization.CultureInfo.InvariantCulture);
+}
