@@ -15,14 +15,19 @@ public interface ISnapshotBucketGrain : IGrainWithIntegerKey
 
     /// <summary>
     /// Makes <paramref name="data"/> the durable state of <paramref name="key"/> if its version is still
-    /// <paramref name="expectedVersion"/> (0: no state yet); otherwise throws Orleans' <c>InconsistentStateException</c>.
-    /// Returns the new version once it is durable.
+    /// <paramref name="expectedVersion"/> (0: no state yet), and answers once it is durable. Otherwise it writes
+    /// nothing and answers with the current version: the caller's activation is stale. (An answer, not an exception:
+    /// an <c>InconsistentStateException</c> escaping this grain would make Orleans deactivate the bucket.)
     /// </summary>
-    Task<long> Write(string key, long expectedVersion, Immutable<byte[]> data);
+    Task<SnapshotWrite> Write(string key, long expectedVersion, Immutable<byte[]> data);
 
     /// <summary>Removes the state of <paramref name="key"/>, under the same version check as <see cref="Write"/>.</summary>
-    Task Clear(string key, long expectedVersion);
+    Task<SnapshotWrite> Clear(string key, long expectedVersion);
 }
+
+/// <summary>Whether a write was made durable, and the version the state has now.</summary>
+[GenerateSerializer, Immutable]
+public sealed record SnapshotWrite([property: Id(0)] bool Written, [property: Id(1)] long Version);
 
 [GenerateSerializer, Immutable]
 public sealed record SnapshotState([property: Id(0)] long Version, [property: Id(1)] byte[] Data);

@@ -34,13 +34,13 @@ public sealed class AdCampaignGrain(
 {
     private readonly Guid _activation = Guid.NewGuid();
     private CampaignLedger _ledger = null!;
-    private StateCheckpointer<AdCampaignState, AdBatch> _checkpointer = null!;
+    private StateCheckpointer<AdCampaignState> _checkpointer = null!;
     private readonly PartitionCoverage _coverage = new();
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _ledger = NewLedger(state.State);
-        _checkpointer = new StateCheckpointer<AdCampaignState, AdBatch>(state, "campaign", metrics, logger);
+        _checkpointer = new StateCheckpointer<AdCampaignState>(state, "campaign", metrics, logger);
         return Task.CompletedTask;
     }
 
@@ -53,7 +53,7 @@ public sealed class AdCampaignGrain(
     {
         var (decisions, applied, duplicates) = _ledger.Apply(batch, time.GetUtcNow());
         _coverage.Applied(batch.Partition, batch.Sequence);
-        if (applied > 0) _checkpointer.Record(batch, applied);
+        if (applied > 0) _checkpointer.Record(applied);
         if (_checkpointer.PendingEvents >= options.Value.MaxUnflushedEvents) await Flush();
         return new AdApplyResult(_activation, decisions, applied, duplicates);
     }
@@ -67,12 +67,7 @@ public sealed class AdCampaignGrain(
 
     private Task Flush() => _coverage.WriteAsync(Write);
 
-    private Task Write() => _checkpointer.WriteAsync(() => _ledger.PrepareCheckpoint(time.GetUtcNow()), fresh =>
-    {
-        _ledger = NewLedger(fresh);
-        var now = time.GetUtcNow();
-        return batch => _ledger.Apply(batch, now);
-    });
+    private Task Write() => _checkpointer.WriteAsync(() => _ledger.PrepareCheckpoint(time.GetUtcNow()));
 
     public async Task<CampaignView> Configure(CampaignSettings update)
     {

@@ -7,9 +7,6 @@ using Orleans.Runtime;
 
 namespace Keystone.Aggregation;
 
-/// <summary>What a user grain has to redo after a write conflict: an applied batch, or a watermark it fired windows for.</summary>
-internal readonly record struct UserInput(ActivityBatch? Batch, DateTimeOffset? Watermark);
-
 /// <summary>
 /// A member: windowed activity, current session and totals (and, with the real-time graph, its edges). Events come
 /// from the window operator of the user's partition, one call per delivery; state is written at the operator's
@@ -33,12 +30,12 @@ public sealed class UserGrain(
 
     private protected override GraphFacet Graph => _graph;
     private UserActivityAggregator _aggregator = null!;
-    private StateCheckpointer<UserActivityState, UserInput> _checkpointer = null!;
+    private StateCheckpointer<UserActivityState> _checkpointer = null!;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _aggregator = new UserActivityAggregator(this.GetPrimaryKeyString(), options.Value, state.State);
-        _checkpointer = new StateCheckpointer<UserActivityState, UserInput>(state, "user", metrics, logger);
+        _checkpointer = new StateCheckpointer<UserActivityState>(state, "user", metrics, logger);
         _graph = new GraphFacet(graph, graphServices, _activation);
         _graph.Activate(NodeType.User, this.GetPrimaryKeyString());
         return Task.CompletedTask;
@@ -56,7 +53,7 @@ public sealed class UserGrain(
         if (batch.Events.FirstOrDefault(faults.Value.IsPoison) is { } poison)
             throw new InvalidOperationException($"poison event {poison.EventId} (fault injection: Keystone:Faults:PoisonMarker)");
         var (contributions, reemitted, applied, duplicates) = Apply(_aggregator, batch, time.GetUtcNow());
-        if (applied > 0) _checkpointer.Record(new UserInput(batch, null), applied);
+        if (applied > 0) _checkpointer.Record(applied);
         if (_checkpointer.PendingEvents >= MaxUnflushedEvents) await Checkpoint();
         return new UserApplyResult(_activation, contributions, reemitted, applied, duplicates, _aggregator.NextWindowEnd);
     }
@@ -87,7 +84,7 @@ public sealed class UserGrain(
     public Task<FireResult> AdvanceWatermark(int partition, DateTimeOffset watermark)
     {
         var fired = _aggregator.Fire(watermark);
-        if (fired.Count > 0) _checkpointer.Record(new UserInput(null, watermark), 0);
+        if (fired.Count > 0) _checkpointer.Record(0);
         return Task.FromResult(new FireResult(_activation, fired, _aggregator.NextWindowEnd));
     }
 
@@ -97,16 +94,7 @@ public sealed class UserGrain(
         return _activation;
     }
 
-    private Task Write() => _checkpointer.WriteAsync(_aggregator.PrepareCheckpoint, fresh =>
-    {
-        _aggregator = new UserActivityAggregator(this.GetPrimaryKeyString(), options.Value, fresh);
-        var now = time.GetUtcNow();
-        return input =>
-        {
-            if (input.Batch is { } b) Apply(_aggregator, b, now);
-            if (input.Watermark is { } wm) _aggregator.Fire(wm);
-        };
-    });
+    private Task Write() => _checkpointer.WriteAsync(_aggregator.PrepareCheckpoint);
 
     public Task<UserActivityView?> GetActivity(DateTimeOffset? from, DateTimeOffset? to) =>
         Task.FromResult(!state.RecordExists && _aggregator.State.Totals.Events == 0 ? null : _aggregator.View(from, to));
@@ -129,13 +117,13 @@ public sealed class VideoGrain(
 
     private protected override GraphFacet Graph => _graph;
     private VideoStatsAggregator _aggregator = null!;
-    private StateCheckpointer<VideoStatsState, VideoActivityBatch> _checkpointer = null!;
+    private StateCheckpointer<VideoStatsState> _checkpointer = null!;
     private readonly PartitionCoverage _coverage = new();
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _aggregator = new VideoStatsAggregator(options.Value, state.State);
-        _checkpointer = new StateCheckpointer<VideoStatsState, VideoActivityBatch>(state, "video", metrics, logger);
+        _checkpointer = new StateCheckpointer<VideoStatsState>(state, "video", metrics, logger);
         _graph = new GraphFacet(graph, graphServices, _activation);
         _graph.Activate(NodeType.Video, this.GetPrimaryKeyString());
         return Task.CompletedTask;
@@ -151,7 +139,7 @@ public sealed class VideoGrain(
     {
         var (applied, duplicates) = Apply(_aggregator, batch, time.GetUtcNow());
         _coverage.Applied(batch.Partition, batch.Sequence);
-        if (applied > 0) _checkpointer.Record(batch, applied);
+        if (applied > 0) _checkpointer.Record(applied);
         if (_checkpointer.PendingEvents >= MaxUnflushedEvents) await _coverage.WriteAsync(Write);
         return new VideoApplyResult(_activation, [.. _aggregator.State.Genres], applied, duplicates);
     }
@@ -176,12 +164,7 @@ public sealed class VideoGrain(
         return _activation;
     }
 
-    private Task Write() => _checkpointer.WriteAsync(_aggregator.PrepareCheckpoint, fresh =>
-    {
-        _aggregator = new VideoStatsAggregator(options.Value, fresh);
-        var now = time.GetUtcNow();
-        return b => Apply(_aggregator, b, now);
-    });
+    private Task Write() => _checkpointer.WriteAsync(_aggregator.PrepareCheckpoint);
 
     public Task<VideoStatsView?> GetStats() =>
         Task.FromResult(!state.RecordExists && _aggregator.State.Totals.Starts == 0 && _aggregator.State.Windows.Count == 0 && _aggregator.State.Title is null
@@ -206,12 +189,12 @@ public sealed class ProfileGrain(
 
     private protected override GraphFacet Graph => _graph;
     private ProfileAggregator _aggregator = null!;
-    private StateCheckpointer<ProfileState, ProfileActivityBatch> _checkpointer = null!;
+    private StateCheckpointer<ProfileState> _checkpointer = null!;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _aggregator = new ProfileAggregator(options.Value, state.State);
-        _checkpointer = new StateCheckpointer<ProfileState, ProfileActivityBatch>(state, "profile", metrics, logger);
+        _checkpointer = new StateCheckpointer<ProfileState>(state, "profile", metrics, logger);
         // PREFERS is weighted by the profile's genre affinity, which its aggregation keeps.
         _graph = new GraphFacet(graph, graphServices, _activation, e => e.Label == EdgeLabel.Prefers ? _aggregator.Affinity(e.Target) : null);
         _graph.Activate(NodeType.Profile, this.GetPrimaryKeyString());
@@ -227,7 +210,7 @@ public sealed class ProfileGrain(
     public async Task<ApplyAck> ApplyActivity(ProfileActivityBatch batch)
     {
         var (applied, duplicates) = Apply(_aggregator, batch, time.GetUtcNow());
-        if (applied > 0) _checkpointer.Record(batch, applied);
+        if (applied > 0) _checkpointer.Record(applied);
         if (_checkpointer.PendingEvents >= MaxUnflushedEvents) await Checkpoint();
         return new ApplyAck(_activation, applied, duplicates);
     }
@@ -250,12 +233,7 @@ public sealed class ProfileGrain(
         return _activation;
     }
 
-    private Task Write() => _checkpointer.WriteAsync(_aggregator.PrepareCheckpoint, fresh =>
-    {
-        _aggregator = new ProfileAggregator(options.Value, fresh);
-        var now = time.GetUtcNow();
-        return b => Apply(_aggregator, b, now);
-    });
+    private Task Write() => _checkpointer.WriteAsync(_aggregator.PrepareCheckpoint);
 
     public Task<ProfileView?> GetProfile() =>
         Task.FromResult(!state.RecordExists && _aggregator.State.Plays == 0 && _aggregator.State.WatchMs == 0 ? null : _aggregator.View(this.GetPrimaryKeyString()));

@@ -446,8 +446,10 @@ public abstract class LoggedOperatorGrain<TState>(
             }
             catch
             {
-                // Not covered after all: these grains must be flushed by the next barrier.
+                // Not covered after all: these grains must be flushed by the next barrier, which must also know which
+                // activation applied their events (a grain whose write found its memory stale has deactivated).
                 _dirty.UnionWith(dirty.Keys);
+                foreach (var (key, activation) in touched) _touched[key] = activation;
                 throw;
             }
 

@@ -66,37 +66,39 @@ public sealed class CheckpointMetrics : IDisposable
 
 /// <summary>
 /// Writes an entity grain's state on demand (the operators' checkpoint barrier, a size bound, deactivation), many
-/// applied events per write. It keeps the inputs applied since the last write so that an ETag conflict (another
-/// activation wrote meanwhile) is resolved by re-reading the state and applying them again, which de-duplication makes
-/// safe, instead of losing them.
+/// applied events per write. It keeps nothing of what was applied but a count: the inputs themselves are in the
+/// fronting log (or the operator's log) until a checkpoint covers them. When the write finds that another activation
+/// wrote meanwhile (Orleans' <see cref="InconsistentStateException"/>), this activation's memory is stale: the
+/// exception is let through, Orleans deactivates the activation, and the operator, seeing the grain answer from a new
+/// activation, replays what the lost one had applied since the last checkpoint (de-duplicated by event id).
 /// </summary>
-internal sealed class StateCheckpointer<TState, TInput>(
+internal sealed class StateCheckpointer<TState>(
     IPersistentState<TState> storage,
     string kind,
     CheckpointMetrics metrics,
     ILogger logger) where TState : class, new()
 {
-    private readonly List<TInput> _unflushed = [];
+    private bool _dirty;
     private int _events;
     private Task? _writing;
 
-    public bool Dirty => _unflushed.Count > 0;
+    public bool Dirty => _dirty;
     public int PendingEvents => _events;
 
-    public void Record(TInput input, int events)
+    /// <summary>Something changed (<paramref name="events"/> applied events, or none: fired windows, settings).</summary>
+    public void Record(int events)
     {
-        _unflushed.Add(input);
+        _dirty = true;
         _events += events;
     }
 
-    /// <summary>Writes if anything changed. <paramref name="prepare"/> copies in-memory structures into the state;
-    /// <paramref name="rebuild"/> is called with freshly read state after a conflict and returns how to re-apply an input.</summary>
+    /// <summary>Writes if anything changed. <paramref name="prepare"/> copies in-memory structures into the state.</summary>
     /// <remarks>
-    /// Safe to call from an interleaved grain method: one write runs at a time, and inputs recorded while a write is in
-    /// flight stay pending for the next one. The storage serialises the state synchronously when the write starts, so a
-    /// write covers at least every input recorded before it began.
+    /// Safe to call from an interleaved grain method: one write runs at a time, and changes recorded while a write is
+    /// in flight stay pending for the next one. The storage serialises the state synchronously when the write starts,
+    /// so a write covers at least every change recorded before it began.
     /// </remarks>
-    public async Task WriteAsync(Action prepare, Func<TState, Action<TInput>> rebuild)
+    public async Task WriteAsync(Action prepare)
     {
         while (_writing is { IsCompleted: false } running)
         {
@@ -104,36 +106,35 @@ internal sealed class StateCheckpointer<TState, TInput>(
             catch (Exception) { /* that caller sees the failure; this one writes afresh below */ }
         }
         if (!Dirty) return;
-        var write = Write(prepare, rebuild);
+        var write = Write(prepare);
         _writing = write;
         try { await write; }
         finally { if (_writing == write) _writing = null; }
     }
 
-    private async Task Write(Action prepare, Func<TState, Action<TInput>> rebuild)
+    private async Task Write(Action prepare)
     {
-        for (var attempt = 1; ; attempt++)
+        prepare();
+        var events = _events;
+        _dirty = false;
+        var clock = Stopwatch.StartNew();
+        try
         {
-            prepare();
-            var covered = _unflushed.Count;
-            var events = _events;
-            var clock = Stopwatch.StartNew();
-            try
-            {
-                await storage.WriteStateAsync();
-                metrics.Written(kind, events, clock.Elapsed);
-                _unflushed.RemoveRange(0, covered);
-                _events -= events;
-                return;
-            }
-            catch (InconsistentStateException e) when (attempt < 5)
-            {
-                metrics.Conflict();
-                logger.LogWarning("{Kind} state changed under us ({Message}); re-reading and re-applying {Count} inputs", kind, e.Message, _unflushed.Count);
-                await storage.ReadStateAsync();
-                var apply = rebuild(storage.State);
-                foreach (var input in _unflushed) apply(input);
-            }
+            await storage.WriteStateAsync();
         }
+        catch (InconsistentStateException e)
+        {
+            metrics.Conflict();
+            logger.LogWarning("{Kind} state was written by another activation ({Message}); this one is stale and deactivates, and its operator replays", kind, e.Message);
+            _dirty = true;
+            throw;
+        }
+        catch
+        {
+            _dirty = true;
+            throw;
+        }
+        metrics.Written(kind, events, clock.Elapsed);
+        _events -= events;
     }
 }

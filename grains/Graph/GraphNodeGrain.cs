@@ -78,12 +78,12 @@ internal sealed class GraphFacet(IPersistentState<GraphNodeState> storage, Graph
 
     private readonly PartitionCoverage _coverage = new();
     private GraphNode _node = null!;
-    private StateCheckpointer<GraphNodeState, GraphBatch> _checkpointer = null!;
+    private StateCheckpointer<GraphNodeState> _checkpointer = null!;
 
     public void Activate(NodeType type, string id)
     {
         _node = new GraphNode(type, id, services.Options, storage.State);
-        _checkpointer = new StateCheckpointer<GraphNodeState, GraphBatch>(storage, "graph-" + GraphSchema.Name(type), services.Metrics, services.Logs.CreateLogger<GraphFacet>());
+        _checkpointer = new StateCheckpointer<GraphNodeState>(storage, "graph-" + GraphSchema.Name(type), services.Metrics, services.Logs.CreateLogger<GraphFacet>());
     }
 
     private double? Weight(OutEdge e) => weight?.Invoke(e) ?? (e.Label == EdgeLabel.Watches ? e.Weight : null);
@@ -92,7 +92,7 @@ internal sealed class GraphFacet(IPersistentState<GraphNodeState> storage, Graph
     {
         var outcome = _node.Apply(batch, services.Time.GetUtcNow());
         _coverage.Applied(batch.Partition, batch.Sequence);
-        if (outcome.Applied > 0) _checkpointer.Record(batch, outcome.Applied);
+        if (outcome.Applied > 0) _checkpointer.Record(outcome.Applied);
         if (_checkpointer.PendingEvents >= MaxUnflushedInputs) await _coverage.WriteAsync(Write);
         var genres = _node.Type == NodeType.Video ? _node.Out(EdgeLabel.HasGenre).Select(e => e.Target).ToList() : [];
         return new GraphApplyResult(activation, outcome.Applied, outcome.Duplicates, outcome.Changes, genres, outcome.PropertiesChanged, outcome.EdgeUpdates);
@@ -113,12 +113,7 @@ internal sealed class GraphFacet(IPersistentState<GraphNodeState> storage, Graph
             await services.Pages.WriteAsync(_node.Type, _node.Id, full.Label, full.Page, full.Entries);
             _node.Sealed(full.Label, full.Page);
         }
-        await _checkpointer.WriteAsync(_node.PrepareCheckpoint, fresh =>
-        {
-            _node = new GraphNode(_node.Type, _node.Id, services.Options, fresh);
-            var now = services.Time.GetUtcNow();
-            return b => _node.Apply(b, now);
-        });
+        await _checkpointer.WriteAsync(_node.PrepareCheckpoint);
     }
 
     public GraphNodeView? View() => _node.Exists ? _node.View() : null;

@@ -73,6 +73,10 @@ public sealed class FaultOptions
     /// <summary>The same for the routers: they throw on events carrying this value.</summary>
     public string? RouterPoisonMarker { get; set; }
 
+    /// <summary>Writes to these snapshot buckets never complete: a checkpoint then stays half-written (some entity
+    /// states durable, the rest not) for as long as the silo lives — the crash drill kills it in that state.</summary>
+    public int[] StalledSnapshotBuckets { get; set; } = [];
+
     public bool IsPoison(KeystoneEvent e) => Carries(e, PoisonMarker);
 
     public bool IsRouterPoison(KeystoneEvent e) => Carries(e, RouterPoisonMarker);

@@ -135,15 +135,14 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
         }
     }
 
-    public Task<long> Write(string key, long expectedVersion, Immutable<byte[]> data) => Enqueue(key, expectedVersion, data.Value);
+    public Task<SnapshotWrite> Write(string key, long expectedVersion, Immutable<byte[]> data) => Enqueue(key, expectedVersion, data.Value);
 
-    public Task Clear(string key, long expectedVersion) => Enqueue(key, expectedVersion, null);
+    public Task<SnapshotWrite> Clear(string key, long expectedVersion) => Enqueue(key, expectedVersion, null);
 
-    private async Task<long> Enqueue(string key, long expectedVersion, byte[]? data)
+    private async Task<SnapshotWrite> Enqueue(string key, long expectedVersion, byte[]? data)
     {
         var current = _versions.GetValueOrDefault(key);
-        if (current != expectedVersion)
-            throw new InconsistentStateException($"state '{key}' is at version {current}, the writer expected {expectedVersion}", current.ToString(), expectedVersion.ToString());
+        if (current != expectedVersion) return new SnapshotWrite(false, current);
         var version = current + 1;
         if (data is null) _versions.Remove(key); else _versions[key] = version;
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -163,7 +162,7 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
             }
             throw;
         }
-        return data is null ? 0 : version;
+        return new SnapshotWrite(true, data is null ? 0 : version);
     }
 
     private async Task WriteQueued()
@@ -284,19 +283,27 @@ public sealed class SnapshotGrainStorage(IGrainFactory grains, SnapshotStore sto
     {
         var key = Key(stateName, grainId);
         var data = serializer.Serialize(grainState.State).ToArray();
-        var version = await Bucket(key).Write(key, Version(grainState.ETag), new Immutable<byte[]>(data));
-        grainState.ETag = version.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var expected = Version(grainState.ETag);
+        var result = await Bucket(key).Write(key, expected, new Immutable<byte[]>(data));
+        if (!result.Written) throw Stale(key, result, expected);
+        grainState.ETag = result.Version.ToString(System.Globalization.CultureInfo.InvariantCulture);
         grainState.RecordExists = true;
     }
 
     public async Task ClearStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
     {
         var key = Key(stateName, grainId);
-        await Bucket(key).Clear(key, Version(grainState.ETag));
+        var expected = Version(grainState.ETag);
+        var result = await Bucket(key).Clear(key, expected);
+        if (!result.Written) throw Stale(key, result, expected);
         grainState.State = Activator.CreateInstance<T>();
         grainState.ETag = null;
         grainState.RecordExists = false;
     }
+
+    // Thrown in the calling grain, so that if it escapes a grain method Orleans deactivates that (stale) activation.
+    private static InconsistentStateException Stale(string key, SnapshotWrite result, long expected) =>
+        new($"state '{key}' is at version {result.Version}, this activation expected {expected}", result.Version.ToString(System.Globalization.CultureInfo.InvariantCulture), expected.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
     private static long Version(string? etag) => etag is null ? 0 : long.Parse(etag, System.Globalization.CultureInfo.InvariantCulture);
 }

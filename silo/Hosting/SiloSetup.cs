@@ -60,6 +60,8 @@ internal static class SiloSetup
         silo.Services.AddKeyedSingleton<IGrainStorageSerializer, KeystoneStateSerializer>(StorageNames.State);
         silo.Services.AddKeyedSingleton<IStreamIdMapper, TopicStreamIdMapper>(TopicStreamIdMapper.Name);
         silo.Services.AddSingleton(new PipelineDescription(streaming.Provider.ToString()));
+        if (Bind<Keystone.Operations.FaultOptions>(configuration, Keystone.Operations.FaultOptions.Section).StalledSnapshotBuckets.Length > 0)
+            silo.AddIncomingGrainCallFilter<SnapshotStallFilter>();
         // The window operators' write-ahead logs live next to the grain state, in a container of their own.
         silo.Services.AddSingleton<Keystone.Aggregation.IOperatorLogFactory>(new Keystone.Aggregation.BlobOperatorLogFactory(
             Blobs(storage.ConnectionString).GetBlobContainerClient(WalContainer(storage.Container))));

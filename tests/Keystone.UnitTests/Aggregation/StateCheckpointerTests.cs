@@ -47,26 +47,25 @@ public class StateCheckpointerTests
     }
 
     [Fact]
-    public async Task A_write_conflict_is_resolved_by_rereading_and_reapplying_not_by_losing_updates()
+    public async Task A_write_conflict_is_let_through_so_the_stale_activation_deactivates_and_nothing_is_reapplied_from_memory()
     {
         var storage = new ConflictingStorage();
         using var metrics = new CheckpointMetrics();
-        var checkpointer = new StateCheckpointer<Counter, int>(storage, "test", metrics, NullLogger.Instance);
-
-        // Two inputs applied in memory since the last write.
+        var checkpointer = new StateCheckpointer<Counter>(storage, "test", metrics, NullLogger.Instance);
         storage.State.Applied.AddRange([1, 2]);
-        checkpointer.Record(1, 1);
-        checkpointer.Record(2, 1);
+        checkpointer.Record(1);
+        checkpointer.Record(1);
 
-        await checkpointer.WriteAsync(() => { }, fresh => input => fresh.Applied.Add(input));
+        // Another activation wrote: this one's memory is stale. Orleans deactivates an activation that lets an
+        // InconsistentStateException escape, and the operator replays from the log what it had applied.
+        await Assert.ThrowsAsync<InconsistentStateException>(() => checkpointer.WriteAsync(() => { }));
 
-        // The other writer's 100 is kept, ours are re-applied on top, and one write succeeded.
-        Assert.Equal([100, 1, 2], storage.Stored.Applied);
-        Assert.Equal(1, storage.Reads);
-        Assert.Equal(1, storage.Writes);
-        Assert.False(checkpointer.Dirty);
-        var (writes, events, conflicts, _) = metrics.Snapshot();
-        Assert.Equal((1L, 2L, 1L), (writes, events, conflicts));
+        Assert.Equal([100], storage.Stored.Applied);
+        Assert.Equal(0, storage.Reads);
+        Assert.True(checkpointer.Dirty);
+        Assert.Equal(2, checkpointer.PendingEvents);
+        var (writes, _, conflicts, _) = metrics.Snapshot();
+        Assert.Equal((0L, 1L), (writes, conflicts));
     }
 
     [Fact]
@@ -74,8 +73,8 @@ public class StateCheckpointerTests
     {
         var storage = new ConflictingStorage { ConflictsLeft = 0 };
         using var metrics = new CheckpointMetrics();
-        var checkpointer = new StateCheckpointer<Counter, int>(storage, "test", metrics, NullLogger.Instance);
-        await checkpointer.WriteAsync(() => { }, _ => _ => { });
+        var checkpointer = new StateCheckpointer<Counter>(storage, "test", metrics, NullLogger.Instance);
+        await checkpointer.WriteAsync(() => { });
         Assert.Equal(0, storage.Writes);
     }
 
@@ -116,14 +115,14 @@ public class StateCheckpointerTests
     {
         var storage = new GatedStorage();
         using var metrics = new CheckpointMetrics();
-        var checkpointer = new StateCheckpointer<Counter, int>(storage, "test", metrics, NullLogger.Instance);
+        var checkpointer = new StateCheckpointer<Counter>(storage, "test", metrics, NullLogger.Instance);
         storage.State.Applied.Add(1);
-        checkpointer.Record(1, 1);
+        checkpointer.Record(1);
 
-        var first = checkpointer.WriteAsync(() => { }, _ => _ => { });
+        var first = checkpointer.WriteAsync(() => { });
         // An interleaved delivery applies while the blob write is in flight.
         storage.State.Applied.Add(2);
-        checkpointer.Record(2, 1);
+        checkpointer.Record(1);
         storage.Release();
         await first;
 
@@ -137,14 +136,14 @@ public class StateCheckpointerTests
     {
         var storage = new GatedStorage();
         using var metrics = new CheckpointMetrics();
-        var checkpointer = new StateCheckpointer<Counter, int>(storage, "test", metrics, NullLogger.Instance);
+        var checkpointer = new StateCheckpointer<Counter>(storage, "test", metrics, NullLogger.Instance);
         storage.State.Applied.Add(1);
-        checkpointer.Record(1, 1);
+        checkpointer.Record(1);
 
-        var first = checkpointer.WriteAsync(() => { }, _ => _ => { });
+        var first = checkpointer.WriteAsync(() => { });
         storage.State.Applied.Add(2);
-        checkpointer.Record(2, 1);
-        var second = checkpointer.WriteAsync(() => { }, _ => _ => { });
+        checkpointer.Record(1);
+        var second = checkpointer.WriteAsync(() => { });
         Assert.Single(storage.Snapshots);
 
         storage.Release();
