@@ -46,8 +46,10 @@ public sealed class AdsOptions
     [Range(100, 10_000_000)]
     public int MaxUnflushedEvents { get; set; } = 50_000;
 
+    /// <summary>State writes a checkpoint keeps in flight at once. The snapshot buckets coalesce them (one storage
+    /// request per bucket for all that arrive together), so more in flight means fewer, larger requests.</summary>
     [Range(1, 10_000)]
-    public int CheckpointConcurrency { get; set; } = 16;
+    public int CheckpointConcurrency { get; set; } = 256;
 
     [Range(1, 10_000)]
     public int DispatchConcurrency { get; set; } = 64;

@@ -43,9 +43,10 @@ public sealed class AggregationOptions
     /// <summary>Half-life of genre affinity: watch time this old counts half.</summary>
     public TimeSpan AffinityHalfLife { get; set; } = TimeSpan.FromDays(7);
 
-    /// <summary>State writes a checkpoint barrier keeps in flight at once; more only queues up in front of storage.</summary>
+    /// <summary>State writes a checkpoint keeps in flight at once. The snapshot buckets coalesce them (one storage
+    /// request per bucket for all that arrive together), so more in flight means fewer, larger requests.</summary>
     [Range(1, 10_000)]
-    public int CheckpointConcurrency { get; set; } = 32;
+    public int CheckpointConcurrency { get; set; } = 2_000;
 
     /// <summary>Grain calls an operator keeps in flight at once when dispatching a delivery.</summary>
     [Range(1, 10_000)]

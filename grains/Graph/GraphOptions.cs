@@ -46,8 +46,10 @@ public sealed class GraphOptions
     [Range(1, 10_000)]
     public int DispatchConcurrency { get; set; } = 256;
 
+    /// <summary>State writes a checkpoint keeps in flight at once. The snapshot buckets coalesce them (one storage
+    /// request per bucket for all that arrive together), so more in flight means fewer, larger requests.</summary>
     [Range(1, 10_000)]
-    public int CheckpointConcurrency { get; set; } = 32;
+    public int CheckpointConcurrency { get; set; } = 2_000;
 
     public IEnumerable<string> Problems()
     {

@@ -10,9 +10,13 @@ using Orleans.Storage;
 namespace Keystone.Storage;
 
 /// <summary>Where snapshot buckets keep their segments, and how many buckets there are.</summary>
-public sealed class SnapshotStore(BlobContainerClient container, int buckets, int compactAfter = SnapshotStore.DefaultCompactAfter)
+public sealed class SnapshotStore(BlobContainerClient container, int buckets, int compactAfter = SnapshotStore.DefaultCompactAfter, TimeSpan? linger = null)
 {
     public const int DefaultCompactAfter = 16;
+
+    /// <summary>How long an idle bucket waits for more writes before it writes the first: a checkpoint's writes arrive
+    /// over a few milliseconds, and waiting for them turns hundreds of requests into one.</summary>
+    public TimeSpan Linger { get; } = linger ?? TimeSpan.FromMilliseconds(50);
 
     public ContainerOnce Container { get; } = new(container);
 
@@ -170,6 +174,7 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
         _writing = true;
         try
         {
+            if (store.Linger > TimeSpan.Zero) await Task.Delay(store.Linger);
             while (_queued.Count > 0)
             {
                 var group = _queued;
@@ -211,7 +216,8 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
             new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } });
         _index.Apply(segment, isBase, SnapshotSegment.Decode(bytes, "").Records);
         if (isBase) _base = segment;
-        _recent = (segment, bytes);
+        // A base is the whole bucket: not worth keeping in memory for the few grains that will read it.
+        _recent = isBase ? (-1, []) : (segment, bytes);
     }
 
     /// <summary>Folds the newest base and the deltas after it into one new base, then deletes them.</summary>

@@ -60,12 +60,17 @@ public sealed class StorageOptions
     /// <summary>How many snapshot buckets grain state is spread over. A checkpoint writes at most one blob per bucket
     /// it touched, so fewer buckets mean fewer, larger writes; more spread the writing over more grains (and silos).</summary>
     [Range(1, 4096)]
-    public int SnapshotBuckets { get; set; } = 32;
+    public int SnapshotBuckets { get; set; } = 16;
 
     /// <summary>Delta segments a bucket writes before it folds them into one new base (and deletes them): bounds
     /// what a bucket reads when it activates.</summary>
     [Range(2, 10_000)]
     public int SnapshotCompactAfter { get; set; } = SnapshotStore.DefaultCompactAfter;
+
+    /// <summary>How long an idle snapshot bucket waits for more writes before it writes: a checkpoint's writes arrive
+    /// over a few milliseconds, and waiting for them makes one request of many. Not on any event's path.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:00:05")]
+    public TimeSpan SnapshotLinger { get; set; } = TimeSpan.FromMilliseconds(50);
 }
 
 public enum GrainStateStore { AzureBlob, Memory }
