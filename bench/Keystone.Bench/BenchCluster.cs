@@ -14,9 +14,10 @@ namespace Keystone.Bench;
 /// <summary>A silo (with its REST gateway) and an external Orleans client in this process, on Azurite blob storage.</summary>
 public sealed class BenchCluster : IAsyncDisposable
 {
-    private BenchCluster(KeystoneHost.Instance silo, IHost client, int partitions)
+    private BenchCluster(KeystoneHost.Instance silo, IHost client, int partitions, IReadOnlyList<KeystoneHost.Instance>? more = null)
     {
         Silo = silo;
+        MoreSilos = more ?? [];
         ClientHost = client;
         Partitions = partitions;
         Http = new HttpClient { BaseAddress = new Uri(silo.BaseAddress), Timeout = TimeSpan.FromMinutes(5) };
@@ -27,13 +28,18 @@ public sealed class BenchCluster : IAsyncDisposable
     private static readonly string AdminKey = "bench_" + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
 
     public KeystoneHost.Instance Silo { get; }
+
+    /// <summary>Silos beyond the first (the scale run), joined to it on loopback in this process.</summary>
+    public IReadOnlyList<KeystoneHost.Instance> MoreSilos { get; }
+
+    public IEnumerable<KeystoneHost.Instance> AllSilos => [Silo, .. MoreSilos];
     public IHost ClientHost { get; }
     public int Partitions { get; }
     public HttpClient Http { get; }
     public IClusterClient Client => ClientHost.Services.GetRequiredService<IClusterClient>();
     public KeystoneQueryClient Query => new(Client, Partitions);
 
-    public static async Task<BenchCluster> StartAsync(AzuriteProcess azurite, IDictionary<string, string?> overrides)
+    public static async Task<BenchCluster> StartAsync(AzuriteProcess azurite, IDictionary<string, string?> overrides, int silos = 1)
     {
         var siloPort = FreePort();
         var gatewayPort = FreePort();
@@ -61,14 +67,33 @@ public sealed class BenchCluster : IAsyncDisposable
         foreach (var (k, v) in overrides) settings[k] = v;
         var silo = await KeystoneHost.BuildAsync(["--environment", "Production"], c => c.AddInMemoryCollection(settings));
         await silo.App.StartAsync();
+        // More silos: the same storage, container and fronting-log directory (silos sharing a disk), joined through the
+        // first one's silo port, each with its own gateway.
+        var more = new List<KeystoneHost.Instance>();
+        var gateways = new List<string> { $"127.0.0.1:{gatewayPort}" };
+        for (var i = 1; i < silos; i++)
+        {
+            var port = FreePort();
+            var gateway = FreePort();
+            var own = new Dictionary<string, string?>(settings)
+            {
+                ["Keystone:Cluster:SiloPort"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["Keystone:Cluster:GatewayPort"] = gateway.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["Keystone:Cluster:PrimarySiloPort"] = siloPort.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            };
+            var next = await KeystoneHost.BuildAsync(["--environment", "Production"], c => c.AddInMemoryCollection(own));
+            await next.App.StartAsync();
+            more.Add(next);
+            gateways.Add($"127.0.0.1:{gateway}");
+        }
 
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.UseOrleansClient(c => c.UseKeystoneCluster(new KeystoneClientOptions { Gateways = [$"127.0.0.1:{gatewayPort}"], ClusterId = clusterId }));
+        builder.UseOrleansClient(c => c.UseKeystoneCluster(new KeystoneClientOptions { Gateways = gateways, ClusterId = clusterId }));
         var client = builder.Build();
         await client.StartAsync();
         var partitions = int.Parse(settings.TryGetValue("Keystone:Ingest:Partitions", out var p) && p is not null ? p : "8", System.Globalization.CultureInfo.InvariantCulture);
-        return new BenchCluster(silo, client, partitions);
+        return new BenchCluster(silo, client, partitions, more);
     }
 
     private static int FreePort()
@@ -83,6 +108,8 @@ public sealed class BenchCluster : IAsyncDisposable
         Http.Dispose();
         await ClientHost.StopAsync();
         ClientHost.Dispose();
+        // Later silos leave first, the primary last.
+        foreach (var silo in MoreSilos.Reverse()) await silo.DisposeAsync();
         await Silo.DisposeAsync();
     }
 }

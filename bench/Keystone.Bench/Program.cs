@@ -30,9 +30,9 @@ if (scenario is "validation" or "all")
     BenchmarkRunner.Run<ValidationBenchmarks>(args: args.Where(a => a is not ("validation" or "all")).ToArray());
     if (scenario == "validation") return 0;
 }
-if (scenario is not ("pipeline" or "all"))
+if (scenario is not ("pipeline" or "all" or "scale"))
 {
-    Console.Error.WriteLine($"unknown scenario '{scenario}' (pipeline, validation, all)");
+    Console.Error.WriteLine($"unknown scenario '{scenario}' (pipeline, validation, scale, all)");
     return 2;
 }
 
@@ -52,6 +52,41 @@ using var allocations = args.Contains("--alloc-profile") ? new AllocationProfile
 Console.WriteLine($"Machine: {Environment.ProcessorCount} cores, .NET {Environment.Version}, server GC {System.Runtime.GCSettings.IsServerGC}");
 Console.WriteLine("Starting Azurite (in memory)...");
 await using var azurite = await AzuriteProcess.StartAsync();
+
+if (scenario == "scale")
+{
+    // The same saturation run on 1, 2, 3 silos (one process, loopback clustering, one Azurite): events/s, and CPU per
+    // event counting this process (silos, client, producer) and Azurite.
+    var counts = (ArgText("--silos") ?? "1,2,3").Split(',').Select(n => int.Parse(n, CultureInfo.InvariantCulture)).ToArray();
+    var scaleEvents = PipelineBenchmark.Generate(Arg("--events", 200_000), seed: 1);
+    var scaleWarmUp = PipelineBenchmark.Generate(Arg("--warm-up-events", 50_000), seed: 2);
+    var scaleOptions = new PublisherOptions { MaxBatchEvents = 2_000, MaxInFlightBatches = 4, QueueCapacity = 200_000, MaxBlockTime = TimeSpan.FromMinutes(5), DeadLetterPath = "bench-deadletter.jsonl" };
+    var rows = new List<string>();
+    foreach (var n in counts)
+    {
+        Console.WriteLine($"Running scale with {n} silo(s)...");
+        await using var cluster = await BenchCluster.StartAsync(azurite, extra, n);
+        await PipelineBenchmark.WarmUp(cluster, scaleWarmUp, scaleOptions);
+        var processBefore = Environment.CpuUsage.TotalTime;
+        var azuriteBefore = ScaleCpu.Of(azurite.ProcessId);
+        var requestsBefore = cluster.AllSilos.Sum(s => s.App.Services.GetRequiredService<Keystone.Storage.StorageRequests>().Snapshot().Sum(p => p.Value));
+        var result = await PipelineBenchmark.RunSdk(cluster, $"scale-{n}", scaleEvents, PipelineBenchmark.ExpectedDeliveries(scaleEvents), scaleOptions);
+        var processCpu = Environment.CpuUsage.TotalTime - processBefore;
+        var azuriteCpu = ScaleCpu.Of(azurite.ProcessId) - azuriteBefore;
+        var cpu = processCpu + azuriteCpu;
+        var requests = cluster.AllSilos.Sum(s => s.App.Services.GetRequiredService<Keystone.Storage.StorageRequests>().Snapshot().Sum(p => p.Value)) - requestsBefore;
+        var routers = await Task.WhenAll(Enumerable.Range(0, cluster.Partitions).Select(p => cluster.Client.GetGrain<Keystone.Routing.IRouterGrain>(Keystone.Topics.StreamNames.PartitionKey(p)).GetStats()));
+        var placement = await cluster.Query.GetClusterAsync();
+        var row = $"| {n} | {result.EventsPerSecond:N0} | {cpu.TotalMilliseconds * 1000 / result.Events:N1} µs | {processCpu.TotalMilliseconds * 1000 / result.Events:N1} µs | {azuriteCpu.TotalMilliseconds * 1000 / result.Events:N1} µs | {cpu.TotalSeconds / result.Elapsed.TotalSeconds:0.00} of {Environment.ProcessorCount} | {result.Events / (double)Math.Max(1, requests):N1} | {string.Join(" / ", placement.RoutersPerSilo.Values.Order())} |";
+        Console.WriteLine($"  scale-{n}: {result.Events:N0} events in {result.Elapsed.TotalSeconds:0.00} s, CPU {cpu.TotalSeconds:0.0} s (process + Azurite), storage requests {requests:N0}, routers per silo {string.Join(", ", placement.RoutersPerSilo.Select(p => $"{p.Key} {p.Value}"))}");
+        rows.Add(row);
+    }
+    Console.WriteLine();
+    Console.WriteLine("| silos | events/s | CPU per event | of which silos, client, producer | of which Azurite | cores busy | events per storage request | routers per silo |");
+    Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---|");
+    foreach (var row in rows) Console.WriteLine(row);
+    return 0;
+}
 
 var needed = new[] { eventCount, latencyRate * latencySeconds, capacityRates.Max() * capacitySeconds, baselineCount, restCount }.Max();
 if (only is not null) needed = Math.Min(needed, 500_000);
@@ -250,3 +285,30 @@ if (graph is not null)
 foreach (var (name, on, off) in overhead)
     Console.WriteLine($"overhead of metrics + access control, {name}: on {on:N0}/s, off {off:N0}/s, cost {(off - on) / off:P1} (target <= 5 %: {((off - on) / off <= 0.05 ? "met" : "NOT met")})");
 return 0;
+
+/// <summary>CPU time another process (Azurite) has used, from /proc (Linux); zero elsewhere.</summary>
+internal static class ScaleCpu
+{
+    public static TimeSpan Of(int pid)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            var total = process.TotalProcessorTime;
+            // Azurite runs under a watchdog/launcher: count its children too.
+            foreach (var child in Children(pid)) total += Of(child);
+            return total;
+        }
+        catch (ArgumentException)
+        {
+            return TimeSpan.Zero;
+        }
+    }
+
+    private static IEnumerable<int> Children(int pid)
+    {
+        var path = $"/proc/{pid}/task/{pid}/children";
+        if (!File.Exists(path)) return [];
+        return File.ReadAllText(path).Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse);
+    }
+}

@@ -27,6 +27,20 @@ public sealed class AlertOptions
     [Range(0.0, 10_000_000.0)]
     public double MinBaselineRate { get; set; } = 10;
 
+    /// <summary>
+    /// Windows with traffic the baseline must have learned before it is judged: one burst is not a baseline to fall
+    /// below.
+    /// </summary>
+    [Range(1, 10_000)]
+    public int MinBaselineWindows { get; set; } = 4;
+
+    /// <summary>
+    /// Consecutive low windows before <c>throughput</c> fires (Prometheus' <c>for:</c>). The window in which traffic
+    /// stops is only partly busy and reads low; the next one is silent, i.e. idle, so a stop never fires.
+    /// </summary>
+    [Range(1, 10_000)]
+    public int LowWindowsToFire { get; set; } = 2;
+
     /// <summary>Weight of each new window in the throughput baseline (exponential moving average).</summary>
     [Range(0.001, 1.0)]
     public double BaselineWeight { get; set; } = 0.1;
@@ -72,6 +86,11 @@ public sealed class AlertEvaluator(AlertOptions options)
 
     public double? Baseline { get; private set; }
 
+    /// <summary>Windows with traffic that have taught the baseline so far.</summary>
+    public int BaselineWindows { get; private set; }
+
+    private int _lowWindows;
+
     public IReadOnlyList<AlertView> Alerts => [.. _alerts.Values];
 
     /// <summary>Applies a sample; returns the alerts whose state changed.</summary>
@@ -90,11 +109,30 @@ public sealed class AlertEvaluator(AlertOptions options)
         Judge(ErrorRate, rate, rate > options.MaxErrorRate, rate is null ? "nothing received" : $"{s.Refused} of {s.Received} refused ({rate:P2}, limit {options.MaxErrorRate:P2})");
 
         var perSecond = s.Ingested / Math.Max(0.001, s.Window.TotalSeconds);
-        var low = Baseline is { } b && b >= options.MinBaselineRate && perSecond < options.MinThroughputFraction * b;
         double? fraction = Baseline is { } baseline && baseline > 0 ? perSecond / baseline : null;
-        Judge(Throughput, fraction, low, Baseline is null ? "no baseline yet" : $"{perSecond:0.0} events/s against a baseline of {Baseline:0.0}/s (fires below {options.MinThroughputFraction:P0})");
-        // A drop does not teach the baseline that the drop is normal.
-        if (!low) Baseline = Baseline is { } old ? old + options.BaselineWeight * (perSecond - old) : perSecond;
+        if (s.Received == 0)
+        {
+            // Nothing was offered: producers are silent. An idle pipeline is not a failing one, and silence must not
+            // teach the baseline either (traffic resuming at its usual rate would then look like a surge).
+            _lowWindows = 0;
+            Judge(Throughput, fraction, false, Baseline is null ? "idle: nothing received" : $"idle: nothing received (baseline {Baseline:0.0}/s)");
+        }
+        else
+        {
+            var judged = Baseline is { } b && b >= options.MinBaselineRate && BaselineWindows >= options.MinBaselineWindows;
+            var below = judged && perSecond < options.MinThroughputFraction * Baseline!.Value;
+            _lowWindows = below ? _lowWindows + 1 : 0;
+            var firing = below && _lowWindows >= options.LowWindowsToFire;
+            Judge(Throughput, fraction, firing, Baseline is null
+                ? "no baseline yet"
+                : $"{perSecond:0.0} events/s against a baseline of {Baseline:0.0}/s (fires below {options.MinThroughputFraction:P0} for {options.LowWindowsToFire} windows{(judged ? "" : $"; baseline learnt over {BaselineWindows} of {options.MinBaselineWindows} windows")})");
+            // A drop does not teach the baseline that the drop is normal.
+            if (!below)
+            {
+                Baseline = Baseline is { } old ? old + options.BaselineWeight * (perSecond - old) : perSecond;
+                BaselineWindows++;
+            }
+        }
         return changed;
 
         void Judge(string name, double? value, bool firing, string detail)

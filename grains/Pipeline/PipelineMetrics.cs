@@ -33,6 +33,7 @@ public sealed class PipelineMetrics : IDisposable
     private readonly Histogram<long> _batchSize;
     private readonly Histogram<double> _lag;
     private readonly Histogram<double> _processing;
+    private readonly Histogram<double> _topicLag;
 
     // The same two measures kept in process per stage for the alert rules, emptied at every evaluation.
     private readonly Lock _windowLock = new();
@@ -62,6 +63,7 @@ public sealed class PipelineMetrics : IDisposable
         _batchSize = _meter.CreateHistogram<long>("keystone.ingest.batch_size", "{event}", "Events per ingest batch.");
         _lag = _meter.CreateHistogram<double>("keystone.event.lag", "ms", "Now minus event time when a stage handles an event, by stage (one event in 16 sampled).");
         _processing = _meter.CreateHistogram<double>("keystone.stage.processing", "ms", "Time a stage takes for one batch, by stage.");
+        _topicLag = _meter.CreateHistogram<double>("keystone.topic.lag", "ms", "Now minus event time when a topic's tap receives an event, by topic (one event in 16 sampled).");
     }
 
     /// <summary>Records a batch handled by a stage: how long it took, and how old each of its events was.</summary>
@@ -145,6 +147,12 @@ public sealed class PipelineMetrics : IDisposable
         if (count == 0) return;
         _duplicates.Add(count, new KeyValuePair<string, object?>("stage", "router"));
         Interlocked.Add(ref _duplicatesAtRouterTotal, count);
+    }
+
+    /// <summary>A topic's delivery lag (now − event time), for dashboards per topic; the caller samples one event in <see cref="LagSampleStride"/>.</summary>
+    public void TopicLag(string topic, double milliseconds)
+    {
+        if (_stageHistograms) _topicLag.Record(milliseconds, new KeyValuePair<string, object?>("topic", topic));
     }
 
     public void Routed(string topic, int count)

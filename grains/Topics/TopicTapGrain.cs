@@ -21,6 +21,7 @@ namespace Keystone.Topics;
 public sealed class TopicTapGrain(
     IOptions<TapOptions> options,
     TimeProvider time,
+    Keystone.Pipeline.PipelineMetrics metrics,
     ILogger<TopicTapGrain> logger)
     : Grain, ITopicTapGrain, IStreamSubscriptionObserver, IAsyncBatchObserver<EventBatch>
 {
@@ -65,7 +66,12 @@ public sealed class TopicTapGrain(
                     _duplicates += count;
                     continue;
                 }
-                for (var i = start; i < start + count; i++) _lag.Record((nowTicks - ticks[i]) / TimeSpan.TicksPerMicrosecond);
+                for (var i = start; i < start + count; i++)
+                {
+                    var micros = (nowTicks - ticks[i]) / TimeSpan.TicksPerMicrosecond;
+                    _lag.Record(micros);
+                    if ((i - start) % Keystone.Pipeline.PipelineMetrics.LagSampleStride == 0) metrics.TopicLag(_topic, micros / 1000.0);
+                }
                 _delivered += count;
                 _lastDeliveryAt = now;
                 (accepted ??= []).Add((start, count));

@@ -14,7 +14,8 @@ public sealed record RulesView(string Hash, string Origin, int Rules, string Tex
 public sealed record RulesValidation(bool Valid, int Rules, IReadOnlyList<string> Topics);
 
 /// <summary><paramref name="StorageRequests"/>: what this silo sent to Azure Storage since it started, by operation.</summary>
-public sealed record StatsView(PipelineInfo Pipeline, IReadOnlyList<RouterStats> Routers, PipelineTotals? ThisSilo, IReadOnlyDictionary<string, long>? StorageRequests);
+public sealed record StatsView(PipelineInfo Pipeline, IReadOnlyList<RouterStats> Routers, PipelineTotals? ThisSilo, IReadOnlyDictionary<string, long>? StorageRequests,
+    string? SiloAddress = null, Keystone.Client.Querying.ClusterView? Cluster = null);
 
 /// <summary>Read-only views of the schema registry, the routing rules and the pipeline, plus rule validation.</summary>
 internal static class CatalogEndpoints
@@ -119,8 +120,18 @@ internal static class CatalogEndpoints
         {
             var info = await cluster.GetGrain<IPipelineInfoGrain>(0).GetInfo();
             var routers = await Task.WhenAll(Enumerable.Range(0, info.Partitions).Select(p => cluster.GetGrain<IRouterGrain>(StreamNames.PartitionKey(p)).GetStats()));
-            return Results.Ok(new StatsView(info, routers, services.GetService<PipelineMetrics>()?.Snapshot(), services.GetService<Keystone.Storage.StorageRequests>()?.Snapshot()));
-        }).WithTags("Pipeline").WithName("GetStats").WithSummary("Pipeline set-up, per-router counters and this silo's ingest counters").Produces<StatsView>();
+            var view = await Keystone.Client.Querying.ClusterQueries.GetClusterAsync(cluster, info.Partitions);
+            return Results.Ok(new StatsView(info, routers, services.GetService<PipelineMetrics>()?.Snapshot(), services.GetService<Keystone.Storage.StorageRequests>()?.Snapshot(),
+                services.GetService<ILocalSiloDetails>()?.SiloAddress.ToParsableString(), view));
+        }).WithTags("Pipeline").WithName("GetStats").WithSummary("Pipeline set-up, per-router counters, this silo's ingest counters and address, the cluster's members and where each partition runs").Produces<StatsView>();
+
+        app.MapGet("/v1/cluster", async (IClusterClient cluster) =>
+        {
+            var info = await cluster.GetGrain<IPipelineInfoGrain>(0).GetInfo();
+            return Results.Ok(await Keystone.Client.Querying.ClusterQueries.GetClusterAsync(cluster, info.Partitions));
+        }).WithTags("Pipeline").WithName("GetCluster")
+          .WithSummary("The silos in the membership table (address, name, status) and the silo each partition's router and operators run on")
+          .Produces<Keystone.Client.Querying.ClusterView>();
 
         app.MapGet("/v1/checkpoints", async (IClusterClient cluster) =>
             Results.Ok(await cluster.GetGrain<Keystone.Checkpointing.ICheckpointCoordinatorGrain>(0).GetStatus()))

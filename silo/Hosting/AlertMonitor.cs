@@ -4,6 +4,9 @@ using Microsoft.Extensions.Options;
 
 namespace Keystone.Silo.Hosting;
 
+/// <summary>One evaluation window on this silo, kept for the status page's charts.</summary>
+public sealed record HistoryPoint(DateTimeOffset At, double EventsPerSecond, IReadOnlyDictionary<string, double> LagP99Ms);
+
 /// <summary>Evaluates the alert rules on this silo's pipeline metrics every interval, logs transitions, and keeps the result for <c>GET /v1/alerts</c>.</summary>
 internal sealed class AlertMonitor(PipelineMetrics metrics, IOptions<AlertOptions> options, TimeProvider time, ILogger<AlertMonitor> logger) : BackgroundService
 {
@@ -11,6 +14,19 @@ internal sealed class AlertMonitor(PipelineMetrics metrics, IOptions<AlertOption
     private readonly Lock _lock = new();
     private PipelineTotals _previous = metrics.Snapshot();
     private DateTimeOffset _previousAt = time.GetUtcNow();
+    private readonly Queue<HistoryPoint> _history = new();
+
+    /// <summary>How far back <see cref="History"/> reaches: the status page charts the last 15 minutes.</summary>
+    public static readonly TimeSpan HistoryRetention = TimeSpan.FromMinutes(15);
+
+    /// <summary>The windows evaluated within <see cref="HistoryRetention"/>, oldest first.</summary>
+    public IReadOnlyList<HistoryPoint> History
+    {
+        get
+        {
+            lock (_lock) return [.. _history];
+        }
+    }
 
     public DateTimeOffset? EvaluatedAt { get; private set; }
 
@@ -52,6 +68,8 @@ internal sealed class AlertMonitor(PipelineMetrics metrics, IOptions<AlertOption
         {
             changed = _evaluator.Evaluate(sample);
             EvaluatedAt = now;
+            _history.Enqueue(new HistoryPoint(now, ingested / Math.Max(0.001, sample.Window.TotalSeconds), sample.LagP99Ms));
+            while (_history.TryPeek(out var oldest) && oldest.At < now - HistoryRetention) _history.Dequeue();
         }
         foreach (var a in changed)
         {

@@ -83,9 +83,10 @@ internal static class ConfigurationCheck
             }
         }
 
+        var host = new KeystoneHostOptions();
         try
         {
-            configuration.GetSection("Keystone").Bind(new KeystoneHostOptions());
+            configuration.GetSection("Keystone").Bind(host);
         }
         catch (InvalidOperationException e)
         {
@@ -133,7 +134,9 @@ internal static class ConfigurationCheck
             if (streaming.PollPeriod <= TimeSpan.Zero) problems.Add("Keystone:Streaming:PollPeriod must be positive.");
             if (streaming.MaxEventDeliveryTime <= TimeSpan.Zero) problems.Add("Keystone:Streaming:MaxEventDeliveryTime must be positive.");
             if (streaming.MaxConsumerLag < TimeSpan.FromSeconds(10)) problems.Add("Keystone:Streaming:MaxConsumerLag must be at least 10 s.");
-            if (streaming.Provider == StreamProviderKind.EventHubs)
+            // A gateway runs no streams: the hub's credentials are a silo's business (the Kubernetes manifests give
+            // both roles one ConfigMap and the hub's secret to the silos only).
+            if (streaming.Provider == StreamProviderKind.EventHubs && host.Role == HostRole.Silo)
             {
                 if (string.IsNullOrWhiteSpace(streaming.EventHubs.ConnectionString))
                     problems.Add("Keystone:Streaming:EventHubs:ConnectionString is required when Keystone:Streaming:Provider is EventHubs.");
@@ -143,6 +146,8 @@ internal static class ConfigurationCheck
             if (streaming.Provider == StreamProviderKind.AzureQueue && ingest is not null && ingest.MaxEventBytes > 40 * 1024)
                 problems.Add("Keystone:Ingest:MaxEventBytes must be at most 40960 with the AzureQueue provider (a queue message holds 64 KiB base64-encoded).");
         }
+        if (cluster is not null && cluster.Kubernetes && cluster.Mode != ClusteringMode.AzureTable)
+            problems.Add("Keystone:Cluster:Kubernetes requires Keystone:Cluster:Mode AzureTable (pods come and go with new addresses; membership must live outside them).");
         if (cluster is not null && cluster.SiloPort == cluster.GatewayPort)
             problems.Add("Keystone:Cluster:SiloPort and Keystone:Cluster:GatewayPort must differ.");
         if (storage is not null && string.IsNullOrWhiteSpace(storage.ConnectionString))

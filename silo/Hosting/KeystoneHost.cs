@@ -148,6 +148,8 @@ public static class KeystoneHost
         // Prometheus scrapes /metrics: the pipeline's, the checkpoints' and (in co-hosted producers) the SDK's meters.
         services.AddOpenTelemetry().WithMetrics(m => m
             .AddMeter(PipelineMetrics.MeterName, Keystone.Aggregation.CheckpointMetrics.MeterName, Keystone.Storage.StorageRequests.MeterName, Keystone.Client.Publishing.PublisherMetrics.MeterName)
+            // .NET's own runtime meter: GC collections and pause time, heap, CPU, thread pool (the dashboard's GC row).
+            .AddMeter("System.Runtime")
             .AddPrometheusExporter());
 
         services.ConfigureHttpJsonOptions(o =>

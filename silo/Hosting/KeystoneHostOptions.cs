@@ -100,6 +100,15 @@ public sealed class ClusterOptions
     /// <summary>Azure Table clustering: connection string (defaults to <c>Keystone:Storage:ConnectionString</c>).</summary>
     public string? ConnectionString { get; set; }
 
+    /// <summary>
+    /// Run under Orleans' Kubernetes hosting (<c>Microsoft.Orleans.Hosting.Kubernetes</c>): the pod name becomes the
+    /// silo name, the pod IP the advertised address, ports listen on every interface, and silos watch the pods of
+    /// their cluster (a pod that is gone is declared dead at once, a silo declared dead has its pod deleted). Needs
+    /// <see cref="ClusteringMode.AzureTable"/> and the environment the manifests in infra/kubernetes set (POD_NAME,
+    /// POD_NAMESPACE, POD_IP, ORLEANS_SERVICE_ID, ORLEANS_CLUSTER_ID). Off by default.
+    /// </summary>
+    public bool Kubernetes { get; set; }
+
     /// <summary>Gateway role with localhost clustering: the silos' gateway ports to connect to.</summary>
     public List<int> Gateways { get; set; } = [];
 }

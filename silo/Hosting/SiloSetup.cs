@@ -41,7 +41,23 @@ internal static class SiloSetup
                     o.ServiceId = cluster.ServiceId;
                 });
                 silo.UseAzureStorageClustering(o => o.TableServiceClient = Tables(cluster.ConnectionString ?? storage.ConnectionString));
-                silo.ConfigureEndpoints(IPAddress.Loopback, cluster.SiloPort, cluster.GatewayPort, listenOnAnyHostAddress: false);
+                if (cluster.Kubernetes)
+                {
+                    // Kubernetes hosting listens on every interface. It advertises the pod IP only when nothing set an
+                    // address before it, and Orleans' defaults do (the first interface): set it from the pod here.
+                    silo.Configure<EndpointOptions>(o =>
+                    {
+                        o.SiloPort = cluster.SiloPort;
+                        o.GatewayPort = cluster.GatewayPort;
+                        if (IPAddress.TryParse(Environment.GetEnvironmentVariable(Orleans.Hosting.Kubernetes.KubernetesHostingOptions.PodIPEnvironmentVariable), out var podIp))
+                            o.AdvertisedIPAddress = podIp;
+                    });
+                    silo.UseKubernetesHosting();
+                }
+                else
+                {
+                    silo.ConfigureEndpoints(IPAddress.Loopback, cluster.SiloPort, cluster.GatewayPort, listenOnAnyHostAddress: false);
+                }
                 break;
         }
 

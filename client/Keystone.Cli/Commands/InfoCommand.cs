@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Keystone.Client.Querying;
 using Keystone.Topics;
 
 namespace Keystone.Cli.Commands;
@@ -14,6 +15,7 @@ internal static class InfoCommand
             await using var connection = await context.ConnectAsync();
             var info = await connection.Client.GetGrain<IPipelineInfoGrain>(0).GetInfo();
             Console.Write(Render(info, connection.Settings.Describe()));
+            Console.Write(RenderCluster(await connection.Client.GetClusterAsync(info.Partitions)));
             return ExitCodes.Ok;
         });
         return command;
@@ -28,4 +30,18 @@ internal static class InfoCommand
         $"Event types      {info.EventTypes.Count}: {string.Join(", ", info.EventTypes)}",
         "",
     ]);
+
+    /// <summary>The members and, per partition, the silo its router and operators run on.</summary>
+    internal static string RenderCluster(ClusterView view)
+    {
+        var lines = new List<string> { "", $"Members          {view.Members.Count(m => m.Status == "Active")} active of {view.Members.Count} in the membership table" };
+        foreach (var m in view.Members)
+            lines.Add($"  {m.Status,-13} {m.Address,-28} {m.Name,-24} started {m.StartedAt:yyyy-MM-dd HH:mm:ss}Z");
+        lines.Add("");
+        lines.Add("Partitions       router / activity / graph / ads operator");
+        foreach (var p in view.Partitions)
+            lines.Add($"  {p.Partition,3}  {p.Router ?? "-"}  {p.ActivityOperator ?? "-"}  {p.GraphOperator ?? "-"}  {p.AdsOperator ?? "-"}");
+        lines.Add("");
+        return string.Join('\n', lines);
+    }
 }

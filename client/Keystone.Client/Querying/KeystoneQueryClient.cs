@@ -19,6 +19,9 @@ public sealed class KeystoneQueryClient(IGrainFactory grains, int partitions)
 
     public Task<PipelineInfo> GetInfoAsync() => grains.GetGrain<IPipelineInfoGrain>(0).GetInfo();
 
+    /// <summary>The silos in the membership table and where each partition's router and operators run.</summary>
+    public Task<ClusterView> GetClusterAsync() => grains.GetClusterAsync(Partitions);
+
     /// <summary>Every known topic, summed over its partitions.</summary>
     public async Task<IReadOnlyList<TopicSummary>> GetTopicsAsync()
     {

@@ -89,6 +89,18 @@ public sealed class SiloProcess : IAsyncDisposable
             if (_output.Length < 200_000) _output.AppendLine(line);
     }
 
+    /// <summary>SIGTERM, as Kubernetes stops a pod: the host shuts down gracefully (the silo leaves the cluster,
+    /// grains write their state). Returns the exit code.</summary>
+    public async Task<int> StopAsync(TimeSpan timeout)
+    {
+        if (_process.HasExited) return _process.ExitCode;
+        using (var term = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            await term.WaitForExitAsync();
+        using var cts = new CancellationTokenSource(timeout);
+        await _process.WaitForExitAsync(cts.Token);
+        return _process.ExitCode;
+    }
+
     /// <summary>SIGKILL: no graceful shutdown, no last checkpoint, in-flight work lost.</summary>
     public void Kill()
     {

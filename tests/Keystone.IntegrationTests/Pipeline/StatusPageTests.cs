@@ -34,7 +34,10 @@ public sealed partial class StatusPageTests(AzuriteFixture azurite)
     [Fact]
     public async Task The_status_page_renders_the_live_numbers_behind_the_admin_key()
     {
-        await using var silo = await TestSilo.StartAsync(TestSilo.DefaultSettings(azurite));
+        var settings = TestSilo.DefaultSettings(azurite);
+        // Windows of 300 ms, so that the charts have several points within the test.
+        settings["Keystone:Alerts:EvaluationInterval"] = "00:00:00.300";
+        await using var silo = await TestSilo.StartAsync(settings);
         var events = Enumerable.Range(0, 7).Select(i => TestEvents.Play($"status-u{i}", "status-v1")).ToList();
         var bad = TestEvents.Node(TestEvents.Play("status-bad", "status-v1"));
         bad["event_type"] = "video.play.nope";
@@ -46,6 +49,15 @@ public sealed partial class StatusPageTests(AzuriteFixture azurite)
         // Without the admin key the page is refused (and a browser is asked for it).
         using var anonymous = new HttpClient();
         Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await anonymous.GetAsync(new Uri(new Uri(silo.Host.BaseAddress), "/status"))).StatusCode);
+
+        // The charts' data: the windows since start, at least one of them with the 7 events and a router lag, and
+        // windows after it (the events came in one request, so the peak is that window's and stays).
+        var history = await Eventually.Until(async () => JsonNode.Parse(await silo.Http.GetStringAsync("/v1/status/history"))!["points"]!.AsArray(),
+            p => p.Count >= 3 && p.Any(x => x!["lag_p99_ms"]!.AsObject().ContainsKey("router")) && p[^1]!["events_per_second"]!.GetValue<double>() == 0,
+            TimeSpan.FromSeconds(15), "three windows of history, the events' and quiet ones after");
+        var peak = history.Max(p => p!["events_per_second"]!.GetValue<double>());
+        Assert.True(peak > 0);
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, (await silo.Http.GetAsync("/v1/status/history?minutes=16")).StatusCode);
 
         var url = new UriBuilder(new Uri(new Uri(silo.Host.BaseAddress), "/status")) { UserName = "ops", Password = TestSilo.AdminKey }.Uri.ToString();
         var work = Directory.CreateTempSubdirectory("keystone-chromium-");
@@ -59,6 +71,17 @@ public sealed partial class StatusPageTests(AzuriteFixture azurite)
             Assert.Equal("4", Cell(dom, "partitions"));
             Assert.Matches("data-topic=\"archive-all-events\">7<", dom);
             Assert.Contains("error-rate", dom);
+
+            // The charts: the throughput line has a point per window (at least those seen above) and is scaled to the
+            // peak the API reports; the lag chart has a line per stage, the router's among them.
+            var throughput = dom[dom.IndexOf("id=\"chart-throughput\"", StringComparison.Ordinal)..];
+            throughput = throughput[..throughput.IndexOf("</svg>", StringComparison.Ordinal)];
+            Assert.True(int.Parse(ChartCount().Match(throughput).Groups[1].Value) >= history.Count, throughput);
+            Assert.Contains($">{peak.ToString("F1", System.Globalization.CultureInfo.InvariantCulture)} events/s<", throughput);
+            var lag = dom[dom.IndexOf("id=\"chart-lag\"", StringComparison.Ordinal)..];
+            lag = lag[..lag.IndexOf("</svg>", StringComparison.Ordinal)];
+            Assert.Contains("data-series=\"router\"", lag);
+            Assert.Matches(@"class=""peak""[^>]*>\d+\.\d ms<", lag);
 
             // And it draws: a real screenshot of the rendered page, of the requested size and not blank.
             var png = Path.Combine(work.FullName, "status.png");
@@ -76,6 +99,9 @@ public sealed partial class StatusPageTests(AzuriteFixture azurite)
 
     private static string Cell(string dom, string id) =>
         CellPattern().Match(dom[dom.IndexOf($"id=\"{id}\"", StringComparison.Ordinal)..]).Groups[1].Value;
+
+    [GeneratedRegex("data-count=\"(\\d+)\"")]
+    private static partial Regex ChartCount();
 
     [GeneratedRegex("^id=\"[a-z]+\">([^<]*)<")]
     private static partial Regex CellPattern();

@@ -53,7 +53,7 @@ public class AlertEvaluatorTests
     [Fact]
     public void Throughput_below_half_its_learned_baseline_fires_and_the_drop_is_not_learned()
     {
-        var e = new AlertEvaluator(new AlertOptions { BaselineWeight = 0.5 });
+        var e = new AlertEvaluator(new AlertOptions { BaselineWeight = 0.5, MinBaselineWindows = 2, LowWindowsToFire = 1 });
         e.Evaluate(S(0, received: 10_000));          // 1,000/s: the first window sets the baseline
         Assert.Equal(1_000, e.Baseline);
         e.Evaluate(S(1, received: 6_000));           // 600/s: above half, learned → 800
@@ -71,5 +71,58 @@ public class AlertEvaluatorTests
         e.Evaluate(S(0, received: 50));   // 5/s baseline, under the 10/s floor
         e.Evaluate(S(1, received: 0));
         Assert.Equal(AlertState.Ok, Get(e, AlertEvaluator.Throughput).State);
+    }
+
+    // The report: a burst of 5,000 events, then silence, and the alert said "0.0 events/s against a baseline of 314.2/s".
+    [Fact]
+    public void A_burst_followed_by_silence_never_fires()
+    {
+        var e = new AlertEvaluator(new AlertOptions());
+        var window = TimeSpan.FromSeconds(15);
+        AlertSample W(int n, long events) => new(T0 + window * n, window, new Dictionary<string, double>(), new Dictionary<string, double>(), events, 0, events);
+        var changes = new List<AlertView>();
+        changes.AddRange(e.Evaluate(W(0, 4_713)));   // 314.2/s
+        changes.AddRange(e.Evaluate(W(1, 287)));
+        for (var n = 2; n < 40; n++) changes.AddRange(e.Evaluate(W(n, 0)));
+        Assert.Empty(changes);
+        var a = Get(e, AlertEvaluator.Throughput);
+        Assert.Equal(AlertState.Ok, a.State);
+        Assert.StartsWith("idle: nothing received", a.Detail);
+    }
+
+    [Fact]
+    public void Steady_traffic_that_stops_mid_window_is_idle_not_an_outage()
+    {
+        var e = new AlertEvaluator(new AlertOptions());
+        for (var n = 0; n < 10; n++) e.Evaluate(S(n, received: 10_000));   // 1,000/s learnt over 10 windows
+        Assert.Empty(e.Evaluate(S(10, received: 2_000)));                   // traffic stopped 2 s into the window: one low window
+        Assert.Empty(e.Evaluate(S(11, received: 0)));                       // then silence
+        Assert.Equal(AlertState.Ok, Get(e, AlertEvaluator.Throughput).State);
+        Assert.Equal(1_000, e.Baseline);                                    // neither the low window nor the silence was learnt
+    }
+
+    [Fact]
+    public void A_sustained_drop_under_traffic_still_fires_after_the_configured_windows()
+    {
+        var e = new AlertEvaluator(new AlertOptions());
+        for (var n = 0; n < 4; n++) e.Evaluate(S(n, received: 10_000));
+        Assert.Empty(e.Evaluate(S(4, received: 3_000)));
+        var fired = Assert.Single(e.Evaluate(S(5, received: 3_000)));
+        Assert.Equal((AlertEvaluator.Throughput, AlertState.Firing, T0 + Window * 5), (fired.Name, fired.State, fired.Since));
+        Assert.Contains("300.0 events/s against a baseline of 1000.0/s", fired.Detail);
+        var resolved = Assert.Single(e.Evaluate(S(6, received: 0)));      // producers went silent: idle, resolved
+        Assert.Equal(AlertState.Resolved, resolved.State);
+    }
+
+    [Fact]
+    public void A_baseline_is_not_judged_before_it_has_learnt_enough_windows()
+    {
+        var e = new AlertEvaluator(new AlertOptions());
+        e.Evaluate(S(0, received: 10_000));
+        e.Evaluate(S(1, received: 10_000));
+        e.Evaluate(S(2, received: 1_000));
+        e.Evaluate(S(3, received: 1_000));
+        Assert.Equal(AlertState.Ok, Get(e, AlertEvaluator.Throughput).State);
+        Assert.Contains("baseline learnt over", Get(e, AlertEvaluator.Throughput).Detail);
     }
 }

@@ -127,6 +127,14 @@ public class ConfigurationCheckTests
     }
 
     [Fact]
+    public void Kubernetes_hosting_needs_table_membership()
+    {
+        var e = Fails(("Keystone:Cluster:Kubernetes", "true"));
+        Assert.StartsWith("Keystone:Cluster:Kubernetes requires Keystone:Cluster:Mode AzureTable", Assert.Single(e.Problems));
+        ConfigurationCheck.Validate(Config(("Keystone:Cluster:Kubernetes", "true"), ("Keystone:Cluster:Mode", "AzureTable")));
+    }
+
+    [Fact]
     public void Cross_setting_limits_are_checked()
     {
         var e = Fails(("Keystone:Ingest:MaxEventBytes", "65536"), ("Keystone:Ingest:MaxRequestBytes", "32768"));

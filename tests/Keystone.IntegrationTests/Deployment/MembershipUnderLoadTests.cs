@@ -1,0 +1,233 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Keystone.Client.Hosting;
+using Keystone.Client.Publishing;
+using Keystone.Events;
+using Keystone.IntegrationTests.Infrastructure;
+using Microsoft.Extensions.Hosting;
+using Xunit.Abstractions;
+
+namespace Keystone.IntegrationTests.Deployment;
+
+/// <summary>
+/// Silos joining and leaving under a steady SDK load, with Azure Table membership on Azurite: one silo, then two more,
+/// then the first stopped gracefully (SIGTERM, as Kubernetes stops a pod) and a second killed (SIGKILL). Every count
+/// must come out exact, partitions must move to the silos left, and any silo must answer for any entity.
+/// </summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutputHelper output)
+{
+    private static string Port() => TestSilo.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    [Fact]
+    public async Task Silos_join_and_leave_under_steady_SDK_load_and_every_count_is_exact()
+    {
+        var prefix = "mem" + Guid.NewGuid().ToString("N")[..8];
+        var shared = TestSilo.DefaultSettings(azurite);
+        shared["Keystone:Cluster:Mode"] = "AzureTable";
+        // Durable streams: what a killed silo had pulled but not finished is delivered again to another.
+        shared["Keystone:Streaming:Provider"] = "AzureQueue";
+        shared["Keystone:Streaming:AzureQueue:QueuePrefix"] = prefix;
+        shared["Keystone:Streaming:AzureQueue:QueueCount"] = "4";
+        shared["Keystone:Streaming:AzureQueue:VisibilityTimeout"] = "00:00:05";
+        shared["Keystone:Aggregation:CheckpointInterval"] = "00:00:02";
+        shared["Keystone:Aggregation:AllowedLateness"] = "01:00:00";
+        shared["Keystone:Ads:CheckpointInterval"] = "00:00:02";
+        Dictionary<string, string?> Own() => new(shared) { ["Keystone:Cluster:SiloPort"] = Port(), ["Keystone:Cluster:GatewayPort"] = Port() };
+        var clusterId = shared["Keystone:Cluster:ClusterId"]!;
+
+        var silos = new List<SiloProcess>();
+        var deadLetters = Path.Combine(Path.GetTempPath(), $"{prefix}-deadletter.jsonl");
+        IHost? client = null;
+        try
+        {
+            var a = await SiloProcess.StartAsync(TestSilo.FreePort(), Own(), TimeSpan.FromSeconds(90));
+            silos.Add(a);
+
+            // A producer on the SDK, finding the gateways in the membership table as a service in the cluster would.
+            var builder = Host.CreateApplicationBuilder();
+            builder.Logging.SetMinimumLevel(LogLevel.Warning);
+            builder.UseOrleansClient(c => c.UseKeystoneCluster(new KeystoneClientOptions { AzureTableConnectionString = azurite.ConnectionString, ClusterId = clusterId }));
+            client = builder.Build();
+            await client.StartAsync();
+            await using var publisher = KeystonePublisher.Create(client.Services.GetRequiredService<IClusterClient>(), new PublisherOptions
+            {
+                Linger = TimeSpan.FromMilliseconds(50),
+                MaxRetries = 12,
+                RetryBaseDelay = TimeSpan.FromMilliseconds(500),
+                MaxRetryDelay = TimeSpan.FromSeconds(5),
+                DeadLetterPath = deadLetters,
+            });
+
+            // Steady load: 100 events/s, plays for 24 users and ad impressions for 3 campaigns.
+            var plays = new Dictionary<string, long>();
+            var impressions = new Dictionary<string, long>();
+            using var stopLoad = new CancellationTokenSource();
+            var load = Task.Run(async () =>
+            {
+                for (var tick = 0; !stopLoad.IsCancellationRequested; tick++)
+                {
+                    for (var i = 0; i < 10; i++)
+                    {
+                        var n = tick * 10 + i;
+                        KeystoneEvent e;
+                        if (n % 5 == 4)
+                        {
+                            var campaign = $"{prefix}-c{n % 3}";
+                            e = TestEvents.AdImpression($"{prefix}-u{n % 24}", campaign);
+                            impressions[campaign] = impressions.GetValueOrDefault(campaign) + 1;
+                        }
+                        else
+                        {
+                            var user = $"{prefix}-u{n % 24}";
+                            e = TestEvents.Play(user, $"{prefix}-v{n % 11}");
+                            plays[user] = plays.GetValueOrDefault(user) + 1;
+                        }
+                        var result = await publisher.PublishAsync(e);
+                        Assert.Equal(PublishStatus.Queued, result.Status);
+                    }
+                    await Task.Delay(100);
+                }
+            });
+
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            // Two more silos join under load.
+            var joined = await Task.WhenAll(SiloProcess.StartAsync(TestSilo.FreePort(), Own(), TimeSpan.FromSeconds(90)), SiloProcess.StartAsync(TestSilo.FreePort(), Own(), TimeSpan.FromSeconds(90)));
+            silos.AddRange(joined);
+            var (b, c) = (joined[0], joined[1]);
+            var three = await Eventually.Until(() => Cluster(b), v => v is not null && Active(v).Count == 3, TimeSpan.FromSeconds(60), "three active members");
+            output.WriteLine("three silos: " + three!.ToJsonString());
+            var addresses = Active(three);
+
+            // Any silo's REST gateway answers for any entity, wherever its grain lives.
+            foreach (var silo in silos)
+            {
+                var response = await silo.Http.GetAsync($"/v1/users/{prefix}-u1/activity");
+                Assert.True(response.IsSuccessStatusCode, $"{silo.HttpPort}: {response.StatusCode}");
+            }
+
+            // The first silo, where every partition started, leaves gracefully: its partitions move to the others.
+            var before = RouterSilos(three);
+            Assert.Single(before.Distinct());
+            Assert.Equal(0, await a.StopAsync(TimeSpan.FromSeconds(60)));
+            var afterStop = await Eventually.Until(() => Cluster(b), v => v is not null && Active(v).Count == 2 && RouterSilos(v).All(s => s != before[0] && Active(v).Contains(s)),
+                TimeSpan.FromSeconds(60), "the partitions active on the two silos left");
+            output.WriteLine("after the graceful stop: " + afterStop!.ToJsonString());
+
+            // Then one of the two is killed outright.
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            b.Kill();
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            await stopLoad.CancelAsync();
+            await load;
+            await publisher.FlushAsync();
+            var sent = publisher.Metrics.Snapshot();
+            Assert.Equal(0, sent.DeadLettered);
+            Assert.Equal(0, sent.Rejected);
+
+            // Every count exact on the survivor, which now runs every partition.
+            foreach (var (user, count) in plays)
+            {
+                await Eventually.Until(() => Events(c, user), n => n == count, TimeSpan.FromSeconds(120), $"{user}'s {count} plays");
+                await Eventually.Until(() => Watches(c, user), n => n == count, TimeSpan.FromSeconds(60), $"{user}'s {count} plays on the graph");
+            }
+            try
+            {
+                foreach (var (campaign, count) in impressions)
+                    await Eventually.Until(() => Impressions(c, campaign), n => n == count, TimeSpan.FromSeconds(60), $"{campaign}'s {count} impressions");
+            }
+            finally
+            {
+                output.WriteLine("ads operators: " + await c.Http.GetStringAsync("/v1/ads/operators"));
+                foreach (var campaign in impressions.Keys) output.WriteLine($"{campaign}: " + await c.Http.GetStringAsync($"/v1/ads/campaigns/{campaign}"));
+            }
+            var last = await Eventually.Until(() => Cluster(c), v => v is not null && Active(v).Count == 1 && RouterSilos(v).All(s => s == Active(v)[0]),
+                TimeSpan.FromSeconds(60), "one member left, running every partition");
+            output.WriteLine("after the kill: " + last!.ToJsonString());
+            var statuses = last!["members"]!.AsArray().ToDictionary(m => m!["address"]!.GetValue<string>(), m => m!["status"]!.GetValue<string>());
+            Assert.All(addresses.Where(x => x != Active(last)[0]), x => Assert.Equal("Dead", statuses[x]));
+            // /v1/stats says the same per silo: this silo's address and where the partitions run.
+            var stats = JsonNode.Parse(await c.Http.GetStringAsync("/v1/stats"))!;
+            Assert.Equal(Active(last)[0], stats["silo_address"]!.GetValue<string>());
+            Assert.All(RouterSilos(stats["cluster"]!), s => Assert.Equal(Active(last)[0], s));
+            // And nothing counted twice after the dust settles.
+            await Task.Delay(TimeSpan.FromSeconds(4));
+            foreach (var (user, count) in plays) Assert.Equal((count, count), (await Events(c, user), await Watches(c, user)));
+            foreach (var (campaign, count) in impressions) Assert.Equal(count, await Impressions(c, campaign));
+
+            // keystone info lists the members and where the partitions run.
+            var info = await Cli("info", "--azure-table", azurite.ConnectionString, "--cluster-id", clusterId);
+            output.WriteLine(info);
+            Assert.Contains("1 active of 3 in the membership table", info);
+            Assert.Contains(Active(last)[0], info);
+        }
+        finally
+        {
+            foreach (var silo in silos)
+            {
+                output.WriteLine($"--- silo :{silo.HttpPort}\n" + (silo.Output.Length > 3000 ? silo.Output[^3000..] : silo.Output));
+                await silo.DisposeAsync();
+            }
+            if (client is not null)
+            {
+                await client.StopAsync(TimeSpan.FromSeconds(5));
+                client.Dispose();
+            }
+            File.Delete(deadLetters);
+        }
+    }
+
+    private static List<string> Active(JsonNode cluster) =>
+        [.. cluster["members"]!.AsArray().Where(m => m!["status"]!.GetValue<string>() == "Active").Select(m => m!["address"]!.GetValue<string>())];
+
+    private static List<string> RouterSilos(JsonNode cluster) =>
+        [.. cluster["partitions"]!.AsArray().Select(p => p!["router"]?.GetValue<string>() ?? "(none)")];
+
+    private static async Task<JsonNode?> Cluster(SiloProcess silo)
+    {
+        try
+        {
+            var response = await silo.Http.GetAsync("/v1/cluster");
+            return response.IsSuccessStatusCode ? JsonNode.Parse(await response.Content.ReadAsStringAsync()) : null;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return null;
+        }
+    }
+
+    private static Task<long> Events(SiloProcess silo, string user) => Read(silo, $"/v1/users/{user}/activity", j => j["totals"]!["events"]!.GetValue<long>());
+
+    private static Task<long> Watches(SiloProcess silo, string user) =>
+        Read(silo, $"/v1/graph/users/{user}/edges?label=WATCHES&limit=100", j => j["edges"]!.AsArray().Sum(e => e!["count"]!.GetValue<long>()));
+
+    private static Task<long> Impressions(SiloProcess silo, string campaign) => Read(silo, $"/v1/ads/campaigns/{campaign}", j => j["totals"]!["impressions"]!.GetValue<long>());
+
+    private static async Task<long> Read(SiloProcess silo, string path, Func<JsonNode, long> pick)
+    {
+        try
+        {
+            var response = await silo.Http.GetAsync(path);
+            return response.IsSuccessStatusCode ? pick(JsonNode.Parse(await response.Content.ReadAsStringAsync())!) : -1;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return -1;
+        }
+    }
+
+    private static async Task<string> Cli(params string[] args)
+    {
+        var dll = Path.Combine(Path.GetDirectoryName(SiloProcess.SiloDll())!.Replace(Path.Combine("silo", "bin"), Path.Combine("client", "Keystone.Cli", "bin"), StringComparison.Ordinal), "keystone.dll");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(dll);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var process = Process.Start(psi)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        Assert.True(process.ExitCode == 0, $"keystone {string.Join(' ', args)} exited {process.ExitCode}: {await stderr}");
+        return await stdout;
+    }
+}
