@@ -118,25 +118,24 @@ public sealed class CampaignLedger
     public (List<AdDecision> Decisions, int Applied, int Duplicates) Apply(AdBatch batch, DateTimeOffset now)
     {
         var decisions = new List<AdDecision>(batch.Events.Length);
-        if (State.Applied.TryGetValue(batch.Partition, out var position) && batch.Sequence <= position)
-        {
-            foreach (var e in batch.Events)
-                if (_seen.Contains(e.EventId)) decisions.Add(Recall(e));
-            return (decisions, 0, batch.Events.Length);
-        }
-
+        // At or below the partition's position: a replay. Its events this state has seen keep their original
+        // decisions (so outputs are produced again, identically); events it has not seen are applied. Those exist
+        // when an activation died after applying them in memory and a later delivery moved the position on a new
+        // activation before the operator replayed: skipping the whole batch by position would lose them.
+        var replay = State.Applied.TryGetValue(batch.Partition, out var position) && batch.Sequence <= position;
         int applied = 0, duplicates = 0;
         foreach (var e in batch.Events)
         {
             if (!_seen.TryAdd(e.EventId, now))
             {
                 duplicates++;
+                if (replay) decisions.Add(Recall(e));
                 continue;
             }
             applied++;
             decisions.Add(ApplyOne(e, now));
         }
-        State.Applied[batch.Partition] = batch.Sequence;
+        if (!replay) State.Applied[batch.Partition] = batch.Sequence;
         if (_sessions.Open > _options.MaxSessions + _options.MaxSessions / 8) _sessions.Expire(State.LastEventAt ?? now);
         return (decisions, applied, duplicates);
     }

@@ -53,6 +53,26 @@ public class CampaignLedgerTests
     }
 
     [Fact]
+    public void A_replay_below_the_position_applies_what_a_lost_activation_had_applied_only_in_memory()
+    {
+        // The durable state has applied delivery 5; a lost activation applied delivery 6 in memory only; the new
+        // activation applied delivery 7 (position 7) before the operator replayed 6.
+        var durable = New();
+        durable.Apply(Batch(5, Ad(AdEventKind.Impression, "s0", T0, cost: 1_000)), T0);
+        var again = New(state: durable.State);
+        var lost = Ad(AdEventKind.Impression, "s1", T0.AddSeconds(1), cost: 1_000);
+        again.Apply(Batch(7, Ad(AdEventKind.Impression, "s2", T0.AddSeconds(2), cost: 1_000)), T0);
+
+        var (decisions, applied, duplicates) = again.Apply(Batch(6, lost), T0.AddSeconds(3));
+
+        Assert.Equal((1, 0), (applied, duplicates));
+        Assert.Equal([new AdDecision(lost.EventId, true, null)], decisions);
+        Assert.Equal((3L, 3_000L), (again.View(T0).Totals.Impressions, again.View(T0).Totals.SpendMicros));
+        // And a replay of it once more is recognised by id and position, with the same decision.
+        Assert.Equal((0, 1), (again.Apply(Batch(6, lost), T0.AddSeconds(4)).Applied, again.Apply(Batch(6, lost), T0.AddSeconds(4)).Duplicates));
+    }
+
+    [Fact]
     public void Flagged_clicks_are_not_billed_and_are_counted_as_invalid_traffic_with_the_reason()
     {
         var ledger = New();
