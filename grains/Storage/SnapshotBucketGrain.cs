@@ -92,6 +92,7 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
     private readonly Dictionary<string, long> _versions = new(StringComparer.Ordinal);
     private List<(SnapshotRecord Record, TaskCompletionSource Done)> _queued = [];
     private bool _writing;
+    private Task _writer = Task.CompletedTask;
     private long _next = 1;
     private long _base = -1;
     private int _bucket;
@@ -118,6 +119,13 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
         if (segments.Count > 0) _next = segments.Max(s => s.Segment) + 1;
         // Left behind by a compaction that stopped before it could delete them.
         foreach (var stale in segments.Where(s => s.Segment < _base)) await DeleteQuietly(stale.Name);
+    }
+
+    // A silo that stops lets the writes already queued finish: they were promised durability.
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        try { await _writer.WaitAsync(cancellationToken); }
+        catch (Exception e) { logger.LogWarning(e, "Snapshot bucket {Bucket}: queued writes did not finish before deactivation", _bucket); }
     }
 
     public async Task<SnapshotState?> Read(string key)
@@ -152,7 +160,7 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         // Spelled out: a null byte[] converts to an empty (not a missing) ReadOnlyMemory.
         _queued.Add((new SnapshotRecord(key, version, data is null ? default(ReadOnlyMemory<byte>?) : data), done));
-        if (!_writing) _ = WriteQueued();
+        if (!_writing) _writer = WriteQueued();
         try
         {
             await done.Task;
