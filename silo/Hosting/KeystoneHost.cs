@@ -140,6 +140,8 @@ public static class KeystoneHost
         services.AddSingleton(security);
         services.AddSingleton(generated);
         services.AddSingleton<ApiKeyPolicy>();
+        services.AddKeystoneAccessControl();
+        services.AddKeystoneRateLimiting(security);
         services.AddOptions<Keystone.Archive.ArchiveOptions>().Bind(configuration.GetSection(Keystone.Archive.ArchiveOptions.Section));
         services.AddOptions<Keystone.Operations.DeadLetterOptions>().Bind(configuration.GetSection(Keystone.Operations.DeadLetterOptions.Section));
         services.AddOptions<Keystone.Operations.AlertOptions>().Bind(configuration.GetSection(Keystone.Operations.AlertOptions.Section));
@@ -206,7 +208,10 @@ public static class KeystoneHost
 
         app.UseExceptionHandler();
         app.UseStatusCodePages();
-        app.UseMiddleware<ApiKeyMiddleware>();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        // After authorization, so that refused requests (401, 403) do not count against a key's limit.
+        app.UseRateLimiter();
         if (!app.Services.GetRequiredService<SecurityOptions>().RequireKeys)
             app.Logger.LogWarning("Keystone:Security:RequireKeys is false: anyone who reaches this port can publish events and change rules, schemas and campaigns");
         app.MapOpenApi("/openapi/{documentName}.json");
@@ -223,10 +228,11 @@ public static class KeystoneHost
         app.MapGraph();
         app.MapLiveRules();
         app.MapAlerts();
+        app.MapStatusPage();
         app.MapDeadLetters();
         app.MapArchive();
         app.MapPrometheusScrapingEndpoint("/metrics");
-        if (host.Dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard");
+        if (host.Dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard").RequireAuthorization(ScopePolicies.Admin);
         app.MapGet("/", () => Results.Redirect("/scalar")).ExcludeFromDescription();
     }
 }
