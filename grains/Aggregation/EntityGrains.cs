@@ -20,7 +20,6 @@ public sealed class UserGrain(
     GraphServices graphServices,
     [PersistentState("activity", StorageNames.State)] IPersistentState<UserActivityState> state,
     IOptions<AggregationOptions> options,
-    IOptions<Keystone.Operations.FaultOptions> faults,
     CheckpointMetrics metrics,
     TimeProvider time,
     ILogger<UserGrain> logger) : GraphNodeGrainBase, IUserGrain
@@ -52,9 +51,6 @@ public sealed class UserGrain(
 
     public async Task<UserApplyResult> ApplyActivity(ActivityBatch batch)
     {
-        // Before anything is applied, so the batch leaves no trace and a later replay applies it whole.
-        if (batch.Events.FirstOrDefault(faults.Value.IsPoison) is { } poison)
-            throw new InvalidOperationException($"poison event {poison.EventId} (fault injection: Keystone:Faults:PoisonMarker)");
         var (contributions, reemitted, applied, duplicates) = Apply(_aggregator, batch, time.GetUtcNow());
         if (applied > 0) _checkpointer.Record(new UserInput(batch, null), applied);
         if (_checkpointer.PendingEvents >= MaxUnflushedEvents) await Checkpoint();

@@ -66,17 +66,13 @@ public sealed class FaultOptions
 {
     public const string Section = "Keystone:Faults";
 
-    /// <summary>When set, the user grains throw on any event with a payload string equal to this value: a poison
-    /// event, to watch the dead-letter path work (and to replay it once the "fix", removing this, is deployed).</summary>
-    public string? PoisonMarker { get; set; }
-
-    /// <summary>The same for the routers: they throw on events carrying this value.</summary>
+    /// <summary>When set, the routers throw on any event with a payload string equal to this value: a poison event,
+    /// to watch the dead-letter path work (and to replay it once the "fix", removing this, is deployed). The entity
+    /// grains' equivalent is a grain call filter the tests register (PoisonEventFilter), not an option.</summary>
     public string? RouterPoisonMarker { get; set; }
-
-    public bool IsPoison(KeystoneEvent e) => Carries(e, PoisonMarker);
 
     public bool IsRouterPoison(KeystoneEvent e) => Carries(e, RouterPoisonMarker);
 
-    private static bool Carries(KeystoneEvent e, string? marker) =>
+    public static bool Carries(KeystoneEvent e, string? marker) =>
         marker is { Length: > 0 } && e.Payload.ToDictionary().Values.Any(v => v is string s && s == marker);
 }

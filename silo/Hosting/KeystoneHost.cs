@@ -57,7 +57,8 @@ public static class KeystoneHost
         }
     }
 
-    public static async Task<Instance> BuildAsync(string[] args, Action<IConfigurationBuilder>? configure = null)
+    /// <param name="services">Added after the Keystone services: how tests register what production never runs (fault injection).</param>
+    public static async Task<Instance> BuildAsync(string[] args, Action<IConfigurationBuilder>? configure = null, Action<IServiceCollection>? services = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = FindContentRoot() });
         configure?.Invoke(builder.Configuration);
@@ -78,6 +79,7 @@ public static class KeystoneHost
         try
         {
             Configure(builder);
+            services?.Invoke(builder.Services);
             var app = builder.Build();
             Map(app);
             return new Instance(app, azurite);

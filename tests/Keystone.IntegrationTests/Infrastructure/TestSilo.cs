@@ -58,9 +58,10 @@ public sealed class TestSilo : IAsyncDisposable
         ["Logging:LogLevel:Orleans"] = "Error",
     };
 
-    public static async Task<TestSilo> StartAsync(Dictionary<string, string?> settings)
+    /// <param name="services">Test-only services, such as a fault-injecting grain call filter.</param>
+    public static async Task<TestSilo> StartAsync(Dictionary<string, string?> settings, Action<IServiceCollection>? services = null)
     {
-        var host = await KeystoneHost.BuildAsync(["--environment", "Testing"], c => c.AddInMemoryCollection(settings));
+        var host = await KeystoneHost.BuildAsync(["--environment", "Testing"], c => c.AddInMemoryCollection(settings), services);
         try
         {
             await host.App.StartAsync();
