@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Keystone.Archive;
 using Keystone.Checkpointing;
 using Keystone.Pipeline;
 using Keystone.Routing;
@@ -16,7 +17,8 @@ public sealed record SchemaTypeView(string EventType, IReadOnlyList<string> Vers
 /// <param name="Version">The live rules' version; null while the rule file is in force.</param>
 public sealed record RulesView(string Hash, string Origin, int Rules, string Text, int? Version);
 
-public sealed record RulesValidation(bool Valid, int Rules, IReadOnlyList<string> Topics);
+/// <param name="Warnings">Operators this rule set would leave without input (PUT refuses such a set unless allow_idle=true).</param>
+public sealed record RulesValidation(bool Valid, int Rules, IReadOnlyList<string> Topics, IReadOnlyList<string> Warnings);
 
 /// <summary><paramref name="StorageRequests"/>: what this silo sent to Azure Storage since it started, by operation.</summary>
 public sealed record StatsView(PipelineInfo Pipeline, IReadOnlyList<RouterStats> Routers, PipelineTotals? ThisSilo, IReadOnlyDictionary<string, long>? StorageRequests);
@@ -40,7 +42,7 @@ internal static class CatalogEndpoints
           .WithSummary("The routing rules in force (the live version if one was applied, else the rule file)");
         // Checking rules changes nothing: a read.
         routing.MapPost("/rules/validate", ValidateRoutingRules).WithName("ValidateRoutingRules")
-          .WithSummary("Checks a rule set (YAML or JSON) without applying it")
+          .WithSummary("Checks a rule set (YAML or JSON) without applying it; warns of every operator whose input topic no rule would route to")
           .Accepts<string>("application/yaml", "text/yaml", "application/json", "text/plain");
 
         var pipeline = app.MapGroup("/v1").WithTags("Pipeline").RequireAuthorization(ScopePolicies.Read);
@@ -115,7 +117,8 @@ internal static class CatalogEndpoints
         return TypedResults.Ok(new RulesView(info.RulesHash, info.RulesOrigin, info.RuleCount, await grain.GetRulesText(), null));
     }
 
-    internal static async Task<Results<Ok<RulesValidation>, BadRequestProblem, TooLargeProblem>> ValidateRoutingRules(HttpRequest request, SchemaRegistryProvider registry, IOptions<RoutingOptions> options)
+    internal static async Task<Results<Ok<RulesValidation>, BadRequestProblem, TooLargeProblem>> ValidateRoutingRules(HttpRequest request, SchemaRegistryProvider registry,
+        IOptions<RoutingOptions> options, IOptions<ArchiveOptions> archive)
     {
         var (text, tooLarge) = await LiveRulesEndpoints.ReadText(request);
         if (tooLarge is not null) return tooLarge;
@@ -123,7 +126,7 @@ internal static class CatalogEndpoints
         {
             var pii = options.Value.Pii;
             var set = RuleSetParser.Parse(text!, "request", new TransformSettings(pii.Fields, pii.Mode, pii.Salt, registry.Current));
-            return TypedResults.Ok(new RulesValidation(true, set.Rules.Count, set.StaticTopics.Keys.Order().ToArray()));
+            return TypedResults.Ok(new RulesValidation(true, set.Rules.Count, set.StaticTopics.Keys.Order().ToArray(), OperatorInputs.Unfed(set, OperatorInputs.All(archive.Value.Enabled))));
         }
         catch (RoutingRulesException e)
         {

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Keystone.Archive;
 using Keystone.Events;
 using Keystone.Ingest;
 using Keystone.Pipeline;
@@ -24,7 +25,7 @@ internal static class LiveRulesEndpoints
     {
         var routing = app.MapGroup("/v1/routing").WithTags("Routing").RequireAuthorization(ScopePolicies.Read);
         routing.MapPut("/rules", PutRoutingRules).WithName("PutRoutingRules").RequireAuthorization(ScopePolicies.Admin)
-          .WithSummary("Replaces the routing rules on every router without a restart (validated as a whole first; versioned)")
+          .WithSummary("Replaces the routing rules on every router without a restart (validated as a whole first; versioned). Refuses a set that leaves an operator's input topic without a rule, unless allow_idle=true")
           .Accepts<string>("application/yaml", "text/yaml", "application/json", "text/plain");
         routing.MapGet("/rules/versions", GetRoutingRuleVersions).WithName("GetRoutingRuleVersions")
           .WithSummary("Every kept version of the live rules, oldest first (empty while the rule file is in force)");
@@ -36,10 +37,19 @@ internal static class LiveRulesEndpoints
           .Accepts<JsonObject>("application/json");
     }
 
-    internal static async Task<Results<Ok<RulesVersionInfo>, BadRequestProblem, TooLargeProblem>> PutRoutingRules(HttpRequest request, IClusterClient cluster)
+    internal static async Task<Results<Ok<RulesVersionInfo>, BadRequestProblem, TooLargeProblem>> PutRoutingRules(HttpRequest request, IClusterClient cluster,
+        SchemaRegistryProvider schemas, IOptions<RoutingOptions> routing, IOptions<ArchiveOptions> archive)
     {
+        var allowIdle = request.Query["allow_idle"];
+        if (allowIdle.Count > 1 || (allowIdle.Count == 1 && allowIdle[0] is not ("true" or "false")))
+            return Problems.BadRequest($"query parameter 'allow_idle' must be true or false, got '{allowIdle}'");
         var (text, tooLarge) = await ReadText(request);
         if (tooLarge is not null) return tooLarge;
+        // The grain validates the set as a whole; this adds what only the deployment knows: which operators run.
+        if (allowIdle is not ["true"] && TryParse(text!, routing.Value, schemas) is { } parsed
+            && OperatorInputs.Unfed(parsed, OperatorInputs.All(archive.Value.Enabled)) is { Count: > 0 } unfed)
+            return Problems.BadRequest($"{string.Join("; ", unfed)}. Add a rule with that destination, or send ?allow_idle=true to apply the set anyway.",
+                new Dictionary<string, object?> { ["warnings"] = unfed });
         var update = await cluster.GetGrain<IRoutingRulesGrain>(0).Apply(text!, "PUT /v1/routing/rules");
         return Answer(update);
     }
@@ -52,6 +62,18 @@ internal static class LiveRulesEndpoints
         var update = await cluster.GetGrain<IRoutingRulesGrain>(0).Rollback(version);
         if (update is null) return Problems.NotFound($"no routing rules version {version}");
         return update.Error is { } e ? RuleProblem(e) : TypedResults.Ok(update.Applied!);
+    }
+
+    private static RuleSet? TryParse(string text, RoutingOptions routing, SchemaRegistryProvider schemas)
+    {
+        try
+        {
+            return RuleSetParser.Parse(text, "PUT /v1/routing/rules", RoutingRulesGrain.Settings(routing, schemas));
+        }
+        catch (RoutingRulesException)
+        {
+            return null;
+        }
     }
 
     private static Results<Ok<RulesVersionInfo>, BadRequestProblem, TooLargeProblem> Answer(RulesUpdate update) =>

@@ -205,6 +205,10 @@ public static class KeystoneHost
         if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<StorageOptions>>().Value.GrainState == GrainStateStore.Memory)
             app.Logger.LogWarning("Keystone:Storage:GrainState is Memory: grain state is not durable and dies with this silo (a benchmark setting).");
 
+        var archive = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Keystone.Archive.ArchiveOptions>>().Value;
+        foreach (var unfed in OperatorInputs.Unfed(app.Services.GetRequiredService<RoutingRulesProvider>().Current.Rules, OperatorInputs.All(archive.Enabled)))
+            app.Logger.LogWarning("Routing rules file ({File}): {Problem}", routing.RulesFile, unfed);
+
         var host = new KeystoneHostOptions();
         app.Configuration.GetSection(KeystoneHostOptions.Section).Bind(host);
 

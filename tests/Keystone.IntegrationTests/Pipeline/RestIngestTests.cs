@@ -226,6 +226,11 @@ public sealed class RestIngestTests(AzuriteFixture azurite)
         Assert.Equal(HttpStatusCode.OK, valid.StatusCode);
         var ok = JsonNode.Parse(await valid.Content.ReadAsStringAsync())!;
         Assert.Equal(2, ok["rules"]!.GetValue<int>());
+        // Valid, but it routes nothing to three operators' input topics (the archive's it does): each is named with its operator.
+        var warnings = ok["warnings"]!.AsArray().Select(w => w!.GetValue<string>()).ToList();
+        Assert.Equal(3, warnings.Count);
+        Assert.Contains(warnings, w => w.Contains("'activity-aggregation', the input of the activity window operator", StringComparison.Ordinal));
+        Assert.Contains(warnings, w => w.Contains("'graph-updates', the input of the real-time graph operator", StringComparison.Ordinal));
     }
 
     [Fact]
