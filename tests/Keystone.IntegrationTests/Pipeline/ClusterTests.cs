@@ -96,10 +96,10 @@ public sealed class ClusterTests(AzuriteFixture azurite)
         }
 
         await Eventually.Until(() => again.DeliveredAsync("archive-all-events"), n => n == 50, TimeSpan.FromSeconds(30), "50 archived events");
-        await Task.Delay(1000);
-        Assert.Equal(50, await again.DeliveredAsync("archive-all-events"));
+        var sentinels = await Drain.SentinelsAsync(again);
+        Assert.Equal(50 + sentinels.Count, await again.DeliveredAsync("archive-all-events"));
         var archived = await (await again.QueryAsync()).GetRecentAsync("archive-all-events", 100);
-        Assert.Equal(events.Select(e => e.EventId).Order(), archived.Select(e => e.Event.EventId).Order());
+        Assert.Equal(events.Select(e => e.EventId).Order(), archived.Select(e => e.Event.EventId).Where(id => !sentinels.Contains(id.ToString())).Order());
         File.Delete(deadLetters);
     }
 }

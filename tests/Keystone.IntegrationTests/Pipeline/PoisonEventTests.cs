@@ -84,7 +84,7 @@ public sealed class PoisonEventTests(AzuriteFixture azurite)
             var archive = await silo.Http.PostAsync("/v1/archive/replay", TestEvents.JsonContent(
                 $$"""{"from":"{{T0.AddMinutes(-1):O}}","to":"{{T0.AddMinutes(1):O}}","to_topic":"activity-aggregation"}"""));
             Assert.True(archive.IsSuccessStatusCode, await archive.Content.ReadAsStringAsync());
-            await Task.Delay(TimeSpan.FromSeconds(2));
+            await Drain.SentinelsAsync(silo);
             Assert.Equal(12, await Events(silo, user));
         }
     }
@@ -117,7 +117,7 @@ public sealed class PoisonEventTests(AzuriteFixture azurite)
             Assert.Equal("replayed", (await Json(await silo.Http.PostAsync($"/v1/dead-letters/{id}/replay", null)))["outcome"]!.GetValue<string>());
             await Eventually.Until(() => Events(silo, user), n => n == 4, TimeSpan.FromSeconds(20), "the replayed event routed and counted");
             Assert.Equal("already_replayed", (await Json(await silo.Http.PostAsync($"/v1/dead-letters/{id}/replay", null)))["outcome"]!.GetValue<string>());
-            await Task.Delay(TimeSpan.FromSeconds(1));
+            await Drain.SentinelsAsync(silo);
             Assert.Equal(4, await Events(silo, user));
         }
     }
