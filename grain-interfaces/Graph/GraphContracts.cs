@@ -310,9 +310,9 @@ public static class GraphNodes
 {
     public static IGraphNodeGrain Get(IGrainFactory grains, NodeType type, string id) => type switch
     {
-        NodeType.User => grains.GetGrain<Activity.IUserGrain>(id),
-        NodeType.Video => grains.GetGrain<Activity.IVideoGrain>(id),
-        NodeType.Profile => grains.GetGrain<Activity.IProfileGrain>(id),
+        NodeType.User => grains.GetGrain<Aggregation.IUserGrain>(id),
+        NodeType.Video => grains.GetGrain<Aggregation.IVideoGrain>(id),
+        NodeType.Profile => grains.GetGrain<Aggregation.IProfileGrain>(id),
         _ => grains.GetGrain<IVertexGrain>(GraphSchema.VertexKey(type, id)),
     };
 }

@@ -1,4 +1,4 @@
-using Keystone.Activity;
+using Keystone.Aggregation;
 using Keystone.Events;
 using Keystone.Silo.Hosting;
 using Keystone.Topics;

@@ -1,4 +1,4 @@
-using Keystone.Activity;
+using Keystone.Aggregation;
 using Keystone.Operations;
 
 namespace Keystone.IntegrationTests.Infrastructure;
