@@ -14,14 +14,10 @@ public sealed class ProfileGrain(
     IOptions<AggregationOptions> options,
     CheckpointMetrics metrics,
     TimeProvider time,
-    ILogger<ProfileGrain> logger) : GraphNodeGrainBase, IProfileGrain
+    ILogger<ProfileGrain> logger) : EntityGrainBase, IProfileGrain
 {
     private const int MaxUnflushedEvents = 5_000;
 
-    private readonly Guid _activation = Guid.NewGuid();
-    private GraphFacet _graph = null!;
-
-    private protected override GraphFacet Graph => _graph;
     private ProfileAggregator _aggregator = null!;
     private StateCheckpointer<ProfileState, ProfileActivityBatch> _checkpointer = null!;
 

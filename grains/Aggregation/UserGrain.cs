@@ -21,15 +21,11 @@ public sealed class UserGrain(
     IOptions<AggregationOptions> options,
     CheckpointMetrics metrics,
     TimeProvider time,
-    ILogger<UserGrain> logger) : GraphNodeGrainBase, IUserGrain
+    ILogger<UserGrain> logger) : EntityGrainBase, IUserGrain
 {
     // A size bound for group commit: a very busy user writes before the next barrier.
     private const int MaxUnflushedEvents = 5_000;
 
-    private readonly Guid _activation = Guid.NewGuid();
-    private GraphFacet _graph = null!;
-
-    private protected override GraphFacet Graph => _graph;
     private UserActivityAggregator _aggregator = null!;
     private StateCheckpointer<UserActivityState, UserInput> _checkpointer = null!;
 

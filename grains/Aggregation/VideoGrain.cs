@@ -14,14 +14,10 @@ public sealed class VideoGrain(
     IOptions<AggregationOptions> options,
     CheckpointMetrics metrics,
     TimeProvider time,
-    ILogger<VideoGrain> logger) : GraphNodeGrainBase, IVideoGrain
+    ILogger<VideoGrain> logger) : EntityGrainBase, IVideoGrain
 {
     private const int MaxUnflushedEvents = 20_000;
 
-    private readonly Guid _activation = Guid.NewGuid();
-    private GraphFacet _graph = null!;
-
-    private protected override GraphFacet Graph => _graph;
     private VideoStatsAggregator _aggregator = null!;
     private StateCheckpointer<VideoStatsState, VideoActivityBatch> _checkpointer = null!;
     private readonly PartitionCoverage _coverage = new();
