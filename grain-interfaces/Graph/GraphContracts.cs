@@ -10,7 +10,7 @@ public enum EdgeLabel { Watches, Has, Uses, BelongsTo, HasGenre, Prefers }
 public enum EdgeDirection { Out, In }
 
 /// <summary>
-/// The graph's fixed shape (seed §4): which node types each label joins, and the names used on the wire.
+/// The graph's fixed shape (docs/architecture.md, Real-time graph): which node types each label joins, and the names used on the wire.
 /// </summary>
 public static class GraphSchema
 {

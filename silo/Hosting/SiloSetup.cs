@@ -170,9 +170,10 @@ internal static class SiloSetup
         }
     }
 
-    /// <summary>The data lake's container: the state container's name with "-lake".</summary>
+    /// <summary>The graph's sealed reverse-adjacency pages' container: the state container's name with "-graph".</summary>
     public static string GraphContainer(string stateContainer) => stateContainer.Length <= 57 ? stateContainer + "-graph" : stateContainer[..57] + "-graph";
 
+    /// <summary>The data lake's container: the state container's name with "-lake".</summary>
     public static string LakeContainer(string stateContainer) => stateContainer.Length <= 58 ? stateContainer + "-lake" : stateContainer[..58] + "-lake";
 
     /// <summary>The fronting log's container: the state container's name with "-log".</summary>
