@@ -14,6 +14,13 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Orleans.Dashboard;
 using Scalar.AspNetCore;
+using Keystone.Ads;
+using Keystone.Aggregation;
+using Keystone.Archive;
+using Keystone.Client.Publishing;
+using Keystone.Graph;
+using Keystone.Operations;
+using Keystone.Storage;
 
 namespace Keystone.Silo.Hosting;
 
@@ -122,11 +129,11 @@ public static class KeystoneHost
         services.AddSingleton(new RoutingRulesProvider(LoadRules(contentRoot, routing, registry)));
         services.AddOptions<MetricsOptions>().Bind(configuration.GetSection(MetricsOptions.Section));
         services.AddSingleton<PipelineMetrics>();
-        services.AddOptions<Keystone.Aggregation.AggregationOptions>().Bind(configuration.GetSection(Keystone.Aggregation.AggregationOptions.Section));
-        services.AddSingleton<Keystone.Aggregation.CheckpointMetrics>();
-        services.AddOptions<Keystone.Ads.AdsOptions>().Bind(configuration.GetSection(Keystone.Ads.AdsOptions.Section));
-        services.AddOptions<Keystone.Operations.FaultOptions>().Bind(configuration.GetSection(Keystone.Operations.FaultOptions.Section));
-        services.AddOptions<Keystone.Graph.GraphOptions>().Bind(configuration.GetSection(Keystone.Graph.GraphOptions.Section));
+        services.AddOptions<AggregationOptions>().Bind(configuration.GetSection(AggregationOptions.Section));
+        services.AddSingleton<CheckpointMetrics>();
+        services.AddOptions<AdsOptions>().Bind(configuration.GetSection(AdsOptions.Section));
+        services.AddOptions<FaultOptions>().Bind(configuration.GetSection(FaultOptions.Section));
+        services.AddOptions<GraphOptions>().Bind(configuration.GetSection(GraphOptions.Section));
         // Access control: a local (Development) run without configured keys gets fresh ones, printed at start, so a
         // newcomer is never locked out and no key is ever committed.
         var security = SiloSetup.Bind<SecurityOptions>(configuration, SecurityOptions.Section);
@@ -144,14 +151,14 @@ public static class KeystoneHost
         services.AddSingleton<ApiKeyPolicy>();
         services.AddKeystoneAccessControl();
         services.AddKeystoneRateLimiting(security);
-        services.AddOptions<Keystone.Archive.ArchiveOptions>().Bind(configuration.GetSection(Keystone.Archive.ArchiveOptions.Section));
-        services.AddOptions<Keystone.Operations.DeadLetterOptions>().Bind(configuration.GetSection(Keystone.Operations.DeadLetterOptions.Section));
-        services.AddOptions<Keystone.Operations.AlertOptions>().Bind(configuration.GetSection(Keystone.Operations.AlertOptions.Section));
+        services.AddOptions<ArchiveOptions>().Bind(configuration.GetSection(ArchiveOptions.Section));
+        services.AddOptions<DeadLetterOptions>().Bind(configuration.GetSection(DeadLetterOptions.Section));
+        services.AddOptions<AlertOptions>().Bind(configuration.GetSection(AlertOptions.Section));
         services.AddSingleton<AlertMonitor>();
         services.AddHostedService(sp => sp.GetRequiredService<AlertMonitor>());
         // Prometheus scrapes /metrics: the pipeline's, the checkpoints' and (in co-hosted producers) the SDK's meters.
         services.AddOpenTelemetry().WithMetrics(m => m
-            .AddMeter(PipelineMetrics.MeterName, Keystone.Aggregation.CheckpointMetrics.MeterName, Keystone.Storage.StorageRequests.MeterName, Keystone.Client.Publishing.PublisherMetrics.MeterName)
+            .AddMeter(PipelineMetrics.MeterName, CheckpointMetrics.MeterName, StorageRequests.MeterName, PublisherMetrics.MeterName)
             .AddPrometheusExporter());
 
         services.ConfigureHttpJsonOptions(o =>
@@ -205,7 +212,7 @@ public static class KeystoneHost
         if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<StorageOptions>>().Value.GrainState == GrainStateStore.Memory)
             app.Logger.LogWarning("Keystone:Storage:GrainState is Memory: grain state is not durable and dies with this silo (a benchmark setting).");
 
-        var archive = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Keystone.Archive.ArchiveOptions>>().Value;
+        var archive = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ArchiveOptions>>().Value;
         foreach (var unfed in OperatorInputs.Unfed(app.Services.GetRequiredService<RoutingRulesProvider>().Current.Rules, OperatorInputs.All(archive.Enabled)))
             app.Logger.LogWarning("Routing rules file ({File}): {Problem}", routing.RulesFile, unfed);
 
