@@ -33,8 +33,8 @@ public sealed class OperationsTests(AzuriteFixture azurite)
         var metrics = await http.GetStringAsync("/metrics");
         Assert.Contains("keystone_ingest_events_total", metrics);
         Assert.Contains("keystone_ingest_rejected_total", metrics);
-        Assert.Contains("keystone_event_lag_milliseconds_bucket{otel_scope_name=\"Pipeline\",stage=\"router\"", metrics);
-        Assert.Contains("keystone_stage_processing_milliseconds_count{otel_scope_name=\"Pipeline\",stage=\"ingest\"", metrics);
+        Assert.Contains("keystone_event_lag_milliseconds_bucket{otel_scope_name=\"Keystone.Pipeline\",stage=\"router\"", metrics);
+        Assert.Contains("keystone_stage_processing_milliseconds_count{otel_scope_name=\"Keystone.Pipeline\",stage=\"ingest\"", metrics);
     }
 
     [Fact]
@@ -47,7 +47,7 @@ public sealed class OperationsTests(AzuriteFixture azurite)
         // The event's path writes to blob storage (today the operators' logs and the archive); the count must rise.
         await Eventually.Until(async () => (await StorageRequests(silo.Http)).Where(p => p.Key.StartsWith("blob.", StringComparison.Ordinal)).Sum(p => p.Value),
             n => n > before.Where(p => p.Key.StartsWith("blob.", StringComparison.Ordinal)).Sum(p => p.Value), TimeSpan.FromSeconds(30), "blob requests counted");
-        Assert.Contains("keystone_storage_requests_total{otel_scope_name=\"Storage\",operation=\"blob.", await silo.Http.GetStringAsync("/metrics"));
+        Assert.Contains("keystone_storage_requests_total{otel_scope_name=\"Keystone.Storage\",operation=\"blob.", await silo.Http.GetStringAsync("/metrics"));
     }
 
     private static async Task<Dictionary<string, long>> StorageRequests(HttpClient http) =>
