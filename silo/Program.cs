@@ -1,5 +1,7 @@
 using Keystone.Silo.Hosting;
 using Keystone.Silo.Local;
+using Keystone.Routing;
+using Keystone.Schemas;
 
 try
 {
@@ -8,7 +10,7 @@ try
     await host.App.RunAsync();
     return 0;
 }
-catch (Exception e) when (e is KeystoneConfigurationException or Keystone.Routing.RoutingRulesException or Keystone.Schemas.SchemaLoadException)
+catch (Exception e) when (e is KeystoneConfigurationException or RoutingRulesException or SchemaLoadException)
 {
     // Configuration, rules and schema errors are the operator's to fix: say what is wrong, without a stack trace.
     Console.Error.WriteLine(e.Message);

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Keystone.Activity;
 using Keystone.Aggregation;
 using Keystone.Client.Publishing;
 using Keystone.Events;

@@ -4,7 +4,9 @@ using Keystone;
 using Keystone.Events;
 using Keystone.Bench;
 using Keystone.Client.Publishing;
+using Keystone.Client.Simulation;
 using Keystone.LocalInfra;
+using Keystone.Storage;
 using Microsoft.Extensions.DependencyInjection;
 
 // dotnet run -c Release --project bench/Keystone.Bench -- [pipeline|validation|all] [options]
@@ -110,7 +112,7 @@ async Task<RunResult?> Run(string name, IDictionary<string, string?> settings, F
     var pauseBefore = GC.GetTotalPauseDuration();
     var allocatedBefore = GC.GetTotalAllocatedBytes();
     var cpuBefore = Environment.CpuUsage.TotalTime;
-    var storage = cluster.Silo.App.Services.GetRequiredService<Keystone.Storage.StorageRequests>();
+    var storage = cluster.Silo.App.Services.GetRequiredService<StorageRequests>();
     var storageBefore = storage.Snapshot();
     var result = await body(cluster);
     var cpu = Environment.CpuUsage.TotalTime - cpuBefore;
@@ -171,7 +173,7 @@ if (Selected("aggregation"))
     // Azurite takes about 1,100 blob writes a second on this machine when idle (2 KB blobs) and about half that while
     // it shares the two cores with a busy silo; a checkpoint writes every entity touched since the last one, so the
     // population (5,000 users, 15,000 profiles, 1,000 videos) decides how long a barrier takes.
-    var population = new Keystone.Client.Simulation.SimulationOptions { Users = Arg("--aggregation-users", 5_000), Videos = 1_000, ConcurrentSessions = 2_000, Seed = 3 };
+    var population = new SimulationOptions { Users = Arg("--aggregation-users", 5_000), Videos = 1_000, ConcurrentSessions = 2_000, Seed = 3 };
     var pool = PipelineBenchmark.Generate(300_000, population);
     await using var cluster = await BenchCluster.StartAsync(azurite, new Dictionary<string, string?>(extra) { ["Keystone:Aggregation:CheckpointInterval"] = ArgText("--aggregation-checkpoint") ?? "00:00:30" });
     await PipelineBenchmark.WarmUp(cluster, PipelineBenchmark.Generate(50_000, population with { Seed = 4 }), defaultOptions);

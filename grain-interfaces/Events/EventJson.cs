@@ -11,7 +11,7 @@ namespace Keystone.Events;
 public readonly record struct ParsedEvent(KeystoneEvent? Event, string? RawEventId, ValidationError? Error);
 
 /// <summary>
-/// The envelope's wire form (snake_case, as in seed §2.2). Reading is a single forward pass with
+/// The envelope's wire form (snake_case, as in docs/architecture.md, Envelope). Reading is a single forward pass with
 /// <see cref="Utf8JsonReader"/> that keeps going after the first bad field, so a rejection can still name the
 /// event by its <c>event_id</c>.
 /// </summary>

@@ -1,7 +1,7 @@
 namespace Keystone.Events;
 
 /// <summary>
-/// The seed's event envelope (§2.2). Events are immutable facts: a change of shape is a new <see cref="Version"/>,
+/// The event envelope (docs/architecture.md, Envelope). Events are immutable facts: a change of shape is a new <see cref="Version"/>,
 /// never an edit of an old one.
 /// </summary>
 [GenerateSerializer, Immutable]

@@ -1,5 +1,3 @@
-using System.Text;
-
 namespace Keystone.Events;
 
 /// <summary>
@@ -18,15 +16,7 @@ public static class Partitioning
 
     public static ulong Fnv1a64(string key)
     {
-        Span<byte> stack = stackalloc byte[256];
-        var max = Encoding.UTF8.GetMaxByteCount(key.Length);
-        var bytes = max <= stack.Length ? stack[..Encoding.UTF8.GetBytes(key, stack)] : Encoding.UTF8.GetBytes(key);
-        var hash = 14695981039346656037UL;
-        foreach (var b in bytes)
-        {
-            hash ^= b;
-            hash *= 1099511628211UL;
-        }
+        var hash = FnvHash.Fnv1a64(key);
         // FNV's low bits mix poorly for short keys that differ only at the end; fold the high half in.
         return hash ^ (hash >> 32);
     }

@@ -21,8 +21,7 @@ internal static class Utf8Intern
     public static string Get(ReadOnlySpan<byte> utf8)
     {
         if (utf8.Length is 0 or > 48) return Encoding.UTF8.GetString(utf8);
-        uint hash = 2166136261;
-        foreach (var b in utf8) hash = (hash ^ b) * 16777619;
+        var hash = FnvHash.Fnv1a32(utf8);
         ref var slot = ref s_entries[hash & (Size - 1)];
         var entry = Volatile.Read(ref slot);
         if (entry is not null && utf8.SequenceEqual(entry.Utf8)) return entry.Value;

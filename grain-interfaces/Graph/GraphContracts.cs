@@ -10,7 +10,7 @@ public enum EdgeLabel { Watches, Has, Uses, BelongsTo, HasGenre, Prefers }
 public enum EdgeDirection { Out, In }
 
 /// <summary>
-/// The graph's fixed shape (seed §4): which node types each label joins, and the names used on the wire.
+/// The graph's fixed shape (docs/architecture.md, Real-time graph): which node types each label joins, and the names used on the wire.
 /// </summary>
 public static class GraphSchema
 {
@@ -310,9 +310,9 @@ public static class GraphNodes
 {
     public static IGraphNodeGrain Get(IGrainFactory grains, NodeType type, string id) => type switch
     {
-        NodeType.User => grains.GetGrain<Activity.IUserGrain>(id),
-        NodeType.Video => grains.GetGrain<Activity.IVideoGrain>(id),
-        NodeType.Profile => grains.GetGrain<Activity.IProfileGrain>(id),
+        NodeType.User => grains.GetGrain<Aggregation.IUserGrain>(id),
+        NodeType.Video => grains.GetGrain<Aggregation.IVideoGrain>(id),
+        NodeType.Profile => grains.GetGrain<Aggregation.IProfileGrain>(id),
         _ => grains.GetGrain<IVertexGrain>(GraphSchema.VertexKey(type, id)),
     };
 }

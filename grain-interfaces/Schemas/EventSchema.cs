@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.RegularExpressions;
+using Keystone.Events;
 
 namespace Keystone.Schemas;
 
@@ -62,7 +63,7 @@ public sealed class FieldSchema
         Pii = spec.Pii;
         Utf8Name = Encoding.UTF8.GetBytes(spec.Name);
         Utf8Enum = spec.Enum?.Select(Encoding.UTF8.GetBytes).ToArray();
-        EntityId = Keystone.Events.EntityIds.PayloadFields.Contains(spec.Name);
+        EntityId = EntityIds.PayloadFields.Contains(spec.Name);
         CompiledPattern = spec.Pattern is null ? null : new Regex(spec.Pattern, RegexOptions.CultureInvariant | RegexOptions.Compiled, TimeSpan.FromMilliseconds(50));
     }
 

@@ -47,7 +47,8 @@ public sealed class AdCampaignGrain(
     private CampaignLedger NewLedger(AdCampaignState from) =>
         new(this.GetPrimaryKeyString(), options.Value, from) { Settings = settings.State.ToSettings() };
 
-    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) => Flush();
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) =>
+        DeactivationWrite.Wanted(reason) ? Flush() : Task.CompletedTask;
 
     public async Task<AdApplyResult> Apply(AdBatch batch)
     {

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using Keystone.Events;
 
 namespace Keystone.Ads;
 
@@ -48,15 +49,7 @@ public sealed class AdSessions(AdSessionCounters counters, TimeSpan timeout, int
     public AdSessionState? Find(string sessionId) => _open.GetValueOrDefault(Key(sessionId));
 
     /// <summary>FNV-1a over the id's UTF-16 code units: stable across processes, unlike string.GetHashCode.</summary>
-    public static long Key(string sessionId)
-    {
-        var hash = 14695981039346656037UL;
-        foreach (var c in sessionId)
-        {
-            hash = (hash ^ c) * 1099511628211UL;
-        }
-        return (long)hash;
-    }
+    public static long Key(string sessionId) => (long)FnvHash.Fnv1a64Utf16(sessionId);
 
     /// <summary>Folds the event into its session (opening it if needed) and returns the session.</summary>
     public AdSessionState Observe(string sessionId, AdEventKind kind, DateTimeOffset at)

@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using System.Text;
-using Keystone.Activity;
 using Keystone.Events;
 
 namespace Keystone.Aggregation;

@@ -1,5 +1,5 @@
 using System.Numerics;
-using System.Text;
+using Keystone.Events;
 
 namespace Keystone.Aggregation;
 
@@ -77,12 +77,7 @@ public sealed class HyperLogLog
     public static ulong Hash(string value)
     {
         // 64-bit FNV-1a finished with a murmur-style mix, so the top bits (the register index) are well spread.
-        var hash = 14695981039346656037UL;
-        foreach (var b in Encoding.UTF8.GetBytes(value))
-        {
-            hash ^= b;
-            hash *= 1099511628211UL;
-        }
+        var hash = FnvHash.Fnv1a64(value);
         hash ^= hash >> 33;
         hash *= 0xff51afd7ed558ccdUL;
         hash ^= hash >> 33;

@@ -1,4 +1,3 @@
-using Keystone.Activity;
 using Keystone.Events;
 
 namespace Keystone.Aggregation;

@@ -1,4 +1,3 @@
-using Keystone.Activity;
 using Microsoft.Extensions.Options;
 
 namespace Keystone.Aggregation;

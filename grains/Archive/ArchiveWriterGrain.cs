@@ -9,6 +9,7 @@ using Microsoft.Extensions.Options;
 using Orleans.Runtime;
 using Orleans.Streams;
 using Orleans.Streams.Core;
+using Keystone.Checkpointing;
 
 namespace Keystone.Archive;
 
@@ -57,7 +58,7 @@ public sealed class ArchiveWriterGrain(
     ArchiveStore store,
     IOptions<ArchiveOptions> options,
     IOptions<IngestOptions> ingestOptions,
-    IOptions<Keystone.Checkpointing.CheckpointOptions> checkpoints,
+    IOptions<CheckpointOptions> checkpoints,
     TimeProvider time,
     ILogger<ArchiveWriterGrain> logger)
     : Grain, IArchiveWriterGrain, IStreamSubscriptionObserver, IAsyncBatchObserver<EventBatch>
@@ -118,7 +119,7 @@ public sealed class ArchiveWriterGrain(
             if (barriers.Count == 0 && _pendingEvents < MaxPendingEvents) return;
             await WritePending();
             // Everything before these barriers is in the lake now (or the lake is off).
-            var coordinator = GrainFactory.GetGrain<Keystone.Checkpointing.ICheckpointCoordinatorGrain>(0);
+            var coordinator = GrainFactory.GetGrain<ICheckpointCoordinatorGrain>(0);
             foreach (var n in barriers) coordinator.Ack(n, _partition, ArchiveTopics.Input).Ignore();
             return;
         }

@@ -7,7 +7,7 @@ namespace Keystone.Graph;
 public sealed record NodeUpdate(NodeType Type, string Id, IReadOnlyList<(EdgeLabel Label, string Target)> Edges, IReadOnlyDictionary<string, string> Properties);
 
 /// <summary>
-/// The parse and validate steps of the graph chain (seed §4): event → the nodes it updates, from each source node's
+/// The parse and validate steps of the graph chain (docs/architecture.md, Real-time graph): event → the nodes it updates, from each source node's
 /// side. Reverse entries and derived facts follow from what the source nodes report back (see the operator).
 /// <list type="bullet">
 /// <item>playback (<c>video.play.*</c>): User –WATCHES→ Video, User –USES→ Device;</item>

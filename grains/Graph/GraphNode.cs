@@ -1,5 +1,6 @@
 using System.Text;
 using Keystone.Aggregation;
+using Keystone.Events;
 
 namespace Keystone.Graph;
 
@@ -238,24 +239,14 @@ public sealed class GraphNode
     {
         Span<byte> bytes = stackalloc byte[16];
         eventId.TryWriteBytes(bytes);
-        var h1 = Fnv(kind, 14695981039346656037UL);
-        var h2 = Fnv(other, h1 ^ 0x9E3779B97F4A7C15UL);
+        var h1 = FnvHash.Fnv1a64(kind);
+        var h2 = FnvHash.Fnv1a64(other, h1 ^ 0x9E3779B97F4A7C15UL);
         for (var i = 0; i < 8; i++)
         {
             bytes[i] ^= (byte)(h1 >> (i * 8));
             bytes[8 + i] ^= (byte)(h2 >> (i * 8));
         }
         return new Guid(bytes);
-    }
-
-    private static ulong Fnv(string s, ulong hash)
-    {
-        foreach (var b in Encoding.UTF8.GetBytes(s))
-        {
-            hash ^= b;
-            hash *= 1099511628211UL;
-        }
-        return hash;
     }
 
     // ---- sealing -------------------------------------------------------------------------------------------------

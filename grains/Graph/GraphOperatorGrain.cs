@@ -20,7 +20,7 @@ public static class GraphTopics
 }
 
 /// <summary>
-/// The graph operator of one partition of the graph topic: parse → validate → enrich → update graph → emit (seed §4),
+/// The graph operator of one partition of the graph topic: parse → validate → enrich → update graph → emit (docs/architecture.md, Real-time graph),
 /// with the rounds in <see cref="GraphDispatch"/> and the aggregations' exactly-once machinery
 /// (<see cref="LoggedOperatorGrain{TState}"/>: log before ack, barrier, replay).
 /// </summary>

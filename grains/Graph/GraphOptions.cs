@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Keystone.Topics;
 
 namespace Keystone.Graph;
 
@@ -55,6 +56,6 @@ public sealed class GraphOptions
     {
         if (CheckpointInterval < TimeSpan.FromMilliseconds(100)) yield return $"{Section}:CheckpointInterval must be at least 100 ms.";
         if (DedupeHorizon < CheckpointInterval) yield return $"{Section}:DedupeHorizon must be at least CheckpointInterval (a crash replays up to one interval).";
-        if (!Keystone.Topics.StreamNames.IsValidTopicName(ChangesTopic)) yield return $"{Section}:ChangesTopic '{ChangesTopic}' is not a valid topic name.";
+        if (!StreamNames.IsValidTopicName(ChangesTopic)) yield return $"{Section}:ChangesTopic '{ChangesTopic}' is not a valid topic name.";
     }
 }

@@ -8,6 +8,7 @@ using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
 using Orleans.Runtime;
 using Orleans.Streams;
+using Keystone.Operations;
 
 namespace Keystone.Ingest;
 
@@ -21,8 +22,8 @@ public sealed class IngestGrain(
     IOptions<IngestOptions> options,
     SchemaRegistryProvider schemas,
     PipelineMetrics metrics,
-    Keystone.Operations.DeadLetterStore deadLetters,
-    IOptions<Keystone.Operations.DeadLetterOptions> deadLetterOptions,
+    DeadLetterStore deadLetters,
+    IOptions<DeadLetterOptions> deadLetterOptions,
     IOptions<CheckpointOptions> checkpoints,
     TimeProvider time,
     ILogger<IngestGrain> logger) : Grain, IIngestGrain
@@ -100,7 +101,7 @@ public sealed class IngestGrain(
         if (parsed.Rejections.Count > 0 && logger.IsEnabled(LogLevel.Debug))
             logger.LogDebug("Rejected {Count} of {Total} events from {Origin}; first: {First}", parsed.Rejections.Count, parsed.Total, request.Origin, parsed.Rejections[0].Error);
 
-        if (parsed.Rejections.Count > 0 && request.Origin != Keystone.Operations.IngestOrigins.Replay)
+        if (parsed.Rejections.Count > 0 && request.Origin != IngestOrigins.Replay)
             await KeepRejected(body, request.Format, parsed, source, now);
 
         int accepted, duplicates, messages;
@@ -167,7 +168,7 @@ public sealed class IngestGrain(
             var letters = kept.Select(r =>
             {
                 var text = raw.GetValueOrDefault(r.Index) ?? "";
-                return new Keystone.Operations.DeadLetter(Keystone.Operations.DeadLetterStore.NewId("ingest", now), "ingest", EventTypeOf(text), r.EventId, r.Error, 1, now, text, null);
+                return new DeadLetter(DeadLetterStore.NewId("ingest", now), "ingest", EventTypeOf(text), r.EventId, r.Error, 1, now, text, null);
             }).ToList();
             await deadLetters.AddAsync(letters);
         }

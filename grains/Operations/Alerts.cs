@@ -2,7 +2,7 @@ using System.ComponentModel.DataAnnotations;
 
 namespace Keystone.Operations;
 
-/// <summary>Alert thresholds (seed §8) and how often they are evaluated. Section <c>Keystone:Alerts</c>.</summary>
+/// <summary>Alert thresholds (docs/operations.md and docs/api.md, GET /v1/alerts) and how often they are evaluated. Section <c>Keystone:Alerts</c>.</summary>
 public sealed class AlertOptions
 {
     public const string Section = "Keystone:Alerts";

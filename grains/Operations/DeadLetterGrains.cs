@@ -60,27 +60,3 @@ public static class IngestOrigins
     /// <summary>Events re-published from the dead-letter store: refused again, they are not stored a second time.</summary>
     public const string Replay = "replay";
 }
-
-/// <summary>Fault injection for drills and tests. Section <c>Keystone:Faults</c>; empty in every shipped configuration.</summary>
-public sealed class FaultOptions
-{
-    public const string Section = "Keystone:Faults";
-
-    /// <summary>When set, the user grains throw on any event with a payload string equal to this value: a poison
-    /// event, to watch the dead-letter path work (and to replay it once the "fix", removing this, is deployed).</summary>
-    public string? PoisonMarker { get; set; }
-
-    /// <summary>The same for the routers: they throw on events carrying this value.</summary>
-    public string? RouterPoisonMarker { get; set; }
-
-    /// <summary>Writes to these snapshot buckets never complete: a checkpoint then stays half-written (some entity
-    /// states durable, the rest not) for as long as the silo lives — the crash drill kills it in that state.</summary>
-    public int[] StalledSnapshotBuckets { get; set; } = [];
-
-    public bool IsPoison(KeystoneEvent e) => Carries(e, PoisonMarker);
-
-    public bool IsRouterPoison(KeystoneEvent e) => Carries(e, RouterPoisonMarker);
-
-    private static bool Carries(KeystoneEvent e, string? marker) =>
-        marker is { Length: > 0 } && e.Payload.ToDictionary().Values.Any(v => v is string s && s == marker);
-}

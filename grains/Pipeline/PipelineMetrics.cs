@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
+using Keystone.Ingest;
 
 namespace Keystone.Pipeline;
 
@@ -105,7 +106,7 @@ public sealed class PipelineMetrics : IDisposable
     private readonly Lock _receivedLock = new();
 
     /// <summary>What one ingest request brought: accepted events (in so many stream messages) and refused ones.</summary>
-    public void Received(int events, int batches, IReadOnlyList<Keystone.Ingest.EventRejection> rejections)
+    public void Received(int events, int batches, IReadOnlyList<EventRejection> rejections)
     {
         if (events > 0)
         {

@@ -12,7 +12,7 @@ using Orleans.Streams.Core;
 namespace Keystone.Routing;
 
 /// <summary>
-/// The rule-based router of one fronting partition (seed §3.4, phase 2). It keeps a bounded memory of recent event
+/// The rule-based router of one fronting partition (docs/architecture.md, Events, schemas and routing). It keeps a bounded memory of recent event
 /// ids to drop re-sent events, routes each batch, and appends the results topic by topic, HIGH priority first.
 /// A batch is acknowledged to the stream only after every append succeeded; on failure nothing is remembered, so
 /// the redelivered batch is routed again.

@@ -23,7 +23,7 @@ public sealed record TransformSettings(IReadOnlyList<string> PiiFields, MaskMode
 }
 
 /// <summary>
-/// Reads the routing DSL (seed §3.4). YAML or JSON; the brief's example loads as written. Everything is checked
+/// Reads the routing DSL (docs/architecture.md, Events, schemas and routing). YAML or JSON; the brief's example loads as written. Everything is checked
 /// before anything is used: an unknown key, a bad glob, an empty destination list or a duplicate name is an error
 /// that names the line, the rule and the field.
 /// </summary>

@@ -1,5 +1,7 @@
 using System.Text.Json;
 using Keystone.Ads;
+using Keystone.Silo.Hosting;
+using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Keystone.Silo.Gateway;
 
@@ -10,66 +12,63 @@ internal static class AdsEndpoints
 
     public static void MapAds(this IEndpointRouteBuilder app)
     {
-        var ads = app.MapGroup("/v1/ads").WithTags("Ads");
-        MapOperators(ads);
-
-        ads.MapGet("/campaigns/{id}", async (string id, IClusterClient cluster) =>
-        {
-            if (Ids.Check(id, "campaign id") is { } bad) return bad;
-            var view = await cluster.GetGrain<IAdCampaignGrain>(id).GetCampaign();
-            return view is null ? Problems.NotFound($"no campaign '{id}'") : Results.Ok(view);
-        }).WithName("GetCampaign")
-          .WithSummary("Totals, CTR, completion and skip rates, spend and budget, invalid traffic by reason, ad sessions")
-          .Produces<CampaignView>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound);
-
-        ads.MapGet("/campaigns/{id}/series", async (string id, HttpRequest request, IClusterClient cluster) =>
-        {
-            if (Ids.Check(id, "campaign id") is { } bad) return bad;
-            var window = request.Query["window"];
-            var raw = window.Count == 0 ? "1m" : window[0];
-            if (window.Count > 1 || raw is not ("1m" or "1h")) return Problems.BadRequest($"query parameter 'window' must be 1m or 1h, got '{window}'");
-            var view = await cluster.GetGrain<IAdCampaignGrain>(id).GetSeries(raw == "1h");
-            return view is null ? Problems.NotFound($"no campaign '{id}'") : Results.Ok(view);
-        }).WithName("GetCampaignSeries")
-          .WithSummary("Every figure per 1-minute or 1-hour event-time window")
-          .Produces<AdSeriesView>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound);
-
-        ads.MapPut("/campaigns/{id}", async (string id, HttpRequest request, IClusterClient cluster) =>
-        {
-            if (Ids.Check(id, "campaign id") is { } bad) return bad;
-            if (request.ContentLength > MaxSettingsBytes) return Problems.TooLarge($"campaign settings must be at most {MaxSettingsBytes} bytes");
-            using var buffer = new MemoryStream();
-            await request.Body.CopyToAsync(buffer);
-            if (buffer.Length > MaxSettingsBytes) return Problems.TooLarge($"campaign settings must be at most {MaxSettingsBytes} bytes");
-            if (!TryParseSettings(buffer.ToArray(), out var settings, out var error)) return Problems.BadRequest(error!);
-            if (CampaignSettingsRules.Problems(settings!).ToList() is { Count: > 0 } problems) return Problems.BadRequest(string.Join("; ", problems));
-            return Results.Ok(await cluster.GetGrain<IAdCampaignGrain>(id).Configure(settings!));
-        }).WithName("PutCampaign")
+        var ads = app.MapGroup("/v1/ads").WithTags("Ads").RequireAuthorization(ScopePolicies.Read);
+        ads.MapGet("/operators", GetAdsOperators).WithName("GetAdsOperators")
+          .WithSummary("Per partition: log position, events, billable, invalid, duplicates, checkpoints, publish-to-counted latency per event type");
+        ads.MapGet("/campaigns/{id}", GetCampaign).WithName("GetCampaign")
+          .WithSummary("Totals, CTR, completion and skip rates, spend and budget, invalid traffic by reason, ad sessions");
+        ads.MapGet("/campaigns/{id}/series", GetCampaignSeries).WithName("GetCampaignSeries")
+          .WithSummary("Every figure per 1-minute or 1-hour event-time window");
+        ads.MapPut("/campaigns/{id}", PutCampaign).WithName("PutCampaign").RequireAuthorization(ScopePolicies.Admin)
           .WithSummary("Create or update a campaign: name, budget_micros (null: unlimited), frequency_cap {max_impressions, window_seconds} (null: none)")
-          .Accepts<CampaignSettingsBody>("application/json")
-          .Produces<CampaignView>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status413PayloadTooLarge);
-
-        ads.MapGet("/eligibility", async (HttpRequest request, IClusterClient cluster) =>
-        {
-            var campaign = request.Query["campaign"];
-            var profile = request.Query["profile"];
-            if (campaign.Count != 1 || string.IsNullOrEmpty(campaign[0])) return Problems.BadRequest("query parameter 'campaign' is required (once)");
-            if (profile.Count != 1 || string.IsNullOrEmpty(profile[0])) return Problems.BadRequest("query parameter 'profile' is required (once)");
-            if (Ids.Check(campaign[0]!, "campaign id") is { } badCampaign) return badCampaign;
-            if (Ids.Check(profile[0]!, "profile id") is { } badProfile) return badProfile;
-            var view = await cluster.GetGrain<IAdCampaignGrain>(campaign[0]!).CheckEligibility(profile[0]!);
-            return view is null ? Problems.NotFound($"no campaign '{campaign[0]}'") : Results.Ok(view);
-        }).WithName("GetEligibility")
-          .WithSummary("May this campaign be shown to this profile now? (budget and frequency cap)")
-          .Produces<EligibilityView>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound);
+          .Accepts<CampaignSettingsBody>("application/json");
+        ads.MapGet("/eligibility", GetEligibility).WithName("GetEligibility")
+          .WithSummary("May this campaign be shown to this profile now? (budget and frequency cap)");
     }
 
-    private static void MapOperators(RouteGroupBuilder ads) =>
-        ads.MapGet("/operators", async (IClusterClient cluster) =>
-            Results.Ok(await PerPartition.Ask(cluster, key => cluster.GetGrain<IAdsOperatorGrain>(key).GetStats())))
-          .WithName("GetAdsOperators")
-          .WithSummary("Per partition: log position, events, billable, invalid, duplicates, checkpoints, publish-to-counted latency per event type")
-          .Produces<AdsOperatorStats[]>();
+    internal static async Task<Ok<AdsOperatorStats[]>> GetAdsOperators(IClusterClient cluster) =>
+        TypedResults.Ok(await PerPartition.Ask(cluster, key => cluster.GetGrain<IAdsOperatorGrain>(key).GetStats()));
+
+    internal static async Task<Results<Ok<CampaignView>, BadRequestProblem, NotFoundProblem>> GetCampaign(string id, IClusterClient cluster)
+    {
+        if (Ids.Check(id, "campaign id") is { } bad) return bad;
+        var view = await cluster.GetGrain<IAdCampaignGrain>(id).GetCampaign();
+        return view is null ? Problems.NotFound($"no campaign '{id}'") : TypedResults.Ok(view);
+    }
+
+    internal static async Task<Results<Ok<AdSeriesView>, BadRequestProblem, NotFoundProblem>> GetCampaignSeries(string id, HttpRequest request, IClusterClient cluster)
+    {
+        if (Ids.Check(id, "campaign id") is { } bad) return bad;
+        var window = request.Query["window"];
+        var raw = window.Count == 0 ? "1m" : window[0];
+        if (window.Count > 1 || raw is not ("1m" or "1h")) return Problems.BadRequest($"query parameter 'window' must be 1m or 1h, got '{window}'");
+        var view = await cluster.GetGrain<IAdCampaignGrain>(id).GetSeries(raw == "1h");
+        return view is null ? Problems.NotFound($"no campaign '{id}'") : TypedResults.Ok(view);
+    }
+
+    internal static async Task<Results<Ok<CampaignView>, BadRequestProblem, TooLargeProblem>> PutCampaign(string id, HttpRequest request, IClusterClient cluster)
+    {
+        if (Ids.Check(id, "campaign id") is { } bad) return bad;
+        if (request.ContentLength > MaxSettingsBytes) return Problems.TooLarge($"campaign settings must be at most {MaxSettingsBytes} bytes");
+        using var buffer = new MemoryStream();
+        await request.Body.CopyToAsync(buffer);
+        if (buffer.Length > MaxSettingsBytes) return Problems.TooLarge($"campaign settings must be at most {MaxSettingsBytes} bytes");
+        if (!TryParseSettings(buffer.ToArray(), out var settings, out var error)) return Problems.BadRequest(error!);
+        if (CampaignSettingsRules.Problems(settings!).ToList() is { Count: > 0 } problems) return Problems.BadRequest(string.Join("; ", problems));
+        return TypedResults.Ok(await cluster.GetGrain<IAdCampaignGrain>(id).Configure(settings!));
+    }
+
+    internal static async Task<Results<Ok<EligibilityView>, BadRequestProblem, NotFoundProblem>> GetEligibility(HttpRequest request, IClusterClient cluster)
+    {
+        var campaign = request.Query["campaign"];
+        var profile = request.Query["profile"];
+        if (campaign.Count != 1 || string.IsNullOrEmpty(campaign[0])) return Problems.BadRequest("query parameter 'campaign' is required (once)");
+        if (profile.Count != 1 || string.IsNullOrEmpty(profile[0])) return Problems.BadRequest("query parameter 'profile' is required (once)");
+        if (Ids.Check(campaign[0]!, "campaign id") is { } badCampaign) return badCampaign;
+        if (Ids.Check(profile[0]!, "profile id") is { } badProfile) return badProfile;
+        var view = await cluster.GetGrain<IAdCampaignGrain>(campaign[0]!).CheckEligibility(profile[0]!);
+        return view is null ? Problems.NotFound($"no campaign '{campaign[0]}'") : TypedResults.Ok(view);
+    }
 
     /// <summary>The PUT body, for the API reference.</summary>
     public sealed record CampaignSettingsBody(string Name, long? BudgetMicros, FrequencyCapBody? FrequencyCap);

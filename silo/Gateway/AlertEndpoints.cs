@@ -1,5 +1,7 @@
+using Microsoft.Extensions.Options;
 using Keystone.Operations;
 using Keystone.Silo.Hosting;
+using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Keystone.Silo.Gateway;
 
@@ -7,34 +9,29 @@ public sealed record StatusHistoryView(TimeSpan EvaluationInterval, DateTimeOffs
 
 public sealed record AlertsView(DateTimeOffset? EvaluatedAt, double? BaselineEventsPerSecond, IReadOnlyList<AlertView> Alerts);
 
+/// <summary>The alert rules as this silo last evaluated them.</summary>
 internal static class AlertEndpoints
 {
-    private static readonly Lazy<string> StatusPage = new(() =>
-    {
-        using var stream = typeof(AlertEndpoints).Assembly.GetManifestResourceStream("status.html")!;
-        using var reader = new StreamReader(stream);
-        return reader.ReadToEnd();
-    });
-
     public static void MapAlerts(this IEndpointRouteBuilder app)
     {
-        // The pipeline at a glance: stages, rates, lag, alerts, read live from the API by the page itself.
-        app.MapGet("/status", () => Results.Content(StatusPage.Value, "text/html; charset=utf-8")).ExcludeFromDescription();
-        app.MapGet("/v1/alerts", (AlertMonitor monitor) =>
-        {
-            var (alerts, baseline, at) = monitor.Current;
-            return Results.Ok(new AlertsView(at, baseline, alerts));
-        }).WithTags("Operations").WithName("GetAlerts")
-          .WithSummary("The alert rules as last evaluated on this silo: event lag, processing p99, error rate, throughput against its baseline")
-          .Produces<AlertsView>();
-        app.MapGet("/v1/status/history", (HttpRequest request, AlertMonitor monitor, TimeProvider time, Microsoft.Extensions.Options.IOptions<AlertOptions> options) =>
-        {
-            if (!Problems.TryInt(request, "minutes", 1, (int)AlertMonitor.HistoryRetention.TotalMinutes, (int)AlertMonitor.HistoryRetention.TotalMinutes, out var minutes, out var problem))
-                return problem!;
-            var from = time.GetUtcNow() - TimeSpan.FromMinutes(minutes);
-            return Results.Ok(new StatusHistoryView(options.Value.EvaluationInterval, from, [.. monitor.History.Where(p => p.At >= from)]));
-        }).WithTags("Operations").WithName("GetStatusHistory")
-          .WithSummary("This silo's throughput (events/s) and event lag p99 per stage for each alert evaluation window of the last `minutes` (1-15, default 15): the status page's charts")
-          .Produces<StatusHistoryView>().ProducesProblem(StatusCodes.Status400BadRequest);
+        var operations = app.MapGroup("/v1").WithTags("Operations").RequireAuthorization(ScopePolicies.Read);
+        operations.MapGet("/alerts", GetAlerts).WithName("GetAlerts")
+          .WithSummary("The alert rules as last evaluated on this silo: event lag, processing p99, error rate, throughput against its baseline");
+        operations.MapGet("/status/history", GetStatusHistory).WithName("GetStatusHistory")
+          .WithSummary("This silo's throughput (events/s) and event lag p99 per stage for each alert evaluation window of the last `minutes` (1-15, default 15): the status page's charts");
+    }
+
+    internal static Ok<AlertsView> GetAlerts(AlertMonitor monitor)
+    {
+        var (alerts, baseline, at) = monitor.Current;
+        return TypedResults.Ok(new AlertsView(at, baseline, alerts));
+    }
+
+    internal static Results<Ok<StatusHistoryView>, BadRequestProblem> GetStatusHistory(HttpRequest request, AlertMonitor monitor, TimeProvider time, IOptions<AlertOptions> options)
+    {
+        if (!Problems.TryInt(request, "minutes", 1, (int)AlertMonitor.HistoryRetention.TotalMinutes, (int)AlertMonitor.HistoryRetention.TotalMinutes, out var minutes, out var problem))
+            return problem!;
+        var from = time.GetUtcNow() - TimeSpan.FromMinutes(minutes);
+        return TypedResults.Ok(new StatusHistoryView(options.Value.EvaluationInterval, from, [.. monitor.History.Where(p => p.At >= from)]));
     }
 }

@@ -1,4 +1,6 @@
 using Keystone.Operations;
+using Keystone.Silo.Hosting;
+using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Keystone.Silo.Gateway;
 
@@ -9,52 +11,54 @@ internal static class DeadLetterEndpoints
 {
     public static void MapDeadLetters(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1/dead-letters").WithTags("Dead letters");
-
-        group.MapGet("/", async (HttpRequest request, IClusterClient cluster) =>
-        {
-            if (!TryFilter(request, 100, out var stage, out var type, out var limit, out var cursor, out var problem)) return problem!;
-            return Results.Ok(await cluster.GetGrain<IDeadLetterGrain>(0).List(stage, type, limit, cursor));
-        }).WithName("ListDeadLetters").WithSummary("Dead letters, oldest first, by stage and event type; page with the returned cursor")
-          .Produces<DeadLetterPage>().ProducesProblem(StatusCodes.Status400BadRequest);
-
-        group.MapGet("/{id}", async (string id, IClusterClient cluster) =>
-        {
-            if (DeadLetterStore.StageOf(id) is null) return Problems.BadRequest($"'{Short(id)}' is not a dead-letter id (stage.timestamp-suffix)");
-            var letter = await cluster.GetGrain<IDeadLetterGrain>(0).Get(id);
-            return letter is null ? Problems.NotFound($"no dead letter '{id}'") : Results.Ok(letter);
-        }).WithName("GetDeadLetter").Produces<DeadLetter>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound);
-
-        group.MapPost("/{id}/replay", async (string id, IClusterClient cluster) =>
-        {
-            if (DeadLetterStore.StageOf(id) is null) return Problems.BadRequest($"'{Short(id)}' is not a dead-letter id (stage.timestamp-suffix)");
-            var result = await cluster.GetGrain<IDeadLetterReplayGrain>(id).Replay();
-            return result.Outcome switch
-            {
-                ReplayOutcome.NotFound => Problems.NotFound($"no dead letter '{id}'"),
-                ReplayOutcome.RejectedAgain => Results.UnprocessableEntity(result),
-                _ => Results.Ok(result),
-            };
-        }).WithName("ReplayDeadLetter")
-          .WithSummary("Publishes the event again: through ingest (validated again) when ingest refused it, into the failed consumer's topic otherwise; a second replay publishes nothing")
-          .Produces<ReplayResult>().Produces<ReplayResult>(StatusCodes.Status422UnprocessableEntity).ProducesProblem(StatusCodes.Status404NotFound);
-
-        group.MapPost("/replay", async (HttpRequest request, IClusterClient cluster) =>
-        {
-            if (!TryFilter(request, 1_000, out var stage, out var type, out var limit, out var cursor, out var problem)) return problem!;
-            var page = await cluster.GetGrain<IDeadLetterGrain>(0).List(stage, type, limit, cursor);
-            var results = new List<ReplayResult>();
-            foreach (var letter in page.Items.Where(l => l.ReplayedAt is null))
-                results.Add(await cluster.GetGrain<IDeadLetterReplayGrain>(letter.Id).Replay());
-            var already = page.Items.Count(l => l.ReplayedAt is not null) + results.Count(r => r.Outcome == ReplayOutcome.AlreadyReplayed);
-            return Results.Ok(new BulkReplayView(results.Count(r => r.Outcome == ReplayOutcome.Replayed), already,
-                results.Count(r => r.Outcome == ReplayOutcome.RejectedAgain), results, page.Cursor));
-        }).WithName("ReplayDeadLetters")
-          .WithSummary("Replays every dead letter matching stage and type (up to limit, from cursor); idempotent")
-          .Produces<BulkReplayView>().ProducesProblem(StatusCodes.Status400BadRequest);
+        // Dead letters hold events as they arrived, personal data included: admin only, reads too.
+        var group = app.MapGroup("/v1/dead-letters").WithTags("Dead letters").RequireAuthorization(ScopePolicies.Admin);
+        group.MapGet("/", ListDeadLetters).WithName("ListDeadLetters").WithSummary("Dead letters, oldest first, by stage and event type; page with the returned cursor");
+        group.MapGet("/{id}", GetDeadLetter).WithName("GetDeadLetter");
+        group.MapPost("/{id}/replay", ReplayDeadLetter).WithName("ReplayDeadLetter")
+          .WithSummary("Publishes the event again: through ingest (validated again) when ingest refused it, into the failed consumer's topic otherwise; a second replay publishes nothing");
+        group.MapPost("/replay", ReplayDeadLetters).WithName("ReplayDeadLetters")
+          .WithSummary("Replays every dead letter matching stage and type (up to limit, from cursor); idempotent");
     }
 
-    private static bool TryFilter(HttpRequest request, int fallbackLimit, out string? stage, out string? type, out int limit, out string? cursor, out IResult? problem)
+    internal static async Task<Results<Ok<DeadLetterPage>, BadRequestProblem>> ListDeadLetters(HttpRequest request, IClusterClient cluster)
+    {
+        if (!TryFilter(request, 100, out var stage, out var type, out var limit, out var cursor, out var problem)) return problem!;
+        return TypedResults.Ok(await cluster.GetGrain<IDeadLetterGrain>(0).List(stage, type, limit, cursor));
+    }
+
+    internal static async Task<Results<Ok<DeadLetter>, BadRequestProblem, NotFoundProblem>> GetDeadLetter(string id, IClusterClient cluster)
+    {
+        if (DeadLetterStore.StageOf(id) is null) return Problems.BadRequest($"'{Short(id)}' is not a dead-letter id (stage.timestamp-suffix)");
+        var letter = await cluster.GetGrain<IDeadLetterGrain>(0).Get(id);
+        return letter is null ? Problems.NotFound($"no dead letter '{id}'") : TypedResults.Ok(letter);
+    }
+
+    internal static async Task<Results<Ok<ReplayResult>, UnprocessableEntity<ReplayResult>, BadRequestProblem, NotFoundProblem>> ReplayDeadLetter(string id, IClusterClient cluster)
+    {
+        if (DeadLetterStore.StageOf(id) is null) return Problems.BadRequest($"'{Short(id)}' is not a dead-letter id (stage.timestamp-suffix)");
+        var result = await cluster.GetGrain<IDeadLetterReplayGrain>(id).Replay();
+        return result.Outcome switch
+        {
+            ReplayOutcome.NotFound => Problems.NotFound($"no dead letter '{id}'"),
+            ReplayOutcome.RejectedAgain => TypedResults.UnprocessableEntity(result),
+            _ => TypedResults.Ok(result),
+        };
+    }
+
+    internal static async Task<Results<Ok<BulkReplayView>, BadRequestProblem>> ReplayDeadLetters(HttpRequest request, IClusterClient cluster)
+    {
+        if (!TryFilter(request, 1_000, out var stage, out var type, out var limit, out var cursor, out var problem)) return problem!;
+        var page = await cluster.GetGrain<IDeadLetterGrain>(0).List(stage, type, limit, cursor);
+        var results = new List<ReplayResult>();
+        foreach (var letter in page.Items.Where(l => l.ReplayedAt is null))
+            results.Add(await cluster.GetGrain<IDeadLetterReplayGrain>(letter.Id).Replay());
+        var already = page.Items.Count(l => l.ReplayedAt is not null) + results.Count(r => r.Outcome == ReplayOutcome.AlreadyReplayed);
+        return TypedResults.Ok(new BulkReplayView(results.Count(r => r.Outcome == ReplayOutcome.Replayed), already,
+            results.Count(r => r.Outcome == ReplayOutcome.RejectedAgain), results, page.Cursor));
+    }
+
+    private static bool TryFilter(HttpRequest request, int fallbackLimit, out string? stage, out string? type, out int limit, out string? cursor, out BadRequestProblem? problem)
     {
         stage = request.Query["stage"].FirstOrDefault();
         type = request.Query["type"].FirstOrDefault();

@@ -1,6 +1,8 @@
 using System.IO.Compression;
 using Keystone.Ingest;
 using Keystone.Pipeline;
+using Keystone.Silo.Hosting;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 using Microsoft.OpenApi;
@@ -21,7 +23,8 @@ internal static class EventsEndpoints
 
     public static void MapEvents(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/v1/events", Ingest)
+        app.MapGroup("/v1").RequireAuthorization(ScopePolicies.Ingest)
+            .MapPost("/events", Ingest)
             .WithName("PublishEvents")
             .WithTags("Events")
             .WithSummary("Publish a batch of events")
@@ -43,14 +46,10 @@ internal static class EventsEndpoints
                 };
                 return Task.CompletedTask;
             })
-            .Produces<IngestResponse>(StatusCodes.Status202Accepted)
-            .ProducesProblem(StatusCodes.Status400BadRequest)
-            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType)
             .DisableAntiforgery();
     }
 
-    private static async Task<IResult> Ingest(HttpContext http, IClusterClient cluster, IOptions<IngestOptions> options, CancellationToken cancellationToken)
+    internal static async Task<Results<Accepted<IngestResponse>, BadRequestProblem, TooLargeProblem, UnsupportedMediaTypeProblem>> Ingest(HttpContext http, IClusterClient cluster, IOptions<IngestOptions> options, CancellationToken cancellationToken)
     {
         var limit = options.Value.MaxRequestBytes;
         if (!TryFormat(http.Request.ContentType, out var format))
@@ -93,7 +92,7 @@ internal static class EventsEndpoints
         var result = await cluster.GetGrain<IIngestGrain>(0).Ingest(new IngestRequest(body, format, BodyCompression.None, "rest"));
         if (result.BodyError is not null)
             return Problems.BadRequest(result.BodyError);
-        return Results.Json(new IngestResponse(result.Accepted, result.Duplicates, result.Rejected), statusCode: StatusCodes.Status202Accepted);
+        return TypedResults.Accepted((string?)null, new IngestResponse(result.Accepted, result.Duplicates, result.Rejected));
     }
 
     private static bool TryFormat(string? contentType, out BodyFormat format)

@@ -1,9 +1,13 @@
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Keystone.Archive;
 using Keystone.Events;
 using Keystone.Ingest;
 using Keystone.Pipeline;
 using Keystone.Routing;
+using Keystone.Silo.Hosting;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 
 namespace Keystone.Silo.Gateway;
@@ -19,43 +23,68 @@ internal static class LiveRulesEndpoints
 {
     public static void MapLiveRules(this IEndpointRouteBuilder app)
     {
-        var routing = app.MapGroup("/v1/routing").WithTags("Routing");
-
-        routing.MapPut("/rules", async (HttpRequest request, IClusterClient cluster) =>
-        {
-            var (text, tooLarge) = await ReadText(request);
-            if (tooLarge is not null) return tooLarge;
-            var update = await cluster.GetGrain<IRoutingRulesGrain>(0).Apply(text!, "PUT /v1/routing/rules");
-            return Answer(update);
-        }).WithName("PutRoutingRules")
-          .WithSummary("Replaces the routing rules on every router without a restart (validated as a whole first; versioned)")
-          .Accepts<string>("application/yaml", "text/yaml", "application/json", "text/plain")
-          .Produces<RulesVersionInfo>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status413PayloadTooLarge);
-
-        routing.MapGet("/rules/versions", async (IClusterClient cluster) =>
-            Results.Ok(await cluster.GetGrain<IRoutingRulesGrain>(0).GetVersions()))
-          .WithName("GetRoutingRuleVersions").WithSummary("Every kept version of the live rules, oldest first (empty while the rule file is in force)")
-          .Produces<RulesVersionInfo[]>();
-
-        routing.MapPost("/rules/versions/{version:int}/rollback", async (int version, IClusterClient cluster) =>
-        {
-            var update = await cluster.GetGrain<IRoutingRulesGrain>(0).Rollback(version);
-            return update is null ? Problems.NotFound($"no routing rules version {version}") : Answer(update);
-        }).WithName("RollBackRoutingRules").WithSummary("Makes an earlier version current again, as a new version")
-          .Produces<RulesVersionInfo>().ProducesProblem(StatusCodes.Status404NotFound);
-
-        routing.MapPost("/rules/dry-run", DryRun)
-          .WithName("DryRunRoutingRules")
+        var routing = app.MapGroup("/v1/routing").WithTags("Routing").RequireAuthorization(ScopePolicies.Read);
+        routing.MapPut("/rules", PutRoutingRules).WithName("PutRoutingRules").RequireAuthorization(ScopePolicies.Admin)
+          .WithSummary("Replaces the routing rules on every router without a restart (validated as a whole first; versioned). Refuses a set that leaves an operator's input topic without a rule, unless allow_idle=true")
+          .Accepts<string>("application/yaml", "text/yaml", "application/json", "text/plain");
+        routing.MapGet("/rules/versions", GetRoutingRuleVersions).WithName("GetRoutingRuleVersions")
+          .WithSummary("Every kept version of the live rules, oldest first (empty while the rule file is in force)");
+        routing.MapPost("/rules/versions/{version:int}/rollback", RollBackRoutingRules).WithName("RollBackRoutingRules").RequireAuthorization(ScopePolicies.Admin)
+          .WithSummary("Makes an earlier version current again, as a new version");
+        // Trying rules on sample events publishes nothing: a read.
+        routing.MapPost("/rules/dry-run", DryRun).WithName("DryRunRoutingRules")
           .WithSummary("Routes sample events through a rule set (or the rules in force) and shows, per event, the rules that matched and each destination's output; publishes nothing")
-          .Accepts<JsonObject>("application/json")
-          .Produces<DryRunResponse>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status413PayloadTooLarge);
+          .Accepts<JsonObject>("application/json");
     }
 
-    private static IResult Answer(RulesUpdate update) => update.Error is { } e
-        ? Problems.BadRequest(e.Message, new Dictionary<string, object?> { ["line"] = e.Line, ["column"] = e.Column, ["rule"] = e.Rule, ["field"] = e.Field })
-        : Results.Ok(update.Applied);
+    internal static async Task<Results<Ok<RulesVersionInfo>, BadRequestProblem, TooLargeProblem>> PutRoutingRules(HttpRequest request, IClusterClient cluster,
+        SchemaRegistryProvider schemas, IOptions<RoutingOptions> routing, IOptions<ArchiveOptions> archive)
+    {
+        var allowIdle = request.Query["allow_idle"];
+        if (allowIdle.Count > 1 || (allowIdle.Count == 1 && allowIdle[0] is not ("true" or "false")))
+            return Problems.BadRequest($"query parameter 'allow_idle' must be true or false, got '{allowIdle}'");
+        var (text, tooLarge) = await ReadText(request);
+        if (tooLarge is not null) return tooLarge;
+        // The grain validates the set as a whole; this adds what only the deployment knows: which operators run.
+        if (allowIdle is not ["true"] && TryParse(text!, routing.Value, schemas) is { } parsed
+            && OperatorInputs.Unfed(parsed, OperatorInputs.All(archive.Value.Enabled)) is { Count: > 0 } unfed)
+            return Problems.BadRequest($"{string.Join("; ", unfed)}. Add a rule with that destination, or send ?allow_idle=true to apply the set anyway.",
+                new Dictionary<string, object?> { ["warnings"] = unfed });
+        var update = await cluster.GetGrain<IRoutingRulesGrain>(0).Apply(text!, "PUT /v1/routing/rules");
+        return Answer(update);
+    }
 
-    internal static async Task<(string? Text, IResult? TooLarge)> ReadText(HttpRequest request)
+    internal static async Task<Ok<RulesVersionInfo[]>> GetRoutingRuleVersions(IClusterClient cluster) =>
+        TypedResults.Ok((await cluster.GetGrain<IRoutingRulesGrain>(0).GetVersions()).ToArray());
+
+    internal static async Task<Results<Ok<RulesVersionInfo>, BadRequestProblem, NotFoundProblem>> RollBackRoutingRules(int version, IClusterClient cluster)
+    {
+        var update = await cluster.GetGrain<IRoutingRulesGrain>(0).Rollback(version);
+        if (update is null) return Problems.NotFound($"no routing rules version {version}");
+        return update.Error is { } e ? RuleProblem(e) : TypedResults.Ok(update.Applied!);
+    }
+
+    private static RuleSet? TryParse(string text, RoutingOptions routing, SchemaRegistryProvider schemas)
+    {
+        try
+        {
+            return RuleSetParser.Parse(text, "PUT /v1/routing/rules", RoutingRulesGrain.Settings(routing, schemas));
+        }
+        catch (RoutingRulesException)
+        {
+            return null;
+        }
+    }
+
+    private static Results<Ok<RulesVersionInfo>, BadRequestProblem, TooLargeProblem> Answer(RulesUpdate update) =>
+        update.Error is { } e ? RuleProblem(e) : TypedResults.Ok(update.Applied!);
+
+    private static BadRequestProblem RuleProblem(RulesError e) =>
+        Problems.BadRequest(e.Message, new Dictionary<string, object?> { ["line"] = e.Line, ["column"] = e.Column, ["rule"] = e.Rule, ["field"] = e.Field });
+
+    internal static BadRequestProblem RuleProblem(RoutingRulesException e) => RuleProblem(new RulesError(e.Message, e.Line, e.Column, e.Rule, e.Field));
+
+    internal static async Task<(string? Text, TooLargeProblem? TooLarge)> ReadText(HttpRequest request)
     {
         using var reader = new StreamReader(request.Body);
         var buffer = new char[RuleSetParser.MaxTextBytes + 1];
@@ -65,7 +94,7 @@ internal static class LiveRulesEndpoints
             : (new string(buffer, 0, read), null);
     }
 
-    private static async Task<IResult> DryRun(HttpRequest request, IClusterClient cluster, RoutingRulesProvider provider, SchemaRegistryProvider schemas,
+    internal static async Task<Results<Ok<DryRunResponse>, BadRequestProblem, TooLargeProblem>> DryRun(HttpRequest request, IClusterClient cluster, RoutingRulesProvider provider, SchemaRegistryProvider schemas,
         IOptions<RoutingOptions> routing, IOptions<IngestOptions> ingest, TimeProvider time)
     {
         var limit = ingest.Value.MaxRequestBytes;
@@ -99,7 +128,7 @@ internal static class LiveRulesEndpoints
                 }
                 catch (RoutingRulesException e)
                 {
-                    return Problems.BadRequest(e.Message, new Dictionary<string, object?> { ["line"] = e.Line, ["column"] = e.Column, ["rule"] = e.Rule, ["field"] = e.Field });
+                    return RuleProblem(e);
                 }
             }
             else
@@ -110,7 +139,7 @@ internal static class LiveRulesEndpoints
             }
 
             var now = time.GetUtcNow();
-            var parsed = EventBatchParser.Parse(System.Text.Encoding.UTF8.GetBytes(eventsNode.GetRawText()), BodyFormat.JsonArray, schemas.Current, now: now);
+            var parsed = EventBatchParser.Parse(Encoding.UTF8.GetBytes(eventsNode.GetRawText()), BodyFormat.JsonArray, schemas.Current, now: now);
             if (parsed.BodyError is not null) return Problems.BadRequest($"events: {parsed.BodyError}");
             var results = new List<DryRunResult>();
             foreach (var rejection in parsed.Rejections)
@@ -123,7 +152,7 @@ internal static class LiveRulesEndpoints
                     [.. traces.Select(t => new DryRunDestination(t.Rule, t.Topic, t.Priority.ToString().ToUpperInvariant(), t.Output is null ? null : JsonNode.Parse(EventJson.Serialize(t.Output))))],
                     traces.Count == 0, null));
             }
-            return Results.Ok(new DryRunResponse(engine.Rules.Hash, [.. results.OrderBy(r => r.Index)]));
+            return TypedResults.Ok(new DryRunResponse(engine.Rules.Hash, [.. results.OrderBy(r => r.Index)]));
         }
     }
 }

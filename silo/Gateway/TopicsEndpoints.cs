@@ -1,6 +1,8 @@
 using Keystone.Client.Querying;
 using Keystone.Events;
+using Keystone.Silo.Hosting;
 using Keystone.Topics;
+using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Keystone.Silo.Gateway;
 
@@ -15,52 +17,48 @@ internal static class TopicsEndpoints
 {
     public static void MapTopics(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1/topics").WithTags("Topics");
-
-        group.MapGet("/", async (IClusterClient cluster) =>
-        {
-            var client = await KeystoneQueryClient.ConnectAsync(cluster);
-            var topics = await client.GetTopicsAsync();
-            return Results.Ok(topics.Select(ToView).ToArray());
-        })
-        .WithName("ListTopics")
-        .WithSummary("Every topic with its delivered count, last delivery time and lag (delivery time minus event time)")
-        .Produces<TopicView[]>();
-
-        group.MapGet("/{name}", async (string name, IClusterClient cluster) =>
-        {
-            var (client, problem) = await Resolve(name, cluster);
-            if (problem is not null) return problem;
-            var topics = await cluster.GetGrain<ITopicDirectoryGrain>(0).GetTopics();
-            return Results.Ok(ToView(await client!.GetTopicAsync(name, topics.GetValueOrDefault(name))));
-        })
-        .WithName("GetTopic")
-        .Produces<TopicView>()
-        .ProducesProblem(StatusCodes.Status404NotFound);
-
-        group.MapGet("/{name}/events", async (string name, HttpRequest request, IClusterClient cluster) =>
-        {
-            if (!Problems.TryInt(request, "limit", 1, 1000, 20, out var limit, out var bad)) return bad!;
-            var (client, problem) = await Resolve(name, cluster);
-            if (problem is not null) return problem;
-            var events = await client!.GetRecentAsync(name, limit);
-            return Results.Ok(new TopicEventsView(name, events.Count, events.Reverse().Select(e => new TappedEventView(e.Sequence, e.DeliveredAt, e.Partition, e.Event)).ToArray()));
-        })
-        .WithName("GetTopicEvents")
-        .WithSummary("The newest events delivered to a topic, newest first, as delivered (transforms applied)")
-        .Produces<TopicEventsView>()
-        .ProducesProblem(StatusCodes.Status400BadRequest)
-        .ProducesProblem(StatusCodes.Status404NotFound);
+        var group = app.MapGroup("/v1/topics").WithTags("Topics").RequireAuthorization(ScopePolicies.Read);
+        group.MapGet("/", ListTopics).WithName("ListTopics")
+          .WithSummary("Every topic with its delivered count, last delivery time and lag (delivery time minus event time)");
+        group.MapGet("/{name}", GetTopic).WithName("GetTopic");
+        group.MapGet("/{name}/events", GetTopicEvents).WithName("GetTopicEvents")
+          .WithSummary("The newest events delivered to a topic, newest first, as delivered (transforms applied)");
     }
 
-    private static async Task<(KeystoneQueryClient?, IResult?)> Resolve(string name, IClusterClient cluster)
+    internal static async Task<Ok<TopicView[]>> ListTopics(IClusterClient cluster)
+    {
+        var client = await KeystoneQueryClient.ConnectAsync(cluster);
+        var topics = await client.GetTopicsAsync();
+        return TypedResults.Ok(topics.Select(ToView).ToArray());
+    }
+
+    internal static async Task<Results<Ok<TopicView>, BadRequestProblem, NotFoundProblem>> GetTopic(string name, IClusterClient cluster)
+    {
+        var (client, bad, missing) = await Resolve(name, cluster);
+        if (bad is not null) return bad;
+        if (missing is not null) return missing;
+        var topics = await cluster.GetGrain<ITopicDirectoryGrain>(0).GetTopics();
+        return TypedResults.Ok(ToView(await client!.GetTopicAsync(name, topics.GetValueOrDefault(name))));
+    }
+
+    internal static async Task<Results<Ok<TopicEventsView>, BadRequestProblem, NotFoundProblem>> GetTopicEvents(string name, HttpRequest request, IClusterClient cluster)
+    {
+        if (!Problems.TryInt(request, "limit", 1, 1000, 20, out var limit, out var badLimit)) return badLimit!;
+        var (client, bad, missing) = await Resolve(name, cluster);
+        if (bad is not null) return bad;
+        if (missing is not null) return missing;
+        var events = await client!.GetRecentAsync(name, limit);
+        return TypedResults.Ok(new TopicEventsView(name, events.Count, events.Reverse().Select(e => new TappedEventView(e.Sequence, e.DeliveredAt, e.Partition, e.Event)).ToArray()));
+    }
+
+    private static async Task<(KeystoneQueryClient?, BadRequestProblem?, NotFoundProblem?)> Resolve(string name, IClusterClient cluster)
     {
         if (!StreamNames.IsValidTopicName(name))
-            return (null, Problems.BadRequest($"'{Truncate(name)}' is not a valid topic name (3-63 characters of a-z, 0-9, '.', '-', '_')"));
+            return (null, Problems.BadRequest($"'{Truncate(name)}' is not a valid topic name (3-63 characters of a-z, 0-9, '.', '-', '_')"), null);
         var topics = await cluster.GetGrain<ITopicDirectoryGrain>(0).GetTopics();
         if (!topics.ContainsKey(name))
-            return (null, Problems.NotFound($"unknown topic '{name}'; GET /v1/topics lists the known topics"));
-        return (await KeystoneQueryClient.ConnectAsync(cluster), null);
+            return (null, null, Problems.NotFound($"unknown topic '{name}'; GET /v1/topics lists the known topics"));
+        return (await KeystoneQueryClient.ConnectAsync(cluster), null, null);
     }
 
     private static string Truncate(string s) => s.Length <= 64 ? s : s[..61] + "...";

@@ -4,6 +4,12 @@ using System.Reflection;
 using Keystone.Client.Hosting;
 using Keystone.Client.Publishing;
 using Keystone.Pipeline;
+using Keystone.Ads;
+using Keystone.Aggregation;
+using Keystone.Archive;
+using Keystone.Checkpointing;
+using Keystone.Graph;
+using Keystone.Operations;
 
 namespace Keystone.Silo.Hosting;
 
@@ -33,16 +39,16 @@ internal static class ConfigurationCheck
         ["Local"] = typeof(LocalOptions),
         ["Client"] = typeof(KeystoneClientOptions),
         ["Publisher"] = typeof(PublisherOptions),
-        ["Aggregation"] = typeof(Keystone.Aggregation.AggregationOptions),
-        ["Ads"] = typeof(Keystone.Ads.AdsOptions),
-        ["Graph"] = typeof(Keystone.Graph.GraphOptions),
-        ["Faults"] = typeof(Keystone.Operations.FaultOptions),
-        ["Alerts"] = typeof(Keystone.Operations.AlertOptions),
-        ["DeadLetters"] = typeof(Keystone.Operations.DeadLetterOptions),
+        ["Aggregation"] = typeof(AggregationOptions),
+        ["Ads"] = typeof(AdsOptions),
+        ["Graph"] = typeof(GraphOptions),
+        ["Faults"] = typeof(FaultOptions),
+        ["Alerts"] = typeof(AlertOptions),
+        ["DeadLetters"] = typeof(DeadLetterOptions),
         ["Security"] = typeof(SecurityOptions),
-        ["Archive"] = typeof(Keystone.Archive.ArchiveOptions),
+        ["Archive"] = typeof(ArchiveOptions),
         ["Metrics"] = typeof(MetricsOptions),
-        ["Checkpoints"] = typeof(Keystone.Checkpointing.CheckpointOptions),
+        ["Checkpoints"] = typeof(CheckpointOptions),
     };
 
     /// <summary>Sections that later features add; listed so a configuration written for them is not refused here.</summary>
@@ -104,25 +110,25 @@ internal static class ConfigurationCheck
         var streaming = BindChecked<StreamingOptions>(StreamingOptions.Section);
         BindChecked<LocalOptions>(LocalOptions.Section);
         BindChecked<KeystoneClientOptions>(KeystoneClientOptions.Section);
-        var aggregation = BindChecked<Keystone.Aggregation.AggregationOptions>(Keystone.Aggregation.AggregationOptions.Section);
+        var aggregation = BindChecked<AggregationOptions>(AggregationOptions.Section);
         if (aggregation is not null) problems.AddRange(aggregation.Problems());
         // Whether an empty key list is acceptable depends on the environment: checked when the host is built.
         var security = BindChecked<SecurityOptions>(SecurityOptions.Section);
         if (security is not null) problems.AddRange(security.Problems(development: true));
-        var archive = BindChecked<Keystone.Archive.ArchiveOptions>(Keystone.Archive.ArchiveOptions.Section);
+        var archive = BindChecked<ArchiveOptions>(ArchiveOptions.Section);
         if (archive is not null && archive.ManifestInterval < TimeSpan.FromMilliseconds(100)) problems.Add("Keystone:Archive:ManifestInterval must be at least 100 ms.");
         if (archive is not null && archive.MaxReplayRange <= TimeSpan.Zero) problems.Add("Keystone:Archive:MaxReplayRange must be positive.");
-        var dead = BindChecked<Keystone.Operations.DeadLetterOptions>(Keystone.Operations.DeadLetterOptions.Section);
+        var dead = BindChecked<DeadLetterOptions>(DeadLetterOptions.Section);
         if (dead is not null && dead.Retention <= TimeSpan.Zero) problems.Add("Keystone:DeadLetters:Retention must be positive.");
-        var alerts = BindChecked<Keystone.Operations.AlertOptions>(Keystone.Operations.AlertOptions.Section);
+        var alerts = BindChecked<AlertOptions>(AlertOptions.Section);
         if (alerts is not null && alerts.EvaluationInterval < TimeSpan.FromMilliseconds(100))
             problems.Add("Keystone:Alerts:EvaluationInterval must be at least 100 ms.");
-        var ads = BindChecked<Keystone.Ads.AdsOptions>(Keystone.Ads.AdsOptions.Section);
+        var ads = BindChecked<AdsOptions>(AdsOptions.Section);
         if (ads is not null) problems.AddRange(ads.Problems());
-        BindChecked<Keystone.Operations.FaultOptions>(Keystone.Operations.FaultOptions.Section);
-        var graph = BindChecked<Keystone.Graph.GraphOptions>(Keystone.Graph.GraphOptions.Section);
+        BindChecked<FaultOptions>(FaultOptions.Section);
+        var graph = BindChecked<GraphOptions>(GraphOptions.Section);
         if (graph is not null) problems.AddRange(graph.Problems());
-        var checkpoints = BindChecked<Keystone.Checkpointing.CheckpointOptions>(Keystone.Checkpointing.CheckpointOptions.Section);
+        var checkpoints = BindChecked<CheckpointOptions>(CheckpointOptions.Section);
         if (checkpoints is not null) problems.AddRange(checkpoints.Problems());
 
         if (ingest is not null && ingest.MaxEventBytes > ingest.MaxRequestBytes)

@@ -3,6 +3,7 @@ using Azure.Storage.Blobs;
 using Keystone.Topics;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
+using Keystone.Storage;
 
 namespace Keystone.Silo.Hosting;
 
@@ -35,7 +36,7 @@ internal sealed class StorageHealthCheck(IOptions<StorageOptions> storage, IConf
         try
         {
             var options = new BlobClientOptions { Retry = { MaxRetries = 0, NetworkTimeout = TimeSpan.FromSeconds(3) } };
-            _client ??= new BlobServiceClient(storage.Value.ConnectionString, services.GetService<Keystone.Storage.StorageRequests>()?.Attach(options, "blob") ?? options);
+            _client ??= new BlobServiceClient(storage.Value.ConnectionString, services.GetService<StorageRequests>()?.Attach(options, "blob") ?? options);
             var container = _client.GetBlobContainerClient(storage.Value.Container);
             await container.ExistsAsync(cancellationToken).WaitAsync(TimeSpan.FromSeconds(5), cancellationToken);
             return HealthCheckResult.Healthy($"blob container '{storage.Value.Container}' reachable");

@@ -14,6 +14,13 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Orleans.Dashboard;
 using Scalar.AspNetCore;
+using Keystone.Ads;
+using Keystone.Aggregation;
+using Keystone.Archive;
+using Keystone.Client.Publishing;
+using Keystone.Graph;
+using Keystone.Operations;
+using Keystone.Storage;
 
 namespace Keystone.Silo.Hosting;
 
@@ -57,7 +64,8 @@ public static class KeystoneHost
         }
     }
 
-    public static async Task<Instance> BuildAsync(string[] args, Action<IConfigurationBuilder>? configure = null)
+    /// <param name="services">Added after the Keystone services: how tests register what production never runs (fault injection).</param>
+    public static async Task<Instance> BuildAsync(string[] args, Action<IConfigurationBuilder>? configure = null, Action<IServiceCollection>? services = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = FindContentRoot() });
         configure?.Invoke(builder.Configuration);
@@ -78,6 +86,7 @@ public static class KeystoneHost
         try
         {
             Configure(builder);
+            services?.Invoke(builder.Services);
             var app = builder.Build();
             Map(app);
             return new Instance(app, azurite);
@@ -120,11 +129,11 @@ public static class KeystoneHost
         services.AddSingleton(new RoutingRulesProvider(LoadRules(contentRoot, routing, registry)));
         services.AddOptions<MetricsOptions>().Bind(configuration.GetSection(MetricsOptions.Section));
         services.AddSingleton<PipelineMetrics>();
-        services.AddOptions<Keystone.Aggregation.AggregationOptions>().Bind(configuration.GetSection(Keystone.Aggregation.AggregationOptions.Section));
-        services.AddSingleton<Keystone.Aggregation.CheckpointMetrics>();
-        services.AddOptions<Keystone.Ads.AdsOptions>().Bind(configuration.GetSection(Keystone.Ads.AdsOptions.Section));
-        services.AddOptions<Keystone.Operations.FaultOptions>().Bind(configuration.GetSection(Keystone.Operations.FaultOptions.Section));
-        services.AddOptions<Keystone.Graph.GraphOptions>().Bind(configuration.GetSection(Keystone.Graph.GraphOptions.Section));
+        services.AddOptions<AggregationOptions>().Bind(configuration.GetSection(AggregationOptions.Section));
+        services.AddSingleton<CheckpointMetrics>();
+        services.AddOptions<AdsOptions>().Bind(configuration.GetSection(AdsOptions.Section));
+        services.AddOptions<FaultOptions>().Bind(configuration.GetSection(FaultOptions.Section));
+        services.AddOptions<GraphOptions>().Bind(configuration.GetSection(GraphOptions.Section));
         // Access control: a local (Development) run without configured keys gets fresh ones, printed at start, so a
         // newcomer is never locked out and no key is ever committed.
         var security = SiloSetup.Bind<SecurityOptions>(configuration, SecurityOptions.Section);
@@ -140,14 +149,16 @@ public static class KeystoneHost
         services.AddSingleton(security);
         services.AddSingleton(generated);
         services.AddSingleton<ApiKeyPolicy>();
-        services.AddOptions<Keystone.Archive.ArchiveOptions>().Bind(configuration.GetSection(Keystone.Archive.ArchiveOptions.Section));
-        services.AddOptions<Keystone.Operations.DeadLetterOptions>().Bind(configuration.GetSection(Keystone.Operations.DeadLetterOptions.Section));
-        services.AddOptions<Keystone.Operations.AlertOptions>().Bind(configuration.GetSection(Keystone.Operations.AlertOptions.Section));
+        services.AddKeystoneAccessControl();
+        services.AddKeystoneRateLimiting(security);
+        services.AddOptions<ArchiveOptions>().Bind(configuration.GetSection(ArchiveOptions.Section));
+        services.AddOptions<DeadLetterOptions>().Bind(configuration.GetSection(DeadLetterOptions.Section));
+        services.AddOptions<AlertOptions>().Bind(configuration.GetSection(AlertOptions.Section));
         services.AddSingleton<AlertMonitor>();
         services.AddHostedService(sp => sp.GetRequiredService<AlertMonitor>());
         // Prometheus scrapes /metrics: the pipeline's, the checkpoints' and (in co-hosted producers) the SDK's meters.
         services.AddOpenTelemetry().WithMetrics(m => m
-            .AddMeter(PipelineMetrics.MeterName, Keystone.Aggregation.CheckpointMetrics.MeterName, Keystone.Storage.StorageRequests.MeterName, Keystone.Client.Publishing.PublisherMetrics.MeterName)
+            .AddMeter(PipelineMetrics.MeterName, CheckpointMetrics.MeterName, StorageRequests.MeterName, PublisherMetrics.MeterName)
             // .NET's own runtime meter: GC collections and pause time, heap, CPU, thread pool (the dashboard's GC row).
             .AddMeter("System.Runtime")
             .AddPrometheusExporter());
@@ -203,12 +214,19 @@ public static class KeystoneHost
         if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<StorageOptions>>().Value.GrainState == GrainStateStore.Memory)
             app.Logger.LogWarning("Keystone:Storage:GrainState is Memory: grain state is not durable and dies with this silo (a benchmark setting).");
 
+        var archive = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ArchiveOptions>>().Value;
+        foreach (var unfed in OperatorInputs.Unfed(app.Services.GetRequiredService<RoutingRulesProvider>().Current.Rules, OperatorInputs.All(archive.Enabled)))
+            app.Logger.LogWarning("Routing rules file ({File}): {Problem}", routing.RulesFile, unfed);
+
         var host = new KeystoneHostOptions();
         app.Configuration.GetSection(KeystoneHostOptions.Section).Bind(host);
 
         app.UseExceptionHandler();
         app.UseStatusCodePages();
-        app.UseMiddleware<ApiKeyMiddleware>();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        // After authorization, so that refused requests (401, 403) do not count against a key's limit.
+        app.UseRateLimiter();
         if (!app.Services.GetRequiredService<SecurityOptions>().RequireKeys)
             app.Logger.LogWarning("Keystone:Security:RequireKeys is false: anyone who reaches this port can publish events and change rules, schemas and campaigns");
         app.MapOpenApi("/openapi/{documentName}.json");
@@ -225,10 +243,11 @@ public static class KeystoneHost
         app.MapGraph();
         app.MapLiveRules();
         app.MapAlerts();
+        app.MapStatusPage();
         app.MapDeadLetters();
         app.MapArchive();
         app.MapPrometheusScrapingEndpoint("/metrics");
-        if (host.Dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard");
+        if (host.Dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard").RequireAuthorization(ScopePolicies.Admin);
         app.MapGet("/", () => Results.Redirect("/scalar")).ExcludeFromDescription();
     }
 }

@@ -11,6 +11,11 @@ using Orleans.Dashboard;
 using Orleans.Configuration;
 using Orleans.Storage;
 using Orleans.Streams;
+using Keystone.Aggregation;
+using Keystone.Archive;
+using Keystone.Checkpointing;
+using Keystone.Graph;
+using Keystone.Operations;
 
 namespace Keystone.Silo.Hosting;
 
@@ -79,29 +84,29 @@ internal static class SiloSetup
         if (Bind<Keystone.Operations.FaultOptions>(configuration, Keystone.Operations.FaultOptions.Section).StalledSnapshotBuckets.Length > 0)
             silo.AddIncomingGrainCallFilter<SnapshotStallFilter>();
         // The window operators' write-ahead logs live next to the grain state, in a container of their own.
-        silo.Services.AddSingleton<Keystone.Aggregation.IOperatorLogFactory>(new Keystone.Aggregation.BlobOperatorLogFactory(
+        silo.Services.AddSingleton<IOperatorLogFactory>(new BlobOperatorLogFactory(
             Blobs(storage.ConnectionString).GetBlobContainerClient(WalContainer(storage.Container))));
 
-        silo.Services.AddSingleton(new Keystone.Operations.DeadLetterStore(
+        silo.Services.AddSingleton(new DeadLetterStore(
             Blobs(storage.ConnectionString).GetBlobContainerClient(DeadLetterContainer(storage.Container))));
         silo.Services.AddHostedService<DeadLetterJanitor>();
-        silo.Services.AddSingleton(new Keystone.Graph.GraphPageStore(
+        silo.Services.AddSingleton(new GraphPageStore(
             Blobs(storage.ConnectionString).GetBlobContainerClient(GraphContainer(storage.Container))));
-        silo.Services.AddSingleton<Keystone.Graph.GraphServices>();
+        silo.Services.AddSingleton<GraphServices>();
         // The fronting log: the one durable write on an event's path (memory streams by default; see CheckpointOptions).
-        var checkpoints = Bind<Keystone.Checkpointing.CheckpointOptions>(configuration, Keystone.Checkpointing.CheckpointOptions.Section);
+        var checkpoints = Bind<CheckpointOptions>(configuration, CheckpointOptions.Section);
         checkpoints.Resolve(durableStreams: streaming.Provider != StreamProviderKind.Memory);
-        silo.Services.AddSingleton<Keystone.Checkpointing.IFrontingLog>(checkpoints.Resolved == Keystone.Checkpointing.FrontingLogMode.File
-            ? new Keystone.Checkpointing.FileFrontingLog(Path.GetFullPath(checkpoints.LogDirectory!))
-            : new Keystone.Checkpointing.BlobFrontingLog(Blobs(storage.ConnectionString).GetBlobContainerClient(FrontingLogContainer(storage.Container))));
-        silo.Services.AddOptions<Keystone.Checkpointing.CheckpointOptions>().Bind(configuration.GetSection(Keystone.Checkpointing.CheckpointOptions.Section))
+        silo.Services.AddSingleton<IFrontingLog>(checkpoints.Resolved == FrontingLogMode.File
+            ? new FileFrontingLog(Path.GetFullPath(checkpoints.LogDirectory!))
+            : new BlobFrontingLog(Blobs(storage.ConnectionString).GetBlobContainerClient(FrontingLogContainer(storage.Container))));
+        silo.Services.AddOptions<CheckpointOptions>().Bind(configuration.GetSection(CheckpointOptions.Section))
             .PostConfigure(o => o.Resolve(durableStreams: streaming.Provider != StreamProviderKind.Memory));
         silo.AddStartupTask(async (services, cancellationToken) =>
         {
-            if (services.GetRequiredService<IOptions<Keystone.Checkpointing.CheckpointOptions>>().Value.Logging)
-                await services.GetRequiredService<IGrainFactory>().GetGrain<Keystone.Checkpointing.ICheckpointCoordinatorGrain>(0).Start();
+            if (services.GetRequiredService<IOptions<CheckpointOptions>>().Value.Logging)
+                await services.GetRequiredService<IGrainFactory>().GetGrain<ICheckpointCoordinatorGrain>(0).Start();
         });
-        silo.Services.AddSingleton(new Keystone.Archive.ArchiveStore(
+        silo.Services.AddSingleton(new ArchiveStore(
             Blobs(storage.ConnectionString).GetBlobContainerClient(LakeContainer(storage.Container))));
 
         ConfigureStreams(silo, streaming, storage, requests);
@@ -183,9 +188,10 @@ internal static class SiloSetup
         }
     }
 
-    /// <summary>The data lake's container: the state container's name with "-lake".</summary>
+    /// <summary>The graph's sealed reverse-adjacency pages' container: the state container's name with "-graph".</summary>
     public static string GraphContainer(string stateContainer) => stateContainer.Length <= 57 ? stateContainer + "-graph" : stateContainer[..57] + "-graph";
 
+    /// <summary>The data lake's container: the state container's name with "-lake".</summary>
     public static string LakeContainer(string stateContainer) => stateContainer.Length <= 58 ? stateContainer + "-lake" : stateContainer[..58] + "-lake";
 
     /// <summary>The fronting log's container: the state container's name with "-log".</summary>

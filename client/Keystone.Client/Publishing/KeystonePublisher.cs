@@ -29,7 +29,7 @@ public readonly record struct PublishResult(PublishStatus Status, ValidationErro
 public sealed class PublisherOverloadedException(string message) : Exception(message);
 
 /// <summary>
-/// The producer SDK (seed §3.4, phase 1). <see cref="PublishAsync"/> validates the event against the registered
+/// The producer SDK (docs/api.md, Publisher SDK). <see cref="PublishAsync"/> validates the event against the registered
 /// schemas on the caller's thread (CPU only, no I/O), serializes it, and queues it; a background loop batches the
 /// queue (by count, bytes, linger, or an explicit <see cref="FlushAsync"/>), compresses each batch with LZ4, and
 /// sends it to the cluster's ingest grain. Transient failures are retried with exponential backoff and jitter;

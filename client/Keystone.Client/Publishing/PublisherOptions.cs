@@ -11,7 +11,7 @@ public enum BackpressureMode
     Fail,
 }
 
-/// <summary>Publisher SDK settings (seed §3.4, phase 1). Bind from configuration section <c>Keystone:Publisher</c>.</summary>
+/// <summary>Publisher SDK settings (docs/api.md, Publisher SDK). Bind from configuration section <c>Keystone:Publisher</c>.</summary>
 public sealed class PublisherOptions
 {
     public const string Section = "Keystone:Publisher";

@@ -1,4 +1,4 @@
-using Keystone.Activity;
+using Keystone.Aggregation;
 using Keystone.Ads;
 using Keystone.Graph;
 using Keystone.Routing;

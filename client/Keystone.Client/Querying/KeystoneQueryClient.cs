@@ -1,7 +1,8 @@
-using Keystone.Activity;
+using Keystone.Aggregation;
 using Keystone.Graph;
 using Keystone.Ads;
 using Keystone.Topics;
+using Keystone.Events;
 
 namespace Keystone.Client.Querying;
 
@@ -155,7 +156,7 @@ public sealed class KeystoneQueryClient(IGrainFactory grains, int partitions)
     private static void CheckId(string id, string name)
     {
         ArgumentNullException.ThrowIfNull(id, name);
-        if (Keystone.Events.EntityIds.Problem(id, name) is { } problem) throw new ArgumentException(problem + ".", name);
+        if (EntityIds.Problem(id, name) is { } problem) throw new ArgumentException(problem + ".", name);
     }
 
     private ITopicTapGrain Tap(string topic, int partition) => grains.GetGrain<ITopicTapGrain>($"{topic}/{partition}");

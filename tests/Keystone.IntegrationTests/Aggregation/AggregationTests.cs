@@ -3,7 +3,7 @@ using Keystone.Client.Querying;
 using System.Net;
 using System.Text.Json.Nodes;
 using Azure.Storage.Blobs;
-using Keystone.Activity;
+using Keystone.Aggregation;
 using Keystone.Events;
 using Keystone.IntegrationTests.Infrastructure;
 using Keystone.Topics;

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Text.Json.Nodes;
-using Keystone.Activity;
 using Keystone.Aggregation;
 using Keystone.Archive;
 using Keystone.Events;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using Keystone.Events;
 
 namespace Keystone.IntegrationTests.Infrastructure;
 
@@ -121,7 +122,7 @@ public sealed class SiloProcess : IAsyncDisposable
     /// Posts events the way a producer that retries until accepted does; a retry of a request that had gone through
     /// is exactly the kind of duplicate the pipeline must absorb.
     /// </summary>
-    public async Task PostWithRetryAsync(Keystone.Events.KeystoneEvent[] events)
+    public async Task PostWithRetryAsync(KeystoneEvent[] events)
     {
         for (var attempt = 0; ; attempt++)
         {

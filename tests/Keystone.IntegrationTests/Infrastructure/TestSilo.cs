@@ -58,21 +58,42 @@ public sealed class TestSilo : IAsyncDisposable
         ["Logging:LogLevel:Orleans"] = "Error",
     };
 
-    public static async Task<TestSilo> StartAsync(Dictionary<string, string?> settings)
+    /// <param name="services">Test-only services, such as a fault-injecting grain call filter.</param>
+    public static async Task<TestSilo> StartAsync(Dictionary<string, string?> settings, Action<IServiceCollection>? services = null)
     {
-        var host = await KeystoneHost.BuildAsync(["--environment", "Testing"], c => c.AddInMemoryCollection(settings));
-        try
+        // HTTP binds port 0. The silo and gateway ports must be known before the start, so they are picked free, and
+        // picked again if another process took one in between.
+        for (var attempt = 1; ; attempt++)
         {
-            await host.App.StartAsync();
+            var host = await KeystoneHost.BuildAsync(["--environment", "Testing"], c => c.AddInMemoryCollection(settings), services);
+            try
+            {
+                await host.App.StartAsync();
+                return new TestSilo(host, settings);
+            }
+            catch (Exception e) when (attempt < 3 && PortTaken(e))
+            {
+                await host.DisposeAsync();
+                settings["Keystone:Cluster:SiloPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+                settings["Keystone:Cluster:GatewayPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+            catch
+            {
+                await host.DisposeAsync();
+                throw;
+            }
         }
-        catch
-        {
-            await host.DisposeAsync();
-            throw;
-        }
-        return new TestSilo(host, settings);
     }
 
+    private static bool PortTaken(Exception? e) => e switch
+    {
+        null => false,
+        SocketException { SocketErrorCode: SocketError.AddressAlreadyInUse } => true,
+        AggregateException a => a.InnerExceptions.Any(PortTaken),
+        _ => PortTaken(e.InnerException),
+    };
+
+    /// <summary>A port free at the time of asking; another process may take it before it is bound (see StartAsync).</summary>
     public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);

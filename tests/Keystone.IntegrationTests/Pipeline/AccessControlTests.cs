@@ -50,6 +50,51 @@ public sealed class AccessControlTests(AzuriteFixture azurite)
             Assert.True(shown.StatusCode is not (HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden), $"{(int)shown.StatusCode} {await shown.Content.ReadAsStringAsync()}");
         }
 
+        // Each endpoint needs the scope its effect calls for: without a key, 401 naming the scope; open ones answer
+        // anything but 401/403. A key without the scope gets 403, which does not count against its limit either.
+        (string Method, string Path, string? Scope)[] endpoints =
+        [
+            ("POST", "/v1/events", "ingest"),
+            ("PUT", "/v1/routing/rules", "admin"),
+            ("POST", "/v1/routing/rules/versions/3/rollback", "admin"),
+            ("POST", "/v1/schemas/video.play.started/versions", "admin"),
+            ("PUT", "/v1/ads/campaigns/c1", "admin"),
+            ("POST", "/v1/archive/replay", "admin"),
+            ("POST", "/v1/dead-letters/x/replay", "admin"),
+            ("POST", "/v1/dead-letters/replay", "admin"),
+            ("GET", "/v1/dead-letters", "admin"),
+            ("GET", "/dashboard", "admin"),
+            ("GET", "/status", "admin"),
+            ("GET", "/v1/topics", null),
+            ("GET", "/v1/stats", null),
+            ("GET", "/v1/ads/eligibility", null),
+            ("POST", "/v1/routing/rules/validate", null),
+            ("POST", "/v1/routing/rules/dry-run", null),
+            ("GET", "/health/ready", null),
+            ("GET", "/health/live", null),
+            ("GET", "/metrics", null),
+            ("GET", "/openapi/v1.json", null),
+        ];
+        foreach (var (method, path, scope) in endpoints)
+        {
+            using var request = new HttpRequestMessage(new HttpMethod(method), path);
+            if (method != "GET") request.Content = new StringContent("{}", Encoding.UTF8, "application/json");
+            var response = await anonymous.SendAsync(request);
+            var body = await response.Content.ReadAsStringAsync();
+            if (scope is null)
+            {
+                Assert.True(response.StatusCode is not (HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden), $"{method} {path}: {(int)response.StatusCode} {body}");
+                continue;
+            }
+            Assert.True(response.StatusCode == HttpStatusCode.Unauthorized, $"{method} {path}: {(int)response.StatusCode} {body}");
+            Assert.Contains($"needs an API key with the '{scope}' scope", body);
+            if (scope != "admin") continue;
+            using var withIngestKey = new HttpRequestMessage(new HttpMethod(method), path);
+            if (method != "GET") withIngestKey.Content = new StringContent("{}", Encoding.UTF8, "application/json");
+            var refused = await producer.SendAsync(withIngestKey);
+            Assert.True(refused.StatusCode == HttpStatusCode.Forbidden, $"{method} {path} with the ingest key: {(int)refused.StatusCode}");
+        }
+
         // 5 requests a minute per key: the producer is refused with 429 after at most 5 more (10 if the minute turns
         // over meanwhile); refused requests (401, 403) do not count.
         HttpResponseMessage limited;

@@ -142,7 +142,7 @@ public sealed class BadInputTests(AzuriteFixture azurite, ITestOutputHelper outp
         // Every valid event reached the archive topic exactly once (some mutated hostile events are valid too, and
         // count once per event id).
         await Eventually.Until(async () => (await Archived(silo)).Intersect(good).Count(), n => n == good.Count, TimeSpan.FromSeconds(20), "the valid events archived");
-        await Task.Delay(500);
+        await Drain.SentinelsAsync(silo);
         var archived = await Archived(silo);
         Assert.All(good, id => Assert.Single(archived, id));
         Assert.Equal(archived.Count, await silo.DeliveredAsync("archive-all-events"));

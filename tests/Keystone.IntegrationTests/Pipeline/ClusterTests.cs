@@ -3,6 +3,9 @@ using Keystone.Client.Publishing;
 using Keystone.IntegrationTests.Infrastructure;
 using Keystone.Topics;
 using Orleans.Runtime;
+using Keystone.Ingest;
+using Keystone.Routing;
+using Keystone.Schemas;
 
 namespace Keystone.IntegrationTests.Pipeline;
 
@@ -33,7 +36,7 @@ public sealed class ClusterTests(AzuriteFixture azurite)
         Assert.Equal(400, await a.DeliveredAsync("analytics-playback-events"));
 
         // Every fronting partition has exactly one router in the cluster.
-        var stats = await Task.WhenAll(Enumerable.Range(0, 4).Select(p => b.Client.GetGrain<Keystone.Routing.IRouterGrain>(StreamNames.PartitionKey(p)).GetStats()));
+        var stats = await Task.WhenAll(Enumerable.Range(0, 4).Select(p => b.Client.GetGrain<IRouterGrain>(StreamNames.PartitionKey(p)).GetStats()));
         Assert.Equal(400, stats.Sum(s => s.Events));
     }
 
@@ -88,7 +91,7 @@ public sealed class ClusterTests(AzuriteFixture azurite)
         for (var replay = 0; replay < 2; replay++)
         {
             await using var publisher = KeystonePublisher.Create(client.Cluster, Options(deadLetters + ".again"));
-            var parsed = Keystone.Ingest.EventBatchParser.Parse(DeadLetterFile.ReadEventsAsNdjson(deadLetters), Keystone.Ingest.BodyFormat.Ndjson, Keystone.Schemas.SchemaRegistry.Embedded);
+            var parsed = EventBatchParser.Parse(DeadLetterFile.ReadEventsAsNdjson(deadLetters), BodyFormat.Ndjson, SchemaRegistry.Embedded);
             Assert.Equal(50, parsed.Events.Count);
             foreach (var e in parsed.Events) await publisher.PublishAsync(e);
             await publisher.FlushAsync();
@@ -96,10 +99,10 @@ public sealed class ClusterTests(AzuriteFixture azurite)
         }
 
         await Eventually.Until(() => again.DeliveredAsync("archive-all-events"), n => n == 50, TimeSpan.FromSeconds(30), "50 archived events");
-        await Task.Delay(1000);
-        Assert.Equal(50, await again.DeliveredAsync("archive-all-events"));
+        var sentinels = await Drain.SentinelsAsync(again);
+        Assert.Equal(50 + sentinels.Count, await again.DeliveredAsync("archive-all-events"));
         var archived = await (await again.QueryAsync()).GetRecentAsync("archive-all-events", 100);
-        Assert.Equal(events.Select(e => e.EventId).Order(), archived.Select(e => e.Event.EventId).Order());
+        Assert.Equal(events.Select(e => e.EventId).Order(), archived.Select(e => e.Event.EventId).Where(id => !sentinels.Contains(id.ToString())).Order());
         File.Delete(deadLetters);
     }
 }

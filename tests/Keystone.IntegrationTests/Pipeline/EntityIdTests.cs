@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using Azure.Storage.Blobs;
-using Keystone.Activity;
+using Keystone.Aggregation;
 using Keystone.Events;
 using Keystone.Graph;
 using Keystone.IntegrationTests.Infrastructure;

@@ -70,8 +70,9 @@ public sealed class FaultTests(AzuriteFixture azurite, ITestOutputHelper output)
                 await Eventually.Until(async () => (await query.GetGraphEdgesAsync(NodeType.User, user, EdgeLabel.Watches, limit: 1000))?.Edges.Sum(e => e.Count) ?? 0,
                     n => n == count, TimeSpan.FromSeconds(60), $"{user}'s {count} plays on the graph");
             }
-            // Redelivered messages may still arrive: they must change nothing.
-            await Task.Delay(TimeSpan.FromSeconds(3));
+            // Redelivered messages may still be on their way: once sentinels published after them are through, they
+            // must have changed nothing.
+            await Drain.SentinelsAsync(silo);
             foreach (var (user, count) in expected)
                 Assert.Equal(count, (await query.GetUserActivityAsync(user))!.Totals.Events);
             output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: counts exact");
@@ -133,7 +134,7 @@ public sealed class FaultTests(AzuriteFixture azurite, ITestOutputHelper output)
                 await Eventually.Until(() => Events(a, user), n => n == count, TimeSpan.FromSeconds(120), $"{user}'s {count} plays on the surviving silo");
                 await Eventually.Until(() => Watches(a, user), n => n == count, TimeSpan.FromSeconds(60), $"{user}'s {count} plays on the graph");
             }
-            await Task.Delay(TimeSpan.FromSeconds(6));
+            await Drain.SentinelsAsync(a.Http, int.Parse(first["Keystone:Ingest:Partitions"]!, System.Globalization.CultureInfo.InvariantCulture));
             foreach (var (user, count) in expected)
                 Assert.Equal((count, count), (await Events(a, user), await Watches(a, user)));
         }

@@ -21,11 +21,10 @@ public sealed class PoisonEventTests(AzuriteFixture azurite)
             ("session_id", session), ("position_ms", 0L), ("quality", "HD")),
         EventMetadata.Empty);
 
-    private Dictionary<string, string?> WithFault(string fault, string marker)
+    private Dictionary<string, string?> Settings()
     {
         var settings = TestSilo.DefaultSettings(azurite);
         settings["Keystone:Aggregation:CheckpointInterval"] = "00:00:01";
-        settings["Keystone:Faults:" + fault] = marker;
         return settings;
     }
 
@@ -45,14 +44,14 @@ public sealed class PoisonEventTests(AzuriteFixture azurite)
     [Fact]
     public async Task A_poison_event_is_dead_lettered_after_retries_its_partition_keeps_flowing_and_a_replay_after_the_fix_applies_it_once()
     {
-        var settings = WithFault("PoisonMarker", "poison-session");
+        var settings = Settings();
         var user = "poison-u1";
         var before = Enumerable.Range(0, 5).Select(i => Play(user, "good-session", i)).ToList();
         var poison = Play(user, "poison-session", 5);
         var after = Enumerable.Range(6, 5).Select(i => Play(user, "good-session", i)).ToList();
         string id;
 
-        await using (var silo = await TestSilo.StartAsync(settings))
+        await using (var silo = await TestSilo.StartAsync(settings, PoisonEventFilter.For("poison-session")))
         {
             // One request: the poison event shares its delivery (and its user's partition) with good events.
             await Json(await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray([.. before, poison, .. after]))));
@@ -74,7 +73,6 @@ public sealed class PoisonEventTests(AzuriteFixture azurite)
         }
 
         // The fix is deployed (no more fault); the replay goes back into the topic and is applied once.
-        settings.Remove("Keystone:Faults:PoisonMarker");
         await using (var silo = await TestSilo.StartAsync(settings))
         {
             var replay = await Json(await silo.Http.PostAsync($"/v1/dead-letters/{id}/replay", null));
@@ -86,7 +84,7 @@ public sealed class PoisonEventTests(AzuriteFixture azurite)
             var archive = await silo.Http.PostAsync("/v1/archive/replay", TestEvents.JsonContent(
                 $$"""{"from":"{{T0.AddMinutes(-1):O}}","to":"{{T0.AddMinutes(1):O}}","to_topic":"activity-aggregation"}"""));
             Assert.True(archive.IsSuccessStatusCode, await archive.Content.ReadAsStringAsync());
-            await Task.Delay(TimeSpan.FromSeconds(2));
+            await Drain.SentinelsAsync(silo);
             Assert.Equal(12, await Events(silo, user));
         }
     }
@@ -94,7 +92,8 @@ public sealed class PoisonEventTests(AzuriteFixture azurite)
     [Fact]
     public async Task A_poison_event_at_the_router_is_dead_lettered_the_rest_of_its_batch_is_routed_and_a_replay_through_ingest_routes_it_once()
     {
-        var settings = WithFault("RouterPoisonMarker", "router-poison");
+        var settings = Settings();
+        settings["Keystone:Faults:RouterPoisonMarker"] = "router-poison";
         var user = "router-poison-u1";
         var poison = Play(user, "router-poison", 3);
         List<KeystoneEvent> batch = [Play(user, "fine", 1), Play(user, "fine", 2), poison, Play(user, "fine", 4)];
@@ -118,7 +117,7 @@ public sealed class PoisonEventTests(AzuriteFixture azurite)
             Assert.Equal("replayed", (await Json(await silo.Http.PostAsync($"/v1/dead-letters/{id}/replay", null)))["outcome"]!.GetValue<string>());
             await Eventually.Until(() => Events(silo, user), n => n == 4, TimeSpan.FromSeconds(20), "the replayed event routed and counted");
             Assert.Equal("already_replayed", (await Json(await silo.Http.PostAsync($"/v1/dead-letters/{id}/replay", null)))["outcome"]!.GetValue<string>());
-            await Task.Delay(TimeSpan.FromSeconds(1));
+            await Drain.SentinelsAsync(silo);
             Assert.Equal(4, await Events(silo, user));
         }
     }

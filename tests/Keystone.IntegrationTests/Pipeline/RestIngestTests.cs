@@ -226,6 +226,11 @@ public sealed class RestIngestTests(AzuriteFixture azurite)
         Assert.Equal(HttpStatusCode.OK, valid.StatusCode);
         var ok = JsonNode.Parse(await valid.Content.ReadAsStringAsync())!;
         Assert.Equal(2, ok["rules"]!.GetValue<int>());
+        // Valid, but it routes nothing to three operators' input topics (the archive's it does): each is named with its operator.
+        var warnings = ok["warnings"]!.AsArray().Select(w => w!.GetValue<string>()).ToList();
+        Assert.Equal(3, warnings.Count);
+        Assert.Contains(warnings, w => w.Contains("'activity-aggregation', the input of the activity window operator", StringComparison.Ordinal));
+        Assert.Contains(warnings, w => w.Contains("'graph-updates', the input of the real-time graph operator", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -250,5 +255,11 @@ public sealed class RestIngestTests(AzuriteFixture azurite)
         var openapi = JsonNode.Parse(await silo.Http.GetStringAsync("/openapi/v1.json"))!;
         Assert.NotNull(openapi["paths"]!["/v1/events"]);
         Assert.NotNull(openapi["paths"]!["/v1/topics/{name}/events"]);
+        // The answers are described by the handlers' TypedResults signatures, not by hand-listed metadata.
+        var ingest = openapi["paths"]!["/v1/events"]!["post"]!["responses"]!.AsObject();
+        Assert.Equal(["202", "400", "413", "415"], ingest.Select(r => r.Key).Order());
+        Assert.NotNull(ingest["400"]!["content"]!["application/problem+json"]);
+        var activity = openapi["paths"]!["/v1/users/{id}/activity"]!["get"]!["responses"]!.AsObject();
+        Assert.Equal(["200", "400", "404"], activity.Select(r => r.Key).Order());
     }
 }

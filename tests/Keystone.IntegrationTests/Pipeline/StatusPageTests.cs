@@ -6,13 +6,13 @@ using Keystone.IntegrationTests.Infrastructure;
 
 namespace Keystone.IntegrationTests.Pipeline;
 
-/// <summary>The status page in a real headless Chromium (Debian's package, installed by .ci/run): it renders the live numbers.</summary>
+/// <summary>The status page in a real headless Chromium (Debian's package, installed by the test when missing): it renders the live numbers.</summary>
 [Collection(AzuriteCollection.Name)]
 public sealed partial class StatusPageTests(AzuriteFixture azurite)
 {
     private static async Task<(string Stdout, string Stderr)> Chromium(string userData, params string[] args)
     {
-        var psi = new ProcessStartInfo("chromium") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(await ChromiumInstaller.EnsureAsync()) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", $"--user-data-dir={userData}", "--virtual-time-budget=10000" }.Concat(args))
             psi.ArgumentList.Add(a);
         using var process = Process.Start(psi) ?? throw new InvalidOperationException("chromium did not start");

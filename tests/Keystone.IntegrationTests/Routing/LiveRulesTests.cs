@@ -58,6 +58,14 @@ public sealed class LiveRulesTests(AzuriteFixture azurite)
             var badTransform = await Put(http, FileRules + LoginRule.Replace("{ project: [ user_id, device_id ] }", "shout"));
             Assert.Equal(HttpStatusCode.BadRequest, badTransform.StatusCode);
             Assert.Equal("live-logins", JsonNode.Parse(await badTransform.Content.ReadAsStringAsync())!["rule"]!.GetValue<string>());
+            // A set that would leave operators without input is refused, naming topic and operator (allow_idle=true overrides).
+            var idle = await Put(http, "routing-rules:" + LoginRule);
+            Assert.Equal(HttpStatusCode.BadRequest, idle.StatusCode);
+            var idleProblem = JsonNode.Parse(await idle.Content.ReadAsStringAsync())!;
+            Assert.Contains("no enabled rule routes to topic 'activity-aggregation', the input of the activity window operator", idleProblem["detail"]!.GetValue<string>());
+            Assert.Equal(4, idleProblem["warnings"]!.AsArray().Count);
+            var badFlag = await http.PutAsync("/v1/routing/rules?allow_idle=yes", new StringContent(FileRules, Encoding.UTF8, "application/yaml"));
+            Assert.Contains("'allow_idle' must be true or false", await badFlag.Content.ReadAsStringAsync());
             Assert.Empty((await Json(await http.GetAsync("/v1/routing/rules/versions"))).AsArray());
 
             // Applied: every router switches without a restart, and logins now reach the new topic, projected.
@@ -100,8 +108,8 @@ public sealed class LiveRulesTests(AzuriteFixture azurite)
             Assert.Equal("everything", customResult["results"]![0]!["destinations"]![0]!["topic"]!.GetValue<string>());
             custom["rules"] = "routing-rules: []";
             Assert.Equal(HttpStatusCode.BadRequest, (await http.PostAsync("/v1/routing/rules/dry-run", new StringContent(custom.ToJsonString(), Encoding.UTF8, "application/json"))).StatusCode);
-            await Task.Delay(500);
-            Assert.Equal(archived, await silo.DeliveredAsync("archive-all-events"));
+            var sentinels = (await Drain.SentinelsAsync(silo)).Count;
+            Assert.Equal(archived + sentinels, await silo.DeliveredAsync("archive-all-events"));
         }
 
         // A restart keeps the live rules in force (version 3), not the file.

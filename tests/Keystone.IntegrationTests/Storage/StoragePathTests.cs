@@ -1,6 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
-using Keystone.Activity;
+using Keystone.Aggregation;
 using Keystone.Events;
 using Keystone.IntegrationTests.Infrastructure;
 using Keystone.Topics;

@@ -1,5 +1,4 @@
 using System.Globalization;
-using Keystone.Activity;
 using Keystone.Aggregation;
 using Keystone.Events;
 using Keystone.Storage;

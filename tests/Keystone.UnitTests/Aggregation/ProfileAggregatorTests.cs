@@ -1,4 +1,3 @@
-using Keystone.Activity;
 using Keystone.Aggregation;
 using static Keystone.UnitTests.Aggregation.Playback;
 

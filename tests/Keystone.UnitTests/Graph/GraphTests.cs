@@ -1,5 +1,6 @@
 using Keystone.Events;
 using Keystone.Graph;
+using Keystone.Operations;
 
 namespace Keystone.UnitTests.Graph;
 
@@ -344,9 +345,9 @@ public class FaultOptionsTests
     {
         var marked = G.Event("video.play.started", G.T0, ("user_id", "u"), ("session_id", "boom"));
         var plain = G.Event("video.play.started", G.T0, ("user_id", "u"), ("session_id", "fine"));
-        Assert.True(new Keystone.Operations.FaultOptions { PoisonMarker = "boom" }.IsPoison(marked));
-        Assert.False(new Keystone.Operations.FaultOptions { PoisonMarker = "boom" }.IsPoison(plain));
-        Assert.False(new Keystone.Operations.FaultOptions().IsPoison(marked));
-        Assert.False(new Keystone.Operations.FaultOptions { PoisonMarker = "" }.IsPoison(marked));
+        Assert.True(new FaultOptions { RouterPoisonMarker = "boom" }.IsRouterPoison(marked));
+        Assert.False(new FaultOptions { RouterPoisonMarker = "boom" }.IsRouterPoison(plain));
+        Assert.False(new FaultOptions().IsRouterPoison(marked));
+        Assert.False(new FaultOptions { RouterPoisonMarker = "" }.IsRouterPoison(marked));
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using Keystone.Client.Publishing;
@@ -6,6 +5,7 @@ using Keystone.Events;
 using Keystone.Ingest;
 using Keystone.Schemas;
 using Keystone.UnitTests.Support;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Keystone.UnitTests.Publishing;
 
@@ -162,26 +162,34 @@ public sealed class KeystonePublisherTests : IDisposable
     [Fact]
     public async Task Retries_wait_with_exponential_backoff()
     {
-        var calls = new List<long>();
-        var clock = Stopwatch.StartNew();
+        var time = new FakeTimeProvider(Sample.Now);
+        var calls = new List<TimeSpan>();
         _transport.Before = call =>
         {
-            lock (calls) calls.Add(clock.ElapsedMilliseconds);
+            lock (calls) calls.Add(time.GetUtcNow() - Sample.Now);
             return call <= 3 ? throw new TimeoutException("slow") : Task.CompletedTask;
         };
         await using var publisher = Publisher(o =>
         {
             o.RetryBaseDelay = TimeSpan.FromMilliseconds(20);
             o.MaxRetryDelay = TimeSpan.FromMilliseconds(200);
-        });
+            o.RetryJitter = 0;
+        }, time);
         await publisher.PublishAsync(Sample.PlayStarted());
-        await publisher.FlushAsync();
+        var flush = publisher.FlushAsync();
+        // The publisher's clock moves only when the test moves it: a millisecond at a time until the fourth call.
+        while (!flush.IsCompleted && time.GetUtcNow() - Sample.Now < TimeSpan.FromSeconds(10))
+        {
+            time.Advance(TimeSpan.FromMilliseconds(1));
+            await Task.Yield();
+        }
+        await flush;
 
         Assert.Equal(4, calls.Count);
-        // Gaps of 20, 40 and 80 ms, less a few ms because timers run on a coarse clock that may fire them a little early.
-        Assert.True(calls[1] - calls[0] >= 15, $"calls at: {string.Join(", ", calls)}");
-        Assert.True(calls[2] - calls[1] >= 35, $"calls at: {string.Join(", ", calls)}");
-        Assert.True(calls[3] - calls[2] >= 70, $"calls at: {string.Join(", ", calls)}");
+        // Gaps of at least 20, 40 and 80 ms of the publisher's clock: never early, whatever the machine's load.
+        var gaps = calls.Zip(calls.Skip(1), (a, b) => b - a).ToList();
+        Assert.True(gaps[0] >= TimeSpan.FromMilliseconds(20) && gaps[1] >= TimeSpan.FromMilliseconds(40) && gaps[2] >= TimeSpan.FromMilliseconds(80),
+            $"gaps: {string.Join(", ", gaps.Select(g => g.TotalMilliseconds))} ms");
     }
 
     [Fact]
@@ -314,20 +322,23 @@ public sealed class KeystonePublisherTests : IDisposable
     [Fact]
     public async Task Backpressure_wait_gives_up_after_max_block_time()
     {
+        var time = new FakeTimeProvider(Sample.Now);
         await using var publisher = Publisher(o =>
         {
             o.QueueCapacity = 2;
             o.MaxBatchEvents = 1;
             o.Backpressure = BackpressureMode.Wait;
             o.MaxBlockTime = TimeSpan.FromMilliseconds(100);
-        });
+        }, time);
         var gate = await FillQueue(publisher);
 
-        var watch = Stopwatch.StartNew();
-        var e = await Assert.ThrowsAsync<PublisherOverloadedException>(async () => await publisher.PublishAsync(Sample.PlayStarted()));
-        watch.Stop();
+        // The wait's timer starts before PublishAsync returns; it fires when the publisher's clock reaches 100 ms.
+        var waiting = publisher.PublishAsync(Sample.PlayStarted());
+        time.Advance(TimeSpan.FromMilliseconds(99));
+        Assert.False(waiting.IsCompleted);
+        time.Advance(TimeSpan.FromMilliseconds(1));
+        var e = await Assert.ThrowsAsync<PublisherOverloadedException>(async () => await waiting);
 
-        Assert.True(watch.ElapsedMilliseconds >= 85, $"gave up after {watch.ElapsedMilliseconds} ms");
         Assert.Equal(
             "The publisher queue is full (2 events waiting) and no room freed within 100 ms; the cluster is not keeping up or is unreachable. Slow down, raise QueueCapacity, or allow a longer MaxBlockTime.",
             e.Message);
@@ -378,13 +389,24 @@ public sealed class KeystonePublisherTests : IDisposable
     public async Task Linger_sends_a_lone_event_without_a_flush()
     {
         var e = Sample.PlayStarted();
-        await using var publisher = Publisher(o => o.Linger = TimeSpan.FromMilliseconds(50));
-        var watch = Stopwatch.StartNew();
+        var time = new FakeTimeProvider(Sample.Now);
+        DateTimeOffset? sentAt = null;
+        _transport.Before = _ =>
+        {
+            sentAt = time.GetUtcNow();
+            return Task.CompletedTask;
+        };
+        await using var publisher = Publisher(o => o.Linger = TimeSpan.FromMilliseconds(50), time);
         await publisher.PublishAsync(e);
 
-        await FakeTransport.Until(() => _transport.Batches.Count == 1, TimeSpan.FromSeconds(2), "the linger flush");
+        // Only the publisher's clock moving lets the linger expire: a millisecond at a time until the batch goes.
+        while (_transport.Batches.Count == 0 && time.GetUtcNow() - Sample.Now < TimeSpan.FromSeconds(10))
+        {
+            time.Advance(TimeSpan.FromMilliseconds(1));
+            await Task.Yield();
+        }
 
-        Assert.True(watch.ElapsedMilliseconds >= 40, $"sent after {watch.ElapsedMilliseconds} ms");
+        Assert.True(sentAt - Sample.Now >= TimeSpan.FromMilliseconds(50), $"sent after {(sentAt - Sample.Now)?.TotalMilliseconds} ms of the publisher's clock");
         Assert.Equal([e], _transport.Batches[0]);
     }
 

@@ -6,7 +6,7 @@ namespace Keystone.UnitTests.Routing;
 
 public class RoutingEngineTests
 {
-    // Verbatim from the mission brief (seed §3.4), so the DSL keeps accepting what the brief promises.
+    // Verbatim from the mission brief (its routing example; docs/architecture.md, Events, schemas and routing), so the DSL keeps accepting what the brief promises.
     public const string BriefYaml = """
         routing-rules:
           - name: "playback-to-analytics"

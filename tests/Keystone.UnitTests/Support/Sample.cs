@@ -7,7 +7,7 @@ internal static class Sample
 {
     public static readonly DateTimeOffset Now = new(2024, 12, 26, 12, 0, 0, TimeSpan.Zero);
 
-    // The brief's envelope (seed §2.2) with its "uuid-v4" placeholder replaced by a real UUID.
+    // The brief's envelope (docs/architecture.md, Envelope) with its "uuid-v4" placeholder replaced by a real UUID.
     public const string SeedEnvelope = """
         {
           "event_id": "6f1c2a4e-8b3d-4f5a-9c7e-1d2b3a4c5e6f",

@@ -3,7 +3,7 @@ using Keystone.Events;
 
 using Orleans.Concurrency;
 
-namespace Keystone.Activity;
+namespace Keystone.Aggregation;
 
 /// <summary>One user's events from one delivery of one partition, in arrival order.</summary>
 /// <param name="Sequence">The operator's write-ahead-log position of the delivery; a grain that has applied it skips it.</param>

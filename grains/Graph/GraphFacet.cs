@@ -11,63 +11,6 @@ using Orleans.Runtime;
 namespace Keystone.Graph;
 
 /// <summary>
-/// Sealed reverse-adjacency pages: one blob each, <c>{type}/{id}/{LABEL}/{page}.json</c> (the id as a
-/// <see cref="StorageNames.Segment"/>), written once when the page fills and never rewritten, so a node with a
-/// million in-edges checkpoints one open page, not a million entries.
-/// Pages are immutable, so reads are cached (bounded).
-/// </summary>
-public sealed class GraphPageStore(BlobContainerClient container)
-{
-    private const int CachedPages = 512;
-    private readonly ConcurrentDictionary<string, InEntry[]> _cache = new(StringComparer.Ordinal);
-    private volatile bool _ready;
-
-    public static string BlobName(NodeType type, string id, EdgeLabel label, int page) =>
-        $"{GraphSchema.Name(type)}/{StorageNames.Segment(id)}/{GraphSchema.Name(label)}/{page:D8}.json";
-
-    public async Task WriteAsync(NodeType type, string id, EdgeLabel label, int page, InEntry[] entries)
-    {
-        if (!_ready)
-        {
-            await container.CreateIfNotExistsAsync();
-            _ready = true;
-        }
-        var name = BlobName(type, id, label, page);
-        // Overwrite: after a crash the same page is sealed again from the replayed state.
-        await container.GetBlobClient(name).UploadAsync(new BinaryData(JsonSerializer.SerializeToUtf8Bytes(entries, KeystoneStateSerializer.Options)), overwrite: true);
-        _cache.TryRemove(name, out _);
-    }
-
-    public async Task<InEntry[]> ReadAsync(NodeType type, string id, EdgeLabel label, int page)
-    {
-        var name = BlobName(type, id, label, page);
-        if (_cache.TryGetValue(name, out var cached)) return cached;
-        try
-        {
-            var content = await container.GetBlobClient(name).DownloadContentAsync();
-            var entries = JsonSerializer.Deserialize<InEntry[]>(content.Value.Content.ToMemory().Span, KeystoneStateSerializer.Options) ?? [];
-            if (_cache.Count >= CachedPages) _cache.Clear();
-            _cache[name] = entries;
-            return entries;
-        }
-        catch (RequestFailedException e) when (e.Status == 404)
-        {
-            throw new InvalidOperationException($"graph page {name} is missing from storage", e);
-        }
-    }
-}
-
-/// <summary>What every graph node grain needs besides its own state.</summary>
-public sealed class GraphServices(IOptions<GraphOptions> options, GraphPageStore pages, CheckpointMetrics metrics, TimeProvider time, ILoggerFactory logs)
-{
-    public GraphOptions Options => options.Value;
-    public GraphPageStore Pages => pages;
-    public CheckpointMetrics Metrics => metrics;
-    public TimeProvider Time => time;
-    public ILoggerFactory Logs => logs;
-}
-
-/// <summary>
 /// The graph side of a node grain: applies the graph operator's batches to a <see cref="GraphNode"/>, writes its
 /// state at the operator's barriers (sealing full reverse pages first), and answers one-hop reads. User, Video and
 /// Profile grains hold one next to their aggregations; <see cref="VertexGrain"/> is only this.
@@ -204,41 +147,4 @@ internal sealed class GraphFacet(IPersistentState<GraphNodeState> storage, Graph
             _node.State.In.Sum(l => l.Count), _node.State.In.Sum(l => l.Head.Count), _node.State.In.Sum(l => l.SealedPages),
             _node.State.Out.Count, _node.RememberedIds, bytes);
     }
-}
-
-/// <summary>The graph methods of a node grain, answered by its <see cref="GraphFacet"/>.</summary>
-public abstract class GraphNodeGrainBase : Grain, IGraphNodeGrain
-{
-    private protected abstract GraphFacet Graph { get; }
-
-    public Task<GraphApplyResult> ApplyGraph(GraphBatch batch) => Graph.Apply(batch);
-    public Task<Guid> CheckpointGraph(int partition, long sequence) => Graph.Checkpoint(partition, sequence);
-    public Task<GraphNodeView?> GetNode() => Task.FromResult(Graph.View());
-    public Task<EdgePage?> GetEdges(EdgeQuery query) => Graph.Edges(query);
-    public Task<IReadOnlyList<GraphEdge>> GetOutEdges(EdgeLabel label, IReadOnlyList<string> targets) => Task.FromResult(Graph.OutEdges(label, targets));
-    public Task<Ranking> GetRanking(FactKind kind, int limit) => Task.FromResult(Graph.Ranked(kind, limit));
-    public Task<TraversalStart?> StartTraversal(EdgeLabel label, int fanOut, int maxIds) => Task.FromResult(Graph.Start(label, fanOut, maxIds));
-    public Task<GraphFootprint> GetFootprint() => Task.FromResult(Graph.Footprint());
-}
-
-/// <summary>Device, Series and Genre nodes: small grains that are only their graph side. Key: <c>{type}/{id}</c>.</summary>
-public sealed class VertexGrain(
-    [PersistentState("graph", StorageNames.State)] IPersistentState<GraphNodeState> graph,
-    GraphServices services) : GraphNodeGrainBase, IVertexGrain
-{
-    private readonly GraphFacet _graph = new(graph, services, Guid.NewGuid());
-
-    private protected override GraphFacet Graph => _graph;
-
-    public override Task OnActivateAsync(CancellationToken cancellationToken)
-    {
-        var key = this.GetPrimaryKeyString();
-        var slash = key.IndexOf('/');
-        if (slash <= 0 || !GraphSchema.TryParseType(key[..slash], out var type) || type is NodeType.User or NodeType.Video or NodeType.Profile)
-            throw new ArgumentException($"'{key}' is not a device, series or genre node key");
-        _graph.Activate(type, key[(slash + 1)..]);
-        return Task.CompletedTask;
-    }
-
-    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) => _graph.Flush();
 }

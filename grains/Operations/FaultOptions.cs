@@ -1,0 +1,24 @@
+using Keystone.Events;
+
+namespace Keystone.Operations;
+
+/// <summary>Fault injection for drills and tests. Section <c>Keystone:Faults</c>; empty in every shipped configuration.</summary>
+public sealed class FaultOptions
+{
+    public const string Section = "Keystone:Faults";
+
+    /// <summary>When set, the routers throw on any event with a payload string equal to this value: a poison event,
+    /// to watch the dead-letter path work (and to replay it once the "fix", removing this, is deployed). The entity
+    /// grains' equivalent is a grain call filter the tests register (PoisonEventFilter), not an option.</summary>
+    public string? RouterPoisonMarker { get; set; }
+
+    /// <summary>Writes to these snapshot buckets never complete: a checkpoint then stays half-written (some entity
+    /// states durable, the rest not) for as long as the silo lives — the crash drill kills it in that state. Applied by
+    /// a grain call filter the silo registers only when this is set (SnapshotStallFilter).</summary>
+    public int[] StalledSnapshotBuckets { get; set; } = [];
+
+    public bool IsRouterPoison(KeystoneEvent e) => Carries(e, RouterPoisonMarker);
+
+    public static bool Carries(KeystoneEvent e, string? marker) =>
+        marker is { Length: > 0 } && e.Payload.ToDictionary().Values.Any(v => v is string s && s == marker);
+}

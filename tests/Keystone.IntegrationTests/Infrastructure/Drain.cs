@@ -1,0 +1,52 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Keystone.Events;
+
+namespace Keystone.IntegrationTests.Infrastructure;
+
+/// <summary>
+/// The signal a test waits on before asserting that "nothing else changed": one sentinel play per partition,
+/// published after everything the test sent. A partition is first in, first out from ingest through its router to
+/// every topic and operator, so once each sentinel is on the archive topic and counted in its user's activity,
+/// everything its partition received before has been routed, archived and applied too. No fixed sleep.
+/// </summary>
+public static class Drain
+{
+    /// <summary>Publishes the sentinels through <paramref name="http"/> (a key with the ingest scope) and waits for them;
+    /// returns their event ids (one per partition), for tests that count or list the archive topic.</summary>
+    public static async Task<IReadOnlySet<string>> SentinelsAsync(HttpClient http, int partitions, TimeSpan? timeout = null)
+    {
+        var tag = "drain-" + Guid.NewGuid().ToString("N")[..8];
+        var sentinels = Enumerable.Range(0, partitions).Select(p => TestEvents.Play(UserIn(p, partitions, tag), tag + "-video")).ToList();
+        var sent = await http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray(sentinels)));
+        Assert.True(sent.IsSuccessStatusCode, $"{(int)sent.StatusCode} {await sent.Content.ReadAsStringAsync()}");
+        var wait = timeout ?? TimeSpan.FromSeconds(60);
+        var ids = sentinels.Select(s => s.EventId.ToString()).ToHashSet();
+        await Eventually.Until(async () => (await ArchivedIds(http)).Count(ids.Contains), n => n == ids.Count, wait, $"the {ids.Count} drain sentinels on the archive topic");
+        foreach (var sentinel in sentinels)
+            await Eventually.Until(() => Events(http, sentinel.UserId!), n => n == 1, wait, $"drain sentinel {sentinel.UserId} counted");
+        return ids;
+    }
+
+    public static Task<IReadOnlySet<string>> SentinelsAsync(TestSilo silo) =>
+        SentinelsAsync(silo.Http, int.Parse(silo.Settings["Keystone:Ingest:Partitions"]!, CultureInfo.InvariantCulture));
+
+    private static string UserIn(int partition, int partitions, string tag)
+    {
+        for (var i = 0; ; i++)
+            if (Partitioning.PartitionOf($"{tag}-u{i}", partitions) == partition) return $"{tag}-u{i}";
+    }
+
+    private static async Task<HashSet<string>> ArchivedIds(HttpClient http)
+    {
+        var page = JsonNode.Parse(await http.GetStringAsync("/v1/topics/archive-all-events/events?limit=1000"))!;
+        return page["events"]!.AsArray().Select(e => e!["event"]!["event_id"]!.GetValue<string>()).ToHashSet();
+    }
+
+    private static async Task<long> Events(HttpClient http, string user)
+    {
+        var response = await http.GetAsync($"/v1/users/{user}/activity");
+        if (response.StatusCode == System.Net.HttpStatusCode.NotFound) return 0;
+        return JsonNode.Parse(await response.Content.ReadAsStringAsync())!["totals"]!["events"]!.GetValue<long>();
+    }
+}
