@@ -111,6 +111,8 @@ internal static class ConfigurationCheck
         var archive = BindChecked<Keystone.Archive.ArchiveOptions>(Keystone.Archive.ArchiveOptions.Section);
         if (archive is not null && archive.ManifestInterval < TimeSpan.FromMilliseconds(100)) problems.Add("Keystone:Archive:ManifestInterval must be at least 100 ms.");
         if (archive is not null && archive.MaxReplayRange <= TimeSpan.Zero) problems.Add("Keystone:Archive:MaxReplayRange must be positive.");
+        var lake = BindChecked<Keystone.Lake.LakeOptions>(Keystone.Lake.LakeOptions.Section);
+        if (lake is not null) problems.AddRange(lake.Problems());
         var dead = BindChecked<Keystone.Operations.DeadLetterOptions>(Keystone.Operations.DeadLetterOptions.Section);
         if (dead is not null && dead.Retention <= TimeSpan.Zero) problems.Add("Keystone:DeadLetters:Retention must be positive.");
         var alerts = BindChecked<Keystone.Operations.AlertOptions>(Keystone.Operations.AlertOptions.Section);

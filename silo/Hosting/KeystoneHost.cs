@@ -141,6 +141,7 @@ public static class KeystoneHost
         services.AddSingleton(generated);
         services.AddSingleton<ApiKeyPolicy>();
         services.AddOptions<Keystone.Archive.ArchiveOptions>().Bind(configuration.GetSection(Keystone.Archive.ArchiveOptions.Section));
+        services.AddOptions<Keystone.Lake.LakeOptions>().Bind(configuration.GetSection(Keystone.Lake.LakeOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
         services.AddOptions<Keystone.Operations.DeadLetterOptions>().Bind(configuration.GetSection(Keystone.Operations.DeadLetterOptions.Section));
         services.AddOptions<Keystone.Operations.AlertOptions>().Bind(configuration.GetSection(Keystone.Operations.AlertOptions.Section));
         services.AddSingleton<AlertMonitor>();
@@ -225,6 +226,7 @@ public static class KeystoneHost
         app.MapAlerts();
         app.MapDeadLetters();
         app.MapArchive();
+        app.MapAnalytics();
         app.MapPrometheusScrapingEndpoint("/metrics");
         if (host.Dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard");
         app.MapGet("/", () => Results.Redirect("/scalar")).ExcludeFromDescription();
