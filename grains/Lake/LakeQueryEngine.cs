@@ -170,9 +170,13 @@ public sealed class LakeQueryEngine
             if (timedOut) throw TimedOut();
             return new AnalyticsResult(columns, rows, 0, 0, 0);
         }
+        catch (Exception e) when (timedOut && e is not ArgumentException)
+        {
+            // Interrupted: DuckDB reports it as an error or a cancellation, depending on where the query was.
+            throw TimedOut();
+        }
         catch (DuckDBException e)
         {
-            if (timedOut) throw TimedOut();
             throw new ArgumentException("sql: " + e.Message.Split('\n')[0].Trim());
         }
 

@@ -43,6 +43,7 @@ internal static class ConfigurationCheck
         ["Archive"] = typeof(Keystone.Archive.ArchiveOptions),
         ["Metrics"] = typeof(MetricsOptions),
         ["Checkpoints"] = typeof(Keystone.Checkpointing.CheckpointOptions),
+        ["Lake"] = typeof(Keystone.Lake.LakeOptions),
     };
 
     /// <summary>Sections that later features add; listed so a configuration written for them is not refused here.</summary>
