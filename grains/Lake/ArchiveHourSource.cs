@@ -29,6 +29,13 @@ public interface IArchiveHourSource
 
     /// <summary>Deletes a raw segment (retention); false if it was already gone.</summary>
     Task<bool> DeleteAsync(SegmentVersion segment, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// The fast path: the segments as local gzip-compressed JSON-lines files of envelopes (concatenated gzip members
+    /// allowed) in <paramref name="directory"/>, which DuckDB reads itself; null when this source cannot stage, and
+    /// compaction reads <see cref="ReadAsync"/> event by event instead.
+    /// </summary>
+    Task<IReadOnlyList<string>?> StageAsync(HourInput input, string directory, CancellationToken cancellationToken = default);
 }
 
 /// <summary>The archive writers' blobs: <c>archive/yyyy/MM/dd/HH/p{partition}-{n}.jsonl.gz</c>.</summary>
@@ -78,6 +85,19 @@ public sealed partial class ArchiveBlobHourSource(BlobContainerClient container)
                 yield return new ArchiveLine(e, error);
             }
         }
+    }
+
+    // The archive's segments are already in that format: staging is a download.
+    public async Task<IReadOnlyList<string>?> StageAsync(HourInput input, string directory, CancellationToken cancellationToken = default)
+    {
+        var files = new List<string>();
+        for (var i = 0; i < input.Segments.Count; i++)
+        {
+            var local = Path.Combine(directory, $"segment-{i:D4}.jsonl.gz");
+            await container.GetBlobClient(input.Segments[i].Name).DownloadToAsync(local, cancellationToken);
+            files.Add(local);
+        }
+        return files;
     }
 
     public async Task<bool> DeleteAsync(SegmentVersion segment, CancellationToken cancellationToken = default) =>

@@ -103,24 +103,43 @@ public sealed class LakeCompactor(BlobContainerClient container, IArchiveHourSou
             Execute(db, LakeSchema.CreateTable("raw_events", LakeSchema.EventColumns));
             Execute(db, LakeSchema.CreateTable("raw_windows", LakeSchema.WindowColumns));
 
-            // Retention deleted some raw segments: their events live on only in the Parquet files, which are read back first.
+            // Retention deleted some raw segments: their events live on only in the Parquet file, which is read back first.
             var sources = new List<SegmentVersion>();
             if (previous is { HasDeletedSources: true })
             {
                 sources.AddRange(previous.Sources.Where(s => s.Deleted));
-                foreach (var file in previous.Files)
+                foreach (var file in previous.Files.Where(f => f.Table == LakeSchema.EventsTable))
                 {
                     var local = Path.Combine(work.FullName, Path.GetFileName(file.Name));
                     await container.GetBlobClient(file.Name).DownloadToAsync(local, cancellationToken);
-                    Execute(db, $"INSERT INTO {(file.Table == LakeSchema.WindowsTable ? "raw_windows" : "raw_events")} SELECT * FROM read_parquet('{Escape(local)}')");
+                    Execute(db, $"INSERT INTO raw_events SELECT * FROM read_parquet('{Escape(local)}')");
                 }
             }
             sources.AddRange(input.Segments);
 
+            // Fast path: DuckDB parses the JSON lines itself. One statement, so a malformed line leaves nothing behind,
+            // and the slow path below reads event by event, leaving out (and counting) what it cannot read.
             long unreadable = 0;
-            using (var events = db.CreateAppender("raw_events"))
-            using (var windows = db.CreateAppender("raw_windows"))
+            var loaded = false;
+            if (await source.StageAsync(input, work.FullName, cancellationToken) is { Count: > 0 } staged)
             {
+                try
+                {
+                    Execute(db, LakeSchema.InsertEventsFromJsonLines("raw_events", staged, input.Partition));
+                    loaded = true;
+                }
+                catch (DuckDBException e)
+                {
+                    logger?.LogWarning("Lake: {Hour:u} p{Partition} has lines DuckDB cannot read ({Error}); reading it event by event", input.Hour, input.Partition, e.Message.Split('\n')[0]);
+                }
+            }
+            else if (input.Segments.Count == 0)
+            {
+                loaded = true;
+            }
+            if (!loaded)
+            {
+                using var events = db.CreateAppender("raw_events");
                 await foreach (var line in source.ReadAsync(input, cancellationToken))
                 {
                     if (line.Event is not { } e)
@@ -130,9 +149,9 @@ public sealed class LakeCompactor(BlobContainerClient container, IArchiveHourSou
                         continue;
                     }
                     Append(events, LakeSchema.Map(e, input.Partition));
-                    if (LakeSchema.MapWindow(e, input.Partition) is { } w) Append(windows, w);
                 }
             }
+            Execute(db, LakeSchema.InsertWindowsFromEvents("raw_windows", "raw_events"));
 
             var files = new List<LakeFile>();
             long duplicates = 0;
@@ -183,14 +202,6 @@ public sealed class LakeCompactor(BlobContainerClient container, IArchiveHourSou
             .AppendValue(r.CampaignId).AppendValue(r.AdSessionId).AppendValue(r.Quality)
             .AppendValue(r.PositionMs).AppendValue(r.CostMicros)
             .AppendValue(r.Payload).AppendValue(r.Metadata).AppendValue((int?)r.Partition)
-            .EndRow();
-
-    private static void Append(DuckDBAppender appender, WindowRow r) =>
-        appender.CreateRow()
-            .AppendValue(r.EventId).AppendValue(r.EmittedAt).AppendValue(r.UserId).AppendValue(r.WindowStart).AppendValue(r.WindowEnd)
-            .AppendValue((long?)r.Plays).AppendValue((long?)r.Pauses).AppendValue((long?)r.Resumes).AppendValue((long?)r.Seeks).AppendValue((long?)r.Stops)
-            .AppendValue((long?)r.WatchTimeMs).AppendValue((long?)r.DistinctVideos).AppendValue(r.Devices)
-            .AppendValue(r.LastActivity).AppendValue((bool?)r.LateUpdate).AppendValue((int?)r.Partition)
             .EndRow();
 
     internal static void Execute(DuckDBConnection db, string sql)

@@ -57,6 +57,32 @@ public static class LakeSchema
     public static string EmptySelect((string Name, string Type)[] columns) =>
         $"SELECT {string.Join(", ", columns.Select(c => $"NULL::{c.Type} AS \"{c.Name}\""))} WHERE false";
 
+    // The same mapping in DuckDB's SQL, for the fast path that lets DuckDB parse the JSON lines itself. A string column
+    // is filled only from a JSON string and an integer column only from a JSON integer, as Payload.GetString/GetInt64 do.
+    private static string Text(string field) => $"CASE WHEN json_type(payload, '$.{field}') = 'VARCHAR' THEN payload->>'$.{field}' END";
+
+    private static string Integer(string field) => $"CASE WHEN json_type(payload, '$.{field}') IN ('BIGINT', 'UBIGINT') THEN TRY_CAST(payload->>'$.{field}' AS BIGINT) END";
+
+    private static string Utc(string expression) => $"(TRY_CAST({expression} AS TIMESTAMPTZ) AT TIME ZONE 'UTC')";
+
+    /// <summary>Inserts the events of gzip JSON-lines files into a table shaped like <see cref="EventColumns"/>, as <see cref="Map"/> would.</summary>
+    public static string InsertEventsFromJsonLines(string table, IEnumerable<string> files, int partition) =>
+        $"INSERT INTO {table} SELECT event_id, event_type, {Utc("\"timestamp\"")}, version, source.service, source.device_type, source.region, " +
+        $"{Text("user_id")}, {Text("profile_id")}, {Text("video_id")}, {Text("device_id")}, {Text("campaign_id")}, {Text("ad_session_id")}, {Text("quality")}, " +
+        $"{Integer("position_ms")}, {Integer("cost_micros")}, payload::VARCHAR, coalesce(metadata::VARCHAR, '{{}}'), {partition.ToString(CultureInfo.InvariantCulture)} " +
+        $"FROM read_json([{string.Join(", ", files.Select(f => $"'{f.Replace("'", "''", StringComparison.Ordinal)}'"))}], format = 'newline_delimited', compression = 'gzip', " +
+        "columns = {event_id: 'VARCHAR', event_type: 'VARCHAR', timestamp: 'VARCHAR', version: 'VARCHAR', " +
+        "source: 'STRUCT(service VARCHAR, device_type VARCHAR, region VARCHAR)', payload: 'JSON', metadata: 'JSON'})";
+
+    /// <summary>Derives the window results of an events table, as <see cref="MapWindow"/> would.</summary>
+    public static string InsertWindowsFromEvents(string windows, string events) =>
+        $"INSERT INTO {windows} SELECT event_id, \"timestamp\", payload->>'$.user_id', {Utc("payload->>'$.window_start'")}, {Utc("payload->>'$.window_end'")}, " +
+        string.Join(", ", new[] { "plays", "pauses", "resumes", "seeks", "stops", "watch_time_ms", "distinct_videos" }.Select(f => $"coalesce({Integer(f)}, 0)")) + ", " +
+        "CASE WHEN json_type(payload, '$.devices') = 'ARRAY' THEN json_extract(payload, '$.devices')::VARCHAR ELSE '[]' END, " +
+        $"{Utc("payload->>'$.last_activity'")}, coalesce(CASE WHEN json_type(payload, '$.late_update') = 'BOOLEAN' THEN (payload->>'$.late_update')::BOOLEAN END, false), partition " +
+        $"FROM {events} WHERE event_type = 'user.activity.window' AND json_type(payload, '$.user_id') = 'VARCHAR' " +
+        $"AND {Utc("payload->>'$.window_start'")} IS NOT NULL AND {Utc("payload->>'$.window_end'")} IS NOT NULL";
+
     public static EventRow Map(KeystoneEvent e, int partition)
     {
         var p = e.Payload;
@@ -89,7 +115,8 @@ public static class LakeSchema
     {
         if (metadata.Count == 0) return "{}";
         using var buffer = new MemoryStream();
-        using (var w = new Utf8JsonWriter(buffer))
+        // The archive's own writer options: the same escaping as the JSON lines DuckDB reads on the fast path.
+        using (var w = new Utf8JsonWriter(buffer, EventJson.WriterOptions))
         {
             w.WriteStartObject();
             foreach (var (k, v) in metadata) w.WriteString(k, v);

@@ -52,6 +52,62 @@ public class LakeSchemaTests
     }
 
     [Fact]
+    public void DuckDB_reading_the_json_lines_itself_maps_every_type_exactly_as_the_event_by_event_path()
+    {
+        var window = new UserWindowStats(new TimeWindow(Sample.Now.AddMinutes(-5), Sample.Now), 3, 1, 1, 0, 1, 120_000, 2, ["tv-1", "phone-2"], null, Closed: true);
+        var events = OneOfEachType()
+            .Append(ActivityEvents.Window(new WindowResult("u-1", window, LateUpdate: true), partition: 4, Sample.Now.AddTicks(1_234_567)))
+            // Odd shapes: a number where a string is expected, a string where an integer is, a 7-digit fraction, an offset.
+            .Append(KeystoneEvent.Create("video.play.started", Payload.Create(("user_id", 42), ("video_id", "v"), ("position_ms", "12"), ("quality", null)),
+                new EventSource("svc"), timestamp: new DateTimeOffset(2026, 11, 27, 4, 5, 6, TimeSpan.FromHours(2)).AddTicks(9_876_543)))
+            .ToList();
+        var work = Directory.CreateTempSubdirectory("keystone-lake-unit-");
+        try
+        {
+            var file = Path.Combine(work.FullName, "p4.jsonl.gz");
+            using (var gzip = new System.IO.Compression.GZipStream(File.Create(file), System.IO.Compression.CompressionLevel.Fastest))
+                foreach (var e in events) gzip.Write(System.Text.Encoding.UTF8.GetBytes(EventJson.Serialize(e) + "\n"));
+            using var db = new DuckDB.NET.Data.DuckDBConnection("DataSource=:memory:");
+            db.Open();
+            LakeCompactor.Execute(db, LakeSchema.CreateTable("e", LakeSchema.EventColumns));
+            LakeCompactor.Execute(db, LakeSchema.CreateTable("w", LakeSchema.WindowColumns));
+            LakeCompactor.Execute(db, LakeSchema.InsertEventsFromJsonLines("e", [file], 4));
+            LakeCompactor.Execute(db, LakeSchema.InsertWindowsFromEvents("w", "e"));
+
+            var rows = Rows(db, "SELECT * FROM e").ToDictionary(r => (string)r[0]!);
+            Assert.Equal(events.Count, rows.Count);
+            foreach (var e in events)
+            {
+                var expected = LakeSchema.Map(e, 4);
+                var r = rows[e.EventId.ToString("D")];
+                var actual = new EventRow((string)r[0]!, (string)r[1]!, (DateTime)r[2]!, (string)r[3]!, (string)r[4]!, (string?)r[5], (string?)r[6],
+                    (string?)r[7], (string?)r[8], (string?)r[9], (string?)r[10], (string?)r[11], (string?)r[12], (string?)r[13], (long?)r[14], (long?)r[15],
+                    (string)r[16]!, (string)r[17]!, (int)r[18]!);
+                // DuckDB keeps microseconds.
+                Assert.Equal(expected with { Timestamp = new DateTime(expected.Timestamp.Ticks - expected.Timestamp.Ticks % 10) }, actual with { Timestamp = DateTime.SpecifyKind(actual.Timestamp, DateTimeKind.Utc) });
+            }
+            var w = Assert.Single(Rows(db, "SELECT * FROM w"));
+            var expectedWindow = LakeSchema.MapWindow(events[^2], 4)!;
+            Assert.Equal((expectedWindow.EventId, expectedWindow.UserId, expectedWindow.WindowStart, expectedWindow.WindowEnd, expectedWindow.Plays, expectedWindow.WatchTimeMs, expectedWindow.DistinctVideos, expectedWindow.Devices, expectedWindow.LastActivity, expectedWindow.LateUpdate),
+                ((string)w[0]!, (string)w[2]!, (DateTime)w[3]!, (DateTime)w[4]!, (long)w[5]!, (long)w[10]!, (long)w[11]!, (string)w[12]!, (DateTime?)w[13], (bool)w[14]!));
+        }
+        finally
+        {
+            work.Delete(recursive: true);
+        }
+    }
+
+    private static List<object?[]> Rows(DuckDB.NET.Data.DuckDBConnection db, string sql)
+    {
+        using var cmd = db.CreateCommand();
+        cmd.CommandText = sql;
+        using var reader = cmd.ExecuteReader();
+        var rows = new List<object?[]>();
+        while (reader.Read()) rows.Add([.. Enumerable.Range(0, reader.FieldCount).Select(i => reader.IsDBNull(i) ? null : reader.GetValue(i))]);
+        return rows;
+    }
+
+    [Fact]
     public void Typed_columns_are_filled_where_the_type_has_the_field()
     {
         var byType = OneOfEachType().ToDictionary(e => e.EventType, e => LakeSchema.Map(e, 0));
