@@ -60,13 +60,16 @@ internal static class LakeBenchmark
         var compactor = new LakeCompactor(container, source, options, TimeProvider.System);
         Console.WriteLine("Compacting (download, gunzip, parse, DuckDB, Parquet ZSTD, upload)...");
         var watch = Stopwatch.StartNew();
+        var cpuBefore = Environment.CpuUsage.TotalTime;
         var report = await compactor.CompactAsync(start, start.AddHours(2));
         var elapsed = watch.Elapsed;
+        var cpu = Environment.CpuUsage.TotalTime - cpuBefore;
         if (report.Rows != eventCount) throw new InvalidOperationException($"compaction wrote {report.Rows:N0} rows for {eventCount:N0} events");
         long parquetBytes = 0;
         await foreach (var blob in container.GetBlobsAsync(Azure.Storage.Blobs.Models.BlobTraits.None, Azure.Storage.Blobs.Models.BlobStates.None, LakeNames.Root, CancellationToken.None))
             if (blob.Name.EndsWith(".parquet", StringComparison.Ordinal)) parquetBytes += blob.Properties.ContentLength ?? 0;
-        Console.WriteLine($"  compaction: {report.Rows:N0} events in {report.Compacted} hour-partitions in {elapsed.TotalSeconds:0.00} s = {report.Rows / elapsed.TotalSeconds:N0} events/s");
+        Console.WriteLine($"  compaction: {report.Rows:N0} events in {report.Compacted} hour-partitions in {elapsed.TotalSeconds:0.00} s = {report.Rows / elapsed.TotalSeconds:N0} events/s; " +
+                          $"this process used {cpu.TotalSeconds:0.0} CPU-s = {report.Rows / cpu.TotalSeconds:N0} events per CPU-second (Azurite's CPU not included); load average {LoadAverage()}");
         Console.WriteLine($"  size: Parquet {parquetBytes / 1e6:N1} MB = {100.0 * parquetBytes / gzipBytes:0.0} % of gzip JSON lines ({gzipBytes / 1e6:N1} MB), {100.0 * parquetBytes / jsonBytes:0.0} % of raw JSON");
         var again = await compactor.CompactAsync(start, start.AddHours(2));
         Console.WriteLine($"  re-run: {again.Compacted} compacted, {again.UpToDate} up to date, {again.Rows} rows written");
@@ -84,10 +87,12 @@ internal static class LakeBenchmark
         var warm = new List<double>();
         for (var i = 0; i < warmRuns; i++) warm.Add((await engine.QueryAsync(TopTitlesSql, hour.start, hour.Item2)).ElapsedMs);
         Console.WriteLine($"  query cold ({coldRuns} runs, cache emptied each time): p50 {Percentile(cold, 0.5):0} ms, p99 {Percentile(cold, 0.99):0} ms");
-        Console.WriteLine($"  query warm ({warmRuns} runs): p50 {Percentile(warm, 0.5):0} ms, p99 {Percentile(warm, 0.99):0} ms");
+        Console.WriteLine($"  query warm ({warmRuns} runs): p50 {Percentile(warm, 0.5):0} ms, p99 {Percentile(warm, 0.99):0} ms; load average {LoadAverage()}");
         engine.ClearCache();
         return 0;
     }
+
+    private static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
 
     private static double Percentile(List<double> values, double p)
     {

@@ -53,6 +53,7 @@ public interface IAnalyticsGrain : IGrainWithIntegerKey
 /// <summary>Compacts sealed archive hours into Parquet (one activation: compactions never race).</summary>
 public interface ILakeCompactorGrain : IGrainWithIntegerKey
 {
-    /// <summary>Compacts every sealed (hour, partition) overlapping [from, to) whose Parquet is missing or stale; applies raw retention.</summary>
-    Task<CompactionReport> Compact(DateTimeOffset from, DateTimeOffset to);
+    /// <summary>Compacts every sealed (hour, partition) overlapping [from, to) whose Parquet is missing or stale; applies raw retention.
+    /// <paramref name="includeOpen"/>: hours not sealed yet too (they are compacted again, whole, once they change).</summary>
+    Task<CompactionReport> Compact(DateTimeOffset from, DateTimeOffset to, bool includeOpen = false);
 }

@@ -43,7 +43,8 @@ public sealed partial class ArchiveBlobHourSource(BlobContainerClient container)
 {
     private readonly ArchiveStore _store = new(container);
 
-    [GeneratedRegex(@"/p(\d+)-\d+\.jsonl\.gz$")]
+    // p{n}-0000: the archive writers' parts; p{n}-w0000: the window results (WindowArchiveWriterGrain).
+    [GeneratedRegex(@"/p(\d+)-w?\d+\.jsonl\.gz$")]
     private static partial Regex SegmentName();
 
     public async Task<IReadOnlyList<HourInput>> ListAsync(DateTimeOffset hour, CancellationToken cancellationToken = default)

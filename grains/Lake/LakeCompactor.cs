@@ -20,7 +20,7 @@ public sealed class LakeCompactor(BlobContainerClient container, IArchiveHourSou
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
-    public async Task<CompactionReport> CompactAsync(DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken = default)
+    public async Task<CompactionReport> CompactAsync(DateTimeOffset from, DateTimeOffset to, bool includeOpen = false, CancellationToken cancellationToken = default)
     {
         await container.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
         var now = time.GetUtcNow();
@@ -29,7 +29,7 @@ public sealed class LakeCompactor(BlobContainerClient container, IArchiveHourSou
         for (var hour = Archive.ArchiveStore.HourOf(from); hour < to; hour = hour.AddHours(1))
         {
             var inputs = await source.ListAsync(hour, cancellationToken);
-            if (hour.AddHours(1) + options.SealAfter > now) notSealed += inputs.Count;
+            if (!includeOpen && hour.AddHours(1) + options.SealAfter > now) notSealed += inputs.Count;
             else work.AddRange(inputs);
         }
         var results = new HourCompaction[work.Count];

@@ -17,11 +17,11 @@ public sealed class AnalyticsGrain(LakeQueryEngine engine) : Grain, IAnalyticsGr
 /// <summary>The one compactor: runs never overlap, so two never write the same hour's files at once.</summary>
 public sealed class LakeCompactorGrain(LakeCompactor compactor) : Grain, ILakeCompactorGrain
 {
-    public async Task<CompactionReport> Compact(DateTimeOffset from, DateTimeOffset to)
+    public async Task<CompactionReport> Compact(DateTimeOffset from, DateTimeOffset to, bool includeOpen = false)
     {
         if (to <= from) throw new ArgumentException("to: must be later than from");
         if (to - from > TimeSpan.FromDays(31)) throw new ArgumentException("to: one compaction covers at most 31 days");
         // DuckDB and gzip work off the grain's scheduler, on the thread pool.
-        return await Task.Run(() => compactor.CompactAsync(from, to));
+        return await Task.Run(() => compactor.CompactAsync(from, to, includeOpen));
     }
 }

@@ -85,12 +85,15 @@ public sealed class LakeQueryEngine
     {
         var blobs = new List<(string Name, string ETag)>();
         var hours = 0;
-        for (var hour = Archive.ArchiveStore.HourOf(from); hour < to; hour = hour.AddHours(1))
+        // Window results are filed by the hour they were emitted, after their window ended: the hour after the range
+        // is read for them too (the view keeps only windows ending in the range).
+        for (var hour = Archive.ArchiveStore.HourOf(from); hour < to.AddHours(1); hour = hour.AddHours(1))
         {
-            hours++;
+            var windowsOnly = hour >= to;
+            if (!windowsOnly) hours++;
             try
             {
-                await foreach (var blob in _container.GetBlobsAsync(BlobTraits.None, BlobStates.None, LakeNames.HourPrefix(hour), cancellationToken))
+                await foreach (var blob in _container.GetBlobsAsync(BlobTraits.None, BlobStates.None, LakeNames.HourPrefix(hour) + (windowsOnly ? "windows-" : ""), cancellationToken))
                     if (blob.Name.EndsWith(".parquet", StringComparison.Ordinal)) blobs.Add((blob.Name, blob.Properties.ETag?.ToString() ?? ""));
             }
             catch (RequestFailedException e) when (e.Status == 404)

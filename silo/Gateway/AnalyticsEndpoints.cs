@@ -6,7 +6,7 @@ namespace Keystone.Silo.Gateway;
 
 public sealed record AnalyticsQueryBody(string? Sql, string? From, string? To);
 
-public sealed record LakeCompactBody(string? From, string? To);
+public sealed record LakeCompactBody(string? From, string? To, bool? IncludeOpen);
 
 /// <summary>OLAP over the Parquet lake: guarded SQL, built-in reports, and compaction on demand.</summary>
 internal static partial class AnalyticsEndpoints
@@ -51,9 +51,9 @@ internal static partial class AnalyticsEndpoints
 
         app.MapPost("/v1/lake/compact", async (LakeCompactBody? body, IClusterClient cluster) =>
         {
-            if (body is null) return Problems.BadRequest("body must be a JSON object: { \"from\": \"...\", \"to\": \"...\" }");
+            if (body is null) return Problems.BadRequest("body must be a JSON object: { \"from\": \"...\", \"to\": \"...\", \"include_open\": false }");
             if (!Range(body.From, body.To, out var from, out var to, out var problem)) return problem!;
-            return await Run(() => cluster.GetGrain<ILakeCompactorGrain>(0).Compact(from, to));
+            return await Run(() => cluster.GetGrain<ILakeCompactorGrain>(0).Compact(from, to, body.IncludeOpen == true));
         }).WithTags("Analytics").WithName("CompactLake")
           .WithSummary("Compacts the sealed archive hours overlapping [from, to) into Parquet now (hours already compacted are skipped)")
           .Produces<CompactionReport>().ProducesProblem(StatusCodes.Status400BadRequest);

@@ -63,7 +63,9 @@ public sealed class LakeTests(AzuriteFixture azurite)
         var ads = new List<KeystoneEvent>();
         for (var i = 0; i < 6; i++) ads.AddRange(script.Session($"lake-a{i}", $"lake-ap{i}", $"lake-tv{i}", hourA.AddMinutes(10 + i * 3), 1_500, ("q", 3), ("click", 2)));
         for (var i = 0; i < 4; i++) ads.AddRange(script.Session($"lake-b{i}", $"lake-bp{i}", $"lake-bt{i}", hourB.AddMinutes(20 + i * 3), 2_000, ("complete", 15)));
-        var all = plays.Concat(ads).ToList();
+        // Moves every partition's watermark past both hours, so the activity operators fire the windows of the plays.
+        var flush = Keystone.IntegrationTests.Aggregation.PlaybackScript.Flush(4, hourB.AddMinutes(50));
+        var all = plays.Concat(ads).Concat(flush).ToList();
         await Json(await http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray(all))));
         // The producer retries part of it: the lake and the grain must still count each event once.
         await Json(await http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray(all.Take(25)))));
@@ -82,7 +84,8 @@ public sealed class LakeTests(AzuriteFixture azurite)
         var lake = new BlobServiceClient(azurite.ConnectionString).GetBlobContainerClient(settings["Keystone:Storage:Container"] + "-lake");
         var names = new List<string>();
         await foreach (var blob in lake.GetBlobsAsync(Azure.Storage.Blobs.Models.BlobTraits.None, Azure.Storage.Blobs.Models.BlobStates.None, "", CancellationToken.None)) names.Add(blob.Name);
-        Assert.DoesNotContain(names, n => n.EndsWith(".jsonl.gz", StringComparison.Ordinal));
+        Assert.DoesNotContain(names, n => n.EndsWith(".jsonl.gz", StringComparison.Ordinal) &&
+            (n.StartsWith($"archive/{hourA.UtcDateTime:yyyy/MM/dd/HH}/", StringComparison.Ordinal) || n.StartsWith($"archive/{hourB.UtcDateTime:yyyy/MM/dd/HH}/", StringComparison.Ordinal)));
         Assert.Contains(names, n => n.StartsWith($"parquet/{hourA.UtcDateTime:yyyy/MM/dd/HH}/events-p", StringComparison.Ordinal));
         Assert.Contains(names, n => n.StartsWith($"parquet/{hourA.UtcDateTime:yyyy/MM/dd/HH}/manifest-p", StringComparison.Ordinal));
 
@@ -157,13 +160,23 @@ public sealed class LakeTests(AzuriteFixture azurite)
         Assert.Equal(50, replayed["matched"]!.GetValue<long>());
         await Eventually.Until(() => silo.DeliveredAsync("lake-replayed"), n => n == 50, TimeSpan.FromSeconds(15), "50 replayed plays on the topic");
 
+        // Window results: archived by the hour they were emitted (now), so that hour is compacted while still open.
+        var windowRange = new { from = current.ToString("O"), to = current.AddHours(1).ToString("O"), include_open = true };
+        const string windowSql = "SELECT coalesce(sum(plays), 0) FROM (SELECT DISTINCT ON (user_id, window_start) plays FROM activity_windows " +
+                                 "WHERE user_id LIKE 'lake-u%' ORDER BY user_id, window_start, emitted_at DESC)";
+        await Eventually.Until(async () =>
+        {
+            await Json(await Post(http, "/v1/lake/compact", windowRange));
+            return Scalar(await Json(await Post(http, "/v1/analytics/query", new { sql = windowSql, range.from, range.to })));
+        }, n => n == 60, TimeSpan.FromSeconds(30), "the 60 plays of lake-u users in compacted window results");
+
         // keystone query, as a separate process through the Orleans gateway.
         var (code, stdout, stderr) = await Cli(silo, "query", "SELECT event_type, count(*) AS n FROM events WHERE event_type LIKE 'video.%' GROUP BY 1 ORDER BY 1", "--from", range.from, "--to", range.to);
         Assert.True(code == 0, $"exit {code}: {stderr}");
         var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Matches(@"^event_type\s+n$", lines[0]);
         Assert.Matches(@"^video\.play\.paused\s+5$", lines[1]);
-        Assert.Matches(@"^video\.play\.started\s+60$", lines[2]);
+        Assert.Matches(@"^video\.play\.started\s+64$", lines[2]);
         Assert.StartsWith("(2 rows, 3 hours", lines[3]);
         var (refusedCode, _, refusedErr) = await Cli(silo, "query", "SELECT * FROM read_csv('/etc/passwd')", "--from", range.from, "--to", range.to);
         Assert.Equal(1, refusedCode);
