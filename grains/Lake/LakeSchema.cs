@@ -65,14 +65,23 @@ public static class LakeSchema
 
     private static string Utc(string expression) => $"(TRY_CAST({expression} AS TIMESTAMPTZ) AT TIME ZONE 'UTC')";
 
+    private static readonly string[] TextFields = ["user_id", "profile_id", "video_id", "device_id", "campaign_id", "ad_session_id", "quality"];
+    private static readonly string[] IntegerFields = ["position_ms", "cost_micros"];
+
     /// <summary>Inserts the events of gzip JSON-lines files into a table shaped like <see cref="EventColumns"/>, as <see cref="Map"/> would.</summary>
-    public static string InsertEventsFromJsonLines(string table, IEnumerable<string> files, int partition) =>
-        $"INSERT INTO {table} SELECT event_id, event_type, {Utc("\"timestamp\"")}, version, source.service, source.device_type, source.region, " +
-        $"{Text("user_id")}, {Text("profile_id")}, {Text("video_id")}, {Text("device_id")}, {Text("campaign_id")}, {Text("ad_session_id")}, {Text("quality")}, " +
-        $"{Integer("position_ms")}, {Integer("cost_micros")}, payload::VARCHAR, coalesce(metadata::VARCHAR, '{{}}'), {partition.ToString(CultureInfo.InvariantCulture)} " +
-        $"FROM read_json([{string.Join(", ", files.Select(f => $"'{f.Replace("'", "''", StringComparison.Ordinal)}'"))}], format = 'newline_delimited', compression = 'gzip', " +
-        "columns = {event_id: 'VARCHAR', event_type: 'VARCHAR', timestamp: 'VARCHAR', version: 'VARCHAR', " +
-        "source: 'STRUCT(service VARCHAR, device_type VARCHAR, region VARCHAR)', payload: 'JSON', metadata: 'JSON'})";
+    public static string InsertEventsFromJsonLines(string table, IEnumerable<string> files, int partition)
+    {
+        // One json_extract with every path parses each payload once (a call per field parsed it nine times: 3.7x slower).
+        var paths = string.Join(", ", TextFields.Concat(IntegerFields).Select(f => $"'$.{f}'"));
+        var texts = TextFields.Select((_, i) => $"CASE WHEN json_type(v[{i + 1}]) = 'VARCHAR' THEN v[{i + 1}]->>'$' END");
+        var integers = IntegerFields.Select((_, i) => $"CASE WHEN json_type(v[{TextFields.Length + i + 1}]) IN ('BIGINT', 'UBIGINT') THEN TRY_CAST(v[{TextFields.Length + i + 1}]->>'$' AS BIGINT) END");
+        return $"INSERT INTO {table} SELECT event_id, event_type, {Utc("\"timestamp\"")}, version, source.service, source.device_type, source.region, " +
+               $"{string.Join(", ", texts)}, {string.Join(", ", integers)}, payload::VARCHAR, coalesce(metadata::VARCHAR, '{{}}'), {partition.ToString(CultureInfo.InvariantCulture)} " +
+               $"FROM (SELECT *, json_extract(payload, [{paths}]) AS v FROM read_json([{string.Join(", ", files.Select(f => $"'{f.Replace("'", "''", StringComparison.Ordinal)}'"))}], " +
+               "format = 'newline_delimited', compression = 'gzip', " +
+               "columns = {event_id: 'VARCHAR', event_type: 'VARCHAR', timestamp: 'VARCHAR', version: 'VARCHAR', " +
+               "source: 'STRUCT(service VARCHAR, device_type VARCHAR, region VARCHAR)', payload: 'JSON', metadata: 'JSON'}))";
+    }
 
     /// <summary>Derives the window results of an events table, as <see cref="MapWindow"/> would.</summary>
     public static string InsertWindowsFromEvents(string windows, string events) =>
