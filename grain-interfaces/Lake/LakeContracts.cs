@@ -55,5 +55,6 @@ public interface ILakeCompactorGrain : IGrainWithIntegerKey
 {
     /// <summary>Compacts every sealed (hour, partition) overlapping [from, to) whose Parquet is missing or stale; applies raw retention.
     /// <paramref name="includeOpen"/>: hours not sealed yet too (they are compacted again, whole, once they change).</summary>
+    [ResponseTimeout("00:15:00")] // a first run over two days of a busy lake takes minutes
     Task<CompactionReport> Compact(DateTimeOffset from, DateTimeOffset to, bool includeOpen = false);
 }

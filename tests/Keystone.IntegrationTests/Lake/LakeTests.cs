@@ -42,7 +42,8 @@ public sealed class LakeTests(AzuriteFixture azurite)
         settings["Keystone:Lake:RawRetention"] = "00:30:00";
         settings["Keystone:Lake:QueryTimeout"] = "00:00:02";
         settings["Keystone:Lake:MaxRows"] = "1000";
-        settings["Keystone:Lake:CacheDirectory"] = Path.Combine(Path.GetTempPath(), "keystone-lake-test-" + Guid.NewGuid().ToString("N"));
+        var cache = Path.Combine(Path.GetTempPath(), "keystone-lake-test-" + Guid.NewGuid().ToString("N"));
+        settings["Keystone:Lake:CacheDirectory"] = cache;
         await using var silo = await TestSilo.StartAsync(settings);
         var http = silo.Http;
 
@@ -181,6 +182,7 @@ public sealed class LakeTests(AzuriteFixture azurite)
         var (refusedCode, _, refusedErr) = await Cli(silo, "query", "SELECT * FROM read_csv('/etc/passwd')", "--from", range.from, "--to", range.to);
         Assert.Equal(1, refusedCode);
         Assert.Contains("query refused: sql: table function 'read_csv' is not allowed", refusedErr);
+        Directory.Delete(cache, recursive: true);
     }
 
     private static async Task<(int Code, string Stdout, string Stderr)> Cli(TestSilo silo, params string[] args)
