@@ -47,6 +47,9 @@ public sealed partial class ArchiveBlobHourSource(BlobContainerClient container)
     [GeneratedRegex(@"/p(\d+)-w?\d+\.jsonl\.gz$")]
     private static partial Regex SegmentName();
 
+    /// <summary>A segment of window results (<see cref="WindowArchiveWriterGrain"/>) rather than of ingested events.</summary>
+    public static bool IsWindowSegment(string name) => name.EndsWith(".jsonl.gz", StringComparison.Ordinal) && name.Contains("-w", StringComparison.Ordinal);
+
     public async Task<IReadOnlyList<HourInput>> ListAsync(DateTimeOffset hour, CancellationToken cancellationToken = default)
     {
         var byPartition = new SortedDictionary<int, List<SegmentVersion>>();

@@ -40,6 +40,8 @@ public sealed class LakeReplayReader(BlobContainerClient container, IArchiveHour
                     var covered = manifest.Sources.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
                     input = input is null ? null : input with { Segments = [.. input.Segments.Where(s => !covered.Contains(s.Name))] };
                 }
+                // Window results are the aggregations' output, not ingested events: a replay would push them back through ingest.
+                input = input is null ? null : input with { Segments = [.. input.Segments.Where(seg => !ArchiveBlobHourSource.IsWindowSegment(seg.Name))] };
                 if (input is null || input.Segments.Count == 0) continue;
                 progress.Files += input.Segments.Count;
                 await foreach (var line in source.ReadAsync(input, cancellationToken)) yield return line;
@@ -74,7 +76,8 @@ public sealed class LakeReplayReader(BlobContainerClient container, IArchiveHour
             db.Open();
             using var cmd = db.CreateCommand();
             cmd.CommandText = "SELECT event_id, event_type, \"timestamp\", version, service, device_type, region, payload, metadata " +
-                              $"FROM read_parquet('{LakeCompactor.Escape(local)}') ORDER BY \"timestamp\", event_id";
+                              $"FROM read_parquet('{LakeCompactor.Escape(local)}') WHERE NOT (event_type = 'user.activity.window' AND service = 'keystone-aggregations') " +
+                              "ORDER BY \"timestamp\", event_id";
             using var r = cmd.ExecuteReader();
             while (r.Read())
             {
