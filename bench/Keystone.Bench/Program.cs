@@ -9,7 +9,8 @@ using Keystone.LocalInfra;
 using Keystone.Storage;
 using Microsoft.Extensions.DependencyInjection;
 
-// dotnet run -c Release --project bench/Keystone.Bench -- [pipeline|validation|all] [options]
+// dotnet run -c Release --project bench/Keystone.Bench -- [pipeline|validation|lake|all] [options]
+//   lake: --events N (default 2,000,000) --partitions P --cold-runs N --warm-runs N (Parquet compaction, SQL p50/p99, sizes)
 //   --events N (saturation run, default 400,000)   --latency-rate R --latency-seconds S (default 50,000/s for 20 s)
 //   --capacity-rates 60000,70000,... --capacity-seconds S   --baseline-events N   --rest-events N
 //   --ads-rate R --ads-seconds S --ads-linger-ms L (ads run)
@@ -32,9 +33,11 @@ if (scenario is "validation" or "all")
     BenchmarkRunner.Run<ValidationBenchmarks>(args: args.Where(a => a is not ("validation" or "all")).ToArray());
     if (scenario == "validation") return 0;
 }
+if (scenario == "lake")
+    return await LakeBenchmark.RunAsync(Arg("--events", 2_000_000), Arg("--partitions", 8), Arg("--cold-runs", 10), Arg("--warm-runs", 50));
 if (scenario is not ("pipeline" or "all" or "scale"))
 {
-    Console.Error.WriteLine($"unknown scenario '{scenario}' (pipeline, validation, scale, all)");
+    Console.Error.WriteLine($"unknown scenario '{scenario}' (pipeline, validation, lake, scale, all)");
     return 2;
 }
 

@@ -11,6 +11,7 @@ root.Subcommands.Add(TailCommand.Create(globals));
 root.Subcommands.Add(TopicsCommand.Create(globals));
 root.Subcommands.Add(InfoCommand.Create(globals));
 root.Subcommands.Add(ReplayCommand.Create(globals));
+root.Subcommands.Add(QueryCommand.Create(globals));
 
 using var signal = new ShutdownSignal();
 return await CommandRunner.RunAsync(root, args, signal.Token);

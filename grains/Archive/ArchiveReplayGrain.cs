@@ -15,7 +15,7 @@ namespace Keystone.Archive;
 /// entity grains drop what they have seen, by event id), or straight into one topic.
 /// </summary>
 [StatelessWorker(1)]
-public sealed class ArchiveReplayGrain(ArchiveStore store, IOptions<ArchiveOptions> archive, IOptions<IngestOptions> ingest) : Grain, IArchiveReplayGrain
+public sealed class ArchiveReplayGrain(Keystone.Lake.LakeReplayReader reader, IOptions<ArchiveOptions> archive, IOptions<IngestOptions> ingest) : Grain, IArchiveReplayGrain
 {
     private const int Chunk = 1_000;
 
@@ -26,33 +26,26 @@ public sealed class ArchiveReplayGrain(ArchiveStore store, IOptions<ArchiveOptio
             throw new ArgumentException($"a replay covers at most {archive.Value.MaxReplayRange} (Keystone:Archive:MaxReplayRange).", nameof(request));
         if (request.ToTopic is { } t && !StreamNames.IsValidTopicName(t)) throw new ArgumentException($"'{t}' is not a valid topic name.", nameof(request));
 
-        var blobs = await store.ListAsync(request.From, request.To);
+        // Each hour from whichever form it is in: raw segments, or Parquet where retention deleted them.
+        var progress = new Keystone.Lake.LakeReplayReader.Progress();
         long read = 0, matched = 0, published = 0, refused = 0;
         var pending = new List<KeystoneEvent>(Chunk);
-        foreach (var name in blobs)
+        await foreach (var line in reader.ReadAsync(request.From, request.To, progress))
         {
-            await foreach (var line in store.ReadLinesAsync(name))
+            read++;
+            if (line.Event is not { } e)
             {
-                read++;
-                KeystoneEvent e;
-                try
-                {
-                    e = EventJson.Parse(line);
-                }
-                catch (Exception ex) when (ex is System.Text.Json.JsonException or FormatException or InvalidDataException)
-                {
-                    refused++;
-                    continue;
-                }
-                if (e.Timestamp < request.From || e.Timestamp >= request.To) continue;
-                if (request.EventType is { } type && e.EventType != type) continue;
-                matched++;
-                pending.Add(e);
-                if (pending.Count == Chunk) (published, refused) = Add(await Publish(pending, request.ToTopic), published, refused);
+                refused++;
+                continue;
             }
+            if (e.Timestamp < request.From || e.Timestamp >= request.To) continue;
+            if (request.EventType is { } type && e.EventType != type) continue;
+            matched++;
+            pending.Add(e);
+            if (pending.Count == Chunk) (published, refused) = Add(await Publish(pending, request.ToTopic), published, refused);
         }
         if (pending.Count > 0) (published, refused) = Add(await Publish(pending, request.ToTopic), published, refused);
-        return new ArchiveReplayResult(blobs.Count, read, matched, published, refused);
+        return new ArchiveReplayResult(progress.Files, read, matched, published, refused);
     }
 
     private static (long, long) Add((int Published, int Refused) r, long published, long refused) => (published + r.Published, refused + r.Refused);

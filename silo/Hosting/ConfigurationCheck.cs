@@ -49,6 +49,7 @@ internal static class ConfigurationCheck
         ["Archive"] = typeof(ArchiveOptions),
         ["Metrics"] = typeof(MetricsOptions),
         ["Checkpoints"] = typeof(CheckpointOptions),
+        ["Lake"] = typeof(Keystone.Lake.LakeOptions),
     };
 
     /// <summary>Sections that later features add; listed so a configuration written for them is not refused here.</summary>
@@ -118,6 +119,8 @@ internal static class ConfigurationCheck
         var archive = BindChecked<ArchiveOptions>(ArchiveOptions.Section);
         if (archive is not null && archive.ManifestInterval < TimeSpan.FromMilliseconds(100)) problems.Add("Keystone:Archive:ManifestInterval must be at least 100 ms.");
         if (archive is not null && archive.MaxReplayRange <= TimeSpan.Zero) problems.Add("Keystone:Archive:MaxReplayRange must be positive.");
+        var lake = BindChecked<Keystone.Lake.LakeOptions>(Keystone.Lake.LakeOptions.Section);
+        if (lake is not null) problems.AddRange(lake.Problems());
         var dead = BindChecked<DeadLetterOptions>(DeadLetterOptions.Section);
         if (dead is not null && dead.Retention <= TimeSpan.Zero) problems.Add("Keystone:DeadLetters:Retention must be positive.");
         var alerts = BindChecked<AlertOptions>(AlertOptions.Section);

@@ -154,6 +154,7 @@ public static class KeystoneHost
         services.AddOptions<ArchiveOptions>().Bind(configuration.GetSection(ArchiveOptions.Section));
         services.AddOptions<DeadLetterOptions>().Bind(configuration.GetSection(DeadLetterOptions.Section));
         services.AddOptions<AlertOptions>().Bind(configuration.GetSection(AlertOptions.Section));
+        services.AddOptions<Keystone.Lake.LakeOptions>().Bind(configuration.GetSection(Keystone.Lake.LakeOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<AlertMonitor>();
         services.AddHostedService(sp => sp.GetRequiredService<AlertMonitor>());
         // Prometheus scrapes /metrics: the pipeline's, the checkpoints' and (in co-hosted producers) the SDK's meters.
@@ -246,6 +247,7 @@ public static class KeystoneHost
         app.MapStatusPage();
         app.MapDeadLetters();
         app.MapArchive();
+        app.MapAnalytics();
         app.MapPrometheusScrapingEndpoint("/metrics");
         if (host.Dashboard) app.MapOrleansDashboard(routePrefix: "/dashboard").RequireAuthorization(ScopePolicies.Admin);
         app.MapGet("/", () => Results.Redirect("/scalar")).ExcludeFromDescription();

@@ -108,6 +108,16 @@ internal static class SiloSetup
         });
         silo.Services.AddSingleton(new ArchiveStore(
             Blobs(storage.ConnectionString).GetBlobContainerClient(LakeContainer(storage.Container))));
+        // The columnar lake (issue 15): Parquet next to the raw archive in the lake container, compacted and queried here.
+        var lakeContainer = Blobs(storage.ConnectionString).GetBlobContainerClient(LakeContainer(storage.Container));
+        silo.Services.AddSingleton<Keystone.Lake.IArchiveHourSource>(new Keystone.Lake.ArchiveBlobHourSource(lakeContainer));
+        silo.Services.AddSingleton(sp => new Keystone.Lake.LakeReplayReader(lakeContainer, sp.GetRequiredService<Keystone.Lake.IArchiveHourSource>()));
+        silo.Services.AddSingleton(sp => new Keystone.Lake.LakeCompactor(lakeContainer, sp.GetRequiredService<Keystone.Lake.IArchiveHourSource>(),
+            sp.GetRequiredService<IOptions<Keystone.Lake.LakeOptions>>().Value, sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<Keystone.Lake.LakeCompactor>()));
+        silo.Services.AddSingleton(sp => new Keystone.Lake.LakeQueryEngine(lakeContainer, sp.GetRequiredService<IOptions<Keystone.Lake.LakeOptions>>().Value,
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<Keystone.Lake.LakeQueryEngine>()));
+        silo.Services.AddHostedService<LakeCompactionService>();
 
         ConfigureStreams(silo, streaming, storage, requests);
 

@@ -117,7 +117,7 @@ public class ConfigurationCheckTests
         var e = Fails(("Keystone:Ingest:Partitions", "0"), ("Keystone:Foo", "x"), ("Keystone:Cluster:GatewayPort", "11111"), ("Keystone:Storage:ConnectionString", " "));
         Assert.Equal(
             [
-                "Keystone:Foo: unknown section (known: Role, Dashboard, Ads, Aggregation, Alerts, Archive, Checkpoints, Client, Cluster, DeadLetters, Faults, Graph, Ingest, Local, Metrics, Publisher, Routing, Schemas, Security, Storage, Streaming, Taps)",
+                "Keystone:Foo: unknown section (known: Role, Dashboard, Ads, Aggregation, Alerts, Archive, Checkpoints, Client, Cluster, DeadLetters, Faults, Graph, Ingest, Lake, Local, Metrics, Publisher, Routing, Schemas, Security, Storage, Streaming, Taps)",
                 "Keystone:Ingest:Partitions: The field Partitions must be between 1 and 1024.",
                 "Keystone:Storage:ConnectionString: The ConnectionString field is required.",
                 "Keystone:Cluster:SiloPort and Keystone:Cluster:GatewayPort must differ.",
