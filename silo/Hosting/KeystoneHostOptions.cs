@@ -127,8 +127,12 @@ public sealed class StreamingOptions
     [Range(1, 1024)]
     public int BatchContainerBatchSize { get; set; } = 16;
 
-    /// <summary>How long a failing delivery is retried before it is given up (Orleans' default is one minute).</summary>
-    public TimeSpan MaxEventDeliveryTime { get; set; } = TimeSpan.FromMinutes(1);
+    /// <summary>How long a failing delivery is retried before Orleans gives it up and skips the message for that
+    /// consumer. Orleans' default, one minute, is shorter than a loaded cluster can take to declare a killed silo dead:
+    /// deliveries to consumers that lived there fail until then, and were skipped — events lost without a trace. The
+    /// operators retry and dead-letter by themselves, so this only has to outlast a failover; past
+    /// <see cref="MaxConsumerLag"/> the cache has dropped the message anyway.</summary>
+    public TimeSpan MaxEventDeliveryTime { get; set; } = TimeSpan.FromMinutes(5);
 
     [Range(1, 256)]
     public int MemoryQueues { get; set; } = 8;
