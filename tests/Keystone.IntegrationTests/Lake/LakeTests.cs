@@ -128,10 +128,12 @@ public sealed class LakeTests(AzuriteFixture azurite)
         Assert.Equal(all.Count, Scalar(total));
 
         // Hostile SQL: each refused with 400 naming the reason.
+        var leak = Path.Combine(Path.GetTempPath(), "lake-leak.csv");
+        var evil = Path.Combine(Path.GetTempPath(), "evil.duckdb");
         foreach (var (sql, reason) in new[]
         {
-            ("COPY (SELECT * FROM events) TO '/tmp/lake-leak.csv'", "only a SELECT"),
-            ("ATTACH '/tmp/evil.duckdb' AS evil", "only a SELECT"),
+            ($"COPY (SELECT * FROM events) TO '{leak}'", "only a SELECT"),
+            ($"ATTACH '{evil}' AS evil", "only a SELECT"),
             ("INSTALL httpfs", "only a SELECT"),
             ("SELECT * FROM read_csv('/etc/passwd')", "read_csv"),
             ("SELECT * FROM '/etc/passwd'", "reading files is not allowed"),
@@ -146,7 +148,7 @@ public sealed class LakeTests(AzuriteFixture azurite)
             Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{sql}: {(int)response.StatusCode} {text}");
             Assert.Contains(reason, JsonNode.Parse(text)!["detail"]!.GetValue<string>(), StringComparison.OrdinalIgnoreCase);
         }
-        Assert.False(File.Exists("/tmp/lake-leak.csv"));
+        Assert.False(File.Exists(leak));
         Assert.Equal(HttpStatusCode.BadRequest, (await Post(http, "/v1/analytics/query", new { sql = "SELECT 1", from = range.to, to = range.from })).StatusCode);
         Assert.Equal(HttpStatusCode.BadRequest, (await http.GetAsync($"/v1/analytics/ads?from={Uri.EscapeDataString(range.from)}&to={Uri.EscapeDataString(range.to)}")).StatusCode);
         // The query endpoint needs the admin scope.
