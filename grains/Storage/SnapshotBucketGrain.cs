@@ -27,6 +27,18 @@ public sealed class SnapshotStore(BlobContainerClient container, int buckets, in
 
     public int BucketOf(string key) => Partitioning.PartitionOf(key, buckets);
 
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _stateReads = new(StringComparer.Ordinal);
+
+    /// <summary>Ranged reads of grain state, by state name: what activations cost, apart from the buckets' own
+    /// index loads and compactions (which <c>storage_requests</c> counts with them).</summary>
+    public IReadOnlyDictionary<string, long> StateReads() => new SortedDictionary<string, long>(_stateReads, StringComparer.Ordinal);
+
+    internal void CountStateRead(string key)
+    {
+        var bar = key.IndexOf('|', StringComparison.Ordinal);
+        _stateReads.AddOrUpdate(bar < 0 ? key : key[..bar], 1, static (_, n) => n + 1);
+    }
+
     /// <summary>A bucket's segments sort by name in the order they were written; the suffix says base or delta.</summary>
     public static string SegmentName(int bucket, long segment, bool isBase) => $"{bucket:D4}/{segment:D12}-{(isBase ? 'b' : 'd')}";
 
@@ -136,6 +148,7 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
             if (at.Segment == _recent.Segment) return new SnapshotState(at.Version, _recent.Bytes.AsSpan(at.Offset, at.Length).ToArray());
             try
             {
+                store.CountStateRead(key);
                 var range = await _container.GetBlobClient(SnapshotStore.SegmentName(_bucket, at.Segment, at.Segment == _base))
                     .DownloadContentAsync(new BlobDownloadOptions { Range = new HttpRange(at.Offset, at.Length) });
                 return new SnapshotState(at.Version, range.Value.Content.ToArray());

@@ -31,7 +31,11 @@ if [ ! -f "$work/manifest.json" ] || [ "$(cat "$work/runtime" 2>/dev/null)" != "
   icu=$(apt-cache search --names-only '^libicu[0-9]+$' | awk '{ print $1 }' | sort -V | tail -1)
   packages=(libc6 libgcc-s1 libstdc++6 "$(pick libssl3t64 libssl3)" zlib1g "$icu" ca-certificates tzdata)
   echo "container: base packages ${packages[*]}"
-  (cd "$work/debs" && apt-get download -qq "${packages[@]}" 2>/dev/null)
+  # Package lists can be stale (a version the mirror no longer serves): refresh them once and try again.
+  if ! (cd "$work/debs" && apt-get download -qq "${packages[@]}" 2>/dev/null); then
+    apt-get update -qq
+    (cd "$work/debs" && apt-get download -qq "${packages[@]}")
+  fi
   for deb in "$work"/debs/*.deb; do dpkg-deb -x "$deb" "$work/rootfs"; done
   fs=$work/rootfs
   rm -rf "$fs"/usr/share/doc "$fs"/usr/share/man "$fs"/usr/share/lintian "$fs"/usr/share/locale

@@ -21,9 +21,10 @@ public sealed record RulesView(string Hash, string Origin, int Rules, string Tex
 /// <param name="Warnings">Operators this rule set would leave without input (PUT refuses such a set unless allow_idle=true).</param>
 public sealed record RulesValidation(bool Valid, int Rules, IReadOnlyList<string> Topics, IReadOnlyList<string> Warnings);
 
-/// <summary><paramref name="StorageRequests"/>: what this silo sent to Azure Storage since it started, by operation.</summary>
+/// <summary><paramref name="StorageRequests"/>: what this silo sent to Azure Storage since it started, by operation;
+/// <paramref name="SnapshotReads"/>: of those, the ranged reads of grain state, by state name.</summary>
 public sealed record StatsView(PipelineInfo Pipeline, IReadOnlyList<RouterStats> Routers, PipelineTotals? ThisSilo, IReadOnlyDictionary<string, long>? StorageRequests,
-    string? SiloAddress = null, ClusterView? Cluster = null);
+    string? SiloAddress = null, ClusterView? Cluster = null, IReadOnlyDictionary<string, long>? SnapshotReads = null);
 
 /// <summary>Read-only views of the schema registry, the routing rules and the pipeline, plus rule validation.</summary>
 internal static class CatalogEndpoints
@@ -145,7 +146,7 @@ internal static class CatalogEndpoints
         var routers = await Task.WhenAll(Enumerable.Range(0, info.Partitions).Select(p => cluster.GetGrain<IRouterGrain>(StreamNames.PartitionKey(p)).GetStats()));
         var view = await ClusterQueries.GetClusterAsync(cluster, info.Partitions);
         return TypedResults.Ok(new StatsView(info, routers, services.GetService<PipelineMetrics>()?.Snapshot(), services.GetService<StorageRequests>()?.Snapshot(),
-            services.GetService<ILocalSiloDetails>()?.SiloAddress.ToParsableString(), view));
+            services.GetService<ILocalSiloDetails>()?.SiloAddress.ToParsableString(), view, services.GetService<SnapshotStore>()?.StateReads()));
     }
 
     internal static async Task<Ok<ClusterView>> GetCluster(IClusterClient cluster)
