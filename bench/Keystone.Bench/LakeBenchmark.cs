@@ -71,6 +71,7 @@ internal static class LakeBenchmark
         Console.WriteLine($"  compaction: {report.Rows:N0} events in {report.Compacted} hour-partitions in {elapsed.TotalSeconds:0.00} s = {report.Rows / elapsed.TotalSeconds:N0} events/s; " +
                           $"this process used {cpu.TotalSeconds:0.0} CPU-s = {report.Rows / cpu.TotalSeconds:N0} events per CPU-second (Azurite's CPU not included); load average {LoadAverage()}");
         Console.WriteLine($"  size: Parquet {parquetBytes / 1e6:N1} MB = {100.0 * parquetBytes / gzipBytes:0.0} % of gzip JSON lines ({gzipBytes / 1e6:N1} MB), {100.0 * parquetBytes / jsonBytes:0.0} % of raw JSON");
+        await ReportColumnsAsync(container, report.Rows);
         var again = await compactor.CompactAsync(start, start.AddHours(2));
         Console.WriteLine($"  re-run: {again.Compacted} compacted, {again.UpToDate} up to date, {again.Rows} rows written");
 
@@ -99,6 +100,36 @@ internal static class LakeBenchmark
         Console.WriteLine($"  of which listing the files in Azurite and checking the cache: p50 {Percentile(fetch, 0.5):0} ms");
         engine.ClearCache();
         return 0;
+    }
+
+    /// <summary>Where the Parquet bytes go, per column (compressed, from the files' own metadata), per event.</summary>
+    private static async Task ReportColumnsAsync(BlobContainerClient container, long rows)
+    {
+        var dir = Directory.CreateTempSubdirectory("keystone-lake-columns-");
+        try
+        {
+            var files = new List<string>();
+            await foreach (var blob in container.GetBlobsAsync(Azure.Storage.Blobs.Models.BlobTraits.None, Azure.Storage.Blobs.Models.BlobStates.None, LakeNames.Root, CancellationToken.None))
+            {
+                if (!blob.Name.EndsWith(".parquet", StringComparison.Ordinal) || !blob.Name.Contains(LakeSchema.EventsTable, StringComparison.Ordinal)) continue;
+                var local = Path.Combine(dir.FullName, $"{files.Count}.parquet");
+                await container.GetBlobClient(blob.Name).DownloadToAsync(local);
+                files.Add(local);
+            }
+            using var db = new DuckDB.NET.Data.DuckDBConnection("DataSource=:memory:");
+            db.Open();
+            using var cmd = db.CreateCommand();
+            cmd.CommandText = "SELECT path_in_schema, sum(total_compressed_size) AS bytes FROM parquet_metadata([" +
+                              string.Join(", ", files.Select(f => $"'{f.Replace("'", "''", StringComparison.Ordinal)}'")) + "]) GROUP BY ALL ORDER BY bytes DESC";
+            using var reader = cmd.ExecuteReader();
+            Console.WriteLine("  bytes per event by column (events table, compressed):");
+            while (reader.Read())
+                Console.WriteLine($"    {reader.GetString(0),-14} {Convert.ToDouble(reader.GetValue(1), System.Globalization.CultureInfo.InvariantCulture) / rows,7:0.00}");
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
     }
 
     private static string LoadAverage() => File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";

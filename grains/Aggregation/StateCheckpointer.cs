@@ -1,3 +1,4 @@
+using Keystone.Storage;
 using Orleans.Runtime;
 using Orleans.Storage;
 using System.Diagnostics;
@@ -37,8 +38,9 @@ internal sealed class StateCheckpointer<TState>(
     /// <summary>Writes if anything changed. <paramref name="prepare"/> copies in-memory structures into the state.</summary>
     /// <remarks>
     /// Safe to call from an interleaved grain method: one write runs at a time, and changes recorded while a write is
-    /// in flight stay pending for the next one. The storage serialises the state synchronously when the write starts,
-    /// so a write covers at least every change recorded before it began.
+    /// in flight stay pending for the next one. Orleans' storage bridge yields before the provider serialises, so a
+    /// delivery can be applied in between; <see cref="SnapshotCapture"/> runs <paramref name="prepare"/> again at
+    /// serialisation, and the state written is of one instant (counts and the ids behind them together).
     /// </remarks>
     public async Task WriteAsync(Action prepare)
     {
@@ -56,6 +58,8 @@ internal sealed class StateCheckpointer<TState>(
 
     private async Task Write(Action prepare)
     {
+        // Again when the storage serialises (see SnapshotCapture): what is applied meanwhile is captured with its ids.
+        if (storage.State is { } current) SnapshotCapture.Register(current, prepare);
         prepare();
         var events = _events;
         _dirty = false;

@@ -309,7 +309,7 @@ public sealed class SnapshotGrainStorage(IGrainFactory grains, SnapshotStore sto
     public async Task WriteStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
     {
         var key = Key(stateName, grainId);
-        var data = serializer.Serialize(grainState.State).ToArray();
+        var data = SnapshotCapture.Serialize(serializer, grainState.State).ToArray();
         var expected = Version(grainState.ETag);
         var result = await Bucket(key).Write(key, expected, new Immutable<byte[]>(data));
         if (!result.Written) throw Stale(key, result, expected);

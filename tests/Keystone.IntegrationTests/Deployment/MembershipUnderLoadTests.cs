@@ -156,7 +156,8 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
             foreach (var (campaign, count) in impressions) Assert.Equal(count, await Impressions(c, campaign));
 
             // keystone info lists the members and where the partitions run.
-            var info = await Cli("info", "--azure-table", azurite.ConnectionString, "--cluster-id", clusterId);
+            // (A minute to connect: on a loaded machine a cold client process can take longer than the default 15 s.)
+            var info = await Cli("info", "--azure-table", azurite.ConnectionString, "--cluster-id", clusterId, "--connect-timeout", "60s");
             output.WriteLine(info);
             Assert.Contains("1 active of 3 in the membership table", info);
             Assert.Contains(Active(last)[0], info);
@@ -225,7 +226,7 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
         using var process = Process.Start(psi)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120));
         await process.WaitForExitAsync(timeout.Token);
         Assert.True(process.ExitCode == 0, $"keystone {string.Join(' ', args)} exited {process.ExitCode}: {await stderr}");
         return await stdout;
