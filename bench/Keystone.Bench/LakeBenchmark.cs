@@ -119,12 +119,12 @@ internal static class LakeBenchmark
             using var db = new DuckDB.NET.Data.DuckDBConnection("DataSource=:memory:");
             db.Open();
             using var cmd = db.CreateCommand();
-            cmd.CommandText = "SELECT path_in_schema, sum(total_compressed_size) AS bytes FROM parquet_metadata([" +
+            cmd.CommandText = "SELECT path_in_schema, sum(total_compressed_size)::BIGINT AS bytes FROM parquet_metadata([" +
                               string.Join(", ", files.Select(f => $"'{f.Replace("'", "''", StringComparison.Ordinal)}'")) + "]) GROUP BY ALL ORDER BY bytes DESC";
             using var reader = cmd.ExecuteReader();
             Console.WriteLine("  bytes per event by column (events table, compressed):");
             while (reader.Read())
-                Console.WriteLine($"    {reader.GetString(0),-14} {Convert.ToDouble(reader.GetValue(1), System.Globalization.CultureInfo.InvariantCulture) / rows,7:0.00}");
+                Console.WriteLine($"    {reader.GetString(0),-14} {(double)reader.GetInt64(1) / rows,7:0.00}");
         }
         finally
         {

@@ -64,22 +64,49 @@ public sealed class Payload : IEquatable<Payload>
     public static Payload Create(params (string Name, object? Value)[] fields) =>
         Create(fields.Select(f => new KeyValuePair<string, object?>(f.Name, f.Value)));
 
+    // One writer, buffer and name set per thread: a Utf8JsonWriter asks its buffer for 4 KB at its first write, so a
+    // fresh writer per payload allocated that much for every graph change and window result (a tenth of the bytes the
+    // pipeline allocated at saturation). The flag covers a field enumeration that itself creates a payload.
+    [ThreadStatic] private static System.Buffers.ArrayBufferWriter<byte>? t_buffer;
+    [ThreadStatic] private static Utf8JsonWriter? t_writer;
+    [ThreadStatic] private static HashSet<string>? t_seen;
+    [ThreadStatic] private static bool t_busy;
+
     public static Payload Create(IEnumerable<KeyValuePair<string, object?>> fields)
     {
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>(256);
-        // The envelope's encoder, so a payload has the same bytes whether it was built here or read from the wire.
-        using (var writer = new Utf8JsonWriter(buffer, EventJson.WriterOptions))
+        if (t_busy) return Create(fields, new System.Buffers.ArrayBufferWriter<byte>(256), null, new HashSet<string>(StringComparer.Ordinal));
+        t_busy = true;
+        try
         {
-            writer.WriteStartObject();
-            var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var (name, value) in fields)
-            {
-                if (!seen.Add(name)) throw new ArgumentException($"Payload field '{name}' is given twice.", nameof(fields));
-                writer.WritePropertyName(name);
-                WriteClrValue(writer, name, value, allowArray: true);
-            }
-            writer.WriteEndObject();
+            var buffer = t_buffer ??= new System.Buffers.ArrayBufferWriter<byte>(4096);
+            buffer.ResetWrittenCount();
+            var seen = t_seen ??= new HashSet<string>(StringComparer.Ordinal);
+            seen.Clear();
+            return Create(fields, buffer, t_writer ??= new Utf8JsonWriter(buffer, EventJson.WriterOptions), seen);
         }
+        finally
+        {
+            t_busy = false;
+            // A rare huge payload must not keep its buffer alive on this thread.
+            if (t_buffer is { Capacity: > 1 << 20 }) (t_buffer, t_writer) = (null, null);
+        }
+    }
+
+    private static Payload Create(IEnumerable<KeyValuePair<string, object?>> fields, System.Buffers.ArrayBufferWriter<byte> buffer, Utf8JsonWriter? reused, HashSet<string> seen)
+    {
+        // The envelope's encoder, so a payload has the same bytes whether it was built here or read from the wire.
+        var writer = reused ?? new Utf8JsonWriter(buffer, EventJson.WriterOptions);
+        writer.Reset(buffer);
+        writer.WriteStartObject();
+        foreach (var (name, value) in fields)
+        {
+            if (!seen.Add(name)) throw new ArgumentException($"Payload field '{name}' is given twice.", nameof(fields));
+            writer.WritePropertyName(name);
+            WriteClrValue(writer, name, value, allowArray: true);
+        }
+        writer.WriteEndObject();
+        writer.Flush();
+        if (reused is null) writer.Dispose();
         return new Payload(buffer.WrittenSpan.ToArray());
     }
 

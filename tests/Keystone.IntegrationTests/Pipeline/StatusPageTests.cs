@@ -59,6 +59,17 @@ public sealed partial class StatusPageTests(AzuriteFixture azurite)
         Assert.True(peak > 0);
         Assert.Equal(System.Net.HttpStatusCode.BadRequest, (await silo.Http.GetAsync("/v1/status/history?minutes=16")).StatusCode);
 
+        // The lake's report on the page: the current hour compacted now (sealed hours are compacted in the background).
+        var now = DateTimeOffset.UtcNow;
+        var hour = new DateTimeOffset(now.Year, now.Month, now.Day, now.Hour, 0, 0, TimeSpan.Zero);
+        var compact = new { from = hour.ToString("O"), to = hour.AddHours(1).ToString("O"), include_open = true };
+        await Eventually.Until(async () =>
+        {
+            (await silo.Http.PostAsync("/v1/lake/compact", TestEvents.JsonContent(System.Text.Json.JsonSerializer.Serialize(compact)))).EnsureSuccessStatusCode();
+            var top = JsonNode.Parse(await silo.Http.GetStringAsync($"/v1/analytics/top-titles?from={Uri.EscapeDataString(now.AddHours(-24).ToString("O"))}&to={Uri.EscapeDataString(now.AddMinutes(5).ToString("O"))}"))!;
+            return top["rows"]!.AsArray().Where(r => r![0]!.GetValue<string>() == "status-v1").Sum(r => r![1]!.GetValue<long>());
+        }, n => n == 7, TimeSpan.FromSeconds(30), "the 7 plays of status-v1 in the compacted lake");
+
         var url = new UriBuilder(new Uri(new Uri(silo.Host.BaseAddress), "/status")) { UserName = "ops", Password = TestSilo.AdminKey }.Uri.ToString();
         var work = Directory.CreateTempSubdirectory("keystone-chromium-");
         try
@@ -71,6 +82,7 @@ public sealed partial class StatusPageTests(AzuriteFixture azurite)
             Assert.Equal("4", Cell(dom, "partitions"));
             Assert.Matches("data-topic=\"archive-all-events\">7<", dom);
             Assert.Contains("error-rate", dom);
+            Assert.Matches("data-title=\"status-v1\">7<", dom);
 
             // The charts: the throughput line has a point per window (at least those seen above) and is scaled to the
             // peak the API reports; the lag chart has a line per stage, the router's among them.
