@@ -177,12 +177,16 @@ public sealed class KeystonePublisherTests : IDisposable
         }, time);
         await publisher.PublishAsync(Sample.PlayStarted());
         var flush = publisher.FlushAsync();
-        // The publisher's clock moves only when the test moves it: a millisecond at a time until the fourth call.
-        while (!flush.IsCompleted && time.GetUtcNow() - Sample.Now < TimeSpan.FromSeconds(10))
+        // The publisher's clock moves only when the test moves it: a millisecond at a time until the fourth call. Each
+        // step also lets real time pass, so that on a loaded machine the sender has scheduled its next wait before the
+        // clock moves on (a loop bounded by the fake clock alone could run out first and leave the flush waiting forever).
+        var deadline = System.Diagnostics.Stopwatch.StartNew();
+        while (!flush.IsCompleted && deadline.Elapsed < TimeSpan.FromSeconds(60))
         {
             time.Advance(TimeSpan.FromMilliseconds(1));
-            await Task.Yield();
+            await Task.Delay(1);
         }
+        Assert.True(flush.IsCompleted, $"the flush did not complete; {calls.Count} calls by {(time.GetUtcNow() - Sample.Now).TotalMilliseconds} ms of the publisher's clock");
         await flush;
 
         Assert.Equal(4, calls.Count);
@@ -399,12 +403,15 @@ public sealed class KeystonePublisherTests : IDisposable
         await using var publisher = Publisher(o => o.Linger = TimeSpan.FromMilliseconds(50), time);
         await publisher.PublishAsync(e);
 
-        // Only the publisher's clock moving lets the linger expire: a millisecond at a time until the batch goes.
-        while (_transport.Batches.Count == 0 && time.GetUtcNow() - Sample.Now < TimeSpan.FromSeconds(10))
+        // Only the publisher's clock moving lets the linger expire: a millisecond at a time until the batch goes (with a
+        // little real time per step, for the sender to run on a loaded machine).
+        var deadline = System.Diagnostics.Stopwatch.StartNew();
+        while (_transport.Batches.Count == 0 && deadline.Elapsed < TimeSpan.FromSeconds(60))
         {
             time.Advance(TimeSpan.FromMilliseconds(1));
-            await Task.Yield();
+            await Task.Delay(1);
         }
+        Assert.NotEmpty(_transport.Batches);
 
         Assert.True(sentAt - Sample.Now >= TimeSpan.FromMilliseconds(50), $"sent after {(sentAt - Sample.Now)?.TotalMilliseconds} ms of the publisher's clock");
         Assert.Equal([e], _transport.Batches[0]);
