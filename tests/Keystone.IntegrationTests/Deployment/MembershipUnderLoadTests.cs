@@ -39,6 +39,7 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
         var silos = new List<SiloProcess>();
         var deadLetters = Path.Combine(Path.GetTempPath(), $"{prefix}-deadletter.jsonl");
         IHost? client = null;
+        Exception? failure = null;
         try
         {
             var a = await SiloProcess.StartAsync(TestSilo.FreePort(), Own(), TimeSpan.FromSeconds(90));
@@ -162,6 +163,11 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
             Assert.Contains("1 active of 3 in the membership table", info);
             Assert.Contains(Active(last)[0], info);
         }
+        catch (Exception e)
+        {
+            failure = e;
+            throw;
+        }
         finally
         {
             foreach (var silo in silos)
@@ -169,6 +175,8 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
                 output.WriteLine($"--- silo :{silo.HttpPort}\n" + (silo.Output.Length > 3000 ? silo.Output[^3000..] : silo.Output));
                 await silo.DisposeAsync();
             }
+            // Last, so that a log cut to its tail (as CI's is) still shows why the test failed.
+            if (failure is not null) output.WriteLine($"=== failed: {failure.GetType().Name}: {failure.Message}");
             if (client is not null)
             {
                 await client.StopAsync(TimeSpan.FromSeconds(5));
