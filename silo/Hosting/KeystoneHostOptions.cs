@@ -14,6 +14,10 @@ public enum HostRole
 
 public enum StreamProviderKind
 {
+    /// <summary>In-process queues that hand batches on by reference (the default; not durable: the fronting log is).</summary>
+    Local,
+
+    /// <summary>Orleans' memory provider: queue grains holding serialised copies (not durable either).</summary>
     Memory,
     AzureQueue,
     EventHubs,
@@ -118,7 +122,7 @@ public sealed class StreamingOptions
 {
     public const string Section = "Keystone:Streaming";
 
-    public StreamProviderKind Provider { get; set; } = StreamProviderKind.Memory;
+    public StreamProviderKind Provider { get; set; } = StreamProviderKind.Local;
 
     /// <summary>How often pulling agents poll their queues. Orleans' default of 100 ms adds that much latency per hop.</summary>
     public TimeSpan PollPeriod { get; set; } = TimeSpan.FromMilliseconds(10);
@@ -134,8 +138,20 @@ public sealed class StreamingOptions
     /// <see cref="MaxConsumerLag"/> the cache has dropped the message anyway.</summary>
     public TimeSpan MaxEventDeliveryTime { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>Queues of the <see cref="StreamProviderKind.Local"/> and <see cref="StreamProviderKind.Memory"/> providers.</summary>
     [Range(1, 256)]
     public int MemoryQueues { get; set; } = 8;
+
+    /// <summary><see cref="StreamProviderKind.Local"/>: undelivered messages a queue holds before a producer's
+    /// publish fails (and is retried upstream), as the memory provider's queue grains do at 16,384.</summary>
+    [Range(16, 1_000_000)]
+    public int LocalQueueCapacity { get; set; } = 16_384;
+
+    /// <summary><see cref="StreamProviderKind.Local"/>: messages a pulling agent keeps for its consumers. When the
+    /// slowest consumer is this far behind, the agent stops reading its queue until it catches up (back-pressure;
+    /// nothing is dropped, unlike the memory provider's age-based cache).</summary>
+    [Range(64, 1_000_000)]
+    public int LocalCacheSize { get; set; } = 4_096;
 
     /// <summary>How long delivered messages stay in the pulling agents' cache (Orleans keeps five minutes, for rewinding).</summary>
     public TimeSpan CacheRetention { get; set; } = TimeSpan.FromSeconds(10);

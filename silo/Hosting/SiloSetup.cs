@@ -95,12 +95,12 @@ internal static class SiloSetup
         silo.Services.AddSingleton<GraphServices>();
         // The fronting log: the one durable write on an event's path (memory streams by default; see CheckpointOptions).
         var checkpoints = Bind<CheckpointOptions>(configuration, CheckpointOptions.Section);
-        checkpoints.Resolve(durableStreams: streaming.Provider != StreamProviderKind.Memory);
+        checkpoints.Resolve(durableStreams: streaming.Provider is not (StreamProviderKind.Memory or StreamProviderKind.Local));
         silo.Services.AddSingleton<IFrontingLog>(checkpoints.Resolved == FrontingLogMode.File
             ? new FileFrontingLog(Path.GetFullPath(checkpoints.LogDirectory!))
             : new BlobFrontingLog(Blobs(storage.ConnectionString).GetBlobContainerClient(FrontingLogContainer(storage.Container))));
         silo.Services.AddOptions<CheckpointOptions>().Bind(configuration.GetSection(CheckpointOptions.Section))
-            .PostConfigure(o => o.Resolve(durableStreams: streaming.Provider != StreamProviderKind.Memory));
+            .PostConfigure(o => o.Resolve(durableStreams: streaming.Provider is not (StreamProviderKind.Memory or StreamProviderKind.Local)));
         silo.AddStartupTask(async (services, cancellationToken) =>
         {
             if (services.GetRequiredService<IOptions<CheckpointOptions>>().Value.Logging)
@@ -135,6 +135,19 @@ internal static class SiloSetup
 
         switch (streaming.Provider)
         {
+            case StreamProviderKind.Local:
+                silo.AddPersistentStreams(Topics.StreamNames.Provider,
+                    (services, name) => Keystone.Silo.Streaming.LocalQueueAdapterFactory.Create(services, name, streaming.MemoryQueues, streaming.LocalQueueCapacity, streaming.LocalCacheSize),
+                    b =>
+                    {
+                        b.ConfigurePullingAgent(PullingAgent);
+                        b.ConfigurePartitionBalancing((_, _) => new Keystone.Silo.Streaming.EveryQueueBalancer());
+                        b.ConfigureStreamPubSub(StreamPubSubType.ImplicitOnly);
+                    });
+                // Same bound as the memory provider, so that a configuration moves between the two unchanged.
+                silo.Services.PostConfigure<IngestOptions>(o => o.MaxBytesPerStreamMessage = Math.Min(o.MaxBytesPerStreamMessage, 512 * 1024));
+                break;
+
             case StreamProviderKind.Memory:
                 silo.AddMemoryStreams(Topics.StreamNames.Provider, b =>
                 {
