@@ -117,7 +117,9 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
 
             // Then one of the two is killed outright.
             await Task.Delay(TimeSpan.FromSeconds(2));
+            var killed = JsonNode.Parse(await b.Http.GetStringAsync("/v1/stats"))!["silo_address"]!.GetValue<string>();
             b.Kill();
+            var clock = Stopwatch.StartNew();
             await Task.Delay(TimeSpan.FromSeconds(3));
             await stopLoad.CancelAsync();
             await load;
@@ -125,6 +127,14 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
             var sent = publisher.Metrics.Snapshot();
             Assert.Equal(0, sent.DeadLettered);
             Assert.Equal(0, sent.Rejected);
+            output.WriteLine($"load stopped and flushed {clock.Elapsed.TotalSeconds:0.0} s after the kill");
+
+            // Nothing that lived on the killed silo moves until the survivor declares it dead. Orleans needs three missed
+            // probes for that, and stretches each probe's timeout (up to 20 s) while the survivor's own health is
+            // degraded, as on a loaded machine: a minute or more. The counts are awaited after that.
+            await Eventually.Until(() => Cluster(c), v => v is not null && v["members"]!.AsArray().Any(m => m!["address"]!.GetValue<string>() == killed && m["status"]!.GetValue<string>() == "Dead"),
+                TimeSpan.FromSeconds(180), $"the killed silo {killed} declared dead");
+            output.WriteLine($"{killed} declared dead {clock.Elapsed.TotalSeconds:0.0} s after the kill");
 
             // Every count exact on the survivor, which now runs every partition.
             foreach (var (user, count) in plays)
@@ -132,6 +142,7 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
                 await Eventually.Until(() => Events(c, user), n => n == count, TimeSpan.FromSeconds(120), $"{user}'s {count} plays");
                 await Eventually.Until(() => Watches(c, user), n => n == count, TimeSpan.FromSeconds(60), $"{user}'s {count} plays on the graph");
             }
+            output.WriteLine($"plays counted {clock.Elapsed.TotalSeconds:0.0} s after the kill");
             try
             {
                 foreach (var (campaign, count) in impressions)
