@@ -61,7 +61,15 @@ public sealed class EventBatch
     [Id(2)] private readonly DateTimeOffset _createdAt;
     [Id(3)] private readonly BatchSegment[]? _segments;
     [Id(4)] private readonly int _count;
-    [Id(5)] private readonly byte[] _encoded;
+
+    // Serialised through this property, so that a batch composed in memory is encoded only if it leaves the process:
+    // inside a silo, batches travel by reference (the Local stream provider) and most are never encoded at all.
+    [Id(5)] internal byte[] EncodedForWire { get => EnsureEncoded(); set => _encoded = value; }
+    [NonSerialized] private byte[]? _encoded;
+
+    // A composed batch before it is encoded: its items, none of which refers to a batch that is itself pending.
+    [NonSerialized] private readonly BatchItem[]? _pending;
+    [NonSerialized] private readonly int _pendingSize;
 
     // A fronting message's place in its partition's fronting log (1, 2, …; 0 where there is no log).
     [Id(6)] private readonly long _position;
@@ -73,7 +81,8 @@ public sealed class EventBatch
     [NonSerialized] private KeystoneEvent[]? _events;
     [NonSerialized] private (int Start, int Length)[]? _ranges;
 
-    private EventBatch(Guid batchId, int partition, DateTimeOffset createdAt, BatchSegment[]? segments, int count, byte[] encoded, KeystoneEvent[]? events, long position = 0, long barrier = 0)
+    private EventBatch(Guid batchId, int partition, DateTimeOffset createdAt, BatchSegment[]? segments, int count, byte[]? encoded, KeystoneEvent[]? events,
+        long position = 0, long barrier = 0, BatchItem[]? pending = null, int pendingSize = 0)
     {
         _batchId = batchId;
         _partition = partition;
@@ -84,12 +93,14 @@ public sealed class EventBatch
         _events = events;
         _position = position;
         _barrier = barrier;
+        _pending = pending;
+        _pendingSize = pendingSize;
     }
 
     /// <summary>The same batch at <paramref name="position"/> of its partition's fronting log (shares the bytes).</summary>
     public EventBatch AtPosition(long position)
     {
-        var batch = new EventBatch(_batchId, _partition, _createdAt, _segments, _count, _encoded, Volatile.Read(ref _events), position, _barrier);
+        var batch = new EventBatch(_batchId, _partition, _createdAt, _segments, _count, Volatile.Read(ref _encoded), Volatile.Read(ref _events), position, _barrier, _pending, _pendingSize);
         batch._ranges = Volatile.Read(ref _ranges);
         return batch;
     }
@@ -122,21 +133,37 @@ public sealed class EventBatch
     /// Builds a batch from items that are either events to encode or records of another batch to copy as they are —
     /// how routers and ingest pass on events they did not change without re-encoding them.
     /// </summary>
+    /// <remarks>The bytes are written when first asked for (<see cref="Encoded"/>, or serialisation when the batch leaves
+    /// the silo); until then the batch holds its events and where each record would be copied from.</remarks>
     public static EventBatch Compose(Guid batchId, int partition, DateTimeOffset createdAt, IReadOnlyList<BatchItem> items, BatchSegment[]? segments = null)
     {
-        var size = EventBatchCodec.HeaderSize(items.Count);
-        for (var i = 0; i < items.Count; i++) size += items[i].Size;
-        var encoded = new byte[size];
-        var p = EventBatchCodec.WriteHeader(encoded, items.Count);
+        var pending = new BatchItem[items.Count];
         var events = new KeystoneEvent[items.Count];
+        var size = EventBatchCodec.HeaderSize(items.Count);
         for (var i = 0; i < items.Count; i++)
         {
             var item = items[i];
+            // An item of a batch that is itself pending refers to that batch's own source: one level, however many hops.
+            if (item.Source is { _pending: { } upstream }) item = upstream[item.SourceIndex] with { Event = item.Event };
+            pending[i] = item;
             events[i] = item.Event;
+            size += item.Size;
+        }
+        return new EventBatch(batchId, partition, createdAt, segments, items.Count, null, events, pending: pending, pendingSize: size);
+    }
+
+    private byte[] EnsureEncoded()
+    {
+        if (Volatile.Read(ref _encoded) is { } done) return done;
+        var items = _pending!;
+        var encoded = new byte[_pendingSize];
+        var p = EventBatchCodec.WriteHeader(encoded, items.Length);
+        foreach (var item in items)
+        {
             if (item.Source is { } source)
             {
                 var (start, length) = source.RecordRanges[item.SourceIndex];
-                source._encoded.AsSpan(start, length).CopyTo(encoded.AsSpan(p));
+                source.EnsureEncoded().AsSpan(start, length).CopyTo(encoded.AsSpan(p));
                 p += length;
             }
             else
@@ -144,9 +171,13 @@ public sealed class EventBatch
                 p += EventBatchCodec.WriteRecord(encoded.AsSpan(p), item.Event);
             }
         }
-        if (p != size) throw new InvalidOperationException($"composed batch is {p} bytes, expected {size}");
-        return new EventBatch(batchId, partition, createdAt, segments, items.Count, encoded, events);
+        if (p != encoded.Length) throw new InvalidOperationException($"composed batch is {p} bytes, expected {encoded.Length}");
+        // Several consumers may ask at once; the first result is kept (they are equal).
+        return Interlocked.CompareExchange(ref _encoded, encoded, null) ?? encoded;
     }
+
+    /// <summary>The bytes record <paramref name="index"/> takes, without encoding a pending batch.</summary>
+    internal int RecordSize(int index) => _pending is { } pending ? pending[index].Size : RecordRanges[index].Length;
 
     /// <summary>Where each event's record lies in the encoded form.</summary>
     public (int Start, int Length)[] RecordRanges
@@ -155,7 +186,7 @@ public sealed class EventBatch
         {
             var ranges = Volatile.Read(ref _ranges);
             if (ranges is not null) return ranges;
-            Interlocked.CompareExchange(ref _ranges, EventBatchCodec.RecordRanges(_encoded), null);
+            Interlocked.CompareExchange(ref _ranges, EventBatchCodec.RecordRanges(EnsureEncoded()), null);
             return _ranges!;
         }
     }
@@ -179,14 +210,17 @@ public sealed class EventBatch
     public BatchSegment[]? Segments => _segments;
     public int Count => _count;
 
+    /// <summary>Whether the wire form exists yet: a composed batch is encoded when first asked for it.</summary>
+    public bool IsEncoded => Volatile.Read(ref _encoded) is not null;
+
     /// <summary>Size of the batch on the wire, in bytes.</summary>
-    public int EncodedLength => _encoded.Length;
+    public int EncodedLength => Volatile.Read(ref _encoded)?.Length ?? _pendingSize;
 
     /// <summary>The wire form (the codec's bytes), read-only.</summary>
-    public ReadOnlySpan<byte> Encoded => _encoded;
+    public ReadOnlySpan<byte> Encoded => EnsureEncoded();
 
     /// <summary>A copy of the wire form (the codec's bytes).</summary>
-    public byte[] CopyEncoded() => (byte[])_encoded.Clone();
+    public byte[] CopyEncoded() => (byte[])EnsureEncoded().Clone();
 
     public KeystoneEvent[] Events
     {
@@ -194,7 +228,7 @@ public sealed class EventBatch
         {
             var events = Volatile.Read(ref _events);
             if (events is not null) return events;
-            events = EventBatchCodec.Decode(_encoded);
+            events = EventBatchCodec.Decode(EnsureEncoded());
             Interlocked.CompareExchange(ref _events, events, null);
             return _events!;
         }
@@ -204,7 +238,7 @@ public sealed class EventBatch
     public long[] UtcTicks()
     {
         var events = Volatile.Read(ref _events);
-        if (events is null) return EventBatchCodec.ReadUtcTicks(_encoded);
+        if (events is null) return EventBatchCodec.ReadUtcTicks(EnsureEncoded());
         var ticks = new long[events.Length];
         for (var i = 0; i < events.Length; i++) ticks[i] = events[i].Timestamp.UtcTicks;
         return ticks;
@@ -215,7 +249,7 @@ public sealed class EventBatch
     {
         var events = Volatile.Read(ref _events);
         if (events is not null) return events[Math.Clamp(from, 0, events.Length)..];
-        return from <= 0 ? Events : EventBatchCodec.Decode(_encoded, from);
+        return from <= 0 ? Events : EventBatchCodec.Decode(EnsureEncoded(), from);
     }
 
     /// <summary>The segments as (id, first index, count), without decoding anything.</summary>
@@ -265,5 +299,5 @@ public readonly record struct BatchSegment([property: Id(0)] Guid Id, [property:
 public readonly record struct BatchItem(KeystoneEvent Event, EventBatch? Source = null, int SourceIndex = -1)
 {
     /// <summary>The bytes the item takes in a batch.</summary>
-    public int Size => Source is { } source ? source.RecordRanges[SourceIndex].Length : EventBatchCodec.EncodedSize(Event);
+    public int Size => Source is { } source ? source.RecordSize(SourceIndex) : EventBatchCodec.EncodedSize(Event);
 }

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Serialization;
 using Keystone.Events;
 using Keystone.Ingest;
 using Keystone.Schemas;
@@ -91,6 +93,37 @@ public class EventBatchCodecTests
         var parts = batch.Parts().ToArray();
         Assert.Equal(events[..2], parts[0].Events.ToArray());
         Assert.Equal(events[2..], parts[1].Events.ToArray());
+    }
+
+    [Fact]
+    public void A_composed_batch_is_encoded_only_when_asked_and_then_as_if_encoded_at_once_even_across_hops_and_the_wire()
+    {
+        var events = Mixed();
+        var fronting = new EventBatch(Guid.NewGuid(), 3, Sample.Now, events);
+        var changed = events[1] with { EventType = "billing.payment.refunded" };
+        // Hop 1 (a router): records 0, 2, 4 copied from the fronting batch, one event changed by a transform.
+        var topic = EventBatch.Compose(Guid.NewGuid(), 3, Sample.Now,
+            [new BatchItem(events[0], fronting, 0), new BatchItem(changed), new BatchItem(events[2], fronting, 2), new BatchItem(events[4], fronting, 4)]);
+        // Hop 2 (an operator): part of the topic batch, copied again, before that batch was ever encoded.
+        var regrouped = EventBatch.Compose(Guid.NewGuid(), 3, Sample.Now, [new BatchItem(changed, topic, 1), new BatchItem(events[4], topic, 3)]);
+
+        Assert.False(topic.IsEncoded);
+        Assert.False(regrouped.IsEncoded);
+        var eager = EventBatchCodec.Encode([changed, events[4]]);
+        Assert.Equal(eager.Length, regrouped.EncodedLength);
+        Assert.False(regrouped.IsEncoded);
+        Assert.Equal(eager, regrouped.Encoded.ToArray());
+        Assert.Equal(EventBatchCodec.Encode([events[0], changed, events[2], events[4]]), topic.Encoded.ToArray());
+
+        // Leaving the silo, a batch composed in memory is encoded by the serializer itself.
+        var serializer = new ServiceCollection().AddSerializer()
+            .BuildServiceProvider().GetRequiredService<Serializer>();
+        var lazy = EventBatch.Compose(Guid.NewGuid(), 3, Sample.Now, [new BatchItem(events[3], fronting, 3), new BatchItem(changed)], [new BatchSegment(Guid.NewGuid(), 2)]);
+        Assert.False(lazy.IsEncoded);
+        var received = serializer.Deserialize<EventBatch>(serializer.SerializeToArray(lazy))!;
+        Assert.Equal(EventBatchCodec.Encode([events[3], changed]), received.Encoded.ToArray());
+        Assert.Equal([events[3].EventId, changed.EventId], received.Events.Select(e => e.EventId));
+        Assert.Equal(lazy.SegmentRanges(), received.SegmentRanges());
     }
 
     [Fact]
