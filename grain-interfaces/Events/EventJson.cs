@@ -97,6 +97,18 @@ public static class EventJson
 
     public static string Serialize(KeystoneEvent e) => Encoding.UTF8.GetString(SerializeToUtf8(e));
 
+    /// <summary>Writes the event as one line of compact JSON and a newline, through this thread's buffer (no array per
+    /// event); returns the bytes written.</summary>
+    public static int WriteLine(Stream output, KeystoneEvent e)
+    {
+        var w = RentWriter(out var buffer);
+        Write(w, e);
+        w.Flush();
+        output.Write(buffer.WrittenSpan);
+        output.WriteByte((byte)'\n');
+        return buffer.WrittenCount + 1;
+    }
+
     /// <summary>Writes events as newline-delimited JSON.</summary>
     public static void WriteNdjson(IBufferWriter<byte> output, IEnumerable<KeystoneEvent> events)
     {

@@ -1,3 +1,4 @@
+using Keystone.Hosting;
 using Keystone.Aggregation;
 using Keystone.Events;
 using Keystone.Pipeline;
@@ -63,7 +64,7 @@ public sealed class AdsOperatorGrain(
         }
 
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        var results = await ForEach(byCampaign, (campaign, list) => GrainFactory.GetGrain<IAdCampaignGrain>(campaign).Apply(new AdBatch(Partition, sequence, [.. list])));
+        var results = await ForEach(byCampaign, (campaign, list) => GrainRefs.Get<IAdCampaignGrain>(GrainFactory, campaign).Apply(new AdBatch(Partition, sequence, [.. list])));
         _dispatch.Record((long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMicroseconds);
         var now = Time.GetUtcNow();
 
@@ -111,7 +112,7 @@ public sealed class AdsOperatorGrain(
         return h;
     }
 
-    protected override Task<Guid> CheckpointEntity(string key, long covered) => GrainFactory.GetGrain<IAdCampaignGrain>(key[2..]).Checkpoint(Partition, covered);
+    protected override Task<Guid> CheckpointEntity(string key, long covered) => GrainRefs.Get<IAdCampaignGrain>(GrainFactory, key[2..]).Checkpoint(Partition, covered);
 
     public Task CheckpointNow() => Checkpoint();
 

@@ -1,3 +1,4 @@
+using Keystone.Hosting;
 using Keystone.Events;
 using Keystone.Ingest;
 using Keystone.Pipeline;
@@ -113,7 +114,7 @@ public sealed class ActivityOperatorGrain(
         var results = new List<WindowResult>();
 
         // Users first: they turn positions into watch time for their videos and profiles.
-        var userResults = await ForEach(byUser, (user, list) => GrainFactory.GetGrain<IUserGrain>(user).ApplyActivity(new ActivityBatch(Partition, sequence, watermark, [.. list])));
+        var userResults = await ForEach(byUser, (user, list) => GrainRefs.Get<IUserGrain>(GrainFactory, user).ApplyActivity(new ActivityBatch(Partition, sequence, watermark, [.. list])));
         // Grain-visible: the users have applied these events (in memory, queryable).
         var visibleAt = Time.GetUtcNow().UtcTicks;
         foreach (var list in byUser.Values)
@@ -131,7 +132,7 @@ public sealed class ActivityOperatorGrain(
         var playsByVideo = contributions.GroupBy(c => c.VideoId).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
         var videos = playsByVideo.Keys.Union(catalog.Keys).ToList();
         var genres = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
-        var videoResults = await ForEach(videos.ToDictionary(v => v, v => 0), (video, _) => GrainFactory.GetGrain<IVideoGrain>(video).ApplyActivity(
+        var videoResults = await ForEach(videos.ToDictionary(v => v, v => 0), (video, _) => GrainRefs.Get<IVideoGrain>(GrainFactory, video).ApplyActivity(
             new VideoActivityBatch(Partition, sequence, playsByVideo.GetValueOrDefault(video) ?? [], [.. catalog.GetValueOrDefault(video) ?? []])));
         foreach (var (video, r) in videoResults)
         {
@@ -140,7 +141,7 @@ public sealed class ActivityOperatorGrain(
         }
 
         var byProfile = contributions.Where(c => c.ProfileId is not null).GroupBy(c => c.ProfileId!).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
-        var profileResults = await ForEach(byProfile, (profile, plays) => GrainFactory.GetGrain<IProfileGrain>(profile).ApplyActivity(
+        var profileResults = await ForEach(byProfile, (profile, plays) => GrainRefs.Get<IProfileGrain>(GrainFactory, profile).ApplyActivity(
             new ProfileActivityBatch(Partition, sequence, plays, plays.Select(p => p.VideoId).Distinct().Where(genres.ContainsKey).ToDictionary(v => v, v => genres[v], StringComparer.Ordinal))));
         foreach (var (profile, r) in profileResults)
         {
@@ -153,7 +154,7 @@ public sealed class ActivityOperatorGrain(
         if (Watermark is { } wm)
         {
             var due = S.Timers.Where(t => t.Value <= wm).Select(t => t.Key).ToList();
-            var fired = await ForEach(due.ToDictionary(u => u, _ => 0), (user, _) => GrainFactory.GetGrain<IUserGrain>(user).AdvanceWatermark(Partition, wm));
+            var fired = await ForEach(due.ToDictionary(u => u, _ => 0), (user, _) => GrainRefs.Get<IUserGrain>(GrainFactory, user).AdvanceWatermark(Partition, wm));
             foreach (var (user, f) in fired)
             {
                 lostState |= Touch("u:" + user, f.ActivationId);
@@ -198,9 +199,9 @@ public sealed class ActivityOperatorGrain(
 
     protected override Task<Guid> CheckpointEntity(string key, long covered) => key[..2] switch
     {
-        "u:" => GrainFactory.GetGrain<IUserGrain>(key[2..]).Checkpoint(),
-        "v:" => GrainFactory.GetGrain<IVideoGrain>(key[2..]).Checkpoint(Partition, covered),
-        "p:" => GrainFactory.GetGrain<IProfileGrain>(key[2..]).Checkpoint(),
+        "u:" => GrainRefs.Get<IUserGrain>(GrainFactory, key[2..]).Checkpoint(),
+        "v:" => GrainRefs.Get<IVideoGrain>(GrainFactory, key[2..]).Checkpoint(Partition, covered),
+        "p:" => GrainRefs.Get<IProfileGrain>(GrainFactory, key[2..]).Checkpoint(),
         _ => throw new InvalidOperationException($"unknown entity key '{key}'"),
     };
 

@@ -57,7 +57,8 @@ public sealed class ArchiveStore(BlobContainerClient container)
         var start = 0;
         while (start < events.Count)
         {
-            using var buffer = new MemoryStream();
+            // Sized for gzip of JSON lines (about 150 bytes an event), so that it is not regrown from 256 bytes up.
+            using var buffer = new MemoryStream(Math.Min(MaxBlock, (events.Count - start) * 150 + 1024));
             var end = start;
             using (var gzip = new GZipStream(buffer, CompressionLevel.Fastest, leaveOpen: true))
             {
@@ -65,10 +66,7 @@ public sealed class ArchiveStore(BlobContainerClient container)
                 long raw = 0;
                 while (end < events.Count && (end == start || raw < MaxBlock))
                 {
-                    var line = EventJson.SerializeToUtf8(events[end]);
-                    gzip.Write(line);
-                    gzip.WriteByte((byte)'\n');
-                    raw += line.Length + 1;
+                    raw += EventJson.WriteLine(gzip, events[end]);
                     end++;
                 }
             }

@@ -288,7 +288,10 @@ public sealed class SnapshotGrainStorage(IGrainFactory grains, SnapshotStore sto
 {
     public static string Key(string stateName, GrainId grainId) => $"{stateName}|{grainId}";
 
-    private ISnapshotBucketGrain Bucket(string key) => grains.GetGrain<ISnapshotBucketGrain>(store.BucketOf(key));
+    // Kept, not asked of the factory per state: Orleans formats the interface's type name on every GetGrain.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, ISnapshotBucketGrain> _buckets = new();
+
+    private ISnapshotBucketGrain Bucket(string key) => _buckets.GetOrAdd(store.BucketOf(key), static (bucket, grains) => grains.GetGrain<ISnapshotBucketGrain>(bucket), grains);
 
     public async Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
     {

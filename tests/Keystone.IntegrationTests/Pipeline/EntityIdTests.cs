@@ -15,6 +15,23 @@ namespace Keystone.IntegrationTests.Pipeline;
 public sealed class EntityIdTests(AzuriteFixture azurite)
 {
     [Fact]
+    public async Task A_reference_built_from_cached_grain_types_is_the_grain_the_factory_names_and_answers_for_it()
+    {
+        var silo = await azurite.SharedSiloAsync();
+        var user = "grainrefs-josé-ñ";
+        Assert.Equal(HttpStatusCode.Accepted, (await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray([TestEvents.Play(user, "grainrefs-video")])))).StatusCode);
+        // The first call resolves the grain and interface types, the second builds the reference from them.
+        foreach (var _ in new[] { 1, 2 })
+        {
+            var cached = Keystone.Hosting.GrainRefs.Get<IUserGrain>(silo.Client, user);
+            Assert.Equal(silo.Client.GetGrain<IUserGrain>(user).GetGrainId(), cached.GetGrainId());
+            Assert.Equal(silo.Client.GetGrain<IVertexGrain>("genre:x").GetGrainId(), Keystone.Hosting.GrainRefs.Get<IVertexGrain>(silo.Client, "genre:x").GetGrainId());
+        }
+        var view = await Eventually.Until(() => Keystone.Hosting.GrainRefs.Get<IUserGrain>(silo.Client, user).GetActivity(null, null), v => v?.Totals.Events == 1, TimeSpan.FromSeconds(30), "the play counted");
+        Assert.Equal(1, view!.Totals.Events);
+    }
+
+    [Fact]
     public async Task Bad_ids_are_rejected_at_ingest_with_the_field_named_and_good_events_beside_them_go_through()
     {
         var silo = await azurite.SharedSiloAsync();
