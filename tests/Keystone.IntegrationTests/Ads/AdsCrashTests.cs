@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
+using Azure.Storage.Queues;
 using Keystone.Events;
 using Keystone.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
@@ -71,8 +72,16 @@ public sealed class AdsCrashTests(AzuriteFixture azurite, ITestOutputHelper outp
                 await Eventually.Until(() => Totals(silo, campaign), t => t.Impressions == script.Impressions && t.Clicks + t.Invalid == script.ValidClicks + script.Invalid.Count,
                     TimeSpan.FromSeconds(90), $"{campaign}'s counts");
             }
-            // Give redelivered messages time to arrive: they must change nothing.
-            await Task.Delay(TimeSpan.FromSeconds(6));
+            // Redelivered messages must change nothing. A message is deleted from its queue only once delivered, and
+            // the queue's count includes messages made invisible by a read (Azure's and Azurite's both): once both
+            // queues are empty, nothing is left to be redelivered.
+            var queues = new QueueServiceClient(azurite.ConnectionString);
+            await Eventually.Until(async () =>
+            {
+                long left = 0;
+                for (var q = 0; q < 2; q++) left += (await queues.GetQueueClient($"{prefix}-{q}").GetPropertiesAsync()).Value.ApproximateMessagesCount;
+                return left;
+            }, left => left == 0, TimeSpan.FromSeconds(90), "the stream queues empty, nothing left to redeliver");
             foreach (var script in scripts)
             {
                 var campaign = script.Events[0].Payload.GetString("campaign_id")!;

@@ -28,6 +28,29 @@ public static class Drain
         return ids;
     }
 
+    /// <summary>
+    /// The same signal for the ads pipeline, whose sinks the archive sentinels do not reach: one ad impression per
+    /// partition, on a campaign of its own, published after everything the test sent. The ads operator of a
+    /// partition appends its sinks in delivery order, so once each sentinel is on <c>ads-billing</c> and
+    /// <c>ads-analytics</c>, every ad event its partition received before has reached them too. Returns the ids.
+    /// </summary>
+    public static async Task<IReadOnlySet<string>> AdSentinelsAsync(HttpClient http, int partitions, TimeSpan? timeout = null)
+    {
+        var tag = "adrain-" + Guid.NewGuid().ToString("N")[..8];
+        var script = new Keystone.IntegrationTests.Ads.AdScript(tag + "-campaign");
+        var sentinels = Enumerable.Range(0, partitions)
+            .Select(p => UserIn(p, partitions, tag))
+            .Select(user => script.Session(user, user + "-profile", user + "-device", DateTimeOffset.UtcNow, 1)[0])
+            .ToList();
+        var sent = await http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray(sentinels)));
+        Assert.True(sent.IsSuccessStatusCode, $"{(int)sent.StatusCode} {await sent.Content.ReadAsStringAsync()}");
+        var wait = timeout ?? TimeSpan.FromSeconds(60);
+        var ids = sentinels.Select(s => s.EventId.ToString()).ToHashSet();
+        foreach (var topic in new[] { "ads-billing", "ads-analytics" })
+            await Eventually.Until(async () => (await TappedIds(http, topic)).Count(ids.Contains), n => n == ids.Count, wait, $"the {ids.Count} ad drain sentinels on {topic}");
+        return ids;
+    }
+
     public static Task<IReadOnlySet<string>> SentinelsAsync(TestSilo silo) =>
         SentinelsAsync(silo.Http, int.Parse(silo.Settings["Keystone:Ingest:Partitions"]!, CultureInfo.InvariantCulture));
 
@@ -37,9 +60,11 @@ public static class Drain
             if (Partitioning.PartitionOf($"{tag}-u{i}", partitions) == partition) return $"{tag}-u{i}";
     }
 
-    private static async Task<HashSet<string>> ArchivedIds(HttpClient http)
+    private static Task<HashSet<string>> ArchivedIds(HttpClient http) => TappedIds(http, "archive-all-events");
+
+    private static async Task<HashSet<string>> TappedIds(HttpClient http, string topic)
     {
-        var page = JsonNode.Parse(await http.GetStringAsync("/v1/topics/archive-all-events/events?limit=1000"))!;
+        var page = JsonNode.Parse(await http.GetStringAsync($"/v1/topics/{topic}/events?limit=1000"))!;
         return page["events"]!.AsArray().Select(e => e!["event"]!["event_id"]!.GetValue<string>()).ToHashSet();
     }
 
