@@ -77,7 +77,8 @@ public sealed class PoisonEventTests(AzuriteFixture azurite)
         {
             var replay = await Json(await silo.Http.PostAsync($"/v1/dead-letters/{id}/replay", null));
             Assert.Equal("replayed", replay["outcome"]!.GetValue<string>());
-            await Eventually.Until(() => Events(silo, user), n => n == 12, TimeSpan.FromSeconds(20), "the replayed event applied");
+            // A minute: this silo has just started and recovers (replays the fronting log) while the replay arrives.
+            await Eventually.Until(() => Events(silo, user), n => n == 12, TimeSpan.FromSeconds(60), "the replayed event applied");
 
             // A second replay publishes nothing, and the same event arriving again (an archive replay) changes nothing.
             Assert.Equal("already_replayed", (await Json(await silo.Http.PostAsync($"/v1/dead-letters/{id}/replay", null)))["outcome"]!.GetValue<string>());
