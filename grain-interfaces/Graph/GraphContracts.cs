@@ -310,9 +310,9 @@ public static class GraphNodes
 {
     public static IGraphNodeGrain Get(IGrainFactory grains, NodeType type, string id) => type switch
     {
-        NodeType.User => Hosting.GrainRefs.Get<Aggregation.IUserGrain>(grains, id),
-        NodeType.Video => Hosting.GrainRefs.Get<Aggregation.IVideoGrain>(grains, id),
-        NodeType.Profile => Hosting.GrainRefs.Get<Aggregation.IProfileGrain>(grains, id),
-        _ => Hosting.GrainRefs.Get<IVertexGrain>(grains, GraphSchema.VertexKey(type, id)),
+        NodeType.User => GrainRefs.Get<Aggregation.IUserGrain>(grains, id),
+        NodeType.Video => GrainRefs.Get<Aggregation.IVideoGrain>(grains, id),
+        NodeType.Profile => GrainRefs.Get<Aggregation.IProfileGrain>(grains, id),
+        _ => GrainRefs.Get<IVertexGrain>(grains, GraphSchema.VertexKey(type, id)),
     };
 }

@@ -1,4 +1,3 @@
-using Keystone.Hosting;
 using Keystone.Aggregation;
 using Keystone.Events;
 using Keystone.Pipeline;

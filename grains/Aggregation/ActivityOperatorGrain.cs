@@ -1,4 +1,3 @@
-using Keystone.Hosting;
 using Keystone.Events;
 using Keystone.Ingest;
 using Keystone.Pipeline;

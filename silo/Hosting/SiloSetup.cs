@@ -95,12 +95,13 @@ internal static class SiloSetup
         silo.Services.AddSingleton<GraphServices>();
         // The fronting log: the one durable write on an event's path (memory streams by default; see CheckpointOptions).
         var checkpoints = Bind<CheckpointOptions>(configuration, CheckpointOptions.Section);
-        checkpoints.Resolve(durableStreams: streaming.Provider is not (StreamProviderKind.Memory or StreamProviderKind.Local));
+        var durableStreams = streaming.Provider is not (StreamProviderKind.Memory or StreamProviderKind.Local);
+        checkpoints.Resolve(durableStreams);
         silo.Services.AddSingleton<IFrontingLog>(checkpoints.Resolved == FrontingLogMode.File
             ? new FileFrontingLog(Path.GetFullPath(checkpoints.LogDirectory!))
             : new BlobFrontingLog(Blobs(storage.ConnectionString).GetBlobContainerClient(FrontingLogContainer(storage.Container))));
         silo.Services.AddOptions<CheckpointOptions>().Bind(configuration.GetSection(CheckpointOptions.Section))
-            .PostConfigure(o => o.Resolve(durableStreams: streaming.Provider is not (StreamProviderKind.Memory or StreamProviderKind.Local)));
+            .PostConfigure(o => o.Resolve(durableStreams));
         silo.AddStartupTask(async (services, cancellationToken) =>
         {
             if (services.GetRequiredService<IOptions<CheckpointOptions>>().Value.Logging)

@@ -153,8 +153,9 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
             }
             finally
             {
-                output.WriteLine("graph operators: " + await c.Http.GetStringAsync("/v1/graph/operators"));
-                output.WriteLine("aggregation operators: " + await c.Http.GetStringAsync("/v1/aggregation/operators"));
+                // Diagnostics only: a silo that does not answer must not replace the failure being explained.
+                output.WriteLine("graph operators: " + await Text(c, "/v1/graph/operators"));
+                output.WriteLine("aggregation operators: " + await Text(c, "/v1/aggregation/operators"));
                 foreach (var (user, count) in plays)
                     output.WriteLine($"{user}: {count} plays, activity {await Events(c, user)}, graph {await Watches(c, user)}");
             }
@@ -166,8 +167,8 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
             }
             finally
             {
-                output.WriteLine("ads operators: " + await c.Http.GetStringAsync("/v1/ads/operators"));
-                foreach (var campaign in impressions.Keys) output.WriteLine($"{campaign}: " + await c.Http.GetStringAsync($"/v1/ads/campaigns/{campaign}"));
+                output.WriteLine("ads operators: " + await Text(c, "/v1/ads/operators"));
+                foreach (var campaign in impressions.Keys) output.WriteLine($"{campaign}: " + await Text(c, $"/v1/ads/campaigns/{campaign}"));
             }
             // A sentinel per partition behind everything: every partition has traffic again (a router activates with its
             // partition's next message; one whose silo died idle has none until then), and has processed what came before.
@@ -235,6 +236,18 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
         {
             return null;
+        }
+    }
+
+    private static async Task<string> Text(SiloProcess silo, string path)
+    {
+        try
+        {
+            return await silo.Http.GetStringAsync(path);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return $"({path} did not answer: {e.Message})";
         }
     }
 

@@ -23,11 +23,11 @@ public sealed class EntityIdTests(AzuriteFixture azurite)
         // The first call resolves the grain and interface types, the second builds the reference from them.
         foreach (var _ in new[] { 1, 2 })
         {
-            var cached = Keystone.Hosting.GrainRefs.Get<IUserGrain>(silo.Client, user);
+            var cached = GrainRefs.Get<IUserGrain>(silo.Client, user);
             Assert.Equal(silo.Client.GetGrain<IUserGrain>(user).GetGrainId(), cached.GetGrainId());
-            Assert.Equal(silo.Client.GetGrain<IVertexGrain>("genre:x").GetGrainId(), Keystone.Hosting.GrainRefs.Get<IVertexGrain>(silo.Client, "genre:x").GetGrainId());
+            Assert.Equal(silo.Client.GetGrain<IVertexGrain>("genre:x").GetGrainId(), GrainRefs.Get<IVertexGrain>(silo.Client, "genre:x").GetGrainId());
         }
-        var view = await Eventually.Until(() => Keystone.Hosting.GrainRefs.Get<IUserGrain>(silo.Client, user).GetActivity(null, null), v => v?.Totals.Events == 1, TimeSpan.FromSeconds(30), "the play counted");
+        var view = await Eventually.Until(() => GrainRefs.Get<IUserGrain>(silo.Client, user).GetActivity(null, null), v => v?.Totals.Events == 1, TimeSpan.FromSeconds(30), "the play counted");
         Assert.Equal(1, view!.Totals.Events);
     }
 

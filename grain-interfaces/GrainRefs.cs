@@ -1,4 +1,4 @@
-namespace Keystone.Hosting;
+namespace Keystone;
 
 /// <summary>
 /// <c>GetGrain&lt;T&gt;(key)</c> for the hot paths. Orleans works out a grain interface's type on every such call by
