@@ -98,6 +98,16 @@ public class ConfigurationCheckTests
     }
 
     [Fact]
+    public void Local_stream_bounds_are_checked_at_start()
+    {
+        var e = Fails(("Keystone:Streaming:Provider", "Local"), ("Keystone:Streaming:LocalQueueCapacity", "0"), ("Keystone:Streaming:LocalCacheSize", "10"));
+        Assert.Equal(
+            ["Keystone:Streaming:LocalCacheSize: The field LocalCacheSize must be between 64 and 1000000.",
+             "Keystone:Streaming:LocalQueueCapacity: The field LocalQueueCapacity must be between 16 and 1000000."],
+            e.Problems.Order());
+    }
+
+    [Fact]
     public void Zero_partitions_is_out_of_range()
     {
         var e = Fails(("Keystone:Ingest:Partitions", "0"));
