@@ -180,7 +180,7 @@ public sealed record AdsOperatorStats(
     [property: Id(11)] LatencySnapshot Dispatch);
 
 /// <summary>The ad operator of one partition of the ad topic: logs, dispatches to campaigns, emits the sinks.</summary>
-public interface IAdsOperatorGrain : IGrainWithStringKey
+public interface IAdsOperatorGrain : Keystone.Checkpointing.IEntityOperatorGrain
 {
     [AlwaysInterleave]
     Task<AdsOperatorStats> GetStats();

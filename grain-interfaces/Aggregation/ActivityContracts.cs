@@ -237,7 +237,7 @@ public sealed record OperatorStats(
     [property: Id(15)] long ClockSkewed = 0);
 
 /// <summary>The windowing operator of one partition of the activity topic (Flink's keyBy + window, on grains).</summary>
-public interface IActivityOperatorGrain : IGrainWithStringKey
+public interface IActivityOperatorGrain : Keystone.Checkpointing.IEntityOperatorGrain
 {
     // Interleaved: an operator waiting on a long delivery or a checkpoint must still answer the operations endpoint.
     [AlwaysInterleave]

@@ -47,3 +47,16 @@ public sealed record CheckpointStatus(
     [property: Id(2)] DateTimeOffset? CompletedAt,
     [property: Id(3)] long[] Covered,
     [property: Id(4)] IReadOnlyList<string> Consumers);
+
+/// <summary>
+/// A stateful operator whose entity grains hold, in memory, what they applied since their last checkpoint. When a
+/// silo leaves the cluster those on it lose that; the operator replays from its last completed checkpoint, so they
+/// (and any entity re-activated elsewhere) are whole again without waiting for the operator's next checkpoint.
+/// </summary>
+public interface IEntityOperatorGrain : IGrainWithStringKey
+{
+    /// <summary>Silo <paramref name="silo"/> left the cluster (declared dead, or stopped). Returns at once; the
+    /// replay runs in the background, interleaved with deliveries.</summary>
+    [AlwaysInterleave]
+    Task SiloLeft(string silo);
+}

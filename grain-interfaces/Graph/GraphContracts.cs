@@ -272,7 +272,7 @@ public interface IGraphNodeGrain : IGrainWithStringKey
 public interface IVertexGrain : IGraphNodeGrain;
 
 /// <summary>The graph operator of one partition of the graph topic.</summary>
-public interface IGraphOperatorGrain : IGrainWithStringKey
+public interface IGraphOperatorGrain : Keystone.Checkpointing.IEntityOperatorGrain
 {
     [AlwaysInterleave]
     Task<GraphOperatorStats> GetStats();

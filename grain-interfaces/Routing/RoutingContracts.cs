@@ -28,6 +28,8 @@ public interface IRouterGrain : IGrainWithStringKey
     Task<long> Barrier(long checkpoint);
 
     /// <summary>Routes again what the fronting log holds past the last completed checkpoint: a consumer whose entity
-    /// grains lost their memory asks for it (consumers drop what they already have).</summary>
-    Task Rewind();
+    /// grains lost their memory asks for it (consumers drop what they already have). Returns the newest checkpoint
+    /// barrier put into the topics before the replay: a consumer must not acknowledge that barrier, or an older one,
+    /// for the replayed events follow it.</summary>
+    Task<long> Rewind();
 }

@@ -65,7 +65,14 @@ public abstract class LoggedOperatorGrain<TState>(
     // barrier arrives (at most every CheckpointInterval) and acknowledges the barriers it has covered; a crash, or an
     // entity that lost its memory, is recovered by the router replaying the fronting log (see Keystone.Checkpointing).
     private bool _fronting;
-    private readonly List<long> _barriersToAcknowledge = [];
+
+    // Which barriers may be acknowledged around a replay from the fronting log (see ReplayCurrentSegment).
+    private readonly Keystone.Checkpointing.ReplayBarrierGate _barriers = new();
+    private IGrainTimer? _replayer;
+
+    // An entity whose activation is not known: a replay from the last checkpoint is on its way to it, so whichever
+    // activation answers next has it (or will), and is no reason for another replay.
+    private static readonly Guid ReplayPending = Guid.Empty;
 
     // The oldest log segment not yet truncated: a replay to a grain that lost its memory starts here.
     private long _firstLiveSegment;
@@ -75,6 +82,7 @@ public abstract class LoggedOperatorGrain<TState>(
     protected LatencyHistogram LogAppendLatency { get; } = new();
 
     protected long SegmentDuplicates { get; set; }
+
     protected long Checkpoints { get; set; }
     protected long Replayed { get; set; }
     protected DateTimeOffset? LastCheckpointAt { get; set; }
@@ -202,13 +210,14 @@ public abstract class LoggedOperatorGrain<TState>(
             S.NextSequence = sequence;
             foreach (var id in segments) _segments.TryAdd(id);
 
-            if (_replayNeeded)
+            if (_replayNeeded && !_fronting)
             {
                 _replayNeeded = false;
                 await ReplayCurrentSegment();
             }
             var replay = await ProcessOrDeadLetter(sequence, logged.Events, arrivedAt);
-            if (replay) await ReplayCurrentSegment();
+            if (replay && _fronting) ScheduleReplay("an entity grain answered from a new activation");
+            else if (replay) await ReplayCurrentSegment();
             pipelineMetrics.StageBatch(LogName, clock.Elapsed, logged.Events, time.GetUtcNow());
         }
         finally
@@ -229,7 +238,7 @@ public abstract class LoggedOperatorGrain<TState>(
     private Task CoverBarriers(List<EventBatch>? barriers)
     {
         if (barriers is null) return Task.CompletedTask;
-        _barriersToAcknowledge.AddRange(barriers.Select(b => b.Barrier));
+        _barriers.Arrived(barriers.Select(b => b.Barrier));
         if (_coverer is not null) return Task.CompletedTask;
         if (LastCheckpointAt is { } last && time.GetUtcNow() - last < CheckpointInterval && _dirty.Count > 0) return Task.CompletedTask;
         _coverer = this.RegisterGrainTimer(CheckpointAndAcknowledge, new GrainTimerCreationOptions(TimeSpan.Zero, Timeout.InfiniteTimeSpan) { Interleave = true });
@@ -242,15 +251,18 @@ public abstract class LoggedOperatorGrain<TState>(
     {
         try
         {
-            var covering = _barriersToAcknowledge.ToList();
+            var covering = _barriers.Waiting.ToList();
             var before = Checkpoints;
+            var replays = _barriers.Replays;
             await Checkpoint();
-            // Nothing to write counts as covered too; a checkpoint that found lost grains does not.
+            // Nothing to write counts as covered too; a checkpoint that found lost grains does not, nor one that a
+            // replay overtook (the barriers it would cover were dropped).
             if (Checkpoints == before && (_dirty.Count > 0 || _replayNeeded)) return;
+            if (_barriers.Replays != replays || _barriers.Replaying) return;
             LastCheckpointAt = time.GetUtcNow();
             var coordinator = GrainFactory.GetGrain<Keystone.Checkpointing.ICheckpointCoordinatorGrain>(0);
             foreach (var n in covering) coordinator.Ack(n, Partition, InputTopic).Ignore();
-            _barriersToAcknowledge.RemoveRange(0, covering.Count);
+            _barriers.Acknowledged(covering.Count);
         }
         catch (Exception e)
         {
@@ -333,7 +345,7 @@ public abstract class LoggedOperatorGrain<TState>(
     protected bool Touch(string key, Guid activation)
     {
         _dirty.Add(key);
-        if (_touched.TryGetValue(key, out var known) && known != activation)
+        if (_touched.TryGetValue(key, out var known) && known != activation && known != ReplayPending)
         {
             _touched[key] = activation;
             logger.LogWarning("{Log} operator {Partition}: {Key} was reactivated since the last checkpoint; replaying the log segment", LogName, Partition, key);
@@ -392,6 +404,56 @@ public abstract class LoggedOperatorGrain<TState>(
         return new Guid(hash[..16]);
     }
 
+    /// <summary>
+    /// A silo left the cluster: entity grains that lived on it lost what they applied since the last checkpoint, and
+    /// a router or operator that moved may have left entities behind that nobody would replay to. Without waiting for
+    /// the next delivery or checkpoint to notice, replay from the last checkpoint (entities that kept their memory
+    /// drop the repeats by event id).
+    /// </summary>
+    public Task SiloLeft(string silo)
+    {
+        ScheduleReplay($"silo {silo} left the cluster");
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Starts a replay from the last checkpoint in the background. With the fronting log it runs interleaved
+    /// with deliveries: the router puts the replayed events on the same streams that deliver to this operator, which
+    /// must keep flowing. With the operator's own log it runs as a turn of its own, as a delivery does: graph vertices
+    /// recognise what they applied by log position, so a newer delivery applied in the middle of the replay would make
+    /// them drop the older replayed ones.</summary>
+    private void ScheduleReplay(string reason)
+    {
+        _replayNeeded = false;
+        if (_replayer is not null) return;
+        logger.LogWarning("{Log} operator {Partition}: {Reason}; replaying from the last checkpoint", LogName, Partition, reason);
+        if (_fronting) _barriers.ReplayAsked();
+        _replayer = this.RegisterGrainTimer(async _ =>
+        {
+            // Like a delivery, an own-log replay holds a checkpoint back until it is done (see Checkpoint).
+            var replay = _fronting ? null : _delivery = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            try
+            {
+                await ReplayCurrentSegment();
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning(e, "{Log} operator {Partition}: the replay from the last checkpoint failed; the next delivery or checkpoint asks again", LogName, Partition);
+                _barriers.ReplayFailed();
+                _replayNeeded = true;
+            }
+            finally
+            {
+                if (replay is not null)
+                {
+                    _delivery = null;
+                    replay.SetResult();
+                }
+                _replayer?.Dispose();
+                _replayer = null;
+            }
+        }, new GrainTimerCreationOptions(TimeSpan.Zero, Timeout.InfiniteTimeSpan) { Interleave = _fronting });
+    }
+
     private async Task ReplayCurrentSegment()
     {
         if (_fronting)
@@ -400,7 +462,21 @@ public abstract class LoggedOperatorGrain<TState>(
             // again what the fronting log holds past the covered position. Other consumers drop the repeats.
             _segments.Clear();
             foreach (var id in S.RecentSegments) _segments.TryAdd(id);
-            await GrainFactory.GetGrain<Keystone.Routing.IRouterGrain>(StreamNames.PartitionKey(Partition)).Rewind();
+            // Whichever activation each entity touched since then answers next, the replay reaches it: no entity is a
+            // reason for another replay until it has answered once.
+            foreach (var key in _touched.Keys.ToList()) _touched[key] = ReplayPending;
+            // The barriers received so far precede the replayed events; so do those the router sends before it
+            // starts the replay, which it tells us.
+            if (!_barriers.Replaying) _barriers.ReplayAsked();
+            try
+            {
+                _barriers.ReplaySent(await GrainFactory.GetGrain<Keystone.Routing.IRouterGrain>(StreamNames.PartitionKey(Partition)).Rewind());
+            }
+            catch
+            {
+                _barriers.ReplayFailed();
+                throw;
+            }
             return;
         }
         // From the previous segment: a barrier may be in progress, with its records not yet covered.
@@ -455,12 +531,20 @@ public abstract class LoggedOperatorGrain<TState>(
 
             // A grain that answers from another activation than the one that applied (its silo died in between) has
             // just written a state without those events: covering them would lose them. Replay first, cover later.
-            var lost = written.Where(w => touched.TryGetValue(w.Key, out var applied) && applied != w.Activation).Select(w => w.Key).ToList();
+            var lost = written.Where(w => touched.TryGetValue(w.Key, out var applied) && applied != w.Activation && applied != ReplayPending).Select(w => w.Key).ToList();
             if (lost.Count > 0)
             {
                 logger.LogWarning("{Log} operator {Partition}: {Count} grains (e.g. {Key}) lost their memory before the barrier; replaying the log instead of covering it", LogName, Partition, lost.Count, lost[0]);
                 _dirty.UnionWith(dirty.Keys);
-                _replayNeeded = true;
+                if (_fronting) ScheduleReplay($"{lost.Count} entity grains lost their memory before the barrier");
+                else _replayNeeded = true;
+                return;
+            }
+            // A replay started while this checkpoint wrote: what it covers may not have reached every entity yet.
+            if (_barriers.Replaying)
+            {
+                _dirty.UnionWith(dirty.Keys);
+                foreach (var key in touched.Keys) _touched.TryAdd(key, ReplayPending);
                 return;
             }
 

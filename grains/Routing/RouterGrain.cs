@@ -38,6 +38,9 @@ public sealed class RouterGrain(
     private int _partition;
     private long _batches, _events, _duplicates, _deliveries, _unrouted, _filtered, _rewound;
 
+    // The newest checkpoint barrier this activation put into its topics (see Rewind).
+    private long _lastBarrier;
+
     // With the fronting log: how far this router has routed it (null without the log).
     private FrontingReader? _reader;
 
@@ -65,9 +68,9 @@ public sealed class RouterGrain(
     public Task OnNextAsync(IList<SequentialItem<EventBatch>> items) =>
         _reader is null ? Route([.. items.Select(i => i.Item)]) : _reader.DeliverAsync([.. items.Select(i => i.Item)], Route);
 
-    public async Task Rewind()
+    public async Task<long> Rewind()
     {
-        if (_reader is null) return;
+        if (_reader is null) return 0;
         var covered = await GrainFactory.GetGrain<ICheckpointCoordinatorGrain>(0).Covered(_partition);
         var head = await GrainFactory.GetGrain<IFrontingPartitionGrain>(_partition).Head();
         logger.LogWarning("Router {Partition} routes fronting positions {From} to {To} again for a consumer that lost state", _partition, covered + 1, head);
@@ -75,6 +78,8 @@ public sealed class RouterGrain(
         // Routed before: the router's memory of event ids must not take them for re-sent events.
         await reader.CatchUpAsync(head, batches => Route(batches, remember: false));
         _rewound += reader.Replayed;
+        // Non-reentrant: every barrier up to this one went out before the replay, none after it started.
+        return _lastBarrier;
     }
 
     public async Task<long> Barrier(long checkpoint)
@@ -83,6 +88,7 @@ public sealed class RouterGrain(
         var barrier = EventBatch.CheckpointBarrier(checkpoint, _partition, position, time.GetUtcNow());
         foreach (var topic in CheckpointCoordinatorGrain.Consumers)
             await Output(topic).OnNextAsync(barrier);
+        _lastBarrier = Math.Max(_lastBarrier, checkpoint);
         return position;
     }
 

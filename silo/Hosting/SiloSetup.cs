@@ -119,6 +119,8 @@ internal static class SiloSetup
         silo.Services.AddSingleton(sp => new Keystone.Lake.LakeQueryEngine(lakeContainer, sp.GetRequiredService<IOptions<Keystone.Lake.LakeOptions>>().Value,
             sp.GetRequiredService<ILoggerFactory>().CreateLogger<Keystone.Lake.LakeQueryEngine>()));
         silo.Services.AddHostedService<LakeCompactionService>();
+        // Entities that lost their memory with a departed silo are replayed to at once, not at their operator's next checkpoint.
+        silo.Services.AddHostedService<SiloDepartureRecovery>();
 
         ConfigureStreams(silo, streaming, storage, requests);
 

@@ -6,6 +6,7 @@ using Keystone.Events;
 using Keystone.IntegrationTests.Infrastructure;
 using Microsoft.Extensions.Hosting;
 using Xunit.Abstractions;
+using static Keystone.IntegrationTests.Deployment.ClusterReads;
 
 namespace Keystone.IntegrationTests.Deployment;
 
@@ -147,7 +148,7 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
             {
                 foreach (var (user, count) in plays)
                 {
-                    await Eventually.Until(() => Events(c, user), n => n == count, TimeSpan.FromSeconds(120), $"{user}'s {count} plays");
+                    await Eventually.Until(() => ActivityEvents(c, user), n => n == count, TimeSpan.FromSeconds(120), $"{user}'s {count} plays");
                     await Eventually.Until(() => Watches(c, user), n => n == count, TimeSpan.FromSeconds(60), $"{user}'s {count} plays on the graph");
                 }
             }
@@ -157,7 +158,7 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
                 output.WriteLine("graph operators: " + await Text(c, "/v1/graph/operators"));
                 output.WriteLine("aggregation operators: " + await Text(c, "/v1/aggregation/operators"));
                 foreach (var (user, count) in plays)
-                    output.WriteLine($"{user}: {count} plays, activity {await Events(c, user)}, graph {await Watches(c, user)}");
+                    output.WriteLine($"{user}: {count} plays, activity {await ActivityEvents(c, user)}, graph {await Watches(c, user)}");
             }
             output.WriteLine($"plays counted {clock.Elapsed.TotalSeconds:0.0} s after the kill");
             try
@@ -186,7 +187,7 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
             // count below it is awaited once more: an entity grain that lost its memory after its operator last touched
             // it is replayed to only when that operator next checkpoints (a recovery bounded by the interval).
             foreach (var (user, count) in plays)
-                await Eventually.Until(async () => (await Events(c, user), await Watches(c, user)), n => n == (count, count), TimeSpan.FromSeconds(60), $"{user}'s {count} plays, counted and on the graph");
+                await Eventually.Until(async () => (await ActivityEvents(c, user), await Watches(c, user)), n => n == (count, count), TimeSpan.FromSeconds(60), $"{user}'s {count} plays, counted and on the graph");
             foreach (var (campaign, count) in impressions)
                 await Eventually.Until(() => Impressions(c, campaign), n => n == count, TimeSpan.FromSeconds(60), $"{campaign}'s {count} impressions");
 
@@ -217,57 +218,6 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
                 client.Dispose();
             }
             File.Delete(deadLetters);
-        }
-    }
-
-    private static List<string> Active(JsonNode cluster) =>
-        [.. cluster["members"]!.AsArray().Where(m => m!["status"]!.GetValue<string>() == "Active").Select(m => m!["address"]!.GetValue<string>())];
-
-    private static List<string> RouterSilos(JsonNode cluster) =>
-        [.. cluster["partitions"]!.AsArray().Select(p => p!["router"]?.GetValue<string>() ?? "(none)")];
-
-    private static async Task<JsonNode?> Cluster(SiloProcess silo)
-    {
-        try
-        {
-            var response = await silo.Http.GetAsync("/v1/cluster");
-            return response.IsSuccessStatusCode ? JsonNode.Parse(await response.Content.ReadAsStringAsync()) : null;
-        }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
-        {
-            return null;
-        }
-    }
-
-    private static async Task<string> Text(SiloProcess silo, string path)
-    {
-        try
-        {
-            return await silo.Http.GetStringAsync(path);
-        }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
-        {
-            return $"({path} did not answer: {e.Message})";
-        }
-    }
-
-    private static Task<long> Events(SiloProcess silo, string user) => Read(silo, $"/v1/users/{user}/activity", j => j["totals"]!["events"]!.GetValue<long>());
-
-    private static Task<long> Watches(SiloProcess silo, string user) =>
-        Read(silo, $"/v1/graph/users/{user}/edges?label=WATCHES&limit=100", j => j["edges"]!.AsArray().Sum(e => e!["count"]!.GetValue<long>()));
-
-    private static Task<long> Impressions(SiloProcess silo, string campaign) => Read(silo, $"/v1/ads/campaigns/{campaign}", j => j["totals"]!["impressions"]!.GetValue<long>());
-
-    private static async Task<long> Read(SiloProcess silo, string path, Func<JsonNode, long> pick)
-    {
-        try
-        {
-            var response = await silo.Http.GetAsync(path);
-            return response.IsSuccessStatusCode ? pick(JsonNode.Parse(await response.Content.ReadAsStringAsync())!) : -1;
-        }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
-        {
-            return -1;
         }
     }
 

@@ -1,0 +1,59 @@
+using System.Text.Json.Nodes;
+using Keystone.IntegrationTests.Infrastructure;
+
+namespace Keystone.IntegrationTests.Deployment;
+
+/// <summary>What the multi-silo tests read from a silo's REST API; -1 or null while the silo does not answer.</summary>
+internal static class ClusterReads
+{
+    public static List<string> Active(JsonNode cluster) =>
+        [.. cluster["members"]!.AsArray().Where(m => m!["status"]!.GetValue<string>() == "Active").Select(m => m!["address"]!.GetValue<string>())];
+
+    public static List<string> RouterSilos(JsonNode cluster) =>
+        [.. cluster["partitions"]!.AsArray().Select(p => p!["router"]?.GetValue<string>() ?? "(none)")];
+
+    public static async Task<JsonNode?> Cluster(SiloProcess silo)
+    {
+        try
+        {
+            var response = await silo.Http.GetAsync("/v1/cluster");
+            return response.IsSuccessStatusCode ? JsonNode.Parse(await response.Content.ReadAsStringAsync()) : null;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return null;
+        }
+    }
+
+    public static async Task<string> Text(SiloProcess silo, string path)
+    {
+        try
+        {
+            return await silo.Http.GetStringAsync(path);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return $"({path} did not answer: {e.Message})";
+        }
+    }
+
+    public static Task<long> ActivityEvents(SiloProcess silo, string user) => Read(silo, $"/v1/users/{user}/activity", j => j["totals"]!["events"]!.GetValue<long>());
+
+    public static Task<long> Watches(SiloProcess silo, string user) =>
+        Read(silo, $"/v1/graph/users/{user}/edges?label=WATCHES&limit=100", j => j["edges"]!.AsArray().Sum(e => e!["count"]!.GetValue<long>()));
+
+    public static Task<long> Impressions(SiloProcess silo, string campaign) => Read(silo, $"/v1/ads/campaigns/{campaign}", j => j["totals"]!["impressions"]!.GetValue<long>());
+
+    public static async Task<long> Read(SiloProcess silo, string path, Func<JsonNode, long> pick)
+    {
+        try
+        {
+            var response = await silo.Http.GetAsync(path);
+            return response.IsSuccessStatusCode ? pick(JsonNode.Parse(await response.Content.ReadAsStringAsync())!) : -1;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            return -1;
+        }
+    }
+}
