@@ -6,7 +6,7 @@ using Keystone.Events;
 using Keystone.IntegrationTests.Infrastructure;
 using Microsoft.Extensions.Hosting;
 using Xunit.Abstractions;
-using static Keystone.IntegrationTests.Deployment.ClusterReads;
+using static Keystone.IntegrationTests.Deployment.ClusterTestKit;
 
 namespace Keystone.IntegrationTests.Deployment;
 
@@ -18,8 +18,6 @@ namespace Keystone.IntegrationTests.Deployment;
 [Collection(AzuriteCollection.Name)]
 public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutputHelper output)
 {
-    private static string Port() => TestSilo.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
-
     [Fact]
     public async Task Silos_join_and_leave_under_steady_SDK_load_and_every_count_is_exact()
     {
@@ -205,13 +203,7 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
         }
         finally
         {
-            foreach (var silo in silos)
-            {
-                output.WriteLine($"--- silo :{silo.HttpPort}\n" + (silo.Output.Length > 3000 ? silo.Output[^3000..] : silo.Output));
-                await silo.DisposeAsync();
-            }
-            // Last, so that a log cut to its tail (as CI's is) still shows why the test failed.
-            if (failure is not null) output.WriteLine($"=== failed: {failure.GetType().Name}: {failure.Message}");
+            await StopAndReport(silos, failure, output);
             if (client is not null)
             {
                 await client.StopAsync(TimeSpan.FromSeconds(5));

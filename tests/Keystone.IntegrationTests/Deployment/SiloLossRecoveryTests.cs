@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Keystone.Events;
 using Keystone.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
-using static Keystone.IntegrationTests.Deployment.ClusterReads;
+using static Keystone.IntegrationTests.Deployment.ClusterTestKit;
 
 namespace Keystone.IntegrationTests.Deployment;
 
@@ -16,8 +16,6 @@ namespace Keystone.IntegrationTests.Deployment;
 [Collection(AzuriteCollection.Name)]
 public sealed class SiloLossRecoveryTests(AzuriteFixture azurite, ITestOutputHelper output)
 {
-    private static string Port() => TestSilo.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
-
     [Theory]
     [InlineData("Local")]
     [InlineData("AzureQueue")]
@@ -114,13 +112,7 @@ public sealed class SiloLossRecoveryTests(AzuriteFixture azurite, ITestOutputHel
         }
         finally
         {
-            foreach (var silo in silos)
-            {
-                output.WriteLine($"--- silo :{silo.HttpPort}\n" + (silo.Output.Length > 3000 ? silo.Output[^3000..] : silo.Output));
-                await silo.DisposeAsync();
-            }
-            // Last, so that a log cut to its tail (as CI's is) still shows why the test failed.
-            if (failure is not null) output.WriteLine($"=== failed: {failure.GetType().Name}: {failure.Message}");
+            await StopAndReport(silos, failure, output);
         }
     }
 }

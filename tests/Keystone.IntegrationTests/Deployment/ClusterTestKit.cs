@@ -1,11 +1,27 @@
 using System.Text.Json.Nodes;
 using Keystone.IntegrationTests.Infrastructure;
+using Xunit.Abstractions;
 
 namespace Keystone.IntegrationTests.Deployment;
 
-/// <summary>What the multi-silo tests read from a silo's REST API; -1 or null while the silo does not answer.</summary>
-internal static class ClusterReads
+/// <summary>What the multi-silo tests share: their silos' ports, reading a silo's REST API (-1 or null while the silo
+/// does not answer), and their report at the end.</summary>
+internal static class ClusterTestKit
 {
+    public static string Port() => TestSilo.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Writes each silo's log tail and stops it; then the failure, last, so that a log cut to its tail (as
+    /// CI's is) still shows why the test failed.</summary>
+    public static async Task StopAndReport(IEnumerable<SiloProcess> silos, Exception? failure, ITestOutputHelper output)
+    {
+        foreach (var silo in silos)
+        {
+            output.WriteLine($"--- silo :{silo.HttpPort}\n" + (silo.Output.Length > 3000 ? silo.Output[^3000..] : silo.Output));
+            await silo.DisposeAsync();
+        }
+        if (failure is not null) output.WriteLine($"=== failed: {failure.GetType().Name}: {failure.Message}");
+    }
+
     public static List<string> Active(JsonNode cluster) =>
         [.. cluster["members"]!.AsArray().Where(m => m!["status"]!.GetValue<string>() == "Active").Select(m => m!["address"]!.GetValue<string>())];
 
