@@ -94,12 +94,21 @@ public sealed class TestSilo : IAsyncDisposable
     };
 
     /// <summary>A port free at the time of asking; another process may take it before it is bound (see StartAsync).</summary>
+    /// <summary>A port free now and never handed out before in this test run: the kernel can give the same ephemeral
+    /// port to two consecutive probes, and a silo's HTTP and silo ports then collide at start.</summary>
     public static int FreePort()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        while (true)
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+            lock (HandedOut)
+                if (HandedOut.Add(port)) return port;
+        }
     }
+
+    private static readonly HashSet<int> HandedOut = [];
 
     /// <summary>Total events a topic's taps counted, over all partitions.</summary>
     public async Task<long> DeliveredAsync(string topic) => (await (await QueryAsync()).GetTopicAsync(topic)).Delivered;
