@@ -1,3 +1,5 @@
+using Orleans.Concurrency;
+
 namespace Keystone.Routing;
 
 /// <summary>What one router (one fronting partition) has done since it was activated; <c>Position</c>: how far it has routed the
@@ -31,5 +33,12 @@ public interface IRouterGrain : IGrainWithStringKey
     /// grains lost their memory asks for it (consumers drop what they already have). Returns the newest checkpoint
     /// barrier put into the topics before the replay: a consumer must not acknowledge that barrier, or an older one,
     /// for the replayed events follow it.</summary>
-    Task<long> Rewind();
+    /// <param name="rewindsSeen">What <see cref="Rewinds"/> answered once the consumer was ready for the replay (had
+    /// forgotten what it would otherwise drop): a replay started since then serves it too, and none is started again.
+    /// The three entity operators of a partition ask at once when a silo leaves; they get one replay.</param>
+    Task<long> Rewind(long rewindsSeen);
+
+    /// <summary>How many replays this activation has started.</summary>
+    [AlwaysInterleave]
+    Task<long> Rewinds();
 }

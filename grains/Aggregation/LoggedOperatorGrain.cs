@@ -470,7 +470,11 @@ public abstract class LoggedOperatorGrain<TState>(
             if (!_barriers.Replaying) _barriers.ReplayAsked();
             try
             {
-                _barriers.ReplaySent(await GrainFactory.GetGrain<Keystone.Routing.IRouterGrain>(StreamNames.PartitionKey(Partition)).Rewind());
+                // Asked after forgetting the segments: a replay the router starts from now on reaches this operator
+                // whole, whoever asked for it.
+                var router = GrainFactory.GetGrain<Keystone.Routing.IRouterGrain>(StreamNames.PartitionKey(Partition));
+                var seen = await router.Rewinds();
+                _barriers.ReplaySent(await router.Rewind(seen));
             }
             catch
             {

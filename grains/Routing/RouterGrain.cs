@@ -38,8 +38,11 @@ public sealed class RouterGrain(
     private int _partition;
     private long _batches, _events, _duplicates, _deliveries, _unrouted, _filtered, _rewound;
 
-    // The newest checkpoint barrier this activation put into its topics (see Rewind).
+    private static readonly TimeSpan ReplayGathering = TimeSpan.FromMilliseconds(250);
+
+    // The newest checkpoint barrier this activation put into its topics, and the replays it started (see Rewind).
     private long _lastBarrier;
+    private readonly RouterReplays _replays = new();
 
     // With the fronting log: how far this router has routed it (null without the log).
     private FrontingReader? _reader;
@@ -68,9 +71,17 @@ public sealed class RouterGrain(
     public Task OnNextAsync(IList<SequentialItem<EventBatch>> items) =>
         _reader is null ? Route([.. items.Select(i => i.Item)]) : _reader.DeliverAsync([.. items.Select(i => i.Item)], Route);
 
-    public async Task<long> Rewind()
+    public Task<long> Rewinds() => Task.FromResult(_replays.Started);
+
+    public async Task<long> Rewind(long rewindsSeen)
     {
         if (_reader is null) return 0;
+        // A replay started since the caller was ready has (not reentrant) finished, and served it.
+        if (_replays.Started > rewindsSeen) return _replays.BarrierBefore;
+        // Consumers that lost state together (a silo left) become ready within moments of each other: those that
+        // read the count meanwhile are served by the one replay that starts after this pause.
+        await Task.Delay(ReplayGathering, time);
+        if (!_replays.Begin(rewindsSeen, _lastBarrier)) return _replays.BarrierBefore;
         var covered = await GrainFactory.GetGrain<ICheckpointCoordinatorGrain>(0).Covered(_partition);
         var head = await GrainFactory.GetGrain<IFrontingPartitionGrain>(_partition).Head();
         logger.LogWarning("Router {Partition} routes fronting positions {From} to {To} again for a consumer that lost state", _partition, covered + 1, head);
@@ -78,8 +89,7 @@ public sealed class RouterGrain(
         // Routed before: the router's memory of event ids must not take them for re-sent events.
         await reader.CatchUpAsync(head, batches => Route(batches, remember: false));
         _rewound += reader.Replayed;
-        // Non-reentrant: every barrier up to this one went out before the replay, none after it started.
-        return _lastBarrier;
+        return _replays.BarrierBefore;
     }
 
     public async Task<long> Barrier(long checkpoint)
