@@ -85,7 +85,9 @@ public static class RecoveryBenchmark
             for (var j = 0; j < EventsPerRequest; j++)
             {
                 var n = sent + j;
-                batch.Add(Play($"{clusterId}-u{n % users}", $"v{n % 997}", start.AddMilliseconds(n / (rate / 1000.0))));
+                // Five titles per user, a few dozen viewers per title: a graph that stays the size of a real one.
+                var user = n % users;
+                batch.Add(Play($"{clusterId}-u{user}", $"v{(user * 13 + n / users % 5) % 997}", start.AddMilliseconds(n / (rate / 1000.0))));
             }
             // After the restart, one event per request for a user nobody wrote to before: its first count is the
             // moment an event published after the restart went all the way through.
@@ -146,6 +148,7 @@ public static class RecoveryBenchmark
         Console.WriteLine($"  counts: {counted:N0} of {sent:N0} counted, {over} users above and {under} below their truth; {(exactAt is { } e ? $"all exact {(e - killedAt!.Value).TotalSeconds:0.0} s after the kill" : "NOT exact")}");
         var met = processingAt is { } p && p - killedAt!.Value <= TimeSpan.FromSeconds(30) && exactAt is not null;
         Console.WriteLine($"recovery target (processing again within 30 s of the kill, counts exact): {(met ? "met" : "NOT met")}");
+        Console.WriteLine($"the silo processes' logs: {Path.Combine(Path.GetTempPath(), "keystone-bench-recovery-silo.log")}");
         return 0;
 
         string Since(TimeSpan? t) => t is { } v ? $"{(v - killedAt!.Value).TotalSeconds:0.0} s" : "never";
@@ -258,12 +261,16 @@ public static class RecoveryBenchmark
     {
         // A console log entry is its level and category on one line and its message on the next.
         if (line is null) return;
+        lock (SiloLog) SiloLog.WriteLine(line);
         var level = line.StartsWith("warn:", StringComparison.Ordinal) || line.StartsWith("fail:", StringComparison.Ordinal) || line.StartsWith("crit:", StringComparison.Ordinal);
         if (level || Interlocked.Exchange(ref _showNext, 0) == 1) Console.WriteLine("    silo: " + line.Trim());
         if (level) _showNext = 1;
     }
 
     private static int _showNext;
+
+    // Everything both silo processes wrote, for reading after the run.
+    private static readonly StreamWriter SiloLog = new(Path.Combine(Path.GetTempPath(), "keystone-bench-recovery-silo.log")) { AutoFlush = true };
 
     private static string SiloDll()
     {
