@@ -355,16 +355,19 @@ public sealed class KeystonePublisherTests : IDisposable
     [Fact]
     public async Task Backpressure_wait_succeeds_when_room_frees_in_time()
     {
+        var time = new FakeTimeProvider(Sample.Now);
         await using var publisher = Publisher(o =>
         {
             o.QueueCapacity = 2;
             o.MaxBatchEvents = 1;
+            o.Backpressure = BackpressureMode.Wait;
             o.MaxBlockTime = TimeSpan.FromSeconds(10);
-        });
+        }, time);
         var gate = await FillQueue(publisher);
 
+        // Still waiting with all but a millisecond of its 10 s gone on the publisher's clock; then room frees.
         var waiting = publisher.PublishAsync(Sample.PlayStarted()).AsTask();
-        await Task.Delay(20);
+        time.Advance(TimeSpan.FromSeconds(10) - TimeSpan.FromMilliseconds(1));
         Assert.False(waiting.IsCompleted);
         gate.SetResult();
 
