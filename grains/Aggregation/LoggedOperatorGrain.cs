@@ -438,7 +438,6 @@ public abstract class LoggedOperatorGrain<TState>(
             catch (Exception e)
             {
                 logger.LogWarning(e, "{Log} operator {Partition}: the replay from the last checkpoint failed; the next delivery or checkpoint asks again", LogName, Partition);
-                _barriers.ReplayFailed();
                 _replayNeeded = true;
             }
             finally
