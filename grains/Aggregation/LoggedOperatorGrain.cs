@@ -482,12 +482,15 @@ public abstract class LoggedOperatorGrain<TState>(
             }
             return;
         }
-        // From the previous segment: a barrier may be in progress, with its records not yet covered.
+        // From the previous segment: a barrier may be in progress, with its records not yet covered. Numbered after
+        // everything applied so far, as deliveries replayed from the fronting log are: an entity that already applied
+        // a newer delivery must not take the replayed older positions for written with it (it recognises the repeats
+        // by event id instead).
         var records = await _log.ReadAsync(_firstLiveSegment);
         foreach (var record in records.Where(r => r.Sequence > S.CheckpointedSequence))
         {
             var (_, batch, arrivedAt) = Decode(record.Payload);
-            await Process(record.Sequence, batch.Events, arrivedAt);
+            await Process(++S.NextSequence, batch.Events, arrivedAt);
             Replayed += batch.Count;
         }
     }
