@@ -70,4 +70,46 @@ public class PartitionCoverageTests
         await Assert.ThrowsAsync<InvalidOperationException>(() => coverage.EnsureAsync(0, 1, () => Task.FromException(new InvalidOperationException("storage down"))));
         Assert.False(coverage.IsDurable(0, 1));
     }
+
+    [Fact]
+    public async Task Older_positions_applied_after_a_write_of_newer_ones_are_not_durable_until_written()
+    {
+        // A replay re-applies 45-51 after 52 was applied and written: the write of 52 did not include them.
+        var coverage = new PartitionCoverage();
+        var writes = 0;
+        Task Write() { writes++; return Task.CompletedTask; }
+        coverage.Applied(0, 52);
+        await coverage.EnsureAsync(0, 52, Write);
+        Assert.Equal(1, writes);
+        for (var s = 45; s <= 51; s++) coverage.Applied(0, s);
+
+        Assert.False(coverage.IsDurable(0, 51));
+        Assert.True(coverage.IsDurable(0, 44));
+        await coverage.EnsureAsync(0, 51, Write);
+        Assert.Equal(2, writes);
+        Assert.True(coverage.IsDurable(0, 51));
+        Assert.True(coverage.IsDurable(0, 52));
+    }
+
+    [Fact]
+    public async Task A_barrier_does_not_return_while_an_older_position_applied_during_its_write_is_unwritten()
+    {
+        var coverage = new PartitionCoverage();
+        var writes = 0;
+        var gate = new TaskCompletionSource();
+        async Task Write()
+        {
+            writes++;
+            if (writes == 1) await gate.Task;
+        }
+        coverage.Applied(0, 52);
+        var barrier = coverage.EnsureAsync(0, 52, Write);
+        coverage.Applied(0, 48);
+        gate.SetResult();
+        await barrier;
+        // The write that began before 48 arrived did not hold it: the barrier at 52 needed a second one.
+        Assert.Equal(2, writes);
+        Assert.True(coverage.IsDurable(0, 48));
+        Assert.True(coverage.IsDurable(0, 52));
+    }
 }
