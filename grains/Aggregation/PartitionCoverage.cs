@@ -14,8 +14,8 @@ internal sealed class PartitionCoverage
     private readonly Dictionary<int, long> _applied = [];
     private Dictionary<int, long> _durable = [];
     // Lowest position applied per partition since the newest write began, and since the last completed one began.
-    private Dictionary<int, long> _lowSinceBegun = [];
-    private Dictionary<int, long> _lowUnwritten = [];
+    private readonly Dictionary<int, long> _lowSinceBegun = [];
+    private readonly Dictionary<int, long> _lowUnwritten = [];
     private Task? _writing;
 
     public void Applied(int partition, long sequence)
@@ -62,10 +62,11 @@ internal sealed class PartitionCoverage
     private async Task Covering(Func<Task> write)
     {
         var covered = new Dictionary<int, long>(_applied);
-        _lowSinceBegun = [];
+        _lowSinceBegun.Clear();
         await write();
         _durable = covered;
-        _lowUnwritten = new Dictionary<int, long>(_lowSinceBegun);
+        _lowUnwritten.Clear();
+        foreach (var (partition, low) in _lowSinceBegun) _lowUnwritten[partition] = low;
     }
 
     private static void Lower(Dictionary<int, long> lows, int partition, long sequence)
