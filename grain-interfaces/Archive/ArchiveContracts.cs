@@ -44,4 +44,8 @@ public interface IArchiveWriterGrain : IGrainWithStringKey
 
     /// <summary>Writes the manifests now (tests; otherwise on a timer).</summary>
     Task FlushManifests();
+
+    /// <summary>Writes what waits for the next barrier, then the manifests and this writer's state: a stopping silo
+    /// calls it while the grains that store the state still answer.</summary>
+    Task Flush();
 }

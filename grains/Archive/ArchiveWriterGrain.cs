@@ -59,6 +59,9 @@ public sealed class ArchiveWriterGrain(
     IOptions<ArchiveOptions> options,
     IOptions<IngestOptions> ingestOptions,
     IOptions<CheckpointOptions> checkpoints,
+    LocalArchiveWriters local,
+    IClusterMembershipService membership,
+    ILocalSiloDetails silo,
     TimeProvider time,
     ILogger<ArchiveWriterGrain> logger)
     : Grain, IArchiveWriterGrain, IStreamSubscriptionObserver, IAsyncBatchObserver<EventBatch>
@@ -72,6 +75,7 @@ public sealed class ArchiveWriterGrain(
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _partition = int.Parse(this.GetPrimaryKeyString(), System.Globalization.CultureInfo.InvariantCulture);
+        local.Add(_partition, this.AsReference<IArchiveWriterGrain>());
         _segments = new RecentIds<Guid>(RememberedSegments);
         foreach (var id in state.State.RecentSegments) _segments.TryAdd(id);
         var every = options.Value.ManifestInterval;
@@ -80,6 +84,20 @@ public sealed class ArchiveWriterGrain(
     }
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        local.Remove(_partition, this.AsReference<IArchiveWriterGrain>());
+        // A stopping silo flushed this writer before deactivating grains. When no other silo stays, what came after is
+        // not acknowledged and the fronting log replays it at the restart; written now, without the state that records
+        // it (the snapshot buckets are deactivating with this silo), it would log errors and be archived twice. When
+        // other silos stay, they hold the buckets and the next activation: write, or the next barrier passes it by.
+        if (reason.ReasonCode == DeactivationReasonCode.ShuttingDown && checkpoints.Value.Logging && !OtherSilosStay()) return;
+        await Flush();
+    }
+
+    private bool OtherSilosStay() =>
+        membership.CurrentSnapshot.Members.Values.Any(m => m.Status == SiloStatus.Active && !m.SiloAddress.Equals(silo.SiloAddress));
+
+    public async Task Flush()
     {
         if (_pendingEvents > 0) await WritePending();
         await FlushManifests();

@@ -121,6 +121,8 @@ internal static class SiloSetup
         silo.Services.AddHostedService<LakeCompactionService>();
         // Entities that lost their memory with a departed silo are replayed to at once, not at their operator's next checkpoint.
         silo.Services.AddHostedService<SiloDepartureRecovery>();
+        silo.Services.AddSingleton<LocalArchiveWriters>();
+        silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, ArchiveShutdownFlush>();
 
         ConfigureStreams(silo, streaming, storage, requests);
 

@@ -1,0 +1,68 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using Azure.Storage.Blobs;
+using Keystone.Archive;
+using Keystone.Events;
+using Keystone.IntegrationTests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Keystone.IntegrationTests.Pipeline;
+
+/// <summary>A graceful stop (Ctrl+C of the quick start, SIGTERM of a pod), as the quick start runs.</summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class GracefulStopTests(AzuriteFixture azurite, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task A_graceful_stop_logs_no_error_and_after_the_restart_the_lake_holds_every_event_once()
+    {
+        var settings = TestSilo.DefaultSettings(azurite);
+        var directory = Path.Combine(Path.GetTempPath(), AzuriteFixture.UniqueName("fronting-log"));
+        settings["Keystone:Checkpoints:LogDirectory"] = directory;
+        // Shipped intervals (10 s): at the stop the archive writers still hold events for the next barrier and have
+        // state to write.
+        var httpPort = TestSilo.FreePort();
+        var now = DateTimeOffset.UtcNow;
+        var events = Enumerable.Range(0, 400).Select(i => TestEvents.Play($"stop-u{i % 40}", $"stop-v{i % 9}", at: now.AddMilliseconds(i))).ToList();
+
+        var silo = await SiloProcess.StartAsync(httpPort, settings);
+        try
+        {
+            foreach (var request in events.Chunk(50))
+                Assert.Equal(HttpStatusCode.Accepted, (await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray(request)))).StatusCode);
+            await Eventually.Until(() => Delivered(silo, "archive-all-events"), n => n >= events.Count, TimeSpan.FromSeconds(30), "400 events on the archive topic");
+
+            Assert.Equal(0, await silo.StopAsync(TimeSpan.FromSeconds(60)));
+            var errors = silo.Output.Split('\n').Where(l => l.StartsWith("fail:", StringComparison.Ordinal) || l.StartsWith("crit:", StringComparison.Ordinal)).ToList();
+            Assert.True(errors.Count == 0, $"the stop logged {errors.Count} errors, first: {errors.FirstOrDefault()}");
+            await silo.DisposeAsync();
+
+            // After the restart the fronting log replays what no checkpoint covered; the writers know what they wrote.
+            // Short intervals after it, so that a checkpoint soon covers the replay (operators acknowledge barriers at
+            // their own checkpoints).
+            settings["Keystone:Checkpoints:Interval"] = "00:00:00.500";
+            settings["Keystone:Aggregation:CheckpointInterval"] = "00:00:01";
+            settings["Keystone:Graph:CheckpointInterval"] = "00:00:01";
+            settings["Keystone:Ads:CheckpointInterval"] = "00:00:01";
+            silo = await SiloProcess.StartAsync(httpPort, settings);
+            var routed = await Eventually.Until(async () => JsonNode.Parse(await silo.Http.GetStringAsync("/v1/stats"))!["routers"]!.AsArray().Sum(r => r!["position"]!.GetValue<long>()),
+                n => n > 0, TimeSpan.FromSeconds(30), "the routers' positions");
+            await Eventually.Until(async () => JsonNode.Parse(await silo.Http.GetStringAsync("/v1/checkpoints"))!["covered"]!.AsArray().Sum(c => c!.GetValue<long>()),
+                n => n >= routed, TimeSpan.FromSeconds(60), "a checkpoint covering everything routed, the replay included");
+
+            var lake = new ArchiveStore(new BlobServiceClient(azurite.ConnectionString).GetBlobContainerClient(settings["Keystone:Storage:Container"] + "-lake"));
+            var ids = new List<Guid>();
+            foreach (var name in await lake.ListAsync(now.AddHours(-1), now.AddHours(1)))
+                await foreach (var line in lake.ReadLinesAsync(name)) ids.Add(EventJson.Parse(line).EventId);
+            Assert.Equal(events.Select(e => e.EventId).Order(), ids.Order());
+        }
+        finally
+        {
+            output.WriteLine(silo.Output.Length > 6000 ? silo.Output[^6000..] : silo.Output);
+            await silo.DisposeAsync();
+            if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private static async Task<long> Delivered(SiloProcess silo, string topic) =>
+        JsonNode.Parse(await silo.Http.GetStringAsync("/v1/topics"))!.AsArray().Where(t => t!["name"]!.GetValue<string>() == topic).Sum(t => t!["delivered"]!.GetValue<long>());
+}
