@@ -37,6 +37,9 @@ internal sealed class LocalSimulator(
         await using var publisher = KeystonePublisher.Create(grains, publisherOptions, logger: loggers.CreateLogger<KeystonePublisher>());
         var simulator = new TrafficSimulator(new SimulationOptions { Users = 2_000, Videos = 500, ConcurrentSessions = 300, Seed = Environment.TickCount });
         foreach (var e in simulator.Catalogue(DateTimeOffset.UtcNow)) await publisher.PublishAsync(e, stoppingToken);
+        // The catalogue is complete: send it now rather than after the publisher's linger, and have it accepted before
+        // the sessions that refer to it begin.
+        await publisher.FlushAsync(stoppingToken);
 
         _logger.LogInformation("Simulator publishing {Rate} events/s (set Keystone:Local:Simulate=false to stop it)", options.Value.SimulateRate);
         try
