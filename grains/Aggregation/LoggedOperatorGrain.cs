@@ -65,6 +65,7 @@ public abstract class LoggedOperatorGrain<TState>(
     // barrier arrives (at most every CheckpointInterval) and acknowledges the barriers it has covered; a crash, or an
     // entity that lost its memory, is recovered by the router replaying the fronting log (see Keystone.Checkpointing).
     private bool _fronting;
+    private Keystone.Checkpointing.SiloStopping _stopping = null!;
 
     // Which barriers may be acknowledged around a replay from the fronting log (see ReplayCurrentSegment).
     private readonly Keystone.Checkpointing.ReplayBarrierGate _barriers = new();
@@ -115,6 +116,7 @@ public abstract class LoggedOperatorGrain<TState>(
         _segments = new RecentIds<Guid>(RememberedSegments);
         foreach (var id in S.RecentSegments) _segments.TryAdd(id);
         _fronting = ServiceProvider.GetRequiredService<Microsoft.Extensions.Options.IOptions<Keystone.Checkpointing.CheckpointOptions>>().Value.Logging;
+        _stopping = ServiceProvider.GetRequiredService<Keystone.Checkpointing.SiloStopping>();
         if (_fronting)
         {
             // Deliveries replayed after a restart are grouped differently from the first time: number them after
@@ -142,7 +144,7 @@ public abstract class LoggedOperatorGrain<TState>(
 
         // Interleaving: deliveries keep flowing while the barrier waits for thousands of state writes. (With the
         // fronting log, barriers arriving in the stream start checkpoints instead; see CoverBarriers.)
-        this.RegisterGrainTimer(_ => Checkpoint(), new GrainTimerCreationOptions(CheckpointInterval, CheckpointInterval) { Interleave = true });
+        this.RegisterGrainTimer(_ => CheckpointUnlessStopping(), new GrainTimerCreationOptions(CheckpointInterval, CheckpointInterval) { Interleave = true });
     }
 
     // No checkpoint on deactivation: entity grains write their own state when they deactivate, and whatever is not
@@ -263,6 +265,10 @@ public abstract class LoggedOperatorGrain<TState>(
             var coordinator = GrainFactory.GetGrain<Keystone.Checkpointing.ICheckpointCoordinatorGrain>(0);
             foreach (var n in covering) coordinator.Ack(n, Partition, InputTopic).Ignore();
             _barriers.Acknowledged(covering.Count);
+        }
+        catch (Keystone.Checkpointing.SiloStoppingException)
+        {
+            logger.LogInformation("{Log} operator {Partition}: checkpoint cut short, the silo is stopping; the fronting log replays what it would have covered", LogName, Partition);
         }
         catch (Exception e)
         {
@@ -495,6 +501,32 @@ public abstract class LoggedOperatorGrain<TState>(
         }
     }
 
+    private async Task CheckpointUnlessStopping()
+    {
+        try
+        {
+            await Checkpoint();
+        }
+        catch (Keystone.Checkpointing.SiloStoppingException)
+        {
+            logger.LogInformation("{Log} operator {Partition}: checkpoint cut short, the silo is stopping; the log replays what it would have covered", LogName, Partition);
+        }
+    }
+
+    // A stopping silo starts no more entity writes and waits for these (see SiloStopping).
+    private async Task<Guid> WriteEntity(string key, long covered)
+    {
+        if (!_stopping.TryEnter()) throw new Keystone.Checkpointing.SiloStoppingException();
+        try
+        {
+            return await CheckpointEntity(key, covered);
+        }
+        finally
+        {
+            _stopping.Exit();
+        }
+    }
+
     /// <summary>
     /// The barrier: every entity grain touched since the last checkpoint writes its state; then the operator records
     /// that the log is covered up to where the barrier started, and drops the segments before it. Deliveries go on
@@ -524,7 +556,7 @@ public abstract class LoggedOperatorGrain<TState>(
             List<(string Key, Guid Activation)> written;
             try
             {
-                written = await ForEach(dirty, (key, _) => CheckpointEntity(key, covered), CheckpointConcurrency);
+                written = await ForEach(dirty, (key, _) => WriteEntity(key, covered), CheckpointConcurrency);
             }
             catch
             {
@@ -554,10 +586,18 @@ public abstract class LoggedOperatorGrain<TState>(
                 return;
             }
 
-            S.CheckpointedSequence = Math.Max(S.CheckpointedSequence, covered);
-            S.RecentSegments = [.. _segments.InOrder().TakeLast(RememberedSegments)];
+            if (!_stopping.TryEnter()) throw new Keystone.Checkpointing.SiloStoppingException();
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            await state.WriteStateAsync();
+            try
+            {
+                S.CheckpointedSequence = Math.Max(S.CheckpointedSequence, covered);
+                S.RecentSegments = [.. _segments.InOrder().TakeLast(RememberedSegments)];
+                await state.WriteStateAsync();
+            }
+            finally
+            {
+                _stopping.Exit();
+            }
             checkpointMetrics.Written("operator", 0, clock.Elapsed);
             Checkpoints++;
             LastCheckpointAt = time.GetUtcNow();

@@ -17,6 +17,11 @@ public sealed class FaultOptions
     /// a grain call filter the silo registers only when this is set (SnapshotStallFilter).</summary>
     public int[] StalledSnapshotBuckets { get; set; } = [];
 
+    /// <summary>Every grain state write waits this long before it goes to its snapshot bucket: a checkpoint of a few
+    /// hundred entities then lasts seconds, so the silo can be stopped in the middle of one (SlowSnapshotWriteFilter,
+    /// an outgoing grain call filter the silo registers only when this is set).</summary>
+    public TimeSpan SlowSnapshotWrites { get; set; }
+
     public bool IsRouterPoison(KeystoneEvent e) => Carries(e, RouterPoisonMarker);
 
     public static bool Carries(KeystoneEvent e, string? marker) =>

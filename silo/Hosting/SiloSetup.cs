@@ -81,8 +81,9 @@ internal static class SiloSetup
         silo.Services.AddKeyedSingleton<IGrainStorageSerializer, KeystoneStateSerializer>(StorageNames.State);
         silo.Services.AddKeyedSingleton<IStreamIdMapper, TopicStreamIdMapper>(TopicStreamIdMapper.Name);
         silo.Services.AddSingleton(new PipelineDescription(streaming.Provider.ToString()));
-        if (Bind<Keystone.Operations.FaultOptions>(configuration, Keystone.Operations.FaultOptions.Section).StalledSnapshotBuckets.Length > 0)
-            silo.AddIncomingGrainCallFilter<SnapshotStallFilter>();
+        var faults = Bind<Keystone.Operations.FaultOptions>(configuration, Keystone.Operations.FaultOptions.Section);
+        if (faults.StalledSnapshotBuckets.Length > 0) silo.AddIncomingGrainCallFilter<SnapshotStallFilter>();
+        if (faults.SlowSnapshotWrites > TimeSpan.Zero) silo.AddOutgoingGrainCallFilter<SlowSnapshotWriteFilter>();
         // The window operators' write-ahead logs live next to the grain state, in a container of their own.
         silo.Services.AddSingleton<IOperatorLogFactory>(new BlobOperatorLogFactory(
             Blobs(storage.ConnectionString).GetBlobContainerClient(WalContainer(storage.Container))));
@@ -122,7 +123,8 @@ internal static class SiloSetup
         // Entities that lost their memory with a departed silo are replayed to at once, not at their operator's next checkpoint.
         silo.Services.AddHostedService<SiloDepartureRecovery>();
         silo.Services.AddSingleton<LocalArchiveWriters>();
-        silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, ArchiveShutdownFlush>();
+        silo.Services.AddSingleton<Keystone.Checkpointing.SiloStopping>();
+        silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SiloStopFlush>();
 
         ConfigureStreams(silo, streaming, storage, requests);
 

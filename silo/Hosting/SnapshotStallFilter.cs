@@ -25,3 +25,19 @@ internal sealed class SnapshotStallFilter(IOptions<FaultOptions> faults, ILogger
         await context.Invoke();
     }
 }
+
+/// <summary>
+/// Fault injection, registered only when <c>Keystone:Faults:SlowSnapshotWrites</c> is set: a grain's state write waits
+/// that long before it is sent to its snapshot bucket, so a checkpoint lasts seconds and the silo can be stopped in
+/// the middle of one, with writes under way in the entity grains while the buckets are idle.
+/// </summary>
+internal sealed class SlowSnapshotWriteFilter(IOptions<FaultOptions> faults) : IOutgoingGrainCallFilter
+{
+    public async Task Invoke(IOutgoingGrainCallContext context)
+    {
+        if (context.InterfaceMethod?.DeclaringType == typeof(ISnapshotBucketGrain)
+            && context.InterfaceMethod.Name is nameof(ISnapshotBucketGrain.Write) or nameof(ISnapshotBucketGrain.Clear))
+            await Task.Delay(faults.Value.SlowSnapshotWrites);
+        await context.Invoke();
+    }
+}

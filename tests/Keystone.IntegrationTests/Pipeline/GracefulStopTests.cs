@@ -63,6 +63,63 @@ public sealed class GracefulStopTests(AzuriteFixture azurite, ITestOutputHelper 
         }
     }
 
+    [Fact]
+    public async Task A_stop_in_the_middle_of_an_entity_checkpoint_logs_no_error_and_the_restart_counts_every_event_once()
+    {
+        var settings = TestSilo.DefaultSettings(azurite);
+        var directory = Path.Combine(Path.GetTempPath(), AzuriteFixture.UniqueName("fronting-log"));
+        settings["Keystone:Checkpoints:LogDirectory"] = directory;
+        settings["Keystone:Checkpoints:Interval"] = "00:00:00.500";
+        settings["Keystone:Aggregation:CheckpointInterval"] = "00:00:01";
+        // Every state write waits 200 ms: the window operators' checkpoint of some 600 entities lasts seconds.
+        settings["Keystone:Faults:SlowSnapshotWrites"] = "00:00:00.200";
+        settings["Logging:LogLevel:Keystone"] = "Information";
+        var httpPort = TestSilo.FreePort();
+        const int users = 300, perUser = 2;
+        var events = Enumerable.Range(0, users * perUser).Select(i => TestEvents.Play($"mid-u{i % users}", $"mid-v{i % 11}")).ToList();
+
+        var silo = await SiloProcess.StartAsync(httpPort, settings);
+        try
+        {
+            foreach (var request in events.Chunk(100))
+                Assert.Equal(HttpStatusCode.Accepted, (await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray(request)))).StatusCode);
+            // Stop once the checkpoint has written some users, well before it has written them all.
+            await Eventually.Until(() => UserStateWrites(silo), n => n > 0, TimeSpan.FromSeconds(60), "the first user states written by a checkpoint");
+            Assert.InRange(await UserStateWrites(silo), 1, users - 1);
+
+            Assert.Equal(0, await silo.StopAsync(TimeSpan.FromSeconds(60)));
+            output.WriteLine(silo.Output.Length > 6000 ? silo.Output[^6000..] : silo.Output);
+            var errors = silo.Output.Split('\n').Where(l => l.StartsWith("fail:", StringComparison.Ordinal) || l.StartsWith("crit:", StringComparison.Ordinal)).ToList();
+            Assert.True(errors.Count == 0, $"the stop logged {errors.Count} errors, first: {errors.FirstOrDefault()}");
+            await silo.DisposeAsync();
+
+            settings.Remove("Keystone:Faults:SlowSnapshotWrites");
+            silo = await SiloProcess.StartAsync(httpPort, settings);
+            for (var u = 0; u < users; u++)
+                await Eventually.Until(() => UserEvents(silo, $"mid-u{u}"), n => n >= perUser, TimeSpan.FromSeconds(90), $"mid-u{u}'s {perUser} events");
+            for (var u = 0; u < users; u++)
+                Assert.Equal(perUser, await UserEvents(silo, $"mid-u{u}"));
+        }
+        finally
+        {
+            output.WriteLine(silo.Output.Length > 6000 ? silo.Output[^6000..] : silo.Output);
+            await silo.DisposeAsync();
+            if (Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private static async Task<long> UserStateWrites(SiloProcess silo) =>
+        (await silo.Http.GetStringAsync("/metrics")).Split('\n')
+            .Where(l => l.StartsWith("keystone_checkpoint_writes_total{", StringComparison.Ordinal) && l.Contains("grain=\"user\"", StringComparison.Ordinal))
+            .Sum(l => (long)double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+
+    private static async Task<long> UserEvents(SiloProcess silo, string user)
+    {
+        var response = await silo.Http.GetAsync($"/v1/users/{user}/activity");
+        if (!response.IsSuccessStatusCode) return 0;
+        return JsonNode.Parse(await response.Content.ReadAsStringAsync())!["totals"]!["events"]!.GetValue<long>();
+    }
+
     private static async Task<long> Delivered(SiloProcess silo, string topic) =>
         JsonNode.Parse(await silo.Http.GetStringAsync("/v1/topics"))!.AsArray().Where(t => t!["name"]!.GetValue<string>() == topic).Sum(t => t!["delivered"]!.GetValue<long>());
 }
