@@ -27,6 +27,7 @@ public sealed class CheckpointCoordinatorGrain(
     [PersistentState("checkpoints", StorageNames.State)] IPersistentState<CheckpointCoordinatorState> state,
     IOptions<CheckpointOptions> options,
     IOptions<IngestOptions> ingest,
+    SiloStopping stopping,
     TimeProvider time,
     ILogger<CheckpointCoordinatorGrain> logger) : Grain, ICheckpointCoordinatorGrain
 {
@@ -71,21 +72,31 @@ public sealed class CheckpointCoordinatorGrain(
 
     private async Task Round(CancellationToken cancellationToken)
     {
-        if (_running) return;
+        // A stopping silo starts no checkpoint: its routers are deactivating, and the restart covers what this would.
+        if (_running || stopping.IsStopping) return;
         _running = true;
         try
         {
             // Persist what completed since the last round, then let the logs drop what it covers.
             if (_dirty)
             {
-                state.State.Covered = _tracker.CoveredPositions();
-                state.State.Started = _tracker.Started;
-                await state.WriteStateAsync(cancellationToken);
+                if (!stopping.TryEnter()) return;
+                try
+                {
+                    state.State.Covered = _tracker.CoveredPositions();
+                    state.State.Started = _tracker.Started;
+                    await state.WriteStateAsync(cancellationToken);
+                }
+                finally
+                {
+                    stopping.Exit();
+                }
                 _dirty = false;
                 for (var p = 0; p < _tracker.Partitions; p++)
                     await GrainFactory.GetGrain<IFrontingPartitionGrain>(p).SealBefore(_tracker.Covered(p) + 1);
             }
 
+            if (stopping.IsStopping) return;
             var n = _tracker.Begin();
             await Task.WhenAll(Enumerable.Range(0, _tracker.Partitions).Select(async p =>
             {

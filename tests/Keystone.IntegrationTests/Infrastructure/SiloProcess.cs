@@ -90,6 +90,10 @@ public sealed class SiloProcess : IAsyncDisposable
             if (_output.Length < 200_000) _output.AppendLine(line);
     }
 
+    /// <summary>The lines the silo logged at error or critical level (the console logger's <c>fail:</c> and <c>crit:</c>).</summary>
+    public List<string> ErrorLines() =>
+        [.. Output.Split('\n').Where(l => l.StartsWith("fail:", StringComparison.Ordinal) || l.StartsWith("crit:", StringComparison.Ordinal))];
+
     /// <summary>SIGTERM, as Kubernetes stops a pod: the host shuts down gracefully (the silo leaves the cluster,
     /// grains write their state). Returns the exit code.</summary>
     public async Task<int> StopAsync(TimeSpan timeout)

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Azure.Storage.Blobs;
 using Keystone.Archive;
 using Keystone.Events;
+using Keystone.IntegrationTests.Deployment;
 using Keystone.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -32,7 +33,7 @@ public sealed class GracefulStopTests(AzuriteFixture azurite, ITestOutputHelper 
             await Eventually.Until(() => Delivered(silo, "archive-all-events"), n => n >= events.Count, TimeSpan.FromSeconds(30), "400 events on the archive topic");
 
             Assert.Equal(0, await silo.StopAsync(TimeSpan.FromSeconds(60)));
-            var errors = silo.Output.Split('\n').Where(l => l.StartsWith("fail:", StringComparison.Ordinal) || l.StartsWith("crit:", StringComparison.Ordinal)).ToList();
+            var errors = silo.ErrorLines();
             Assert.True(errors.Count == 0, $"the stop logged {errors.Count} errors, first: {errors.FirstOrDefault()}");
             await silo.DisposeAsync();
 
@@ -89,16 +90,16 @@ public sealed class GracefulStopTests(AzuriteFixture azurite, ITestOutputHelper 
 
             Assert.Equal(0, await silo.StopAsync(TimeSpan.FromSeconds(60)));
             output.WriteLine(silo.Output.Length > 6000 ? silo.Output[^6000..] : silo.Output);
-            var errors = silo.Output.Split('\n').Where(l => l.StartsWith("fail:", StringComparison.Ordinal) || l.StartsWith("crit:", StringComparison.Ordinal)).ToList();
+            var errors = silo.ErrorLines();
             Assert.True(errors.Count == 0, $"the stop logged {errors.Count} errors, first: {errors.FirstOrDefault()}");
             await silo.DisposeAsync();
 
             settings.Remove("Keystone:Faults:SlowSnapshotWrites");
             silo = await SiloProcess.StartAsync(httpPort, settings);
             for (var u = 0; u < users; u++)
-                await Eventually.Until(() => UserEvents(silo, $"mid-u{u}"), n => n >= perUser, TimeSpan.FromSeconds(90), $"mid-u{u}'s {perUser} events");
+                await Eventually.Until(() => ClusterTestKit.ActivityEvents(silo, $"mid-u{u}"), n => n >= perUser, TimeSpan.FromSeconds(90), $"mid-u{u}'s {perUser} events");
             for (var u = 0; u < users; u++)
-                Assert.Equal(perUser, await UserEvents(silo, $"mid-u{u}"));
+                Assert.Equal(perUser, await ClusterTestKit.ActivityEvents(silo, $"mid-u{u}"));
         }
         finally
         {
@@ -112,13 +113,6 @@ public sealed class GracefulStopTests(AzuriteFixture azurite, ITestOutputHelper 
         (await silo.Http.GetStringAsync("/metrics")).Split('\n')
             .Where(l => l.StartsWith("keystone_checkpoint_writes_total{", StringComparison.Ordinal) && l.Contains("grain=\"user\"", StringComparison.Ordinal))
             .Sum(l => (long)double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
-
-    private static async Task<long> UserEvents(SiloProcess silo, string user)
-    {
-        var response = await silo.Http.GetAsync($"/v1/users/{user}/activity");
-        if (!response.IsSuccessStatusCode) return 0;
-        return JsonNode.Parse(await response.Content.ReadAsStringAsync())!["totals"]!["events"]!.GetValue<long>();
-    }
 
     private static async Task<long> Delivered(SiloProcess silo, string topic) =>
         JsonNode.Parse(await silo.Http.GetStringAsync("/v1/topics"))!.AsArray().Where(t => t!["name"]!.GetValue<string>() == topic).Sum(t => t!["delivered"]!.GetValue<long>());
