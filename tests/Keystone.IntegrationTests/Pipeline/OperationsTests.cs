@@ -14,7 +14,9 @@ public sealed class OperationsTests(AzuriteFixture azurite)
     public async Task Metrics_are_scraped_and_the_error_rate_alert_fires_and_resolves()
     {
         var settings = TestSilo.DefaultSettings(azurite);
-        settings["Keystone:Alerts:EvaluationInterval"] = "00:00:00.300";
+        // A window without traffic resolves the alert, so "firing" lasts one window: long enough here for the polls
+        // below to see it on a busy machine (with 300 ms windows CI once saw only "resolved").
+        settings["Keystone:Alerts:EvaluationInterval"] = "00:00:02";
         await using var silo = await TestSilo.StartAsync(settings);
         var http = silo.Http;
 
