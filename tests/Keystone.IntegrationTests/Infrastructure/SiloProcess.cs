@@ -90,9 +90,19 @@ public sealed class SiloProcess : IAsyncDisposable
             if (_output.Length < 200_000) _output.AppendLine(line);
     }
 
-    /// <summary>The lines the silo logged at error or critical level (the console logger's <c>fail:</c> and <c>crit:</c>).</summary>
-    public List<string> ErrorLines() =>
-        [.. Output.Split('\n').Where(l => l.StartsWith("fail:", StringComparison.Ordinal) || l.StartsWith("crit:", StringComparison.Ordinal))];
+    /// <summary>The lines the silo logged at error or critical level (the console logger's <c>fail:</c> and <c>crit:</c>)
+    /// after the first line containing <paramref name="after"/>, or in the whole output.</summary>
+    public List<string> ErrorLines(string? after = null)
+    {
+        var output = Output;
+        if (after is not null)
+        {
+            var at = output.IndexOf(after, StringComparison.Ordinal);
+            if (at < 0) throw new InvalidOperationException($"the silo's output has no line with '{after}'");
+            output = output[at..];
+        }
+        return [.. output.Split('\n').Where(l => l.StartsWith("fail:", StringComparison.Ordinal) || l.StartsWith("crit:", StringComparison.Ordinal))];
+    }
 
     /// <summary>SIGTERM, as Kubernetes stops a pod: the host shuts down gracefully (the silo leaves the cluster,
     /// grains write their state). Returns the exit code.</summary>

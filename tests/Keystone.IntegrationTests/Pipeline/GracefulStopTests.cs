@@ -19,6 +19,7 @@ public sealed class GracefulStopTests(AzuriteFixture azurite, ITestOutputHelper 
         var settings = TestSilo.DefaultSettings(azurite);
         var directory = Path.Combine(Path.GetTempPath(), AzuriteFixture.UniqueName("fronting-log"));
         settings["Keystone:Checkpoints:LogDirectory"] = directory;
+        settings["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Information";
         // Shipped intervals (10 s): at the stop the archive writers still hold events for the next barrier and have
         // state to write.
         var httpPort = TestSilo.FreePort();
@@ -33,7 +34,8 @@ public sealed class GracefulStopTests(AzuriteFixture azurite, ITestOutputHelper 
             await Eventually.Until(() => Delivered(silo, "archive-all-events"), n => n >= events.Count, TimeSpan.FromSeconds(30), "400 events on the archive topic");
 
             Assert.Equal(0, await silo.StopAsync(TimeSpan.FromSeconds(60)));
-            var errors = silo.ErrorLines();
+            // The stop's lines only: a shared emulator that is slow for a moment can fail a health check before it.
+            var errors = silo.ErrorLines(after: "Application is shutting down");
             Assert.True(errors.Count == 0, $"the stop logged {errors.Count} errors, first: {errors.FirstOrDefault()}");
             await silo.DisposeAsync();
 
@@ -74,7 +76,9 @@ public sealed class GracefulStopTests(AzuriteFixture azurite, ITestOutputHelper 
         settings["Keystone:Aggregation:CheckpointInterval"] = "00:00:01";
         // Every state write waits 200 ms: the window operators' checkpoint of some 600 entities lasts seconds.
         settings["Keystone:Faults:SlowSnapshotWrites"] = "00:00:00.200";
-        settings["Logging:LogLevel:Keystone"] = "Information";
+        // Four writes in flight: the users alone take some 15 s, so the stop cannot miss the checkpoint.
+        settings["Keystone:Aggregation:CheckpointConcurrency"] = "4";
+        settings["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Information";
         var httpPort = TestSilo.FreePort();
         const int users = 300, perUser = 2;
         var events = Enumerable.Range(0, users * perUser).Select(i => TestEvents.Play($"mid-u{i % users}", $"mid-v{i % 11}")).ToList();
@@ -90,7 +94,8 @@ public sealed class GracefulStopTests(AzuriteFixture azurite, ITestOutputHelper 
 
             Assert.Equal(0, await silo.StopAsync(TimeSpan.FromSeconds(60)));
             output.WriteLine(silo.Output.Length > 6000 ? silo.Output[^6000..] : silo.Output);
-            var errors = silo.ErrorLines();
+            // The stop's lines only: a shared emulator that is slow for a moment can fail a health check before it.
+            var errors = silo.ErrorLines(after: "Application is shutting down");
             Assert.True(errors.Count == 0, $"the stop logged {errors.Count} errors, first: {errors.FirstOrDefault()}");
             await silo.DisposeAsync();
 
