@@ -11,11 +11,18 @@ namespace Keystone.Silo.Hosting;
 /// <item>the archive writers write what waits for the next barrier, their manifests and their state
 /// (<see cref="IArchiveWriterGrain.Flush"/>): otherwise events were archived without the record that they were, and
 /// the replay after the restart archived them again;</item>
-/// <item>entity checkpoints under way start no more writes, and the ones in flight finish (<see cref="SiloStopping"/>):
-/// a checkpoint cut short covers nothing, and the restart replays it from the fronting log.</item>
+/// <item>when no other silo stays (the buckets then have nowhere to go), entity checkpoints under way start no more
+/// writes, and the ones in flight finish (<see cref="SiloStopping"/>): a checkpoint cut short covers nothing, and the
+/// restart replays it from the fronting log. When other silos stay, checkpoints go on as before: the buckets answer
+/// from there, and the operators' replay when a silo leaves is tested in that shape.</item>
 /// </list>
 /// </summary>
-internal sealed class SiloStopFlush(LocalArchiveWriters writers, SiloStopping stopping, ILogger<SiloStopFlush> logger) : ILifecycleParticipant<ISiloLifecycle>
+internal sealed class SiloStopFlush(
+    LocalArchiveWriters writers,
+    SiloStopping stopping,
+    IClusterMembershipService membership,
+    ILocalSiloDetails silo,
+    ILogger<SiloStopFlush> logger) : ILifecycleParticipant<ISiloLifecycle>
 {
     // Stops before the stage that deactivates grains and before the silo's own Active stage (gateway, grain services).
     private const int Stage = ServiceLifecycleStage.Active + 1;
@@ -27,6 +34,7 @@ internal sealed class SiloStopFlush(LocalArchiveWriters writers, SiloStopping st
 
     private async Task DrainCheckpoints(CancellationToken cancellationToken)
     {
+        if (membership.CurrentSnapshot.Members.Values.Any(m => m.Status == SiloStatus.Active && !m.SiloAddress.Equals(silo.SiloAddress))) return;
         try
         {
             await stopping.DrainAsync().WaitAsync(cancellationToken);
