@@ -95,7 +95,7 @@ public sealed class ArchiveWriterGrain(
     }
 
     private bool OtherSilosStay() =>
-        membership.CurrentSnapshot.Members.Values.Any(m => m.Status == SiloStatus.Active && !m.SiloAddress.Equals(silo.SiloAddress));
+        membership.OthersActive(silo.SiloAddress);
 
     public async Task Flush()
     {

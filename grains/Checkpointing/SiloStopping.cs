@@ -41,5 +41,13 @@ public sealed class SiloStopping
     }
 }
 
+public static class ClusterMembershipExtensions
+{
+    /// <summary>Whether a silo other than <paramref name="self"/> is active: where a stopping silo's grains and
+    /// snapshot buckets can go.</summary>
+    public static bool OthersActive(this IClusterMembershipService membership, SiloAddress self) =>
+        membership.CurrentSnapshot.Members.Values.Any(m => m.Status == SiloStatus.Active && !m.SiloAddress.Equals(self));
+}
+
 /// <summary>A checkpoint cut short because its silo is stopping (see <see cref="SiloStopping"/>).</summary>
 public sealed class SiloStoppingException() : OperationCanceledException("the silo is stopping: this checkpoint covers nothing, and the fronting log replays what it would have covered");

@@ -34,7 +34,7 @@ internal sealed class SiloStopFlush(
 
     private async Task DrainCheckpoints(CancellationToken cancellationToken)
     {
-        if (membership.CurrentSnapshot.Members.Values.Any(m => m.Status == SiloStatus.Active && !m.SiloAddress.Equals(silo.SiloAddress))) return;
+        if (membership.OthersActive(silo.SiloAddress)) return;
         try
         {
             await stopping.DrainAsync().WaitAsync(cancellationToken);

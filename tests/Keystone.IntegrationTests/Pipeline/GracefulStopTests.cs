@@ -16,10 +16,7 @@ public sealed class GracefulStopTests(AzuriteFixture azurite, ITestOutputHelper 
     [Fact]
     public async Task A_graceful_stop_logs_no_error_and_after_the_restart_the_lake_holds_every_event_once()
     {
-        var settings = TestSilo.DefaultSettings(azurite);
-        var directory = Path.Combine(Path.GetTempPath(), AzuriteFixture.UniqueName("fronting-log"));
-        settings["Keystone:Checkpoints:LogDirectory"] = directory;
-        settings["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Information";
+        var (settings, directory) = QuickStartSettings();
         // Shipped intervals (10 s): at the stop the archive writers still hold events for the next barrier and have
         // state to write.
         var httpPort = TestSilo.FreePort();
@@ -33,11 +30,7 @@ public sealed class GracefulStopTests(AzuriteFixture azurite, ITestOutputHelper 
                 Assert.Equal(HttpStatusCode.Accepted, (await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray(request)))).StatusCode);
             await Eventually.Until(() => Delivered(silo, "archive-all-events"), n => n >= events.Count, TimeSpan.FromSeconds(30), "400 events on the archive topic");
 
-            Assert.Equal(0, await silo.StopAsync(TimeSpan.FromSeconds(60)));
-            // The stop's lines only: a shared emulator that is slow for a moment can fail a health check before it.
-            var errors = silo.ErrorLines(after: "Application is shutting down");
-            Assert.True(errors.Count == 0, $"the stop logged {errors.Count} errors, first: {errors.FirstOrDefault()}");
-            await silo.DisposeAsync();
+            await StopCleanly(silo);
 
             // After the restart the fronting log replays what no checkpoint covered; the writers know what they wrote.
             // Short intervals after it, so that a checkpoint soon covers the replay (operators acknowledge barriers at
@@ -69,16 +62,13 @@ public sealed class GracefulStopTests(AzuriteFixture azurite, ITestOutputHelper 
     [Fact]
     public async Task A_stop_in_the_middle_of_an_entity_checkpoint_logs_no_error_and_the_restart_counts_every_event_once()
     {
-        var settings = TestSilo.DefaultSettings(azurite);
-        var directory = Path.Combine(Path.GetTempPath(), AzuriteFixture.UniqueName("fronting-log"));
-        settings["Keystone:Checkpoints:LogDirectory"] = directory;
+        var (settings, directory) = QuickStartSettings();
         settings["Keystone:Checkpoints:Interval"] = "00:00:00.500";
         settings["Keystone:Aggregation:CheckpointInterval"] = "00:00:01";
         // Every state write waits 200 ms: the window operators' checkpoint of some 600 entities lasts seconds.
         settings["Keystone:Faults:SlowSnapshotWrites"] = "00:00:00.200";
         // Four writes in flight: the users alone take some 15 s, so the stop cannot miss the checkpoint.
         settings["Keystone:Aggregation:CheckpointConcurrency"] = "4";
-        settings["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Information";
         var httpPort = TestSilo.FreePort();
         const int users = 300, perUser = 2;
         var events = Enumerable.Range(0, users * perUser).Select(i => TestEvents.Play($"mid-u{i % users}", $"mid-v{i % 11}")).ToList();
@@ -92,12 +82,7 @@ public sealed class GracefulStopTests(AzuriteFixture azurite, ITestOutputHelper 
             await Eventually.Until(() => UserStateWrites(silo), n => n > 0, TimeSpan.FromSeconds(60), "the first user states written by a checkpoint");
             Assert.InRange(await UserStateWrites(silo), 1, users - 1);
 
-            Assert.Equal(0, await silo.StopAsync(TimeSpan.FromSeconds(60)));
-            output.WriteLine(silo.Output.Length > 6000 ? silo.Output[^6000..] : silo.Output);
-            // The stop's lines only: a shared emulator that is slow for a moment can fail a health check before it.
-            var errors = silo.ErrorLines(after: "Application is shutting down");
-            Assert.True(errors.Count == 0, $"the stop logged {errors.Count} errors, first: {errors.FirstOrDefault()}");
-            await silo.DisposeAsync();
+            await StopCleanly(silo);
 
             settings.Remove("Keystone:Faults:SlowSnapshotWrites");
             silo = await SiloProcess.StartAsync(httpPort, settings);
@@ -118,6 +103,27 @@ public sealed class GracefulStopTests(AzuriteFixture azurite, ITestOutputHelper 
         (await silo.Http.GetStringAsync("/metrics")).Split('\n')
             .Where(l => l.StartsWith("keystone_checkpoint_writes_total{", StringComparison.Ordinal) && l.Contains("grain=\"user\"", StringComparison.Ordinal))
             .Sum(l => (long)double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+
+    /// <summary>The quick start's configuration (fronting log in files), with the host's "shutting down" line logged.</summary>
+    private (Dictionary<string, string?> Settings, string Directory) QuickStartSettings()
+    {
+        var settings = TestSilo.DefaultSettings(azurite);
+        var directory = Path.Combine(Path.GetTempPath(), AzuriteFixture.UniqueName("fronting-log"));
+        settings["Keystone:Checkpoints:LogDirectory"] = directory;
+        settings["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Information";
+        return (settings, directory);
+    }
+
+    /// <summary>SIGTERM; exit code 0 and no error line from the stop on.</summary>
+    private async Task StopCleanly(SiloProcess silo)
+    {
+        Assert.Equal(0, await silo.StopAsync(TimeSpan.FromSeconds(60)));
+        output.WriteLine(silo.Output.Length > 6000 ? silo.Output[^6000..] : silo.Output);
+        // The stop's lines only: a shared emulator that is slow for a moment can fail a health check before it.
+        var errors = silo.ErrorLines(after: "Application is shutting down");
+        Assert.True(errors.Count == 0, $"the stop logged {errors.Count} errors, first: {errors.FirstOrDefault()}");
+        await silo.DisposeAsync();
+    }
 
     private static async Task<long> Delivered(SiloProcess silo, string topic) =>
         JsonNode.Parse(await silo.Http.GetStringAsync("/v1/topics"))!.AsArray().Where(t => t!["name"]!.GetValue<string>() == topic).Sum(t => t!["delivered"]!.GetValue<long>());
