@@ -36,10 +36,27 @@ public sealed class StorageRequests : IDisposable
 
     public IReadOnlyDictionary<string, long> Snapshot() => new SortedDictionary<string, long>(_byOperation, StringComparer.Ordinal);
 
-    private void Count(string operation)
+    private const int RememberedWrites = 32;
+    private readonly ConcurrentQueue<string> _recentWrites = new();
+
+    /// <summary>The last requests that changed storage, as "operation /container/blob": what a count alone cannot say.</summary>
+    public IReadOnlyList<string> RecentWrites => [.. _recentWrites];
+
+    /// <summary>Whether an operation changes storage; reads, lists, properties, dequeues and queries do not.</summary>
+    public static bool IsWrite(string operation) => operation switch
+    {
+        "blob.read" or "blob.list" or "blob.properties" or "queue.dequeue" or "queue.properties" or "queue.list" or "table.query" => false,
+        _ => true,
+    };
+
+    private void Count(string operation, Uri uri)
     {
         _byOperation.AddOrUpdate(operation, 1, static (_, n) => n + 1);
         _requests.Add(1, new KeyValuePair<string, object?>("operation", operation));
+        // Writes are rare off the fronting log (one per thousands of events), so remembering them costs nothing.
+        if (!IsWrite(operation)) return;
+        _recentWrites.Enqueue($"{operation} {uri.AbsolutePath}");
+        while (_recentWrites.Count > RememberedWrites) _recentWrites.TryDequeue(out _);
     }
 
     /// <summary>Names a request after its service and what it does: <c>blob.append</c>, <c>queue.dequeue</c>, ….</summary>
@@ -98,7 +115,10 @@ public sealed class StorageRequests : IDisposable
 
     private sealed class Policy(StorageRequests owner, string service) : HttpPipelineSynchronousPolicy
     {
-        public override void OnSendingRequest(HttpMessage message) =>
-            owner.Count(Classify(service, message.Request.Method.Method, message.Request.Uri.ToUri()));
+        public override void OnSendingRequest(HttpMessage message)
+        {
+            var uri = message.Request.Uri.ToUri();
+            owner.Count(Classify(service, message.Request.Method.Method, uri), uri);
+        }
     }
 }

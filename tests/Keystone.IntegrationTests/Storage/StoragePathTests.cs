@@ -3,7 +3,9 @@ using System.Text.Json.Nodes;
 using Keystone.Aggregation;
 using Keystone.Events;
 using Keystone.IntegrationTests.Infrastructure;
+using Keystone.Storage;
 using Keystone.Topics;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Keystone.IntegrationTests.Storage;
 
@@ -11,13 +13,6 @@ namespace Keystone.IntegrationTests.Storage;
 [Collection(AzuriteCollection.Name)]
 public sealed class StoragePathTests(AzuriteFixture azurite)
 {
-    // Requests that change storage; the rest (reads, lists, properties, dequeues, queries) are not writes.
-    private static bool IsWrite(string operation) => operation switch
-    {
-        "blob.read" or "blob.list" or "blob.properties" or "queue.dequeue" or "queue.properties" or "queue.list" or "table.query" => false,
-        _ => true,
-    };
-
     [Theory]
     [InlineData("File")]
     [InlineData("Blob")]
@@ -44,19 +39,21 @@ public sealed class StoragePathTests(AzuriteFixture azurite)
             const int warmUp = 40;
             await Post(silo, Enumerable.Range(0, warmUp).Select(i => TestEvents.Play($"path-warm-up-{i}", "path-v0")));
             await Eventually.Until(() => OperatorEvents(silo), n => n == warmUp, TimeSpan.FromSeconds(30), "the warm-up events at the window operators");
-            var before = await StorageRequests(silo.Http);
+            var before = await StorageCounts(silo.Http);
 
             var now = DateTimeOffset.UtcNow;
             var events = Enumerable.Range(0, users * perUser).Select(i => TestEvents.Play($"path-u{i % users}", $"path-v{i % 7}", at: now.AddMilliseconds(i))).ToList();
             foreach (var request in events.Chunk(perRequest)) await Post(silo, request);
             await Eventually.Until(() => OperatorEvents(silo), n => n == warmUp + events.Count, TimeSpan.FromSeconds(60), $"{events.Count} more events at the window operators");
 
-            var after = await StorageRequests(silo.Http);
-            var writes = after.Where(kv => IsWrite(kv.Key))
+            var after = await StorageCounts(silo.Http);
+            var writes = after.Where(kv => StorageRequests.IsWrite(kv.Key))
                 .Select(kv => (Operation: kv.Key, Count: kv.Value - before.GetValueOrDefault(kv.Key)))
                 .Where(w => w.Count > 0)
                 .ToList();
-            var described = string.Join(", ", writes.Select(w => $"{w.Operation} {w.Count}"));
+            // The last writes by name too: a failure should say what wrote, not only how often.
+            var recent = silo.Services.GetRequiredService<StorageRequests>().RecentWrites;
+            var described = string.Join(", ", writes.Select(w => $"{w.Operation} {w.Count}")) + "; the silo's last writes: " + string.Join(", ", recent.TakeLast(8));
             if (log == "File")
             {
                 // The log is on local disk: the events cost no storage request at all.
@@ -85,6 +82,6 @@ public sealed class StoragePathTests(AzuriteFixture azurite)
     private static async Task<long> OperatorEvents(TestSilo silo) =>
         (await Task.WhenAll(Enumerable.Range(0, 4).Select(p => silo.Client.GetGrain<IActivityOperatorGrain>(StreamNames.PartitionKey(p)).GetStats()))).Sum(o => o.Events);
 
-    private static async Task<Dictionary<string, long>> StorageRequests(HttpClient http) =>
+    private static async Task<Dictionary<string, long>> StorageCounts(HttpClient http) =>
         JsonNode.Parse(await http.GetStringAsync("/v1/stats"))!["storage_requests"]!.AsObject().ToDictionary(p => p.Key, p => p.Value!.GetValue<long>());
 }
