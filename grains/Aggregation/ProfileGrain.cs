@@ -64,7 +64,7 @@ public sealed class ProfileGrain(
         return _activation;
     }
 
-    private Task Write() => _checkpointer.WriteAsync(_aggregator.PrepareCheckpoint);
+    private Task Write() => _checkpointer.WriteAsync(_aggregator.PrepareCheckpoint, _aggregator.ReleaseCheckpoint);
 
     public Task<ProfileView?> GetProfile() =>
         Task.FromResult(!state.RecordExists && _aggregator.State.Plays == 0 && _aggregator.State.WatchMs == 0 ? null : _aggregator.View(this.GetPrimaryKeyString()));

@@ -35,14 +35,18 @@ internal sealed class StateCheckpointer<TState>(
         _events += events;
     }
 
-    /// <summary>Writes if anything changed. <paramref name="prepare"/> copies in-memory structures into the state.</summary>
+    /// <summary>
+    /// Writes if anything changed. <paramref name="prepare"/> copies in-memory structures into the state;
+    /// <paramref name="release"/>, once the write succeeded, drops those copies, so that an idle entity does not hold
+    /// its de-duplication memory twice until its next write.
+    /// </summary>
     /// <remarks>
     /// Safe to call from an interleaved grain method: one write runs at a time, and changes recorded while a write is
     /// in flight stay pending for the next one. Orleans' storage bridge yields before the provider serialises, so a
     /// delivery can be applied in between; <see cref="SnapshotCapture"/> runs <paramref name="prepare"/> again at
     /// serialisation, and the state written is of one instant (counts and the ids behind them together).
     /// </remarks>
-    public async Task WriteAsync(Action prepare)
+    public async Task WriteAsync(Action prepare, Action? release = null)
     {
         while (_writing is { IsCompleted: false } running)
         {
@@ -50,16 +54,17 @@ internal sealed class StateCheckpointer<TState>(
             catch (Exception) { /* that caller sees the failure; this one writes afresh below */ }
         }
         if (!Dirty) return;
-        var write = Write(prepare);
+        var write = Write(prepare, release);
         _writing = write;
         try { await write; }
         finally { if (_writing == write) _writing = null; }
     }
 
-    private async Task Write(Action prepare)
+    private async Task Write(Action prepare, Action? release)
     {
         // Again when the storage serialises (see SnapshotCapture): what is applied meanwhile is captured with its ids.
-        if (storage.State is { } current) SnapshotCapture.Register(current, prepare);
+        var current = storage.State;
+        if (current is not null) SnapshotCapture.Register(current, prepare);
         prepare();
         var events = _events;
         _dirty = false;
@@ -82,6 +87,8 @@ internal sealed class StateCheckpointer<TState>(
         }
         metrics.Written(kind, events, clock.Elapsed);
         _events -= events;
+        if (current is not null) SnapshotCapture.Unregister(current);
+        release?.Invoke();
     }
 }
 

@@ -14,11 +14,19 @@ public sealed class UserActivityState
     public long[]? SeenAt { get; set; }
 
     /// <summary>
-    /// What each recent playback event contributed, by event id: a repeat of the event (a replay or a redelivery)
-    /// returns the same contribution, so videos and profiles see the same facts whichever grain checkpointed when.
+    /// The watch time each recent playback event contributed, by event id: a repeat of the event (a replay or a
+    /// redelivery) returns the same contribution, so videos and profiles see the same facts whichever grain
+    /// checkpointed when. The rest of a contribution is the event's own (its ids, type, time, quality, completion), so
+    /// it is rebuilt from the repeat: only what depended on this user's state at the first application is kept.
     /// </summary>
-    public List<PlayContribution> RecentContributions { get; set; } = [];
+    public List<ContributedWatch> Contributed { get; set; } = [];
+
+    /// <summary>Written before <see cref="Contributed"/> existed (whole contributions); read once, then empty.</summary>
+    public List<PlayContribution>? RecentContributions { get; set; }
 }
+
+/// <summary>What a playback event contributed that the event itself does not say: 24 bytes instead of a whole contribution.</summary>
+public readonly record struct ContributedWatch(Guid EventId, long WatchMs);
 
 public sealed class UserWindowState
 {
@@ -141,7 +149,10 @@ public sealed class UserActivityAggregator
     private readonly TumblingWindows _windows;
     private readonly EventIdHorizon _seen;
 
-    private readonly Dictionary<Guid, PlayContribution> _contributions = [];
+    // Looked up only for repeats: a list (the state's own, so a checkpoint copies nothing) searched from the newest,
+    // with an index built once a busy user holds more than a few dozen.
+    private const int UnindexedContributions = 64;
+    private Dictionary<Guid, long>? _contributionIndex;
 
     public UserActivityAggregator(string userId, AggregationOptions options, UserActivityState state)
     {
@@ -151,7 +162,12 @@ public sealed class UserActivityAggregator
         State = state;
         _seen = new EventIdHorizon(options.DedupeHorizon, options.UserDedupeCapacity);
         _seen.Import(state.SeenIds, state.SeenAt);
-        foreach (var c in state.RecentContributions) _contributions[c.EventId] = c;
+        if (state.RecentContributions is { } written)
+        {
+            foreach (var c in written) state.Contributed.Add(new ContributedWatch(c.EventId, c.WatchMs));
+            state.RecentContributions = null;
+        }
+        ReleaseCheckpoint();
     }
 
     public UserActivityState State { get; }
@@ -159,12 +175,10 @@ public sealed class UserActivityAggregator
     public int RememberedIds => _seen.Count;
 
     /// <summary>Copies the idempotency memory into the state before it is written.</summary>
-    public void PrepareCheckpoint()
-    {
-        (State.SeenIds, State.SeenAt) = _seen.Export();
-        State.RecentContributions = [.. _contributions.Values];
-    }
+    public void PrepareCheckpoint() => (State.SeenIds, State.SeenAt) = _seen.Export();
 
+    /// <summary>Drops the copies <see cref="PrepareCheckpoint"/> made once they are written (or read): the horizon has them.</summary>
+    public void ReleaseCheckpoint() => (State.SeenIds, State.SeenAt) = (null, null);
 
     /// <summary>
     /// Applies one event and gives its contribution (playback events only). A repeat changes nothing and returns
@@ -176,7 +190,7 @@ public sealed class UserActivityAggregator
         ForgetOldContributions(now);
         if (!_seen.TryAdd(e.EventId, now))
         {
-            _contributions.TryGetValue(e.EventId, out contribution);
+            if (ContributedWatchMs(e.EventId) is { } contributed) contribution = Contribution(e, contributed);
             return false;
         }
 
@@ -188,7 +202,6 @@ public sealed class UserActivityAggregator
         var totals = State.Totals;
         totals.Events++;
         var started = false;
-        var completed = false;
 
         var watch = WatchTime.Step(State.Playback, MaxDevices, e.EventType, device, videoId, position, e.Payload.GetInt64("from_position_ms"), ts);
         switch (e.EventType)
@@ -213,8 +226,6 @@ public sealed class UserActivityAggregator
             case "video.play.stopped":
                 window.Stops++;
                 totals.Stops++;
-                var duration = e.Payload.GetInt64("duration_ms") ?? 0;
-                completed = e.Payload.GetBoolean("completed") == true || (duration > 0 && position >= duration * 95 / 100);
                 break;
         }
 
@@ -226,20 +237,53 @@ public sealed class UserActivityAggregator
         if (State.LastActivity is not { } l || ts > l) State.LastActivity = ts;
         TrackSession(ts, device, started, watch);
 
-        if (videoId is not null && e.EventType.StartsWith("video.play.", StringComparison.Ordinal))
+        contribution = Contribution(e, watch);
+        if (contribution is not null)
         {
-            contribution = new PlayContribution(e.EventId, e.EventType, ts, _userId, videoId, e.Payload.GetString("profile_id"),
-                watch, started, completed, e.Payload.GetString("quality"), e.Payload.GetString("genre"));
-            _contributions[e.EventId] = contribution;
+            State.Contributed.Add(new ContributedWatch(e.EventId, watch));
+            if (_contributionIndex is not null) _contributionIndex[e.EventId] = watch;
         }
         return true;
+    }
+
+    /// <summary>A playback event's contribution: everything but the watch time comes from the event itself.</summary>
+    private PlayContribution? Contribution(KeystoneEvent e, long watch)
+    {
+        var videoId = e.Payload.GetString("video_id");
+        if (videoId is null || !e.EventType.StartsWith("video.play.", StringComparison.Ordinal)) return null;
+        var completed = false;
+        if (e.EventType == "video.play.stopped")
+        {
+            var duration = e.Payload.GetInt64("duration_ms") ?? 0;
+            completed = e.Payload.GetBoolean("completed") == true || (duration > 0 && (e.Payload.GetInt64("position_ms") ?? 0) >= duration * 95 / 100);
+        }
+        return new PlayContribution(e.EventId, e.EventType, e.Timestamp, _userId, videoId, e.Payload.GetString("profile_id"),
+            watch, e.EventType == "video.play.started", completed, e.Payload.GetString("quality"), e.Payload.GetString("genre"));
+    }
+
+    private long? ContributedWatchMs(Guid eventId)
+    {
+        var recent = State.Contributed;
+        if (recent.Count > UnindexedContributions)
+        {
+            if (_contributionIndex is null)
+            {
+                _contributionIndex = new Dictionary<Guid, long>(recent.Count);
+                foreach (var c in recent) _contributionIndex[c.EventId] = c.WatchMs;
+            }
+            return _contributionIndex.TryGetValue(eventId, out var watch) ? watch : null;
+        }
+        for (var i = recent.Count - 1; i >= 0; i--)
+            if (recent[i].EventId == eventId) return recent[i].WatchMs;
+        return null;
     }
 
     // Contributions are kept as long as their event ids are.
     private void ForgetOldContributions(DateTimeOffset now)
     {
-        if (_contributions.Count <= _seen.Count) return;
-        foreach (var id in _contributions.Keys.Where(id => !_seen.Contains(id)).ToArray()) _contributions.Remove(id);
+        var recent = State.Contributed;
+        if (recent.Count <= _seen.Count) return;
+        if (recent.RemoveAll(c => !_seen.Contains(c.EventId)) > 0) _contributionIndex = null;
     }
 
     private void TrackSession(DateTimeOffset ts, string device, bool started, long watch)

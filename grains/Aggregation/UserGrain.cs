@@ -86,7 +86,7 @@ public sealed class UserGrain(
         return _activation;
     }
 
-    private Task Write() => _checkpointer.WriteAsync(_aggregator.PrepareCheckpoint);
+    private Task Write() => _checkpointer.WriteAsync(_aggregator.PrepareCheckpoint, _aggregator.ReleaseCheckpoint);
 
     public Task<UserActivityView?> GetActivity(DateTimeOffset? from, DateTimeOffset? to) =>
         Task.FromResult(!state.RecordExists && _aggregator.State.Totals.Events == 0 ? null : _aggregator.View(from, to));

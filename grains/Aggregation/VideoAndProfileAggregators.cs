@@ -74,7 +74,14 @@ public sealed class VideoStatsAggregator
         _seen.Import(state.SeenIds, state.SeenAt);
         _totalViewers = HyperLogLog.Import(state.TotalViewers);
         foreach (var w in state.Windows) _viewers[w.Start] = HyperLogLog.Import(w.Viewers);
+        ReleaseCheckpoint();
     }
+
+    /// <summary>
+    /// Drops the id copies <see cref="PrepareCheckpoint"/> made once they are written (or read). The viewer sketches'
+    /// copies stay: a window's sketch is exported again only while it is in memory.
+    /// </summary>
+    public void ReleaseCheckpoint() => (State.SeenIds, State.SeenAt) = (null, null);
 
     public VideoStatsState State { get; }
 
@@ -189,12 +196,16 @@ public sealed class ProfileAggregator
         State = state;
         _seen = new EventIdHorizon(options.DedupeHorizon, options.UserDedupeCapacity);
         _seen.Import(state.SeenIds, state.SeenAt);
+        ReleaseCheckpoint();
     }
 
     public ProfileState State { get; }
 
 
     public void PrepareCheckpoint() => (State.SeenIds, State.SeenAt) = _seen.Export();
+
+    /// <summary>Drops the copies <see cref="PrepareCheckpoint"/> made once they are written (or read): the horizon has them.</summary>
+    public void ReleaseCheckpoint() => (State.SeenIds, State.SeenAt) = (null, null);
 
     /// <summary>Applies a contribution whose genres the caller resolved (from the event or the video's catalogue entry).</summary>
     public bool Apply(PlayContribution c, IReadOnlyList<string> genres, DateTimeOffset now)

@@ -67,7 +67,7 @@ public sealed class VideoGrain(
         return _activation;
     }
 
-    private Task Write() => _checkpointer.WriteAsync(_aggregator.PrepareCheckpoint);
+    private Task Write() => _checkpointer.WriteAsync(_aggregator.PrepareCheckpoint, _aggregator.ReleaseCheckpoint);
 
     public Task<VideoStatsView?> GetStats() =>
         Task.FromResult(!state.RecordExists && _aggregator.State.Totals.Starts == 0 && _aggregator.State.Windows.Count == 0 && _aggregator.State.Title is null

@@ -56,7 +56,7 @@ internal sealed class GraphFacet(IPersistentState<GraphNodeState> storage, Graph
             await services.Pages.WriteAsync(_node.Type, _node.Id, full.Label, full.Page, full.Entries);
             _node.Sealed(full.Label, full.Page);
         }
-        await _checkpointer.WriteAsync(_node.PrepareCheckpoint);
+        await _checkpointer.WriteAsync(_node.PrepareCheckpoint, _node.ReleaseCheckpoint);
     }
 
     public GraphNodeView? View() => _node.Exists ? _node.View() : null;

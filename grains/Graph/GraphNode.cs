@@ -78,6 +78,7 @@ public sealed class GraphNode
         foreach (var e in state.Out) _out[(e.Label, e.Target)] = e;
         _seen = new EventIdHorizon(options.DedupeHorizon, options.DedupeCapacity);
         _seen.Import(state.SeenIds, state.SeenAt);
+        ReleaseCheckpoint();
     }
 
     public NodeType Type { get; }
@@ -87,6 +88,9 @@ public sealed class GraphNode
     public int RememberedIds => _seen.Count;
 
     public void PrepareCheckpoint() => (State.SeenIds, State.SeenAt) = _seen.Export();
+
+    /// <summary>Drops the copies <see cref="PrepareCheckpoint"/> made once they are written (or read): the horizon has them.</summary>
+    public void ReleaseCheckpoint() => (State.SeenIds, State.SeenAt) = (null, null);
 
     public GraphApplyOutcome Apply(GraphBatch batch, DateTimeOffset now)
     {

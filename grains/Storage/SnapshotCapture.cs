@@ -16,6 +16,9 @@ public static class SnapshotCapture
     /// <summary>Runs <paramref name="capture"/> whenever <paramref name="state"/> is about to be serialised for a write.</summary>
     public static void Register(object state, Action capture) => Captures.AddOrUpdate(state, capture);
 
+    /// <summary>Forgets the capture once its write is done: an idle entity need not keep it until the next one.</summary>
+    public static void Unregister(object state) => Captures.Remove(state);
+
     /// <summary>Serialises a state for a write, after its capture (if one is registered).</summary>
     public static BinaryData Serialize<T>(Orleans.Storage.IGrainStorageSerializer serializer, T state)
     {

@@ -360,6 +360,66 @@ public class UserActivityAggregatorTests
     }
 
     [Fact]
+    public void A_state_written_with_whole_contributions_still_answers_repeats_and_keeps_only_their_watch_time()
+    {
+        var aggregator = Aggregator();
+        var start = Started(At("12:00:00"));
+        var pause = Paused(At("12:00:30"), 30_000);
+        Apply(aggregator, start);
+        var paused = Apply(aggregator, pause)!;
+        aggregator.PrepareCheckpoint();
+        // The shape before compact contributions: every contribution whole, none in Contributed.
+        var old = RoundTrip(aggregator.State);
+        old.RecentContributions = [Apply(Aggregator(), start)!, paused];
+        old.Contributed = [];
+
+        var restored = Aggregator(state: RoundTrip(old));
+
+        Assert.False(restored.Apply(pause, Now, out var again));
+        Assert.Equal(paused, again);
+        Assert.Null(restored.State.RecentContributions);
+        Assert.Equal([new ContributedWatch(start.EventId, 0), new ContributedWatch(pause.EventId, 30_000)], restored.State.Contributed);
+    }
+
+    [Fact]
+    public void A_busy_user_finds_the_contribution_of_any_remembered_event()
+    {
+        var aggregator = Aggregator();
+        // Past the point where repeats are looked up through an index rather than by scanning.
+        var events = Enumerable.Range(0, 150).SelectMany(i => new[] { Started(At("12:00:00").AddSeconds(i * 2)), Stopped(At("12:00:01").AddSeconds(i * 2), 1_000) }).ToList();
+        var first = events.Select(e => Apply(aggregator, e)).ToList();
+
+        foreach (var i in new[] { 0, 1, 97, 150, 299 })
+        {
+            Assert.False(aggregator.Apply(events[i], Now, out var again));
+            Assert.Equal(first[i], again);
+        }
+        // And after more events, which the index must know too.
+        var late = Started(At("12:20:00"));
+        var lateFirst = Apply(aggregator, late);
+        Assert.False(aggregator.Apply(late, Now, out var lateAgain));
+        Assert.Equal(lateFirst, lateAgain);
+    }
+
+    [Fact]
+    public void Once_written_the_state_drops_its_copy_of_the_ids_and_the_next_checkpoint_makes_it_again()
+    {
+        var aggregator = Aggregator();
+        Apply(aggregator, Started(At("12:00:00")));
+        aggregator.PrepareCheckpoint();
+        Assert.Single(aggregator.State.SeenIds!);
+
+        aggregator.ReleaseCheckpoint();
+        Assert.Null(aggregator.State.SeenIds);
+        Assert.Null(aggregator.State.SeenAt);
+        Assert.Equal(1, aggregator.RememberedIds);
+
+        Apply(aggregator, Paused(At("12:00:10"), 10_000));
+        aggregator.PrepareCheckpoint();
+        Assert.Equal(2, Aggregator(state: RoundTrip(aggregator.State)).RememberedIds);
+    }
+
+    [Fact]
     public void View_returns_the_windows_overlapping_the_range()
     {
         var aggregator = Aggregator();
