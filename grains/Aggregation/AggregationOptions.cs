@@ -56,6 +56,17 @@ public sealed class AggregationOptions
     [Range(1, 10_000)]
     public int DispatchConcurrency { get; set; } = 256;
 
+    /// <summary>
+    /// How long a user, video or profile grain stays in memory without a call (Orleans' collection age for these
+    /// types). An idle entity then writes its state if anything changed and leaves memory; the next event or query
+    /// reactivates it from its snapshot. Lower it where many users go quiet: an activated user holds about 6 KB
+    /// (docs/performance.md). At least twice <see cref="CheckpointInterval"/>, so that a busy entity is checkpointed by
+    /// its operator, not by its own deactivation. Unset: Orleans' 15 minutes, or twice the checkpoint interval if longer.
+    /// </summary>
+    public TimeSpan? IdleEntityLifetime { get; set; }
+
+    public TimeSpan EntityLifetime => IdleEntityLifetime ?? TimeSpan.FromTicks(Math.Max(TimeSpan.FromMinutes(15).Ticks, (CheckpointInterval + CheckpointInterval).Ticks));
+
     /// <summary>How long an event id is remembered: at least window + lateness + margin, and two checkpoints (the most a replay can repeat).</summary>
     public TimeSpan DedupeHorizon => WindowSize + AllowedLateness + DedupeMargin + CheckpointInterval + CheckpointInterval;
 
@@ -70,6 +81,9 @@ public sealed class AggregationOptions
         if (IdleTimeout <= TimeSpan.Zero) yield return $"{Section}:IdleTimeout must be positive.";
         if (SessionGap <= TimeSpan.Zero) yield return $"{Section}:SessionGap must be positive.";
         if (CheckpointInterval < TimeSpan.FromMilliseconds(100)) yield return $"{Section}:CheckpointInterval must be at least 100 ms.";
+        if (IdleEntityLifetime is { } lifetime && lifetime < CheckpointInterval + CheckpointInterval)
+            yield return $"{Section}:IdleEntityLifetime ({lifetime}) must be at least twice CheckpointInterval ({CheckpointInterval}): an entity idle that soon would leave memory between its operator's checkpoints, and each return would replay the log.";
+        if (IdleEntityLifetime < TimeSpan.FromSeconds(2)) yield return $"{Section}:IdleEntityLifetime must be at least 2 s.";
         if (AffinityHalfLife <= TimeSpan.Zero) yield return $"{Section}:AffinityHalfLife must be positive.";
         foreach (var (name, topic) in new[] { ("StatsTopic", StatsTopic), ("TriggerTopic", TriggerTopic), ("LateTopic", LateTopic) })
             if (!Topics.StreamNames.IsValidTopicName(topic)) yield return $"{Section}:{name}: '{topic}' is not a valid topic name.";

@@ -127,9 +127,20 @@ internal static class SiloSetup
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SiloStopFlush>();
 
         ConfigureStreams(silo, streaming, storage, requests);
+        ConfigureEntityLifetime(silo, Bind<AggregationOptions>(configuration, AggregationOptions.Section).EntityLifetime);
 
         if (dashboard) silo.AddDashboard();
     }
+
+    /// <summary>Idle users, videos and profiles leave memory after <paramref name="lifetime"/> (see <see cref="AggregationOptions.IdleEntityLifetime"/>).</summary>
+    private static void ConfigureEntityLifetime(ISiloBuilder silo, TimeSpan lifetime) =>
+        silo.Configure<GrainCollectionOptions>(o =>
+        {
+            foreach (var type in new[] { typeof(UserGrain), typeof(VideoGrain), typeof(ProfileGrain) })
+                o.ClassSpecificCollectionAge[type.FullName!] = lifetime;
+            // Orleans looks for idle activations every quantum (a minute), and wants every age above it.
+            if (lifetime <= o.CollectionQuantum) o.CollectionQuantum = lifetime / 2;
+        });
 
     private static void ConfigureStreams(ISiloBuilder silo, StreamingOptions streaming, StorageOptions storage, StorageRequests requests)
     {

@@ -7,6 +7,7 @@ using Keystone.Aggregation;
 using Keystone.Events;
 using Keystone.IntegrationTests.Infrastructure;
 using Keystone.Topics;
+using Orleans.Runtime;
 
 namespace Keystone.IntegrationTests.Aggregation;
 
@@ -32,6 +33,12 @@ public sealed class AggregationTests(AzuriteFixture azurite)
         var text = await response.Content.ReadAsStringAsync();
         Assert.True(response.IsSuccessStatusCode, $"GET {path}: {(int)response.StatusCode} {text}");
         return JsonNode.Parse(text)!;
+    }
+
+    private static async Task<JsonNode?> ActivityOrNull(HttpClient http, string user)
+    {
+        var response = await http.GetAsync($"/v1/users/{user}/activity");
+        return response.StatusCode == HttpStatusCode.NotFound ? null : JsonNode.Parse(await response.Content.ReadAsStringAsync());
     }
 
     private static async Task Post(HttpClient http, IEnumerable<KeystoneEvent> events)
@@ -147,6 +154,43 @@ public sealed class AggregationTests(AzuriteFixture azurite)
         Assert.Equal(2, restored["windows"]!.AsArray().Count);
         var restoredVideo = await Get(again.Http, "/v1/videos/agg-video-1/stats");
         Assert.Equal(2, restoredVideo["totals"]!["unique_viewers"]!.GetValue<long>());
+    }
+
+    [Fact]
+    public async Task An_idle_user_leaves_memory_after_its_lifetime_and_comes_back_with_exactly_its_counts()
+    {
+        var settings = Settings(azurite);
+        settings["Keystone:Aggregation:IdleEntityLifetime"] = "00:00:03";
+        // The user's graph side is checkpointed by the graph operators: at the same pace, so that neither keeps calling it.
+        settings["Keystone:Graph:CheckpointInterval"] = "00:00:01";
+        var script = new PlaybackScript();
+        script.Session("idle-carol", "idle-carol-p1", "carol-tv", "idle-video-1", T0);
+        await using var silo = await TestSilo.StartAsync(settings);
+        await Post(silo.Http, script.Events);
+        // Her 4 events, and the watermark they made (10:01:40) closed her 10:00 window and not her 10:01 one.
+        static string Closed(JsonNode a) => string.Join(",", a["windows"]!.AsArray().Select(w => w!["closed"]!.GetValue<bool>()));
+        var before = (await Eventually.Until(() => ActivityOrNull(silo.Http, "idle-carol"), a => a?["totals"]!["events"]!.GetValue<long>() == 4 && Closed(a) == "True,False",
+            TimeSpan.FromSeconds(20), "carol's 4 events and her first window closed"))!;
+
+        // Once her operators have checkpointed her and nothing calls her, Orleans collects the activation.
+        var management = silo.Client.GetGrain<IManagementGrain>(0);
+        var carol = (GrainReference)silo.Client.GetGrain<IUserGrain>("idle-carol");
+        await Eventually.Until(() => management.GetGrainActivationCount(carol), n => n == 0, TimeSpan.FromSeconds(60), "carol's activation to be collected");
+
+        // A query brings her back from her snapshot, with the same windows and totals.
+        var after = await Get(silo.Http, "/v1/users/idle-carol/activity");
+        Assert.Equal(before.ToJsonString(), after.ToJsonString());
+        Assert.Equal(1, await management.GetGrainActivationCount(carol));
+
+        // And she counts on from there: a second session, no event counted twice.
+        var next = new PlaybackScript();
+        next.Session("idle-carol", "idle-carol-p1", "carol-tv", "idle-video-1", T0.AddMinutes(10));
+        await Post(silo.Http, next.Events);
+        var more = (await Eventually.Until(() => ActivityOrNull(silo.Http, "idle-carol"), a => a?["totals"]!["events"]!.GetValue<long>() >= 8,
+            TimeSpan.FromSeconds(20), "carol's second session"))!;
+        Assert.Equal(8, more["totals"]!["events"]!.GetValue<long>());
+        Assert.Equal(2, more["totals"]!["plays"]!.GetValue<long>());
+        Assert.Equal(120_000, more["totals"]!["watch_ms"]!.GetValue<long>());
     }
 
     [Fact]

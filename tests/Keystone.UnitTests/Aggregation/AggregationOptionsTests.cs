@@ -94,4 +94,23 @@ public class AggregationOptionsTests
 
         Assert.Equal((TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(3)), (windows.Size, windows.Offset));
     }
+
+    [Fact]
+    public void An_idle_entity_lifetime_under_two_checkpoints_is_named()
+    {
+        var options = new AggregationOptions { CheckpointInterval = TimeSpan.FromMinutes(1), IdleEntityLifetime = TimeSpan.FromSeconds(90) };
+
+        var problem = Assert.Single(options.Problems());
+        Assert.StartsWith("Keystone:Aggregation:IdleEntityLifetime (00:01:30) must be at least twice CheckpointInterval (00:01:00)", problem);
+        options.IdleEntityLifetime = TimeSpan.FromMinutes(2);
+        Assert.Empty(options.Problems());
+    }
+
+    [Fact]
+    public void Unset_an_idle_entity_lives_orleans_fifteen_minutes_or_two_checkpoints_if_longer()
+    {
+        Assert.Equal(TimeSpan.FromMinutes(15), new AggregationOptions().EntityLifetime);
+        Assert.Equal(TimeSpan.FromHours(2), new AggregationOptions { CheckpointInterval = TimeSpan.FromHours(1) }.EntityLifetime);
+        Assert.Equal(TimeSpan.FromMinutes(3), new AggregationOptions { IdleEntityLifetime = TimeSpan.FromMinutes(3) }.EntityLifetime);
+    }
 }
