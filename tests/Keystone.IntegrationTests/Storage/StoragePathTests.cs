@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using Keystone.Aggregation;
+using Keystone.Checkpointing;
 using Keystone.Events;
 using Keystone.IntegrationTests.Infrastructure;
 using Keystone.Storage;
@@ -34,6 +35,13 @@ public sealed class StoragePathTests(AzuriteFixture azurite)
         try
         {
             await using var silo = await TestSilo.StartAsync(settings);
+            // The coordinator's first round starts 200 ms after the silo does, and every consumer writes at its first
+            // barrier (an operator records where its log stands even with nothing to cover; the archive writes what
+            // it holds). On a loaded machine that round was still writing inside the measurement (CI saw the four
+            // ads operators' state writes there). With no event sent yet, every consumer acknowledges it as soon as it
+            // has written, so wait for it first: the warm-up's events then come after its barrier everywhere.
+            var coordinator = silo.Client.GetGrain<ICheckpointCoordinatorGrain>(0);
+            await Eventually.Until(() => coordinator.GetStatus(), s => s.Completed >= 1, TimeSpan.FromSeconds(60), "the first checkpoint round completed by every consumer");
             // Some events first, so that every partition's log segment, the containers and the grains' snapshot
             // buckets exist before the count starts (40 users: all four partitions but with odds of 1 in 20,000).
             const int warmUp = 40;
