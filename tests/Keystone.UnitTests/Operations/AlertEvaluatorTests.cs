@@ -15,25 +15,50 @@ public class AlertEvaluatorTests
     private static AlertView Get(AlertEvaluator e, string name) => e.Alerts.Single(a => a.Name == name);
 
     [Fact]
-    public void Lag_above_five_minutes_fires_and_resolves_with_the_stage_named()
+    public void Lag_above_five_minutes_for_two_windows_fires_and_resolves_with_the_stage_named()
     {
         var e = new AlertEvaluator(new AlertOptions());
         Assert.Empty(e.Evaluate(S(0, lag: 299_000)));
-        var fired = Assert.Single(e.Evaluate(S(1, lag: 301_000)));
-        Assert.Equal((AlertEvaluator.Lag, AlertState.Firing, T0 + Window), (fired.Name, fired.State, fired.Since));
+        Assert.Empty(e.Evaluate(S(1, lag: 301_000)));
+        var fired = Assert.Single(e.Evaluate(S(2, lag: 301_000)));
+        Assert.Equal((AlertEvaluator.Lag, AlertState.Firing, T0 + Window * 2), (fired.Name, fired.State, fired.Since));
         Assert.Contains("at router", fired.Detail);
-        Assert.Empty(e.Evaluate(S(2, lag: 400_000)));
-        var resolved = Assert.Single(e.Evaluate(S(3, lag: 1_000)));
-        Assert.Equal((AlertState.Resolved, T0 + Window, T0 + Window * 3), (resolved.State, resolved.Since, resolved.ResolvedAt));
+        Assert.Empty(e.Evaluate(S(3, lag: 400_000)));
+        var resolved = Assert.Single(e.Evaluate(S(4, lag: 1_000)));
+        Assert.Equal((AlertState.Resolved, T0 + Window * 2, T0 + Window * 4), (resolved.State, resolved.Since, resolved.ResolvedAt));
     }
 
     [Fact]
-    public void Processing_p99_above_one_second_fires()
+    public void Processing_p99_above_one_second_for_two_windows_fires()
     {
         var e = new AlertEvaluator(new AlertOptions());
         e.Evaluate(S(0, processing: 999));
         Assert.Equal(AlertState.Ok, Get(e, AlertEvaluator.Processing).State);
         e.Evaluate(S(1, processing: 1_001));
+        Assert.Equal(AlertState.Ok, Get(e, AlertEvaluator.Processing).State);
+        e.Evaluate(S(2, processing: 1_001));
+        Assert.Equal(AlertState.Firing, Get(e, AlertEvaluator.Processing).State);
+    }
+
+    [Fact]
+    public void One_window_over_the_latency_limits_is_a_catch_up_not_an_alert()
+    {
+        // A restart replays what the last checkpoint did not cover: one slow window, then normal again.
+        var e = new AlertEvaluator(new AlertOptions());
+        Assert.Empty(e.Evaluate(S(0, lag: 50, processing: 5)));
+        Assert.Empty(e.Evaluate(S(1, lag: 11_533_000, processing: 1_278)));
+        Assert.Empty(e.Evaluate(S(2, lag: 135, processing: 8)));
+        // The count starts over: two windows over, apart, are not two in a row.
+        Assert.Empty(e.Evaluate(S(3, lag: 50, processing: 1_500)));
+        Assert.Equal(AlertState.Ok, Get(e, AlertEvaluator.Processing).State);
+        Assert.Equal(AlertState.Ok, Get(e, AlertEvaluator.Lag).State);
+    }
+
+    [Fact]
+    public void With_one_breach_window_configured_the_first_window_over_fires()
+    {
+        var e = new AlertEvaluator(new AlertOptions { BreachWindowsToFire = 1 });
+        e.Evaluate(S(0, processing: 1_001));
         Assert.Equal(AlertState.Firing, Get(e, AlertEvaluator.Processing).State);
     }
 
