@@ -6,7 +6,7 @@ namespace Keystone.Aggregation;
 public sealed class CheckpointMetrics : IDisposable
 {
     public const string MeterName = "Keystone.Checkpoints";
-    private readonly Meter _meter = new(MeterName);
+    private readonly Meter _meter;
     private readonly Counter<long> _writes;
     private readonly Counter<long> _events;
     private readonly Counter<long> _conflicts;
@@ -16,8 +16,11 @@ public sealed class CheckpointMetrics : IDisposable
     private readonly Lock _lock = new();
     private readonly Dictionary<string, (long Writes, long Events)> _byKind = [];
 
-    public CheckpointMetrics()
+    /// <param name="meterFactory">The host's: its meter is that host's own, so several hosts in one process (tests)
+    /// do not share or end each other's series.</param>
+    public CheckpointMetrics(IMeterFactory? meterFactory = null)
     {
+        _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
         _writes = _meter.CreateCounter<long>("keystone.checkpoint.writes", "{write}", "Grain state writes to blob storage.");
         _events = _meter.CreateCounter<long>("keystone.checkpoint.events", "{event}", "Events made durable by those writes.");
         _conflicts = _meter.CreateCounter<long>("keystone.checkpoint.conflicts", "{conflict}", "Writes refused by an ETag conflict and redone.");

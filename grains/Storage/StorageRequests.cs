@@ -16,13 +16,25 @@ public sealed class StorageRequests : IDisposable
 {
     public const string MeterName = "Keystone.Storage";
 
-    private readonly Meter _meter = new(MeterName);
-    private readonly Counter<long> _requests;
     private readonly ConcurrentDictionary<string, long> _byOperation = new(StringComparer.Ordinal);
+    private Meter? _meter;
 
-    public StorageRequests()
+    /// <summary>
+    /// Exports the counts on a meter of <paramref name="meterFactory"/> (the host's). The counter exists before the
+    /// host's container does (storage clients are configured first), so the export is an observable counter over the
+    /// same totals, attached once the host is built.
+    /// </summary>
+    public void Export(IMeterFactory meterFactory)
     {
-        _requests = _meter.CreateCounter<long>("keystone.storage.requests", "{request}", "Requests sent to Azure Storage, by operation (service.verb).");
+        if (_meter is not null) return;
+        _meter = meterFactory.Create(MeterName);
+        _meter.CreateObservableCounter("keystone.storage.requests", Observe, "{request}", "Requests sent to Azure Storage, by operation (service.verb).");
+    }
+
+    private IEnumerable<Measurement<long>> Observe()
+    {
+        foreach (var (operation, count) in _byOperation)
+            yield return new Measurement<long>(count, new KeyValuePair<string, object?>("operation", operation));
     }
 
     /// <summary>Puts this counter into a client's pipeline; <paramref name="service"/> is blob, queue or table.</summary>
@@ -52,7 +64,6 @@ public sealed class StorageRequests : IDisposable
     private void Count(string operation, Uri uri)
     {
         _byOperation.AddOrUpdate(operation, 1, static (_, n) => n + 1);
-        _requests.Add(1, new KeyValuePair<string, object?>("operation", operation));
         // Writes are rare off the fronting log (one per thousands of events), so remembering them costs nothing.
         if (!IsWrite(operation)) return;
         _recentWrites.Enqueue($"{operation} {uri.AbsolutePath}");
@@ -111,7 +122,7 @@ public sealed class StorageRequests : IDisposable
         return null;
     }
 
-    public void Dispose() => _meter.Dispose();
+    public void Dispose() => _meter?.Dispose();
 
     private sealed class Policy(StorageRequests owner, string service) : HttpPipelineSynchronousPolicy
     {

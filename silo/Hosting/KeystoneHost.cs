@@ -1,3 +1,5 @@
+using static Microsoft.Extensions.Diagnostics.Metrics.MetricsBuilderExtensions;
+using MeterScope = Microsoft.Extensions.Diagnostics.Metrics.MeterScope;
 using OpenTelemetry.Metrics;
 using System.Text.Json;
 using Keystone.Client.Hosting;
@@ -88,6 +90,7 @@ public static class KeystoneHost
             Configure(builder);
             services?.Invoke(builder.Services);
             var app = builder.Build();
+            app.Services.GetService<StorageRequests>()?.Export(app.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
             Map(app);
             return new Instance(app, azurite);
         }
@@ -157,12 +160,19 @@ public static class KeystoneHost
         services.AddOptions<Keystone.Lake.LakeOptions>().Bind(configuration.GetSection(Keystone.Lake.LakeOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<AlertMonitor>();
         services.AddHostedService(sp => sp.GetRequiredService<AlertMonitor>());
-        // Prometheus scrapes /metrics: the pipeline's, the checkpoints' and (in co-hosted producers) the SDK's meters.
-        services.AddOpenTelemetry().WithMetrics(m => m
-            .AddMeter(PipelineMetrics.MeterName, CheckpointMetrics.MeterName, StorageRequests.MeterName, PublisherMetrics.MeterName)
-            // .NET's own runtime meter: GC collections and pause time, heap, CPU, thread pool (the dashboard's GC row).
-            .AddMeter("System.Runtime")
-            .AddPrometheusExporter());
+        // Prometheus scrapes /metrics: the pipeline's, the checkpoints' and storage's meters, created by this host's
+        // IMeterFactory and selected by scope (Local), not by name alone. OpenTelemetry's AddMeter listens to every
+        // meter of that name in the process and merges same-named instruments into one series, so with several hosts
+        // in one process (the integration tests) one host stopping ended the others' series.
+        services.AddMetrics(m => m
+            .EnableMetrics(PipelineMetrics.MeterName, scopes: MeterScope.Local)
+            .EnableMetrics(CheckpointMetrics.MeterName, scopes: MeterScope.Local)
+            .EnableMetrics(StorageRequests.MeterName, scopes: MeterScope.Local)
+            // Process-wide meters: the SDK's (co-hosted producers) and .NET's runtime meter (GC collections and pause
+            // time, heap, CPU, thread pool: the dashboard's GC row).
+            .EnableMetrics(PublisherMetrics.MeterName, scopes: MeterScope.Global)
+            .EnableMetrics("System.Runtime", scopes: MeterScope.Global));
+        services.AddOpenTelemetry().WithMetrics(m => m.AddPrometheusExporter());
 
         services.ConfigureHttpJsonOptions(o =>
         {

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 
 namespace Keystone.Client.Publishing;
@@ -23,10 +24,22 @@ public sealed class PublisherMetrics : IDisposable
 {
     public const string MeterName = "Keystone.Client";
 
-    private readonly Meter _meter;
-    private readonly Counter<long> _published, _rejected, _retried, _deadLettered;
-    private readonly Histogram<int> _batchSize;
-    private readonly Histogram<double> _flushLatency;
+    // One meter for the process, never disposed, shared by every publisher in it (the way .NET's own libraries meter
+    // HttpClient). A meter per publisher would not do: exporters merge same-named instruments into one series, and
+    // disposing any one publisher's meter ends that series for all the others.
+    private static readonly Meter SharedMeter = new(MeterName);
+    private static readonly Counter<long> PublishedCounter = SharedMeter.CreateCounter<long>("keystone.publisher.published", "{event}", "Events the cluster accepted.");
+    private static readonly Counter<long> RejectedCounter = SharedMeter.CreateCounter<long>("keystone.publisher.rejected", "{event}", "Events refused by local validation or by the cluster.");
+    private static readonly Counter<long> RetriedCounter = SharedMeter.CreateCounter<long>("keystone.publisher.retried", "{attempt}", "Batch send attempts that were retried.");
+    private static readonly Counter<long> DeadLetteredCounter = SharedMeter.CreateCounter<long>("keystone.publisher.dead_lettered", "{event}", "Events written to the dead-letter file.");
+    private static readonly Histogram<int> BatchSizeHistogram = SharedMeter.CreateHistogram<int>("keystone.publisher.batch_size", "{event}", "Events per sent batch.");
+    private static readonly Histogram<double> FlushLatencyHistogram = SharedMeter.CreateHistogram<double>("keystone.publisher.flush_latency", "ms", "First event queued to batch acknowledged.");
+    private static readonly ConcurrentDictionary<PublisherMetrics, byte> Live = new(ReferenceEqualityComparer.Instance);
+    private static readonly ObservableGauge<int> QueueDepthGauge = SharedMeter.CreateObservableGauge("keystone.publisher.queue_depth", () => Live.Keys.Sum(p => p.QueueDepth()), "{event}", "Events waiting to be sent, over the process's open publishers.");
+
+    private readonly Counter<long> _published = PublishedCounter, _rejected = RejectedCounter, _retried = RetriedCounter, _deadLettered = DeadLetteredCounter;
+    private readonly Histogram<int> _batchSize = BatchSizeHistogram;
+    private readonly Histogram<double> _flushLatency = FlushLatencyHistogram;
     private readonly LatencyHistogram _latency = new();
     private readonly Lock _lock = new();
     private long _publishedTotal, _rejectedTotal, _retriedTotal, _deadLetteredTotal, _batches, _batchEvents;
@@ -35,14 +48,8 @@ public sealed class PublisherMetrics : IDisposable
     public PublisherMetrics(Func<int> queueDepth)
     {
         QueueDepth = queueDepth;
-        _meter = new Meter(MeterName);
-        _published = _meter.CreateCounter<long>("keystone.publisher.published", "{event}", "Events the cluster accepted.");
-        _rejected = _meter.CreateCounter<long>("keystone.publisher.rejected", "{event}", "Events refused by local validation or by the cluster.");
-        _retried = _meter.CreateCounter<long>("keystone.publisher.retried", "{attempt}", "Batch send attempts that were retried.");
-        _deadLettered = _meter.CreateCounter<long>("keystone.publisher.dead_lettered", "{event}", "Events written to the dead-letter file.");
-        _batchSize = _meter.CreateHistogram<int>("keystone.publisher.batch_size", "{event}", "Events per sent batch.");
-        _flushLatency = _meter.CreateHistogram<double>("keystone.publisher.flush_latency", "ms", "First event queued to batch acknowledged.");
-        _meter.CreateObservableGauge("keystone.publisher.queue_depth", () => QueueDepth(), "{event}", "Events waiting to be sent.");
+        _ = QueueDepthGauge;
+        Live.TryAdd(this, 0);
     }
 
     public Func<int> QueueDepth { get; }
@@ -101,5 +108,6 @@ public sealed class PublisherMetrics : IDisposable
         }
     }
 
-    public void Dispose() => _meter.Dispose();
+    /// <summary>Stops counting this publisher's queue in the shared gauge; what it counted stays counted.</summary>
+    public void Dispose() => Live.TryRemove(this, out _);
 }

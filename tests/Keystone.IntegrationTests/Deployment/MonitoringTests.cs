@@ -103,4 +103,47 @@ public sealed partial class MonitoringTests(AzuriteFixture azurite)
         Assert.True(missing.Length == 0, "queried by the dashboard but not on /metrics: " + string.Join(", ", missing)
             + (refusals.Count > 0 ? "; before they were accepted, the events were refused: " + string.Join(" | ", refusals) : ""));
     }
+    /// <summary>The sum of a metric's samples on a /metrics page, or null when it has none.</summary>
+    private static double? Sum(string exported, string name)
+    {
+        var samples = Regex.Matches(exported, $@"^{Regex.Escape(name)}(?:\{{[^}}]*\}})? (\S+)", RegexOptions.Multiline);
+        return samples.Count == 0 ? null : samples.Sum(m => double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    private static async Task<double?> WaitForAsync(TestSilo silo, string name, double atLeast)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        double? value = null;
+        while (DateTime.UtcNow < deadline)
+        {
+            value = Sum(await silo.Http.GetStringAsync("/metrics"), name);
+            if (value >= atLeast) break;
+            await Task.Delay(200);
+        }
+        return value;
+    }
+
+    [Fact]
+    public async Task A_silo_exports_only_its_own_series_and_keeps_them_when_another_host_in_the_process_stops()
+    {
+        // Several hosts share a process in these tests (and can in an application that hosts more than one). Selected by
+        // meter name alone, a host's exporter also counted the other hosts' instruments into the same series, and the
+        // first of them to stop ended that series for everyone.
+        const string Ingested = "keystone_ingest_events_total";
+        await using var first = await TestSilo.StartAsync(TestSilo.DefaultSettings(azurite));
+        Assert.Equal(System.Net.HttpStatusCode.Accepted, (await first.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray([TestEvents.Play("mon-a1", "mon-v1")])))).StatusCode);
+        Assert.Equal<double?>(1, await WaitForAsync(first, Ingested, 1));
+
+        await using (var second = await TestSilo.StartAsync(TestSilo.DefaultSettings(azurite)))
+        {
+            var three = TestEvents.JsonArray([TestEvents.Play("mon-b1", "mon-v1"), TestEvents.Play("mon-b2", "mon-v1"), TestEvents.Play("mon-b3", "mon-v1")]);
+            Assert.Equal(System.Net.HttpStatusCode.Accepted, (await second.Http.PostAsync("/v1/events", TestEvents.JsonContent(three))).StatusCode);
+            Assert.Equal<double?>(3, await WaitForAsync(second, Ingested, 3));
+        }
+
+        Assert.Equal(System.Net.HttpStatusCode.Accepted, (await first.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray([TestEvents.Play("mon-a2", "mon-v1")])))).StatusCode);
+        var exported = await WaitForAsync(first, Ingested, 2);
+        Assert.True(exported == 2, $"{Ingested} on the first silo after the second stopped: {exported?.ToString() ?? "no series"} (it accepted 2 events)");
+        Assert.NotNull(Sum(await first.Http.GetStringAsync("/metrics"), "keystone_storage_requests_total"));
+    }
 }
