@@ -45,6 +45,7 @@ public static class AggregationBenchmark
         var before = metrics.ByKind();
 
         var clock = Stopwatch.StartNew();
+        var previousLag = LatencySnapshot.Empty;
         using var stop = new CancellationTokenSource();
         // Progress every 5 s shows where a backlog builds: applied events lagging the producer, or writes stalling.
         var progress = Task.Run(async () =>
@@ -53,7 +54,14 @@ public static class AggregationBenchmark
             {
                 try { await Task.Delay(TimeSpan.FromSeconds(5), stop.Token); } catch (OperationCanceledException) { break; }
                 var s = await Task.WhenAll(operators.Select(o => o.GetStats()));
-                Console.WriteLine($"    aggregation: {clock.Elapsed.TotalSeconds:0} s, operators applied {s.Sum(x => x.Events):N0} of {expectedActivity:N0}, checkpoints {s.Sum(x => x.Checkpoints)}, writes {string.Join(", ", metrics.ByKind().Select(kv => $"{kv.Key} {kv.Value.Writes:N0}"))}");
+                // The latency of the last 5 s alone: whether the tail is spread over the run or comes from one moment.
+                var lag = LatencySnapshot.Merge(s.Select(x => x.ApplyLag));
+                var recent = Since(lag, previousLag);
+                previousLag = lag;
+                if (Environment.GetEnvironmentVariable("KEYSTONE_BENCH_STAGES") == "1")
+                    foreach (var (stage, (stageLag, processing)) in cluster.Silo.App.Services.GetRequiredService<Keystone.Pipeline.PipelineMetrics>().TakeStageWindow().OrderBy(kv => kv.Key))
+                        Console.WriteLine($"      {stage}: lag p50 {stageLag.Percentile(0.5):0} p99 {stageLag.Percentile(0.99):0} max {stageLag.MaxMillis:0} ms; batch processing p50 {processing.Percentile(0.5):0} p99 {processing.Percentile(0.99):0} max {processing.MaxMillis:0} ms ({processing.Count} batches)");
+                Console.WriteLine($"    aggregation: {clock.Elapsed.TotalSeconds:0} s, operators applied {s.Sum(x => x.Events):N0} of {expectedActivity:N0}, grain-visible p50 {recent.Percentile(0.5):0} / p99 {recent.Percentile(0.99):0} / max {recent.Max:0} ms in the last 5 s, checkpoints {s.Sum(x => x.Checkpoints)}, writes {string.Join(", ", metrics.ByKind().Select(kv => $"{kv.Key} {kv.Value.Writes:N0}"))}");
             }
         });
         await using (var publisher = KeystonePublisher.Create(cluster.Client, options))
@@ -105,6 +113,18 @@ public static class AggregationBenchmark
             kinds["log"].Writes,
             kinds["operator"].Writes,
             kinds);
+    }
+
+    /// <summary>What a cumulative histogram gained since an earlier snapshot of it: percentiles over an interval.</summary>
+    private static (Func<double, double> Percentile, double Max) Since(LatencySnapshot now, LatencySnapshot before)
+    {
+        var counts = new SortedDictionary<int, long>();
+        for (var i = 0; i < now.Indexes.Length; i++) counts[now.Indexes[i]] = now.Counts[i];
+        for (var i = 0; i < before.Indexes.Length; i++) counts[before.Indexes[i]] = counts.GetValueOrDefault(before.Indexes[i]) - before.Counts[i];
+        var kept = counts.Where(kv => kv.Value > 0).ToArray();
+        var interval = new LatencySnapshot([.. kept.Select(kv => kv.Key)], [.. kept.Select(kv => kv.Value)], kept.Sum(kv => kv.Value), 0, long.MaxValue);
+        var max = kept.Length == 0 ? 0 : LatencyHistogram.Representative(kept[^1].Key) / 1000.0;
+        return (interval.Percentile, max);
     }
 
     /// <summary>

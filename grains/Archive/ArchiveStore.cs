@@ -12,7 +12,7 @@ namespace Keystone.Archive;
 /// <summary>The data lake: append blobs of gzip-compressed JSON lines, <c>archive/yyyy/MM/dd/HH/p{partition}-{n}.jsonl.gz</c>.</summary>
 public sealed class ArchiveStore(BlobContainerClient container)
 {
-    // An append block holds at most 4 MiB; a delivery's compressed lines are far below, and split if not.
+    // An append block holds at most 4 MiB; a barrier's compressed lines are split into members below it.
     private const int MaxBlock = 4 * 1024 * 1024 - 1024;
     private volatile bool _ready;
 
@@ -32,8 +32,22 @@ public sealed class ArchiveStore(BlobContainerClient container)
         _ready = true;
     }
 
-    /// <summary>Appends the events as one gzip member (concatenated members are one valid gzip file); returns the compressed size.</summary>
+    /// <summary>The uncompressed bytes a gzip member may hold: its compressed form then fits one append block.</summary>
+    public const int MaxRawBytesPerBlock = MaxBlock;
+
+    /// <summary>Appends the events as gzip members of at most one block each; returns the compressed size.</summary>
     public async Task<long> AppendAsync(string name, IReadOnlyList<KeystoneEvent> events)
+    {
+        using var lines = new CompressedLines(MaxRawBytesPerBlock);
+        foreach (var e in events) lines.Add(e);
+        lines.Seal();
+        long written = 0;
+        foreach (var chunk in lines.Sealed) written += await AppendAsync(name, chunk);
+        return written;
+    }
+
+    /// <summary>Appends one gzip member (concatenated members are one valid gzip file); returns its size.</summary>
+    public async Task<long> AppendAsync(string name, CompressedChunk chunk)
     {
         await Ready();
         var blob = container.GetAppendBlobClient(name);
@@ -42,37 +56,9 @@ public sealed class ArchiveStore(BlobContainerClient container)
             await blob.CreateIfNotExistsAsync();
             _created[name] = true;
         }
-        long written = 0;
-        foreach (var chunk in Compress(events))
-        {
-            using var stream = new MemoryStream(chunk, writable: false);
-            await blob.AppendBlockAsync(stream);
-            written += chunk.Length;
-        }
-        return written;
-    }
-
-    private static IEnumerable<byte[]> Compress(IReadOnlyList<KeystoneEvent> events)
-    {
-        var start = 0;
-        while (start < events.Count)
-        {
-            // Sized for gzip of JSON lines (about 150 bytes an event), so that it is not regrown from 256 bytes up.
-            using var buffer = new MemoryStream(Math.Min(MaxBlock, (events.Count - start) * 150 + 1024));
-            var end = start;
-            using (var gzip = new GZipStream(buffer, CompressionLevel.Fastest, leaveOpen: true))
-            {
-                // Roughly bounded by the uncompressed size, so a block never exceeds the limit.
-                long raw = 0;
-                while (end < events.Count && (end == start || raw < MaxBlock))
-                {
-                    raw += EventJson.WriteLine(gzip, events[end]);
-                    end++;
-                }
-            }
-            yield return buffer.ToArray();
-            start = end;
-        }
+        using var stream = new MemoryStream(chunk.Bytes, writable: false);
+        await blob.AppendBlockAsync(stream);
+        return chunk.Bytes.Length;
     }
 
     public async Task WriteManifestAsync(string name, IReadOnlyList<ArchiveBlob> blobs)

@@ -99,7 +99,7 @@ public sealed class ArchiveWriterGrain(
 
     public async Task Flush()
     {
-        if (_pendingEvents > 0) await WritePending();
+        if (_pending.Count > 0) await WritePending();
         await FlushManifests();
     }
 
@@ -112,29 +112,21 @@ public sealed class ArchiveWriterGrain(
         return Task.CompletedTask;
     }
 
-    // With the fronting log, deliveries are gathered here and written at the next checkpoint barrier (or when this
-    // many events are waiting): one append per hour and barrier instead of one per delivery. A crash loses only what
-    // the fronting log still holds, since the barrier is acknowledged after the write.
+    // With the fronting log, deliveries are compressed here as they arrive and appended at the next checkpoint barrier
+    // (or when this many events are waiting): one append per hour and barrier instead of one per delivery. A crash loses
+    // only what the fronting log still holds, since the barrier is acknowledged after the write.
     private const int MaxPendingEvents = 50_000;
-    private readonly SortedDictionary<DateTimeOffset, List<KeystoneEvent>> _pending = [];
+    private readonly SortedDictionary<DateTimeOffset, CompressedLines> _pending = [];
     private readonly List<Guid> _pendingSegments = [];
     private readonly HashSet<Guid> _pendingSet = [];
-    private int _pendingEvents;
 
     public async Task OnNextAsync(IList<SequentialItem<EventBatch>> items)
     {
-        var fronting = checkpoints.Value.Logging;
-        var byHour = Gather(items);
-        if (fronting)
+        Gather(items);
+        if (checkpoints.Value.Logging)
         {
-            foreach (var (hour, events) in byHour)
-            {
-                if (!_pending.TryGetValue(hour, out var list)) _pending[hour] = list = [];
-                list.AddRange(events);
-                _pendingEvents += events.Count;
-            }
             var barriers = items.Where(i => i.Item.IsBarrier).Select(i => i.Item.Barrier).ToList();
-            if (barriers.Count == 0 && _pendingEvents < MaxPendingEvents) return;
+            if (barriers.Count == 0 && _pending.Values.Sum(l => l.Events) < MaxPendingEvents) return;
             await WritePending();
             // Everything before these barriers is in the lake now (or the lake is off).
             var coordinator = GrainFactory.GetGrain<ICheckpointCoordinatorGrain>(0);
@@ -143,33 +135,61 @@ public sealed class ArchiveWriterGrain(
         }
         try
         {
-            await Write(byHour);
-            foreach (var id in _pendingSegments) _segments.TryAdd(id);
+            await WritePending();
         }
         finally
         {
-            // Written or not: a redelivery must find these segments unknown unless they are in the lake.
-            _pendingSegments.Clear();
-            _pendingSet.Clear();
+            // Written or not: a redelivery must find these segments unknown unless they are in the lake, and must not
+            // find its events already waiting here.
+            DropPending();
         }
     }
 
+    /// <summary>
+    /// Appends what is pending, hour by hour and member by member. A member is dropped once it is appended, so a
+    /// failure part-way retries only the rest at the next barrier (this writer appends nothing twice; a crash in between
+    /// still can, which the archive's at-least-once contract allows).
+    /// </summary>
     private async Task WritePending()
     {
-        var byHour = new SortedDictionary<DateTimeOffset, List<KeystoneEvent>>(_pending);
-        await Write(byHour);
-        _pending.Clear();
-        _pendingEvents = 0;
+        var s = state.State;
+        foreach (var (hour, lines) in _pending)
+        {
+            var prefix = ArchiveStore.HourPrefix(hour);
+            lines.Seal();
+            while (lines.Sealed.Count > 0)
+            {
+                var chunk = lines.Sealed[0];
+                var part = s.CurrentPart.GetValueOrDefault(prefix);
+                var name = ArchiveStore.BlobName(hour, _partition, part);
+                if (s.Blobs.TryGetValue(name, out var current) && current.Bytes >= options.Value.MaxBlobBytes)
+                {
+                    s.CurrentPart[prefix] = ++part;
+                    name = ArchiveStore.BlobName(hour, _partition, part);
+                }
+                var bytes = await store.AppendAsync(name, chunk);
+                lines.Appended();
+                var before = s.Blobs.GetValueOrDefault(name) ?? new ArchiveBlob(name, 0, 0);
+                s.Blobs[name] = before with { Events = before.Events + chunk.Events, Bytes = before.Bytes + bytes };
+                _dirtyHours.Add(prefix);
+            }
+        }
         foreach (var id in _pendingSegments) _segments.TryAdd(id);
+        DropPending();
+    }
+
+    private void DropPending()
+    {
+        foreach (var lines in _pending.Values) lines.Dispose();
+        _pending.Clear();
         _pendingSegments.Clear();
         _pendingSet.Clear();
     }
 
-    /// <summary>The fresh events of a delivery by hour; their segments are remembered once written.</summary>
-    private SortedDictionary<DateTimeOffset, List<KeystoneEvent>> Gather(IList<SequentialItem<EventBatch>> items)
+    /// <summary>Compresses the fresh events of a delivery into their hours; their segments are remembered once written.</summary>
+    private void Gather(IList<SequentialItem<EventBatch>> items)
     {
-        var byHour = new SortedDictionary<DateTimeOffset, List<KeystoneEvent>>();
-        if (!options.Value.Enabled) return byHour;
+        if (!options.Value.Enabled) return;
         foreach (var item in items)
         {
             var batch = item.Item;
@@ -184,31 +204,10 @@ public sealed class ArchiveWriterGrain(
                 {
                     var e = _clockSkew.Correct(events[i], arrivedAt);
                     var hour = ArchiveStore.HourOf(e.Timestamp);
-                    if (!byHour.TryGetValue(hour, out var list)) byHour[hour] = list = [];
-                    list.Add(e);
+                    if (!_pending.TryGetValue(hour, out var lines)) _pending[hour] = lines = new CompressedLines(ArchiveStore.MaxRawBytesPerBlock);
+                    lines.Add(e);
                 }
             }
-        }
-        return byHour;
-    }
-
-    private async Task Write(SortedDictionary<DateTimeOffset, List<KeystoneEvent>> byHour)
-    {
-        var s = state.State;
-        foreach (var (hour, events) in byHour)
-        {
-            var prefix = ArchiveStore.HourPrefix(hour);
-            var part = s.CurrentPart.GetValueOrDefault(prefix);
-            var name = ArchiveStore.BlobName(hour, _partition, part);
-            if (s.Blobs.TryGetValue(name, out var current) && current.Bytes >= options.Value.MaxBlobBytes)
-            {
-                s.CurrentPart[prefix] = ++part;
-                name = ArchiveStore.BlobName(hour, _partition, part);
-            }
-            var bytes = await store.AppendAsync(name, events);
-            var before = s.Blobs.GetValueOrDefault(name) ?? new ArchiveBlob(name, 0, 0);
-            s.Blobs[name] = before with { Events = before.Events + events.Count, Bytes = before.Bytes + bytes };
-            _dirtyHours.Add(prefix);
         }
     }
 

@@ -1,0 +1,75 @@
+using System.IO.Compression;
+using Keystone.Events;
+
+namespace Keystone.Archive;
+
+/// <summary>One gzip member of JSON lines, ready to append to a lake blob, and how many events it holds.</summary>
+public sealed record CompressedChunk(byte[] Bytes, int Events);
+
+/// <summary>
+/// Events of one lake hour compressed as they arrive, to be appended at the next barrier. Before, a writer kept the
+/// events themselves until the barrier and then serialised and compressed all of them at once: a checkpoint interval
+/// of events (hundreds of thousands at saturation) survived every young collection meanwhile, and the barrier spent
+/// a second or more of CPU in one go, which stalled the rest of the silo (publish → grain p99 went from about 200 ms
+/// to 700 ms during each barrier, at 10,000 events/s). Compressed as they come, they cost about 30 bytes each until
+/// the barrier, and the barrier only closes the member and appends it.
+/// </summary>
+/// <remarks>
+/// A member is closed once its uncompressed lines pass <paramref name="maxRawBytes"/> (gzip of JSON never grows it),
+/// so every chunk fits one append block. Concatenated members are one valid gzip file, as the lake's readers expect.
+/// </remarks>
+public sealed class CompressedLines(int maxRawBytes) : IDisposable
+{
+    private readonly List<CompressedChunk> _closed = [];
+    private MemoryStream? _buffer;
+    private GZipStream? _gzip;
+    private long _raw;
+    private int _openEvents;
+
+    /// <summary>Events added and not yet appended.</summary>
+    public int Events { get; private set; }
+
+    public void Add(KeystoneEvent e)
+    {
+        if (_gzip is null)
+        {
+            _buffer = new MemoryStream();
+            _gzip = new GZipStream(_buffer, CompressionLevel.Fastest, leaveOpen: true);
+            _raw = 0;
+            _openEvents = 0;
+        }
+        _raw += EventJson.WriteLine(_gzip, e);
+        _openEvents++;
+        Events++;
+        if (_raw >= maxRawBytes) Close();
+    }
+
+    /// <summary>Closes the open member: what is added afterwards goes to a new one.</summary>
+    public void Seal() => Close();
+
+    /// <summary>Closed members not yet appended, oldest first.</summary>
+    public IReadOnlyList<CompressedChunk> Sealed => _closed;
+
+    /// <summary>The oldest sealed member was appended: it is dropped. One that failed stays, for the next attempt.</summary>
+    public void Appended()
+    {
+        Events -= _closed[0].Events;
+        _closed.RemoveAt(0);
+    }
+
+    private void Close()
+    {
+        if (_gzip is null) return;
+        _gzip.Dispose();
+        _closed.Add(new CompressedChunk(_buffer!.ToArray(), _openEvents));
+        _buffer.Dispose();
+        _gzip = null;
+        _buffer = null;
+    }
+
+    public void Dispose()
+    {
+        _gzip?.Dispose();
+        _buffer?.Dispose();
+    }
+}
