@@ -186,6 +186,7 @@ if (Selected("aggregation"))
     aggregation = await AggregationBenchmark.Run(cluster, pool, aggregationRate, aggregationSeconds, defaultOptions);
     Console.WriteLine($"  aggregation: {aggregation.Events:N0} events ({aggregation.ActivityEvents:N0} to the window operators) in {aggregation.Elapsed.TotalSeconds:0.00} s = {aggregation.EventsPerSecond:N0} events/s");
     Console.WriteLine($"  aggregation: publish -> grain-visible p50 {aggregation.GrainVisible.Percentile(0.5):0.0} ms, p99 {aggregation.GrainVisible.Percentile(0.99):0.0} ms");
+    await PrintStateSizes(cluster);
     Console.WriteLine($"  aggregation: blob writes {aggregation.BlobWrites:N0} ({aggregation.BlobWritesPerSecond:N0}/s: {aggregation.LogWrites:N0} log appends, {aggregation.EntityWrites:N0} entity states, {aggregation.OperatorWrites:N0} operator states); events per write {aggregation.GroupCommitFactor:0.0}");
     foreach (var (kind, (w, e)) in aggregation.ByKind) Console.WriteLine($"    {kind}: {w:N0} writes, {e:N0} events, {(w == 0 ? 0 : (double)e / w):0.0} per write");
 }
@@ -198,6 +199,35 @@ if (Selected("memory"))
     await using var cluster = await BenchCluster.StartAsync(azurite, new Dictionary<string, string?>());
     bytesPerUser = await AggregationBenchmark.BytesPerUserGrain(cluster, Arg("--memory-users", 5_000));
     Console.WriteLine($"  memory: {bytesPerUser.Value.BeforeCheckpoint:N0} bytes of heap per active user grain with two sessions applied, {bytesPerUser.Value.AfterCheckpoint:N0} bytes once it has checkpointed (de-duplication memory included)");
+}
+
+// What a checkpoint writes, by state: the live states in the snapshot buckets at the end of a run.
+static async Task PrintStateSizes(BenchCluster cluster)
+{
+    var store = cluster.Silo.App.Services.GetRequiredService<Keystone.Storage.SnapshotStore>();
+    Dictionary<string, byte[]> states;
+    for (var attempt = 1; ; attempt++)
+    {
+        try
+        {
+            states = await Keystone.Storage.SnapshotStore.ReadAllAsync(store.Container.Client);
+            break;
+        }
+        catch (Azure.RequestFailedException e) when (e.Status == 404 && attempt < 5)
+        {
+            // A compaction replaced a segment while it was being listed: read again.
+        }
+    }
+    foreach (var kind in states.GroupBy(kv => kv.Key.Split('|')[0]).OrderByDescending(g => g.Sum(kv => (long)kv.Value.Length)))
+    {
+        Console.WriteLine($"    state {kind.Key}: {kind.Count():N0} states, {kind.Sum(kv => (long)kv.Value.Length):N0} bytes (mean {kind.Average(kv => kv.Value.Length):N0}, max {kind.Max(kv => kv.Value.Length):N0})");
+        // Where the bytes of the largest one go, by top-level property.
+        var largest = kind.MaxBy(kv => kv.Value.Length).Value;
+        if (largest.Length < 10_000) continue;
+        using var json = System.Text.Json.JsonDocument.Parse(largest);
+        if (json.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object) continue;
+        Console.WriteLine("      " + string.Join(", ", json.RootElement.EnumerateObject().Select(p => (p.Name, Bytes: p.Value.GetRawText().Length)).OrderByDescending(p => p.Bytes).Take(5).Select(p => $"{p.Name} {p.Bytes:N0}")));
+    }
 }
 
 // 8. The ads path: a realistic ad mix in real time, with an ad server asking eligibility questions meanwhile.
@@ -216,6 +246,7 @@ if (Selected("ads"))
         Console.WriteLine($"    {type}: {lag.Count:N0} events, publish -> counted p50 {lag.Percentile(0.5):0.0} ms, p99 {lag.Percentile(0.99):0.0} ms");
     Console.WriteLine($"  ads: log append p50 {ads.LogAppend.Percentile(0.5):0.0} ms, p99 {ads.LogAppend.Percentile(0.99):0.0} ms; campaign dispatch p50 {ads.Dispatch.Percentile(0.5):0.0} ms, p99 {ads.Dispatch.Percentile(0.99):0.0} ms; GC pauses {ads.GcPauses.TotalSeconds:0.00} s");
     Console.WriteLine($"  ads: eligibility through the Orleans client p50 {ads.EligibilityGrain.Percentile(0.5):0.00} ms, p99 {ads.EligibilityGrain.Percentile(0.99):0.00} ms ({ads.EligibilityGrain.Count:N0} asked); over REST p50 {ads.EligibilityRest.Percentile(0.5):0.00} ms, p99 {ads.EligibilityRest.Percentile(0.99):0.00} ms ({ads.EligibilityRest.Count:N0} asked)");
+    await PrintStateSizes(cluster);
 }
 
 // 8b. The real-time graph: build 100,000 users x 10 titles of 5,000 (1,000,000 WATCHES edges), then ingest playback at
@@ -320,3 +351,4 @@ internal static class ScaleCpu
         return File.ReadAllText(path).Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse);
     }
 }
+

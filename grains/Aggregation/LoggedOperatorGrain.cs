@@ -10,6 +10,8 @@ using Microsoft.Extensions.Logging;
 using Orleans.Runtime;
 using Orleans.Streams;
 using Orleans.Streams.Core;
+using System.Text.Json.Serialization;
+using Keystone.Storage;
 
 namespace Keystone.Aggregation;
 
@@ -21,6 +23,7 @@ public class LoggedOperatorState
     public long Segment { get; set; }
 
     /// <summary>Recently applied stream segments, to recognise a redelivered message.</summary>
+    [JsonConverter(typeof(GuidListBase64Converter))]
     public List<Guid> RecentSegments { get; set; } = [];
 }
 

@@ -1,4 +1,6 @@
 using Keystone.Events;
+using System.Text.Json.Serialization;
+using Keystone.Storage;
 
 namespace Keystone.Aggregation;
 
@@ -10,7 +12,9 @@ public sealed class UserActivityState
     public TotalsState Totals { get; set; } = new();
     public Dictionary<string, PlaybackCursor> Playback { get; set; } = [];
     public DateTimeOffset? LastActivity { get; set; }
+    [JsonConverter(typeof(Int64ArrayBase64Converter))]
     public long[]? SeenIds { get; set; }
+    [JsonConverter(typeof(Int64ArrayBase64Converter))]
     public long[]? SeenAt { get; set; }
 
     /// <summary>
@@ -19,6 +23,7 @@ public sealed class UserActivityState
     /// checkpointed when. The rest of a contribution is the event's own (its ids, type, time, quality, completion), so
     /// it is rebuilt from the repeat: only what depended on this user's state at the first application is kept.
     /// </summary>
+    [JsonConverter(typeof(ContributedWatchListConverter))]
     public List<ContributedWatch> Contributed { get; set; } = [];
 
     /// <summary>Written before <see cref="Contributed"/> existed (whole contributions); read once, then empty.</summary>

@@ -1,4 +1,6 @@
 using Keystone.Events;
+using System.Text.Json.Serialization;
+using Keystone.Storage;
 
 namespace Keystone.Aggregation;
 
@@ -10,7 +12,9 @@ public sealed class VideoStatsState
     public List<VideoWindowState> Windows { get; set; } = [];
     public VideoCounters Totals { get; set; } = new();
     public string? TotalViewers { get; set; }
+    [JsonConverter(typeof(Int64ArrayBase64Converter))]
     public long[]? SeenIds { get; set; }
+    [JsonConverter(typeof(Int64ArrayBase64Converter))]
     public long[]? SeenAt { get; set; }
 }
 
@@ -161,7 +165,9 @@ public sealed class ProfileState
     /// <summary>Genre → score (minutes of watch time, decayed) as of <see cref="GenreScore.At"/>.</summary>
     public Dictionary<string, GenreScore> Genres { get; set; } = [];
 
+    [JsonConverter(typeof(Int64ArrayBase64Converter))]
     public long[]? SeenIds { get; set; }
+    [JsonConverter(typeof(Int64ArrayBase64Converter))]
     public long[]? SeenAt { get; set; }
 }
 

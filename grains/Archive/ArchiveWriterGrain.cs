@@ -10,6 +10,7 @@ using Orleans.Runtime;
 using Orleans.Streams;
 using Orleans.Streams.Core;
 using Keystone.Checkpointing;
+using System.Text.Json.Serialization;
 
 namespace Keystone.Archive;
 
@@ -40,6 +41,7 @@ public sealed class ArchiveWriterState
     /// <summary>Hour prefix → the part currently appended to.</summary>
     public Dictionary<string, int> CurrentPart { get; set; } = [];
 
+    [JsonConverter(typeof(GuidListBase64Converter))]
     public List<Guid> RecentSegments { get; set; } = [];
 }
 

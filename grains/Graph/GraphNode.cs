@@ -1,6 +1,8 @@
 using System.Text;
 using Keystone.Aggregation;
 using Keystone.Events;
+using System.Text.Json.Serialization;
+using Keystone.Storage;
 
 namespace Keystone.Graph;
 
@@ -24,7 +26,9 @@ public sealed class GraphNodeState
     public Dictionary<string, double> Ranking { get; set; } = [];
     public bool RankingTruncated { get; set; }
 
+    [JsonConverter(typeof(Int64ArrayBase64Converter))]
     public long[]? SeenIds { get; set; }
+    [JsonConverter(typeof(Int64ArrayBase64Converter))]
     public long[]? SeenAt { get; set; }
 }
 

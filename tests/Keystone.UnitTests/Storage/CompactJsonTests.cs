@@ -1,0 +1,87 @@
+using System.Text;
+using System.Text.Json;
+using Keystone.Aggregation;
+using Keystone.Archive;
+using Keystone.Storage;
+
+namespace Keystone.UnitTests.Storage;
+
+public class CompactJsonTests
+{
+    private static readonly KeystoneStateSerializer Serializer = new();
+
+    private static string Json<T>(T state) => Encoding.UTF8.GetString(Serializer.Serialize(state).ToArray());
+
+    private static T Read<T>(string json) => Serializer.Deserialize<T>(BinaryData.FromString(json))!;
+
+    private static UserActivityState BusyUser(int events)
+    {
+        var random = new Random(7);
+        return new UserActivityState
+        {
+            SeenIds = [.. Enumerable.Range(0, events).Select(_ => random.NextInt64())],
+            SeenAt = [.. Enumerable.Range(0, events).Select(i => 639_000_000_000_000_000L + i * 10_000_000L)],
+            Contributed = [.. Enumerable.Range(0, events).Select(i => new ContributedWatch(Guid.NewGuid(), i * 1_000L))],
+        };
+    }
+
+    [Fact]
+    public void A_user_state_round_trips_with_its_ids_times_and_contributions_as_base64()
+    {
+        var state = BusyUser(300);
+        var json = Json(state);
+
+        using (var document = JsonDocument.Parse(json))
+        {
+            Assert.Equal(JsonValueKind.String, document.RootElement.GetProperty("seenIds").ValueKind);
+            Assert.Equal(JsonValueKind.String, document.RootElement.GetProperty("seenAt").ValueKind);
+            Assert.Equal(JsonValueKind.String, document.RootElement.GetProperty("contributed").ValueKind);
+        }
+        var back = Read<UserActivityState>(json);
+        Assert.Equal(state.SeenIds, back.SeenIds);
+        Assert.Equal(state.SeenAt, back.SeenAt);
+        Assert.Equal(state.Contributed, back.Contributed);
+    }
+
+    [Fact]
+    public void The_compact_form_is_about_half_the_size_of_json_arrays()
+    {
+        var state = BusyUser(300);
+        var arrays = JsonSerializer.Serialize(new { state.SeenIds, state.SeenAt, state.Contributed }, KeystoneStateSerializer.Options);
+        var compact = Json(state);
+        Assert.True(compact.Length < arrays.Length * 0.55, $"compact {compact.Length} bytes, arrays {arrays.Length}");
+    }
+
+    [Fact]
+    public void A_state_written_with_json_arrays_still_reads()
+    {
+        var id = Guid.Parse("6f1c2a4e-8b3d-4f5a-9c7e-1d2b3a4c5e6f");
+        var old = $$"""{"seenIds":[1,-2,9223372036854775807],"seenAt":[5,6,7],"contributed":[{"eventId":"{{id}}","watchMs":30000}]}""";
+        var state = Read<UserActivityState>(old);
+        Assert.Equal([1L, -2L, long.MaxValue], state.SeenIds!);
+        Assert.Equal([5L, 6L, 7L], state.SeenAt!);
+        Assert.Equal([new ContributedWatch(id, 30_000)], state.Contributed);
+
+        var segments = Read<ArchiveWriterState>($$"""{"recentSegments":["{{id}}"]}""");
+        Assert.Equal([id], segments.RecentSegments);
+    }
+
+    [Fact]
+    public void Null_ids_stay_null_and_segment_ids_round_trip()
+    {
+        var user = Read<UserActivityState>(Json(new UserActivityState { SeenIds = null, SeenAt = [] }));
+        Assert.Null(user.SeenIds);
+        Assert.Empty(user.SeenAt!);
+
+        var ids = Enumerable.Range(0, 50).Select(_ => Guid.NewGuid()).ToList();
+        Assert.Equal(ids, Read<ArchiveWriterState>(Json(new ArchiveWriterState { RecentSegments = ids })).RecentSegments);
+    }
+
+    [Fact]
+    public void A_truncated_value_is_refused_with_what_it_is()
+    {
+        var bad = $$"""{"seenIds":"{{Convert.ToBase64String(new byte[12])}}"}""";
+        var e = Assert.Throws<JsonException>(() => Read<UserActivityState>(bad));
+        Assert.Contains("12 bytes is not a whole number of 8-byte items", e.Message);
+    }
+}
