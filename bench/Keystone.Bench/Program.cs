@@ -218,6 +218,8 @@ static async Task PrintStateSizes(BenchCluster cluster)
             // A compaction replaced a segment while it was being listed: read again.
         }
     }
+    var (compactions, compactedBytes) = store.Compactions;
+    Console.WriteLine($"    snapshot buckets: {compactions:N0} compactions rewrote {compactedBytes / 1e6:N1} MB of state; live states now {states.Sum(kv => (long)kv.Value.Length) / 1e6:N1} MB");
     foreach (var kind in states.GroupBy(kv => kv.Key.Split('|')[0]).OrderByDescending(g => g.Sum(kv => (long)kv.Value.Length)))
     {
         Console.WriteLine($"    state {kind.Key}: {kind.Count():N0} states, {kind.Sum(kv => (long)kv.Value.Length):N0} bytes (mean {kind.Average(kv => kv.Value.Length):N0}, max {kind.Max(kv => kv.Value.Length):N0})");

@@ -22,7 +22,7 @@ public sealed class SnapshotStore(BlobContainerClient container, int buckets, in
 
     public int Buckets => buckets;
 
-    /// <summary>Deltas a bucket accumulates before it folds them into a new base.</summary>
+    /// <summary>Deltas a bucket accumulates before it folds them into a new base (see <see cref="SnapshotIndex.ShouldCompact"/>).</summary>
     public int CompactAfter => compactAfter;
 
     public int BucketOf(string key) => Partitioning.PartitionOf(key, buckets);
@@ -32,6 +32,17 @@ public sealed class SnapshotStore(BlobContainerClient container, int buckets, in
     /// <summary>Ranged reads of grain state, by state name: what activations cost, apart from the buckets' own
     /// index loads and compactions (which <c>storage_requests</c> counts with them).</summary>
     public IReadOnlyDictionary<string, long> StateReads() => new SortedDictionary<string, long>(_stateReads, StringComparer.Ordinal);
+
+    private long _compactions, _compactedBytes;
+
+    /// <summary>Compactions since the silo started, and the bytes of state they rewrote.</summary>
+    public (long Count, long Bytes) Compactions => (Interlocked.Read(ref _compactions), Interlocked.Read(ref _compactedBytes));
+
+    internal void CountCompaction(long bytes)
+    {
+        Interlocked.Increment(ref _compactions);
+        Interlocked.Add(ref _compactedBytes, bytes);
+    }
 
     internal void CountStateRead(string key)
     {
@@ -219,7 +230,7 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
                         return;
                     }
                 }
-                if (_index.DeltasSinceBase >= store.CompactAfter) await CompactQuietly();
+                if (_index.ShouldCompact(store.CompactAfter)) await CompactQuietly();
             }
         }
         finally
@@ -255,6 +266,7 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
                     : (await _container.GetBlobClient(SnapshotStore.SegmentName(_bucket, segment, segment == _base)).DownloadContentAsync()).Value.Content.ToArray();
             var live = _index.Live.Select(kv => new SnapshotRecord(kv.Key, kv.Value.Version, contents[kv.Value.Segment].AsMemory(kv.Value.Offset, kv.Value.Length))).ToList();
             await WriteSegment(live, isBase: true);
+            store.CountCompaction(_index.BaseBytes);
         }
         catch (Exception e)
         {

@@ -114,6 +114,21 @@ public sealed class SnapshotIndex
     /// <summary>Segments written after the newest base; compaction folds them into a new base.</summary>
     public int DeltasSinceBase { get; private set; }
 
+    /// <summary>Bytes of state in the newest base, and in the deltas written after it.</summary>
+    public long BaseBytes { get; private set; }
+
+    public long DeltaBytesSinceBase { get; private set; }
+
+    /// <summary>
+    /// Whether to fold the deltas into a new base. At least <paramref name="compactAfter"/> deltas, and deltas that hold
+    /// at least as many bytes as the base: a compaction rewrites every live state, so folding a large bucket after every
+    /// few small deltas rewrote it several times per checkpoint (a checkpoint's writes reach a bucket as many groups).
+    /// Past four times <paramref name="compactAfter"/> deltas it folds whatever their size, which bounds what the
+    /// bucket reads when it activates.
+    /// </summary>
+    public bool ShouldCompact(int compactAfter) =>
+        DeltasSinceBase >= compactAfter && (DeltaBytesSinceBase >= BaseBytes || DeltasSinceBase >= 4 * compactAfter);
+
     public bool TryGet(string key, out SnapshotLocation location) => _live.TryGetValue(key, out location);
 
     public IEnumerable<KeyValuePair<string, SnapshotLocation>> Live => _live;
@@ -125,6 +140,8 @@ public sealed class SnapshotIndex
             _live.Clear();
             _segments.Clear();
             DeltasSinceBase = 0;
+            BaseBytes = 0;
+            DeltaBytesSinceBase = 0;
         }
         else
         {
@@ -133,6 +150,8 @@ public sealed class SnapshotIndex
         _segments.Add(segment);
         foreach (var (record, offset) in records)
         {
+            var bytes = record.Data?.Length ?? 0;
+            if (isBase) BaseBytes += bytes; else DeltaBytesSinceBase += bytes;
             if (record.Data is { } data) _live[record.Key] = new SnapshotLocation(segment, offset, data.Length, record.Version);
             else _live.Remove(record.Key);
         }

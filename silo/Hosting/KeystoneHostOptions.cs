@@ -66,8 +66,9 @@ public sealed class StorageOptions
     [Range(1, 4096)]
     public int SnapshotBuckets { get; set; } = 16;
 
-    /// <summary>Delta segments a bucket writes before it folds them into one new base (and deletes them): bounds
-    /// what a bucket reads when it activates.</summary>
+    /// <summary>Delta segments a bucket writes before it folds them into one new base (and deletes them), once they
+    /// also hold as many bytes as the base; past four times this many, whatever their size. Bounds what a bucket reads
+    /// when it activates (at most 1 + 4 × this many segments).</summary>
     [Range(2, 10_000)]
     public int SnapshotCompactAfter { get; set; } = SnapshotStore.DefaultCompactAfter;
 

@@ -56,6 +56,35 @@ public sealed class SnapshotSegmentTests
         Assert.Equal(new[] { 3L }, index.Segments.ToArray());
     }
 
+    [Fact]
+    public void A_bucket_compacts_when_its_deltas_hold_as_much_as_its_base_or_when_they_are_many()
+    {
+        var index = new SnapshotIndex();
+        // No base yet: the count alone decides.
+        Apply(index, 1, false, State("a", 1, "aaaa"));
+        Apply(index, 2, false, State("b", 1, "bbbb"));
+        Assert.False(index.ShouldCompact(3));
+        Apply(index, 3, false, State("c", 1, "cccc"));
+        Assert.True(index.ShouldCompact(3));
+
+        // A 40-byte base: three small deltas are not worth rewriting it for...
+        Apply(index, 4, true, State("a", 1, new string('a', 20)), State("b", 1, new string('b', 20)));
+        Assert.Equal(40, index.BaseBytes);
+        for (var s = 5; s < 8; s++) Apply(index, s, false, State("a", s, "a" + s));
+        Assert.Equal((3, 6L), (index.DeltasSinceBase, index.DeltaBytesSinceBase));
+        Assert.False(index.ShouldCompact(3));
+        // ...deltas as large as the base are,
+        Apply(index, 8, false, State("b", 2, new string('x', 34)));
+        Assert.True(index.ShouldCompact(3));
+
+        // and so are 4 x 3 deltas, however small.
+        Apply(index, 9, true, State("a", 1, new string('a', 1_000)));
+        for (var s = 10; s < 21; s++) Apply(index, s, false, State("b", s, "b"));
+        Assert.False(index.ShouldCompact(3));
+        Apply(index, 21, false, State("b", 21, "b"));
+        Assert.True(index.ShouldCompact(3));
+    }
+
     [Theory]
     [InlineData("0003/000000000012-d", true, 12L, false)]
     [InlineData("0003/000000000013-b", true, 13L, true)]
