@@ -10,12 +10,43 @@ internal static class ClusterTestKit
 {
     public static string Port() => TestSilo.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-    /// <summary>Writes each silo's log tail and stops it; then the failure, last, so that a log cut to its tail (as
-    /// CI's is) still shows why the test failed.</summary>
+    /// <summary>
+    /// Keystone's own warnings and errors in a silo's console log, the newest <paramref name="max"/> of them: the lines
+    /// that say what the pipeline did about a failure (replays, lost activations, failed checkpoints). A log's tail is
+    /// mostly Orleans retrying a dead silo.
+    /// </summary>
+    public static string KeystoneWarnings(string log, int max = 40)
+    {
+        var entries = new List<string>();
+        System.Text.StringBuilder? entry = null;
+        foreach (var line in log.Split('\n'))
+        {
+            if (line.StartsWith("warn: ", StringComparison.Ordinal) || line.StartsWith("fail: ", StringComparison.Ordinal) || line.StartsWith("crit: ", StringComparison.Ordinal))
+            {
+                if (entry is not null) entries.Add(entry.ToString());
+                entry = line[6..].StartsWith("Keystone", StringComparison.Ordinal) ? new System.Text.StringBuilder(line) : null;
+            }
+            else if (entry is not null && line.StartsWith(' '))
+            {
+                entry.Append('\n').Append(line);
+            }
+            else if (entry is not null)
+            {
+                entries.Add(entry.ToString());
+                entry = null;
+            }
+        }
+        if (entry is not null) entries.Add(entry.ToString());
+        return entries.Count == 0 ? "(no Keystone warning)" : string.Join('\n', entries.TakeLast(max));
+    }
+
+    /// <summary>Writes each silo's Keystone warnings and log tail and stops it; then the failure, last, so that a log cut
+    /// to its tail (as CI's is) still shows why the test failed.</summary>
     public static async Task StopAndReport(IEnumerable<SiloProcess> silos, Exception? failure, ITestOutputHelper output)
     {
         foreach (var silo in silos)
         {
+            output.WriteLine($"--- silo :{silo.HttpPort}, Keystone warnings\n" + KeystoneWarnings(silo.Output));
             output.WriteLine($"--- silo :{silo.HttpPort}\n" + (silo.Output.Length > 3000 ? silo.Output[^3000..] : silo.Output));
             await silo.DisposeAsync();
         }

@@ -140,6 +140,9 @@ public sealed class FaultTests(AzuriteFixture azurite, ITestOutputHelper output)
         }
         finally
         {
+            // What each silo's pipeline reported (replays, lost activations, failed checkpoints), then the survivor's tail.
+            output.WriteLine("--- killed silo, Keystone warnings\n" + Deployment.ClusterTestKit.KeystoneWarnings(b.Output));
+            output.WriteLine("--- surviving silo, Keystone warnings\n" + Deployment.ClusterTestKit.KeystoneWarnings(a.Output));
             output.WriteLine(a.Output.Length > 4000 ? a.Output[^4000..] : a.Output);
             await b.DisposeAsync();
         }
