@@ -105,7 +105,7 @@ KeystoneEvent[] Take(int n) => events[..Math.Min(n, events.Length)];
 
 var results = new List<RunResult>();
 // Saturation: the producer is meant to be held back (ingest answers only once the fronting log has the batch), not to give up.
-var throughputOptions = new PublisherOptions { MaxBatchEvents = 2_000, MaxInFlightBatches = 4, QueueCapacity = 200_000, MaxBlockTime = TimeSpan.FromMinutes(5), DeadLetterPath = "bench-deadletter.jsonl" };
+var throughputOptions = new PublisherOptions { MaxBatchEvents = 2_000, MaxInFlightBatches = 4, QueueCapacity = Arg("--producer-queue", 200_000), MaxBlockTime = TimeSpan.FromMinutes(5), DeadLetterPath = "bench-deadletter.jsonl" };
 var defaultOptions = new PublisherOptions { QueueCapacity = 200_000, DeadLetterPath = "bench-deadletter.jsonl" };
 
 async Task<RunResult?> Run(string name, IDictionary<string, string?> settings, Func<BenchCluster, Task<RunResult>> body)

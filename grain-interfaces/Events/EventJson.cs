@@ -48,17 +48,32 @@ public static class EventJson
         return hasOffset && DateTimeOffset.TryParseExact(text, TimestampFormats, CultureInfo.InvariantCulture, DateTimeStyles.None, out value);
     }
 
+    private const string UtcFormat = "yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'";
+    private const string OffsetFormat = "yyyy-MM-dd'T'HH:mm:ss.FFFFFFFzzz";
+
     public static string FormatTimestamp(DateTimeOffset t) =>
         t.Offset == TimeSpan.Zero
-            ? t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture)
-            : t.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFFzzz", CultureInfo.InvariantCulture);
+            ? t.UtcDateTime.ToString(UtcFormat, CultureInfo.InvariantCulture)
+            : t.ToString(OffsetFormat, CultureInfo.InvariantCulture);
+
+    /// <summary>Writes the timestamp as <see cref="FormatTimestamp"/> would, without a string: every event is written
+    /// this way at least once (size check, archive), so the string was an object per event per hop.</summary>
+    public static void WriteTimestamp(Utf8JsonWriter w, ReadOnlySpan<byte> name, DateTimeOffset t)
+    {
+        Span<char> text = stackalloc char[40];
+        var done = t.Offset == TimeSpan.Zero
+            ? t.UtcDateTime.TryFormat(text, out var written, UtcFormat, CultureInfo.InvariantCulture)
+            : t.TryFormat(text, out written, OffsetFormat, CultureInfo.InvariantCulture);
+        if (done) w.WriteString(name, text[..written]);
+        else w.WriteString(name, FormatTimestamp(t));
+    }
 
     public static void Write(Utf8JsonWriter w, KeystoneEvent e)
     {
         w.WriteStartObject();
         w.WriteString("event_id"u8, e.EventId);
         w.WriteString("event_type"u8, e.EventType);
-        w.WriteString("timestamp"u8, FormatTimestamp(e.Timestamp));
+        WriteTimestamp(w, "timestamp"u8, e.Timestamp);
         w.WriteString("version"u8, e.Version);
         w.WriteStartObject("source"u8);
         w.WriteString("service"u8, e.Source.Service);

@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Runtime.InteropServices;
 
 namespace Keystone.Events;
 
@@ -22,15 +23,36 @@ public sealed class EventMetadata : IReadOnlyDictionary<string, string>, IEquata
         var list = new List<KeyValuePair<string, string>>();
         foreach (var (k, v) in entries)
         {
-            var i = list.FindIndex(e => e.Key == k);
+            var i = IndexOf(CollectionsMarshal.AsSpan(list), k);
             if (i >= 0) list[i] = new(k, v);
             else list.Add(new(k, v));
         }
         return list.Count == 0 ? Empty : new EventMetadata([.. list]);
     }
 
-    public static EventMetadata Of(params (string Key, string Value)[] entries) =>
-        From(entries.Select(e => new KeyValuePair<string, string>(e.Key, e.Value)));
+    // Built directly: operators make one per emitted event (graph changes, window results), and the LINQ and list
+    // path cost five objects each.
+    public static EventMetadata Of(params ReadOnlySpan<(string Key, string Value)> entries)
+    {
+        if (entries.Length == 0) return Empty;
+        var result = new KeyValuePair<string, string>[entries.Length];
+        var n = 0;
+        foreach (var (k, v) in entries)
+        {
+            var i = IndexOf(result.AsSpan(0, n), k);
+            if (i >= 0) result[i] = new(k, v);
+            else result[n++] = new(k, v);
+        }
+        if (n < result.Length) Array.Resize(ref result, n);
+        return new EventMetadata(result);
+    }
+
+    private static int IndexOf(ReadOnlySpan<KeyValuePair<string, string>> entries, string key)
+    {
+        for (var i = 0; i < entries.Length; i++)
+            if (entries[i].Key == key) return i;
+        return -1;
+    }
 
     public EventMetadata With(string key, string value)
     {
@@ -56,6 +78,22 @@ public sealed class EventMetadata : IReadOnlyDictionary<string, string>, IEquata
         return result;
     }
 
+    /// <summary>A copy with all of these set: one array for all of them (routing enriches every event with four).</summary>
+    public EventMetadata With(params ReadOnlySpan<KeyValuePair<string, string>> entries)
+    {
+        var result = new KeyValuePair<string, string>[_entries.Length + entries.Length];
+        _entries.CopyTo(result, 0);
+        var n = _entries.Length;
+        foreach (var (k, v) in entries)
+        {
+            var i = IndexOf(result.AsSpan(0, n), k);
+            if (i >= 0) result[i] = new(k, v);
+            else result[n++] = new(k, v);
+        }
+        if (n < result.Length) Array.Resize(ref result, n);
+        return new EventMetadata(result);
+    }
+
     public string this[string key] => TryGetValue(key, out var v) ? v : throw new KeyNotFoundException(key);
     public IEnumerable<string> Keys => _entries.Select(e => e.Key);
     public IEnumerable<string> Values => _entries.Select(e => e.Value);
@@ -78,8 +116,11 @@ public sealed class EventMetadata : IReadOnlyDictionary<string, string>, IEquata
 
     public string? Get(string key) => TryGetValue(key, out var v) ? v : null;
 
-    public IEnumerator<KeyValuePair<string, string>> GetEnumerator() => ((IEnumerable<KeyValuePair<string, string>>)_entries).GetEnumerator();
-    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+    /// <summary>The entries in order. <c>foreach</c> over an <see cref="EventMetadata"/> uses this struct enumerator:
+    /// the interface's enumerator is an object per loop, and every event's metadata is enumerated on several hops.</summary>
+    public ReadOnlySpan<KeyValuePair<string, string>>.Enumerator GetEnumerator() => new ReadOnlySpan<KeyValuePair<string, string>>(_entries).GetEnumerator();
+    IEnumerator<KeyValuePair<string, string>> IEnumerable<KeyValuePair<string, string>>.GetEnumerator() => ((IEnumerable<KeyValuePair<string, string>>)_entries).GetEnumerator();
+    IEnumerator IEnumerable.GetEnumerator() => _entries.GetEnumerator();
 
     public bool Equals(EventMetadata? other) =>
         other is not null && other.Count == Count && _entries.All(e => other.TryGetValue(e.Key, out var v) && v == e.Value);

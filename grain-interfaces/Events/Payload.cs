@@ -61,8 +61,16 @@ public sealed class Payload : IEquatable<Payload>
     }
 
     /// <summary>Builds a payload from CLR values: string, integral and floating numbers, bool, null, or sequences of those.</summary>
-    public static Payload Create(params (string Name, object? Value)[] fields) =>
-        Create(fields.Select(f => new KeyValuePair<string, object?>(f.Name, f.Value)));
+    public static Payload Create(params ReadOnlySpan<(string Name, object? Value)> fields)
+    {
+        var w = Begin(out var state);
+        try
+        {
+            foreach (var (name, value) in fields) WriteField(w, state.Seen, name, value);
+            return End(w, state);
+        }
+        finally { Release(state); }
+    }
 
     // One writer, buffer and name set per thread: a Utf8JsonWriter asks its buffer for 4 KB at its first write, so a
     // fresh writer per payload allocated that much for every graph change and window result (a tenth of the bytes the
@@ -74,40 +82,62 @@ public sealed class Payload : IEquatable<Payload>
 
     public static Payload Create(IEnumerable<KeyValuePair<string, object?>> fields)
     {
-        if (t_busy) return Create(fields, new System.Buffers.ArrayBufferWriter<byte>(256), null, new HashSet<string>(StringComparer.Ordinal));
-        t_busy = true;
+        var w = Begin(out var state);
         try
         {
+            foreach (var (name, value) in fields) WriteField(w, state.Seen, name, value);
+            return End(w, state);
+        }
+        finally { Release(state); }
+    }
+
+    private readonly record struct WriteState(System.Buffers.ArrayBufferWriter<byte> Buffer, HashSet<string> Seen, bool Shared);
+
+    private static Utf8JsonWriter Begin(out WriteState state)
+    {
+        Utf8JsonWriter writer;
+        if (t_busy)
+        {
+            state = new(new System.Buffers.ArrayBufferWriter<byte>(256), new HashSet<string>(StringComparer.Ordinal), Shared: false);
+            writer = new Utf8JsonWriter(state.Buffer, EventJson.WriterOptions);
+        }
+        else
+        {
+            t_busy = true;
             var buffer = t_buffer ??= new System.Buffers.ArrayBufferWriter<byte>(4096);
             buffer.ResetWrittenCount();
             var seen = t_seen ??= new HashSet<string>(StringComparer.Ordinal);
             seen.Clear();
-            return Create(fields, buffer, t_writer ??= new Utf8JsonWriter(buffer, EventJson.WriterOptions), seen);
+            state = new(buffer, seen, Shared: true);
+            // The envelope's encoder, so a payload has the same bytes whether it was built here or read from the wire.
+            writer = t_writer ??= new Utf8JsonWriter(buffer, EventJson.WriterOptions);
+            writer.Reset(buffer);
         }
-        finally
-        {
-            t_busy = false;
-            // A rare huge payload must not keep its buffer alive on this thread.
-            if (t_buffer is { Capacity: > 1 << 20 }) (t_buffer, t_writer) = (null, null);
-        }
+        writer.WriteStartObject();
+        return writer;
     }
 
-    private static Payload Create(IEnumerable<KeyValuePair<string, object?>> fields, System.Buffers.ArrayBufferWriter<byte> buffer, Utf8JsonWriter? reused, HashSet<string> seen)
+    private static void WriteField(Utf8JsonWriter writer, HashSet<string> seen, string name, object? value)
     {
-        // The envelope's encoder, so a payload has the same bytes whether it was built here or read from the wire.
-        var writer = reused ?? new Utf8JsonWriter(buffer, EventJson.WriterOptions);
-        writer.Reset(buffer);
-        writer.WriteStartObject();
-        foreach (var (name, value) in fields)
-        {
-            if (!seen.Add(name)) throw new ArgumentException($"Payload field '{name}' is given twice.", nameof(fields));
-            writer.WritePropertyName(name);
-            WriteClrValue(writer, name, value, allowArray: true);
-        }
+        if (!seen.Add(name)) throw new ArgumentException($"Payload field '{name}' is given twice.", "fields");
+        writer.WritePropertyName(name);
+        WriteClrValue(writer, name, value, allowArray: true);
+    }
+
+    private static Payload End(Utf8JsonWriter writer, in WriteState state)
+    {
         writer.WriteEndObject();
         writer.Flush();
-        if (reused is null) writer.Dispose();
-        return new Payload(buffer.WrittenSpan.ToArray());
+        if (!state.Shared) writer.Dispose();
+        return new Payload(state.Buffer.WrittenSpan.ToArray());
+    }
+
+    private static void Release(in WriteState state)
+    {
+        if (!state.Shared) return;
+        t_busy = false;
+        // A rare huge payload must not keep its buffer alive on this thread.
+        if (t_buffer is { Capacity: > 1 << 20 }) (t_buffer, t_writer) = (null, null);
     }
 
     /// <summary>Returns a copy with the given fields replaced or added (null removes a field).</summary>

@@ -21,7 +21,7 @@ public sealed record CompressedChunk(byte[] Bytes, int Events);
 public sealed class CompressedLines(int maxRawBytes) : IDisposable
 {
     private readonly List<CompressedChunk> _closed = [];
-    private MemoryStream? _buffer;
+    private PooledChunkStream? _buffer;
     private GZipStream? _gzip;
     private long _raw;
     private int _openEvents;
@@ -33,7 +33,7 @@ public sealed class CompressedLines(int maxRawBytes) : IDisposable
     {
         if (_gzip is null)
         {
-            _buffer = new MemoryStream();
+            _buffer = new PooledChunkStream();
             _gzip = new GZipStream(_buffer, CompressionLevel.Fastest, leaveOpen: true);
             _raw = 0;
             _openEvents = 0;

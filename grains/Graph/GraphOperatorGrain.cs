@@ -70,8 +70,11 @@ public sealed class GraphOperatorGrain(
         foreach (var (e, problem) in outcome.Invalid) Invalid(e, problem, now);
 
         // Emit: stream message ids derive from the log position, so a replayed delivery re-emits recognisable duplicates.
-        var changes = outcome.EdgeChanges.Select(c => GraphEvents.EdgeChanged(c.Type, c.Id, c.Change, sequence, Partition, now))
-            .Concat(outcome.NodesChanged.Select(n => GraphEvents.NodeChanged(n.Type, n.Id, sequence, Partition, now))).ToList();
+        // Every change of one delivery carries the same metadata, so they share one (it is immutable).
+        var metadata = GraphEvents.Metadata(sequence, Partition);
+        var changes = new List<KeystoneEvent>(outcome.EdgeChanges.Count + outcome.NodesChanged.Count);
+        foreach (var c in outcome.EdgeChanges) changes.Add(GraphEvents.EdgeChanged(c.Type, c.Id, c.Change, metadata, now));
+        foreach (var n in outcome.NodesChanged) changes.Add(GraphEvents.NodeChanged(n.Type, n.Id, metadata, now));
         _changes += changes.Count;
         await Append(_options.ChangesTopic, "NORMAL", changes, now, sequence);
         return lostState;
@@ -112,16 +115,18 @@ public static class GraphEvents
     public const string NodeChangedType = "graph.node.changed";
     private static readonly EventSource Source = new("keystone-graph");
 
-    public static KeystoneEvent EdgeChanged(NodeType type, string id, EdgeChange c, long sequence, int partition, DateTimeOffset now) =>
+    public static EventMetadata Metadata(long sequence, int partition) =>
+        EventMetadata.Of(("partition", partition.ToString(CultureInfo.InvariantCulture)), ("log_sequence", sequence.ToString(CultureInfo.InvariantCulture)));
+
+    public static KeystoneEvent EdgeChanged(NodeType type, string id, EdgeChange c, EventMetadata metadata, DateTimeOffset now) =>
         new(Guid.NewGuid(), EdgeChangedType, now, "1.0", Source, Payload.Create(
                 ("label", GraphSchema.Name(c.Label)),
                 ("from_type", GraphSchema.Name(type)), ("from_id", id),
                 ("to_type", GraphSchema.Name(GraphSchema.To(c.Label))), ("to_id", c.TargetId),
                 ("created", c.Created), ("count", c.Count), ("weight", c.Weight),
                 ("first_seen", EventJson.FormatTimestamp(c.FirstSeen)), ("last_seen", EventJson.FormatTimestamp(c.LastSeen))),
-            EventMetadata.Of(("partition", partition.ToString(CultureInfo.InvariantCulture)), ("log_sequence", sequence.ToString(CultureInfo.InvariantCulture))));
+            metadata);
 
-    public static KeystoneEvent NodeChanged(NodeType type, string id, long sequence, int partition, DateTimeOffset now) =>
-        new(Guid.NewGuid(), NodeChangedType, now, "1.0", Source, Payload.Create(("type", GraphSchema.Name(type)), ("id", id)),
-            EventMetadata.Of(("partition", partition.ToString(CultureInfo.InvariantCulture)), ("log_sequence", sequence.ToString(CultureInfo.InvariantCulture))));
+    public static KeystoneEvent NodeChanged(NodeType type, string id, EventMetadata metadata, DateTimeOffset now) =>
+        new(Guid.NewGuid(), NodeChangedType, now, "1.0", Source, Payload.Create(("type", GraphSchema.Name(type)), ("id", id)), metadata);
 }

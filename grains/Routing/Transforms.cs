@@ -89,14 +89,24 @@ public sealed class EnrichTransform(IReadOnlyDictionary<string, string> extra) :
 
     public string Name => TransformName;
 
+    // One routing call stamps every event with the same time and partition: their text is made once per call, not
+    // once per event (a reference swap keeps it safe for routers on other threads).
+    private sealed record Stamp(DateTimeOffset At, string AtText, int Partition, string PartitionText);
+    private Stamp? _stamp;
+    private readonly KeyValuePair<string, string>[] _extra = [.. extra];
+
     public KeystoneEvent? Apply(KeystoneEvent e, in RouteContext context)
     {
-        var metadata = e.Metadata
-            .With("routed_by", context.RuleName)
-            .With("routed_at", EventJson.FormatTimestamp(context.RoutedAt))
-            .With("partition", context.Partition.ToString(CultureInfo.InvariantCulture))
-            .With("topic", context.Topic);
-        if (extra.Count > 0) metadata = metadata.With(extra);
+        var stamp = _stamp;
+        if (stamp is null || !stamp.At.EqualsExact(context.RoutedAt) || stamp.Partition != context.Partition)
+            _stamp = stamp = new Stamp(context.RoutedAt, EventJson.FormatTimestamp(context.RoutedAt),
+                context.Partition, context.Partition.ToString(CultureInfo.InvariantCulture));
+        var metadata = e.Metadata.With(
+            new("routed_by", context.RuleName),
+            new("routed_at", stamp.AtText),
+            new("partition", stamp.PartitionText),
+            new KeyValuePair<string, string>("topic", context.Topic));
+        if (_extra.Length > 0) metadata = metadata.With(_extra);
         return e with { Metadata = metadata };
     }
 }

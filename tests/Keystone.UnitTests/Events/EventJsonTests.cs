@@ -281,4 +281,17 @@ public class EventJsonTests
         Assert.Equal("2024-12-26T12:00:00Z", EventJson.FormatTimestamp(Sample.Now));
         Assert.Equal("2024-12-26T12:00:00.5+01:00", EventJson.FormatTimestamp(new DateTimeOffset(2024, 12, 26, 12, 0, 0, 500, TimeSpan.FromHours(1))));
     }
+
+    [Theory]
+    [InlineData(0, 0)]
+    [InlineData(1234567, 0)]
+    [InlineData(5000000, 90)]
+    [InlineData(1, -330)]
+    public void An_event_is_written_with_its_timestamp_as_FormatTimestamp_gives_it(long ticks, int offsetMinutes)
+    {
+        var at = new DateTimeOffset(new DateTime(2024, 12, 26, 12, 0, 0).AddTicks(ticks), TimeSpan.FromMinutes(offsetMinutes));
+        var e = Sample.PlayStarted() with { Timestamp = at };
+        using var json = System.Text.Json.JsonDocument.Parse(EventJson.Serialize(e));
+        Assert.Equal(EventJson.FormatTimestamp(at), json.RootElement.GetProperty("timestamp").GetString());
+    }
 }

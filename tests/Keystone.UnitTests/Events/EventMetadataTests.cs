@@ -26,6 +26,27 @@ public class EventMetadataTests
     }
 
     [Fact]
+    public void With_several_entries_replaces_and_appends_in_one_copy_and_keeps_the_original()
+    {
+        var original = EventMetadata.Of(("trace_id", "t1"), ("topic", "old"));
+        var enriched = original.With(new("topic", "new"), new("partition", "3"), new KeyValuePair<string, string>("partition", "4"));
+
+        Assert.Equal([("trace_id", "t1"), ("topic", "old")], original.Select(kv => (kv.Key, kv.Value)));
+        Assert.Equal([("trace_id", "t1"), ("topic", "new"), ("partition", "4")], enriched.Select(kv => (kv.Key, kv.Value)));
+    }
+
+    [Fact]
+    public void Foreach_over_the_metadata_and_over_its_interface_see_the_same_entries()
+    {
+        var m = EventMetadata.Of(("a", "1"), ("b", "2"));
+        var direct = new List<(string, string)>();
+        foreach (var (k, v) in m) direct.Add((k, v));
+        IEnumerable<KeyValuePair<string, string>> asInterface = m;
+        Assert.Equal([("a", "1"), ("b", "2")], direct);
+        Assert.Equal(direct, asInterface.Select(kv => (kv.Key, kv.Value)));
+    }
+
+    [Fact]
     public void Lookups()
     {
         var m = EventMetadata.Of(("a", "1"));
