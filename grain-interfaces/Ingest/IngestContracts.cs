@@ -155,25 +155,43 @@ public sealed class EventBatch
     private byte[] EnsureEncoded()
     {
         if (Volatile.Read(ref _encoded) is { } done) return done;
-        var items = _pending!;
         var encoded = new byte[_pendingSize];
-        var p = EventBatchCodec.WriteHeader(encoded, items.Length);
+        ComposeInto(encoded);
+        // Several consumers may ask at once; the first result is kept (they are equal).
+        return Interlocked.CompareExchange(ref _encoded, encoded, null) ?? encoded;
+    }
+
+    private void ComposeInto(Span<byte> destination)
+    {
+        var items = _pending!;
+        var p = EventBatchCodec.WriteHeader(destination, items.Length);
         foreach (var item in items)
         {
             if (item.Source is { } source)
             {
                 var (start, length) = source.RecordRanges[item.SourceIndex];
-                source.EnsureEncoded().AsSpan(start, length).CopyTo(encoded.AsSpan(p));
+                source.EnsureEncoded().AsSpan(start, length).CopyTo(destination[p..]);
                 p += length;
             }
             else
             {
-                p += EventBatchCodec.WriteRecord(encoded.AsSpan(p), item.Event);
+                p += EventBatchCodec.WriteRecord(destination[p..], item.Event);
             }
         }
-        if (p != encoded.Length) throw new InvalidOperationException($"composed batch is {p} bytes, expected {encoded.Length}");
-        // Several consumers may ask at once; the first result is kept (they are equal).
-        return Interlocked.CompareExchange(ref _encoded, encoded, null) ?? encoded;
+        if (p != _pendingSize) throw new InvalidOperationException($"composed batch is {p} bytes, expected {_pendingSize}");
+    }
+
+    /// <summary>Writes the encoded form into <paramref name="destination"/> (at least <see cref="EncodedLength"/> bytes)
+    /// and returns its length. A composed batch is written from its sources without keeping an encoded copy.</summary>
+    public int WriteEncoded(Span<byte> destination)
+    {
+        if (Volatile.Read(ref _encoded) is { } done)
+        {
+            done.CopyTo(destination);
+            return done.Length;
+        }
+        ComposeInto(destination[.._pendingSize]);
+        return _pendingSize;
     }
 
     /// <summary>The bytes record <paramref name="index"/> takes, without encoding a pending batch.</summary>

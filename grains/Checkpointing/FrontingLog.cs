@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using Azure;
 using Azure.Storage.Blobs;
@@ -69,7 +70,8 @@ public abstract class SegmentedFrontingLog : IFrontingLog
 
     protected interface ISegmentAppender : IDisposable
     {
-        Task AppendAsync(byte[] block, CancellationToken cancellationToken);
+        /// <summary>Appends the block; the caller reuses its memory once the task completes.</summary>
+        Task AppendAsync(ReadOnlyMemory<byte> block, CancellationToken cancellationToken);
     }
 
     public async Task<IFrontingLogWriter> OpenWriterAsync(int partition, CancellationToken cancellationToken = default)
@@ -134,13 +136,13 @@ public abstract class SegmentedFrontingLog : IFrontingLog
     /// <summary>Writes one frame; returns its length.</summary>
     public static int Encode(Span<byte> destination, long position, EventBatch message)
     {
-        var encoded = message.Encoded;
-        BinaryPrimitives.WriteInt32LittleEndian(destination, encoded.Length);
+        // Written straight into the frame: a batch composed at ingest is not encoded on its own first.
+        var length = message.WriteEncoded(destination[FrameHeader..]);
+        BinaryPrimitives.WriteInt32LittleEndian(destination, length);
         BinaryPrimitives.WriteInt64LittleEndian(destination[4..], position);
         message.BatchId.TryWriteBytes(destination[12..]);
         BinaryPrimitives.WriteInt64LittleEndian(destination[28..], message.CreatedAt.UtcTicks);
-        encoded.CopyTo(destination[FrameHeader..]);
-        return FrameHeader + encoded.Length;
+        return FrameHeader + length;
     }
 
     public static int FrameSize(EventBatch message) => FrameHeader + message.EncodedLength;
@@ -174,12 +176,13 @@ public abstract class SegmentedFrontingLog : IFrontingLog
                     segments.Add(Last + 1);
                     (_segmentBytes, _segmentAppends) = (0, 0);
                 }
-                var block = new byte[size];
-                var at = 0;
-                for (var k = i; k < end; k++) at += Encode(block.AsSpan(at), Last + 1 + (k - i), messages[k]);
+                // Pooled: every accepted batch passes through one of these, up to 4 MiB each.
+                var block = ArrayPool<byte>.Shared.Rent(size);
                 try
                 {
-                    await _segment.AppendAsync(block, cancellationToken);
+                    var at = 0;
+                    for (var k = i; k < end; k++) at += Encode(block.AsSpan(at), Last + 1 + (k - i), messages[k]);
+                    await _segment.AppendAsync(block.AsMemory(0, size), cancellationToken);
                 }
                 catch
                 {
@@ -189,6 +192,10 @@ public abstract class SegmentedFrontingLog : IFrontingLog
                     _segment.Dispose();
                     _segment = null;
                     throw;
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(block);
                 }
                 for (var k = i; k < end; k++) placed[k] = messages[k].AtPosition(Last + 1 + (k - i));
                 Last += end - i;
@@ -260,9 +267,10 @@ public sealed class BlobFrontingLog(BlobContainerClient container) : SegmentedFr
 
     private sealed class Appender(AppendBlobClient blob) : ISegmentAppender
     {
-        public async Task AppendAsync(byte[] block, CancellationToken cancellationToken)
+        public async Task AppendAsync(ReadOnlyMemory<byte> block, CancellationToken cancellationToken)
         {
-            using var stream = new MemoryStream(block, writable: false);
+            if (!System.Runtime.InteropServices.MemoryMarshal.TryGetArray(block, out var array)) array = block.ToArray();
+            using var stream = new MemoryStream(array.Array!, array.Offset, array.Count, writable: false);
             await blob.AppendBlockAsync(stream, cancellationToken: cancellationToken);
         }
 
@@ -328,7 +336,7 @@ public sealed class FileFrontingLog(string directory) : SegmentedFrontingLog
 
     private sealed class Appender(FileStream stream) : ISegmentAppender
     {
-        public async Task AppendAsync(byte[] block, CancellationToken cancellationToken)
+        public async Task AppendAsync(ReadOnlyMemory<byte> block, CancellationToken cancellationToken)
         {
             await stream.WriteAsync(block, cancellationToken);
             // On disk before the producer hears 202: a process kill keeps what the OS has, a power cut what is flushed.

@@ -127,6 +127,27 @@ public class EventBatchCodecTests
     }
 
     [Fact]
+    public void A_composed_batch_writes_its_encoded_form_into_a_frame_without_keeping_a_copy()
+    {
+        var events = Mixed();
+        var fronting = new EventBatch(Guid.NewGuid(), 3, Sample.Now, events);
+        var changed = events[1] with { EventType = "billing.payment.refunded" };
+        var composed = EventBatch.Compose(Guid.NewGuid(), 3, Sample.Now, [new BatchItem(events[0], fronting, 0), new BatchItem(changed)]);
+        var expected = EventBatchCodec.Encode([events[0], changed]);
+
+        var frame = new byte[composed.EncodedLength + 8];
+        Assert.Equal(expected.Length, composed.WriteEncoded(frame));
+        Assert.Equal(expected, frame[..expected.Length]);
+        Assert.False(composed.IsEncoded);
+
+        // An encoded batch copies what it has.
+        var plain = new EventBatch(Guid.NewGuid(), 3, Sample.Now, events);
+        var copy = new byte[plain.EncodedLength];
+        Assert.Equal(copy.Length, plain.WriteEncoded(copy));
+        Assert.Equal(EventBatchCodec.Encode(events), copy);
+    }
+
+    [Fact]
     public void A_batch_without_segments_is_one_segment_named_by_its_id()
     {
         var id = Guid.NewGuid();
