@@ -319,9 +319,10 @@ public sealed class UserActivityAggregator
         for (var i = windows.Count - 1; i >= 0; i--)
             if (windows[i].Start == span.Start) return windows[i];
         var created = new UserWindowState { Start = span.Start, End = span.End };
-        var index = windows.FindIndex(w => w.Start > span.Start);
-        if (index < 0) windows.Add(created);
-        else windows.Insert(index, created);
+        // Loops rather than lambdas in this file: these run per event, and a captured variable is an object per call.
+        var index = windows.Count;
+        while (index > 0 && windows[index - 1].Start > span.Start) index--;
+        windows.Insert(index, created);
         return created;
     }
 
@@ -348,11 +349,22 @@ public sealed class UserActivityAggregator
     public bool IsFired(DateTimeOffset timestamp)
     {
         var start = _windows.Assign(timestamp).Start;
-        return State.Windows.Any(w => w.Start == start && w.Fired);
+        foreach (var w in State.Windows)
+            if (w.Start == start && w.Fired) return true;
+        return false;
     }
 
     /// <summary>The earliest end of a window that has not fired: when the operator should call back.</summary>
-    public DateTimeOffset? NextWindowEnd => State.Windows.Where(w => !w.Fired).Select(w => (DateTimeOffset?)w.End).Min();
+    public DateTimeOffset? NextWindowEnd
+    {
+        get
+        {
+            DateTimeOffset? next = null;
+            foreach (var w in State.Windows)
+                if (!w.Fired && (next is null || w.End < next)) next = w.End;
+            return next;
+        }
+    }
 
     private void Trim(DateTimeOffset watermark)
     {

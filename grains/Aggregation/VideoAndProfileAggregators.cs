@@ -132,9 +132,10 @@ public sealed class VideoStatsAggregator
         for (var i = windows.Count - 1; i >= 0; i--)
             if (windows[i].Start == span.Start) return windows[i];
         var created = new VideoWindowState { Start = span.Start, End = span.End };
-        var index = windows.FindIndex(w => w.Start > span.Start);
-        if (index < 0) windows.Add(created);
-        else windows.Insert(index, created);
+        // A loop, not a lambda: this runs per event, and a captured variable is an object per call.
+        var index = windows.Count;
+        while (index > 0 && windows[index - 1].Start > span.Start) index--;
+        windows.Insert(index, created);
         _viewers[created.Start] = new HyperLogLog();
         while (windows.Count > _options.HistoryWindows)
         {
@@ -223,13 +224,17 @@ public sealed class ProfileAggregator
         if (State.LastActivity is not { } l || c.Timestamp > l) State.LastActivity = c.Timestamp;
 
         var span = _windows.Assign(c.Timestamp);
-        var window = State.Windows.FirstOrDefault(w => w.Start == span.Start);
+        var windows = State.Windows;
+        ProfileWindowState? window = null;
+        // Loops, not lambdas: this runs per event, and a captured variable is an object per call.
+        for (var i = windows.Count - 1; i >= 0 && window is null; i--)
+            if (windows[i].Start == span.Start) window = windows[i];
         if (window is null)
         {
             window = new ProfileWindowState { Start = span.Start, End = span.End };
-            var index = State.Windows.FindIndex(w => w.Start > span.Start);
-            if (index < 0) State.Windows.Add(window);
-            else State.Windows.Insert(index, window);
+            var index = windows.Count;
+            while (index > 0 && windows[index - 1].Start > span.Start) index--;
+            windows.Insert(index, window);
             while (State.Windows.Count > _options.HistoryWindows) State.Windows.RemoveAt(0);
         }
         if (c.Started) window.Plays++;
