@@ -73,7 +73,7 @@ public sealed class AdsOperatorGrain(
         var fraud = new List<KeystoneEvent>();
         foreach (var (campaign, r) in results)
         {
-            lostState |= Touch("c:" + campaign, r.ActivationId);
+            lostState |= Touch('c', campaign, r.ActivationId);
             _events += r.Applied;
             _duplicates += r.Duplicates;
             foreach (var d in r.Decisions)

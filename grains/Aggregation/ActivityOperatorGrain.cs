@@ -122,7 +122,7 @@ public sealed class ActivityOperatorGrain(
         var contributions = new List<PlayContribution>();
         foreach (var (user, r) in userResults)
         {
-            lostState |= Touch("u:" + user, r.ActivationId);
+            lostState |= Touch('u', user, r.ActivationId);
             contributions.AddRange(r.Contributions);
             results.AddRange(r.Reemitted);
             SetTimer(user, r.NextWindowEnd);
@@ -135,7 +135,7 @@ public sealed class ActivityOperatorGrain(
             new VideoActivityBatch(Partition, sequence, playsByVideo.GetValueOrDefault(video) ?? [], [.. catalog.GetValueOrDefault(video) ?? []])));
         foreach (var (video, r) in videoResults)
         {
-            lostState |= Touch("v:" + video, r.ActivationId);
+            lostState |= Touch('v', video, r.ActivationId);
             genres[video] = r.Genres;
         }
 
@@ -144,7 +144,7 @@ public sealed class ActivityOperatorGrain(
             new ProfileActivityBatch(Partition, sequence, plays, plays.Select(p => p.VideoId).Distinct().Where(genres.ContainsKey).ToDictionary(v => v, v => genres[v], StringComparer.Ordinal))));
         foreach (var (profile, r) in profileResults)
         {
-            lostState |= Touch("p:" + profile, r.ActivationId);
+            lostState |= Touch('p', profile, r.ActivationId);
         }
 
         // Advance the watermark, then fire the windows it has passed.
@@ -156,7 +156,7 @@ public sealed class ActivityOperatorGrain(
             var fired = await ForEach(due.ToDictionary(u => u, _ => 0), (user, _) => GrainRefs.Get<IUserGrain>(GrainFactory, user).AdvanceWatermark(Partition, wm));
             foreach (var (user, f) in fired)
             {
-                lostState |= Touch("u:" + user, f.ActivationId);
+                lostState |= Touch('u', user, f.ActivationId);
                 results.AddRange(f.Fired);
                 _fired += f.Fired.Count;
                 SetTimer(user, f.NextWindowEnd);

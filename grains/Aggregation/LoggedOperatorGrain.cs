@@ -351,6 +351,20 @@ public abstract class LoggedOperatorGrain<TState>(
     /// returns true when it answered from a different activation than before in this period: it lost what it
     /// applied in memory since its last write, so the current log segment must be replayed to it.
     /// </summary>
+    /// <summary><see cref="Touch(string, Guid)"/> for the key <c>{kind}:{id}</c>. An entity touched before reuses the
+    /// key it already has: operators touch every entity of every delivery, and a new key string each time was an object
+    /// per entity and delivery.</summary>
+    protected bool Touch(char kind, string id, Guid activation)
+    {
+        var length = id.Length + 2;
+        Span<char> key = length <= 256 ? stackalloc char[length] : new char[length];
+        key[0] = kind;
+        key[1] = ':';
+        id.AsSpan().CopyTo(key[2..]);
+        var held = _touched.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(key, out var existing, out _) ? existing : new string(key);
+        return Touch(held, activation);
+    }
+
     protected bool Touch(string key, Guid activation)
     {
         _dirty.Add(key);

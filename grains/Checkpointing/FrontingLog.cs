@@ -187,16 +187,15 @@ public abstract class SegmentedFrontingLog : IFrontingLog
                 catch
                 {
                     // The write may or may not have landed: never reuse its positions (a gap is harmless, a position
-                    // holding two different messages is not), and continue in a new segment.
+                    // holding two different messages is not), and continue in a new segment. The block is not
+                    // returned to the pool: a request given up on might still be reading it.
                     Last += messages.Count - i;
                     _segment.Dispose();
                     _segment = null;
                     throw;
                 }
-                finally
-                {
-                    ArrayPool<byte>.Shared.Return(block);
-                }
+                // Answered: nothing reads the block any more.
+                ArrayPool<byte>.Shared.Return(block);
                 for (var k = i; k < end; k++) placed[k] = messages[k].AtPosition(Last + 1 + (k - i));
                 Last += end - i;
                 _segmentBytes += size;
