@@ -152,6 +152,25 @@ public sealed class EventBatch
         return new EventBatch(batchId, partition, createdAt, segments, items.Count, null, events, pending: pending, pendingSize: size);
     }
 
+    /// <summary>
+    /// <see cref="Compose"/> that takes ownership of <paramref name="items"/> instead of copying it: the caller must
+    /// not use the array afterwards. The router and ingest build each message's items once and hand them over, where
+    /// copying them again was a tenth of the bytes the silo allocated per event.
+    /// </summary>
+    public static EventBatch ComposeOwned(Guid batchId, int partition, DateTimeOffset createdAt, BatchItem[] items, BatchSegment[]? segments = null)
+    {
+        var events = new KeystoneEvent[items.Length];
+        var size = EventBatchCodec.HeaderSize(items.Length);
+        for (var i = 0; i < items.Length; i++)
+        {
+            ref var item = ref items[i];
+            if (item.Source is { _pending: { } upstream }) item = upstream[item.SourceIndex] with { Event = item.Event };
+            events[i] = item.Event;
+            size += item.Size;
+        }
+        return new EventBatch(batchId, partition, createdAt, segments, items.Length, null, events, pending: items, pendingSize: size);
+    }
+
     private byte[] EnsureEncoded()
     {
         if (Volatile.Read(ref _encoded) is { } done) return done;

@@ -164,8 +164,12 @@ public abstract class LoggedOperatorGrain<TState>(
 
     public async Task OnNextAsync(IList<SequentialItem<EventBatch>> items)
     {
-        // Keep only segments not seen before: a redelivered message changes nothing.
-        var fresh = new List<BatchItem>();
+        // Keep only segments not seen before: a redelivered message changes nothing. The array is sized for all of
+        // them (the usual case) and handed to the logged batch as it is.
+        var capacity = 0;
+        foreach (var item in items) capacity += item.Item.Count;
+        var fresh = new BatchItem[capacity];
+        var freshCount = 0;
         var segments = new List<Guid>();
         List<EventBatch>? barriers = null;
         foreach (var item in items)
@@ -185,7 +189,7 @@ public abstract class LoggedOperatorGrain<TState>(
                 }
                 segments.Add(id);
                 var events = batch.Events;
-                for (var i = start; i < start + count; i++) fresh.Add(new BatchItem(events[i], batch, i));
+                for (var i = start; i < start + count; i++) fresh[freshCount++] = new BatchItem(events[i], batch, i);
             }
         }
         if (segments.Count == 0)
@@ -202,7 +206,8 @@ public abstract class LoggedOperatorGrain<TState>(
             // Durable before anything else happens: this is what makes acknowledging the delivery safe.
             var sequence = S.NextSequence + 1;
             var arrivedAt = ClockSkew.ArrivalOf(items.Select(i => i.Item), time.GetUtcNow());
-            var logged = EventBatch.Compose(Guid.NewGuid(), Partition, arrivedAt, fresh);
+            if (freshCount < fresh.Length) Array.Resize(ref fresh, freshCount);
+            var logged = EventBatch.ComposeOwned(Guid.NewGuid(), Partition, arrivedAt, fresh);
             var clock = System.Diagnostics.Stopwatch.StartNew();
             if (!_fronting)
             {

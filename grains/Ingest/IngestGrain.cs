@@ -146,7 +146,7 @@ public sealed class IngestGrain(
         {
             if (byPartition[p] is not { } list) continue;
             var share = StreamChunker.Chunk(list, _options.MaxEventsPerStreamMessage, _options.MaxBytesPerStreamMessage)
-                .Select(chunk => EventBatch.Compose(Guid.NewGuid(), p, now, chunk)).ToArray();
+                .Select(chunk => EventBatch.ComposeOwned(Guid.NewGuid(), p, now, chunk)).ToArray();
             messages += share.Length;
             // With the fronting log, the partition's writer makes the share durable (group-committed with other
             // requests) before it is streamed: the acknowledgement then means durable.

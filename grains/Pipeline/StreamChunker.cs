@@ -5,7 +5,8 @@ namespace Keystone.Pipeline;
 /// <summary>Splits items into stream messages that respect a count and a byte bound (exact encoded sizes).</summary>
 public static class StreamChunker
 {
-    /// <summary>Consecutive runs of items within the bounds; an item bigger than <paramref name="maxBytes"/> travels alone.</summary>
+    /// <summary>Consecutive runs of items within the bounds; an item bigger than <paramref name="maxBytes"/> travels alone.
+    /// When <paramref name="items"/> is an array that fits in one run, that run is the array itself, not a copy.</summary>
     public static IEnumerable<BatchItem[]> Chunk(IReadOnlyList<BatchItem> items, int maxEvents, int maxBytes)
     {
         var start = 0;
@@ -21,7 +22,7 @@ public static class StreamChunker
             }
             bytes += size;
         }
-        if (start < items.Count) yield return Slice(items, start, items.Count - start);
+        if (start < items.Count) yield return start == 0 && items is BatchItem[] whole ? whole : Slice(items, start, items.Count - start);
     }
 
     private static BatchItem[] Slice(IReadOnlyList<BatchItem> items, int start, int count)
@@ -80,18 +81,34 @@ public static class StreamChunker
     public static List<EventBatch> Pack(IReadOnlyList<(Guid Id, BatchItem[] Items)> segments, int partition, DateTimeOffset createdAt, int maxEvents, int maxBytes)
     {
         var result = new List<EventBatch>();
-        var items = new List<BatchItem>();
-        var marks = new List<BatchSegment>();
+        var message = new List<(Guid Id, BatchItem[] Items)>();
+        var count = 0;
         long bytes = 0;
 
+        // A message of one segment is that segment's array; several are copied once into one. Either way the message
+        // owns its items (the segments are the caller's to give).
         void Emit()
         {
-            if (marks.Count == 0) return;
-            result.Add(marks.Count == 1
-                ? EventBatch.Compose(marks[0].Id, partition, createdAt, items)
-                : EventBatch.Compose(Guid.NewGuid(), partition, createdAt, items, [.. marks]));
-            items.Clear();
-            marks.Clear();
+            if (message.Count == 0) return;
+            if (message.Count == 1)
+            {
+                result.Add(EventBatch.ComposeOwned(message[0].Id, partition, createdAt, message[0].Items));
+            }
+            else
+            {
+                var items = new BatchItem[count];
+                var marks = new BatchSegment[message.Count];
+                var at = 0;
+                for (var i = 0; i < message.Count; i++)
+                {
+                    message[i].Items.CopyTo(items, at);
+                    at += message[i].Items.Length;
+                    marks[i] = new BatchSegment(message[i].Id, at);
+                }
+                result.Add(EventBatch.ComposeOwned(Guid.NewGuid(), partition, createdAt, items, marks));
+            }
+            message.Clear();
+            count = 0;
             bytes = 0;
         }
 
@@ -99,9 +116,9 @@ public static class StreamChunker
         {
             long size = 0;
             foreach (var item in segmentItems) size += item.Size;
-            if (marks.Count > 0 && (items.Count + segmentItems.Length > maxEvents || bytes + size > maxBytes)) Emit();
-            items.AddRange(segmentItems);
-            marks.Add(new BatchSegment(id, items.Count));
+            if (message.Count > 0 && (count + segmentItems.Length > maxEvents || bytes + size > maxBytes)) Emit();
+            message.Add((id, segmentItems));
+            count += segmentItems.Length;
             bytes += size;
         }
         Emit();

@@ -102,6 +102,45 @@ public class StreamChunkerTests
     }
 
     [Fact]
+    public void Pack_hands_each_message_its_items_in_order_and_a_one_segment_message_takes_the_segment_as_is()
+    {
+        var (a, b, c) = (Items(3), Items(2), Items(4));
+        var messages = StreamChunker.Pack([(Guid.NewGuid(), a), (Guid.NewGuid(), b), (Guid.NewGuid(), c)], partition: 2, Sample.Now, maxEvents: 6, maxBytes: int.MaxValue);
+
+        Assert.Equal(a.Concat(b).Select(i => i.Event), messages[0].Events);
+        Assert.Equal(c.Select(i => i.Event), messages[1].Events);
+        Assert.Equal(EventBatchCodec.Encode([.. a.Concat(b).Select(i => i.Event)]), messages[0].Encoded.ToArray());
+    }
+
+    [Fact]
+    public void Chunk_returns_an_array_that_fits_as_it_is_and_nothing_for_no_items()
+    {
+        var items = Items(3);
+        Assert.Same(items, Assert.Single(StreamChunker.Chunk(items, maxEvents: 10, maxBytes: int.MaxValue)));
+        Assert.Empty(StreamChunker.Chunk(Array.Empty<BatchItem>(), maxEvents: 10, maxBytes: int.MaxValue));
+        // A list is copied: its owner may change it.
+        var list = items.ToList();
+        Assert.Equal(items, Assert.Single(StreamChunker.Chunk(list, maxEvents: 10, maxBytes: int.MaxValue)));
+    }
+
+    [Fact]
+    public void An_owned_composition_refers_to_the_first_encoded_source_and_encodes_as_a_copied_one()
+    {
+        var source = new EventBatch(Guid.NewGuid(), 1, Sample.Now, [.. Items(4).Select(i => i.Event)]);
+        var hop = EventBatch.Compose(Guid.NewGuid(), 1, Sample.Now, [new BatchItem(source.Events[2], source, 2), new BatchItem(source.Events[0], source, 0)]);
+        var changed = Sample.Payment();
+        BatchItem[] owned = [new BatchItem(hop.Events[1], hop, 1), new BatchItem(changed)];
+        var copied = EventBatch.Compose(Guid.NewGuid(), 1, Sample.Now, owned.ToArray());
+
+        var adopted = EventBatch.ComposeOwned(Guid.NewGuid(), 1, Sample.Now, owned);
+
+        Assert.Same(source, owned[0].Source); // flattened in place: one level, whatever the hops
+        Assert.Equal(copied.EncodedLength, adopted.EncodedLength);
+        Assert.Equal(copied.Encoded.ToArray(), adopted.Encoded.ToArray());
+        Assert.Equal([source.Events[0], changed], adopted.Events);
+    }
+
+    [Fact]
     public void Chunk_zero_keeps_the_batch_id()
     {
         var batch = Guid.NewGuid();
