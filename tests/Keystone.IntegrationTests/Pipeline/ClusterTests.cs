@@ -13,6 +13,21 @@ namespace Keystone.IntegrationTests.Pipeline;
 public sealed class ClusterTests(AzuriteFixture azurite)
 {
     [Fact]
+    public async Task A_started_silo_has_every_topic_tap_open_before_the_first_event()
+    {
+        var settings = TestSilo.DefaultSettings(azurite);
+        await using var silo = await TestSilo.StartAsync(settings);
+
+        // The startup task opened them: no event has been sent, so nothing else could have.
+        var topics = await silo.Client.GetGrain<Keystone.Topics.ITopicDirectoryGrain>(0).GetTopics();
+        var partitions = int.Parse(settings["Keystone:Ingest:Partitions"]!, System.Globalization.CultureInfo.InvariantCulture);
+        var statistics = await silo.Client.GetGrain<IManagementGrain>(0).GetSimpleGrainStatistics();
+        var taps = statistics.Where(s => s.GrainType.Contains("TopicTapGrain", StringComparison.Ordinal)).Sum(s => s.ActivationCount);
+        Assert.NotEmpty(topics);
+        Assert.Equal(topics.Count * partitions, taps);
+    }
+
+    [Fact]
     public async Task A_two_silo_cluster_routes_every_event_exactly_once()
     {
         var first = TestSilo.DefaultSettings(azurite);
