@@ -122,10 +122,14 @@ public sealed class RouterGrain(
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var engine = rules.Current;
         var options = ingestOptions.Value;
-        var handled = new List<KeystoneEvent>();
+        // Sized for every event of the delivery up front: grown one doubling at a time, each allocated about twice
+        // its final size.
+        var total = 0;
+        foreach (var batch in items) total += batch.Count;
+        var handled = new List<KeystoneEvent>(total);
         var outputs = new Dictionary<string, (Priority? Priority, List<(Guid, BatchItem[])> Segments)>(StringComparer.Ordinal);
-        var accepted = new List<Guid>();
-        var inDelivery = new HashSet<Guid>();
+        var accepted = new List<Guid>(total);
+        var inDelivery = new HashSet<Guid>(total);
         long events = 0, duplicates = 0, deliveries = 0, unrouted = 0, filtered = 0;
 
         void Add(string topic, Priority? priority, EventBatch source, List<int> sourceIndex, List<KeystoneEvent> routed, List<int> routedIndex)
