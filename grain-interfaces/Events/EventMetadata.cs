@@ -37,14 +37,8 @@ public sealed class EventMetadata : IReadOnlyDictionary<string, string>, IEquata
         if (entries.Length == 0) return Empty;
         var result = new KeyValuePair<string, string>[entries.Length];
         var n = 0;
-        foreach (var (k, v) in entries)
-        {
-            var i = IndexOf(result.AsSpan(0, n), k);
-            if (i >= 0) result[i] = new(k, v);
-            else result[n++] = new(k, v);
-        }
-        if (n < result.Length) Array.Resize(ref result, n);
-        return new EventMetadata(result);
+        foreach (var (k, v) in entries) n = Set(result, n, k, v);
+        return Sized(result, n);
     }
 
     private static int IndexOf(ReadOnlySpan<KeyValuePair<string, string>> entries, string key)
@@ -52,6 +46,21 @@ public sealed class EventMetadata : IReadOnlyDictionary<string, string>, IEquata
         for (var i = 0; i < entries.Length; i++)
             if (entries[i].Key == key) return i;
         return -1;
+    }
+
+    // Sets key in the first n entries of result (replacing, or appending at n); returns the new count.
+    private static int Set(KeyValuePair<string, string>[] result, int n, string key, string value)
+    {
+        var i = IndexOf(result.AsSpan(0, n), key);
+        if (i >= 0) result[i] = new(key, value);
+        else result[n++] = new(key, value);
+        return n;
+    }
+
+    private static EventMetadata Sized(KeyValuePair<string, string>[] result, int n)
+    {
+        if (n < result.Length) Array.Resize(ref result, n);
+        return new EventMetadata(result);
     }
 
     public EventMetadata With(string key, string value)
@@ -84,14 +93,8 @@ public sealed class EventMetadata : IReadOnlyDictionary<string, string>, IEquata
         var result = new KeyValuePair<string, string>[_entries.Length + entries.Length];
         _entries.CopyTo(result, 0);
         var n = _entries.Length;
-        foreach (var (k, v) in entries)
-        {
-            var i = IndexOf(result.AsSpan(0, n), k);
-            if (i >= 0) result[i] = new(k, v);
-            else result[n++] = new(k, v);
-        }
-        if (n < result.Length) Array.Resize(ref result, n);
-        return new EventMetadata(result);
+        foreach (var (k, v) in entries) n = Set(result, n, k, v);
+        return Sized(result, n);
     }
 
     public string this[string key] => TryGetValue(key, out var v) ? v : throw new KeyNotFoundException(key);
