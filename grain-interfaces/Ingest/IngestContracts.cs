@@ -135,22 +135,8 @@ public sealed class EventBatch
     /// </summary>
     /// <remarks>The bytes are written when first asked for (<see cref="Encoded"/>, or serialisation when the batch leaves
     /// the silo); until then the batch holds its events and where each record would be copied from.</remarks>
-    public static EventBatch Compose(Guid batchId, int partition, DateTimeOffset createdAt, IReadOnlyList<BatchItem> items, BatchSegment[]? segments = null)
-    {
-        var pending = new BatchItem[items.Count];
-        var events = new KeystoneEvent[items.Count];
-        var size = EventBatchCodec.HeaderSize(items.Count);
-        for (var i = 0; i < items.Count; i++)
-        {
-            var item = items[i];
-            // An item of a batch that is itself pending refers to that batch's own source: one level, however many hops.
-            if (item.Source is { _pending: { } upstream }) item = upstream[item.SourceIndex] with { Event = item.Event };
-            pending[i] = item;
-            events[i] = item.Event;
-            size += item.Size;
-        }
-        return new EventBatch(batchId, partition, createdAt, segments, items.Count, null, events, pending: pending, pendingSize: size);
-    }
+    public static EventBatch Compose(Guid batchId, int partition, DateTimeOffset createdAt, IReadOnlyList<BatchItem> items, BatchSegment[]? segments = null) =>
+        ComposeOwned(batchId, partition, createdAt, [.. items], segments);
 
     /// <summary>
     /// <see cref="Compose"/> that takes ownership of <paramref name="items"/> instead of copying it: the caller must
@@ -164,6 +150,7 @@ public sealed class EventBatch
         for (var i = 0; i < items.Length; i++)
         {
             ref var item = ref items[i];
+            // An item of a batch that is itself pending refers to that batch's own source: one level, however many hops.
             if (item.Source is { _pending: { } upstream }) item = upstream[item.SourceIndex] with { Event = item.Event };
             events[i] = item.Event;
             size += item.Size;
