@@ -60,12 +60,18 @@ public static class EventJson
     /// this way at least once (size check, archive), so the string was an object per event per hop.</summary>
     public static void WriteTimestamp(Utf8JsonWriter w, ReadOnlySpan<byte> name, DateTimeOffset t)
     {
+        w.WritePropertyName(name);
+        WriteTimestampValue(w, t);
+    }
+
+    public static void WriteTimestampValue(Utf8JsonWriter w, DateTimeOffset t)
+    {
         Span<char> text = stackalloc char[40];
         var done = t.Offset == TimeSpan.Zero
             ? t.UtcDateTime.TryFormat(text, out var written, UtcFormat, CultureInfo.InvariantCulture)
             : t.TryFormat(text, out written, OffsetFormat, CultureInfo.InvariantCulture);
-        if (done) w.WriteString(name, text[..written]);
-        else w.WriteString(name, FormatTimestamp(t));
+        if (done) w.WriteStringValue(text[..written]);
+        else w.WriteStringValue(FormatTimestamp(t));
     }
 
     public static void Write(Utf8JsonWriter w, KeystoneEvent e)

@@ -80,12 +80,25 @@ public static class EventBatchCodec
 
     public static byte[] Encode(IReadOnlyList<KeystoneEvent> events)
     {
+        var output = new byte[EncodedSize(events)];
+        Encode(events, output);
+        return output;
+    }
+
+    /// <summary>The size of the batch <see cref="Encode(IReadOnlyList{KeystoneEvent}, Span{byte})"/> writes.</summary>
+    public static int EncodedSize(IReadOnlyList<KeystoneEvent> events)
+    {
         var size = HeaderSize(events.Count);
         for (var i = 0; i < events.Count; i++) size += EncodedSize(events[i]);
-        var output = new byte[size];
-        var p = WriteHeader(output, events.Count);
-        for (var i = 0; i < events.Count; i++) p += WriteRecord(output.AsSpan(p), events[i]);
-        return output;
+        return size;
+    }
+
+    /// <summary>Writes the batch into <paramref name="destination"/> (at least <see cref="EncodedSize(IReadOnlyList{KeystoneEvent})"/> bytes); returns the bytes written.</summary>
+    public static int Encode(IReadOnlyList<KeystoneEvent> events, Span<byte> destination)
+    {
+        var p = WriteHeader(destination, events.Count);
+        for (var i = 0; i < events.Count; i++) p += WriteRecord(destination[p..], events[i]);
+        return p;
     }
 
     /// <summary>Reads the header; returns the event count and where the first record starts.</summary>

@@ -28,40 +28,41 @@ public static class GraphEventMapper
     {
         problem = null;
         var p = e.Payload;
-        var updates = new List<NodeUpdate>(2);
+        // Exact arrays rather than growing lists: this runs twice per event (in the operator and in the node).
         switch (e.EventType)
         {
             case var t when IsPlayback(t):
             {
                 if (!Id(p.GetString("user_id"), "user_id", ref problem, out var user) || !Id(p.GetString("video_id"), "video_id", ref problem, out var video)) return [];
-                var edges = new List<(EdgeLabel, string)> { (EdgeLabel.Watches, video) };
-                if (OptionalId(p.GetString("device_id"), "device_id", ref problem) is { } device) edges.Add((EdgeLabel.Uses, device));
-                updates.Add(new NodeUpdate(NodeType.User, user, edges, Empty));
-                break;
+                (EdgeLabel, string)[] edges = OptionalId(p.GetString("device_id"), "device_id", ref problem) is { } device
+                    ? [(EdgeLabel.Watches, video), (EdgeLabel.Uses, device)]
+                    : [(EdgeLabel.Watches, video)];
+                return One(new NodeUpdate(NodeType.User, user, edges, Empty));
             }
             case "user.login":
             {
                 if (!Id(p.GetString("user_id"), "user_id", ref problem, out var user) || !Id(p.GetString("device_id"), "device_id", ref problem, out var device)) return [];
-                var edges = new List<(EdgeLabel, string)> { (EdgeLabel.Uses, device) };
-                if (OptionalId(p.GetString("profile_id"), "profile_id", ref problem) is { } profile) edges.Add((EdgeLabel.Has, profile));
-                updates.Add(new NodeUpdate(NodeType.User, user, edges, Empty));
-                break;
+                (EdgeLabel, string)[] edges = OptionalId(p.GetString("profile_id"), "profile_id", ref problem) is { } profile
+                    ? [(EdgeLabel.Uses, device), (EdgeLabel.Has, profile)]
+                    : [(EdgeLabel.Uses, device)];
+                return One(new NodeUpdate(NodeType.User, user, edges, Empty));
             }
             case "user.profile_switch":
             {
                 if (!Id(p.GetString("user_id"), "user_id", ref problem, out var user) || !Id(p.GetString("profile_id"), "profile_id", ref problem, out var profile)) return [];
-                var edges = new List<(EdgeLabel, string)> { (EdgeLabel.Has, profile) };
+                var edges = new List<(EdgeLabel, string)>(3) { (EdgeLabel.Has, profile) };
                 if (OptionalId(p.GetString("from_profile_id"), "from_profile_id", ref problem) is { } from && from != profile) edges.Add((EdgeLabel.Has, from));
                 if (OptionalId(p.GetString("device_id"), "device_id", ref problem) is { } device) edges.Add((EdgeLabel.Uses, device));
-                updates.Add(new NodeUpdate(NodeType.User, user, edges, Empty));
-                break;
+                return One(new NodeUpdate(NodeType.User, user, edges, Empty));
             }
             case "profile.created":
             {
                 if (!Id(p.GetString("user_id"), "user_id", ref problem, out var user) || !Id(p.GetString("profile_id"), "profile_id", ref problem, out var profile)) return [];
-                updates.Add(new NodeUpdate(NodeType.User, user, [(EdgeLabel.Has, profile)], Empty));
-                updates.Add(new NodeUpdate(NodeType.Profile, profile, [], Properties(p, ("user_id", false), ("profile_name", false), ("maturity_level", false), ("language", false))));
-                break;
+                return new[]
+                {
+                    new NodeUpdate(NodeType.User, user, new[] { (EdgeLabel.Has, profile) }, Empty),
+                    new NodeUpdate(NodeType.Profile, profile, [], Properties(p, ("user_id", false), ("profile_name", false), ("maturity_level", false), ("language", false))),
+                };
             }
             case "content.added":
             case "content.metadata_updated":
@@ -72,16 +73,16 @@ public static class GraphEventMapper
                 if (p.GetStringArray("genres") is { } genres)
                     foreach (var g in genres.Distinct(StringComparer.Ordinal).Take(MaxGenres))
                         if (OptionalId(g, "genres[]", ref problem) is { } genre) edges.Add((EdgeLabel.HasGenre, genre));
-                updates.Add(new NodeUpdate(NodeType.Video, video, edges,
+                return One(new NodeUpdate(NodeType.Video, video, edges,
                     Properties(p, ("title", false), ("series_id", false), ("duration_ms", true), ("season", true), ("episode", true), ("release_year", true))));
-                break;
             }
             default:
                 problem = $"event type '{e.EventType}' does not update the graph";
                 return [];
         }
-        return updates;
     }
+
+    private static NodeUpdate[] One(NodeUpdate update) => [update];
 
     private static readonly IReadOnlyDictionary<string, string> Empty = new Dictionary<string, string>();
 

@@ -25,7 +25,8 @@ public sealed class TopicTapGrain(
     ILogger<TopicTapGrain> logger)
     : Grain, ITopicTapGrain, IStreamSubscriptionObserver, IAsyncBatchObserver<EventBatch>
 {
-    private readonly Queue<TappedEvent> _recent = new();
+    // Structs, not TappedEvent records: a tap sees every delivery of its topic, and only the few that are read need a record.
+    private readonly Queue<(long Sequence, DateTimeOffset At, int Partition, Keystone.Events.KeystoneEvent Event)> _recent = new();
     private readonly LatencyHistogram _lag = new();
     private RecentIds<Guid> _batches = null!;
     private string _topic = "";
@@ -97,7 +98,7 @@ public sealed class TopicTapGrain(
             {
                 for (var i = Math.Max(start, from); i < start + count; i++)
                 {
-                    _recent.Enqueue(new TappedEvent(++_sequence, now, batch.Partition, decoded[i - from]));
+                    _recent.Enqueue((++_sequence, now, batch.Partition, decoded[i - from]));
                     if (_recent.Count > keep) _recent.Dequeue();
                 }
             }
@@ -116,7 +117,8 @@ public sealed class TopicTapGrain(
 
     public Task<IReadOnlyList<TappedEvent>> GetRecent(int limit, long afterSequence = 0)
     {
-        IReadOnlyList<TappedEvent> result = _recent.Where(e => e.Sequence > afterSequence).TakeLast(Math.Max(0, limit)).ToArray();
+        IReadOnlyList<TappedEvent> result = _recent.Where(e => e.Sequence > afterSequence).TakeLast(Math.Max(0, limit))
+            .Select(e => new TappedEvent(e.Sequence, e.At, e.Partition, e.Event)).ToArray();
         return Task.FromResult(result);
     }
 

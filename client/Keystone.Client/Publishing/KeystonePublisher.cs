@@ -230,10 +230,23 @@ public sealed class KeystonePublisher : IAsyncDisposable
         return Task.WhenAll(pending);
     }
 
+    // The uncompressed form only feeds the compressor, so it lives in a pooled buffer (it was an array per batch).
+    private static byte[] Encode(IReadOnlyList<KeystoneEvent> events)
+    {
+        var size = EventBatchCodec.EncodedSize(events);
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(size);
+        try
+        {
+            var written = EventBatchCodec.Encode(events, buffer);
+            return Lz4Codec.Compress(buffer.AsSpan(0, written));
+        }
+        finally { System.Buffers.ArrayPool<byte>.Shared.Return(buffer); }
+    }
+
     private async Task SendWithRetries(PendingBatch batch)
     {
         // Typed events travel in the binary batch form, LZ4-compressed: the cluster validates them again but has no JSON to parse.
-        var request = new IngestRequest(Lz4Codec.Compress(EventBatchCodec.Encode(batch.Events)), BodyFormat.Binary, BodyCompression.Lz4, _options.Origin);
+        var request = new IngestRequest(Encode(batch.Events), BodyFormat.Binary, BodyCompression.Lz4, _options.Origin);
         for (var attempt = 1; ; attempt++)
         {
             Exception failure;

@@ -197,4 +197,74 @@ public class PayloadTests
         using var doc = JsonDocument.Parse("""[1, "two"]""");
         Assert.Equal("""{"v":[1,"two"]}""", Payload.Create(("v", doc.RootElement)).ToString());
     }
+    [Fact]
+    public void Repeated_ids_read_from_different_payloads_are_one_string()
+    {
+        // Entity state keeps the ids it reads; decoding each event's copy of "u-4711" would allocate and keep one per event.
+        var first = Payload.Parse("""{"user_id":"u-4711","title":"Café"}""").GetString("user_id");
+        var second = Payload.Parse("""{"title":"x","user_id":"u-4711"}""").GetString("user_id");
+
+        Assert.Equal("u-4711", second);
+        Assert.Same(first, second);
+        Assert.Same(first, Payload.Parse("""{"user_id":["u-4711"]}""").GetStringArray("user_id")[0]);
+    }
+
+    [Fact]
+    public void Values_the_table_does_not_keep_still_read_correctly()
+    {
+        var accented = Payload.Parse("""{"t":"Café"}""");
+        var escaped = Payload.Parse("""{"t":"a\u0062c"}""");
+        var longValue = new string('v', 200);
+        var @long = Payload.Create(("t", longValue));
+
+        Assert.Equal("Café", accented.GetString("t"));
+        Assert.NotSame(accented.GetString("t"), accented.GetString("t"));
+        Assert.Equal("abc", escaped.GetString("t"));
+        Assert.Equal(longValue, @long.GetString("t"));
+        Assert.NotSame(@long.GetString("t"), @long.GetString("t"));
+        // Many distinct ids share the fixed table: each still reads back as itself.
+        for (var i = 0; i < 200_000; i += 997)
+        {
+            var id = $"d-{i}";
+            Assert.Equal(id, Payload.Create(("device_id", id)).GetString("device_id"));
+        }
+    }
+    [Fact]
+    public void A_built_payload_has_the_bytes_Create_makes_of_the_same_fields()
+    {
+        var seen = new DateTimeOffset(2026, 12, 3, 10, 0, 0, 123, TimeSpan.FromHours(2));
+        var expected = Payload.Create(("label", "WATCHES"), ("created", true), ("count", 42L), ("weight", 0.25), ("none", null),
+            ("first_seen", EventJson.FormatTimestamp(seen)), ("last_seen", EventJson.FormatTimestamp(seen.ToUniversalTime())));
+
+        using var b = Payload.Build();
+        b.String("label", "WATCHES");
+        b.Boolean("created", true);
+        b.Number("count", 42L);
+        b.Number("weight", 0.25);
+        b.Number("none", null);
+        b.Timestamp("first_seen", seen);
+        b.Timestamp("last_seen", seen.ToUniversalTime());
+
+        Assert.Equal(expected.ToString(), b.End().ToString());
+    }
+
+    [Fact]
+    public void A_builder_refuses_a_repeated_field_and_leaves_the_next_payload_intact()
+    {
+        var b = Payload.Build();
+        b.String("a", "1");
+        try
+        {
+            Assert.Throws<ArgumentException>(() =>
+            {
+                using var inner = Payload.Build();
+                inner.String("x", "1");
+                inner.String("x", "2");
+            });
+            b.Number("b", 2L);
+            Assert.Equal("""{"a":"1","b":2}""", b.End().ToString());
+        }
+        finally { b.Dispose(); }
+        Assert.Equal("""{"c":3}""", Payload.Create(("c", 3)).ToString());
+    }
 }

@@ -186,4 +186,16 @@ public class EventBatchCodecTests
         Assert.StartsWith("malformed binary batch:", parsed.BodyError);
         Assert.Empty(parsed.Events);
     }
+    [Fact]
+    public void A_batch_encoded_into_a_span_is_the_batch_Encode_returns()
+    {
+        var events = Mixed();
+        var expected = EventBatchCodec.Encode(events);
+        var buffer = new byte[EventBatchCodec.EncodedSize((IReadOnlyList<KeystoneEvent>)events) + 7];
+
+        var written = EventBatchCodec.Encode(events, buffer);
+
+        Assert.Equal(expected.Length, written);
+        Assert.Equal(expected, buffer[..written]);
+    }
 }
