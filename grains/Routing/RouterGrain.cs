@@ -33,6 +33,8 @@ public sealed class RouterGrain(
 {
     private readonly Dictionary<string, IAsyncStream<EventBatch>> _outputs = new(StringComparer.Ordinal);
     private readonly HashSet<string> _registeredTopics = new(StringComparer.Ordinal);
+    // Reused by every routing call: its lists are consumed (copied into the messages) before the next call.
+    private readonly RoutedBatch _routed = new();
     private RecentIds<Guid>? _seen;
     private IStreamProvider? _provider;
     private int _partition;
@@ -243,7 +245,7 @@ public sealed class RouterGrain(
     {
         if (faults.Value.RouterPoisonMarker is { Length: > 0 } && events.FirstOrDefault(faults.Value.IsRouterPoison) is { } poison)
             throw new InvalidOperationException($"poison event {poison.EventId} (fault injection: Keystone:Faults:RouterPoisonMarker)");
-        return engine.Route(events, _partition, now);
+        return engine.Route(events, _partition, now, _routed);
     }
 
     private async Task Append(string topic, Priority? priority, List<(Guid, BatchItem[])> segments, DateTimeOffset ingestedAt)

@@ -20,6 +20,33 @@ public sealed class RoutedBatch
     public List<KeystoneEvent> Unrouted { get; } = [];
     public List<int> UnroutedIndexes { get; } = [];
 
+    // A router routes batch after batch into the same instance: the topic lists keep their capacity, so routing stops
+    // growing a list per topic per batch (arrays of events and indexes were 2 % of the pipeline's bytes).
+    private Dictionary<string, TopicOutput>? _spare;
+
+    internal void Reset()
+    {
+        foreach (var (topic, output) in Topics) (_spare ??= new(StringComparer.Ordinal))[topic] = output;
+        Topics.Clear();
+        Unrouted.Clear();
+        UnroutedIndexes.Clear();
+        Filtered = 0;
+        Deliveries = 0;
+    }
+
+    internal TopicOutput Output(string topic, Priority priority)
+    {
+        if (_spare is not null && _spare.Remove(topic, out var output))
+        {
+            output.Events.Clear();
+            output.Indexes.Clear();
+            output.Priority = priority;
+        }
+        else output = new TopicOutput(topic, priority);
+        Topics[topic] = output;
+        return output;
+    }
+
     /// <summary>(event, destination) pairs that a filter transform held back.</summary>
     public int Filtered { get; internal set; }
 
@@ -43,9 +70,11 @@ public sealed class RoutingEngine(RuleSet rules)
 {
     public RuleSet Rules { get; } = rules;
 
-    public RoutedBatch Route(IReadOnlyList<KeystoneEvent> events, int partition, DateTimeOffset now)
+    /// <param name="into">Where to put the result, reusing its lists (a router's own instance: what was in it is gone); a new one when null.</param>
+    public RoutedBatch Route(IReadOnlyList<KeystoneEvent> events, int partition, DateTimeOffset now, RoutedBatch? into = null)
     {
-        var result = new RoutedBatch();
+        var result = into ?? new RoutedBatch();
+        result.Reset();
         var seenTopics = new HashSet<string>(StringComparer.Ordinal);
         var rules = Rules.RuleArray;
         for (var n = 0; n < events.Count; n++)
@@ -71,7 +100,7 @@ public sealed class RoutingEngine(RuleSet rules)
                         continue;
                     }
                     if (!result.Topics.TryGetValue(topic, out var bucket))
-                        result.Topics[topic] = bucket = new TopicOutput(topic, destination.Priority);
+                        bucket = result.Output(topic, destination.Priority);
                     else if (destination.Priority < bucket.Priority)
                         bucket.Priority = destination.Priority;
                     bucket.Events.Add(output);

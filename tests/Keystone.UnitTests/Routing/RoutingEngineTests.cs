@@ -339,4 +339,27 @@ public class RoutingEngineTests
             traces.Select(t => (t.Rule, t.Topic, t.Priority)));
         Assert.Equal("sha256:07f7fa094ff47bc2", traces[0].Output!.Payload.GetString("email"));
     }
+    [Fact]
+    public void Routing_into_a_reused_result_gives_what_a_fresh_one_gets_and_forgets_the_previous_batch()
+    {
+        var engine = Engine(BriefYaml);
+        var reused = new RoutedBatch();
+        engine.Route([Sample.PlayStarted(userId: "a"), Sample.Payment(region: "us-east-1"), Sample.HealthCheck()], 3, Sample.Now, reused);
+
+        var second = new[] { Sample.PlayStarted(userId: "b"), Sample.PlayStarted(userId: "c") };
+        var fresh = engine.Route(second, 3, Sample.Now);
+        Assert.Same(reused, engine.Route(second, 3, Sample.Now, reused));
+
+        Assert.Equal(fresh.Topics.Keys, reused.Topics.Keys);
+        foreach (var (topic, output) in fresh.Topics)
+        {
+            Assert.Equal(output.Priority, reused.Topics[topic].Priority);
+            Assert.Equal(output.Events, reused.Topics[topic].Events);
+            Assert.Equal(output.Indexes, reused.Topics[topic].Indexes);
+        }
+        Assert.DoesNotContain("billing-events-us", reused.Topics.Keys);
+        Assert.Equal(fresh.Deliveries, reused.Deliveries);
+        Assert.Equal(fresh.Filtered, reused.Filtered);
+        Assert.Equal(fresh.Unrouted, reused.Unrouted);
+    }
 }
