@@ -128,20 +128,28 @@ public sealed class ActivityOperatorGrain(
             SetTimer(user, r.NextWindowEnd);
         }
 
-        var playsByVideo = contributions.GroupBy(c => c.VideoId).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
-        var videos = playsByVideo.Keys.Union(catalog.Keys).ToList();
-        var genres = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
-        var videoResults = await ForEach(videos.ToDictionary(v => v, v => 0), (video, _) => GrainRefs.Get<IVideoGrain>(GrainFactory, video).ApplyActivity(
-            new VideoActivityBatch(Partition, sequence, playsByVideo.GetValueOrDefault(video) ?? [], [.. catalog.GetValueOrDefault(video) ?? []])));
+        // Grouped with plain loops (first occurrence first, as GroupBy did): this runs once per delivery per partition.
+        var playsByVideo = new Dictionary<string, List<PlayContribution>>(StringComparer.Ordinal);
+        var byProfile = new Dictionary<string, List<PlayContribution>>(StringComparer.Ordinal);
+        foreach (var c in contributions)
+        {
+            Add(playsByVideo, c.VideoId, c);
+            if (c.ProfileId is { } profileId) Add(byProfile, profileId, c);
+        }
+        var videos = new Dictionary<string, int>(playsByVideo.Count + catalog.Count, StringComparer.Ordinal);
+        foreach (var video in playsByVideo.Keys) videos[video] = 0;
+        foreach (var video in catalog.Keys) videos.TryAdd(video, 0);
+        var genres = new Dictionary<string, IReadOnlyList<string>>(videos.Count, StringComparer.Ordinal);
+        var videoResults = await ForEach(videos, (video, _) => GrainRefs.Get<IVideoGrain>(GrainFactory, video).ApplyActivity(
+            new VideoActivityBatch(Partition, sequence, playsByVideo.GetValueOrDefault(video) ?? [], catalog.TryGetValue(video, out var added) ? [.. added] : [])));
         foreach (var (video, r) in videoResults)
         {
             lostState |= Touch('v', video, r.ActivationId);
             genres[video] = r.Genres;
         }
 
-        var byProfile = contributions.Where(c => c.ProfileId is not null).GroupBy(c => c.ProfileId!).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
         var profileResults = await ForEach(byProfile, (profile, plays) => GrainRefs.Get<IProfileGrain>(GrainFactory, profile).ApplyActivity(
-            new ProfileActivityBatch(Partition, sequence, plays, plays.Select(p => p.VideoId).Distinct().Where(genres.ContainsKey).ToDictionary(v => v, v => genres[v], StringComparer.Ordinal))));
+            new ProfileActivityBatch(Partition, sequence, plays, GenresOf(plays, genres))));
         foreach (var (profile, r) in profileResults)
         {
             lostState |= Touch('p', profile, r.ActivationId);
@@ -167,10 +175,19 @@ public sealed class ActivityOperatorGrain(
         return lostState;
     }
 
-    private static void Add(Dictionary<string, List<KeystoneEvent>> map, string key, KeystoneEvent e)
+    private static void Add<T>(Dictionary<string, List<T>> map, string key, T item)
     {
         if (!map.TryGetValue(key, out var list)) map[key] = list = [];
-        list.Add(e);
+        list.Add(item);
+    }
+
+    // The genres of the videos a profile played, where known.
+    private static Dictionary<string, IReadOnlyList<string>> GenresOf(List<PlayContribution> plays, Dictionary<string, IReadOnlyList<string>> genres)
+    {
+        var result = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        foreach (var play in plays)
+            if (genres.TryGetValue(play.VideoId, out var known)) result.TryAdd(play.VideoId, known);
+        return result;
     }
 
     private void SetTimer(string user, DateTimeOffset? end)

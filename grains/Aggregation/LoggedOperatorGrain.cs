@@ -390,20 +390,24 @@ public abstract class LoggedOperatorGrain<TState>(
     private static async Task<List<(string Key, TResult Result)>> ForEach<TValue, TResult>(Dictionary<string, TValue> items, Func<string, TValue, Task<TResult>> call, int concurrency)
     {
         var results = new List<(string, TResult)>(items.Count);
-        var pending = new List<(string Key, Task<TResult> Task)>();
+        var keys = new string[Math.Min(items.Count, concurrency)];
+        var tasks = new Task<TResult>[keys.Length];
+        var n = 0;
         foreach (var (key, value) in items)
         {
-            pending.Add((key, call(key, value)));
-            if (pending.Count >= concurrency) await Drain();
+            (keys[n], tasks[n]) = (key, call(key, value));
+            if (++n < keys.Length) continue;
+            await Drain(n);
+            n = 0;
         }
-        await Drain();
+        if (n > 0) await Drain(n);
         return results;
 
-        async Task Drain()
+        async Task Drain(int count)
         {
-            await Task.WhenAll(pending.Select(p => p.Task));
-            foreach (var (key, task) in pending) results.Add((key, task.Result));
-            pending.Clear();
+            // As Task[]: the generic overload would also allocate an array of the results.
+            await Task.WhenAll((Task[])(count == tasks.Length ? tasks : tasks[..count]));
+            for (var i = 0; i < count; i++) results.Add((keys[i], tasks[i].Result));
         }
     }
 
@@ -418,10 +422,13 @@ public abstract class LoggedOperatorGrain<TState>(
         if (_registeredTopics.Add(topic)) await GrainFactory.GetGrain<ITopicDirectoryGrain>(0).Register(topic, priority);
         var stream = _provider.GetStream<EventBatch>(StreamId.Create(topic, StreamNames.PartitionKey(Partition)));
         var chunk = 0;
-        foreach (var items in StreamChunker.Chunk(events.Select(e => new BatchItem(e)).ToList(), ingestOptions.MaxEventsPerStreamMessage, ingestOptions.MaxBytesPerStreamMessage))
+        var all = new BatchItem[events.Count];
+        for (var i = 0; i < all.Length; i++) all[i] = new BatchItem(events[i]);
+        // Every chunk is an array of its own (the whole one when it fits), so the message can own it.
+        foreach (var items in StreamChunker.Chunk(all, ingestOptions.MaxEventsPerStreamMessage, ingestOptions.MaxBytesPerStreamMessage))
         {
             var id = sequence is { } s ? DerivedId($"{LogName}/{Partition}/{s}/{topic}/{chunk++}") : Guid.NewGuid();
-            await stream.OnNextAsync(EventBatch.Compose(id, Partition, now, items));
+            await stream.OnNextAsync(EventBatch.ComposeOwned(id, Partition, now, items));
         }
     }
 

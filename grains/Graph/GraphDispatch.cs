@@ -29,11 +29,19 @@ public static class GraphDispatch
 {
     public delegate Task<IReadOnlyList<(NodeType Type, string Id, GraphApplyResult Result)>> ApplyRound(IReadOnlyList<(NodeType Type, string Id, GraphBatch Batch)> round);
 
+    // Lists made on first use: most nodes of a delivery get only one kind of input (a device only in-edges).
     private sealed class NodeInputs
     {
-        public List<KeystoneEvent> Events { get; } = [];
-        public List<InEdgeAdd> InEdges { get; } = [];
-        public List<DerivedFact> Facts { get; } = [];
+        private List<KeystoneEvent>? _events;
+        private List<InEdgeAdd>? _inEdges;
+        private List<DerivedFact>? _facts;
+
+        public List<KeystoneEvent> Events => _events ??= [];
+        public List<InEdgeAdd> InEdges => _inEdges ??= [];
+        public List<DerivedFact> Facts => _facts ??= [];
+
+        public GraphBatch Batch(int partition, long sequence) =>
+            new(partition, sequence, (IReadOnlyList<KeystoneEvent>?)_events ?? [], (IReadOnlyList<InEdgeAdd>?)_inEdges ?? [], (IReadOnlyList<DerivedFact>?)_facts ?? []);
     }
 
     public static async Task<GraphDispatchOutcome> RunAsync(int partition, long sequence, IReadOnlyList<KeystoneEvent> events, ApplyRound apply)
@@ -66,7 +74,9 @@ public static class GraphDispatch
 
         async Task Round(Func<NodeType, bool> types)
         {
-            var round = inputs.Where(kv => types(kv.Key.Item1)).Select(kv => (kv.Key.Item1, kv.Key.Item2, new GraphBatch(partition, sequence, kv.Value.Events, kv.Value.InEdges, kv.Value.Facts))).ToList();
+            var round = new List<(NodeType, string, GraphBatch)>(inputs.Count);
+            foreach (var ((type, id), input) in inputs)
+                if (types(type)) round.Add((type, id, input.Batch(partition, sequence)));
             foreach (var (type, id, _) in round) inputs.Remove((type, id));
             if (round.Count == 0) return;
             foreach (var (type, id, r) in await apply(round))

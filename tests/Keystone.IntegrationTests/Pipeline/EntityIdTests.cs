@@ -27,6 +27,9 @@ public sealed class EntityIdTests(AzuriteFixture azurite)
             Assert.Equal(silo.Client.GetGrain<IUserGrain>(user).GetGrainId(), cached.GetGrainId());
             Assert.Equal(silo.Client.GetGrain<IVertexGrain>("genre:x").GetGrainId(), GrainRefs.Get<IVertexGrain>(silo.Client, "genre:x").GetGrainId());
         }
+        // Asked again, the reference comes from the table; a key not asked before is built from the resolved types.
+        Assert.Same(GrainRefs.Get<IUserGrain>(silo.Client, user), GrainRefs.Get<IUserGrain>(silo.Client, user));
+        Assert.Equal(silo.Client.GetGrain<IUserGrain>(user + "-2").GetGrainId(), GrainRefs.Get<IUserGrain>(silo.Client, user + "-2").GetGrainId());
         var view = await Eventually.Until(() => GrainRefs.Get<IUserGrain>(silo.Client, user).GetActivity(null, null), v => v?.Totals.Events == 1, TimeSpan.FromSeconds(30), "the play counted");
         Assert.Equal(1, view!.Totals.Events);
     }
