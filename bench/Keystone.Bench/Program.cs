@@ -97,7 +97,8 @@ if (scenario == "scale")
 }
 
 var needed = new[] { eventCount, latencyRate * latencySeconds, capacityRates.Max() * capacitySeconds, baselineCount, restCount }.Max();
-if (only is not null) needed = Math.Min(needed, 500_000);
+// A single run needs no more than the runs it skips would; an explicit --events is still honoured (it was capped at 500,000).
+if (only is not null) needed = Math.Max(Math.Min(needed, 500_000), eventCount);
 Console.WriteLine($"Generating {needed:N0} simulated events...");
 var events = PipelineBenchmark.Generate(needed, seed: 1);
 var warmUp = PipelineBenchmark.Generate(Arg("--warm-up-events", 100_000), seed: 2);

@@ -101,11 +101,11 @@ public sealed class GraphNode
         _seen.Expire(now);
         int applied = 0, duplicates = 0, updates = 0;
         var propertiesChanged = false;
-        var changes = new Dictionary<(EdgeLabel, string), EdgeChange>();
+        var changes = new ChangeSet();
 
         foreach (var e in batch.Events)
         {
-            var mine = GraphEventMapper.Map(e, out _).FirstOrDefault(u => u.Type == Type && u.Id == Id);
+            var mine = Mine(GraphEventMapper.Map(e, out _));
             if (mine is null) continue;
             if (!_seen.TryAdd(e.EventId, now))
             {
@@ -113,7 +113,7 @@ public sealed class GraphNode
                 // The edges it created are re-reported: after a crash their reverse entries may never have been written.
                 foreach (var (label, target) in mine.Edges)
                     if (_out.TryGetValue((label, target), out var edge) && edge.FirstEventId == e.EventId)
-                        changes[(label, target)] = Change(edge, created: true);
+                        changes.Set(Change(edge, created: true));
                 continue;
             }
             applied++;
@@ -166,7 +166,7 @@ public sealed class GraphNode
                     }
                     else if (_out.TryGetValue((EdgeLabel.Prefers, genre), out var edge) && edge.FirstEventId == fact.EventId)
                     {
-                        changes[(EdgeLabel.Prefers, genre)] = Change(edge, created: true);
+                        changes.Set(Change(edge, created: true));
                     }
                 }
             }
@@ -180,7 +180,56 @@ public sealed class GraphNode
             Rank(fact.Other, 1);
         }
 
-        return new GraphApplyOutcome(applied, duplicates, updates, [.. changes.Values], propertiesChanged);
+        return new GraphApplyOutcome(applied, duplicates, updates, changes.ToArray(), propertiesChanged);
+    }
+
+    // The update of this node among an event's updates (an event names each node once).
+    private NodeUpdate? Mine(IReadOnlyList<NodeUpdate> updates)
+    {
+        for (var i = 0; i < updates.Count; i++)
+            if (updates[i].Type == Type && updates[i].Id == Id) return updates[i];
+        return null;
+    }
+
+    /// <summary>
+    /// The edges one call changed, newest version of each, in the order first changed. A node changes a few edges per
+    /// delivery, so a list searched from the end costs less than a dictionary per call; a long one gets an index.
+    /// </summary>
+    private sealed class ChangeSet
+    {
+        private const int IndexAbove = 16;
+        private List<EdgeChange>? _items;
+        private Dictionary<(EdgeLabel, string), int>? _index;
+
+        public EdgeChange? Find(EdgeLabel label, string target) => IndexOf(label, target) is var i and >= 0 ? _items![i] : null;
+
+        public void Set(EdgeChange change)
+        {
+            var i = IndexOf(change.Label, change.TargetId);
+            if (i >= 0)
+            {
+                _items![i] = change;
+                return;
+            }
+            (_items ??= new List<EdgeChange>(4)).Add(change);
+            if (_index is not null) _index[(change.Label, change.TargetId)] = _items.Count - 1;
+            else if (_items.Count > IndexAbove)
+            {
+                _index = new Dictionary<(EdgeLabel, string), int>(_items.Count * 2);
+                for (var n = 0; n < _items.Count; n++) _index[(_items[n].Label, _items[n].TargetId)] = n;
+            }
+        }
+
+        public EdgeChange[] ToArray() => _items?.ToArray() ?? [];
+
+        private int IndexOf(EdgeLabel label, string target)
+        {
+            if (_items is null) return -1;
+            if (_index is not null) return _index.TryGetValue((label, target), out var at) ? at : -1;
+            for (var i = _items.Count - 1; i >= 0; i--)
+                if (_items[i].Label == label && string.Equals(_items[i].TargetId, target, StringComparison.Ordinal)) return i;
+            return -1;
+        }
     }
 
     private void Seen(DateTimeOffset at)
@@ -189,7 +238,7 @@ public sealed class GraphNode
         if (State.LastSeen is not { } l || at > l) State.LastSeen = at;
     }
 
-    private void Upsert(EdgeLabel label, string target, Guid eventId, DateTimeOffset at, double weight, Dictionary<(EdgeLabel, string), EdgeChange> changes)
+    private void Upsert(EdgeLabel label, string target, Guid eventId, DateTimeOffset at, double weight, ChangeSet changes)
     {
         var created = false;
         if (!_out.TryGetValue((label, target), out var edge))
@@ -203,8 +252,8 @@ public sealed class GraphNode
         edge.Weight += weight;
         if (at < edge.FirstSeen) edge.FirstSeen = at;
         if (at > edge.LastSeen) edge.LastSeen = at;
-        created |= changes.TryGetValue((label, target), out var earlier) && earlier.Created;
-        changes[(label, target)] = Change(edge, created);
+        created |= changes.Find(label, target) is { Created: true };
+        changes.Set(Change(edge, created));
     }
 
     private EdgeChange Change(OutEdge edge, bool created) => new(

@@ -224,6 +224,27 @@ public class GraphNodeTests
         Assert.True(graph.Node(NodeType.Video, "v19").Ranked(100).Items.Count <= 10);
     }
 
+    [Theory]
+    [InlineData(3)]
+    [InlineData(30)]
+    public void A_call_reports_each_changed_edge_once_in_first_change_order_with_its_newest_count(int titles)
+    {
+        // Past 16 changes the node indexes them: both ways must report the same thing.
+        var user = new GraphNode(NodeType.User, "u", new GraphOptions(), new GraphNodeState());
+        var events = new List<KeystoneEvent>();
+        for (var i = 0; i < titles; i++) events.Add(G.Play("u", $"v{i}", device: "d"));
+        events.Add(G.Play("u", "v0", type: "video.play.paused", position: 1_000, device: "d"));
+
+        var changes = user.Apply(new GraphBatch(0, 1, events, [], []), G.T0).Changes;
+
+        Assert.Equal([.. Enumerable.Range(0, titles).Select(i => $"v{i}"), "d"], changes.Where(c => c.Label == EdgeLabel.Watches).Select(c => c.TargetId).Append(changes.Single(c => c.Label == EdgeLabel.Uses).TargetId));
+        Assert.Equal(titles + 1, changes.Count);
+        var first = changes.Single(c => c.TargetId == "v0");
+        Assert.Equal(2, first.Count);
+        Assert.True(first.Created);
+        Assert.Equal(titles + 1, changes.Single(c => c.Label == EdgeLabel.Uses).Count);
+    }
+
     [Fact]
     public void Out_edge_pages_follow_creation_order_and_skip_other_labels()
     {
