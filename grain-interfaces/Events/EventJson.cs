@@ -272,7 +272,7 @@ public static class EventJson
     }
 
     private static string ReadInterned(ref Utf8JsonReader reader) =>
-        reader.ValueIsEscaped ? reader.GetString()! : Utf8Intern.Get(reader.ValueSpan);
+        reader.ValueIsEscaped ? reader.GetString()! : Utf8Intern.Envelope.GetOrAdd(reader.ValueSpan);
 
     private static bool HasOffset(ReadOnlySpan<byte> text) =>
         text.Length >= 17 && (text[^1] is (byte)'Z' or (byte)'z' || (text[^6] is (byte)'+' or (byte)'-' && text[^3] == (byte)':'));

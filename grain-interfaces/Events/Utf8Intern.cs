@@ -22,8 +22,6 @@ internal sealed class Utf8Intern(int slots, int maxBytes)
     private readonly string?[] _slots = new string?[slots];
     private readonly int _mask = CheckedMask(slots);
 
-    public static string Get(ReadOnlySpan<byte> utf8) => Envelope.GetOrAdd(utf8);
-
     public string GetOrAdd(ReadOnlySpan<byte> utf8)
     {
         if (utf8.Length == 0) return "";

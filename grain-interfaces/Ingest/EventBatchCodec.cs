@@ -239,7 +239,7 @@ public static class EventBatchCodec
     private static string ReadInterned(ReadOnlySpan<byte> data, ref int position)
     {
         var length = ReadVarint(data, ref position);
-        var s = Utf8Intern.Get(data.Slice(position, length));
+        var s = Utf8Intern.Envelope.GetOrAdd(data.Slice(position, length));
         position += length;
         return s;
     }
@@ -248,7 +248,7 @@ public static class EventBatchCodec
     {
         var length = ReadVarint(data, ref position);
         if (length == 0) return null;
-        var s = Utf8Intern.Get(data.Slice(position, length - 1));
+        var s = Utf8Intern.Envelope.GetOrAdd(data.Slice(position, length - 1));
         position += length - 1;
         return s;
     }
