@@ -175,7 +175,7 @@ public static class AggregationBenchmark
                         EventMetadata.Of(("trace_id", Guid.NewGuid().ToString("N")[..16]))));
                 }
             }
-            calls.Add(client.GetGrain<IUserGrain>(user).ApplyActivity(new ActivityBatch(0, 0, null, [.. events])));
+            calls.Add(client.GetGrain<IUserGrain>(user).ApplyActivity(new ActivityBatch(0, 0, null, [.. events])).AsTask());
             // Modest concurrency: each activation reads its blob from Azurite, whose request rate is the limit here.
             if (calls.Count >= 64)
             {

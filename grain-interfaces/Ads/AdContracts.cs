@@ -139,7 +139,7 @@ public sealed record EligibilityView(
 /// <summary>An ad campaign: exact counts, spend and budget, frequency caps, ad sessions and click-fraud decisions.</summary>
 public interface IAdCampaignGrain : IGrainWithStringKey
 {
-    Task<AdApplyResult> Apply(AdBatch batch);
+    ValueTask<AdApplyResult> Apply(AdBatch batch);
 
     /// <summary>
     /// Makes durable everything applied from <paramref name="partition"/> up to log position

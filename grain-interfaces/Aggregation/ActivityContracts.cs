@@ -181,10 +181,10 @@ public sealed record ApplyAck(
 /// <summary>A member account: per-window activity, the current session and totals (and, with the graph, its edges).</summary>
 public interface IUserGrain : Graph.IGraphNodeGrain
 {
-    Task<UserApplyResult> ApplyActivity(ActivityBatch batch);
+    ValueTask<UserApplyResult> ApplyActivity(ActivityBatch batch);
 
     /// <summary>Fires the windows the watermark has passed; returns their results and when to call again.</summary>
-    Task<FireResult> AdvanceWatermark(int partition, DateTimeOffset watermark);
+    ValueTask<FireResult> AdvanceWatermark(int partition, DateTimeOffset watermark);
 
     /// <summary>Writes the state (with its de-duplication memory and applied positions) if it changed.</summary>
     /// <remarks>Interleaved, like Flink's asynchronous snapshots: the state is serialised at once and deliveries go on
@@ -199,7 +199,7 @@ public interface IUserGrain : Graph.IGraphNodeGrain
 /// <summary>A title: per-window and all-time viewing statistics, and its catalogue facts.</summary>
 public interface IVideoGrain : Graph.IGraphNodeGrain
 {
-    Task<VideoApplyResult> ApplyActivity(VideoActivityBatch batch);
+    ValueTask<VideoApplyResult> ApplyActivity(VideoActivityBatch batch);
 
     /// <summary>Makes durable what was applied from <paramref name="partition"/> up to log position <paramref name="sequence"/>.</summary>
     [AlwaysInterleave]
@@ -210,7 +210,7 @@ public interface IVideoGrain : Graph.IGraphNodeGrain
 /// <summary>A profile: its activity and its genre affinities (decayed watch time by genre).</summary>
 public interface IProfileGrain : Graph.IGraphNodeGrain
 {
-    Task<ApplyAck> ApplyActivity(ProfileActivityBatch batch);
+    ValueTask<ApplyAck> ApplyActivity(ProfileActivityBatch batch);
 
     [AlwaysInterleave]
     Task<Guid> Checkpoint();

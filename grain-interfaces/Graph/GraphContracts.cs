@@ -153,7 +153,20 @@ public sealed record GraphBatch(
     [property: Id(1)] long Sequence,
     [property: Id(2)] IReadOnlyList<KeystoneEvent> Events,
     [property: Id(3)] IReadOnlyList<InEdgeAdd> InEdges,
-    [property: Id(4)] IReadOnlyList<DerivedFact> Facts);
+    [property: Id(4)] IReadOnlyList<DerivedFact> Facts)
+{
+    /// <summary>
+    /// What the operator's mapping found for this node in each of <see cref="Events"/> (same order), so that the
+    /// node does not parse the events again. Not serialised: a batch that reaches another silo arrives without it and
+    /// the node maps its events itself.
+    /// </summary>
+    public IReadOnlyList<NodeUpdate>? Updates { get => _updates; init => _updates = value; }
+
+    [NonSerialized] private readonly IReadOnlyList<NodeUpdate>? _updates;
+}
+
+/// <summary>What one event says about one node: the forward edges it creates or refreshes there, and properties.</summary>
+public sealed record NodeUpdate(NodeType Type, string Id, IReadOnlyList<(EdgeLabel Label, string Target)> Edges, IReadOnlyDictionary<string, string> Properties);
 
 /// <summary>A forward edge was created at <paramref name="SourceId"/>; its target records the reverse entry.</summary>
 /// <param name="EventId">The event that created the forward edge: the target's de-duplication key.</param>
@@ -235,7 +248,7 @@ public sealed record GraphFootprint(
 /// grain per entity); Device, Series and Genre nodes are small <see cref="IVertexGrain"/>s.</summary>
 public interface IGraphNodeGrain : IGrainWithStringKey
 {
-    Task<GraphApplyResult> ApplyGraph(GraphBatch batch);
+    ValueTask<GraphApplyResult> ApplyGraph(GraphBatch batch);
 
     /// <summary>Makes durable what was applied from <paramref name="partition"/> up to log position <paramref name="sequence"/>;
     /// returns the activation that did, so the operator can tell a new activation (which lost what it had applied).</summary>

@@ -50,7 +50,7 @@ public sealed class AdCampaignGrain(
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) =>
         DeactivationWrite.Wanted(reason) ? Flush() : Task.CompletedTask;
 
-    public async Task<AdApplyResult> Apply(AdBatch batch)
+    public async ValueTask<AdApplyResult> Apply(AdBatch batch)
     {
         var (decisions, applied, duplicates) = _ledger.Apply(batch, time.GetUtcNow());
         _coverage.Applied(batch.Partition, batch.Sequence);

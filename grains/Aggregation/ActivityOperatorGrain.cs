@@ -80,7 +80,9 @@ public sealed class ActivityOperatorGrain(
         _clockSkewed += skewed;
         if (skewed > 0) _metrics.ClockSkewed(LogName, skewed);
         var watermark = Watermark;
-        var byUser = new Dictionary<string, List<KeystoneEvent>>(StringComparer.Ordinal);
+        // A user's plays in an array grown one at a time: most users have one play per delivery, and the array goes into
+        // the user's batch as it is.
+        var byUser = new Dictionary<string, KeystoneEvent[]>(StringComparer.Ordinal);
         var catalog = new Dictionary<string, List<KeystoneEvent>>(StringComparer.Ordinal);
         var tooLate = new List<KeystoneEvent>();
         DateTimeOffset? maxEventTime = null;
@@ -106,14 +108,14 @@ public sealed class ActivityOperatorGrain(
                     _late++;
                     break;
             }
-            Add(byUser, user, e);
+            Append(byUser, user, e);
         }
 
         var lostState = false;
         var results = new List<WindowResult>();
 
         // Users first: they turn positions into watch time for their videos and profiles.
-        var userResults = await ForEach(byUser, (user, list) => GrainRefs.Get<IUserGrain>(GrainFactory, user).ApplyActivity(new ActivityBatch(Partition, sequence, watermark, [.. list])));
+        var userResults = await ForEach(byUser, (user, list) => GrainRefs.Get<IUserGrain>(GrainFactory, user).ApplyActivity(new ActivityBatch(Partition, sequence, watermark, list)));
         // Grain-visible: the users have applied these events (in memory, queryable).
         var visibleAt = Time.GetUtcNow().UtcTicks;
         foreach (var list in byUser.Values)
@@ -173,6 +175,18 @@ public sealed class ActivityOperatorGrain(
 
         await Emit(results, tooLate, now);
         return lostState;
+    }
+
+    private static void Append(Dictionary<string, KeystoneEvent[]> map, string key, KeystoneEvent item)
+    {
+        ref var events = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(map, key, out _);
+        if (events is null)
+        {
+            events = [item];
+            return;
+        }
+        Array.Resize(ref events, events.Length + 1);
+        events[^1] = item;
     }
 
     private static void Add<T>(Dictionary<string, List<T>> map, string key, T item)

@@ -384,18 +384,26 @@ public abstract class LoggedOperatorGrain<TState>(
     }
 
     /// <summary>Calls <paramref name="call"/> for every key, at most <see cref="DispatchConcurrency"/> at a time.</summary>
-    protected Task<List<(string Key, TResult Result)>> ForEach<TValue, TResult>(Dictionary<string, TValue> items, Func<string, TValue, Task<TResult>> call) =>
+    protected Task<List<(string Key, TResult Result)>> ForEach<TValue, TResult>(Dictionary<string, TValue> items, Func<string, TValue, ValueTask<TResult>> call) =>
         ForEach(items, call, DispatchConcurrency);
 
-    private static async Task<List<(string Key, TResult Result)>> ForEach<TValue, TResult>(Dictionary<string, TValue> items, Func<string, TValue, Task<TResult>> call, int concurrency)
+    /// <summary>
+    /// Calls <paramref name="call"/> for every item, at most <paramref name="concurrency"/> at a time, and returns the
+    /// results in the order of <paramref name="items"/>. Like <c>Task.WhenAll</c>, a failure surfaces only after every
+    /// call in flight has finished, so no entity is still applying when the caller retries the delivery.
+    /// </summary>
+    /// <remarks>The entity methods return <see cref="ValueTask{TResult}"/>: Orleans then hands back its pooled
+    /// completion source as it is, where a <c>Task</c>-returning method wraps it in a new task for every call.
+    /// All calls of a group are sent before the first is awaited, so awaiting them in turn does not serialise them.</remarks>
+    private static async Task<List<(string Key, TResult Result)>> ForEach<TValue, TResult>(Dictionary<string, TValue> items, Func<string, TValue, ValueTask<TResult>> call, int concurrency)
     {
         var results = new List<(string, TResult)>(items.Count);
         var keys = new string[Math.Min(items.Count, concurrency)];
-        var tasks = new Task<TResult>[keys.Length];
+        var pending = new ValueTask<TResult>[keys.Length];
         var n = 0;
         foreach (var (key, value) in items)
         {
-            (keys[n], tasks[n]) = (key, call(key, value));
+            (keys[n], pending[n]) = (key, Start(call, key, value));
             if (++n < keys.Length) continue;
             await Drain(n);
             n = 0;
@@ -405,9 +413,34 @@ public abstract class LoggedOperatorGrain<TState>(
 
         async Task Drain(int count)
         {
-            // As Task[]: the generic overload would also allocate an array of the results.
-            await Task.WhenAll((Task[])(count == tasks.Length ? tasks : tasks[..count]));
-            for (var i = 0; i < count; i++) results.Add((keys[i], tasks[i].Result));
+            Exception? first = null;
+            for (var i = 0; i < count; i++)
+            {
+                try
+                {
+                    var result = await pending[i];
+                    if (first is null) results.Add((keys[i], result));
+                }
+                catch (Exception e)
+                {
+                    first ??= e;
+                }
+                pending[i] = default;
+            }
+            if (first is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
+        }
+    }
+
+    // A call that throws before it returns its task counts as that call's failure, as it would inside Task.WhenAll.
+    private static ValueTask<TResult> Start<TValue, TResult>(Func<string, TValue, ValueTask<TResult>> call, string key, TValue value)
+    {
+        try
+        {
+            return call(key, value);
+        }
+        catch (Exception e)
+        {
+            return ValueTask.FromException<TResult>(e);
         }
     }
 
@@ -585,7 +618,7 @@ public abstract class LoggedOperatorGrain<TState>(
             List<(string Key, Guid Activation)> written;
             try
             {
-                written = await ForEach(dirty, (key, _) => WriteEntity(key, covered), CheckpointConcurrency);
+                written = await ForEach(dirty, (key, _) => new ValueTask<Guid>(WriteEntity(key, covered)), CheckpointConcurrency);
             }
             catch
             {

@@ -38,7 +38,7 @@ public sealed class ProfileGrain(
         await _graph.Flush();
     }
 
-    public async Task<ApplyAck> ApplyActivity(ProfileActivityBatch batch)
+    public async ValueTask<ApplyAck> ApplyActivity(ProfileActivityBatch batch)
     {
         var (applied, duplicates) = Apply(_aggregator, batch, time.GetUtcNow());
         if (applied > 0) _checkpointer.Record(applied);

@@ -42,7 +42,7 @@ public sealed class UserGrain(
         await _graph.Flush();
     }
 
-    public async Task<UserApplyResult> ApplyActivity(ActivityBatch batch)
+    public async ValueTask<UserApplyResult> ApplyActivity(ActivityBatch batch)
     {
         var (contributions, reemitted, applied, duplicates) = Apply(_aggregator, batch, time.GetUtcNow());
         if (applied > 0) _checkpointer.Record(applied);
@@ -50,10 +50,11 @@ public sealed class UserGrain(
         return new UserApplyResult(_activation, contributions, reemitted, applied, duplicates, _aggregator.NextWindowEnd);
     }
 
-    private static (List<PlayContribution>, List<WindowResult>, int, int) Apply(UserActivityAggregator aggregator, ActivityBatch batch, DateTimeOffset now)
+    private static (IReadOnlyList<PlayContribution>, IReadOnlyList<WindowResult>, int, int) Apply(UserActivityAggregator aggregator, ActivityBatch batch, DateTimeOffset now)
     {
-        var contributions = new List<PlayContribution>();
-        var late = new List<DateTimeOffset>();
+        // Most calls carry one or two events and reopen no window: the lists are made only when something goes in.
+        List<PlayContribution>? contributions = null;
+        List<DateTimeOffset>? late = null;
         int applied = 0, duplicates = 0;
         foreach (var e in batch.Events)
         {
@@ -61,23 +62,23 @@ public sealed class UserGrain(
             if (aggregator.Apply(e, now, out var contribution))
             {
                 applied++;
-                if (windowWasFired) late.Add(aggregator.WindowStart(e.Timestamp));
+                if (windowWasFired && !(late ??= []).Contains(aggregator.WindowStart(e.Timestamp))) late.Add(aggregator.WindowStart(e.Timestamp));
             }
             else
             {
                 duplicates++;
             }
-            if (contribution is not null) contributions.Add(contribution);
+            if (contribution is not null) (contributions ??= new List<PlayContribution>(batch.Events.Length)).Add(contribution);
         }
-        var reemitted = late.Distinct().Select(aggregator.Reemit).ToList();
-        return (contributions, reemitted, applied, duplicates);
+        IReadOnlyList<WindowResult> reemitted = late is null ? [] : late.ConvertAll(aggregator.Reemit);
+        return (contributions is null ? [] : contributions, reemitted, applied, duplicates);
     }
 
-    public Task<FireResult> AdvanceWatermark(int partition, DateTimeOffset watermark)
+    public ValueTask<FireResult> AdvanceWatermark(int partition, DateTimeOffset watermark)
     {
         var fired = _aggregator.Fire(watermark);
         if (fired.Count > 0) _checkpointer.Record(0);
-        return Task.FromResult(new FireResult(_activation, fired, _aggregator.NextWindowEnd));
+        return ValueTask.FromResult(new FireResult(_activation, fired, _aggregator.NextWindowEnd));
     }
 
     public async Task<Guid> Checkpoint()

@@ -38,7 +38,7 @@ public sealed class VideoGrain(
         await _graph.Flush();
     }
 
-    public async Task<VideoApplyResult> ApplyActivity(VideoActivityBatch batch)
+    public async ValueTask<VideoApplyResult> ApplyActivity(VideoActivityBatch batch)
     {
         var (applied, duplicates) = Apply(_aggregator, batch, time.GetUtcNow());
         _coverage.Applied(batch.Partition, batch.Sequence);

@@ -33,15 +33,25 @@ public static class GraphDispatch
     private sealed class NodeInputs
     {
         private List<KeystoneEvent>? _events;
+        private List<NodeUpdate>? _updates;
         private List<InEdgeAdd>? _inEdges;
         private List<DerivedFact>? _facts;
 
-        public List<KeystoneEvent> Events => _events ??= [];
         public List<InEdgeAdd> InEdges => _inEdges ??= [];
         public List<DerivedFact> Facts => _facts ??= [];
 
+        // The event with what the mapping found for this node in it: the node reuses that instead of mapping again.
+        public void Add(KeystoneEvent e, NodeUpdate update)
+        {
+            (_events ??= []).Add(e);
+            (_updates ??= []).Add(update);
+        }
+
         public GraphBatch Batch(int partition, long sequence) =>
-            new(partition, sequence, (IReadOnlyList<KeystoneEvent>?)_events ?? [], (IReadOnlyList<InEdgeAdd>?)_inEdges ?? [], (IReadOnlyList<DerivedFact>?)_facts ?? []);
+            new(partition, sequence, (IReadOnlyList<KeystoneEvent>?)_events ?? [], (IReadOnlyList<InEdgeAdd>?)_inEdges ?? [], (IReadOnlyList<DerivedFact>?)_facts ?? [])
+            {
+                Updates = _updates,
+            };
     }
 
     public static async Task<GraphDispatchOutcome> RunAsync(int partition, long sequence, IReadOnlyList<KeystoneEvent> events, ApplyRound apply)
@@ -57,7 +67,7 @@ public static class GraphDispatch
         {
             var updates = GraphEventMapper.Map(e, out var problem);
             if (problem is not null) invalid.Add((e, problem));
-            foreach (var u in updates) For(u.Type, u.Id).Events.Add(e);
+            foreach (var u in updates) For(u.Type, u.Id).Add(e, u);
             if (updates.Count > 0 && GraphEventMapper.IsPlayback(e.EventType) && e.Payload.GetString("video_id") is { } video)
             {
                 playedVideos.Add(video);

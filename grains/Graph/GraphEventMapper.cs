@@ -3,9 +3,6 @@ using Keystone.Events;
 
 namespace Keystone.Graph;
 
-/// <summary>What one event says about one node: the forward edges it creates or refreshes there, and properties.</summary>
-public sealed record NodeUpdate(NodeType Type, string Id, IReadOnlyList<(EdgeLabel Label, string Target)> Edges, IReadOnlyDictionary<string, string> Properties);
-
 /// <summary>
 /// The parse and validate steps of the graph chain (docs/architecture.md, Real-time graph): event → the nodes it updates, from each source node's
 /// side. Reverse entries and derived facts follow from what the source nodes report back (see the operator).
@@ -28,7 +25,7 @@ public static class GraphEventMapper
     {
         problem = null;
         var p = e.Payload;
-        // Exact arrays rather than growing lists: this runs twice per event (in the operator and in the node).
+        // Exact arrays rather than growing lists: this runs for every event of the graph topic.
         switch (e.EventType)
         {
             case var t when IsPlayback(t):

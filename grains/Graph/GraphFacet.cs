@@ -31,7 +31,7 @@ internal sealed class GraphFacet(IPersistentState<GraphNodeState> storage, Graph
 
     private double? Weight(OutEdge e) => weight?.Invoke(e) ?? (e.Label == EdgeLabel.Watches ? e.Weight : null);
 
-    public async Task<GraphApplyResult> Apply(GraphBatch batch)
+    public async ValueTask<GraphApplyResult> Apply(GraphBatch batch)
     {
         var outcome = _node.Apply(batch, services.Time.GetUtcNow());
         _coverage.Applied(batch.Partition, batch.Sequence);

@@ -103,9 +103,12 @@ public sealed class GraphNode
         var propertiesChanged = false;
         var changes = new ChangeSet();
 
-        foreach (var e in batch.Events)
+        var events = batch.Events;
+        var mapped = batch.Updates is { } u && u.Count == events.Count ? u : null;
+        for (var i = 0; i < events.Count; i++)
         {
-            var mine = Mine(GraphEventMapper.Map(e, out _));
+            var e = events[i];
+            var mine = mapped is not null ? mapped[i] : Mine(GraphEventMapper.Map(e, out _));
             if (mine is null) continue;
             if (!_seen.TryAdd(e.EventId, now))
             {

@@ -15,7 +15,7 @@ public abstract class GraphNodeGrainBase : Grain, IGraphNodeGrain
 {
     private protected abstract GraphFacet Graph { get; }
 
-    public Task<GraphApplyResult> ApplyGraph(GraphBatch batch) => Graph.Apply(batch);
+    public ValueTask<GraphApplyResult> ApplyGraph(GraphBatch batch) => Graph.Apply(batch);
     public Task<Guid> CheckpointGraph(int partition, long sequence) => Graph.Checkpoint(partition, sequence);
     public Task<GraphNodeView?> GetNode() => Task.FromResult(Graph.View());
     public Task<EdgePage?> GetEdges(EdgeQuery query) => Graph.Edges(query);

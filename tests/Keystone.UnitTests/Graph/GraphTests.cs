@@ -1,3 +1,5 @@
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Serialization;
 using Keystone.Events;
 using Keystone.Graph;
 using Keystone.Operations;
@@ -6,8 +8,11 @@ namespace Keystone.UnitTests.Graph;
 
 /// <summary>The graph's plain logic driven in memory: the same dispatch rounds the operator runs, with
 /// <see cref="GraphNode"/>s in a dictionary instead of grains.</summary>
-internal sealed class MemoryGraph(GraphOptions? options = null)
+internal sealed class MemoryGraph(GraphOptions? options = null, bool remote = false)
 {
+    /// <summary>Batches handed to nodes, as they were given (with the operator's mapped updates).</summary>
+    public List<GraphBatch> Batches { get; } = [];
+
     public GraphOptions Options { get; } = options ?? new GraphOptions();
     public Dictionary<(NodeType, string), GraphNode> Nodes { get; } = [];
     public DateTimeOffset Now { get; set; } = new(2026, 3, 1, 12, 0, 0, TimeSpan.Zero);
@@ -21,7 +26,9 @@ internal sealed class MemoryGraph(GraphOptions? options = null)
             Task.FromResult<IReadOnlyList<(NodeType, string, GraphApplyResult)>>([.. round.Select(n =>
             {
                 var node = Node(n.Type, n.Id);
-                var o = node.Apply(n.Batch, Now);
+                Batches.Add(n.Batch);
+                // A node on another silo gets the batch without the operator's mapping and maps the events itself.
+                var o = node.Apply(remote ? n.Batch with { Updates = null } : n.Batch, Now);
                 var genres = n.Type == NodeType.Video ? node.Out(EdgeLabel.HasGenre).Select(e => e.Target).ToList() : [];
                 return (n.Type, n.Id, new GraphApplyResult(Guid.Empty, o.Applied, o.Duplicates, o.Changes, genres, o.PropertiesChanged, o.EdgeUpdates));
             })]));
@@ -147,6 +154,42 @@ public class GraphNodeTests
         // Edge properties: two events, 5 s watched.
         var watches = graph.Node(NodeType.User, "u1").Out(EdgeLabel.Watches, "v1")!;
         Assert.Equal((2L, 5_000.0, G.T0, G.T0.AddSeconds(5)), (watches.Count, watches.Weight, watches.FirstSeen, watches.LastSeen));
+    }
+
+    [Fact]
+    public async Task A_node_uses_the_operators_mapping_when_it_has_it_and_maps_the_events_itself_when_not()
+    {
+        KeystoneEvent[] catalogue = [G.Content("v1", "s1", "drama"), G.Content("v2", null, "drama", "comedy")];
+        KeystoneEvent[] activity =
+        [
+            G.Event("profile.created", G.T0, ("user_id", "u1"), ("profile_id", "p1"), ("profile_name", "Kids")),
+            G.Event("user.login", G.T0, ("user_id", "u1"), ("device_id", "d1"), ("profile_id", "p1")),
+            G.Event("user.profile_switch", G.T0, ("user_id", "u1"), ("profile_id", "p2"), ("from_profile_id", "p1")),
+            G.Play("u1", "v1", profile: "p1", device: "d1"), G.Play("u1", "v1", "video.play.stopped", 5_000, G.T0.AddSeconds(5), "p1", "d1"),
+            G.Play("u2", "v2", profile: "p3", device: "d2"),
+        ];
+        var local = new MemoryGraph();
+        var remote = new MemoryGraph(remote: true);
+        foreach (var graph in new[] { local, remote })
+        {
+            await graph.Deliver(catalogue);
+            await graph.Deliver(activity);
+            await graph.Deliver(activity);
+        }
+
+        Assert.Equal(local.Dump(), remote.Dump());
+        // Every batch with events carried one mapped update per event, for the node it went to.
+        var withEvents = local.Batches.Where(b => b.Events.Count > 0).ToList();
+        Assert.NotEmpty(withEvents);
+        Assert.All(withEvents, b => Assert.Equal(b.Events.Count, b.Updates?.Count));
+        Assert.Contains(local.Nodes, n => n.Key.Item1 == NodeType.Profile && n.Value.State.Properties.GetValueOrDefault("profile_name") == "Kids");
+
+        // The mapping stays in the silo: serialised, a batch arrives without it.
+        var serializer = new ServiceCollection().AddSerializer()
+            .BuildServiceProvider().GetRequiredService<Serializer>();
+        var received = serializer.Deserialize<GraphBatch>(serializer.SerializeToArray(withEvents[0]))!;
+        Assert.Null(received.Updates);
+        Assert.Equal(withEvents[0].Events.Select(e => e.EventId), received.Events.Select(e => e.EventId));
     }
 
     [Fact]
