@@ -30,6 +30,7 @@ public sealed class IngestGrain(
 {
     private readonly IngestOptions _options = options.Value;
     private IAsyncStream<EventBatch>[]? _partitions;
+    private readonly HashSet<Guid> _seen = [];
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -125,7 +126,11 @@ public sealed class IngestGrain(
     {
         var partitionCount = _options.Partitions;
         var byPartition = new List<BatchItem>?[partitionCount];
-        var seen = new HashSet<Guid>(parsed.Events.Count);
+        // One set per activation, cleared per request: a stateless worker takes one request at a time, and the set is
+        // used only before the first await.
+        var seen = _seen;
+        seen.Clear();
+        seen.EnsureCapacity(parsed.Events.Count);
         var duplicates = 0;
         for (var i = 0; i < parsed.Events.Count; i++)
         {
