@@ -81,6 +81,11 @@ public static class GraphSchema
 
     /// <summary>Grain key of a Device, Series or Genre node (their ids may not contain '/', so the key is unambiguous).</summary>
     public static string VertexKey(NodeType type, string id) => $"{Name(type)}/{id}";
+
+    /// <summary>The start of <see cref="VertexKey"/> for nodes of <paramref name="type"/>: the name and the slash.</summary>
+    public static string KeyPrefix(NodeType type) => s_keyPrefixes[(int)type];
+
+    private static readonly string[] s_keyPrefixes = [.. Enum.GetValues<NodeType>().Select(t => Name(t) + "/")];
 }
 
 /// <summary>One edge as seen from the node it was asked of. In-edges of a node carry the forward edge's properties.</summary>

@@ -359,13 +359,16 @@ public abstract class LoggedOperatorGrain<TState>(
     /// <summary><see cref="Touch(string, Guid)"/> for the key <c>{kind}:{id}</c>. An entity touched before reuses the
     /// key it already has: operators touch every entity of every delivery, and a new key string each time was an object
     /// per entity and delivery.</summary>
-    protected bool Touch(char kind, string id, Guid activation)
+    protected bool Touch(char kind, string id, Guid activation) => Touch([kind, ':'], id, activation);
+
+    /// <summary><see cref="Touch(string, Guid)"/> for the key <paramref name="prefix"/> + <paramref name="id"/>,
+    /// building the string only the first time the key is seen (the known one is found by its characters).</summary>
+    protected bool Touch(ReadOnlySpan<char> prefix, string id, Guid activation)
     {
-        var length = id.Length + 2;
+        var length = prefix.Length + id.Length;
         Span<char> key = length <= 256 ? stackalloc char[length] : new char[length];
-        key[0] = kind;
-        key[1] = ':';
-        id.AsSpan().CopyTo(key[2..]);
+        prefix.CopyTo(key);
+        id.AsSpan().CopyTo(key[prefix.Length..]);
         var held = _touched.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(key, out var existing, out _) ? existing : new string(key);
         return Touch(held, activation);
     }
@@ -393,50 +396,44 @@ public abstract class LoggedOperatorGrain<TState>(
     /// call in flight has finished, so no entity is still applying when the caller retries the delivery.
     /// </summary>
     /// <remarks>The entity methods return <see cref="ValueTask{TResult}"/>: Orleans then hands back its pooled
-    /// completion source as it is, where a <c>Task</c>-returning method wraps it in a new task for every call.
-    /// All calls of a group are sent before the first is awaited, so awaiting them in turn does not serialise them.</remarks>
+    /// completion source as it is, where a <c>Task</c>-returning method wraps it in a new task for every call; the
+    /// group is awaited once (<see cref="Keystone.Pipeline.ValueTaskGroup"/>).</remarks>
     private static async Task<List<(string Key, TResult Result)>> ForEach<TValue, TResult>(Dictionary<string, TValue> items, Func<string, TValue, ValueTask<TResult>> call, int concurrency)
     {
-        var results = new List<(string, TResult)>(items.Count);
-        var keys = new string[Math.Min(items.Count, concurrency)];
-        var pending = new ValueTask<TResult>[keys.Length];
+        var keys = new string[items.Count];
+        var values = new TValue[items.Count];
         var n = 0;
-        foreach (var (key, value) in items)
-        {
-            (keys[n], pending[n]) = (key, Start(call, key, value));
-            if (++n < keys.Length) continue;
-            await Drain(n);
-            n = 0;
-        }
-        if (n > 0) await Drain(n);
-        return results;
+        foreach (var (key, value) in items) (keys[n], values[n++]) = (key, value);
+        var results = await ForEach(values, (i, value) => call(keys[i], value), concurrency);
+        var list = new List<(string, TResult)>(results.Length);
+        for (var i = 0; i < results.Length; i++) list.Add((keys[i], results[i]));
+        return list;
+    }
 
-        async Task Drain(int count)
+    /// <summary>Calls <paramref name="call"/> (with each item's index) for every item, at most
+    /// <see cref="DispatchConcurrency"/> at a time; the results are in the order of <paramref name="items"/>.</summary>
+    protected Task<TResult[]> ForEach<TItem, TResult>(IReadOnlyList<TItem> items, Func<int, TItem, ValueTask<TResult>> call) =>
+        ForEach(items, call, DispatchConcurrency);
+
+    private static async Task<TResult[]> ForEach<TItem, TResult>(IReadOnlyList<TItem> items, Func<int, TItem, ValueTask<TResult>> call, int concurrency)
+    {
+        var results = new TResult[items.Count];
+        var pending = new ValueTask<TResult>[Math.Min(items.Count, concurrency)];
+        for (var start = 0; start < items.Count; start += pending.Length)
         {
-            Exception? first = null;
-            for (var i = 0; i < count; i++)
-            {
-                try
-                {
-                    var result = await pending[i];
-                    if (first is null) results.Add((keys[i], result));
-                }
-                catch (Exception e)
-                {
-                    first ??= e;
-                }
-                pending[i] = default;
-            }
-            if (first is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
+            var count = Math.Min(pending.Length, items.Count - start);
+            for (var i = 0; i < count; i++) pending[i] = Start(call, start + i, items[start + i]);
+            await Keystone.Pipeline.ValueTaskGroup.WhenAll(pending, count, results, start);
         }
+        return results;
     }
 
     // A call that throws before it returns its task counts as that call's failure, as it would inside Task.WhenAll.
-    private static ValueTask<TResult> Start<TValue, TResult>(Func<string, TValue, ValueTask<TResult>> call, string key, TValue value)
+    private static ValueTask<TResult> Start<TItem, TResult>(Func<int, TItem, ValueTask<TResult>> call, int index, TItem item)
     {
         try
         {
-            return call(key, value);
+            return call(index, item);
         }
         catch (Exception e)
         {

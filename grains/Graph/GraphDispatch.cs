@@ -67,7 +67,7 @@ public static class GraphDispatch
         {
             var updates = GraphEventMapper.Map(e, out var problem);
             if (problem is not null) invalid.Add((e, problem));
-            foreach (var u in updates) For(u.Type, u.Id).Add(e, u);
+            for (var i = 0; i < updates.Count; i++) For(updates[i].Type, updates[i].Id).Add(e, updates[i]);
             if (updates.Count > 0 && GraphEventMapper.IsPlayback(e.EventType) && e.Payload.GetString("video_id") is { } video)
             {
                 playedVideos.Add(video);

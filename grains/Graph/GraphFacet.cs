@@ -37,7 +37,7 @@ internal sealed class GraphFacet(IPersistentState<GraphNodeState> storage, Graph
         _coverage.Applied(batch.Partition, batch.Sequence);
         if (outcome.Applied > 0) _checkpointer.Record(outcome.Applied);
         if (_checkpointer.PendingEvents >= MaxUnflushedInputs) await _coverage.WriteAsync(Write);
-        var genres = _node.Type == NodeType.Video ? _node.Out(EdgeLabel.HasGenre).Select(e => e.Target).ToList() : [];
+        var genres = _node.Type == NodeType.Video ? _node.Genres : [];
         return new GraphApplyResult(activation, outcome.Applied, outcome.Duplicates, outcome.Changes, genres, outcome.PropertiesChanged, outcome.EdgeUpdates);
     }
 

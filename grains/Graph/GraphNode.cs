@@ -79,7 +79,11 @@ public sealed class GraphNode
         Id = id;
         _options = options;
         State = state;
-        foreach (var e in state.Out) _out[(e.Label, e.Target)] = e;
+        foreach (var e in state.Out)
+        {
+            _out[(e.Label, e.Target)] = e;
+            if (e.Label == EdgeLabel.HasGenre) _genres = [.. _genres, e.Target];
+        }
         _seen = new EventIdHorizon(options.DedupeHorizon, options.DedupeCapacity);
         _seen.Import(state.SeenIds, state.SeenAt);
         ReleaseCheckpoint();
@@ -87,6 +91,13 @@ public sealed class GraphNode
 
     public NodeType Type { get; }
     public string Id { get; }
+
+    /// <summary>A title's genres (its HAS_GENRE targets, first added first), which every call to a title returns.</summary>
+    /// <remarks>Replaced, never changed, when a genre is added: callers on other partitions may still hold the old
+    /// array while this node applies a catalogue update. Kept as it changes since out-edges are never removed.</remarks>
+    public IReadOnlyList<string> Genres => _genres;
+
+    private string[] _genres = [];
     public GraphNodeState State { get; }
     public bool Exists => State.FirstSeen is not null;
     public int RememberedIds => _seen.Count;
@@ -114,25 +125,28 @@ public sealed class GraphNode
             {
                 duplicates++;
                 // The edges it created are re-reported: after a crash their reverse entries may never have been written.
-                foreach (var (label, target) in mine.Edges)
-                    if (_out.TryGetValue((label, target), out var edge) && edge.FirstEventId == e.EventId)
+                for (var k = 0; k < mine.Edges.Count; k++)
+                    if (_out.TryGetValue(mine.Edges[k], out var edge) && edge.FirstEventId == e.EventId)
                         changes.Set(Change(edge, created: true));
                 continue;
             }
             applied++;
             Seen(e.Timestamp);
-            foreach (var (name, value) in mine.Properties)
-            {
-                if (State.Properties.TryGetValue(name, out var old) && old == value) continue;
-                State.Properties[name] = value;
-                propertiesChanged = true;
-            }
+            // Most updates carry no properties: skip the boxed enumerator of an empty dictionary.
+            if (mine.Properties.Count > 0)
+                foreach (var (name, value) in mine.Properties)
+                {
+                    if (State.Properties.TryGetValue(name, out var old) && old == value) continue;
+                    State.Properties[name] = value;
+                    propertiesChanged = true;
+                }
             var watch = GraphEventMapper.IsPlayback(e.EventType)
                 ? WatchTime.Step(State.Playback, MaxDevices, e.EventType, e.Payload.GetString("device_id") ?? e.Source.DeviceType ?? "unknown",
                     e.Payload.GetString("video_id"), e.Payload.GetInt64("position_ms") ?? 0, e.Payload.GetInt64("from_position_ms"), e.Timestamp)
                 : 0;
-            foreach (var (label, target) in mine.Edges)
+            for (var k = 0; k < mine.Edges.Count; k++)
             {
+                var (label, target) = mine.Edges[k];
                 updates++;
                 Upsert(label, target, e.EventId, e.Timestamp, label == EdgeLabel.Watches ? watch : 0, changes);
             }
@@ -249,6 +263,7 @@ public sealed class GraphNode
             edge = new OutEdge { Label = label, Target = target, FirstSeen = at, LastSeen = at, FirstEventId = eventId };
             State.Out.Add(edge);
             _out[(label, target)] = edge;
+            if (label == EdgeLabel.HasGenre) _genres = [.. _genres, target];
             created = true;
         }
         edge.Count++;

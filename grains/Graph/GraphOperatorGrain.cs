@@ -57,10 +57,16 @@ public sealed class GraphOperatorGrain(
         var lostState = false;
         var outcome = await GraphDispatch.RunAsync(Partition, sequence, events, async round =>
         {
-            var calls = round.ToDictionary(n => GraphSchema.VertexKey(n.Type, n.Id), n => n);
-            var results = await ForEach(calls, (_, n) => GraphNodes.Get(GrainFactory, n.Type, n.Id).ApplyGraph(n.Batch));
-            foreach (var (key, r) in results) lostState |= Touch(key, r.ActivationId);
-            return results.Select(r => (calls[r.Key].Type, calls[r.Key].Id, r.Result)).ToList();
+            // A round names each node once. Keys for the checkpoint's dirty set are built only for nodes not seen before.
+            var results = await ForEach(round, (_, n) => GraphNodes.Get(GrainFactory, n.Type, n.Id).ApplyGraph(n.Batch));
+            var applied = new (NodeType, string, GraphApplyResult)[results.Length];
+            for (var i = 0; i < results.Length; i++)
+            {
+                var (type, id, _) = round[i];
+                lostState |= Touch(GraphSchema.KeyPrefix(type), id, results[i].ActivationId);
+                applied[i] = (type, id, results[i]);
+            }
+            return applied;
         });
 
         _events += events.Length;

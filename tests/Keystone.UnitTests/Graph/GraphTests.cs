@@ -157,6 +157,26 @@ public class GraphNodeTests
     }
 
     [Fact]
+    public async Task A_titles_genres_follow_its_catalogue_updates_and_a_list_handed_out_never_changes()
+    {
+        var graph = new MemoryGraph();
+        await graph.Deliver(G.Content("v1", null, "drama", "comedy"));
+        var node = graph.Node(NodeType.Video, "v1");
+        var before = node.Genres;
+        Assert.Equal(["drama", "comedy"], before);
+
+        await graph.Deliver(G.Event("content.metadata_updated", G.T0, ("video_id", "v1"), ("genres", new[] { "comedy", "thriller" })));
+        Assert.Equal(["drama", "comedy", "thriller"], node.Genres);
+        Assert.Equal(["drama", "comedy"], before);
+        Assert.Equal(node.Out(EdgeLabel.HasGenre).Select(e => e.Target), node.Genres);
+
+        // A node restored from its state knows them too.
+        var restored = new GraphNode(NodeType.Video, "v1", graph.Options, node.State);
+        Assert.Equal(["drama", "comedy", "thriller"], restored.Genres);
+        Assert.Empty(graph.Node(NodeType.User, "nobody").Genres);
+    }
+
+    [Fact]
     public async Task A_node_uses_the_operators_mapping_when_it_has_it_and_maps_the_events_itself_when_not()
     {
         KeystoneEvent[] catalogue = [G.Content("v1", "s1", "drama"), G.Content("v2", null, "drama", "comedy")];
