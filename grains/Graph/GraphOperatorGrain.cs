@@ -57,7 +57,8 @@ public sealed class GraphOperatorGrain(
         var lostState = false;
         var outcome = await GraphDispatch.RunAsync(Partition, sequence, events, async round =>
         {
-            // A round names each node once. Keys for the checkpoint's dirty set are built only for nodes not seen before.
+            // A round names each node once. A node's key for the checkpoint's dirty set is built only on its first touch
+            // since the last checkpoint.
             var results = await ForEach(round, (_, n) => GraphNodes.Get(GrainFactory, n.Type, n.Id).ApplyGraph(n.Batch));
             var applied = new (NodeType, string, GraphApplyResult)[results.Length];
             for (var i = 0; i < results.Length; i++)
