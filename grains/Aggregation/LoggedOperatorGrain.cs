@@ -312,43 +312,80 @@ public abstract class LoggedOperatorGrain<TState>(
     /// partition keeps flowing and nothing is lost. When the store cannot be written either (storage is down), keep
     /// retrying with capped backoff: back-pressure, never a drop. Retrying is safe: entity grains apply by event id.
     /// </summary>
+    /// <remarks>
+    /// A failure of the cluster or of storage (<see cref="DeliveryFailures.IsTransient"/>) says nothing about the
+    /// events: a grain on a silo that was just killed cannot be reached until the cluster declares it dead, which takes
+    /// seconds to a minute, and every event bound for it would fail "on its own" meanwhile. Such a delivery is retried
+    /// until it goes through, however long that takes (the partition's lag shows it), and never isolated.
+    /// </remarks>
     private async Task<bool> ProcessOrDeadLetter(long sequence, KeystoneEvent[] events, DateTimeOffset arrivedAt)
     {
+        // Failures that were the events' (not the cluster's) since the delivery was last isolated.
+        var failures = 0;
         for (var attempt = 1; ; attempt++)
         {
             try
             {
                 return await Process(sequence, events, arrivedAt);
             }
-            catch (Exception e) when (attempt < DeliveryAttempts || !CanIsolate)
+            catch (Exception e) when (DeliveryFailures.IsTransient(e))
+            {
+                Unavailable(e, sequence, attempt);
+            }
+            catch (Exception e) when (++failures < DeliveryAttempts || !CanIsolate)
             {
                 logger.LogWarning(e, "{Log} operator {Partition}: delivery {Sequence} failed (attempt {Attempt}); retrying", LogName, Partition, sequence, attempt);
             }
             catch (Exception e)
             {
                 logger.LogWarning(e, "{Log} operator {Partition}: delivery {Sequence} failed {Attempts} times; applying its {Count} events one by one", LogName, Partition, sequence, attempt, events.Length);
-                var lost = false;
-                var poison = new List<(KeystoneEvent Event, Exception Error)>();
-                foreach (var single in events)
-                {
-                    try { lost |= await Process(sequence, [single], arrivedAt); }
-                    catch (Exception error) { poison.Add((single, error)); }
-                }
-                if (poison.Count == 0) return lost;
-                try
-                {
-                    await ServiceProvider.GetRequiredService<Keystone.Operations.DeadLetterStore>().ParkAsync(LogName, poison, attempt + 1, time.GetUtcNow(), InputTopic);
-                    pipelineMetrics.DeadLettered(LogName, poison.Count);
-                    logger.LogError("{Log} operator {Partition}: {Count} poison events of delivery {Sequence} went to the dead-letter store: {Error}", LogName, Partition, poison.Count, sequence, poison[0].Error.Message);
-                    return lost;
-                }
-                catch (Exception storeError)
-                {
-                    logger.LogWarning(storeError, "{Log} operator {Partition}: the dead-letter store cannot be written either; retrying delivery {Sequence}", LogName, Partition, sequence);
-                }
+                var (lost, poison, unavailable) = await Isolate(sequence, events, arrivedAt);
+                failures = 0;
+                if (unavailable is not null) Unavailable(unavailable, sequence, attempt);
+                else if (poison.Count == 0) return lost;
+                else if (await Park(sequence, poison, attempt + 1)) return lost;
             }
             await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5_000, 100 * (1 << Math.Min(attempt, 10)))));
         }
+    }
+
+    // Each event on its own: those that fail are poison, unless a failure is the cluster's, which ends the isolation
+    // (the whole delivery is tried again, and isolated again if it still fails).
+    private async Task<(bool Lost, List<(KeystoneEvent Event, Exception Error)> Poison, Exception? Unavailable)> Isolate(long sequence, KeystoneEvent[] events, DateTimeOffset arrivedAt)
+    {
+        var lost = false;
+        var poison = new List<(KeystoneEvent Event, Exception Error)>();
+        foreach (var single in events)
+        {
+            try { lost |= await Process(sequence, [single], arrivedAt); }
+            catch (Exception error) when (DeliveryFailures.IsTransient(error)) { return (lost, poison, error); }
+            catch (Exception error) { poison.Add((single, error)); }
+        }
+        return (lost, poison, null);
+    }
+
+    // False when the store cannot be written either (storage is down): the delivery is retried.
+    private async Task<bool> Park(long sequence, List<(KeystoneEvent Event, Exception Error)> poison, int attempts)
+    {
+        try
+        {
+            await ServiceProvider.GetRequiredService<Keystone.Operations.DeadLetterStore>().ParkAsync(LogName, poison, attempts, time.GetUtcNow(), InputTopic);
+            pipelineMetrics.DeadLettered(LogName, poison.Count);
+            logger.LogError("{Log} operator {Partition}: {Count} poison events of delivery {Sequence} went to the dead-letter store: {Error}", LogName, Partition, poison.Count, sequence, poison[0].Error.Message);
+            return true;
+        }
+        catch (Exception storeError)
+        {
+            logger.LogWarning(storeError, "{Log} operator {Partition}: the dead-letter store cannot be written either; retrying delivery {Sequence}", LogName, Partition, sequence);
+            return false;
+        }
+    }
+
+    // The first failure of a delivery with its stack; the retries after it in one line each.
+    private void Unavailable(Exception e, long sequence, int attempt)
+    {
+        if (attempt == 1) logger.LogWarning(e, "{Log} operator {Partition}: delivery {Sequence} failed on an unavailable silo or storage; retrying until it goes through", LogName, Partition, sequence);
+        else logger.LogWarning("{Log} operator {Partition}: delivery {Sequence} still failing (attempt {Attempt}): {Error}", LogName, Partition, sequence, attempt, e.Message);
     }
 
     /// <summary>

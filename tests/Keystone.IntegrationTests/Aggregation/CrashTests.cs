@@ -88,6 +88,9 @@ public sealed class CrashTests(AzuriteFixture azurite, ITestOutputHelper output)
         }
         finally
         {
+            // What Keystone itself warned about (the tail of the log is mostly Orleans' start-up), and what was set aside.
+            output.WriteLine("--- Keystone warnings\n" + Deployment.ClusterTestKit.KeystoneWarnings(silo.Output));
+            output.WriteLine("dead letters: " + await Deployment.ClusterTestKit.Text(silo, "/v1/dead-letters"));
             output.WriteLine(silo.Output.Length > 4000 ? silo.Output[^4000..] : silo.Output);
             await silo.DisposeAsync();
         }

@@ -155,6 +155,7 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
                 // Diagnostics only: a silo that does not answer must not replace the failure being explained.
                 output.WriteLine("graph operators: " + await Text(c, "/v1/graph/operators"));
                 output.WriteLine("aggregation operators: " + await Text(c, "/v1/aggregation/operators"));
+                output.WriteLine("dead letters: " + await Text(c, "/v1/dead-letters"));
                 foreach (var (user, count) in plays)
                     output.WriteLine($"{user}: {count} plays, activity {await ActivityEvents(c, user)}, graph {await Watches(c, user)}");
             }
@@ -188,6 +189,9 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
                 await Eventually.Until(async () => (await ActivityEvents(c, user), await Watches(c, user)), n => n == (count, count), TimeSpan.FromSeconds(60), $"{user}'s {count} plays, counted and on the graph");
             foreach (var (campaign, count) in impressions)
                 await Eventually.Until(() => Impressions(c, campaign), n => n == count, TimeSpan.FromSeconds(60), $"{campaign}'s {count} impressions");
+            // A grain on the killed silo failed every call until the silo was declared dead: its events waited, and none
+            // was taken for poison.
+            Assert.Empty(JsonNode.Parse(await c.Http.GetStringAsync("/v1/dead-letters"))!["items"]!.AsArray());
 
             // keystone info lists the members and where the partitions run.
             // (A minute to connect: on a loaded machine a cold client process can take longer than the default 15 s.)

@@ -91,6 +91,30 @@ public sealed class PoisonEventTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task An_entity_grain_that_cannot_be_reached_holds_its_delivery_back_and_nothing_is_dead_lettered()
+    {
+        // A grain on a killed silo fails every call "on its own" until the cluster declares the silo dead (seconds to a
+        // minute): its events are not poison, and isolating them would take them out of the counts.
+        var user = "unreachable-u1";
+        var events = Enumerable.Range(0, 5).Select(i => Play(user, "good-session", i))
+            .Append(Play(user, "unreachable-session", 5))
+            .Concat(Enumerable.Range(6, 5).Select(i => Play(user, "good-session", i))).ToList();
+        var fault = new UnreachableEntityFilter("unreachable-session");
+
+        await using var silo = await TestSilo.StartAsync(Settings(), fault.Register);
+        await Json(await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray(events))));
+        // Past the attempts after which a failing delivery is applied event by event (3, then one call for the event).
+        await Eventually.Until(() => Task.FromResult(fault.Rejected), n => n >= 5, TimeSpan.FromSeconds(60), "five calls refused as unreachable");
+        Assert.Empty((await Json(await silo.Http.GetAsync("/v1/dead-letters?stage=activity")))["items"]!.AsArray());
+
+        fault.Unreachable = false;
+        await Eventually.Until(() => Events(silo, user), n => n == 11, TimeSpan.FromSeconds(30), "all eleven events once the grain answers");
+        await Drain.SentinelsAsync(silo);
+        Assert.Equal(11, await Events(silo, user));
+        Assert.Empty((await Json(await silo.Http.GetAsync("/v1/dead-letters?stage=activity")))["items"]!.AsArray());
+    }
+
+    [Fact]
     public async Task A_poison_event_at_the_router_is_dead_lettered_the_rest_of_its_batch_is_routed_and_a_replay_through_ingest_routes_it_once()
     {
         var settings = Settings();
