@@ -85,6 +85,10 @@ public abstract class SegmentedFrontingLog : IFrontingLog
             last = frames.Count > 0 ? frames[^1].Position : 0;
             if (last == 0 && i == 0) last = segments[i] - 1;
         }
+        // Never a position below the newest segment's first, even when that segment is empty: a failed append moves
+        // the writer past positions it may not have written, and a segment started after them, if written into from
+        // an earlier position, would hold positions a reader looks for in the next one.
+        if (segments.Count > 0) last = Math.Max(last, segments[^1] - 1);
         return new Writer(this, partition, last, segments);
     }
 
@@ -173,7 +177,9 @@ public abstract class SegmentedFrontingLog : IFrontingLog
                     _segment?.Dispose();
                     _segment = null;
                     _segment = await log.CreateSegmentAsync(partition, Last + 1, cancellationToken);
-                    segments.Add(Last + 1);
+                    // The newest segment may be this one already, left empty by a writer that died right after
+                    // creating it: listed twice, sealing would take it for wholly covered and delete it live.
+                    if (segments.Count == 0 || segments[^1] != Last + 1) segments.Add(Last + 1);
                     (_segmentBytes, _segmentAppends) = (0, 0);
                 }
                 // Pooled: every accepted batch passes through one of these, up to 4 MiB each.
