@@ -73,22 +73,20 @@ public sealed class FileFrontingLogTests : IDisposable
         Assert.Equal([1L, 2], read.Select(m => m.Position));
         Assert.Equal("c", read[1].Events.Single().Payload.GetString("user_id"));
     }
-    // A writer that died right after creating its segment leaves it empty; the next writer starts it again.
-    private string EmptySegment(long first)
+    // Positions 1 and 2 written; then a writer that died right after starting segment `first` left it empty, and a
+    // new writer opens the log.
+    private async Task<(FileFrontingLog Log, IFrontingLogWriter Writer)> ReopenedAfterEmptySegment(long first)
     {
-        var path = Path.Combine(_directory, "p002", $"{first:D16}.log");
-        File.WriteAllBytes(path, []);
-        return path;
+        var log = new FileFrontingLog(_directory);
+        await (await log.OpenWriterAsync(2)).AppendAsync([Message("a"), Message("b")]);
+        File.WriteAllBytes(Path.Combine(_directory, "p002", $"{first:D16}.log"), []);
+        return (log, await new FileFrontingLog(_directory).OpenWriterAsync(2));
     }
 
     [Fact]
     public async Task A_segment_left_empty_by_a_crash_is_written_into_and_sealing_keeps_it_while_it_is_live()
     {
-        var log = new FileFrontingLog(_directory);
-        await (await log.OpenWriterAsync(2)).AppendAsync([Message("a"), Message("b")]);
-        EmptySegment(3);
-
-        var writer = await new FileFrontingLog(_directory).OpenWriterAsync(2);
+        var (log, writer) = await ReopenedAfterEmptySegment(3);
         Assert.Equal(2, writer.Last);
         Assert.Equal([3L, 4], (await writer.AppendAsync([Message("c"), Message("d")])).Select(m => m.Position));
         // Positions 3 and 4 are not covered yet: only the first segment is wholly before 4.
@@ -100,12 +98,8 @@ public sealed class FileFrontingLogTests : IDisposable
     [Fact]
     public async Task Positions_skipped_by_a_failed_append_are_not_written_again_below_a_newer_segment()
     {
-        var log = new FileFrontingLog(_directory);
-        await (await log.OpenWriterAsync(2)).AppendAsync([Message("a"), Message("b")]);
         // An append of positions 3 and 4 failed (the writer moved past them), the writer started a segment at 5 and died.
-        EmptySegment(5);
-
-        var writer = await new FileFrontingLog(_directory).OpenWriterAsync(2);
+        var (log, writer) = await ReopenedAfterEmptySegment(5);
         Assert.Equal(4, writer.Last);
         var placed = await writer.AppendAsync([Message("c"), Message("d"), Message("e")]);
         Assert.Equal([5L, 6, 7], placed.Select(m => m.Position));
