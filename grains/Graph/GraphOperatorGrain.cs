@@ -76,12 +76,9 @@ public sealed class GraphOperatorGrain(
         _duplicates += outcome.Duplicates;
         foreach (var (e, problem) in outcome.Invalid) Invalid(e, problem, now);
 
-        // Emit: stream message ids derive from the log position, so a replayed delivery re-emits recognisable duplicates.
-        // Every change of one delivery carries the same metadata, so they share one (it is immutable).
-        var metadata = GraphEvents.Metadata(sequence, Partition);
-        var changes = new List<KeystoneEvent>(outcome.EdgeChanges.Count + outcome.NodesChanged.Count);
-        foreach (var c in outcome.EdgeChanges) changes.Add(GraphEvents.EdgeChanged(c.Type, c.Id, c.Change, metadata, now));
-        foreach (var n in outcome.NodesChanged) changes.Add(GraphEvents.NodeChanged(n.Type, n.Id, metadata, now));
+        // Emit: stream message ids and event ids derive from the log position, so a replayed delivery re-emits
+        // recognisable duplicates.
+        var changes = GraphEvents.Changes(outcome, Partition, sequence, now);
         _changes += changes.Count;
         await Append(_options.ChangesTopic, "NORMAL", changes, now, sequence);
         return lostState;
@@ -125,7 +122,19 @@ public static class GraphEvents
     public static EventMetadata Metadata(long sequence, int partition) =>
         EventMetadata.Of(("partition", partition.ToString(CultureInfo.InvariantCulture)), ("log_sequence", sequence.ToString(CultureInfo.InvariantCulture)));
 
-    public static KeystoneEvent EdgeChanged(NodeType type, string id, EdgeChange c, EventMetadata metadata, DateTimeOffset now)
+    /// <summary>What one delivery (at <paramref name="sequence"/> of <paramref name="partition"/>'s log) emits.</summary>
+    public static List<KeystoneEvent> Changes(GraphDispatchOutcome outcome, int partition, long sequence, DateTimeOffset now)
+    {
+        // Every change of one delivery carries the same metadata, so they share one (it is immutable).
+        var metadata = Metadata(sequence, partition);
+        var ids = new GraphChangeIds(partition, sequence);
+        var changes = new List<KeystoneEvent>(outcome.EdgeChanges.Count + outcome.NodesChanged.Count);
+        foreach (var (type, id, change) in outcome.EdgeChanges) changes.Add(EdgeChanged(ids.Edge(type, id, change.Label, change.TargetId), type, id, change, metadata, now));
+        foreach (var (type, id) in outcome.NodesChanged) changes.Add(NodeChanged(ids.Node(type, id), type, id, metadata, now));
+        return changes;
+    }
+
+    public static KeystoneEvent EdgeChanged(Guid eventId, NodeType type, string id, EdgeChange c, EventMetadata metadata, DateTimeOffset now)
     {
         // One per changed edge, several per event: built without boxing its numbers or formatting its times to strings.
         using var payload = Payload.Build();
@@ -139,9 +148,9 @@ public static class GraphEvents
         payload.Number("weight", c.Weight);
         payload.Timestamp("first_seen", c.FirstSeen);
         payload.Timestamp("last_seen", c.LastSeen);
-        return new(Guid.NewGuid(), EdgeChangedType, now, "1.0", Source, payload.End(), metadata);
+        return new(eventId, EdgeChangedType, now, "1.0", Source, payload.End(), metadata);
     }
 
-    public static KeystoneEvent NodeChanged(NodeType type, string id, EventMetadata metadata, DateTimeOffset now) =>
-        new(Guid.NewGuid(), NodeChangedType, now, "1.0", Source, Payload.Create(("type", GraphSchema.Name(type)), ("id", id)), metadata);
+    public static KeystoneEvent NodeChanged(Guid eventId, NodeType type, string id, EventMetadata metadata, DateTimeOffset now) =>
+        new(eventId, NodeChangedType, now, "1.0", Source, Payload.Create(("type", GraphSchema.Name(type)), ("id", id)), metadata);
 }
