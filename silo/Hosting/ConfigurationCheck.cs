@@ -141,6 +141,8 @@ internal static class ConfigurationCheck
         if (streaming is not null)
         {
             if (streaming.PollPeriod <= TimeSpan.Zero) problems.Add("Keystone:Streaming:PollPeriod must be positive.");
+            if (streaming.LocalGather < TimeSpan.Zero || streaming.LocalGather > TimeSpan.FromSeconds(1))
+                problems.Add("Keystone:Streaming:LocalGather must be between 0 and 1 second.");
             if (streaming.MaxEventDeliveryTime <= TimeSpan.Zero) problems.Add("Keystone:Streaming:MaxEventDeliveryTime must be positive.");
             if (streaming.MaxConsumerLag < TimeSpan.FromSeconds(10)) problems.Add("Keystone:Streaming:MaxConsumerLag must be at least 10 s.");
             // A gateway runs no streams: the hub's credentials are a silo's business (the Kubernetes manifests give

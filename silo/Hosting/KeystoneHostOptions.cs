@@ -125,8 +125,15 @@ public sealed class StreamingOptions
 
     public StreamProviderKind Provider { get; set; } = StreamProviderKind.Local;
 
-    /// <summary>How often pulling agents poll their queues. Orleans' default of 100 ms adds that much latency per hop.</summary>
+    /// <summary>How often pulling agents poll their queues. Orleans' default of 100 ms adds that much latency per hop.
+    /// The <see cref="StreamProviderKind.Local"/> provider's queues are not polled while they are empty: their agent
+    /// waits for the next message (see <see cref="LocalGather"/>) and comes back this long after an idle second.</summary>
     public TimeSpan PollPeriod { get; set; } = TimeSpan.FromMilliseconds(10);
+
+    /// <summary><see cref="StreamProviderKind.Local"/>: when a message arrives in an empty queue, how long its agent
+    /// waits before reading, so that what arrives together is read and delivered together. Zero reads at once: the
+    /// lowest latency, but at 10,000 events/s the ads run spent about a third more CPU on smaller deliveries.</summary>
+    public TimeSpan LocalGather { get; set; } = TimeSpan.FromMilliseconds(2);
 
     /// <summary>Stream messages handed to a consumer in one call when they have piled up.</summary>
     [Range(1, 1024)]

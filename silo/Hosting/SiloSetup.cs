@@ -159,7 +159,7 @@ internal static class SiloSetup
         {
             case StreamProviderKind.Local:
                 silo.AddPersistentStreams(Topics.StreamNames.Provider,
-                    (services, name) => Keystone.Silo.Streaming.LocalQueueAdapterFactory.Create(services, name, streaming.MemoryQueues, streaming.LocalQueueCapacity, streaming.LocalCacheSize),
+                    (services, name) => Keystone.Silo.Streaming.LocalQueueAdapterFactory.Create(services, name, streaming.MemoryQueues, streaming.LocalQueueCapacity, streaming.LocalCacheSize, streaming.LocalGather),
                     b =>
                     {
                         b.ConfigurePullingAgent(PullingAgent);

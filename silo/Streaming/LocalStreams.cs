@@ -25,13 +25,20 @@ public sealed class LocalQueueAdapterFactory : IQueueAdapterFactory, IQueueAdapt
     private readonly SimpleQueueAdapterCache _cache;
     private readonly ConcurrentDictionary<QueueId, LocalQueue> _queues = new();
     private readonly int _capacity;
+    private readonly TimeSpan _gather;
+    private readonly TimeSpan _idleWait;
 
-    public LocalQueueAdapterFactory(string name, int queueCount, int capacity, int cacheSize, ILoggerFactory loggerFactory)
+    /// <param name="idleWait">How long a receiver waits on an empty queue before it answers empty (default
+    /// <see cref="LocalQueue.IdleWait"/>).</param>
+    public LocalQueueAdapterFactory(string name, int queueCount, int capacity, int cacheSize, ILoggerFactory loggerFactory, TimeSpan gather = default, TimeSpan? idleWait = null)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(gather, TimeSpan.Zero);
         ArgumentOutOfRangeException.ThrowIfLessThan(queueCount, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         Name = name;
         _capacity = capacity;
+        _gather = gather;
+        _idleWait = idleWait ?? LocalQueue.IdleWait;
         _mapper = new HashRingBasedStreamQueueMapper(new HashRingStreamQueueMapperOptions { TotalQueueCount = queueCount }, name);
         _cache = new SimpleQueueAdapterCache(new SimpleQueueCacheOptions { CacheSize = cacheSize }, name, loggerFactory);
     }
@@ -72,14 +79,14 @@ public sealed class LocalQueueAdapterFactory : IQueueAdapterFactory, IQueueAdapt
         return Task.CompletedTask;
     }
 
-    public IQueueAdapterReceiver CreateReceiver(QueueId queueId) => new Receiver(Queue(queueId));
+    public IQueueAdapterReceiver CreateReceiver(QueueId queueId) => new Receiver(Queue(queueId), _gather, _idleWait);
 
     private LocalQueue Queue(QueueId id) => _queues.GetOrAdd(id, static id => new LocalQueue(id));
 
-    public static LocalQueueAdapterFactory Create(IServiceProvider services, string name, int queueCount, int capacity, int cacheSize) =>
-        new(name, queueCount, capacity, cacheSize, services.GetRequiredService<ILoggerFactory>());
+    public static LocalQueueAdapterFactory Create(IServiceProvider services, string name, int queueCount, int capacity, int cacheSize, TimeSpan gather) =>
+        new(name, queueCount, capacity, cacheSize, services.GetRequiredService<ILoggerFactory>(), gather);
 
-    private sealed class Receiver(LocalQueue queue) : IQueueAdapterReceiver
+    private sealed class Receiver(LocalQueue queue, TimeSpan gather, TimeSpan idleWait) : IQueueAdapterReceiver
     {
         // Enough for one pull to empty a busy queue; the agent asks for fewer when its cache is filling.
         private const int DefaultMaxCount = 1024;
@@ -91,13 +98,27 @@ public sealed class LocalQueueAdapterFactory : IQueueAdapterFactory, IQueueAdapt
 
         public Task<IList<IBatchContainer>> GetQueueMessagesAsync(int maxCount) => GetQueueMessagesAsync(maxCount, CancellationToken.None);
 
-        public Task<IList<IBatchContainer>> GetQueueMessagesAsync(int maxCount, CancellationToken cancellationToken)
+        // An empty queue is waited on, not polled: the agent's pump stays in this call until a message arrives (or
+        // IdleWait passes), then gathers for a moment, so a message waits for no timer tick. Polled every
+        // PollPeriod (10 ms), each hop added half a period on average, and an event takes two or three hops.
+        public Task<IList<IBatchContainer>> GetQueueMessagesAsync(int maxCount, CancellationToken cancellationToken) =>
+            queue.IsEmpty ? WaitThenRead(maxCount, cancellationToken) : Task.FromResult(Read(maxCount));
+
+        private async Task<IList<IBatchContainer>> WaitThenRead(int maxCount, CancellationToken cancellationToken)
+        {
+            await queue.WaitAsync(idleWait, cancellationToken);
+            if (gather > TimeSpan.Zero && !queue.IsEmpty)
+                await queue.WaitAsync(gather, cancellationToken, untilEnqueued: false);
+            return Read(maxCount);
+        }
+
+        private IList<IBatchContainer> Read(int maxCount)
         {
             var limit = maxCount > 0 ? maxCount : DefaultMaxCount;
             var batch = new List<IBatchContainer>(Math.Min(limit, Math.Max(queue.Count, 1)));
             while (batch.Count < limit && queue.TryDequeue(out var message))
                 batch.Add(new LocalBatchContainer(message.StreamId, message.Events, new EventSequenceTokenV2(++_sequence), message.RequestContext));
-            return Task.FromResult<IList<IBatchContainer>>(batch);
+            return batch;
         }
 
         // Nothing to acknowledge: a message left the queue when it was read.
@@ -105,9 +126,13 @@ public sealed class LocalQueueAdapterFactory : IQueueAdapterFactory, IQueueAdapt
 
         public Task MessagesDeliveredAsync(IList<IBatchContainer> messages, CancellationToken cancellationToken) => Task.CompletedTask;
 
-        public Task Shutdown(TimeSpan timeout) => Task.CompletedTask;
+        public Task Shutdown(TimeSpan timeout) => Shutdown(timeout, CancellationToken.None);
 
-        public Task Shutdown(TimeSpan timeout, CancellationToken cancellationToken) => Task.CompletedTask;
+        public Task Shutdown(TimeSpan timeout, CancellationToken cancellationToken)
+        {
+            queue.Wake();
+            return Task.CompletedTask;
+        }
     }
 }
 
@@ -115,12 +140,45 @@ internal readonly record struct LocalMessage(StreamId StreamId, object[] Events,
 
 internal sealed class LocalQueue(QueueId id)
 {
+    /// <summary>
+    /// The longest a receiver waits on an empty queue before its agent's pump returns: the pump's other chores (purging
+    /// its cache of delivered messages, cleaning up idle streams) run between reads.
+    /// </summary>
+    public static readonly TimeSpan IdleWait = TimeSpan.FromSeconds(1);
+
     private readonly ConcurrentQueue<LocalMessage> _messages = new();
     private int _count;
+    // The receiver waiting for this queue to become non-empty, if any (one receiver per queue and silo).
+    private TaskCompletionSource? _waiter;
 
     public QueueId Id { get; } = id;
 
     public int Count => Volatile.Read(ref _count);
+
+    public bool IsEmpty => _messages.IsEmpty;
+
+    /// <summary>
+    /// Completes when a message is enqueued (or, with <paramref name="untilEnqueued"/> false, only when
+    /// <paramref name="atMost"/> has passed), after <paramref name="atMost"/>, or on cancellation; never throws.
+    /// </summary>
+    public async Task WaitAsync(TimeSpan atMost, CancellationToken cancellationToken, bool untilEnqueued = true)
+    {
+        var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (untilEnqueued)
+        {
+            // Both sides publish, then look (each with a full fence): either the enqueuer takes this waiter, or this
+            // sees the message. An enqueuer that finds the waiter of an earlier wait completes that one, harmlessly.
+            Interlocked.Exchange(ref _waiter, signal);
+            if (!_messages.IsEmpty) return;
+        }
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(atMost);
+        using (timeout.Token.UnsafeRegister(static s => ((TaskCompletionSource)s!).TrySetResult(), signal))
+            await signal.Task;
+    }
+
+    /// <summary>Ends a wait now (the receiver is shutting down).</summary>
+    public void Wake() => Interlocked.Exchange(ref _waiter, null)?.TrySetResult();
 
     public bool TryEnqueue(LocalMessage message, int capacity)
     {
@@ -130,6 +188,7 @@ internal sealed class LocalQueue(QueueId id)
             return false;
         }
         _messages.Enqueue(message);
+        Wake();
         return true;
     }
 

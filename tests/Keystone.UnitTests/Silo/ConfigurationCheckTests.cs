@@ -100,9 +100,11 @@ public class ConfigurationCheckTests
     [Fact]
     public void Local_stream_bounds_are_checked_at_start()
     {
-        var e = Fails(("Keystone:Streaming:Provider", "Local"), ("Keystone:Streaming:LocalQueueCapacity", "0"), ("Keystone:Streaming:LocalCacheSize", "10"));
+        var e = Fails(("Keystone:Streaming:Provider", "Local"), ("Keystone:Streaming:LocalQueueCapacity", "0"), ("Keystone:Streaming:LocalCacheSize", "10"),
+            ("Keystone:Streaming:LocalGather", "-00:00:00.001"));
         Assert.Equal(
             ["Keystone:Streaming:LocalCacheSize: The field LocalCacheSize must be between 64 and 1000000.",
+             "Keystone:Streaming:LocalGather must be between 0 and 1 second.",
              "Keystone:Streaming:LocalQueueCapacity: The field LocalQueueCapacity must be between 16 and 1000000."],
             e.Problems.Order());
     }

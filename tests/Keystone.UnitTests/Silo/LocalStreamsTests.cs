@@ -17,8 +17,45 @@ public class LocalStreamsTests
 
     private static EventBatch Batch(int partition = 1) => new(Guid.NewGuid(), partition, Sample.Now, [Sample.PlayStarted(userId: $"user-{partition}")]);
 
+    // What is in the queue now: a cancelled token ends the receiver's wait for a message at once.
     private static async Task<IList<IBatchContainer>> Pull(LocalQueueAdapterFactory factory, StreamId stream, int max = 0) =>
-        await factory.CreateReceiver(factory.GetStreamQueueMapper().GetQueueForStream(stream)).GetQueueMessagesAsync(max, CancellationToken.None);
+        await Receiver(factory, stream).GetQueueMessagesAsync(max, new CancellationToken(canceled: true));
+
+    private static IQueueAdapterReceiver Receiver(LocalQueueAdapterFactory factory, StreamId stream) =>
+        factory.CreateReceiver(factory.GetStreamQueueMapper().GetQueueForStream(stream));
+
+    [Fact]
+    public async Task A_receiver_of_an_empty_queue_waits_for_the_next_message_instead_of_answering_empty()
+    {
+        var factory = Factory();
+        var adapter = await factory.CreateAdapter();
+        var stream = StreamId.Create("ads-campaign", "4");
+        var receiver = Receiver(factory, stream);
+
+        // The agent's pump asks once; the answer is the message published while it waited, not an empty poll.
+        var pull = receiver.GetQueueMessagesAsync(0, CancellationToken.None);
+        var batch = Batch(4);
+        await adapter.QueueMessageBatchAsync(stream, [batch], null, null);
+        Assert.Same(batch, Assert.Single(Assert.Single(await pull).GetEvents<EventBatch>()).Item1);
+    }
+
+    [Fact]
+    public async Task A_waiting_receiver_answers_empty_without_throwing_when_the_agent_stops()
+    {
+        // Waits that would last ten minutes: only the stop can end them within the test.
+        var factory = new LocalQueueAdapterFactory("keystone", 4, 100, cacheSize: 256, NullLoggerFactory.Instance, idleWait: TimeSpan.FromMinutes(10));
+        var stream = StreamId.Create("graph-updates", "5");
+        var receiver = Receiver(factory, stream);
+        using var stopping = new CancellationTokenSource();
+        var pull = receiver.GetQueueMessagesAsync(0, stopping.Token);
+        await stopping.CancelAsync();
+        Assert.Empty(await pull.WaitAsync(TimeSpan.FromSeconds(30)));
+
+        // Shutdown ends a wait too (the agent is leaving this queue).
+        var another = receiver.GetQueueMessagesAsync(0, CancellationToken.None);
+        await receiver.Shutdown(TimeSpan.FromSeconds(1));
+        Assert.Empty(await another.WaitAsync(TimeSpan.FromSeconds(30)));
+    }
 
     [Fact]
     public async Task A_published_batch_reaches_the_receiver_of_its_queue_as_the_same_object_in_order_with_rising_tokens()
