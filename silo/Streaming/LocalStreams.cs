@@ -177,7 +177,7 @@ internal sealed class LocalQueue(QueueId id)
             await signal.Task;
     }
 
-    /// <summary>Ends a wait now (the receiver is shutting down).</summary>
+    /// <summary>Ends the current wait: a message arrived, or the receiver is shutting down.</summary>
     public void Wake() => Interlocked.Exchange(ref _waiter, null)?.TrySetResult();
 
     public bool TryEnqueue(LocalMessage message, int capacity)
