@@ -8,13 +8,13 @@ namespace Keystone.Graph;
 /// <summary>
 /// The event ids of what one delivery of the graph operator emits, derived from the delivery's log position and the
 /// edge or node that changed. A replayed delivery re-emits the same ids, so a consumer of the changes topic that
-/// de-duplicates by event id drops the repeats instead of counting them twice. Within
-/// a delivery the keys are distinct: a node is called once per delivery and reports each of its edges once.
+/// de-duplicates by event id drops the repeats instead of counting them twice. Within a delivery the keys are
+/// distinct: a node is called once per delivery and reports each of its edges once.
 /// </summary>
 /// <remarks>
 /// One SHA-256 per delivery for the position; each change adds a 64-bit FNV-1a of its key to the low half. Random
-/// ids cost more: a <see cref="Guid.NewGuid"/> per change was about 1 % of the saturation run's CPU, half of it in the
-/// kernel's random generator. The ids are RFC 9562 version 8 (custom) UUIDs, so they cannot be mistaken for a
+/// ids cost more: a <see cref="Guid.NewGuid"/> per change was about 0.5 % of the saturation run's CPU, most of it in
+/// the kernel's random generator. The ids are RFC 9562 version 8 (custom) UUIDs, so they cannot be mistaken for a
 /// producer's random ones.
 /// </remarks>
 public readonly struct GraphChangeIds

@@ -107,8 +107,9 @@ public sealed class LocalQueueAdapterFactory : IQueueAdapterFactory, IQueueAdapt
         private async Task<IList<IBatchContainer>> WaitThenRead(int maxCount, CancellationToken cancellationToken)
         {
             await queue.WaitAsync(idleWait, cancellationToken);
+            // A stopping agent cancels the pause: it then reads what is there, without an exception.
             if (gather > TimeSpan.Zero && !queue.IsEmpty)
-                await queue.WaitAsync(gather, cancellationToken, untilEnqueued: false);
+                await Task.Delay(gather, cancellationToken).ConfigureAwait(ConfigureAwaitOptions.ContinueOnCapturedContext | ConfigureAwaitOptions.SuppressThrowing);
             return Read(maxCount);
         }
 
@@ -157,20 +158,14 @@ internal sealed class LocalQueue(QueueId id)
 
     public bool IsEmpty => _messages.IsEmpty;
 
-    /// <summary>
-    /// Completes when a message is enqueued (or, with <paramref name="untilEnqueued"/> false, only when
-    /// <paramref name="atMost"/> has passed), after <paramref name="atMost"/>, or on cancellation; never throws.
-    /// </summary>
-    public async Task WaitAsync(TimeSpan atMost, CancellationToken cancellationToken, bool untilEnqueued = true)
+    /// <summary>Completes when a message is enqueued, after <paramref name="atMost"/>, or on cancellation; never throws.</summary>
+    public async Task WaitAsync(TimeSpan atMost, CancellationToken cancellationToken)
     {
         var signal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (untilEnqueued)
-        {
-            // Both sides publish, then look (each with a full fence): either the enqueuer takes this waiter, or this
-            // sees the message. An enqueuer that finds the waiter of an earlier wait completes that one, harmlessly.
-            Interlocked.Exchange(ref _waiter, signal);
-            if (!_messages.IsEmpty) return;
-        }
+        // Both sides publish, then look (each with a full fence): either the enqueuer takes this waiter, or this sees
+        // the message. An enqueuer that finds the waiter of an earlier wait completes that one, harmlessly.
+        Interlocked.Exchange(ref _waiter, signal);
+        if (!_messages.IsEmpty) return;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(atMost);
         using (timeout.Token.UnsafeRegister(static s => ((TaskCompletionSource)s!).TrySetResult(), signal))
