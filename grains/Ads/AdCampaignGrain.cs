@@ -40,7 +40,7 @@ public sealed class AdCampaignGrain(
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _ledger = NewLedger(state.State);
-        _checkpointer = new StateCheckpointer<AdCampaignState>(state, "campaign", metrics, logger);
+        _checkpointer = new StateCheckpointer<AdCampaignState>(state, "campaign", metrics, logger, SnapshotStore.PreparesAtSerialization(ServiceProvider));
         return Task.CompletedTask;
     }
 

@@ -24,7 +24,7 @@ public sealed class ProfileGrain(
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _aggregator = new ProfileAggregator(options.Value, state.State);
-        _checkpointer = new StateCheckpointer<ProfileState>(state, "profile", metrics, logger);
+        _checkpointer = new StateCheckpointer<ProfileState>(state, "profile", metrics, logger, SnapshotStore.PreparesAtSerialization(ServiceProvider));
         // PREFERS is weighted by the profile's genre affinity, which its aggregation keeps.
         _graph = new GraphFacet(graph, graphServices, _activation, e => e.Label == EdgeLabel.Prefers ? _aggregator.Affinity(e.Target) : null);
         _graph.Activate(NodeType.Profile, this.GetPrimaryKeyString());

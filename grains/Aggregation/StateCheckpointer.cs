@@ -19,7 +19,8 @@ internal sealed class StateCheckpointer<TState>(
     IPersistentState<TState> storage,
     string kind,
     CheckpointMetrics metrics,
-    ILogger logger) where TState : class, new()
+    ILogger logger,
+    bool preparedAtSerialization = false) where TState : class, new()
 {
     private bool _dirty;
     private int _events;
@@ -62,10 +63,13 @@ internal sealed class StateCheckpointer<TState>(
 
     private async Task Write(Action prepare, Action? release)
     {
-        // Again when the storage serialises (see SnapshotCapture): what is applied meanwhile is captured with its ids.
+        // When the storage serialises (see SnapshotCapture), so that what is applied meanwhile is captured with its ids.
+        // The snapshot storage does that; preparing here as well would copy a large state twice (an ad campaign's
+        // de-duplication memory and sessions, hundreds of kilobytes). Other providers (Orleans' memory storage)
+        // serialise what they are given: for them, prepare now.
         var current = storage.State;
         if (current is not null) SnapshotCapture.Register(current, prepare);
-        prepare();
+        if (!preparedAtSerialization || current is null) prepare();
         var events = _events;
         _dirty = false;
         var clock = Stopwatch.StartNew();

@@ -29,7 +29,7 @@ public sealed class UserGrain(
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _aggregator = new UserActivityAggregator(this.GetPrimaryKeyString(), options.Value, state.State);
-        _checkpointer = new StateCheckpointer<UserActivityState>(state, "user", metrics, logger);
+        _checkpointer = new StateCheckpointer<UserActivityState>(state, "user", metrics, logger, SnapshotStore.PreparesAtSerialization(ServiceProvider));
         _graph = new GraphFacet(graph, graphServices, _activation);
         _graph.Activate(NodeType.User, this.GetPrimaryKeyString());
         return Task.CompletedTask;

@@ -25,7 +25,7 @@ public sealed class VideoGrain(
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _aggregator = new VideoStatsAggregator(options.Value, state.State);
-        _checkpointer = new StateCheckpointer<VideoStatsState>(state, "video", metrics, logger);
+        _checkpointer = new StateCheckpointer<VideoStatsState>(state, "video", metrics, logger, SnapshotStore.PreparesAtSerialization(ServiceProvider));
         _graph = new GraphFacet(graph, graphServices, _activation);
         _graph.Activate(NodeType.Video, this.GetPrimaryKeyString());
         return Task.CompletedTask;

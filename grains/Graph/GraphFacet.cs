@@ -26,7 +26,7 @@ internal sealed class GraphFacet(IPersistentState<GraphNodeState> storage, Graph
     public void Activate(NodeType type, string id)
     {
         _node = new GraphNode(type, id, services.Options, storage.State);
-        _checkpointer = new StateCheckpointer<GraphNodeState>(storage, "graph-" + GraphSchema.Name(type), services.Metrics, services.Logs.CreateLogger<GraphFacet>());
+        _checkpointer = new StateCheckpointer<GraphNodeState>(storage, "graph-" + GraphSchema.Name(type), services.Metrics, services.Logs.CreateLogger<GraphFacet>(), services.PreparedAtSerialization);
     }
 
     private double? Weight(OutEdge e) => weight?.Invoke(e) ?? (e.Label == EdgeLabel.Watches ? e.Weight : null);

@@ -20,6 +20,10 @@ public sealed class SnapshotStore(BlobContainerClient container, int buckets, in
 
     public ContainerOnce Container { get; } = new(container);
 
+    /// <summary>Whether grain state goes through <see cref="SnapshotGrainStorage"/> in this silo, which runs each state's
+    /// <see cref="SnapshotCapture"/> as it serialises (Orleans' memory storage, the benchmark setting, does not).</summary>
+    public static bool PreparesAtSerialization(IServiceProvider services) => services.GetService(typeof(SnapshotStore)) is not null;
+
     public int Buckets => buckets;
 
     /// <summary>Deltas a bucket accumulates before it folds them into a new base (see <see cref="SnapshotIndex.ShouldCompact"/>).</summary>
@@ -324,7 +328,11 @@ public sealed class SnapshotGrainStorage(IGrainFactory grains, SnapshotStore sto
     public async Task WriteStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
     {
         var key = Key(stateName, grainId);
-        var data = SnapshotCapture.Serialize(serializer, grainState.State).ToArray();
+        var serialized = SnapshotCapture.Serialize(serializer, grainState.State);
+        // The serializer's own array, not a copy of it: a campaign's state is hundreds of kilobytes, and every such
+        // array is fresh large-object memory that the kernel zeroes page by page.
+        var data = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(serialized.ToMemory(), out var whole)
+            && whole.Offset == 0 && whole.Count == whole.Array!.Length ? whole.Array : serialized.ToArray();
         var expected = Version(grainState.ETag);
         var result = await Bucket(key).Write(key, expected, new Immutable<byte[]>(data));
         if (!result.Written) throw Stale(key, result, expected);

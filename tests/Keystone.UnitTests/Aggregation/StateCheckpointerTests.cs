@@ -211,4 +211,30 @@ public class StateCheckpointerTests
         Assert.False(restored.Apply(second, Playback.Now, out _));
         Assert.Equal(2, restored.State.Totals.Events);
     }
+
+    [Theory]
+    [InlineData(true, 1)]
+    [InlineData(false, 2)]
+    public async Task With_a_storage_that_captures_as_it_serialises_the_state_is_prepared_once_per_write(bool preparedAtSerialization, int expected)
+    {
+        var storage = new YieldingStorage();
+        using var metrics = new CheckpointMetrics();
+        var checkpointer = new StateCheckpointer<UserActivityState>(storage, "user", metrics, NullLogger.Instance, preparedAtSerialization);
+        var aggregator = new UserActivityAggregator(Playback.User, new AggregationOptions(), storage.State);
+        var started = Playback.Started(Playback.At("12:00:00"));
+        Assert.True(aggregator.Apply(started, Playback.Now, out _));
+        checkpointer.Record(1);
+
+        var prepared = 0;
+        var write = checkpointer.WriteAsync(() => { prepared++; aggregator.PrepareCheckpoint(); });
+        storage.Gate.SetResult();
+        await write;
+
+        // A campaign's preparation copies hundreds of kilobytes: the snapshot storage's capture is the one copy it
+        // needs; a storage that serialises what it is given (Orleans' memory storage) needs it before the write.
+        Assert.Equal(expected, prepared);
+        var restored = new UserActivityAggregator(Playback.User, new AggregationOptions(), storage.Written!);
+        Assert.False(restored.Apply(started, Playback.Now, out _));
+        Assert.Equal(1, restored.State.Totals.Events);
+    }
 }
