@@ -1,4 +1,6 @@
+using System.Text.Json.Serialization;
 using Keystone.Aggregation;
+using Keystone.Storage;
 
 namespace Keystone.Ads;
 
@@ -59,9 +61,11 @@ public sealed class AdCampaignState
     public AdSessionCounters SessionCounters { get; set; } = new();
 
     /// <summary>Impression times per profile, newest last: frequency capping.</summary>
+    [JsonConverter(typeof(TimesByKeyConverter))]
     public Dictionary<string, List<DateTimeOffset>> ProfileImpressions { get; set; } = [];
 
     /// <summary>Click times per device ("d:") and per profile ("p:") within the last minute: the click-flood rule.</summary>
+    [JsonConverter(typeof(TimesByKeyConverter))]
     public Dictionary<string, List<DateTimeOffset>> RecentClicks { get; set; } = [];
 
     /// <summary>Partition → highest log sequence applied: a replayed batch is recognised by position.</summary>

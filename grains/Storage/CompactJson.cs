@@ -134,3 +134,61 @@ public sealed class ContributedWatchListConverter : JsonConverter<List<Contribut
         writer.WriteBase64StringValue(bytes);
     }
 }
+
+/// <summary>
+/// Times per key (an ad campaign's impressions per profile, its recent clicks per device and profile) as
+/// <c>{"key": base64 of 8-byte little-endian UTC ticks each}</c>; also reads the arrays of ISO 8601 strings written
+/// before. An ISO time costs 35 characters, and a campaign keeps tens of thousands: as arrays they were a third of its
+/// checkpoint (about 145 KB of 455 KB in the ads benchmark) and most of the time to serialise it. The instants are kept;
+/// their offsets become UTC, which is all the fraud rules and caps compare.
+/// </summary>
+public sealed class TimesByKeyConverter : JsonConverter<Dictionary<string, List<DateTimeOffset>>>
+{
+    public override Dictionary<string, List<DateTimeOffset>> Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType == JsonTokenType.Null) return [];
+        if (reader.TokenType != JsonTokenType.StartObject) throw new JsonException($"times by key: expected an object or null, found {reader.TokenType}");
+        var map = new Dictionary<string, List<DateTimeOffset>>(StringComparer.Ordinal);
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
+        {
+            var key = reader.GetString()!;
+            reader.Read();
+            map[key] = reader.TokenType switch
+            {
+                JsonTokenType.String => Unpack(CompactJson.ReadBase64(ref reader, 8, $"times of '{key}'")),
+                JsonTokenType.StartArray => ReadArray(ref reader),
+                JsonTokenType.Null => [],
+                _ => throw CompactJson.Unexpected(reader.TokenType, $"times of '{key}'"),
+            };
+        }
+        return map;
+    }
+
+    private static List<DateTimeOffset> Unpack(byte[] bytes)
+    {
+        var times = new List<DateTimeOffset>(bytes.Length / 8);
+        for (var at = 0; at < bytes.Length; at += 8) times.Add(new DateTimeOffset(BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(at)), TimeSpan.Zero));
+        return times;
+    }
+
+    private static List<DateTimeOffset> ReadArray(ref Utf8JsonReader reader)
+    {
+        var times = new List<DateTimeOffset>();
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray) times.Add(reader.GetDateTimeOffset());
+        return times;
+    }
+
+    public override void Write(Utf8JsonWriter writer, Dictionary<string, List<DateTimeOffset>> value, JsonSerializerOptions options)
+    {
+        writer.WriteStartObject();
+        Span<byte> buffer = stackalloc byte[256];
+        foreach (var (key, times) in value)
+        {
+            var bytes = times.Count * 8 <= buffer.Length ? buffer[..(times.Count * 8)] : new byte[times.Count * 8];
+            for (var i = 0; i < times.Count; i++) BinaryPrimitives.WriteInt64LittleEndian(bytes[(i * 8)..], times[i].UtcTicks);
+            writer.WritePropertyName(key);
+            writer.WriteBase64StringValue(bytes);
+        }
+        writer.WriteEndObject();
+    }
+}
