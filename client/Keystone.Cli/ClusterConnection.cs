@@ -87,7 +87,7 @@ internal sealed class ClusterConnection : IAsyncDisposable
 
     public static CliException Unreachable(ClusterSettings settings, string reason, Exception? inner = null) =>
         new(ExitCodes.Unreachable,
-            $"cannot reach the cluster at {settings.Describe()} ({reason}). Is the silo running? Start it with: dotnet run --project silo",
+            $"cannot reach the cluster at {settings.Describe()} ({reason}). Is the silo running? Start it with: dotnet run -c Release --project silo",
             inner);
 
     public async ValueTask DisposeAsync() => await StopQuietly(_host);
