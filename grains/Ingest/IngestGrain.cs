@@ -125,23 +125,35 @@ public sealed class IngestGrain(
     private async Task<(int Accepted, int Duplicates, int Messages)> Append(ParsedBatch parsed, EventBatch? source, DateTimeOffset now)
     {
         var partitionCount = _options.Partitions;
-        var byPartition = new List<BatchItem>?[partitionCount];
         // One set per activation, cleared per request: a stateless worker takes one request at a time, and the set is
         // used only before the first await.
         var seen = _seen;
         seen.Clear();
         seen.EnsureCapacity(parsed.Events.Count);
         var duplicates = 0;
+        // Partitions first, then one array of the right size per partition: lists grown by doubling allocated about
+        // twice each share, and the chunker then copied a list that fit in one message into an array of its own.
+        var partitionOf = new int[parsed.Events.Count];
+        var counts = new int[partitionCount];
         for (var i = 0; i < parsed.Events.Count; i++)
         {
             var e = parsed.Events[i];
             if (!seen.Add(e.EventId))
             {
                 duplicates++;
+                partitionOf[i] = -1;
                 continue;
             }
-            var p = Partitioning.PartitionOf(e, partitionCount);
-            (byPartition[p] ??= []).Add(source is null ? new BatchItem(e) : new BatchItem(e, source, parsed.Indexes[i]));
+            counts[partitionOf[i] = Partitioning.PartitionOf(e, partitionCount)]++;
+        }
+        var byPartition = new BatchItem[]?[partitionCount];
+        var filled = new int[partitionCount];
+        for (var i = 0; i < parsed.Events.Count; i++)
+        {
+            var p = partitionOf[i];
+            if (p < 0) continue;
+            var e = parsed.Events[i];
+            (byPartition[p] ??= new BatchItem[counts[p]])[filled[p]++] = source is null ? new BatchItem(e) : new BatchItem(e, source, parsed.Indexes[i]);
         }
 
         var appends = new List<Task>();
