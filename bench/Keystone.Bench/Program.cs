@@ -69,16 +69,18 @@ if (scenario == "scale")
     var scaleEvents = PipelineBenchmark.Generate(Arg("--events", 200_000), seed: 1);
     var scaleWarmUp = PipelineBenchmark.Generate(Arg("--warm-up-events", 50_000), seed: 2);
     var scaleOptions = new PublisherOptions { MaxBatchEvents = 2_000, MaxInFlightBatches = 4, QueueCapacity = 200_000, MaxBlockTime = TimeSpan.FromMinutes(5), DeadLetterPath = "bench-deadletter.jsonl" };
+    var scaleExpected = PipelineBenchmark.ExpectedDeliveries(scaleEvents);
     var rows = new List<string>();
     foreach (var n in counts)
     {
         Console.WriteLine($"Running scale with {n} silo(s)...");
         await using var cluster = await BenchCluster.StartAsync(azurite, extra, n);
         await PipelineBenchmark.WarmUp(cluster, scaleWarmUp, scaleOptions);
+        CollectHarnessGarbage();
         var processBefore = Environment.CpuUsage.TotalTime;
         var azuriteBefore = ScaleCpu.Of(azurite.ProcessId);
         var requestsBefore = cluster.AllSilos.Sum(s => s.App.Services.GetRequiredService<Keystone.Storage.StorageRequests>().Snapshot().Sum(p => p.Value));
-        var result = await PipelineBenchmark.RunSdk(cluster, $"scale-{n}", scaleEvents, PipelineBenchmark.ExpectedDeliveries(scaleEvents), scaleOptions);
+        var result = await PipelineBenchmark.RunSdk(cluster, $"scale-{n}", scaleEvents, scaleExpected, scaleOptions);
         var processCpu = Environment.CpuUsage.TotalTime - processBefore;
         var azuriteCpu = ScaleCpu.Of(azurite.ProcessId) - azuriteBefore;
         var cpu = processCpu + azuriteCpu;
@@ -116,10 +118,7 @@ async Task<RunResult?> Run(string name, IDictionary<string, string?> settings, F
     await using var cluster = await BenchCluster.StartAsync(azurite, settings);
     await PipelineBenchmark.WarmUp(cluster, warmUp, throughputOptions);
     prepare?.Invoke();
-    // What the harness made (the run's input, the warm-up) is not the pipeline's garbage: collected now, it is not
-    // collected, paused for and counted during the run.
-    GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
-    GC.WaitForPendingFinalizers();
+    CollectHarnessGarbage();
     allocations?.Reset();
     var pauseBefore = GC.GetTotalPauseDuration();
     var allocatedBefore = GC.GetTotalAllocatedBytes();
@@ -136,6 +135,14 @@ async Task<RunResult?> Run(string name, IDictionary<string, string?> settings, F
     Console.WriteLine($"  {name}: {result.Events:N0} events, {result.Deliveries:N0} deliveries in {result.Elapsed.TotalSeconds:0.00} s = {result.EventsPerSecond:N0} events/s; publish->tap p50 {result.Latency.Percentile(0.5):0.0} ms, p99 {result.Latency.Percentile(0.99):0.0} ms");
     results.Add(result);
     return result;
+}
+
+// What the harness made (the run's input, the warm-up, the expected deliveries) is not the pipeline's garbage:
+// collected before a run, it is not collected, paused for and counted during it.
+static void CollectHarnessGarbage()
+{
+    GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+    GC.WaitForPendingFinalizers();
 }
 
 // A run over the first `count` events, whose taps must see the deliveries the rules give them. Both are worked out
@@ -170,7 +177,9 @@ if (Selected("capacity"))
     foreach (var rate in capacityRates)
     {
         var slice = Take(rate * capacitySeconds);
-        var result = await PipelineBenchmark.RunSdk(cluster, $"capacity-{rate / 1000}k", slice, PipelineBenchmark.ExpectedDeliveries(slice), defaultOptions, rate);
+        var sliceExpected = PipelineBenchmark.ExpectedDeliveries(slice);
+        CollectHarnessGarbage();
+        var result = await PipelineBenchmark.RunSdk(cluster, $"capacity-{rate / 1000}k", slice, sliceExpected, defaultOptions, rate);
         var kept = result.Elapsed.TotalSeconds <= capacitySeconds + 1 && result.Latency.Percentile(0.99) <= 1000;
         Console.WriteLine($"  capacity {rate:N0}/s: done in {result.Elapsed.TotalSeconds:0.00} s, p50 {result.Latency.Percentile(0.5):0.0} ms, p99 {result.Latency.Percentile(0.99):0.0} ms -> {(kept ? "sustained" : "NOT sustained")}");
         results.Add(result);
