@@ -2,6 +2,7 @@ using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
 using Keystone.Events;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Orleans.Concurrency;
 using Orleans.Runtime;
@@ -22,7 +23,8 @@ public sealed class SnapshotStore(BlobContainerClient container, int buckets, in
 
     /// <summary>Whether grain state goes through <see cref="SnapshotGrainStorage"/> in this silo, which runs each state's
     /// <see cref="SnapshotCapture"/> as it serialises (Orleans' memory storage, the benchmark setting, does not).</summary>
-    public static bool PreparesAtSerialization(IServiceProvider services) => services.GetService(typeof(SnapshotStore)) is not null;
+    public static bool PreparesAtSerialization(IServiceProvider services) =>
+        services.GetKeyedService<IGrainStorage>(StorageNames.State) is SnapshotGrainStorage;
 
     public int Buckets => buckets;
 
