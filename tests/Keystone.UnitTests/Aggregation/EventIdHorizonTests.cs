@@ -213,4 +213,28 @@ public class EventIdHorizonTests
         Assert.True(seen.Contains(ids[3_999]));
         Assert.True(seen.TryAdd(ids[3_000], T0.AddMinutes(11)));
     }
+
+    [Fact]
+    public void Outgrown_arrays_go_back_to_the_shared_pool_so_the_next_ring_growing_through_the_same_sizes_reuses_them()
+    {
+        // Same thread throughout: the shared pool keeps a returned array per size for the thread that returned it.
+        static long Grow(int ids)
+        {
+            var ring = new EventIdHorizon(TimeSpan.FromHours(1), 100_000);
+            var keys = Ids(ids);
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            foreach (var id in keys) ring.TryAdd(id, T0);
+            var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            Assert.Equal(ids, ring.Count);
+            Assert.All(keys, id => Assert.True(ring.Contains(id)));
+            return allocated;
+        }
+
+        Grow(200);
+        var second = Grow(200);
+        // Doubling 8 -> 16 -> ... -> 256 slots of 16 bytes allocates 16 * (16 + ... + 256) = 8,160 bytes without the
+        // pool; with it, only the 256-slot array the first ring kept is new (4,096 bytes plus the array header).
+        Assert.True(second < 6_000, $"{second} bytes allocated by the second ring's growth");
+    }
 }
+
