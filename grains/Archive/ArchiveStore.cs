@@ -56,9 +56,9 @@ public sealed class ArchiveStore(BlobContainerClient container)
             await blob.CreateIfNotExistsAsync();
             _created[name] = true;
         }
-        using var stream = new MemoryStream(chunk.Bytes, writable: false);
+        await using var stream = chunk.OpenRead();
         await blob.AppendBlockAsync(stream);
-        return chunk.Bytes.Length;
+        return chunk.Length;
     }
 
     public async Task WriteManifestAsync(string name, IReadOnlyList<ArchiveBlob> blobs)

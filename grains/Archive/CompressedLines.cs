@@ -3,8 +3,21 @@ using Keystone.Events;
 
 namespace Keystone.Archive;
 
-/// <summary>One gzip member of JSON lines, ready to append to a lake blob, and how many events it holds.</summary>
-public sealed record CompressedChunk(byte[] Bytes, int Events);
+/// <summary>
+/// One gzip member of JSON lines, ready to append to a lake blob, and how many events it holds. It keeps the pooled
+/// arrays it was compressed into until it is disposed (once appended).
+/// </summary>
+public sealed class CompressedChunk(PooledChunkStream content, int events) : IDisposable
+{
+    public int Events { get; } = events;
+
+    public long Length => content.Length;
+
+    /// <summary>The member's bytes, readable (and rewindable) until the chunk is disposed.</summary>
+    public Stream OpenRead() => content.OpenRead();
+
+    public void Dispose() => content.Dispose();
+}
 
 /// <summary>
 /// Events of one lake hour compressed as they arrive, to be appended at the next barrier. Before, a writer kept the
@@ -54,6 +67,7 @@ public sealed class CompressedLines(int maxRawBytes) : IDisposable
     public void Appended()
     {
         Events -= _closed[0].Events;
+        _closed[0].Dispose();
         _closed.RemoveAt(0);
     }
 
@@ -61,8 +75,7 @@ public sealed class CompressedLines(int maxRawBytes) : IDisposable
     {
         if (_gzip is null) return;
         _gzip.Dispose();
-        _closed.Add(new CompressedChunk(_buffer!.ToArray(), _openEvents));
-        _buffer.Dispose();
+        _closed.Add(new CompressedChunk(_buffer!, _openEvents));
         _gzip = null;
         _buffer = null;
     }
@@ -71,5 +84,7 @@ public sealed class CompressedLines(int maxRawBytes) : IDisposable
     {
         _gzip?.Dispose();
         _buffer?.Dispose();
+        foreach (var chunk in _closed) chunk.Dispose();
+        _closed.Clear();
     }
 }

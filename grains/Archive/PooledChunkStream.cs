@@ -5,7 +5,8 @@ namespace Keystone.Archive;
 /// <summary>
 /// A write-only stream into pooled 64 KB arrays. A gzip member grows to hundreds of kilobytes; in a MemoryStream that
 /// meant doubling copies on the large-object heap for every member (a thirtieth of what the silo allocated at
-/// saturation). Here the only array allocated is the finished member's (<see cref="ToArray"/>).
+/// saturation). Here no array is allocated for a member at all: <see cref="OpenRead"/> reads the pooled arrays as they
+/// are (a copy into one array of the member's length had still been 1.7 % of the bytes allocated at saturation).
 /// </summary>
 public sealed class PooledChunkStream : Stream
 {
@@ -43,18 +44,71 @@ public sealed class PooledChunkStream : Stream
 
     public override void WriteByte(byte value) => Write([value]);
 
-    /// <summary>What was written, as one array of exactly that length.</summary>
-    public byte[] ToArray()
+    /// <summary>
+    /// A seekable, read-only view of what was written, for an upload that may rewind to retry. It reads the pooled
+    /// arrays themselves, so it is valid only until this stream is disposed.
+    /// </summary>
+    public Stream OpenRead()
     {
-        var result = new byte[_length];
-        var at = 0;
-        for (var i = 0; i < _chunks.Count; i++)
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return new Reader(this);
+    }
+
+    private sealed class Reader(PooledChunkStream owner) : Stream
+    {
+        private long _position;
+
+        public override bool CanRead => true;
+        public override bool CanSeek => true;
+        public override bool CanWrite => false;
+        public override long Length => owner._length;
+
+        public override long Position
         {
-            var n = i == _chunks.Count - 1 ? _lastUsed : ChunkSize;
-            _chunks[i].AsSpan(0, n).CopyTo(result.AsSpan(at));
-            at += n;
+            get => _position;
+            set
+            {
+                ArgumentOutOfRangeException.ThrowIfNegative(value);
+                _position = value;
+            }
         }
-        return result;
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            ObjectDisposedException.ThrowIf(owner._disposed, owner);
+            var read = 0;
+            while (!buffer.IsEmpty && _position < owner._length)
+            {
+                var chunk = (int)(_position / ChunkSize);
+                var at = (int)(_position % ChunkSize);
+                var n = (int)Math.Min(Math.Min(buffer.Length, ChunkSize - at), owner._length - _position);
+                owner._chunks[chunk].AsSpan(at, n).CopyTo(buffer);
+                buffer = buffer[n..];
+                _position += n;
+                read += n;
+            }
+            return read;
+        }
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            ValueTask.FromResult(Read(buffer.Span));
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            Task.FromResult(Read(buffer.AsSpan(offset, count)));
+
+        public override long Seek(long offset, SeekOrigin origin) => Position = origin switch
+        {
+            SeekOrigin.Begin => offset,
+            SeekOrigin.Current => _position + offset,
+            SeekOrigin.End => owner._length + offset,
+            _ => throw new ArgumentOutOfRangeException(nameof(origin)),
+        };
+
+        public override void Flush() { }
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     public override void Flush() { }

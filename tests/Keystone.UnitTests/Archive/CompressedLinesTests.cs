@@ -20,7 +20,13 @@ public class CompressedLinesTests
     // Concatenated members are one gzip file: what the lake's readers see when the members are appended to one blob.
     private static string Decompress(IEnumerable<CompressedChunk> chunks)
     {
-        using var blob = new MemoryStream(chunks.SelectMany(c => c.Bytes).ToArray());
+        using var blob = new MemoryStream();
+        foreach (var chunk in chunks)
+        {
+            using var member = chunk.OpenRead();
+            member.CopyTo(blob);
+        }
+        blob.Position = 0;
         using var gzip = new GZipStream(blob, CompressionMode.Decompress);
         using var reader = new StreamReader(gzip, Encoding.UTF8);
         return reader.ReadToEnd();
@@ -37,7 +43,7 @@ public class CompressedLinesTests
         var chunk = Assert.Single(lines.Sealed);
         Assert.Equal(200, chunk.Events);
         Assert.Equal(Expected(events), Decompress(lines.Sealed));
-        Assert.True(chunk.Bytes.Length < Encoding.UTF8.GetByteCount(Expected(events)) / 3, $"{chunk.Bytes.Length} compressed bytes");
+        Assert.True(chunk.Length < Encoding.UTF8.GetByteCount(Expected(events)) / 3, $"{chunk.Length} compressed bytes");
     }
 
     [Fact]
@@ -74,5 +80,24 @@ public class CompressedLinesTests
 
         Assert.Equal([10, 5, 5], lines.Sealed.Select(c => c.Events));
         Assert.Equal(Expected(events.Skip(10)), Decompress(lines.Sealed));
+    }
+
+    [Fact]
+    public void An_appended_member_and_every_member_left_at_disposal_give_their_pooled_arrays_back()
+    {
+        var events = Events(30);
+        var lineBytes = Encoding.UTF8.GetByteCount(Expected(events.Take(1)));
+        var lines = new CompressedLines(maxRawBytes: lineBytes * 10);
+        foreach (var e in events) lines.Add(e);
+        lines.Seal();
+        var first = lines.Sealed[0];
+        var rest = lines.Sealed.Skip(1).ToList();
+
+        lines.Appended();
+        Assert.Throws<ObjectDisposedException>(() => first.OpenRead());
+        Assert.All(rest, c => c.OpenRead().Dispose());
+
+        lines.Dispose();
+        Assert.All(rest, c => Assert.Throws<ObjectDisposedException>(() => c.OpenRead()));
     }
 }
