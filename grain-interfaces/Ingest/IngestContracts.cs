@@ -258,6 +258,9 @@ public sealed class EventBatch
         }
     }
 
+    /// <summary>The events when they are already decoded (a batch passed by reference within a silo); null otherwise.</summary>
+    public KeystoneEvent[]? DecodedEvents => Volatile.Read(ref _events);
+
     /// <summary>Each event's UTC time in ticks, without decoding the events when they are not decoded yet.</summary>
     public long[] UtcTicks()
     {

@@ -56,8 +56,10 @@ public sealed class TopicTapGrain(
         foreach (var item in items)
         {
             var batch = item.Item;
-            // Lag needs only the timestamps, and the recent list only the last few events: read just that much.
-            var ticks = batch.UtcTicks();
+            // Lag needs only the timestamps, and the recent list only the last few events: read just that much. A
+            // batch passed by reference has its events already: their timestamps are read in place, not copied out.
+            var inPlace = batch.DecodedEvents;
+            var ticks = inPlace is null ? batch.UtcTicks() : null;
             var firstKept = int.MaxValue;
             List<(int Start, int Count)>? accepted = null;
             foreach (var (id, start, count) in batch.SegmentRanges())
@@ -69,7 +71,7 @@ public sealed class TopicTapGrain(
                 }
                 for (var i = start; i < start + count; i++)
                 {
-                    var micros = (nowTicks - ticks[i]) / TimeSpan.TicksPerMicrosecond;
+                    var micros = (nowTicks - (inPlace is null ? ticks![i] : inPlace[i].Timestamp.UtcTicks)) / TimeSpan.TicksPerMicrosecond;
                     _lag.Record(micros);
                     if ((i - start) % Keystone.Pipeline.PipelineMetrics.LagSampleStride == 0) metrics.TopicLag(_topic, micros / 1000.0);
                 }
@@ -93,12 +95,12 @@ public sealed class TopicTapGrain(
                 }
                 skip -= count;
             }
-            var decoded = batch.EventsFrom(from);
+            var (decoded, offset) = inPlace is null ? (batch.EventsFrom(from), from) : (inPlace, 0);
             foreach (var (start, count) in accepted)
             {
                 for (var i = Math.Max(start, from); i < start + count; i++)
                 {
-                    _recent.Enqueue((++_sequence, now, batch.Partition, decoded[i - from]));
+                    _recent.Enqueue((++_sequence, now, batch.Partition, decoded[i - offset]));
                     if (_recent.Count > keep) _recent.Dequeue();
                 }
             }
