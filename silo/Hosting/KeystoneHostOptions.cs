@@ -160,10 +160,10 @@ public sealed class StreamingOptions
     /// nothing is dropped, unlike the memory provider's age-based cache).</summary>
     /// <remarks>
     /// Orleans' cache lets go of delivered messages a tenth of its size at a time, once every consumer has passed
-    /// them, and each routed message keeps its whole input batch alive: with 4,096, half of the surviving events sampled
-    /// in a heap dump at saturation were delivered ones held there (the other half sat in the benchmark producer's queue). With 512, five saturation runs alternated with
-    /// 4,096 paused 15 % less for GC and ran 8 % more events/s, with the same ads and aggregation latencies at
-    /// 10,000/s (docs/performance.md).
+    /// them, and each routed message keeps its whole input batch alive: with 4,096, half of the surviving events
+    /// sampled in a heap dump at saturation were delivered ones held there (the other half sat in the benchmark
+    /// producer's queue). With 512, five saturation runs alternated with 4,096 paused 15 % less for GC and ran 8 %
+    /// more events/s, with the same ads and aggregation latencies at 10,000/s (docs/performance.md).
     /// </remarks>
     [Range(64, 1_000_000)]
     public int LocalCacheSize { get; set; } = 512;
