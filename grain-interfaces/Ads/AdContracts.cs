@@ -34,14 +34,20 @@ public sealed record AdBatch(
     [property: Id(2)] AdEvent[] Events);
 
 /// <summary>The verdict on one event: billable (impressions and valid clicks) or not, and why a click is invalid.</summary>
+/// <param name="Repeat">The event was applied before, outside a replay of its own delivery (a producer's re-send, or
+/// a delivery replayed from the fronting log under a new position): the verdict is the one recorded then. The topics
+/// skip these (they had the event already); the committed exports take them, since an export whose checkpoint never
+/// completed has not had them (see <c>CommittedExport</c>).</param>
 [GenerateSerializer, Immutable]
 public sealed record AdDecision(
     [property: Id(0)] Guid EventId,
     [property: Id(1)] bool Billable,
-    [property: Id(2)] string? InvalidReason);
+    [property: Id(2)] string? InvalidReason,
+    [property: Id(3)] bool Repeat = false);
 
-/// <param name="Decisions">For events applied now, and for all events of a batch replayed after a crash (so that its
-/// outputs can be produced again); repeats of events applied earlier get none.</param>
+/// <param name="Decisions">One per event: for events applied now, for events of a batch replayed after a crash (so
+/// that its outputs can be produced again), and, marked <see cref="AdDecision.Repeat"/>, for repeats of events applied
+/// earlier, with their recorded verdict.</param>
 [GenerateSerializer, Immutable]
 public sealed record AdApplyResult(
     [property: Id(0)] Guid ActivationId,
@@ -177,7 +183,9 @@ public sealed record AdsOperatorStats(
     [property: Id(8)] long Replayed,
     [property: Id(9)] IReadOnlyDictionary<string, LatencySnapshot> CountedLag,
     [property: Id(10)] LatencySnapshot LogAppend,
-    [property: Id(11)] LatencySnapshot Dispatch);
+    [property: Id(11)] LatencySnapshot Dispatch,
+    [property: Id(12)] long Exported,
+    [property: Id(13)] int ExportPending);
 
 /// <summary>The ad operator of one partition of the ad topic: logs, dispatches to campaigns, emits the sinks.</summary>
 public interface IAdsOperatorGrain : Keystone.Checkpointing.IEntityOperatorGrain

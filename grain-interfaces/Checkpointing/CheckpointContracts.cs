@@ -60,3 +60,22 @@ public interface IEntityOperatorGrain : IGrainWithStringKey
     [AlwaysInterleave]
     Task SiloLeft(string silo);
 }
+
+/// <summary>A file of a committed export: one checkpoint of one partition.</summary>
+[GenerateSerializer, Immutable]
+public sealed record ExportFile(
+    [property: Id(0)] string Name,
+    [property: Id(1)] string Sink,
+    [property: Id(2)] int Partition,
+    [property: Id(3)] DateTimeOffset CommittedAt,
+    [property: Id(4)] int Records,
+    [property: Id(5)] long Bytes);
+
+/// <summary>Reads of the committed exports (a stateless worker over blob storage), for the REST gateway.</summary>
+public interface IExportReaderGrain : IGrainWithIntegerKey
+{
+    Task<List<ExportFile>> List(string sink, DateTimeOffset from, DateTimeOffset to, int? partition, int limit);
+
+    /// <summary>A file's content; null when there is no such file.</summary>
+    Task<byte[]?> Read(string name);
+}

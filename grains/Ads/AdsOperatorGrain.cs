@@ -1,4 +1,5 @@
 using Keystone.Aggregation;
+using Keystone.Checkpointing;
 using Keystone.Events;
 using Keystone.Pipeline;
 using Keystone.Storage;
@@ -13,7 +14,9 @@ namespace Keystone.Ads;
 /// <see cref="LoggedOperatorGrain{TState}"/>), sends each campaign its events in one call, and writes the verdicts to
 /// the sinks: <c>ads-billing</c> (billable events only), <c>ads-analytics</c> (every event, with its validity) and
 /// <c>ads-fraud-alerts</c> (invalid clicks, with the reason). Sink segments are named after the log position, so a
-/// replayed delivery does not reach a sink's consumers twice.
+/// replayed delivery does not reach a sink's consumers twice. The billable events and the invalid clicks also go to
+/// the committed exports of the same names (<see cref="AdExports"/>), at each checkpoint, once the campaigns that
+/// decided them are durable.
 /// </summary>
 [ImplicitStreamSubscription(AdTopics.Input)]
 public sealed class AdsOperatorGrain(
@@ -23,6 +26,7 @@ public sealed class AdsOperatorGrain(
     IOptions<IngestOptions> ingestOptions,
     CheckpointMetrics checkpointMetrics,
     PipelineMetrics pipelineMetrics,
+    ExportStore exports,
     TimeProvider time,
     ILogger<AdsOperatorGrain> logger)
     : LoggedOperatorGrain<LoggedOperatorState>(state, logs, ingestOptions.Value, checkpointMetrics, pipelineMetrics, time, logger), IAdsOperatorGrain
@@ -32,7 +36,21 @@ public sealed class AdsOperatorGrain(
     private readonly PipelineMetrics _metrics = pipelineMetrics;
     private readonly Dictionary<string, LatencyHistogram> _countedLag = new(StringComparer.Ordinal);
     private readonly LatencyHistogram _dispatch = new();
-    private long _events, _billable, _invalid, _duplicates;
+    private long _events, _billable, _invalid, _duplicates, _exported;
+    private readonly CommittedExport<BillingRecord> _billingExport = new(options.Value.DedupeHorizon, options.Value.DedupeCapacity, r => r.EventId);
+    private readonly CommittedExport<FraudAlertRecord> _fraudExport = new(options.Value.DedupeHorizon, options.Value.DedupeCapacity, r => r.EventId);
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        // What the exports released before this activation, so that the replay after a crash re-sends none of it.
+        // Read before the base class replays its own log (with Azure Queue or Event Hubs streams), which offers again.
+        var partition = int.Parse(this.GetPrimaryKeyString(), System.Globalization.CultureInfo.InvariantCulture);
+        var now = Time.GetUtcNow();
+        var since = now - _options.DedupeHorizon;
+        _billingExport.Restore(await exports.ReleasedAsync(AdExports.Billing, partition, since, now, cancellationToken));
+        _fraudExport.Restore(await exports.ReleasedAsync(AdExports.FraudAlerts, partition, since, now, cancellationToken));
+        await base.OnActivateAsync(cancellationToken);
+    }
 
     protected override string InputTopic => AdTopics.Input;
     // Campaigns recognise a replayed batch by its log position: one event at a time under the same position would be
@@ -49,7 +67,7 @@ public sealed class AdsOperatorGrain(
         events = _clockSkew.Correct(events, arrivedAt, out var skewed);
         if (skewed > 0) _metrics.ClockSkewed(LogName, skewed);
         var byCampaign = new Dictionary<string, List<AdEvent>>(StringComparer.Ordinal);
-        var originals = new Dictionary<Guid, KeystoneEvent>(events.Length);
+        var originals = new Dictionary<Guid, (KeystoneEvent Event, AdEvent Ad)>(events.Length);
         foreach (var e in events)
         {
             if (AdEvents.From(e) is not { } ad)
@@ -57,7 +75,7 @@ public sealed class AdsOperatorGrain(
                 logger.LogWarning("Ads operator {Partition}: {Type} event {Id} has no campaign or ad session; not counted", Partition, e.EventType, e.EventId);
                 continue;
             }
-            originals[e.EventId] = e;
+            originals[e.EventId] = (e, ad);
             if (!byCampaign.TryGetValue(ad.CampaignId, out var list)) byCampaign[ad.CampaignId] = list = [];
             list.Add(ad);
         }
@@ -78,7 +96,11 @@ public sealed class AdsOperatorGrain(
             _duplicates += r.Duplicates;
             foreach (var d in r.Decisions)
             {
-                var e = originals[d.EventId];
+                var (e, ad) = originals[d.EventId];
+                if (d.Billable) _billingExport.Offer(AdExports.Bill(ad, e.EventType, Partition));
+                if (d.InvalidReason is { } reason) _fraudExport.Offer(AdExports.Alert(ad, e.EventType, reason, Partition));
+                // The topics had it when it was applied.
+                if (d.Repeat) continue;
                 if (r.Applied > 0) Lag(e.EventType).Record((now.UtcTicks - e.Timestamp.UtcTicks) / TimeSpan.TicksPerMicrosecond);
                 var valid = d.InvalidReason is null;
                 var metadata = e.Metadata.With("ad_valid", valid ? "true" : "false");
@@ -111,17 +133,34 @@ public sealed class AdsOperatorGrain(
         return h;
     }
 
+    protected override Func<Task>? SealOutputs()
+    {
+        var billing = _billingExport.Seal();
+        var fraud = _fraudExport.Seal();
+        if (billing.Count == 0 && fraud.Count == 0) return null;
+        return async () =>
+        {
+            var now = Time.GetUtcNow();
+            await exports.WriteAsync(AdExports.Billing, Partition, billing, now);
+            _billingExport.Released(billing, now);
+            await exports.WriteAsync(AdExports.FraudAlerts, Partition, fraud, now);
+            _fraudExport.Released(fraud, now);
+            _exported += billing.Count + fraud.Count;
+        };
+    }
+
     protected override Task<Guid> CheckpointEntity(string key, long covered) => GrainRefs.Get<IAdCampaignGrain>(GrainFactory, key[2..]).Checkpoint(Partition, covered);
 
     public Task CheckpointNow() => Checkpoint();
 
     public Task<AdsOperatorStats> GetStats() => Task.FromResult(new AdsOperatorStats(
         Partition, S.NextSequence, S.CheckpointedSequence, _events, _billable, _invalid, _duplicates + SegmentDuplicates, Checkpoints, Replayed,
-        _countedLag.ToDictionary(p => p.Key, p => p.Value.Snapshot(), StringComparer.Ordinal), LogAppendLatency.Snapshot(), _dispatch.Snapshot()));
+        _countedLag.ToDictionary(p => p.Key, p => p.Value.Snapshot(), StringComparer.Ordinal), LogAppendLatency.Snapshot(), _dispatch.Snapshot(),
+        _exported, _billingExport.Pending + _fraudExport.Pending));
 
     public Task ResetStats()
     {
-        _events = _billable = _invalid = _duplicates = 0;
+        _events = _billable = _invalid = _duplicates = _exported = 0;
         SegmentDuplicates = Checkpoints = Replayed = 0;
         _countedLag.Clear();
         _dispatch.Clear();

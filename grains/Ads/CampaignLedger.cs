@@ -117,7 +117,9 @@ public sealed class CampaignLedger
 
     /// <summary>
     /// Applies a batch. A batch at or below the partition's applied position was applied before (a replay after a
-    /// crash): nothing changes, and the original decisions are returned so its outputs can be produced again.
+    /// crash): nothing changes, and the original decisions are returned so its outputs can be produced again. An event
+    /// seen before in any other batch is a repeat: nothing changes either, and its recorded decision comes back marked
+    /// <see cref="AdDecision.Repeat"/>.
     /// </summary>
     public (List<AdDecision> Decisions, int Applied, int Duplicates) Apply(AdBatch batch, DateTimeOffset now)
     {
@@ -133,7 +135,7 @@ public sealed class CampaignLedger
             if (!_seen.TryAdd(e.EventId, now))
             {
                 duplicates++;
-                if (replay) decisions.Add(Recall(e));
+                decisions.Add(Recall(e, repeat: !replay));
                 continue;
             }
             applied++;
@@ -144,12 +146,12 @@ public sealed class CampaignLedger
         return (decisions, applied, duplicates);
     }
 
-    private AdDecision Recall(AdEvent e) => e.Kind switch
+    private AdDecision Recall(AdEvent e, bool repeat) => e.Kind switch
     {
-        AdEventKind.Impression => new AdDecision(e.EventId, true, null),
-        AdEventKind.Click when _invalid.TryGetValue(EventIdHorizon.Hash(e.EventId), out var reason) => new AdDecision(e.EventId, false, reason),
-        AdEventKind.Click => new AdDecision(e.EventId, true, null),
-        _ => new AdDecision(e.EventId, false, null),
+        AdEventKind.Impression => new AdDecision(e.EventId, true, null, repeat),
+        AdEventKind.Click when _invalid.TryGetValue(EventIdHorizon.Hash(e.EventId), out var reason) => new AdDecision(e.EventId, false, reason, repeat),
+        AdEventKind.Click => new AdDecision(e.EventId, true, null, repeat),
+        _ => new AdDecision(e.EventId, false, null, repeat),
     };
 
     private AdDecision ApplyOne(AdEvent e, DateTimeOffset now)

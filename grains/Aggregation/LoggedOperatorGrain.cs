@@ -110,6 +110,14 @@ public abstract class LoggedOperatorGrain<TState>(
     /// partition, up to log position <paramref name="covered"/>; returns the activation that did.</summary>
     protected abstract Task<Guid> CheckpointEntity(string key, long covered);
 
+    /// <summary>
+    /// Called as a checkpoint starts, with every delivery it covers applied: outputs with external effects decided so
+    /// far (see <see cref="Keystone.Checkpointing.CommittedExport{TRecord}"/>). The returned action writes them out; it
+    /// runs once the entities are durable and before this operator records the checkpoint, so that a crash on either
+    /// side of it replays the decisions (recalled by the entities) rather than losing them. Null: nothing to write.
+    /// </summary>
+    protected virtual Func<Task>? SealOutputs() => null;
+
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         Partition = int.Parse(this.GetPrimaryKeyString(), System.Globalization.CultureInfo.InvariantCulture);
@@ -644,6 +652,7 @@ public abstract class LoggedOperatorGrain<TState>(
                 await ReplayCurrentSegment();
             }
             var covered = S.NextSequence;
+            var release = SealOutputs();
             var dirty = _dirty.ToDictionary(k => k, _ => 0, StringComparer.Ordinal);
             var touched = new Dictionary<string, Guid>(_touched, StringComparer.Ordinal);
             _dirty.Clear();
@@ -686,6 +695,7 @@ public abstract class LoggedOperatorGrain<TState>(
             var clock = System.Diagnostics.Stopwatch.StartNew();
             try
             {
+                if (release is not null) await release();
                 S.CheckpointedSequence = Math.Max(S.CheckpointedSequence, covered);
                 S.RecentSegments = [.. _segments.InOrder().TakeLast(RememberedSegments)];
                 await state.WriteStateAsync();

@@ -22,6 +22,11 @@ public sealed class FaultOptions
     /// an outgoing grain call filter the silo registers only when this is set).</summary>
     public TimeSpan SlowSnapshotWrites { get; set; }
 
+    /// <summary>Writes to the committed exports never complete: an ads checkpoint then has its campaigns durable and
+    /// its billing and fraud records not yet sent, for as long as the silo lives — the crash drill kills it in that
+    /// state and checks that the restarted silo sends every record once.</summary>
+    public bool StallExportWrites { get; set; }
+
     public bool IsRouterPoison(KeystoneEvent e) => Carries(e, RouterPoisonMarker);
 
     public static bool Carries(KeystoneEvent e, string? marker) =>

@@ -14,7 +14,7 @@ internal static class AdsEndpoints
     {
         var ads = app.MapGroup("/v1/ads").WithTags("Ads").RequireAuthorization(ScopePolicies.Read);
         ads.MapGet("/operators", GetAdsOperators).WithName("GetAdsOperators")
-          .WithSummary("Per partition: log position, events, billable, invalid, duplicates, checkpoints, publish-to-counted latency per event type");
+          .WithSummary("Per partition: log position, events, billable, invalid, duplicates, checkpoints, publish-to-counted latency per event type, committed-export records written and pending");
         ads.MapGet("/campaigns/{id}", GetCampaign).WithName("GetCampaign")
           .WithSummary("Totals, CTR, completion and skip rates, spend and budget, invalid traffic by reason, ad sessions");
         ads.MapGet("/campaigns/{id}/series", GetCampaignSeries).WithName("GetCampaignSeries")

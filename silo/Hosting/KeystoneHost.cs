@@ -256,6 +256,7 @@ public static class KeystoneHost
         app.MapAlerts();
         app.MapStatusPage();
         app.MapDeadLetters();
+        app.MapExports();
         app.MapArchive();
         app.MapAnalytics();
         app.MapPrometheusScrapingEndpoint("/metrics");

@@ -91,6 +91,9 @@ internal static class SiloSetup
         silo.Services.AddSingleton(new DeadLetterStore(
             Blobs(storage.ConnectionString).GetBlobContainerClient(DeadLetterContainer(storage.Container))));
         silo.Services.AddHostedService<DeadLetterJanitor>();
+        // Committed exports (billing, fraud alerts): written per checkpoint, read by the systems that act on them.
+        silo.Services.AddSingleton(new ExportStore(
+            Blobs(storage.ConnectionString).GetBlobContainerClient(ExportContainer(storage.Container)), faults.StallExportWrites));
         silo.Services.AddSingleton(new GraphPageStore(
             Blobs(storage.ConnectionString).GetBlobContainerClient(GraphContainer(storage.Container))));
         silo.Services.AddSingleton<GraphServices>();
@@ -244,6 +247,9 @@ internal static class SiloSetup
 
     /// <summary>The dead-letter container: the state container's name with "-dead".</summary>
     public static string DeadLetterContainer(string stateContainer) => stateContainer.Length <= 58 ? stateContainer + "-dead" : stateContainer[..58] + "-dead";
+
+    /// <summary>The committed exports' container: the state container's name with "-export".</summary>
+    public static string ExportContainer(string stateContainer) => stateContainer.Length <= 56 ? stateContainer + "-export" : stateContainer[..56] + "-export";
 
     /// <summary>The container of the operators' write-ahead logs: the state container's name with "-wal".</summary>
     public static string WalContainer(string stateContainer) => stateContainer.Length <= 59 ? stateContainer + "-wal" : stateContainer[..59] + "-wal";

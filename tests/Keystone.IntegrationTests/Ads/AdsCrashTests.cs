@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using Azure.Storage.Queues;
+using Keystone.Ads;
 using Keystone.Events;
 using Keystone.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
@@ -89,12 +90,92 @@ public sealed class AdsCrashTests(AzuriteFixture azurite, ITestOutputHelper outp
                 Assert.Equal((script.Impressions, script.ValidClicks, (long)script.Invalid.Count, script.SpendMicros, script.Completes, script.Skips),
                     (t.Impressions, t.Clicks, t.Invalid, t.Spend, t.Completes, t.Skips));
             }
+
+            // The committed exports, after two kills and a producer's repeats: every billable event once and every
+            // invalid click once, with the verdict the campaign holds (sent only once the campaign was durable).
+            var billable = scripts.SelectMany(s => s.Billable).Select(e => e.EventId).Order().ToList();
+            var billing = await Eventually.Until(() => Exports.ReadAsync(silo.Http, AdExports.Billing),
+                records => Exports.EventIds(records).Distinct().Count() >= billable.Count, TimeSpan.FromSeconds(60), "the billing export");
+            Assert.Equal(billable, Exports.EventIds(billing).Order());
+            var invalid = scripts.SelectMany(s => s.Invalid).OrderBy(p => p.Key).ToList();
+            var alerts = await Eventually.Until(() => Exports.ReadAsync(silo.Http, AdExports.FraudAlerts),
+                records => records.Count >= invalid.Count, TimeSpan.FromSeconds(60), "the fraud-alert export");
+            Assert.Equal(invalid, alerts.Select(r => KeyValuePair.Create(Guid.Parse(r["event_id"]!.GetValue<string>()), r["reason"]!.GetValue<string>())).OrderBy(p => p.Key));
             output.WriteLine(await silo.Http.GetStringAsync("/v1/ads/operators"));
         }
         finally
         {
             output.WriteLine(silo.Output.Length > 4000 ? silo.Output[^4000..] : silo.Output);
             await silo.DisposeAsync();
+        }
+    }
+
+    /// <summary>
+    /// With the default streams and the fronting log: an ads checkpoint has written its campaign and is killed before
+    /// it sends the billing and fraud records (export writes are stalled). The restarted silo replays the fronting log:
+    /// the campaign recalls its verdicts for the events its durable state holds and decides the rest, and every record
+    /// is sent, once.
+    /// </summary>
+    [Fact]
+    public async Task A_kill_between_the_campaign_writes_and_the_export_still_sends_every_record_once()
+    {
+        var settings = TestSilo.DefaultSettings(azurite);
+        settings["Keystone:Checkpoints:Interval"] = "00:00:01";
+        settings["Keystone:Ads:CheckpointInterval"] = "00:00:01";
+        var stalled = new Dictionary<string, string?>(settings) { ["Keystone:Faults:StallExportWrites"] = "true" };
+        var container = new Azure.Storage.Blobs.BlobServiceClient(azurite.ConnectionString).GetBlobContainerClient(settings["Keystone:Storage:Container"]);
+        var httpPort = TestSilo.FreePort();
+
+        var campaign = "adexport" + Guid.NewGuid().ToString("N")[..8];
+        var script = new AdScript(campaign);
+        var t0 = DateTimeOffset.UtcNow.AddMinutes(-10);
+        var events = new List<KeystoneEvent>();
+        for (var i = 0; i < 30; i++)
+        {
+            var user = $"{campaign}-u{i}";
+            var follow = new List<(string, double)> { ("q", 3) };
+            if (i % 3 == 0) follow.Add(("click", 2));
+            else if (i % 4 == 0) follow.Add(("click", 0.1));
+            events.AddRange(script.Session(user, $"{user}-p", $"{user}-dev", t0.AddSeconds(i * 2), 1_000 + i, [.. follow]));
+            if (i % 10 == 0) events.Add(script.GhostClick(user, $"{user}-p", $"{user}-dev", t0.AddSeconds(i * 2 + 1)));
+        }
+
+        var silo = await SiloProcess.StartAsync(httpPort, stalled);
+        try
+        {
+            foreach (var request in events.Chunk(25)) await silo.PostWithRetryAsync(request);
+            // The campaign's state is durable with some of the events (those before the first checkpoint): that
+            // checkpoint got as far as the export, which stalls, and no later one starts.
+            await Eventually.Until(() => DurableImpressions(container, campaign), n => n > 0, TimeSpan.FromSeconds(60), $"{campaign}'s state durable");
+            Assert.Empty(await Exports.ReadAsync(silo.Http, AdExports.Billing));
+            silo.Kill();
+            await silo.DisposeAsync();
+
+            silo = await SiloProcess.StartAsync(httpPort, settings);
+            var billable = script.Billable.Select(e => e.EventId).Order().ToList();
+            var billing = await Eventually.Until(() => Exports.ReadAsync(silo.Http, AdExports.Billing),
+                records => Exports.EventIds(records).Distinct().Count() >= billable.Count, TimeSpan.FromSeconds(90), "the billing export");
+            Assert.Equal(billable, Exports.EventIds(billing).Order());
+            var alerts = await Eventually.Until(() => Exports.ReadAsync(silo.Http, AdExports.FraudAlerts),
+                records => records.Count >= script.Invalid.Count, TimeSpan.FromSeconds(60), "the fraud-alert export");
+            Assert.Equal(script.Invalid.OrderBy(p => p.Key), alerts.Select(r => KeyValuePair.Create(Guid.Parse(r["event_id"]!.GetValue<string>()), r["reason"]!.GetValue<string>())).OrderBy(p => p.Key));
+            // And the campaign counted each event once.
+            var totals = await Totals(silo, campaign);
+            Assert.Equal((script.Impressions, script.ValidClicks, (long)script.Invalid.Count, script.SpendMicros), (totals.Impressions, totals.Clicks, totals.Invalid, totals.Spend));
+        }
+        finally
+        {
+            output.WriteLine(silo.Output.Length > 4000 ? silo.Output[^4000..] : silo.Output);
+            await silo.DisposeAsync();
+        }
+
+        static async Task<long> DurableImpressions(Azure.Storage.Blobs.BlobContainerClient blobs, string campaign)
+        {
+            if (!await blobs.ExistsAsync()) return 0;
+            var states = await Keystone.Storage.SnapshotStore.ReadAllAsync(blobs);
+            return states.Where(kv => kv.Key.StartsWith("campaign|", StringComparison.Ordinal) && kv.Key.EndsWith("/" + campaign, StringComparison.Ordinal))
+                .Select(kv => JsonNode.Parse(kv.Value)?["totals"]?["impressions"]?.GetValue<long>() ?? 0)
+                .DefaultIfEmpty(0).Max();
         }
     }
 

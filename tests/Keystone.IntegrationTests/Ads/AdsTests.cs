@@ -117,6 +117,21 @@ public sealed class AdsTests(AzuriteFixture azurite)
             .Select(e => e!["event"]!["metadata"]!["ad_valid"]!.GetValue<string>()).GroupBy(v => v).ToDictionary(g => g.Key, g => g.Count());
         Assert.Equal(script.Invalid.Count, analyticsFlags["false"]);
 
+        // The committed exports: once the campaigns that decided them are durable (checkpoints every second here),
+        // every billable event once, with its cost, and every invalid click once, with its reason; the repeats the
+        // producer sent are recalled, never sent twice. Waiting for the sentinels means every partition is past the script.
+        var exportedBilling = await Eventually.Until(() => Exports.ReadAsync(http, AdExports.Billing),
+            records => records.Select(r => r["event_id"]!.GetValue<string>()).Distinct().Count(id => !sentinels.Contains(id)) == script.Billable.Count
+                && sentinels.All(id => records.Any(r => r["event_id"]!.GetValue<string>() == id)),
+            TimeSpan.FromSeconds(30), "the billing export");
+        var scriptBilling = exportedBilling.Where(r => !sentinels.Contains(r["event_id"]!.GetValue<string>())).ToList();
+        Assert.Equal(script.Billable.Select(e => e.EventId).Order(), scriptBilling.Select(r => Guid.Parse(r["event_id"]!.GetValue<string>())).Order());
+        Assert.Equal(script.SpendMicros, scriptBilling.Sum(r => r["cost_micros"]!.GetValue<long>()));
+        Assert.All(exportedBilling, r => Assert.Equal(AdExports.IdOf(AdExports.Billing, Guid.Parse(r["event_id"]!.GetValue<string>())), Guid.Parse(r["id"]!.GetValue<string>())));
+        var exportedAlerts = (await Exports.ReadAsync(http, AdExports.FraudAlerts))
+            .ToDictionary(r => Guid.Parse(r["event_id"]!.GetValue<string>()), r => r["reason"]!.GetValue<string>());
+        Assert.Equal(script.Invalid.OrderBy(p => p.Key), exportedAlerts.OrderBy(p => p.Key));
+
         // Series: the per-minute windows add up to the totals.
         var minutes = (await Get(http, $"/v1/ads/campaigns/{campaign}/series?window=1m"))["windows"]!.AsArray();
         Assert.Equal(script.Impressions, minutes.Sum(w => w!["counts"]!["impressions"]!.GetValue<long>()));

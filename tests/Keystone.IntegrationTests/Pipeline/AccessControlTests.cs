@@ -63,6 +63,8 @@ public sealed class AccessControlTests(AzuriteFixture azurite)
             ("POST", "/v1/dead-letters/x/replay", "admin"),
             ("POST", "/v1/dead-letters/replay", "admin"),
             ("GET", "/v1/dead-letters", "admin"),
+            ("GET", "/v1/exports/ads-billing", "admin"),
+            ("GET", "/v1/exports/files/ads-billing/2026-12-04/13/20261204T1300000000000Z-p000.jsonl", "admin"),
             ("GET", "/dashboard", "admin"),
             ("GET", "/status", "admin"),
             ("GET", "/v1/topics", null),

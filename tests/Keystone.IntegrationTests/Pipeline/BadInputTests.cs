@@ -79,6 +79,7 @@ public sealed class BadInputTests(AzuriteFixture azurite, ITestOutputHelper outp
             yield return new Attack($"dead letter id {Preview(id)}", HttpMethod.Post, $"/v1/dead-letters/{id}/replay", null, null, admin);
             yield return new Attack($"schema type {Preview(id)}", HttpMethod.Post, $"/v1/schemas/{id}/versions", Encoding.UTF8.GetBytes("{\"version\":\"1.0\",\"schema\":{}}"), "application/json", admin);
             yield return new Attack($"rollback {Preview(id)}", HttpMethod.Post, $"/v1/routing/rules/versions/{id}/rollback", null, null, admin);
+            yield return new Attack($"export file {Preview(id)}", HttpMethod.Get, $"/v1/exports/files/ads-billing/{id}", null, null, admin);
         }
         // Bodies over the request limit.
         var huge = new byte[17 * 1024 * 1024];

@@ -25,12 +25,12 @@ public class CampaignLedgerTests
         var click = Ad(AdEventKind.Click, "s1", T0.AddSeconds(3));
         var (decisions, applied, duplicates) = ledger.Apply(Batch(1, imp, imp, click), T0);
         Assert.Equal((2, 1), (applied, duplicates));
-        Assert.Equal(2, decisions.Count);
+        Assert.Equal([false, true, false], decisions.Select(d => d.Repeat));
 
-        // Re-sent in a later delivery (a producer retry): recognised by id, no decision, nothing counted.
+        // Re-sent in a later delivery (a producer retry): recognised by id, recalled as repeats, nothing counted.
         (decisions, applied, duplicates) = ledger.Apply(Batch(2, imp, click), T0);
         Assert.Equal((0, 2), (applied, duplicates));
-        Assert.Empty(decisions);
+        Assert.All(decisions, d => Assert.True(d.Repeat));
 
         var totals = ledger.View(T0).Totals;
         Assert.Equal((1L, 1L, 0L, 2_000L), (totals.Impressions, totals.Clicks, totals.InvalidClicks, totals.SpendMicros));
@@ -50,6 +50,25 @@ public class CampaignLedgerTests
         Assert.Equal(original, replayed);
         Assert.Equal(new AdDecision(fast.EventId, false, InvalidReasons.TooFast), replayed[1]);
         Assert.Equal(1L, ledger.View(T0).Totals.Impressions);
+    }
+
+    [Fact]
+    public void A_repeat_in_a_new_delivery_changes_nothing_and_comes_back_marked_with_its_recorded_verdict()
+    {
+        var ledger = New();
+        var imp = Ad(AdEventKind.Impression, "s1", T0, cost: 1_000);
+        var fast = Ad(AdEventKind.Click, "s1", T0.AddMilliseconds(100));
+        var complete = Ad(AdEventKind.Complete, "s1", T0.AddSeconds(15));
+        ledger.Apply(Batch(7, imp, fast, complete), T0);
+
+        // The same events in a newer delivery: a producer's re-send, or a fronting-log replay numbered anew.
+        var (repeated, applied, duplicates) = ledger.Apply(Batch(8, complete, fast, imp), T0.AddSeconds(1));
+
+        Assert.Equal((0, 3), (applied, duplicates));
+        Assert.Equal(
+            [new AdDecision(complete.EventId, false, null, Repeat: true), new AdDecision(fast.EventId, false, InvalidReasons.TooFast, Repeat: true), new AdDecision(imp.EventId, true, null, Repeat: true)],
+            repeated);
+        Assert.Equal((1L, 1L, 1_000L), (ledger.View(T0).Totals.Impressions, ledger.View(T0).Totals.InvalidClicks, ledger.View(T0).Totals.SpendMicros));
     }
 
     [Fact]

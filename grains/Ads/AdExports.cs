@@ -1,0 +1,38 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Keystone.Ads;
+
+/// <summary>
+/// The ads pipeline's committed exports: what a billing system and a fraud team act on, written per checkpoint once
+/// the campaigns that decided it are durable (see <see cref="Keystone.Checkpointing.CommittedExport{TRecord}"/>). The
+/// topics of the same names carry the same verdicts at once, for dashboards; these are the records with effects.
+/// </summary>
+public static class AdExports
+{
+    public const string Billing = "ads-billing";
+    public const string FraudAlerts = "ads-fraud-alerts";
+
+    /// <summary>A record's id: derived from its sink and event, so a re-send after the horizon carries the same id.</summary>
+    public static Guid IdOf(string sink, Guid eventId)
+    {
+        Span<byte> input = stackalloc byte[64];
+        var length = Encoding.ASCII.GetBytes(sink, input);
+        eventId.TryWriteBytes(input[length..]);
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(input[..(length + 16)], hash);
+        return new Guid(hash[..16]);
+    }
+
+    public static BillingRecord Bill(AdEvent ad, string eventType, int partition) =>
+        new(IdOf(Billing, ad.EventId), ad.EventId, ad.CampaignId, eventType, ad.Timestamp, ad.CostMicros, ad.ProfileId, partition);
+
+    public static FraudAlertRecord Alert(AdEvent ad, string eventType, string reason, int partition) =>
+        new(IdOf(FraudAlerts, ad.EventId), ad.EventId, ad.CampaignId, eventType, ad.Timestamp, reason, ad.ProfileId, ad.DeviceId, partition);
+}
+
+/// <summary>A billable event (an impression, or a valid click) and what it costs the advertiser.</summary>
+public sealed record BillingRecord(Guid Id, Guid EventId, string CampaignId, string EventType, DateTimeOffset Timestamp, long CostMicros, string ProfileId, int Partition);
+
+/// <summary>A click judged invalid, and why.</summary>
+public sealed record FraudAlertRecord(Guid Id, Guid EventId, string CampaignId, string EventType, DateTimeOffset Timestamp, string Reason, string ProfileId, string DeviceId, int Partition);

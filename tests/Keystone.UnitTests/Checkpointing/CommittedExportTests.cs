@@ -1,0 +1,161 @@
+using Keystone.Checkpointing;
+
+namespace Keystone.UnitTests.Checkpointing;
+
+public sealed class CommittedExportTests
+{
+    private static readonly DateTimeOffset T0 = new(2026, 12, 4, 13, 0, 0, TimeSpan.Zero);
+
+    private sealed record Output(Guid EventId, string Verdict);
+
+    private static CommittedExport<Output> New() => new(TimeSpan.FromMinutes(2), 10_000, o => o.EventId);
+
+    [Fact]
+    public void Outputs_stay_pending_until_the_checkpoint_that_sealed_them_releases_them()
+    {
+        var export = New();
+        var a = new Output(Guid.NewGuid(), "billable");
+        var b = new Output(Guid.NewGuid(), "billable");
+        export.Offer(a);
+        export.Offer(b);
+
+        var sealedOnes = export.Seal();
+        var later = new Output(Guid.NewGuid(), "billable");
+        export.Offer(later);
+
+        Assert.Equal([a, b], sealedOnes.OrderBy(o => o == a ? 0 : 1));
+        Assert.Equal(3, export.Pending);
+        export.Released(sealedOnes, T0);
+        // What came after the seal waits for the next checkpoint.
+        Assert.Equal([later], export.Seal());
+        Assert.Equal(2, export.Remembered);
+    }
+
+    [Fact]
+    public void An_event_whose_output_was_released_is_not_sent_again_and_a_pending_one_is_replaced()
+    {
+        var export = New();
+        var id = Guid.NewGuid();
+        export.Offer(new Output(id, "first"));
+        var replacement = new Output(id, "second");
+        Assert.True(export.Offer(replacement));
+        Assert.Equal([replacement], export.Seal());
+
+        export.Released(export.Seal(), T0);
+        Assert.False(export.Offer(new Output(id, "second")));
+        Assert.Empty(export.Seal());
+    }
+
+    [Fact]
+    public void A_decision_replacing_a_sealed_output_is_dropped_when_the_sealed_one_is_released()
+    {
+        var export = New();
+        var id = Guid.NewGuid();
+        export.Offer(new Output(id, "first"));
+        var sealedOnes = export.Seal();
+        export.Offer(new Output(id, "second"));
+
+        export.Released(sealedOnes, T0);
+
+        Assert.Empty(export.Seal());
+    }
+
+    [Fact]
+    public void Outputs_restored_from_the_export_are_not_sent_again_until_they_leave_the_horizon()
+    {
+        var export = New();
+        var old = Guid.NewGuid();
+        var recent = Guid.NewGuid();
+        export.Restore([(old, T0), (recent, T0.AddMinutes(2))]);
+
+        Assert.False(export.Offer(new Output(recent, "billable")));
+        // Releasing something three minutes later moves the horizon past the older one.
+        export.Released([new Output(Guid.NewGuid(), "billable")], T0.AddMinutes(3));
+        Assert.True(export.Offer(new Output(old, "billable")));
+    }
+
+    public enum CrashPoint { None, AfterSeal, AfterEntityWrites, AfterExportWrite, AfterOperatorCheckpoint }
+
+    /// <summary>
+    /// The protocol end to end on in-memory fakes: an entity decides each event (its verdict depends on the
+    /// activation, as a fraud verdict depends on the order events arrive in) and recalls what it decided for a repeat;
+    /// the operator offers every decision, and checkpoints by sealing, writing the entity, writing the export, then
+    /// recording its position. Whatever the crash point, every event is exported exactly once, with the verdict the
+    /// entity's durable state holds.
+    /// </summary>
+    [Theory]
+    [InlineData(CrashPoint.None)]
+    [InlineData(CrashPoint.AfterSeal)]
+    [InlineData(CrashPoint.AfterEntityWrites)]
+    [InlineData(CrashPoint.AfterExportWrite)]
+    [InlineData(CrashPoint.AfterOperatorCheckpoint)]
+    public void A_crash_anywhere_in_a_checkpoint_exports_every_event_once_with_its_durable_verdict(CrashPoint crash)
+    {
+        var events = Enumerable.Range(0, 40).Select(_ => Guid.NewGuid()).ToList();
+        var entity = new FakeEntity();
+        var exported = new List<(Output Output, DateTimeOffset At)>();
+        var export = New();
+        var checkpointed = 0;   // the operator's position: events before it are covered
+        var now = T0;
+
+        void Deliver(int from, int to)
+        {
+            for (var i = from; i < to; i++) export.Offer(entity.Apply(events[i]));
+        }
+
+        bool Checkpoint(int position, CrashPoint at)
+        {
+            var sealedOnes = export.Seal();
+            if (at == CrashPoint.AfterSeal) return false;
+            entity.Write();
+            if (at == CrashPoint.AfterEntityWrites) return false;
+            now = now.AddSeconds(30);
+            exported.AddRange(sealedOnes.Select(o => (o, now)));
+            export.Released(sealedOnes, now);
+            if (at == CrashPoint.AfterExportWrite) return false;
+            checkpointed = position;
+            return at != CrashPoint.AfterOperatorCheckpoint;
+        }
+
+        Deliver(0, 15);
+        Assert.True(Checkpoint(15, CrashPoint.None));
+        Deliver(15, 30);
+        if (!Checkpoint(30, crash))
+        {
+            // The crash: memory is gone; the export is read back, the entity restarts from its durable state, and the
+            // log is replayed from the operator's last position (the fronting log may replay from further back).
+            entity.Crash();
+            export = New();
+            export.Restore(exported.Select(e => (e.Output.EventId, e.At)));
+            Deliver(crash == CrashPoint.AfterOperatorCheckpoint ? checkpointed : 0, 30);
+        }
+        Deliver(30, 40);
+        Assert.True(Checkpoint(40, CrashPoint.None));
+
+        Assert.Equal(events.Order(), exported.Select(e => e.Output.EventId).Order());
+        foreach (var (output, _) in exported) Assert.Equal(entity.Durable[output.EventId], output.Verdict);
+    }
+
+    /// <summary>An entity whose verdicts depend on its activation and which recalls its recorded verdict for repeats.</summary>
+    private sealed class FakeEntity
+    {
+        private Dictionary<Guid, string> _memory = [];
+        private int _activation;
+
+        public Dictionary<Guid, string> Durable { get; private set; } = [];
+
+        public Output Apply(Guid id)
+        {
+            if (!_memory.TryGetValue(id, out var verdict)) _memory[id] = verdict = $"decided by activation {_activation}";
+            return new Output(id, verdict);
+        }
+
+        public void Write() => Durable = new Dictionary<Guid, string>(_memory);
+
+        public void Crash()
+        {
+            _memory = new Dictionary<Guid, string>(Durable);
+            _activation++;
+        }
+    }
+}
