@@ -16,7 +16,9 @@ public sealed record AdsResult(
     long Invalid,
     LatencySnapshot LogAppend,
     LatencySnapshot Dispatch,
-    TimeSpan GcPauses)
+    TimeSpan GcPauses,
+    long Exported,
+    long ExportPending)
 {
     public double EventsPerSecond => Events / Elapsed.TotalSeconds;
 }
@@ -106,7 +108,8 @@ public static class AdsBenchmark
             .ToDictionary(g => g.Key, g => LatencySnapshot.Merge(g.Select(p => p.Value)), StringComparer.Ordinal);
         return new AdsResult(stats.Sum(s => s.Events), elapsed, byType, grainEligibility.Snapshot(), restEligibility.Snapshot(),
             stats.Sum(s => s.Billable), stats.Sum(s => s.Invalid), LatencySnapshot.Merge(stats.Select(s => s.LogAppend)),
-            LatencySnapshot.Merge(stats.Select(s => s.Dispatch)), GC.GetTotalPauseDuration() - pausesBefore);
+            LatencySnapshot.Merge(stats.Select(s => s.Dispatch)), GC.GetTotalPauseDuration() - pausesBefore,
+            stats.Sum(s => s.Exported), stats.Sum(s => (long)s.ExportPending));
     }
 
     private static string CampaignId(int c) => $"bench-campaign-{c:D3}";
