@@ -1,5 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
+using Keystone.Checkpointing;
 
 namespace Keystone.Ads;
 
@@ -32,7 +34,36 @@ public static class AdExports
 }
 
 /// <summary>A billable event (an impression, or a valid click) and what it costs the advertiser.</summary>
-public sealed record BillingRecord(Guid Id, Guid EventId, string CampaignId, string EventType, DateTimeOffset Timestamp, long CostMicros, string ProfileId, int Partition);
+public sealed record BillingRecord(Guid Id, Guid EventId, string CampaignId, string EventType, DateTimeOffset Timestamp, long CostMicros, string ProfileId, int Partition)
+    : IExportRecord
+{
+    public void Write(Utf8JsonWriter writer)
+    {
+        writer.WriteString("id", Id);
+        writer.WriteString("event_id", EventId);
+        writer.WriteString("campaign_id", CampaignId);
+        writer.WriteString("event_type", EventType);
+        writer.WriteString("timestamp", Timestamp);
+        writer.WriteNumber("cost_micros", CostMicros);
+        writer.WriteString("profile_id", ProfileId);
+        writer.WriteNumber("partition", Partition);
+    }
+}
 
 /// <summary>A click judged invalid, and why.</summary>
-public sealed record FraudAlertRecord(Guid Id, Guid EventId, string CampaignId, string EventType, DateTimeOffset Timestamp, string Reason, string ProfileId, string DeviceId, int Partition);
+public sealed record FraudAlertRecord(Guid Id, Guid EventId, string CampaignId, string EventType, DateTimeOffset Timestamp, string Reason, string ProfileId, string DeviceId, int Partition)
+    : IExportRecord
+{
+    public void Write(Utf8JsonWriter writer)
+    {
+        writer.WriteString("id", Id);
+        writer.WriteString("event_id", EventId);
+        writer.WriteString("campaign_id", CampaignId);
+        writer.WriteString("event_type", EventType);
+        writer.WriteString("timestamp", Timestamp);
+        writer.WriteString("reason", Reason);
+        writer.WriteString("profile_id", ProfileId);
+        writer.WriteString("device_id", DeviceId);
+        writer.WriteNumber("partition", Partition);
+    }
+}

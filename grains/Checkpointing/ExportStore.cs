@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -6,6 +7,13 @@ using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
 
 namespace Keystone.Checkpointing;
+
+/// <summary>A record of a committed export: one JSON object per line, with snake_case fields.</summary>
+public interface IExportRecord
+{
+    /// <summary>Writes the record's fields (the object's braces are the caller's).</summary>
+    void Write(Utf8JsonWriter writer);
+}
 
 /// <summary>
 /// Committed exports in Azure Blob storage (see <see cref="CommittedExport{TRecord}"/>): one JSON-lines blob per
@@ -19,7 +27,6 @@ public sealed class ExportStore(BlobContainerClient container, bool stalled = fa
     /// <summary>Hours a single listing may span: a consumer pages through longer periods.</summary>
     public const int MaxHoursPerListing = 7 * 24;
 
-    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
     private volatile bool _ready;
 
     /// <summary>Sink names are path segments: lower-case letters, digits and dashes.</summary>
@@ -47,24 +54,38 @@ public sealed class ExportStore(BlobContainerClient container, bool stalled = fa
 
     /// <summary>Writes one file of outputs (nothing when there are none) and returns its name.</summary>
     public async Task<string?> WriteAsync<TRecord>(string sink, int partition, IReadOnlyList<TRecord> records, DateTimeOffset at, CancellationToken cancellationToken = default)
+        where TRecord : IExportRecord
     {
         if (records.Count == 0) return null;
         if (stalled) await Task.Delay(Timeout.Infinite, cancellationToken);
         await Ready(cancellationToken);
-        using var buffer = new MemoryStream();
-        foreach (var record in records)
-        {
-            JsonSerializer.Serialize(buffer, record, Json);
-            buffer.WriteByte((byte)'\n');
-        }
-        buffer.Position = 0;
+        var content = Serialize(records);
         var name = NameOf(sink, partition, at);
-        await container.GetBlobClient(name).UploadAsync(buffer, new BlobUploadOptions
+        await container.GetBlobClient(name).UploadAsync(content, new BlobUploadOptions
         {
             Metadata = new Dictionary<string, string> { ["records"] = records.Count.ToString(CultureInfo.InvariantCulture) },
             HttpHeaders = new BlobHttpHeaders { ContentType = "application/x-ndjson" },
         }, cancellationToken);
         return name;
+    }
+
+    // Written by hand, not by JsonSerializer: an ads checkpoint at 10,000 events/s writes some 15,000 records per
+    // partition, and the reflection-based serializer took long enough (with its first-use setup, on every partition
+    // at once) to put ad.complete's publish → counted p99 from about 110 ms to 300 ms and more.
+    private static BinaryData Serialize<TRecord>(IReadOnlyList<TRecord> records) where TRecord : IExportRecord
+    {
+        var buffer = new ArrayBufferWriter<byte>(records.Count * 256);
+        using var writer = new Utf8JsonWriter(buffer);
+        foreach (var record in records)
+        {
+            writer.WriteStartObject();
+            record.Write(writer);
+            writer.WriteEndObject();
+            writer.Flush();
+            buffer.Write("\n"u8);
+            writer.Reset(buffer);
+        }
+        return new BinaryData(buffer.WrittenMemory);
     }
 
     /// <summary>The files of a sink committed in [<paramref name="from"/>, <paramref name="to"/>), in commit order
