@@ -31,6 +31,16 @@ public static class AdExports
 
     public static FraudAlertRecord Alert(AdEvent ad, string eventType, string reason, int partition) =>
         new(IdOf(FraudAlerts, ad.EventId), ad.EventId, ad.CampaignId, eventType, ad.Timestamp, reason, ad.ProfileId, ad.DeviceId, partition);
+
+    /// <summary>The fields every export record starts with.</summary>
+    internal static void WriteHead(Utf8JsonWriter writer, Guid id, Guid eventId, string campaignId, string eventType, DateTimeOffset timestamp)
+    {
+        writer.WriteString("id", id);
+        writer.WriteString("event_id", eventId);
+        writer.WriteString("campaign_id", campaignId);
+        writer.WriteString("event_type", eventType);
+        writer.WriteString("timestamp", timestamp);
+    }
 }
 
 /// <summary>A billable event (an impression, or a valid click) and what it costs the advertiser.</summary>
@@ -39,11 +49,7 @@ public sealed record BillingRecord(Guid Id, Guid EventId, string CampaignId, str
 {
     public void Write(Utf8JsonWriter writer)
     {
-        writer.WriteString("id", Id);
-        writer.WriteString("event_id", EventId);
-        writer.WriteString("campaign_id", CampaignId);
-        writer.WriteString("event_type", EventType);
-        writer.WriteString("timestamp", Timestamp);
+        AdExports.WriteHead(writer, Id, EventId, CampaignId, EventType, Timestamp);
         writer.WriteNumber("cost_micros", CostMicros);
         writer.WriteString("profile_id", ProfileId);
         writer.WriteNumber("partition", Partition);
@@ -56,11 +62,7 @@ public sealed record FraudAlertRecord(Guid Id, Guid EventId, string CampaignId, 
 {
     public void Write(Utf8JsonWriter writer)
     {
-        writer.WriteString("id", Id);
-        writer.WriteString("event_id", EventId);
-        writer.WriteString("campaign_id", CampaignId);
-        writer.WriteString("event_type", EventType);
-        writer.WriteString("timestamp", Timestamp);
+        AdExports.WriteHead(writer, Id, EventId, CampaignId, EventType, Timestamp);
         writer.WriteString("reason", Reason);
         writer.WriteString("profile_id", ProfileId);
         writer.WriteString("device_id", DeviceId);
