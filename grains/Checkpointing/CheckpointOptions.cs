@@ -13,6 +13,10 @@ public enum FrontingLogMode
     /// <summary>Local files under <see cref="CheckpointOptions.LogDirectory"/>: for silos that share one disk.</summary>
     File,
 
+    /// <summary>An Azure Event Hub, one hub partition per Keystone partition: the production profile. The checkpoint
+    /// records hub offsets (position = sequence number + 1) and recovery reads the hub from them.</summary>
+    EventHubs,
+
     Off,
 }
 
@@ -28,6 +32,9 @@ public sealed class CheckpointOptions
 
     /// <summary>Where the file log lives (relative to the working directory). The local run sets <c>.local/fronting-log</c>.</summary>
     public string? LogDirectory { get; set; }
+
+    /// <summary>The hub for <see cref="FrontingLogMode.EventHubs"/>.</summary>
+    public FrontingEventHubsOptions EventHubs { get; set; } = new();
 
     /// <summary>The log in use, resolved at start from <see cref="FrontingLog"/> and the stream provider; never Auto.</summary>
     public FrontingLogMode Resolved { get; private set; } = FrontingLogMode.Off;
@@ -48,4 +55,18 @@ public sealed class CheckpointOptions
         if (FrontingLog == FrontingLogMode.File && string.IsNullOrWhiteSpace(LogDirectory))
             yield return "Keystone:Checkpoints:LogDirectory is required when Keystone:Checkpoints:FrontingLog is File.";
     }
+}
+
+/// <summary>The fronting log's Event Hub. Section <c>Keystone:Checkpoints:EventHubs</c>.</summary>
+public sealed class FrontingEventHubsOptions
+{
+    /// <summary>A namespace connection string (or one with <c>EntityPath</c>); from the environment or a secret store.</summary>
+    public string? ConnectionString { get; set; }
+
+    /// <summary>The hub: at least <c>Keystone:Ingest:Partitions</c> partitions, retention longer than the longest
+    /// operator checkpoint interval plus the longest outage to recover from.</summary>
+    public string? Hub { get; set; }
+
+    /// <summary>The consumer group replay reads with (reads are by sequence number; no receiver ownership is taken).</summary>
+    public string ConsumerGroup { get; set; } = "$Default";
 }

@@ -157,6 +157,17 @@ internal static class ConfigurationCheck
             if (streaming.Provider == StreamProviderKind.AzureQueue && ingest is not null && ingest.MaxEventBytes > 40 * 1024)
                 problems.Add("Keystone:Ingest:MaxEventBytes must be at most 40960 with the AzureQueue provider (a queue message holds 64 KiB base64-encoded).");
         }
+        if (checkpoints is { FrontingLog: FrontingLogMode.EventHubs } && host.Role == HostRole.Silo)
+        {
+            if (string.IsNullOrWhiteSpace(checkpoints.EventHubs.ConnectionString))
+                problems.Add("Keystone:Checkpoints:EventHubs:ConnectionString is required when Keystone:Checkpoints:FrontingLog is EventHubs.");
+            if (string.IsNullOrWhiteSpace(checkpoints.EventHubs.Hub))
+                problems.Add("Keystone:Checkpoints:EventHubs:Hub is required when Keystone:Checkpoints:FrontingLog is EventHubs.");
+            if (string.IsNullOrWhiteSpace(checkpoints.EventHubs.ConsumerGroup))
+                problems.Add("Keystone:Checkpoints:EventHubs:ConsumerGroup must not be empty.");
+            if (ingest is not null && ingest.MaxEventBytes > SiloSetup.MaxEventHubsFrontingBytes)
+                problems.Add($"Keystone:Ingest:MaxEventBytes must be at most {SiloSetup.MaxEventHubsFrontingBytes} with the Event Hubs fronting log (a fronting message travels as one Event Hubs event, at most 1 MB).");
+        }
         if (cluster is not null && cluster.Kubernetes && cluster.Mode != ClusteringMode.AzureTable)
             problems.Add("Keystone:Cluster:Kubernetes requires Keystone:Cluster:Mode AzureTable (pods come and go with new addresses; membership must live outside them).");
         if (cluster is not null && cluster.SiloPort == cluster.GatewayPort)

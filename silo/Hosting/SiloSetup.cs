@@ -101,9 +101,23 @@ internal static class SiloSetup
         var checkpoints = Bind<CheckpointOptions>(configuration, CheckpointOptions.Section);
         var durableStreams = streaming.Provider is not (StreamProviderKind.Memory or StreamProviderKind.Local);
         checkpoints.Resolve(durableStreams);
-        silo.Services.AddSingleton<IFrontingLog>(checkpoints.Resolved == FrontingLogMode.File
-            ? new FileFrontingLog(Path.GetFullPath(checkpoints.LogDirectory!))
-            : new BlobFrontingLog(Blobs(storage.ConnectionString).GetBlobContainerClient(FrontingLogContainer(storage.Container))));
+        switch (checkpoints.Resolved)
+        {
+            case FrontingLogMode.File:
+                silo.Services.AddSingleton<IFrontingLog>(new FileFrontingLog(Path.GetFullPath(checkpoints.LogDirectory!)));
+                break;
+            case FrontingLogMode.EventHubs:
+                var hub = checkpoints.EventHubs;
+                silo.Services.AddSingleton(new AzureEventHubPartitions(hub.ConnectionString!, hub.Hub!, hub.ConsumerGroup));
+                silo.Services.AddSingleton<IFrontingLog>(sp => new EventHubsFrontingLog(sp.GetRequiredService<AzureEventHubPartitions>(),
+                    sp.GetRequiredService<IOptions<IngestOptions>>().Value.Partitions, sp.GetRequiredService<ILoggerFactory>().CreateLogger<EventHubsFrontingLog>()));
+                // One hub event per fronting message, and an Event Hubs event holds at most 1 MB.
+                silo.Services.PostConfigure<IngestOptions>(o => o.MaxBytesPerStreamMessage = Math.Min(o.MaxBytesPerStreamMessage, MaxEventHubsFrontingBytes));
+                break;
+            default:
+                silo.Services.AddSingleton<IFrontingLog>(new BlobFrontingLog(Blobs(storage.ConnectionString).GetBlobContainerClient(FrontingLogContainer(storage.Container))));
+                break;
+        }
         silo.Services.AddOptions<CheckpointOptions>().Bind(configuration.GetSection(CheckpointOptions.Section))
             .PostConfigure(o => o.Resolve(durableStreams));
         silo.AddStartupTask(async (services, cancellationToken) =>
@@ -243,6 +257,10 @@ internal static class SiloSetup
     public static string LakeContainer(string stateContainer) => stateContainer.Length <= 58 ? stateContainer + "-lake" : stateContainer[..58] + "-lake";
 
     /// <summary>The fronting log's container: the state container's name with "-log".</summary>
+    /// <summary>Bytes per fronting message with the Event Hubs log: half an Event Hubs event (1 MB), leaving room for a
+    /// batch's codec overhead over the size the chunker estimates.</summary>
+    public const int MaxEventHubsFrontingBytes = 512 * 1024;
+
     public static string FrontingLogContainer(string stateContainer) => stateContainer.Length <= 59 ? stateContainer + "-log" : stateContainer[..59] + "-log";
 
     /// <summary>The dead-letter container: the state container's name with "-dead".</summary>

@@ -105,7 +105,10 @@ public class KubernetesManifestTests
         var config = Of("config.yaml", "ConfigMap");
         Assert.Equal("true", S(config, "data", "Keystone__Cluster__Kubernetes"));
         Assert.Equal("AzureTable", S(config, "data", "Keystone__Cluster__Mode"));
-        Assert.Equal("EventHubs", S(config, "data", "Keystone__Streaming__Provider"));
+        // The production profile: the fronting log on the hub, owned by Keystone's checkpoints; topics in-cluster.
+        Assert.Equal("EventHubs", S(config, "data", "Keystone__Checkpoints__FrontingLog"));
+        Assert.Equal("Local", S(config, "data", "Keystone__Streaming__Provider"));
+        Assert.Equal("eventhubs-connection-string", S(env["Keystone__Checkpoints__EventHubs__ConnectionString"], "valueFrom", "secretKeyRef", "key"));
         // The kubelet's SIGKILL must come after the host's own shutdown timeout.
         Assert.True(int.Parse(S(pod, "spec", "terminationGracePeriodSeconds")) > int.Parse(S(config, "data", "shutdownTimeoutSeconds")));
 

@@ -3,6 +3,7 @@ using Keystone.Routing;
 using Keystone.Silo.Hosting;
 using Keystone.Silo.Streaming;
 using Keystone.Topics;
+using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Orleans.Streaming.EventHubs;
 
@@ -31,6 +32,25 @@ public sealed class HostConfigurationTests(AzuriteFixture azurite)
         Assert.IsType<KeystoneEventHubDataAdapter>(adapter);
         Assert.Contains(validators, v => v is EventHubOptionsValidator);
         Assert.Contains(validators, v => v is StreamCheckpointerConfigurationValidator);
+    }
+
+    [Fact]
+    public async Task A_silo_with_the_event_hubs_fronting_log_keeps_the_log_on_the_hub_in_messages_one_hub_event_holds()
+    {
+        var settings = TestSilo.DefaultSettings(azurite);
+        settings["Keystone:Streaming:Provider"] = "Local";
+        settings["Keystone:Checkpoints:FrontingLog"] = "EventHubs";
+        // A namespace that does not exist: nothing connects until the first partition writer opens.
+        settings["Keystone:Checkpoints:EventHubs:ConnectionString"] = "Endpoint=sb://keystone-test.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=bm90LWEta2V5";
+        settings["Keystone:Checkpoints:EventHubs:Hub"] = "keystone-fronting";
+        await using var host = await KeystoneHost.BuildAsync(["--environment", "Testing"], c => c.AddInMemoryCollection(settings));
+
+        Assert.IsType<Keystone.Checkpointing.EventHubsFrontingLog>(host.App.Services.GetRequiredService<Keystone.Checkpointing.IFrontingLog>());
+        Assert.Equal("keystone-fronting", host.App.Services.GetRequiredService<AzureEventHubPartitions>().Hub);
+        var checkpoints = host.App.Services.GetRequiredService<IOptions<Keystone.Checkpointing.CheckpointOptions>>().Value;
+        Assert.Equal(Keystone.Checkpointing.FrontingLogMode.EventHubs, checkpoints.Resolved);
+        Assert.True(checkpoints.Logging);
+        Assert.Equal(SiloSetup.MaxEventHubsFrontingBytes, host.App.Services.GetRequiredService<IOptions<Keystone.Pipeline.IngestOptions>>().Value.MaxBytesPerStreamMessage);
     }
 
     [Fact]

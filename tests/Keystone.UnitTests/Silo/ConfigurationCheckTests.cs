@@ -89,6 +89,33 @@ public class ConfigurationCheckTests
     }
 
     [Fact]
+    public void The_event_hubs_fronting_log_names_what_it_is_missing()
+    {
+        var e = Fails(("Keystone:Checkpoints:FrontingLog", "EventHubs"), ("Keystone:Ingest:MaxEventBytes", "1048576"), ("Keystone:Checkpoints:EventHubs:ConsumerGroup", " "));
+        Assert.Equal(
+            [
+                "Keystone:Checkpoints:EventHubs:ConnectionString is required when Keystone:Checkpoints:FrontingLog is EventHubs.",
+                "Keystone:Checkpoints:EventHubs:Hub is required when Keystone:Checkpoints:FrontingLog is EventHubs.",
+                "Keystone:Checkpoints:EventHubs:ConsumerGroup must not be empty.",
+                "Keystone:Ingest:MaxEventBytes must be at most 524288 with the Event Hubs fronting log (a fronting message travels as one Event Hubs event, at most 1 MB).",
+            ],
+            e.Problems);
+        Assert.StartsWith("Keystone:Checkpoints:EventHubs:Hbu: unknown setting (known in Keystone:Checkpoints:EventHubs: ConnectionString, ",
+            Assert.Single(Fails(("Keystone:Checkpoints:EventHubs:Hbu", "keystone")).Problems));
+    }
+
+    [Fact]
+    public void The_event_hubs_fronting_log_with_its_settings_passes_and_a_gateway_needs_none_of_them()
+    {
+        ConfigurationCheck.Validate(Config(
+            ("Keystone:Streaming:Provider", "Local"),
+            ("Keystone:Checkpoints:FrontingLog", "EventHubs"),
+            ("Keystone:Checkpoints:EventHubs:ConnectionString", "Endpoint=sb://example/;SharedAccessKeyName=k;SharedAccessKey=v"),
+            ("Keystone:Checkpoints:EventHubs:Hub", "keystone-fronting")));
+        ConfigurationCheck.Validate(Config(("Keystone:Role", "Gateway"), ("Keystone:Checkpoints:FrontingLog", "EventHubs")));
+    }
+
+    [Fact]
     public void Event_hubs_with_its_settings_passes()
     {
         ConfigurationCheck.Validate(Config(
