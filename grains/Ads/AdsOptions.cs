@@ -42,6 +42,10 @@ public sealed class AdsOptions
 
     public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>How long committed export files (billing, fraud alerts) are kept for the systems that fetch them;
+    /// older files are deleted (at start and hourly).</summary>
+    public TimeSpan ExportRetention { get; set; } = TimeSpan.FromDays(7);
+
     /// <summary>A campaign with this many events applied since its last write writes before the next barrier.</summary>
     [Range(100, 10_000_000)]
     public int MaxUnflushedEvents { get; set; } = 50_000;
@@ -67,6 +71,9 @@ public sealed class AdsOptions
         if (DedupeHorizon <= TimeSpan.Zero) yield return $"{Section}:DedupeHorizon must be positive.";
         if (FrequencyRetention <= TimeSpan.Zero) yield return $"{Section}:FrequencyRetention must be positive.";
         if (CheckpointInterval < TimeSpan.FromMilliseconds(100)) yield return $"{Section}:CheckpointInterval must be at least 100 ms.";
+        // A restarted operator reads its last DedupeHorizon of exports back to know what it already sent.
+        if (ExportRetention < TimeSpan.FromHours(1) || ExportRetention <= DedupeHorizon)
+            yield return $"{Section}:ExportRetention must be at least 1 hour and longer than {Section}:DedupeHorizon (a restarted operator reads that much of its exports back).";
         foreach (var problem in Fraud.Problems()) yield return problem;
         foreach (var (name, topic) in new[] { ("BillingTopic", BillingTopic), ("AnalyticsTopic", AnalyticsTopic), ("FraudTopic", FraudTopic) })
             if (!Topics.StreamNames.IsValidTopicName(topic)) yield return $"{Section}:{name}: '{topic}' is not a valid topic name.";

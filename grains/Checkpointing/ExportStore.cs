@@ -142,6 +142,31 @@ public sealed class ExportStore(BlobContainerClient container, bool stalled = fa
         return released;
     }
 
+    /// <summary>Deletes the export files committed before <paramref name="cutoff"/>, every sink; returns how many.
+    /// Days wholly before the cutoff are listed and emptied; anything not named as an export is left alone.</summary>
+    public async Task<int> PurgeAsync(DateTimeOffset cutoff, CancellationToken cancellationToken = default)
+    {
+        if (!await container.ExistsAsync(cancellationToken)) return 0;
+        var cutoffDay = cutoff.UtcDateTime.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+        var deleted = 0;
+        await foreach (var sink in container.GetBlobsByHierarchyAsync(new GetBlobsByHierarchyOptions { Delimiter = "/" }, cancellationToken))
+        {
+            if (!sink.IsPrefix || !IsSinkName(sink.Prefix.TrimEnd('/'))) continue;
+            await foreach (var day in container.GetBlobsByHierarchyAsync(new GetBlobsByHierarchyOptions { Delimiter = "/", Prefix = sink.Prefix }, cancellationToken))
+            {
+                // Day folders are yyyy-MM-dd: they sort as dates, and a later day holds nothing older than the cutoff.
+                if (!day.IsPrefix || string.CompareOrdinal(day.Prefix[sink.Prefix.Length..].TrimEnd('/'), cutoffDay) > 0) continue;
+                await foreach (var blob in container.GetBlobsAsync(new GetBlobsOptions { Prefix = day.Prefix }, cancellationToken))
+                {
+                    if (Parse(blob.Name) is not { } parsed || parsed.At >= cutoff) continue;
+                    await container.DeleteBlobIfExistsAsync(blob.Name, cancellationToken: cancellationToken);
+                    deleted++;
+                }
+            }
+        }
+        return deleted;
+    }
+
     private async Task Ready(CancellationToken cancellationToken)
     {
         if (_ready) return;

@@ -90,10 +90,15 @@ internal static class SiloSetup
 
         silo.Services.AddSingleton(new DeadLetterStore(
             Blobs(storage.ConnectionString).GetBlobContainerClient(DeadLetterContainer(storage.Container))));
-        silo.Services.AddHostedService<DeadLetterJanitor>();
+        silo.Services.AddSingleton<IHostedService>(sp => new RetentionJanitor("dead letters",
+            (cutoff, _) => sp.GetRequiredService<DeadLetterStore>().PurgeAsync(cutoff), () => sp.GetRequiredService<IOptions<DeadLetterOptions>>().Value.Retention,
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger<RetentionJanitor>()));
         // Committed exports (billing, fraud alerts): written per checkpoint, read by the systems that act on them.
         silo.Services.AddSingleton(new ExportStore(
             Blobs(storage.ConnectionString).GetBlobContainerClient(ExportContainer(storage.Container)), faults.StallExportWrites));
+        silo.Services.AddSingleton<IHostedService>(sp => new RetentionJanitor("committed export files",
+            sp.GetRequiredService<ExportStore>().PurgeAsync, () => sp.GetRequiredService<IOptions<Keystone.Ads.AdsOptions>>().Value.ExportRetention,
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger<RetentionJanitor>()));
         silo.Services.AddSingleton(new GraphPageStore(
             Blobs(storage.ConnectionString).GetBlobContainerClient(GraphContainer(storage.Container))));
         silo.Services.AddSingleton<GraphServices>();

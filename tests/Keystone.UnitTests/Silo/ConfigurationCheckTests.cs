@@ -221,4 +221,14 @@ public class ConfigurationCheckTests
         Assert.Contains(e.Problems, p => p.Contains("BillingTopic: 'bad topic!'", StringComparison.Ordinal));
         Assert.Contains(e.Problems, p => p.StartsWith("Keystone:Ads:Fraud:MinClikDelay: unknown setting", StringComparison.Ordinal));
     }
+
+    [Theory]
+    [InlineData("00:30:00", null)]
+    [InlineData("01:00:00", "01:30:00")]
+    public void Export_retention_must_outlast_what_a_restarted_operator_reads_back(string retention, string? horizon)
+    {
+        ConfigurationCheck.Validate(Config(("Keystone:Ads:ExportRetention", "30.00:00:00")));
+        var e = Fails(("Keystone:Ads:ExportRetention", retention), ("Keystone:Ads:DedupeHorizon", horizon ?? "00:02:00"));
+        Assert.Equal("Keystone:Ads:ExportRetention must be at least 1 hour and longer than Keystone:Ads:DedupeHorizon (a restarted operator reads that much of its exports back).", Assert.Single(e.Problems));
+    }
 }
