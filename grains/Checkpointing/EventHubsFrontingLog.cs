@@ -38,8 +38,10 @@ public readonly record struct EventHubRecord(long SequenceNumber, byte[] Body);
 /// (a send that timed out may have landed), and is the partition's only writer (one grain activation per partition).
 /// Events leave the hub by its retention, not by sealing: the retention must outlast the longest operator checkpoint
 /// interval plus any outage, and a replay that finds its start expired says so in the log and in <see cref="Expired"/>.
+/// Every call to the hub is counted with the storage requests (<c>eventhubs.send</c>, <c>.read</c>, <c>.properties</c>):
+/// the sends are the pipeline's durable writes, so events per send is its events per durable write.
 /// </summary>
-public sealed class EventHubsFrontingLog(IEventHubPartitions eventHub, int partitions, ILogger? logger = null) : IFrontingLog
+public sealed class EventHubsFrontingLog(IEventHubPartitions eventHub, int partitions, ILogger? logger = null, Keystone.Storage.StorageRequests? requests = null) : IFrontingLog
 {
     /// <summary>Events asked for per read while replaying.</summary>
     public const int ReadChunk = 256;
@@ -60,6 +62,7 @@ public sealed class EventHubsFrontingLog(IEventHubPartitions eventHub, int parti
     {
         if (_partitionIds is null)
         {
+            Counted("eventhubs.properties", "");
             var ids = (await _hub.GetPartitionIdsAsync(cancellationToken))
                 .OrderBy(id => long.TryParse(id, out var n) ? n : long.MaxValue).ThenBy(id => id, StringComparer.Ordinal).ToArray();
             if (ids.Length < partitions)
@@ -84,7 +87,7 @@ public sealed class EventHubsFrontingLog(IEventHubPartitions eventHub, int parti
         var result = new List<EventBatch>();
         if (to < from) return result;
         var id = await PartitionIdAsync(partition, cancellationToken);
-        var state = await _hub.GetPartitionStateAsync(id, cancellationToken);
+        var state = await PartitionStateAsync(id, cancellationToken);
         var next = Math.Max(from, 1) - 1;
         var end = Math.Min(to - 1, state.LastEnqueuedSequenceNumber);
         if (next < state.BeginningSequenceNumber && next <= end)
@@ -99,6 +102,7 @@ public sealed class EventHubsFrontingLog(IEventHubPartitions eventHub, int parti
         }
         while (next <= end)
         {
+            Counted("eventhubs.read", id);
             var records = await _hub.ReadAsync(id, next, (int)Math.Min(ReadChunk, end - next + 1), cancellationToken);
             if (records.Count == 0) break;
             foreach (var record in records)
@@ -117,6 +121,14 @@ public sealed class EventHubsFrontingLog(IEventHubPartitions eventHub, int parti
         return result;
     }
 
+    private Task<EventHubPartitionState> PartitionStateAsync(string partitionId, CancellationToken cancellationToken)
+    {
+        Counted("eventhubs.properties", partitionId);
+        return _hub.GetPartitionStateAsync(partitionId, cancellationToken);
+    }
+
+    private void Counted(string operation, string partitionId) => requests?.Count(operation, $"/{_hub.Hub}/{partitionId}");
+
     private sealed class Writer(EventHubsFrontingLog log, string partitionId) : IFrontingLogWriter
     {
         private bool _unsure;
@@ -126,7 +138,7 @@ public sealed class EventHubsFrontingLog(IEventHubPartitions eventHub, int parti
         /// <summary>Where the partition ends: the next send gets sequence number <see cref="Last"/>.</summary>
         public async Task SyncAsync(CancellationToken cancellationToken)
         {
-            var state = await log._hub.GetPartitionStateAsync(partitionId, cancellationToken);
+            var state = await log.PartitionStateAsync(partitionId, cancellationToken);
             // A partition whose events all expired keeps its numbering: the next event follows the last one enqueued.
             Last = Math.Max(state.LastEnqueuedSequenceNumber, state.BeginningSequenceNumber - 1) + 1;
             _unsure = false;
@@ -150,6 +162,7 @@ public sealed class EventHubsFrontingLog(IEventHubPartitions eventHub, int parti
                 int sent;
                 try
                 {
+                    log.Counted("eventhubs.send", partitionId);
                     sent = await log._hub.SendAsync(partitionId, new ArraySegment<byte[]>(bodies, i, bodies.Length - i), cancellationToken);
                 }
                 catch

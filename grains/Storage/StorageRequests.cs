@@ -57,16 +57,21 @@ public sealed class StorageRequests : IDisposable
     /// <summary>Whether an operation changes storage; reads, lists, properties, dequeues and queries do not.</summary>
     public static bool IsWrite(string operation) => operation switch
     {
-        "blob.read" or "blob.list" or "blob.properties" or "queue.dequeue" or "queue.properties" or "queue.list" or "table.query" => false,
+        "blob.read" or "blob.list" or "blob.properties" or "queue.dequeue" or "queue.properties" or "queue.list" or "table.query"
+            or "eventhubs.read" or "eventhubs.properties" => false,
         _ => true,
     };
 
-    private void Count(string operation, Uri uri)
+    private void Count(string operation, Uri uri) => Count(operation, uri.AbsolutePath);
+
+    /// <summary>Counts a request of a client outside the Azure HTTP pipeline (Event Hubs speaks AMQP):
+    /// <c>eventhubs.send</c>, <c>eventhubs.read</c>, <c>eventhubs.properties</c>.</summary>
+    public void Count(string operation, string target)
     {
         _byOperation.AddOrUpdate(operation, 1, static (_, n) => n + 1);
         // Writes are rare off the fronting log (one per thousands of events), so remembering them costs nothing.
         if (!IsWrite(operation)) return;
-        _recentWrites.Enqueue($"{operation} {uri.AbsolutePath}");
+        _recentWrites.Enqueue($"{operation} {target}");
         while (_recentWrites.Count > RememberedWrites) _recentWrites.TryDequeue(out _);
     }
 

@@ -146,7 +146,8 @@ public sealed class EventHubsFrontingLogTests
     public async Task A_group_larger_than_one_hub_batch_goes_out_in_several_sends_with_dense_positions()
     {
         var hub = new MemoryHub(1, maxPerSend: 3);
-        var log = new EventHubsFrontingLog(hub, 1);
+        var requests = new Keystone.Storage.StorageRequests();
+        var log = new EventHubsFrontingLog(hub, 1, requests: requests);
         var writer = await log.OpenWriterAsync(0);
 
         var placed = await writer.AppendAsync(Messages(7));
@@ -154,6 +155,9 @@ public sealed class EventHubsFrontingLogTests
         Assert.Equal(3, hub.Sends);
         Assert.Equal(Enumerable.Range(1, 7).Select(i => (long)i), placed.Select(m => m.Position));
         Assert.Equal(placed.Select(m => m.BatchId), (await log.ReadAsync(0, 1, 7)).Select(m => m.BatchId));
+        // Counted with the storage requests: the sends are the pipeline's durable writes.
+        Assert.Equal(new Dictionary<string, long> { ["eventhubs.properties"] = 3, ["eventhubs.read"] = 1, ["eventhubs.send"] = 3 }, requests.Snapshot());
+        Assert.Equal(["eventhubs.send /keystone-fronting/0"], requests.RecentWrites.Distinct());
     }
 
     [Fact]
