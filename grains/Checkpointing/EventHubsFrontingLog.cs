@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Keystone.Ingest;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -41,15 +42,35 @@ public readonly record struct EventHubRecord(long SequenceNumber, byte[] Body);
 /// Every call to the hub is counted with the storage requests (<c>eventhubs.send</c>, <c>.read</c>, <c>.properties</c>):
 /// the sends are the pipeline's durable writes, so events per send is its events per durable write.
 /// </summary>
-public sealed class EventHubsFrontingLog(IEventHubPartitions eventHub, int partitions, ILogger? logger = null, Keystone.Storage.StorageRequests? requests = null) : IFrontingLog
+public sealed class EventHubsFrontingLog : IFrontingLog, IDisposable
 {
+    public const string MeterName = "Keystone.FrontingLog";
+
     /// <summary>Events asked for per read while replaying.</summary>
     public const int ReadChunk = 256;
 
-    private readonly ILogger _logger = logger ?? NullLogger.Instance;
-    private readonly IEventHubPartitions _hub = eventHub;
+    private readonly IEventHubPartitions _hub;
+    private readonly int _partitions;
+    private readonly ILogger _logger;
+    private readonly Keystone.Storage.StorageRequests? _requests;
+    private readonly Meter? _meter;
     private IReadOnlyList<string>? _partitionIds;
     private long _expired, _mismatched;
+
+    /// <param name="meterFactory">The host's: exports <see cref="Expired"/> and <see cref="Mismatched"/> as
+    /// <c>keystone_fronting_expired_total</c> and <c>keystone_fronting_foreign_total</c> (both should stay 0).</param>
+    public EventHubsFrontingLog(IEventHubPartitions hub, int partitions, ILogger? logger = null, Keystone.Storage.StorageRequests? requests = null, IMeterFactory? meterFactory = null)
+    {
+        _hub = hub;
+        _partitions = partitions;
+        _logger = logger ?? NullLogger.Instance;
+        _requests = requests;
+        _meter = meterFactory?.Create(MeterName);
+        _meter?.CreateObservableCounter("keystone.fronting.expired", () => Expired, "{message}", "Fronting messages a replay needed that the Event Hub no longer retained: lost.");
+        _meter?.CreateObservableCounter("keystone.fronting.foreign", () => Mismatched, "{event}", "Events in a fronting hub partition that another producer wrote.");
+    }
+
+    public void Dispose() => _meter?.Dispose();
 
     /// <summary>Positions a replay needed that the hub no longer retains (lost: the retention is too short).</summary>
     public long Expired => Interlocked.Read(ref _expired);
@@ -65,12 +86,12 @@ public sealed class EventHubsFrontingLog(IEventHubPartitions eventHub, int parti
             Counted("eventhubs.properties", "");
             var ids = (await _hub.GetPartitionIdsAsync(cancellationToken))
                 .OrderBy(id => long.TryParse(id, out var n) ? n : long.MaxValue).ThenBy(id => id, StringComparer.Ordinal).ToArray();
-            if (ids.Length < partitions)
+            if (ids.Length < _partitions)
                 throw new InvalidOperationException(
-                    $"Event Hub '{_hub.Hub}' has {ids.Length} partitions and Keystone:Ingest:Partitions is {partitions}: the fronting log needs one hub partition per Keystone partition (create the hub with at least {partitions}).");
+                    $"Event Hub '{_hub.Hub}' has {ids.Length} partitions and Keystone:Ingest:Partitions is {_partitions}: the fronting log needs one hub partition per Keystone partition (create the hub with at least {_partitions}).");
             _partitionIds = ids;
         }
-        if (partition < 0 || partition >= partitions) throw new ArgumentOutOfRangeException(nameof(partition), partition, $"partitions are 0 to {partitions - 1}");
+        if (partition < 0 || partition >= _partitions) throw new ArgumentOutOfRangeException(nameof(partition), partition, $"partitions are 0 to {_partitions - 1}");
         return _partitionIds[partition];
     }
 
@@ -127,7 +148,7 @@ public sealed class EventHubsFrontingLog(IEventHubPartitions eventHub, int parti
         return _hub.GetPartitionStateAsync(partitionId, cancellationToken);
     }
 
-    private void Counted(string operation, string partitionId) => requests?.Count(operation, $"/{_hub.Hub}/{partitionId}");
+    private void Counted(string operation, string partitionId) => _requests?.Count(operation, $"/{_hub.Hub}/{partitionId}");
 
     private sealed class Writer(EventHubsFrontingLog log, string partitionId) : IFrontingLogWriter
     {

@@ -168,6 +168,7 @@ public static class KeystoneHost
             .EnableMetrics(PipelineMetrics.MeterName, scopes: MeterScope.Local)
             .EnableMetrics(CheckpointMetrics.MeterName, scopes: MeterScope.Local)
             .EnableMetrics(StorageRequests.MeterName, scopes: MeterScope.Local)
+            .EnableMetrics(Keystone.Checkpointing.EventHubsFrontingLog.MeterName, scopes: MeterScope.Local)
             // Process-wide meters: the SDK's (co-hosted producers) and .NET's runtime meter (GC collections and pause
             // time, heap, CPU, thread pool: the dashboard's GC row).
             .EnableMetrics(PublisherMetrics.MeterName, scopes: MeterScope.Global)

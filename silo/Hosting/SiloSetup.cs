@@ -115,7 +115,8 @@ internal static class SiloSetup
                 var hub = checkpoints.EventHubs;
                 silo.Services.AddSingleton(new AzureEventHubPartitions(hub.ConnectionString!, hub.Hub!, hub.ConsumerGroup));
                 silo.Services.AddSingleton<IFrontingLog>(sp => new EventHubsFrontingLog(sp.GetRequiredService<AzureEventHubPartitions>(),
-                    sp.GetRequiredService<IOptions<IngestOptions>>().Value.Partitions, sp.GetRequiredService<ILoggerFactory>().CreateLogger<EventHubsFrontingLog>(), requests));
+                    sp.GetRequiredService<IOptions<IngestOptions>>().Value.Partitions, sp.GetRequiredService<ILoggerFactory>().CreateLogger<EventHubsFrontingLog>(), requests,
+                    sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));
                 // One hub event per fronting message, and an Event Hubs event holds at most 1 MB.
                 silo.Services.PostConfigure<IngestOptions>(o => o.MaxBytesPerStreamMessage = Math.Min(o.MaxBytesPerStreamMessage, MaxEventHubsFrontingBytes));
                 break;

@@ -1,6 +1,9 @@
 using Keystone.Checkpointing;
 using Keystone.Events;
 using Keystone.Ingest;
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Testing;
 
@@ -193,7 +196,10 @@ public sealed class EventHubsFrontingLogTests
     {
         var hub = new MemoryHub(1);
         var logger = new FakeLogger<EventHubsFrontingLog>();
-        var log = new EventHubsFrontingLog(hub, 1, logger);
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var meters = services.GetRequiredService<IMeterFactory>();
+        using var log = new EventHubsFrontingLog(hub, 1, logger, meterFactory: meters);
+        using var expired = new MetricCollector<long>(meters, EventHubsFrontingLog.MeterName, "keystone.fronting.expired");
         var writer = await log.OpenWriterAsync(0);
         await writer.AppendAsync(Messages(9));
         hub.ExpireBefore("0", 5);
@@ -202,6 +208,8 @@ public sealed class EventHubsFrontingLogTests
 
         Assert.Equal([6L, 7, 8, 9], read.Select(m => m.Position));
         Assert.Equal(4, log.Expired);
+        expired.RecordObservableInstruments();
+        Assert.Equal(4, expired.LastMeasurement?.Value);
         var error = Assert.Single(logger.Collector.GetSnapshot(), r => r.Level == LogLevel.Error);
         Assert.Contains("positions 2 to 5 are past the hub's retention", error.Message, StringComparison.Ordinal);
 
