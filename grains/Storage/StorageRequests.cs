@@ -62,15 +62,29 @@ public sealed class StorageRequests : IDisposable
         _ => true,
     };
 
-    private void Count(string operation, Uri uri) => Count(operation, uri.AbsolutePath);
+    // The path is only made for writes: reads are most of the requests.
+    private void Count(string operation, Uri uri)
+    {
+        if (Counted(operation)) Remember(operation, uri.AbsolutePath);
+    }
 
     /// <summary>Counts a request of a client outside the Azure HTTP pipeline (Event Hubs speaks AMQP):
     /// <c>eventhubs.send</c>, <c>eventhubs.read</c>, <c>eventhubs.properties</c>.</summary>
     public void Count(string operation, string target)
     {
+        if (Counted(operation)) Remember(operation, target);
+    }
+
+    /// <summary>Adds one; says whether the operation is a write worth remembering.</summary>
+    private bool Counted(string operation)
+    {
         _byOperation.AddOrUpdate(operation, 1, static (_, n) => n + 1);
-        // Writes are rare off the fronting log (one per thousands of events), so remembering them costs nothing.
-        if (!IsWrite(operation)) return;
+        return IsWrite(operation);
+    }
+
+    // Writes are rare off the fronting log (one per thousands of events), so remembering them costs nothing.
+    private void Remember(string operation, string target)
+    {
         _recentWrites.Enqueue($"{operation} {target}");
         while (_recentWrites.Count > RememberedWrites) _recentWrites.TryDequeue(out _);
     }

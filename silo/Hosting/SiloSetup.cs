@@ -90,15 +90,13 @@ internal static class SiloSetup
 
         silo.Services.AddSingleton(new DeadLetterStore(
             Blobs(storage.ConnectionString).GetBlobContainerClient(DeadLetterContainer(storage.Container))));
-        silo.Services.AddSingleton<IHostedService>(sp => new RetentionJanitor("dead letters",
-            (cutoff, _) => sp.GetRequiredService<DeadLetterStore>().PurgeAsync(cutoff), () => sp.GetRequiredService<IOptions<DeadLetterOptions>>().Value.Retention,
-            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger<RetentionJanitor>()));
+        AddRetention(silo.Services, "dead letters", sp => (cutoff, _) => sp.GetRequiredService<DeadLetterStore>().PurgeAsync(cutoff),
+            sp => sp.GetRequiredService<IOptions<DeadLetterOptions>>().Value.Retention);
         // Committed exports (billing, fraud alerts): written per checkpoint, read by the systems that act on them.
         silo.Services.AddSingleton(new ExportStore(
             Blobs(storage.ConnectionString).GetBlobContainerClient(ExportContainer(storage.Container)), faults.StallExportWrites));
-        silo.Services.AddSingleton<IHostedService>(sp => new RetentionJanitor("committed export files",
-            sp.GetRequiredService<ExportStore>().PurgeAsync, () => sp.GetRequiredService<IOptions<Keystone.Ads.AdsOptions>>().Value.ExportRetention,
-            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger<RetentionJanitor>()));
+        AddRetention(silo.Services, "committed export files", sp => sp.GetRequiredService<ExportStore>().PurgeAsync,
+            sp => sp.GetRequiredService<IOptions<Keystone.Ads.AdsOptions>>().Value.ExportRetention);
         silo.Services.AddSingleton(new GraphPageStore(
             Blobs(storage.ConnectionString).GetBlobContainerClient(GraphContainer(storage.Container))));
         silo.Services.AddSingleton<GraphServices>();
@@ -113,7 +111,8 @@ internal static class SiloSetup
                 break;
             case FrontingLogMode.EventHubs:
                 var hub = checkpoints.EventHubs;
-                silo.Services.AddSingleton(new AzureEventHubPartitions(hub.ConnectionString!, hub.Hub!, hub.ConsumerGroup));
+                // Made by the container so that it closes the hub connection when the silo stops.
+                silo.Services.AddSingleton(_ => new AzureEventHubPartitions(hub.ConnectionString!, hub.Hub!, hub.ConsumerGroup));
                 silo.Services.AddSingleton<IFrontingLog>(sp => new EventHubsFrontingLog(sp.GetRequiredService<AzureEventHubPartitions>(),
                     sp.GetRequiredService<IOptions<IngestOptions>>().Value.Partitions, sp.GetRequiredService<ILoggerFactory>().CreateLogger<EventHubsFrontingLog>(), requests,
                     sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>()));
@@ -263,6 +262,13 @@ internal static class SiloSetup
     public static string LakeContainer(string stateContainer) => stateContainer.Length <= 58 ? stateContainer + "-lake" : stateContainer[..58] + "-lake";
 
     /// <summary>The fronting log's container: the state container's name with "-log".</summary>
+    /// <summary>A janitor per store; several <see cref="IHostedService"/> registrations, so not AddHostedService (which
+    /// keeps one per implementation type). The retention is read at each purge, so a changed option applies.</summary>
+    private static void AddRetention(IServiceCollection services, string what, Func<IServiceProvider, Func<DateTimeOffset, CancellationToken, Task<int>>> purge,
+        Func<IServiceProvider, TimeSpan> retention) =>
+        services.AddSingleton<IHostedService>(sp => new RetentionJanitor(what, purge(sp), () => retention(sp),
+            sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger<RetentionJanitor>()));
+
     /// <summary>Bytes per fronting message with the Event Hubs log: half an Event Hubs event (1 MB), leaving room for a
     /// batch's codec overhead over the size the chunker estimates.</summary>
     public const int MaxEventHubsFrontingBytes = 512 * 1024;
