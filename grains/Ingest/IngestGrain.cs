@@ -43,72 +43,23 @@ public sealed class IngestGrain(
 
     public async Task<IngestResult> Ingest(IngestRequest request)
     {
-        byte[] body;
-        if (request.Compression == BodyCompression.Lz4)
-        {
-            try
-            {
-                body = Lz4Codec.Decompress(request.Body, _options.MaxRequestBytes);
-            }
-            catch (InvalidDataException e)
-            {
-                metrics.BadBody();
-                return IngestResult.Malformed($"compressed batch: {e.Message}");
-            }
-        }
-        else
-        {
-            body = request.Body;
-        }
-        if (body.Length > _options.MaxRequestBytes)
-        {
-            metrics.BadBody();
-            return IngestResult.Malformed($"the batch is {body.Length} bytes; the limit is {_options.MaxRequestBytes} bytes");
-        }
-
         var now = time.GetUtcNow();
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        var limits = new ValidationLimits { MaxEventBytes = _options.MaxEventBytes, MaxFutureSkew = _options.MaxFutureSkew };
-        ParsedBatch parsed;
-        EventBatch? source = null;
-        if (request.Format == BodyFormat.Binary)
-        {
-            // The SDK's binary batch: validated event by event, then passed on by copying its records.
-            try
-            {
-                source = EventBatch.FromEncoded(body);
-                parsed = EventBatchParser.ValidateDecoded(source.Events, schemas.Current, limits, now);
-            }
-            catch (Exception e) when (e is InvalidDataException or ArgumentException or OverflowException or IndexOutOfRangeException)
-            {
-                metrics.BadBody();
-                return IngestResult.Malformed($"malformed binary batch: {e.Message}");
-            }
-        }
-        else
-        {
-            parsed = EventBatchParser.Parse(body, request.Format, schemas.Current, limits, now);
-        }
-        if (parsed.BodyError is not null)
+        var (parsed, error, refused) = Read(request, now);
+        if (error is not null)
         {
             metrics.BadBody();
-            return IngestResult.Malformed(parsed.BodyError);
-        }
-        if (parsed.Total > _options.MaxEventsPerRequest)
-        {
-            metrics.BadBody();
-            return IngestResult.Malformed($"the batch holds {parsed.Total} events; the limit is {_options.MaxEventsPerRequest}");
+            return IngestResult.Malformed(error);
         }
         if (parsed.Rejections.Count > 0 && logger.IsEnabled(LogLevel.Debug))
             logger.LogDebug("Rejected {Count} of {Total} events from {Origin}; first: {First}", parsed.Rejections.Count, parsed.Total, request.Origin, parsed.Rejections[0].Error);
 
-        if (parsed.Rejections.Count > 0 && request.Origin != IngestOrigins.Replay)
-            await KeepRejected(body, request.Format, parsed, source, now);
+        if (refused is not null) await KeepRejected(refused, now);
 
         int accepted, duplicates, messages;
         try
         {
-            (accepted, duplicates, messages) = await Append(parsed, source, now);
+            (accepted, duplicates, messages) = await Append(parsed, now);
         }
         catch
         {
@@ -122,7 +73,75 @@ public sealed class IngestGrain(
         return new IngestResult(accepted, duplicates, parsed.Rejections);
     }
 
-    private async Task<(int Accepted, int Duplicates, int Messages)> Append(ParsedBatch parsed, EventBatch? source, DateTimeOffset now)
+    /// <summary>
+    /// Decompresses, decodes and validates the body, and picks out the text of what was refused, without an await: the
+    /// decompressed body is a pooled array that goes back before this returns. Nothing downstream refers to it (the
+    /// decoded events own their bytes, and the fronting log encodes them again), so one array serves request after
+    /// request, where a fresh one of hundreds of kilobytes per request was the largest allocation on the event path.
+    /// </summary>
+    private (ParsedBatch Parsed, string? Error, List<(EventRejection Rejection, string Text)>? Refused) Read(IngestRequest request, DateTimeOffset now)
+    {
+        byte[]? rented = null;
+        try
+        {
+            ReadOnlySpan<byte> body;
+            if (request.Compression == BodyCompression.Lz4)
+            {
+                try
+                {
+                    rented = Lz4Codec.DecompressRented(request.Body, _options.MaxRequestBytes, out var length);
+                    body = rented.AsSpan(0, length);
+                }
+                catch (InvalidDataException e)
+                {
+                    return (default!, $"compressed batch: {e.Message}", null);
+                }
+            }
+            else
+            {
+                body = request.Body;
+            }
+            if (body.Length > _options.MaxRequestBytes)
+                return (default!, $"the batch is {body.Length} bytes; the limit is {_options.MaxRequestBytes} bytes", null);
+
+            var limits = new ValidationLimits { MaxEventBytes = _options.MaxEventBytes, MaxFutureSkew = _options.MaxFutureSkew };
+            ParsedBatch parsed;
+            KeystoneEvent[]? decoded = null;
+            if (request.Format == BodyFormat.Binary)
+            {
+                // The SDK's binary batch: decoded once, then validated event by event.
+                try
+                {
+                    decoded = EventBatchCodec.Decode(body);
+                    parsed = EventBatchParser.ValidateDecoded(decoded, schemas.Current, limits, now);
+                }
+                catch (Exception e) when (e is InvalidDataException or ArgumentException or OverflowException or IndexOutOfRangeException)
+                {
+                    return (default!, $"malformed binary batch: {e.Message}", null);
+                }
+            }
+            else
+            {
+                parsed = EventBatchParser.Parse(body, request.Format, schemas.Current, limits, now);
+            }
+            if (parsed.BodyError is not null) return (parsed, parsed.BodyError, null);
+            if (parsed.Total > _options.MaxEventsPerRequest)
+                return (parsed, $"the batch holds {parsed.Total} events; the limit is {_options.MaxEventsPerRequest}", null);
+
+            // Refused events are kept with their text, so they can be looked at and replayed once the cause (often a
+            // schema) is fixed; the text comes from the body, so it is picked out here.
+            if (parsed.Rejections.Count == 0 || request.Origin == IngestOrigins.Replay) return (parsed, null, null);
+            var kept = parsed.Rejections.Take(deadLetterOptions.Value.MaxPerRequest).ToList();
+            var raw = RejectedEvents.Extract(body, request.Format, [.. kept.Select(r => r.Index)], decoded);
+            return (parsed, null, [.. kept.Select(r => (r, raw.GetValueOrDefault(r.Index) ?? ""))]);
+        }
+        finally
+        {
+            if (rented is not null) System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    private async Task<(int Accepted, int Duplicates, int Messages)> Append(ParsedBatch parsed, DateTimeOffset now)
     {
         var partitionCount = _options.Partitions;
         // One set per activation, cleared per request: a stateless worker takes one request at a time, and the set is
@@ -153,7 +172,7 @@ public sealed class IngestGrain(
             var p = partitionOf[i];
             if (p < 0) continue;
             var e = parsed.Events[i];
-            (byPartition[p] ??= new BatchItem[counts[p]])[filled[p]++] = source is null ? new BatchItem(e) : new BatchItem(e, source, parsed.Indexes[i]);
+            (byPartition[p] ??= new BatchItem[counts[p]])[filled[p]++] = new BatchItem(e);
         }
 
         var appends = new List<Task>();
@@ -174,24 +193,18 @@ public sealed class IngestGrain(
         return (parsed.Events.Count - duplicates, duplicates, messages);
     }
 
-    // Refused events go to the dead-letter store with their reason, so they can be looked at and replayed once the
-    // cause (often a schema) is fixed. Storage trouble must not refuse the valid events of the same request.
-    private async Task KeepRejected(byte[] body, BodyFormat format, ParsedBatch parsed, EventBatch? source, DateTimeOffset now)
+    // Storage trouble must not refuse the valid events of the same request.
+    private async Task KeepRejected(List<(EventRejection Rejection, string Text)> refused, DateTimeOffset now)
     {
-        var kept = parsed.Rejections.Take(deadLetterOptions.Value.MaxPerRequest).ToList();
         try
         {
-            var raw = RejectedEvents.Extract(body, format, [.. kept.Select(r => r.Index)], source?.Events);
-            var letters = kept.Select(r =>
-            {
-                var text = raw.GetValueOrDefault(r.Index) ?? "";
-                return new DeadLetter(DeadLetterStore.NewId("ingest", now), "ingest", EventTypeOf(text), r.EventId, r.Error, 1, now, text, null);
-            }).ToList();
+            var letters = refused.Select(r => new DeadLetter(DeadLetterStore.NewId("ingest", now), "ingest", EventTypeOf(r.Text), r.Rejection.EventId,
+                r.Rejection.Error, 1, now, r.Text, null)).ToList();
             await deadLetters.AddAsync(letters);
         }
         catch (Exception e) when (e is Azure.RequestFailedException or IOException or TaskCanceledException)
         {
-            logger.LogWarning(e, "Could not keep {Count} refused events in the dead-letter store", kept.Count);
+            logger.LogWarning(e, "Could not keep {Count} refused events in the dead-letter store", refused.Count);
         }
     }
 

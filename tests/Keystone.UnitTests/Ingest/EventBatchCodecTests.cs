@@ -30,6 +30,18 @@ public class EventBatchCodecTests
     }
 
     [Fact]
+    public void Decoded_events_own_their_bytes_so_the_buffer_they_came_from_can_be_reused()
+    {
+        // Ingest decodes a request from a pooled array and returns the array before the events go on.
+        var events = Mixed();
+        var buffer = EventBatchCodec.Encode(events);
+        var decoded = EventBatchCodec.Decode(buffer);
+        Array.Fill(buffer, (byte)'x');
+        Assert.Equal(events, decoded);
+        Assert.Equal(EventBatchCodec.Encode(events), EventBatchCodec.Encode(decoded));
+    }
+
+    [Fact]
     public void Records_are_self_contained_so_a_batch_is_its_header_plus_its_records()
     {
         var events = Mixed();
