@@ -18,10 +18,12 @@ public enum BodyCompression : byte
     Lz4 = 1,
 }
 
-/// <summary>A batch as it crosses from a producer (SDK, REST gateway, CLI) to the cluster: the raw JSON, untouched.</summary>
+/// <summary>A batch as it crosses from a producer (SDK, REST gateway, CLI) to the cluster: the body as sent (the SDK's
+/// binary batch, LZ4-compressed, or JSON), untouched. The body may be a pooled buffer of the sender's (the SDK's is):
+/// the cluster reads it before it answers and keeps no reference to it.</summary>
 [GenerateSerializer, Immutable]
 public sealed record IngestRequest(
-    [property: Id(0)] byte[] Body,
+    [property: Id(0)] ReadOnlyMemory<byte> Body,
     [property: Id(1)] BodyFormat Format,
     [property: Id(2)] BodyCompression Compression,
     [property: Id(3)] string Origin);

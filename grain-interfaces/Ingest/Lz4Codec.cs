@@ -8,6 +8,12 @@ public static class Lz4Codec
 {
     public static byte[] Compress(ReadOnlySpan<byte> data) => LZ4Pickler.Pickle(data, LZ4Level.L00_FAST);
 
+    /// <summary><see cref="Compress"/> into a buffer of the caller's (the SDK's pooled one).</summary>
+    public static void Compress(ReadOnlySpan<byte> data, IBufferWriter<byte> output) => LZ4Pickler.Pickle(data, output, LZ4Level.L00_FAST);
+
+    /// <summary>The most <see cref="Compress"/> can write for <paramref name="length"/> bytes (the frame's header included).</summary>
+    public static int MaxCompressedLength(int length) => LZ4Codec.MaximumOutputSize(length) + 16;
+
     /// <summary>Decompresses, refusing anything that would expand beyond <paramref name="maxBytes"/> (a decompression bomb).</summary>
     public static byte[] Decompress(ReadOnlySpan<byte> data, int maxBytes)
     {

@@ -89,7 +89,7 @@ public sealed class IngestGrain(
             {
                 try
                 {
-                    rented = Lz4Codec.DecompressRented(request.Body, _options.MaxRequestBytes, out var length);
+                    rented = Lz4Codec.DecompressRented(request.Body.Span, _options.MaxRequestBytes, out var length);
                     body = rented.AsSpan(0, length);
                 }
                 catch (InvalidDataException e)
@@ -99,7 +99,7 @@ public sealed class IngestGrain(
             }
             else
             {
-                body = request.Body;
+                body = request.Body.Span;
             }
             if (body.Length > _options.MaxRequestBytes)
                 return (default!, $"the batch is {body.Length} bytes; the limit is {_options.MaxRequestBytes} bytes", null);

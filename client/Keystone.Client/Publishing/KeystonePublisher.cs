@@ -74,6 +74,9 @@ public sealed class KeystonePublisher : IAsyncDisposable
         _loop = Task.Run(RunAsync);
     }
 
+    /// <summary>Where request bodies are rented from; a test replaces it to see what is given back.</summary>
+    internal System.Buffers.ArrayPool<byte> BodyPool { get; init; } = System.Buffers.ArrayPool<byte>.Shared;
+
     /// <summary>A publisher that sends through Orleans (an <c>IClusterClient</c>, or a silo's own grain factory).</summary>
     public static KeystonePublisher Create(IGrainFactory grains, PublisherOptions? options = null, SchemaRegistry? schemas = null, ILogger<KeystonePublisher>? logger = null) =>
         new(new OrleansIngestTransport(grains), options, schemas, logger);
@@ -230,15 +233,18 @@ public sealed class KeystonePublisher : IAsyncDisposable
         return Task.WhenAll(pending);
     }
 
-    // The uncompressed form only feeds the compressor, so it lives in a pooled buffer (it was an array per batch).
-    private static byte[] Encode(IReadOnlyList<KeystoneEvent> events)
+    // Both forms live in pooled buffers: the uncompressed one only feeds the compressor, and the compressed one is
+    // given back once the cluster has answered (see SendWithRetries).
+    private RentedBuffer Encode(IReadOnlyList<KeystoneEvent> events)
     {
         var size = EventBatchCodec.EncodedSize(events);
         var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(size);
         try
         {
             var written = EventBatchCodec.Encode(events, buffer);
-            return Lz4Codec.Compress(buffer.AsSpan(0, written));
+            var body = new RentedBuffer(Lz4Codec.MaxCompressedLength(written), BodyPool);
+            Lz4Codec.Compress(buffer.AsSpan(0, written), body);
+            return body;
         }
         finally { System.Buffers.ArrayPool<byte>.Shared.Return(buffer); }
     }
@@ -246,7 +252,24 @@ public sealed class KeystonePublisher : IAsyncDisposable
     private async Task SendWithRetries(PendingBatch batch)
     {
         // Typed events travel in the binary batch form, LZ4-compressed: the cluster validates them again but has no JSON to parse.
-        var request = new IngestRequest(Encode(batch.Events), BodyFormat.Binary, BodyCompression.Lz4, _options.Origin);
+        var body = Encode(batch.Events);
+        var request = new IngestRequest(body.Written, BodyFormat.Binary, BodyCompression.Lz4, _options.Origin);
+        // The body goes back to the pool only after an answer to the first attempt: an attempt that failed or timed out
+        // may still be read by the cluster (a grain call goes on after its caller stopped waiting), and a retry reuses
+        // the same bytes.
+        var answered = false;
+        try
+        {
+            await Send(batch, request, () => answered = true);
+        }
+        finally
+        {
+            if (answered) body.Return();
+        }
+    }
+
+    private async Task Send(PendingBatch batch, IngestRequest request, Action answeredFirstTime)
+    {
         for (var attempt = 1; ; attempt++)
         {
             Exception failure;
@@ -254,6 +277,7 @@ public sealed class KeystonePublisher : IAsyncDisposable
             {
                 using var timeout = new CancellationTokenSource(_options.SendTimeout, _time);
                 var result = await _transport.SendAsync(request, timeout.Token);
+                if (attempt == 1) answeredFirstTime();
                 if (result.BodyError is not null)
                 {
                     // The cluster refused the batch as a whole; retrying the same bytes cannot help.

@@ -46,7 +46,8 @@ internal sealed class FakeTransport : IIngestTransport
         var events = Decode(request);
         lock (_lock)
         {
-            _requests.Add(request);
+            // The publisher's body is a pooled buffer, valid until this call returns: keep a copy.
+            _requests.Add(request with { Body = request.Body.ToArray() });
             _batches.Add(events);
         }
         return Respond?.Invoke(events) ?? new IngestResult(events.Length, 0, []);
@@ -54,7 +55,7 @@ internal sealed class FakeTransport : IIngestTransport
 
     /// <summary>The request body after decompression, in whatever format the request names.</summary>
     public static byte[] Body(IngestRequest request) =>
-        request.Compression == BodyCompression.Lz4 ? Lz4Codec.Decompress(request.Body, 64 << 20) : request.Body;
+        request.Compression == BodyCompression.Lz4 ? Lz4Codec.Decompress(request.Body.Span, 64 << 20) : request.Body.ToArray();
 
     public static KeystoneEvent[] Decode(IngestRequest request) =>
         request.Format == BodyFormat.Binary

@@ -160,6 +160,44 @@ public sealed class KeystonePublisherTests : IDisposable
     }
 
     [Fact]
+    public async Task A_body_goes_back_to_the_pool_once_answered_and_never_after_a_failed_attempt()
+    {
+        // The second batch's first attempt fails: the cluster may still read that attempt's bytes (a grain call goes on
+        // after its caller stopped waiting), so its body must never be handed to another batch.
+        var pool = new RecordingPool();
+        _transport.Before = call => call == 2 ? throw new IOException("broker unavailable") : Task.CompletedTask;
+        await using var publisher = new KeystonePublisher(_transport, Options(o => o.MaxRetries = 3), SchemaRegistry.Embedded) { BodyPool = pool };
+        var first = Events(5);
+        var second = Events(7);
+        foreach (var e in first) await publisher.PublishAsync(e);
+        await publisher.FlushAsync();
+        foreach (var e in second) await publisher.PublishAsync(e);
+        await publisher.FlushAsync();
+
+        Assert.Equal([first, second], _transport.Batches);
+        Assert.Equal(2, pool.Rented.Count);
+        Assert.Same(pool.Rented[0], Assert.Single(pool.Returned));
+    }
+
+    private sealed class RecordingPool : System.Buffers.ArrayPool<byte>
+    {
+        public List<byte[]> Rented { get; } = [];
+        public List<byte[]> Returned { get; } = [];
+
+        public override byte[] Rent(int minimumLength)
+        {
+            var array = new byte[minimumLength];
+            lock (Rented) Rented.Add(array);
+            return array;
+        }
+
+        public override void Return(byte[] array, bool clearArray = false)
+        {
+            lock (Returned) Returned.Add(array);
+        }
+    }
+
+    [Fact]
     public async Task Retries_wait_with_exponential_backoff()
     {
         var time = new FakeTimeProvider(Sample.Now);
