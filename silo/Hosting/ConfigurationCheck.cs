@@ -50,6 +50,7 @@ internal static class ConfigurationCheck
         ["Metrics"] = typeof(MetricsOptions),
         ["Checkpoints"] = typeof(CheckpointOptions),
         ["Lake"] = typeof(Keystone.Lake.LakeOptions),
+        ["Runtime"] = typeof(RuntimeOptions),
     };
 
     /// <summary>Sections that later features add; listed so a configuration written for them is not refused here.</summary>
@@ -133,6 +134,8 @@ internal static class ConfigurationCheck
         if (graph is not null) problems.AddRange(graph.Problems());
         var checkpoints = BindChecked<CheckpointOptions>(CheckpointOptions.Section);
         if (checkpoints is not null) problems.AddRange(checkpoints.Problems());
+        var runtime = BindChecked<RuntimeOptions>(RuntimeOptions.Section);
+        if (runtime is not null) problems.AddRange(runtime.Problems());
 
         if (ingest is not null && ingest.MaxEventBytes > ingest.MaxRequestBytes)
             problems.Add("Keystone:Ingest:MaxEventBytes must not exceed Keystone:Ingest:MaxRequestBytes.");

@@ -193,6 +193,10 @@ public static class KeystoneHost
 
         if (host.Role == HostRole.Silo)
         {
+            services.AddOptions<RuntimeOptions>().Bind(configuration.GetSection(RuntimeOptions.Section));
+            services.AddSingleton<IThreadPoolMinimum, ProcessThreadPool>();
+            // Before Orleans: hosted services start in the order they were added.
+            services.AddHostedService<StartupThreadFloor>();
             builder.UseOrleans(silo => SiloSetup.ConfigureSilo(silo, configuration, host.Dashboard));
             services.AddHostedService<LiveConfigRefresher>();
             var local = SiloSetup.Bind<LocalOptions>(configuration, LocalOptions.Section);

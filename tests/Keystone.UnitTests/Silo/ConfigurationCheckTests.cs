@@ -137,6 +137,18 @@ public class ConfigurationCheckTests
     }
 
     [Fact]
+    public void The_start_up_thread_floor_is_checked_at_start()
+    {
+        var e = Fails(("Keystone:Runtime:StartupMinThreads", "-4"), ("Keystone:Runtime:StartupPeriod", "-00:00:05"));
+        Assert.Equal(
+            ["Keystone:Runtime:StartupMinThreads must be between 0 and 1024 (got -4).",
+             "Keystone:Runtime:StartupPeriod must not be negative (got -00:00:05)."],
+            e.Problems.Order());
+        Assert.StartsWith("Keystone:Runtime:StartupMinThreds: unknown setting (known in Keystone:Runtime: StartupMinThreads, StartupPeriod",
+            Assert.Single(Fails(("Keystone:Runtime:StartupMinThreds", "8")).Problems));
+    }
+
+    [Fact]
     public void Zero_partitions_is_out_of_range()
     {
         var e = Fails(("Keystone:Ingest:Partitions", "0"));
@@ -156,7 +168,7 @@ public class ConfigurationCheckTests
         var e = Fails(("Keystone:Ingest:Partitions", "0"), ("Keystone:Foo", "x"), ("Keystone:Cluster:GatewayPort", "11111"), ("Keystone:Storage:ConnectionString", " "));
         Assert.Equal(
             [
-                "Keystone:Foo: unknown section (known: Role, Dashboard, Ads, Aggregation, Alerts, Archive, Checkpoints, Client, Cluster, DeadLetters, Faults, Graph, Ingest, Lake, Local, Metrics, Publisher, Routing, Schemas, Security, Storage, Streaming, Taps)",
+                "Keystone:Foo: unknown section (known: Role, Dashboard, Ads, Aggregation, Alerts, Archive, Checkpoints, Client, Cluster, DeadLetters, Faults, Graph, Ingest, Lake, Local, Metrics, Publisher, Routing, Runtime, Schemas, Security, Storage, Streaming, Taps)",
                 "Keystone:Ingest:Partitions: The field Partitions must be between 1 and 1024.",
                 "Keystone:Storage:ConnectionString: The ConnectionString field is required.",
                 "Keystone:Cluster:SiloPort and Keystone:Cluster:GatewayPort must differ.",
