@@ -28,7 +28,9 @@ internal static class PipelineWarmUp
 
         // The SDK's side (the local simulator publishes through it in this process), then ingest's.
         var body = Lz4Codec.Compress(EventBatchCodec.Encode(events));
-        var decoded = EventBatch.FromEncoded(Lz4Codec.Decompress(body, int.MaxValue)).Events;
+        var rented = Lz4Codec.DecompressRented(body, int.MaxValue, out var length);
+        var decoded = EventBatchCodec.Decode(rented.AsSpan(0, length));
+        System.Buffers.ArrayPool<byte>.Shared.Return(rented);
         var parsed = EventBatchParser.ValidateDecoded(decoded, schemas.Current, now: now);
 
         // Routing with its transforms, then what the archive, the graph and the ads stage read of each event.

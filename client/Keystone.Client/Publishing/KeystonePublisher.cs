@@ -257,18 +257,11 @@ public sealed class KeystonePublisher : IAsyncDisposable
         // The body goes back to the pool only after an answer to the first attempt: an attempt that failed or timed out
         // may still be read by the cluster (a grain call goes on after its caller stopped waiting), and a retry reuses
         // the same bytes.
-        var answered = false;
-        try
-        {
-            await Send(batch, request, () => answered = true);
-        }
-        finally
-        {
-            if (answered) body.Return();
-        }
+        if (await Send(batch, request)) body.Return();
     }
 
-    private async Task Send(PendingBatch batch, IngestRequest request, Action answeredFirstTime)
+    /// <summary>Sends with retries, dead-lettering what cannot be sent; true when the first attempt was answered.</summary>
+    private async Task<bool> Send(PendingBatch batch, IngestRequest request)
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -277,12 +270,11 @@ public sealed class KeystonePublisher : IAsyncDisposable
             {
                 using var timeout = new CancellationTokenSource(_options.SendTimeout, _time);
                 var result = await _transport.SendAsync(request, timeout.Token);
-                if (attempt == 1) answeredFirstTime();
                 if (result.BodyError is not null)
                 {
                     // The cluster refused the batch as a whole; retrying the same bytes cannot help.
                     await DeadLetter(batch, $"cluster refused the batch: {result.BodyError}", attempt);
-                    return;
+                    return attempt == 1;
                 }
                 Metrics.Published(result.Accepted + result.Duplicates);
                 if (result.Rejected.Count > 0)
@@ -292,7 +284,7 @@ public sealed class KeystonePublisher : IAsyncDisposable
                     ServerRejected?.Invoke(result.Rejected);
                 }
                 Metrics.BatchSent(batch.Count, _time.GetUtcNow() - batch.OpenedAt);
-                return;
+                return attempt == 1;
             }
             catch (Exception e)
             {
@@ -304,7 +296,7 @@ public sealed class KeystonePublisher : IAsyncDisposable
             {
                 _logger.LogError(failure, "Batch of {Count} events failed after {Attempts} attempt(s); writing it to {Path}", batch.Count, attempt, _deadLetters.Path);
                 await DeadLetter(batch, reason, attempt);
-                return;
+                return false;
             }
             Metrics.Retried();
             var delay = _backoff.Delay(attempt);
