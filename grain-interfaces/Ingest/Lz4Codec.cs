@@ -19,15 +19,9 @@ public static class Lz4Codec
     {
         // K4os pickles empty input as zero bytes.
         if (data.IsEmpty) return [];
-        _ = DecompressedSize(data, maxBytes);
-        try
-        {
-            return LZ4Pickler.Unpickle(data);
-        }
-        catch (Exception e) when (e is InvalidDataException or ArgumentException or IndexOutOfRangeException)
-        {
-            throw new InvalidDataException($"not a valid LZ4 frame: {e.Message}", e);
-        }
+        var result = new byte[DecompressedSize(data, maxBytes)];
+        UnpickleInto(data, result);
+        return result;
     }
 
     /// <summary>
@@ -39,15 +33,26 @@ public static class Lz4Codec
     {
         length = data.IsEmpty ? 0 : DecompressedSize(data, maxBytes);
         var rented = ArrayPool<byte>.Shared.Rent(length);
-        if (length == 0) return rented;
         try
         {
-            LZ4Pickler.Unpickle(data, rented.AsSpan(0, length));
+            if (length > 0) UnpickleInto(data, rented.AsSpan(0, length));
             return rented;
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+            throw;
+        }
+    }
+
+    private static void UnpickleInto(ReadOnlySpan<byte> data, Span<byte> output)
+    {
+        try
+        {
+            LZ4Pickler.Unpickle(data, output);
         }
         catch (Exception e) when (e is InvalidDataException or ArgumentException or IndexOutOfRangeException)
         {
-            ArrayPool<byte>.Shared.Return(rented);
             throw new InvalidDataException($"not a valid LZ4 frame: {e.Message}", e);
         }
     }
