@@ -121,7 +121,11 @@ public sealed class ActivityOperatorGrain(
         foreach (var list in byUser.Values)
             foreach (var e in list) _applyLag.Record((visibleAt - e.Timestamp.UtcTicks) / TimeSpan.TicksPerMicrosecond);
 
-        var contributions = new List<PlayContribution>();
+        // Sized exactly, as is the grouping by profile below (most plays of a delivery are of distinct profiles): grown
+        // by doubling, their arrays were about 1.5 % of the bytes the pipeline allocated at saturation.
+        var contributionCount = 0;
+        foreach (var (_, r) in userResults) contributionCount += r.Contributions.Count;
+        var contributions = new List<PlayContribution>(contributionCount);
         foreach (var (user, r) in userResults)
         {
             lostState |= Touch('u', user, r.ActivationId);
@@ -132,7 +136,7 @@ public sealed class ActivityOperatorGrain(
 
         // Grouped with plain loops (first occurrence first, as GroupBy did): this runs once per delivery per partition.
         var playsByVideo = new Dictionary<string, List<PlayContribution>>(StringComparer.Ordinal);
-        var byProfile = new Dictionary<string, List<PlayContribution>>(StringComparer.Ordinal);
+        var byProfile = new Dictionary<string, List<PlayContribution>>(contributions.Count, StringComparer.Ordinal);
         foreach (var c in contributions)
         {
             Add(playsByVideo, c.VideoId, c);

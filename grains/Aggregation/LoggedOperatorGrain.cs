@@ -172,11 +172,13 @@ public abstract class LoggedOperatorGrain<TState>(
 
     public async Task OnNextAsync(IList<SequentialItem<EventBatch>> items)
     {
-        // Keep only segments not seen before: a redelivered message changes nothing. The array is sized for all of
-        // them (the usual case) and handed to the logged batch as it is.
+        // Keep only segments not seen before: a redelivered message changes nothing. The arrays are sized for all of
+        // them (the usual case) and used as they are. Items (event plus where its bytes are) are needed only to encode
+        // the operator's own log; behind the fronting log the events alone are processed.
         var capacity = 0;
         foreach (var item in items) capacity += item.Item.Count;
-        var fresh = new BatchItem[capacity];
+        var fresh = new KeystoneEvent[capacity];
+        var freshItems = _fronting ? null : new BatchItem[capacity];
         var freshCount = 0;
         var segments = new List<Guid>();
         List<EventBatch>? barriers = null;
@@ -197,7 +199,11 @@ public abstract class LoggedOperatorGrain<TState>(
                 }
                 segments.Add(id);
                 var events = batch.Events;
-                for (var i = start; i < start + count; i++) fresh[freshCount++] = new BatchItem(events[i], batch, i);
+                for (var i = start; i < start + count; i++)
+                {
+                    if (freshItems is not null) freshItems[freshCount] = new BatchItem(events[i], batch, i);
+                    fresh[freshCount++] = events[i];
+                }
             }
         }
         if (segments.Count == 0)
@@ -215,12 +221,12 @@ public abstract class LoggedOperatorGrain<TState>(
             var sequence = S.NextSequence + 1;
             var arrivedAt = ClockSkew.ArrivalOf(items.Select(i => i.Item), time.GetUtcNow());
             if (freshCount < fresh.Length) Array.Resize(ref fresh, freshCount);
-            var logged = EventBatch.ComposeOwned(Guid.NewGuid(), Partition, arrivedAt, fresh);
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            if (!_fronting)
+            if (freshItems is not null)
             {
-                await _log.AppendAsync(S.Segment, sequence, Encode(segments, logged));
-                checkpointMetrics.Written("log", logged.Count, clock.Elapsed);
+                if (freshCount < freshItems.Length) Array.Resize(ref freshItems, freshCount);
+                await _log.AppendAsync(S.Segment, sequence, Encode(segments, EventBatch.ComposeOwned(Guid.NewGuid(), Partition, arrivedAt, freshItems)));
+                checkpointMetrics.Written("log", freshCount, clock.Elapsed);
                 // What came before the fronting checkpoints' barriers is now in this operator's own log.
                 Acknowledge(barriers);
                 LogAppendLatency.Record((long)clock.Elapsed.TotalMicroseconds);
@@ -233,10 +239,10 @@ public abstract class LoggedOperatorGrain<TState>(
                 _replayNeeded = false;
                 await ReplayCurrentSegment();
             }
-            var replay = await ProcessOrDeadLetter(sequence, logged.Events, arrivedAt);
+            var replay = await ProcessOrDeadLetter(sequence, fresh, arrivedAt);
             if (replay && _fronting) ScheduleReplay("an entity grain answered from a new activation");
             else if (replay) await ReplayCurrentSegment();
-            pipelineMetrics.StageBatch(LogName, clock.Elapsed, logged.Events, time.GetUtcNow());
+            pipelineMetrics.StageBatch(LogName, clock.Elapsed, fresh, time.GetUtcNow());
         }
         finally
         {

@@ -127,7 +127,7 @@ public sealed class GraphNode
                 // The edges it created are re-reported: after a crash their reverse entries may never have been written.
                 for (var k = 0; k < mine.Edges.Count; k++)
                     if (_out.TryGetValue(mine.Edges[k], out var edge) && edge.FirstEventId == e.EventId)
-                        changes.Set(Change(edge, created: true));
+                        changes.Set(edge, created: true);
                 continue;
             }
             applied++;
@@ -183,7 +183,7 @@ public sealed class GraphNode
                     }
                     else if (_out.TryGetValue((EdgeLabel.Prefers, genre), out var edge) && edge.FirstEventId == fact.EventId)
                     {
-                        changes.Set(Change(edge, created: true));
+                        changes.Set(edge, created: true);
                     }
                 }
             }
@@ -197,7 +197,7 @@ public sealed class GraphNode
             Rank(fact.Other, 1);
         }
 
-        return new GraphApplyOutcome(applied, duplicates, updates, changes.ToArray(), propertiesChanged);
+        return new GraphApplyOutcome(applied, duplicates, updates, changes.ToArray(Change), propertiesChanged);
     }
 
     // The update of this node among an event's updates (an event names each node once).
@@ -209,42 +209,51 @@ public sealed class GraphNode
     }
 
     /// <summary>
-    /// The edges one call changed, newest version of each, in the order first changed. A node changes a few edges per
-    /// delivery, so a list searched from the end costs less than a dictionary per call; a long one gets an index.
+    /// The edges one call changed, in the order first changed, each reported once with its values at the end of the
+    /// call (an edge changes only in <see cref="Upsert"/>, which records it each time). A node changes a few edges per
+    /// delivery, so a list searched from the end costs less than a dictionary per call; a long one gets an index. The
+    /// reports are built once, at the end: a user's session updates its WATCHES edge with every event of a delivery,
+    /// and building a report per update made half of them garbage at once.
     /// </summary>
     private sealed class ChangeSet
     {
         private const int IndexAbove = 16;
-        private List<EdgeChange>? _items;
+        private List<(OutEdge Edge, bool Created)>? _items;
         private Dictionary<(EdgeLabel, string), int>? _index;
 
-        public EdgeChange? Find(EdgeLabel label, string target) => IndexOf(label, target) is var i and >= 0 ? _items![i] : null;
-
-        public void Set(EdgeChange change)
+        /// <summary>Records that <paramref name="edge"/> changed; once reported as created, it stays created.</summary>
+        public void Set(OutEdge edge, bool created)
         {
-            var i = IndexOf(change.Label, change.TargetId);
+            var i = IndexOf(edge.Label, edge.Target);
             if (i >= 0)
             {
-                _items![i] = change;
+                var known = _items![i];
+                _items[i] = (edge, known.Created || created);
                 return;
             }
-            (_items ??= new List<EdgeChange>(4)).Add(change);
-            if (_index is not null) _index[(change.Label, change.TargetId)] = _items.Count - 1;
+            (_items ??= new List<(OutEdge, bool)>(4)).Add((edge, created));
+            if (_index is not null) _index[(edge.Label, edge.Target)] = _items.Count - 1;
             else if (_items.Count > IndexAbove)
             {
                 _index = new Dictionary<(EdgeLabel, string), int>(_items.Count * 2);
-                for (var n = 0; n < _items.Count; n++) _index[(_items[n].Label, _items[n].TargetId)] = n;
+                for (var n = 0; n < _items.Count; n++) _index[(_items[n].Edge.Label, _items[n].Edge.Target)] = n;
             }
         }
 
-        public EdgeChange[] ToArray() => _items?.ToArray() ?? [];
+        public EdgeChange[] ToArray(Func<OutEdge, bool, EdgeChange> report)
+        {
+            if (_items is null) return [];
+            var result = new EdgeChange[_items.Count];
+            for (var i = 0; i < result.Length; i++) result[i] = report(_items[i].Edge, _items[i].Created);
+            return result;
+        }
 
         private int IndexOf(EdgeLabel label, string target)
         {
             if (_items is null) return -1;
             if (_index is not null) return _index.TryGetValue((label, target), out var at) ? at : -1;
             for (var i = _items.Count - 1; i >= 0; i--)
-                if (_items[i].Label == label && string.Equals(_items[i].TargetId, target, StringComparison.Ordinal)) return i;
+                if (_items[i].Edge.Label == label && string.Equals(_items[i].Edge.Target, target, StringComparison.Ordinal)) return i;
             return -1;
         }
     }
@@ -270,8 +279,7 @@ public sealed class GraphNode
         edge.Weight += weight;
         if (at < edge.FirstSeen) edge.FirstSeen = at;
         if (at > edge.LastSeen) edge.LastSeen = at;
-        created |= changes.Find(label, target) is { Created: true };
-        changes.Set(Change(edge, created));
+        changes.Set(edge, created);
     }
 
     private EdgeChange Change(OutEdge edge, bool created) => new(
