@@ -197,7 +197,7 @@ public sealed class GraphNode
             Rank(fact.Other, 1);
         }
 
-        return new GraphApplyOutcome(applied, duplicates, updates, changes.ToArray(Change), propertiesChanged);
+        return new GraphApplyOutcome(applied, duplicates, updates, changes.ToArray(this), propertiesChanged);
     }
 
     // The update of this node among an event's updates (an event names each node once).
@@ -240,11 +240,11 @@ public sealed class GraphNode
             }
         }
 
-        public EdgeChange[] ToArray(Func<OutEdge, bool, EdgeChange> report)
+        public EdgeChange[] ToArray(GraphNode node)
         {
             if (_items is null) return [];
             var result = new EdgeChange[_items.Count];
-            for (var i = 0; i < result.Length; i++) result[i] = report(_items[i].Edge, _items[i].Created);
+            for (var i = 0; i < result.Length; i++) result[i] = node.Change(_items[i].Edge, _items[i].Created);
             return result;
         }
 

@@ -56,72 +56,128 @@ public static class StreamChunker
     /// it differently (a replay from the fronting log after a rule change, or after an event that was poison the first
     /// time) gives another id, so the consumer applies it and its entity grains drop by event id what they already have.
     /// </summary>
-    public static Guid SegmentId(Guid batchId, int index, IReadOnlyList<BatchItem> part)
+    public static Guid SegmentId(Guid batchId, int index, IReadOnlyList<BatchItem> part) =>
+        SegmentId(batchId, index, part is BatchItem[] array ? array : [.. part]);
+
+    /// <inheritdoc cref="SegmentId(Guid, int, IReadOnlyList{BatchItem})"/>
+    public static Guid SegmentId(Guid batchId, int index, ReadOnlySpan<BatchItem> part)
     {
         Span<byte> input = stackalloc byte[16 + 16 + 4];
         ChunkId(batchId, index).TryWriteBytes(input);
         Span<byte> id = stackalloc byte[16];
         var set = input.Slice(16, 16);
         // XOR is order-free: the set of events, however they were ordered.
-        for (var i = 0; i < part.Count; i++)
+        for (var i = 0; i < part.Length; i++)
         {
             part[i].Event.EventId.TryWriteBytes(id);
             for (var k = 0; k < 16; k++) set[k] ^= id[k];
         }
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(input[32..], part.Count);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(input[32..], part.Length);
         Span<byte> hash = stackalloc byte[32];
         System.Security.Cryptography.SHA256.HashData(input, hash);
         return new Guid(hash[..16]);
     }
 
     /// <summary>
-    /// Packs segments (each already within the limits) into as few stream messages as the limits allow, keeping
-    /// every segment whole so its id still names exactly the same events.
+    /// Packs segments that are ranges of one buffer (see <see cref="SegmentBuffer"/>) into as few stream messages as
+    /// the limits allow, keeping every segment whole. Each message gets its own array, exactly sized, and the buffer's
+    /// items are copied into it once: the buffer is the caller's to reuse.
     /// </summary>
-    public static List<EventBatch> Pack(IReadOnlyList<(Guid Id, BatchItem[] Items)> segments, int partition, DateTimeOffset createdAt, int maxEvents, int maxBytes)
+    public static List<EventBatch> Pack(SegmentBuffer buffer, int partition, DateTimeOffset createdAt, int maxEvents, int maxBytes)
     {
         var result = new List<EventBatch>();
-        var message = new List<(Guid Id, BatchItem[] Items)>();
-        var count = 0;
-        long bytes = 0;
-
-        // A message of one segment is that segment's array; several are copied once into one. Either way the message
-        // owns its items (the segments are the caller's to give).
-        void Emit()
+        var items = buffer.Items;
+        var segments = buffer.Segments;
+        var first = 0;
+        while (first < segments.Count)
         {
-            if (message.Count == 0) return;
-            if (message.Count == 1)
+            // The segments [first, last) go into one message.
+            var last = first + 1;
+            var count = segments[first].Count;
+            var bytes = segments[first].Bytes;
+            while (last < segments.Count && count + segments[last].Count <= maxEvents && bytes + segments[last].Bytes <= maxBytes)
             {
-                result.Add(EventBatch.ComposeOwned(message[0].Id, partition, createdAt, message[0].Items));
+                count += segments[last].Count;
+                bytes += segments[last].Bytes;
+                last++;
+            }
+            var start = segments[first].Start;
+            var messageItems = items.Slice(start, count).ToArray();
+            if (last - first == 1)
+            {
+                result.Add(EventBatch.ComposeOwned(segments[first].Id, partition, createdAt, messageItems));
             }
             else
             {
-                var items = new BatchItem[count];
-                var marks = new BatchSegment[message.Count];
-                var at = 0;
-                for (var i = 0; i < message.Count; i++)
-                {
-                    message[i].Items.CopyTo(items, at);
-                    at += message[i].Items.Length;
-                    marks[i] = new BatchSegment(message[i].Id, at);
-                }
-                result.Add(EventBatch.ComposeOwned(Guid.NewGuid(), partition, createdAt, items, marks));
+                var marks = new BatchSegment[last - first];
+                for (var i = first; i < last; i++) marks[i - first] = new BatchSegment(segments[i].Id, segments[i].Start - start + segments[i].Count);
+                result.Add(EventBatch.ComposeOwned(Guid.NewGuid(), partition, createdAt, messageItems, marks));
             }
-            message.Clear();
-            count = 0;
-            bytes = 0;
+            first = last;
         }
+        return result;
+    }
+}
 
-        foreach (var (id, segmentItems) in segments)
+/// <summary>
+/// One topic's share of a router delivery: the items of every input batch, in order, in one buffer, cut into named
+/// segments within the message bounds. Reused from delivery to delivery, so that routing does not build an array per
+/// input batch and topic only to copy it into a message (those arrays were about 2 % of the bytes allocated per event).
+/// </summary>
+public sealed class SegmentBuffer
+{
+    private BatchItem[] _items = [];
+    private int _count;
+    private readonly List<(Guid Id, int Start, int Count, long Bytes)> _segments = [];
+
+    public ReadOnlySpan<BatchItem> Items => _items.AsSpan(0, _count);
+
+    public IReadOnlyList<(Guid Id, int Start, int Count, long Bytes)> Segments => _segments;
+
+    /// <summary>Room for one input batch's <paramref name="count"/> items for this topic, to be filled by the caller and
+    /// then cut with <see cref="Cut"/>.</summary>
+    public Span<BatchItem> Reserve(int count)
+    {
+        if (_count + count > _items.Length)
         {
-            long size = 0;
-            foreach (var item in segmentItems) size += item.Size;
-            if (message.Count > 0 && (count + segmentItems.Length > maxEvents || bytes + size > maxBytes)) Emit();
-            message.Add((id, segmentItems));
-            count += segmentItems.Length;
+            var grown = new BatchItem[Math.Max(_count + count, _items.Length * 2)];
+            _items.AsSpan(0, _count).CopyTo(grown);
+            _items = grown;
+        }
+        return _items.AsSpan(_count, count);
+    }
+
+    /// <summary>Takes the <paramref name="count"/> items just written into <see cref="Reserve"/>'s room, cut into segments
+    /// of at most <paramref name="maxEvents"/> events and <paramref name="maxBytes"/> bytes (an item bigger than that
+    /// travels alone), named after <paramref name="batchId"/> as
+    /// <see cref="StreamChunker.SegmentId(Guid, int, ReadOnlySpan{BatchItem})"/> says.</summary>
+    public void Cut(Guid batchId, int count, int maxEvents, int maxBytes)
+    {
+        if (count == 0) return;
+        ReadOnlySpan<BatchItem> added = _items.AsSpan(_count, count);
+        var chunk = 0;
+        var start = 0;
+        long bytes = 0;
+        for (var i = 0; i < count; i++)
+        {
+            var size = added[i].Size;
+            if (i > start && (i - start >= maxEvents || bytes + size > maxBytes))
+            {
+                _segments.Add((StreamChunker.SegmentId(batchId, chunk++, added[start..i]), _count + start, i - start, bytes));
+                start = i;
+                bytes = 0;
+            }
             bytes += size;
         }
-        Emit();
-        return result;
+        _segments.Add((StreamChunker.SegmentId(batchId, chunk, added[start..]), _count + start, count - start, bytes));
+        _count += count;
+    }
+
+    /// <summary>Empties the buffer, keeping its capacity, and lets go of the events it referred to.</summary>
+    public void Clear()
+    {
+        _items.AsSpan(0, _count).Clear();
+        _count = 0;
+        _segments.Clear();
     }
 }

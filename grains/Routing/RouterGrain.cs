@@ -35,6 +35,8 @@ public sealed class RouterGrain(
     private readonly HashSet<string> _registeredTopics = new(StringComparer.Ordinal);
     // Reused by every routing call: its lists are consumed (copied into the messages) before the next call.
     private readonly RoutedBatch _routed = new();
+    // Each topic's share of a delivery, reused likewise: emptied once its messages are built.
+    private readonly Dictionary<string, SegmentBuffer> _buffers = new(StringComparer.Ordinal);
     private RecentIds<Guid>? _seen;
     private IStreamProvider? _provider;
     private int _partition;
@@ -129,7 +131,7 @@ public sealed class RouterGrain(
         var total = 0;
         foreach (var batch in items) total += batch.Count;
         var handled = new List<KeystoneEvent>(total);
-        var outputs = new Dictionary<string, (Priority? Priority, List<(Guid, BatchItem[])> Segments)>(StringComparer.Ordinal);
+        var outputs = new Dictionary<string, (Priority? Priority, SegmentBuffer Segments)>(StringComparer.Ordinal);
         var accepted = new List<Guid>(total);
         var inDelivery = new HashSet<Guid>(total);
         long events = 0, duplicates = 0, deliveries = 0, unrouted = 0, filtered = 0;
@@ -137,10 +139,14 @@ public sealed class RouterGrain(
         void Add(string topic, Priority? priority, EventBatch source, List<int> sourceIndex, List<KeystoneEvent> routed, List<int> routedIndex)
         {
             if (!outputs.TryGetValue(topic, out var output))
-                outputs[topic] = output = (priority, []);
+            {
+                if (!_buffers.TryGetValue(topic, out var buffer)) _buffers[topic] = buffer = new SegmentBuffer();
+                buffer.Clear();
+                outputs[topic] = output = (priority, buffer);
+            }
             else if (priority < output.Priority)
                 outputs[topic] = output = (priority, output.Segments);
-            var items = new BatchItem[routed.Count];
+            var items = output.Segments.Reserve(routed.Count);
             var inputs = source.Events;
             for (var i = 0; i < routed.Count; i++)
             {
@@ -148,9 +154,7 @@ public sealed class RouterGrain(
                 // An event no transform touched is copied from the input message byte for byte.
                 items[i] = ReferenceEquals(routed[i], inputs[index]) ? new BatchItem(routed[i], source, index) : new BatchItem(routed[i]);
             }
-            var chunk = 0;
-            foreach (var part in StreamChunker.Chunk(items, options.MaxEventsPerStreamMessage, options.MaxBytesPerStreamMessage))
-                output.Segments.Add((StreamChunker.SegmentId(source.BatchId, chunk++, part), part));
+            output.Segments.Cut(source.BatchId, routed.Count, options.MaxEventsPerStreamMessage, options.MaxBytesPerStreamMessage);
         }
 
         foreach (var batch in items)
@@ -212,8 +216,16 @@ public sealed class RouterGrain(
         // Routed messages carry on the ingest time of their input (not the router's clock): consumers judge event
         // times against when events arrived (ClockSkew), the same way on a redelivery as the first time.
         var ingestedAt = ClockSkew.ArrivalOf(items, now);
-        foreach (var tier in outputs.GroupBy(o => o.Value.Priority ?? Priority.Low).OrderBy(g => g.Key))
-            await Task.WhenAll(tier.Select(o => Append(o.Key, o.Value.Priority, o.Value.Segments, ingestedAt)));
+        try
+        {
+            foreach (var tier in outputs.GroupBy(o => o.Value.Priority ?? Priority.Low).OrderBy(g => g.Key))
+                await Task.WhenAll(tier.Select(o => Append(o.Key, o.Value.Priority, o.Value.Segments, ingestedAt)));
+        }
+        finally
+        {
+            // The messages own copies: the buffers let go of this delivery's events now, not at the next delivery.
+            foreach (var (_, output) in outputs) output.Segments.Clear();
+        }
         metrics.StageBatch("router", System.Diagnostics.Stopwatch.GetElapsedTime(started), handled, now);
 
         // Remember only what was delivered: a failed append leaves the batches to be redelivered and routed again.
@@ -248,7 +260,7 @@ public sealed class RouterGrain(
         return engine.Route(events, _partition, now, _routed);
     }
 
-    private async Task Append(string topic, Priority? priority, List<(Guid, BatchItem[])> segments, DateTimeOffset ingestedAt)
+    private async Task Append(string topic, Priority? priority, SegmentBuffer segments, DateTimeOffset ingestedAt)
     {
         var stream = Output(topic);
         if (_registeredTopics.Add(topic))

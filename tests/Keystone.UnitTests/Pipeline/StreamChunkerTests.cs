@@ -85,31 +85,81 @@ public class StreamChunkerTests
         Assert.Equal([source.Events[3], changed, source.Events[0]], decoded);
     }
 
+    // One router delivery's share of a topic: each input batch's items added in turn.
+    private static SegmentBuffer Buffer(int maxEvents, int maxBytes, params (Guid BatchId, BatchItem[] Items)[] batches)
+    {
+        var buffer = new SegmentBuffer();
+        foreach (var (id, items) in batches)
+        {
+            items.CopyTo(buffer.Reserve(items.Length));
+            buffer.Cut(id, items.Length, maxEvents, maxBytes);
+        }
+        return buffer;
+    }
+
     [Fact]
     public void Pack_keeps_segments_whole_and_names_them()
     {
-        var a = Guid.NewGuid();
-        var b = Guid.NewGuid();
-        var c = Guid.NewGuid();
-        var messages = StreamChunker.Pack([(a, Items(3)), (b, Items(2)), (c, Items(4))], partition: 2, Sample.Now, maxEvents: 6, maxBytes: int.MaxValue);
+        var (a, b, c) = (Items(3), Items(2), Items(4));
+        var (idA, idB, idC) = (Guid.NewGuid(), Guid.NewGuid(), Guid.NewGuid());
+        var messages = StreamChunker.Pack(Buffer(100, int.MaxValue, (idA, a), (idB, b), (idC, c)), partition: 2, Sample.Now, maxEvents: 6, maxBytes: int.MaxValue);
 
         Assert.Equal(2, messages.Count);
-        Assert.Equal([(a, 0, 3), (b, 3, 2)], messages[0].SegmentRanges().ToArray());
+        Assert.Equal([(StreamChunker.SegmentId(idA, 0, a), 0, 3), (StreamChunker.SegmentId(idB, 0, b), 3, 2)], messages[0].SegmentRanges().ToArray());
         // A message with one segment is named by it.
-        Assert.Equal(c, messages[1].BatchId);
-        Assert.Equal([(c, 0, 4)], messages[1].SegmentRanges().ToArray());
+        Assert.Equal(StreamChunker.SegmentId(idC, 0, c), messages[1].BatchId);
+        Assert.Equal([(messages[1].BatchId, 0, 4)], messages[1].SegmentRanges().ToArray());
         Assert.All(messages, m => Assert.Equal(2, m.Partition));
     }
 
     [Fact]
-    public void Pack_hands_each_message_its_items_in_order_and_a_one_segment_message_takes_the_segment_as_is()
+    public void Pack_hands_each_message_its_items_in_order_and_encoded_as_the_events_themselves()
     {
         var (a, b, c) = (Items(3), Items(2), Items(4));
-        var messages = StreamChunker.Pack([(Guid.NewGuid(), a), (Guid.NewGuid(), b), (Guid.NewGuid(), c)], partition: 2, Sample.Now, maxEvents: 6, maxBytes: int.MaxValue);
+        var messages = StreamChunker.Pack(Buffer(100, int.MaxValue, (Guid.NewGuid(), a), (Guid.NewGuid(), b), (Guid.NewGuid(), c)), partition: 2, Sample.Now, maxEvents: 6, maxBytes: int.MaxValue);
 
         Assert.Equal(a.Concat(b).Select(i => i.Event), messages[0].Events);
         Assert.Equal(c.Select(i => i.Event), messages[1].Events);
         Assert.Equal(EventBatchCodec.Encode([.. a.Concat(b).Select(i => i.Event)]), messages[0].Encoded.ToArray());
+    }
+
+    [Fact]
+    public void A_batch_share_is_cut_at_the_bounds_into_the_segments_its_chunks_would_make()
+    {
+        // The ids must not depend on how the router holds the items: a replay of the same input names the same segments.
+        var items = Items(25);
+        var id = Guid.NewGuid();
+        var buffer = Buffer(10, int.MaxValue, (id, items));
+        var chunks = StreamChunker.Chunk(items, maxEvents: 10, maxBytes: int.MaxValue).ToList();
+
+        Assert.Equal(chunks.Select((chunk, k) => (StreamChunker.SegmentId(id, k, chunk), chunk.Length)), buffer.Segments.Select(s => (s.Id, s.Count)));
+        Assert.Equal([0, 10, 20], buffer.Segments.Select(s => s.Start));
+        Assert.Equal(items.Sum(i => (long)i.Size), buffer.Segments.Sum(s => s.Bytes));
+
+        // Three segments of 10, 10 and 5 events: no two fit in a message of 10.
+        var messages = StreamChunker.Pack(buffer, partition: 0, Sample.Now, maxEvents: 10, maxBytes: int.MaxValue);
+        Assert.Equal([10, 10, 5], messages.Select(m => m.Count));
+        Assert.Equal(items.Select(i => i.Event), messages.SelectMany(m => m.Events));
+    }
+
+    [Fact]
+    public void A_cleared_buffer_lets_go_of_its_events_and_the_messages_keep_theirs()
+    {
+        var first = Items(4);
+        var buffer = Buffer(100, int.MaxValue, (Guid.NewGuid(), first));
+        var messages = StreamChunker.Pack(buffer, partition: 0, Sample.Now, maxEvents: 100, maxBytes: int.MaxValue);
+
+        buffer.Clear();
+        Assert.Equal(0, buffer.Items.Length);
+        Assert.Empty(buffer.Segments);
+        Assert.Equal(first.Select(i => i.Event), Assert.Single(messages).Events);
+
+        // Reused: the next delivery's share starts at the beginning and holds only its own items.
+        var next = Items(2);
+        next.CopyTo(buffer.Reserve(next.Length));
+        buffer.Cut(Guid.NewGuid(), next.Length, 100, int.MaxValue);
+        Assert.Equal(next.Select(i => i.Event), Assert.Single(StreamChunker.Pack(buffer, 0, Sample.Now, 100, int.MaxValue)).Events);
+        Assert.Equal(first.Select(i => i.Event), Assert.Single(messages).Events);
     }
 
     [Fact]
