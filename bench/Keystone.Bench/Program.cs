@@ -130,7 +130,9 @@ async Task<RunResult?> Run(string name, IDictionary<string, string?> settings, F
     var storageAfter = storage.Snapshot();
     var requests = storageAfter.Sum(p => p.Value) - storageBefore.Sum(p => p.Value);
     var byOperation = string.Join(", ", storageAfter.Select(p => (p.Key, N: p.Value - storageBefore.GetValueOrDefault(p.Key))).Where(p => p.N > 0).OrderByDescending(p => p.N).Select(p => $"{p.Key} {p.N:N0}"));
-    Console.WriteLine($"  {name}: storage requests {requests:N0} = {(requests == 0 ? double.PositiveInfinity : result.Events / (double)requests):N1} events per request ({byOperation})");
+    Console.WriteLine(requests == 0
+        ? $"  {name}: storage requests 0 (the fronting log's file appends are not storage requests; nothing else wrote in the run)"
+        : $"  {name}: storage requests {requests:N0} = {result.Events / (double)requests:N1} events per request ({byOperation})");
     Console.WriteLine($"  {name}: CPU {cpu.TotalSeconds:0.0} s ({cpu.TotalSeconds / result.Elapsed.TotalSeconds / Environment.ProcessorCount:P0} of the machine), GC pauses {(GC.GetTotalPauseDuration() - pauseBefore).TotalSeconds:0.00} s, allocated {(GC.GetTotalAllocatedBytes() - allocatedBefore) / (double)result.Events:N0} B/event");
     Console.WriteLine($"  {name}: {result.Events:N0} events, {result.Deliveries:N0} deliveries in {result.Elapsed.TotalSeconds:0.00} s = {result.EventsPerSecond:N0} events/s; publish->tap p50 {result.Latency.Percentile(0.5):0.0} ms, p99 {result.Latency.Percentile(0.99):0.0} ms");
     results.Add(result);
