@@ -56,10 +56,6 @@ public static class StreamChunker
     /// it differently (a replay from the fronting log after a rule change, or after an event that was poison the first
     /// time) gives another id, so the consumer applies it and its entity grains drop by event id what they already have.
     /// </summary>
-    public static Guid SegmentId(Guid batchId, int index, IReadOnlyList<BatchItem> part) =>
-        SegmentId(batchId, index, part is BatchItem[] array ? array : [.. part]);
-
-    /// <inheritdoc cref="SegmentId(Guid, int, IReadOnlyList{BatchItem})"/>
     public static Guid SegmentId(Guid batchId, int index, ReadOnlySpan<BatchItem> part)
     {
         Span<byte> input = stackalloc byte[16 + 16 + 4];
