@@ -68,7 +68,7 @@ public sealed class AdCampaignGrain(
 
     private Task Flush() => _coverage.WriteAsync(Write);
 
-    private Task Write() => _checkpointer.WriteAsync(() => _ledger.PrepareCheckpoint(time.GetUtcNow()));
+    private Task Write() => _checkpointer.WriteAsync(() => _ledger.PrepareCheckpoint(time.GetUtcNow()), _ledger.ReleaseCheckpoint);
 
     public async Task<CampaignView> Configure(CampaignSettings update)
     {

@@ -71,8 +71,13 @@ public sealed class AdCampaignState
     /// <summary>Partition → highest log sequence applied: a replayed batch is recognised by position.</summary>
     public Dictionary<int, long> Applied { get; set; } = [];
 
-    /// <summary>The de-duplication memory as (id hash, seen-at ticks) pairs of little-endian longs: a campaign
-    /// remembers tens of thousands of ids, and as binary (base64 in the blob) they cost half of what number arrays do.</summary>
+    /// <summary>The de-duplication memory (<see cref="EventIdHorizon.Pack"/>): a campaign remembers tens of thousands of
+    /// ids, most of what it writes at a checkpoint.</summary>
+    public byte[]? Dedupe { get; set; }
+
+    /// <summary>The memory as states written before <see cref="Dedupe"/> hold it, (id hash, seen-at ticks) pairs of
+    /// little-endian longs: read once, never written.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public byte[]? Seen { get; set; }
     public List<InvalidMark> InvalidMarks { get; set; } = [];
 
@@ -103,7 +108,8 @@ public sealed class CampaignLedger
         _rules = new ClickFraudRules(options.Fraud);
         _seen = new EventIdHorizon(options.DedupeHorizon, options.DedupeCapacity);
         var (ids, seenAt) = Unpack(state.Seen);
-        _seen.Import(ids, seenAt);
+        _seen.Restore(state.Dedupe, ids, seenAt);
+        state.Seen = null;
         _sessions = new AdSessions(state.SessionCounters, options.SessionTimeout, options.MaxSessions, options.FinishedSessionGrace);
         _sessions.Import(state.Sessions);
         foreach (var mark in state.InvalidMarks) _invalid[mark.Id] = mark.Reason;
@@ -259,11 +265,15 @@ public sealed class CampaignLedger
         return created;
     }
 
+    /// <summary>Drops the copies <see cref="PrepareCheckpoint"/> made once they are written: the horizon and the
+    /// sessions have them, and a campaign's are hundreds of kilobytes.</summary>
+    public void ReleaseCheckpoint() => (State.Dedupe, State.Sessions) = (null, null);
+
     /// <summary>Copies the de-duplication memory into the state and forgets what has aged out (before a write).</summary>
     public void PrepareCheckpoint(DateTimeOffset now)
     {
         _seen.Expire(now);
-        State.Seen = Pack(_seen.Export());
+        State.Dedupe = _seen.Pack();
         var cutoff = now.UtcTicks - _options.DedupeHorizon.Ticks;
         var expired = State.InvalidMarks.TakeWhile(m => m.SeenAt < cutoff).Count();
         foreach (var mark in State.InvalidMarks.Take(expired)) _invalid.Remove(mark.Id);
@@ -279,17 +289,6 @@ public sealed class CampaignLedger
             foreach (var stale in State.RecentClicks.Where(c => c.Value.Count == 0 || c.Value[^1] <= last - Minute).Select(c => c.Key).ToList())
                 State.RecentClicks.Remove(stale);
         }
-    }
-
-    private static byte[] Pack((long[] Ids, long[] SeenAt) seen)
-    {
-        var bytes = new byte[seen.Ids.Length * 16];
-        for (var i = 0; i < seen.Ids.Length; i++)
-        {
-            System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(i * 16), seen.Ids[i]);
-            System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(i * 16 + 8), seen.SeenAt[i]);
-        }
-        return bytes;
     }
 
     private static (long[]? Ids, long[]? SeenAt) Unpack(byte[]? bytes)

@@ -12,9 +12,13 @@ public sealed class UserActivityState
     public TotalsState Totals { get; set; } = new();
     public Dictionary<string, PlaybackCursor> Playback { get; set; } = [];
     public DateTimeOffset? LastActivity { get; set; }
-    [JsonConverter(typeof(Int64ArrayBase64Converter))]
+    /// <summary>The de-duplication memory (<see cref="EventIdHorizon.Pack"/>), present while a checkpoint is written.</summary>
+    public byte[]? Dedupe { get; set; }
+
+    /// <summary>The memory as states written before <see cref="Dedupe"/> hold it: read once, never written.</summary>
+    [JsonConverter(typeof(Int64ArrayBase64Converter)), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public long[]? SeenIds { get; set; }
-    [JsonConverter(typeof(Int64ArrayBase64Converter))]
+    [JsonConverter(typeof(Int64ArrayBase64Converter)), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public long[]? SeenAt { get; set; }
 
     /// <summary>
@@ -166,7 +170,8 @@ public sealed class UserActivityAggregator
         _windows = options.Windows();
         State = state;
         _seen = new EventIdHorizon(options.DedupeHorizon, options.UserDedupeCapacity);
-        _seen.Import(state.SeenIds, state.SeenAt);
+        _seen.Restore(state.Dedupe, state.SeenIds, state.SeenAt);
+        (state.SeenIds, state.SeenAt) = (null, null);
         if (state.RecentContributions is { } written)
         {
             foreach (var c in written) state.Contributed.Add(new ContributedWatch(c.EventId, c.WatchMs));
@@ -180,10 +185,10 @@ public sealed class UserActivityAggregator
     public int RememberedIds => _seen.Count;
 
     /// <summary>Copies the idempotency memory into the state before it is written.</summary>
-    public void PrepareCheckpoint() => (State.SeenIds, State.SeenAt) = _seen.Export();
+    public void PrepareCheckpoint() => State.Dedupe = _seen.Pack();
 
     /// <summary>Drops the copies <see cref="PrepareCheckpoint"/> made once they are written (or read): the horizon has them.</summary>
-    public void ReleaseCheckpoint() => (State.SeenIds, State.SeenAt) = (null, null);
+    public void ReleaseCheckpoint() => State.Dedupe = null;
 
     /// <summary>
     /// Applies one event and gives its contribution (playback events only). A repeat changes nothing and returns

@@ -12,9 +12,13 @@ public sealed class VideoStatsState
     public List<VideoWindowState> Windows { get; set; } = [];
     public VideoCounters Totals { get; set; } = new();
     public string? TotalViewers { get; set; }
-    [JsonConverter(typeof(Int64ArrayBase64Converter))]
+    /// <summary>The de-duplication memory (<see cref="EventIdHorizon.Pack"/>), present while a checkpoint is written.</summary>
+    public byte[]? Dedupe { get; set; }
+
+    /// <summary>The memory as states written before <see cref="Dedupe"/> hold it: read once, never written.</summary>
+    [JsonConverter(typeof(Int64ArrayBase64Converter)), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public long[]? SeenIds { get; set; }
-    [JsonConverter(typeof(Int64ArrayBase64Converter))]
+    [JsonConverter(typeof(Int64ArrayBase64Converter)), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public long[]? SeenAt { get; set; }
 }
 
@@ -75,7 +79,8 @@ public sealed class VideoStatsAggregator
         _windows = options.Windows();
         State = state;
         _seen = new EventIdHorizon(options.DedupeHorizon, options.VideoDedupeCapacity);
-        _seen.Import(state.SeenIds, state.SeenAt);
+        _seen.Restore(state.Dedupe, state.SeenIds, state.SeenAt);
+        (state.SeenIds, state.SeenAt) = (null, null);
         _totalViewers = HyperLogLog.Import(state.TotalViewers);
         foreach (var w in state.Windows) _viewers[w.Start] = HyperLogLog.Import(w.Viewers);
         ReleaseCheckpoint();
@@ -85,14 +90,14 @@ public sealed class VideoStatsAggregator
     /// Drops the id copies <see cref="PrepareCheckpoint"/> made once they are written (or read). The viewer sketches'
     /// copies stay: a window's sketch is exported again only while it is in memory.
     /// </summary>
-    public void ReleaseCheckpoint() => (State.SeenIds, State.SeenAt) = (null, null);
+    public void ReleaseCheckpoint() => State.Dedupe = null;
 
     public VideoStatsState State { get; }
 
 
     public void PrepareCheckpoint()
     {
-        (State.SeenIds, State.SeenAt) = _seen.Export();
+        State.Dedupe = _seen.Pack();
         State.TotalViewers = _totalViewers.Export();
         foreach (var w in State.Windows)
             if (_viewers.TryGetValue(w.Start, out var hll)) w.Viewers = hll.Export();
@@ -166,9 +171,13 @@ public sealed class ProfileState
     /// <summary>Genre → score (minutes of watch time, decayed) as of <see cref="GenreScore.At"/>.</summary>
     public Dictionary<string, GenreScore> Genres { get; set; } = [];
 
-    [JsonConverter(typeof(Int64ArrayBase64Converter))]
+    /// <summary>The de-duplication memory (<see cref="EventIdHorizon.Pack"/>), present while a checkpoint is written.</summary>
+    public byte[]? Dedupe { get; set; }
+
+    /// <summary>The memory as states written before <see cref="Dedupe"/> hold it: read once, never written.</summary>
+    [JsonConverter(typeof(Int64ArrayBase64Converter)), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public long[]? SeenIds { get; set; }
-    [JsonConverter(typeof(Int64ArrayBase64Converter))]
+    [JsonConverter(typeof(Int64ArrayBase64Converter)), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public long[]? SeenAt { get; set; }
 }
 
@@ -202,17 +211,18 @@ public sealed class ProfileAggregator
         _windows = options.Windows();
         State = state;
         _seen = new EventIdHorizon(options.DedupeHorizon, options.UserDedupeCapacity);
-        _seen.Import(state.SeenIds, state.SeenAt);
+        _seen.Restore(state.Dedupe, state.SeenIds, state.SeenAt);
+        (state.SeenIds, state.SeenAt) = (null, null);
         ReleaseCheckpoint();
     }
 
     public ProfileState State { get; }
 
 
-    public void PrepareCheckpoint() => (State.SeenIds, State.SeenAt) = _seen.Export();
+    public void PrepareCheckpoint() => State.Dedupe = _seen.Pack();
 
     /// <summary>Drops the copies <see cref="PrepareCheckpoint"/> made once they are written (or read): the horizon has them.</summary>
-    public void ReleaseCheckpoint() => (State.SeenIds, State.SeenAt) = (null, null);
+    public void ReleaseCheckpoint() => State.Dedupe = null;
 
     /// <summary>Applies a contribution whose genres the caller resolved (from the event or the video's catalogue entry).</summary>
     public bool Apply(PlayContribution c, IReadOnlyList<string> genres, DateTimeOffset now)

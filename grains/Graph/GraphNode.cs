@@ -26,9 +26,13 @@ public sealed class GraphNodeState
     public Dictionary<string, double> Ranking { get; set; } = [];
     public bool RankingTruncated { get; set; }
 
-    [JsonConverter(typeof(Int64ArrayBase64Converter))]
+    /// <summary>The de-duplication memory (<see cref="EventIdHorizon.Pack"/>), present while a checkpoint is written.</summary>
+    public byte[]? Dedupe { get; set; }
+
+    /// <summary>The memory as states written before <see cref="Dedupe"/> hold it: read once, never written.</summary>
+    [JsonConverter(typeof(Int64ArrayBase64Converter)), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public long[]? SeenIds { get; set; }
-    [JsonConverter(typeof(Int64ArrayBase64Converter))]
+    [JsonConverter(typeof(Int64ArrayBase64Converter)), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public long[]? SeenAt { get; set; }
 }
 
@@ -85,7 +89,8 @@ public sealed class GraphNode
             if (e.Label == EdgeLabel.HasGenre) _genres = [.. _genres, e.Target];
         }
         _seen = new EventIdHorizon(options.DedupeHorizon, options.DedupeCapacity);
-        _seen.Import(state.SeenIds, state.SeenAt);
+        _seen.Restore(state.Dedupe, state.SeenIds, state.SeenAt);
+        (state.SeenIds, state.SeenAt) = (null, null);
         ReleaseCheckpoint();
     }
 
@@ -102,10 +107,10 @@ public sealed class GraphNode
     public bool Exists => State.FirstSeen is not null;
     public int RememberedIds => _seen.Count;
 
-    public void PrepareCheckpoint() => (State.SeenIds, State.SeenAt) = _seen.Export();
+    public void PrepareCheckpoint() => State.Dedupe = _seen.Pack();
 
     /// <summary>Drops the copies <see cref="PrepareCheckpoint"/> made once they are written (or read): the horizon has them.</summary>
-    public void ReleaseCheckpoint() => (State.SeenIds, State.SeenAt) = (null, null);
+    public void ReleaseCheckpoint() => State.Dedupe = null;
 
     public GraphApplyOutcome Apply(GraphBatch batch, DateTimeOffset now)
     {

@@ -237,4 +237,27 @@ public class CampaignLedgerTests
         Assert.Equal(2, again.Apply(Batch(4, imp, ghost), T0).Duplicates);
         Assert.Equal((1L, 1L, 1_000L), (again.View(T0).Totals.Impressions, again.View(T0).Totals.InvalidClicks, again.View(T0).Totals.SpendMicros));
     }
+
+    [Fact]
+    public void A_state_with_the_id_pairs_of_older_checkpoints_still_knows_its_ids_and_writes_them_packed()
+    {
+        var imp = Ad(AdEventKind.Impression, "s1", T0, cost: 1_000);
+        // The form campaigns wrote before the packed one: (id hash, seen-at ticks) pairs of little-endian longs.
+        var pair = new byte[16];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(pair, Keystone.Aggregation.EventIdHorizon.Hash(imp.EventId));
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(pair.AsSpan(8), T0.UtcTicks);
+        var ledger = New(state: new AdCampaignState { Seen = pair });
+
+        Assert.Equal(1, ledger.Apply(Batch(1, imp), T0).Duplicates);
+        ledger.PrepareCheckpoint(T0);
+        var json = new KeystoneStateSerializer().Serialize(ledger.State).ToString();
+        Assert.DoesNotContain("\"seen\":", json);
+        Assert.Contains("\"dedupe\":", json);
+
+        // Once written, the copies go; the ledger still knows the id.
+        ledger.ReleaseCheckpoint();
+        Assert.Null(ledger.State.Dedupe);
+        Assert.Null(ledger.State.Sessions);
+        Assert.Equal(1, ledger.Apply(Batch(2, imp), T0).Duplicates);
+    }
 }

@@ -149,6 +149,57 @@ public class EventIdHorizonTests
     }
 
     [Fact]
+    public void The_packed_form_round_trips_ids_and_times_in_order_and_costs_about_nine_bytes_an_id()
+    {
+        var seen = new EventIdHorizon(TimeSpan.FromDays(1), 10_000);
+        var ids = Ids(1_000);
+        // Batches share an instant; a clock may step back (the difference is signed).
+        for (var i = 0; i < ids.Length; i++) seen.TryAdd(ids[i], T0.AddMilliseconds(i / 50 * 20 - (i == 700 ? 5_000 : 0)));
+        var (hashes, seenAt) = seen.Export();
+
+        var packed = seen.Pack();
+        var restored = new EventIdHorizon(TimeSpan.FromDays(1), 10_000);
+        restored.Import(packed);
+
+        Assert.Equal(hashes, restored.Export().Ids);
+        Assert.Equal(seenAt, restored.Export().SeenAt);
+        Assert.All(ids, id => Assert.True(restored.Contains(id)));
+        Assert.InRange(packed.Length, 9_000, 9_500);
+    }
+
+    [Fact]
+    public void The_packed_form_keeps_the_newest_within_capacity_and_an_empty_one_clears()
+    {
+        var seen = new EventIdHorizon(TimeSpan.FromMinutes(10), 100);
+        var ids = Ids(5);
+        for (var i = 0; i < 5; i++) seen.TryAdd(ids[i], T0.AddSeconds(i));
+
+        var small = new EventIdHorizon(TimeSpan.FromMinutes(10), 2);
+        small.Import(seen.Pack());
+        Assert.Equal(Hashes(ids[3..]), small.Export().Ids);
+        Assert.Equal([T0.AddSeconds(3).UtcTicks, T0.AddSeconds(4).UtcTicks], small.Export().SeenAt);
+
+        small.Import(new EventIdHorizon(TimeSpan.FromMinutes(10), 2).Pack());
+        Assert.Equal(0, small.Count);
+        small.Import(ReadOnlySpan<byte>.Empty);
+        Assert.Equal(0, small.Count);
+    }
+
+    [Fact]
+    public void A_malformed_packed_form_is_refused()
+    {
+        var seen = new EventIdHorizon(TimeSpan.FromMinutes(10), 100);
+        foreach (var id in Ids(3)) seen.TryAdd(id, T0);
+        var packed = seen.Pack();
+        var restored = new EventIdHorizon(TimeSpan.FromMinutes(10), 100);
+
+        Assert.Contains("unknown format 9", Assert.Throws<InvalidDataException>(() => restored.Import([9, .. packed[1..]])).Message);
+        Assert.Contains("ends inside a number", Assert.Throws<InvalidDataException>(() => restored.Import(packed.AsSpan(0, packed.Length - 1))).Message);
+        Assert.Contains("do not fit", Assert.Throws<InvalidDataException>(() => restored.Import(packed.AsSpan(0, 20))).Message);
+        Assert.Contains("after the last time", Assert.Throws<InvalidDataException>(() => restored.Import([.. packed, 0])).Message);
+    }
+
+    [Fact]
     public void Import_into_a_smaller_capacity_keeps_the_newest_and_null_clears()
     {
         var seen = new EventIdHorizon(TimeSpan.FromMinutes(10), 100);

@@ -25,9 +25,10 @@ public class HyperLogLogTests
         }
         Assert.StartsWith("x:", hll.Export());
 
-        // The 17th value switches to registers.
+        // The 17th value switches to registers (written sparse while few are set).
         hll.Add("user-17");
-        Assert.StartsWith("r:", hll.Export());
+        Assert.StartsWith("s:", hll.Export());
+        Assert.Equal(17, HyperLogLog.Import(hll.Export()).Count());
     }
 
     [Fact]
@@ -118,6 +119,39 @@ public class HyperLogLogTests
         Assert.Equal(hll.Count(), restored.Count());
         restored.Add("user-1");
         Assert.Equal(text, restored.Export());
+    }
+
+    [Fact]
+    public void A_sketch_with_few_registers_set_is_written_sparse_and_restores_the_same_registers()
+    {
+        var hll = Of(Users(0, 300));
+        var text = hll.Export();
+
+        var restored = HyperLogLog.Import(text);
+
+        Assert.StartsWith("s:", text);
+        // About 290 registers of 4,096 set: three bytes each instead of 4,096 bytes.
+        Assert.InRange(text.Length, 2 + 4 * 250, 2 + 4 * 300);
+        Assert.Equal(hll.Count(), restored.Count());
+        Assert.Equal(text, restored.Export());
+        // The same registers: merged into a dense sketch, it changes nothing.
+        var dense = Of(Users(0, 10_000));
+        var before = dense.Export();
+        dense.Merge(restored);
+        Assert.Equal(before, dense.Export());
+        restored.Add("user-1");
+        Assert.Equal(text, restored.Export());
+    }
+
+    [Fact]
+    public void Bad_sparse_registers_are_refused()
+    {
+        Assert.Throws<FormatException>(() => HyperLogLog.Import("s:" + Convert.ToBase64String(new byte[4])));
+        // Index 4,096 does not exist; rank 0 is not a set register; rank 54 cannot come from a 52-bit remainder.
+        Assert.Throws<FormatException>(() => HyperLogLog.Import("s:" + Convert.ToBase64String([0x00, 0x10, 1])));
+        Assert.Throws<FormatException>(() => HyperLogLog.Import("s:" + Convert.ToBase64String([1, 0, 0])));
+        Assert.Throws<FormatException>(() => HyperLogLog.Import("s:" + Convert.ToBase64String([1, 0, 54])));
+        Assert.Throws<FormatException>(() => HyperLogLog.Import("q:AAAA"));
     }
 
     [Fact]

@@ -407,16 +407,37 @@ public class UserActivityAggregatorTests
         var aggregator = Aggregator();
         Apply(aggregator, Started(At("12:00:00")));
         aggregator.PrepareCheckpoint();
-        Assert.Single(aggregator.State.SeenIds!);
+        Assert.NotNull(aggregator.State.Dedupe);
 
         aggregator.ReleaseCheckpoint();
-        Assert.Null(aggregator.State.SeenIds);
-        Assert.Null(aggregator.State.SeenAt);
+        Assert.Null(aggregator.State.Dedupe);
         Assert.Equal(1, aggregator.RememberedIds);
 
         Apply(aggregator, Paused(At("12:00:10"), 10_000));
         aggregator.PrepareCheckpoint();
         Assert.Equal(2, Aggregator(state: RoundTrip(aggregator.State)).RememberedIds);
+    }
+
+    [Fact]
+    public void A_state_written_with_the_two_id_arrays_is_read_and_written_back_packed()
+    {
+        var first = Started(At("12:00:00"));
+        var before = Aggregator();
+        Apply(before, first);
+        // The form states had before the packed one: ids and times as two arrays.
+        var (ids, seenAt) = (new long[] { EventIdHorizon.Hash(first.EventId) }, new long[] { Now.UtcTicks });
+        var old = RoundTrip(before.State);
+        (old.SeenIds, old.SeenAt) = (ids, seenAt);
+
+        var aggregator = Aggregator(state: old);
+
+        Assert.False(aggregator.Apply(first, Now, out _));
+        aggregator.PrepareCheckpoint();
+        var json = System.Text.Json.JsonSerializer.Serialize(aggregator.State, Keystone.Storage.KeystoneStateSerializer.Options);
+        Assert.DoesNotContain("seenIds", json);
+        Assert.DoesNotContain("seenAt", json);
+        Assert.Contains("\"dedupe\":", json);
+        Assert.Equal(1, Aggregator(state: RoundTrip(aggregator.State)).RememberedIds);
     }
 
     [Fact]
