@@ -57,7 +57,7 @@ var extra = args.Where(a => a.StartsWith("--Keystone:", StringComparison.Ordinal
 if (extra.TryGetValue("Keystone:Routing:RulesFile", out var rulesFile) && rulesFile is not null) PipelineBenchmark.RulesPath = rulesFile;
 
 using var allocations = args.Contains("--alloc-profile") ? new AllocationProfiler() : null;
-Console.WriteLine($"Machine: {Environment.ProcessorCount} cores, .NET {Environment.Version}, server GC {System.Runtime.GCSettings.IsServerGC}, gen0 budget {Environment.GetEnvironmentVariable("DOTNET_GCgen0size") ?? "default"} (DOTNET_GCgen0size)");
+Console.WriteLine($"Machine: {Environment.ProcessorCount} cores, .NET {Environment.Version}, server GC {System.Runtime.GCSettings.IsServerGC}, gen0 budget {Environment.GetEnvironmentVariable("DOTNET_GCgen0size") ?? "default"} (DOTNET_GCgen0size), large objects from {(Environment.GetEnvironmentVariable("DOTNET_GCLOHThreshold") is { } loh ? "0x" + loh : AppContext.GetData("System.GC.LOHThreshold") ?? "85000")} bytes (System.GC.LOHThreshold or DOTNET_GCLOHThreshold, hex)");
 Console.WriteLine("Starting Azurite (in memory)...");
 await using var azurite = await AzuriteProcess.StartAsync();
 
