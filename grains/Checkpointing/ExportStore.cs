@@ -117,7 +117,7 @@ public sealed class ExportStore(BlobContainerClient container, bool stalled = fa
         if (Parse(name) is null) return null;
         try
         {
-            return (await container.GetBlobClient(name).DownloadContentAsync(cancellationToken)).Value.Content.ToArray();
+            return await Keystone.Storage.BlobBytes.DownloadAsync(container.GetBlobClient(name), cancellationToken: cancellationToken);
         }
         catch (RequestFailedException e) when (e.Status == 404)
         {

@@ -251,7 +251,7 @@ public sealed class BlobFrontingLog(BlobContainerClient container) : SegmentedFr
     {
         try
         {
-            return (await container.GetBlobClient(SegmentName(partition, first)).DownloadContentAsync(cancellationToken)).Value.Content.ToArray();
+            return await Keystone.Storage.BlobBytes.DownloadAsync(container.GetBlobClient(SegmentName(partition, first)), cancellationToken: cancellationToken);
         }
         catch (RequestFailedException e) when (e.Status == 404)
         {

@@ -98,7 +98,7 @@ public sealed class SnapshotStore(BlobContainerClient container, int buckets, in
         var all = new List<(SnapshotRecord, int)>();
         foreach (var s in segments.Skip(Math.Max(0, start)))
         {
-            var content = (await container.GetBlobClient(s.Name).DownloadContentAsync(cancellationToken)).Value.Content.ToMemory();
+            var content = await BlobBytes.DownloadAsync(container.GetBlobClient(s.Name), cancellationToken: cancellationToken);
             var (_, records) = SnapshotSegment.Decode(content, s.Name);
             applied(s, records);
             all.AddRange(records);
@@ -166,9 +166,9 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
             try
             {
                 store.CountStateRead(key);
-                var range = await _container.GetBlobClient(SnapshotStore.SegmentName(_bucket, at.Segment, at.Segment == _base))
-                    .DownloadContentAsync(new BlobDownloadOptions { Range = new HttpRange(at.Offset, at.Length) });
-                return new SnapshotState(at.Version, range.Value.Content.ToArray());
+                var range = await BlobBytes.DownloadAsync(
+                    _container.GetBlobClient(SnapshotStore.SegmentName(_bucket, at.Segment, at.Segment == _base)), new HttpRange(at.Offset, at.Length));
+                return new SnapshotState(at.Version, range);
             }
             catch (RequestFailedException e) when (e.Status == 404 && attempt < 3)
             {
@@ -269,7 +269,7 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
             foreach (var segment in _index.Referenced())
                 contents[segment] = segment == _recent.Segment
                     ? _recent.Bytes
-                    : (await _container.GetBlobClient(SnapshotStore.SegmentName(_bucket, segment, segment == _base)).DownloadContentAsync()).Value.Content.ToArray();
+                    : await BlobBytes.DownloadAsync(_container.GetBlobClient(SnapshotStore.SegmentName(_bucket, segment, segment == _base)));
             var live = _index.Live.Select(kv => new SnapshotRecord(kv.Key, kv.Value.Version, contents[kv.Value.Segment].AsMemory(kv.Value.Offset, kv.Value.Length))).ToList();
             await WriteSegment(live, isBase: true);
             store.CountCompaction(_index.BaseBytes);
