@@ -14,9 +14,11 @@ namespace Keystone.Bench;
 /// <summary>A silo (with its REST gateway) and an external Orleans client in this process, on Azurite blob storage.</summary>
 public sealed class BenchCluster : IAsyncDisposable
 {
-    private BenchCluster(KeystoneHost.Instance silo, IHost client, int partitions, IReadOnlyList<KeystoneHost.Instance>? more = null)
+    private BenchCluster(KeystoneHost.Instance silo, IHost client, int partitions, string clusterId, IReadOnlyList<string> gateways, IReadOnlyList<KeystoneHost.Instance>? more = null)
     {
         Silo = silo;
+        ClusterId = clusterId;
+        Gateways = gateways;
         MoreSilos = more ?? [];
         ClientHost = client;
         Partitions = partitions;
@@ -33,6 +35,11 @@ public sealed class BenchCluster : IAsyncDisposable
     public IReadOnlyList<KeystoneHost.Instance> MoreSilos { get; }
 
     public IEnumerable<KeystoneHost.Instance> AllSilos => [Silo, .. MoreSilos];
+
+    /// <summary>What an Orleans client in another process needs to join: the cluster id and the gateways (host:port).</summary>
+    public string ClusterId { get; }
+
+    public IReadOnlyList<string> Gateways { get; }
     public IHost ClientHost { get; }
     public int Partitions { get; }
     public HttpClient Http { get; }
@@ -96,7 +103,7 @@ public sealed class BenchCluster : IAsyncDisposable
         var client = builder.Build();
         await client.StartAsync();
         var partitions = int.Parse(settings.TryGetValue("Keystone:Ingest:Partitions", out var p) && p is not null ? p : "8", System.Globalization.CultureInfo.InvariantCulture);
-        return new BenchCluster(silo, client, partitions, more);
+        return new BenchCluster(silo, client, partitions, clusterId, gateways, more);
     }
 
     private static int FreePort()

@@ -100,6 +100,20 @@ public static class PipelineBenchmark
         return await WaitForTaps(cluster, name, events.Length, expectedDeliveries, clock);
     }
 
+    /// <summary>The saturation run's producer: held back by ingest (which answers once the fronting log has the batch), never giving up.</summary>
+    public static PublisherOptions SaturationPublisher(int queueCapacity) =>
+        new() { MaxBatchEvents = 2_000, MaxInFlightBatches = 4, QueueCapacity = queueCapacity, MaxBlockTime = TimeSpan.FromMinutes(5), DeadLetterPath = "bench-deadletter.jsonl" };
+
+    /// <summary>As <see cref="RunSdk"/>, with the producer in its own process (see <see cref="ExternalProducer"/>).</summary>
+    public static async Task<RunResult> RunExternal(BenchCluster cluster, string name, ExternalProducer producer, int events, long expectedDeliveries)
+    {
+        var clock = Stopwatch.StartNew();
+        var report = await producer.PublishAsync();
+        Console.WriteLine($"    {name}: producer process done after {report.Elapsed.TotalSeconds:0.00} s ({events / report.Elapsed.TotalSeconds:N0} events/s accepted by ingest); " +
+            $"its own CPU {report.Cpu.TotalSeconds:0.0} s, GC pauses {report.GcPauses.TotalSeconds:0.00} s, allocated {report.AllocatedBytes / (double)events:N0} B/event (not in the figures below)");
+        return await WaitForTaps(cluster, name, events, expectedDeliveries, clock);
+    }
+
     public static async Task<RunResult> RunRest(BenchCluster cluster, string name, KeystoneEvent[] events, long expectedDeliveries, int eventsPerRequest, int concurrency)
     {
         // Bodies are built up front: this measures the gateway and the pipeline, not the client's JSON writer.

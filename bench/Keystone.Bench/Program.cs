@@ -16,6 +16,7 @@ using Microsoft.Extensions.DependencyInjection;
 //   --capacity-rates 60000,70000,... --capacity-seconds S   --baseline-events N   --rest-events N
 //   --ads-rate R --ads-seconds S --ads-linger-ms L (ads run)
 //   --graph-users N --graph-videos N --graph-titles N --graph-rate R --graph-seconds S (graph run)
+//   --producer-process (saturation run: the producer in a process of its own, so the figures are the silo's)
 //   --only <run-name-prefix>   --alloc-profile   --Keystone:Section:Key=value (silo settings for the saturation, paced, aggregation, ads, graph and overhead runs)
 var scenario = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal) && !char.IsDigit(a[0])) ?? "pipeline";
 string? ArgText(string name)
@@ -38,6 +39,8 @@ if (scenario == "lake")
     return await LakeBenchmark.RunAsync(Arg("--events", 2_000_000), Arg("--partitions", 8), Arg("--cold-runs", 10), Arg("--warm-runs", 50));
 if (scenario == "recovery")
     return await RecoveryBenchmark.RunAsync(Arg("--rate", 10_000), Arg("--before-seconds", 20), Arg("--after-seconds", 20), Arg("--users", 2_000));
+if (scenario == "produce")
+    return await ExternalProducer.RunChildAsync(ArgText);
 if (scenario is not ("pipeline" or "all" or "scale"))
 {
     Console.Error.WriteLine($"unknown scenario '{scenario}' (pipeline, validation, lake, recovery, scale, all)");
@@ -108,16 +111,16 @@ KeystoneEvent[] Take(int n) => events[..Math.Min(n, events.Length)];
 
 var results = new List<RunResult>();
 // Saturation: the producer is meant to be held back (ingest answers only once the fronting log has the batch), not to give up.
-var throughputOptions = new PublisherOptions { MaxBatchEvents = 2_000, MaxInFlightBatches = 4, QueueCapacity = Arg("--producer-queue", 200_000), MaxBlockTime = TimeSpan.FromMinutes(5), DeadLetterPath = "bench-deadletter.jsonl" };
+var throughputOptions = PipelineBenchmark.SaturationPublisher(Arg("--producer-queue", 200_000));
 var defaultOptions = new PublisherOptions { QueueCapacity = 200_000, DeadLetterPath = "bench-deadletter.jsonl" };
 
-async Task<RunResult?> Run(string name, IDictionary<string, string?> settings, Func<BenchCluster, Task<RunResult>> body, Action? prepare = null)
+async Task<RunResult?> Run(string name, IDictionary<string, string?> settings, Func<BenchCluster, Task<RunResult>> body, Action<BenchCluster>? prepare = null)
 {
     if (!Selected(name)) return null;
     Console.WriteLine($"Running {name}...");
     await using var cluster = await BenchCluster.StartAsync(azurite, settings);
     await PipelineBenchmark.WarmUp(cluster, warmUp, throughputOptions);
-    prepare?.Invoke();
+    prepare?.Invoke(cluster);
     CollectHarnessGarbage();
     allocations?.Reset();
     var pauseBefore = GC.GetTotalPauseDuration();
@@ -154,7 +157,7 @@ Task<RunResult?> RunOn(string name, IDictionary<string, string?> settings, int c
 {
     KeystoneEvent[] input = [];
     long expected = 0;
-    return Run(name, settings, c => body(c, input, expected), prepare: () =>
+    return Run(name, settings, c => body(c, input, expected), prepare: _ =>
     {
         input = Take(count);
         expected = PipelineBenchmark.ExpectedDeliveries(input);
@@ -162,7 +165,28 @@ Task<RunResult?> RunOn(string name, IDictionary<string, string?> settings, int c
 }
 
 // 1. Saturation: the producer pushes as fast as it can; queues fill, so latency here is queueing, not the pipeline's.
-var batched = await RunOn("saturation", extra, eventCount, (c, input, expected) => PipelineBenchmark.RunSdk(c, "saturation", input, expected, throughputOptions));
+// With --producer-process the producer runs in a process of its own, so that the CPU, bytes and GC pauses reported are
+// the silo's (see ExternalProducer); otherwise it shares this process, and its heap, with the silo.
+RunResult? batched;
+if (args.Contains("--producer-process"))
+{
+    ExternalProducer? producer = null;
+    long expected = 0;
+    try
+    {
+        batched = await Run("saturation", extra, c => PipelineBenchmark.RunExternal(c, "saturation", producer!, eventCount, expected), prepare: c =>
+        {
+            expected = PipelineBenchmark.ExpectedDeliveries(Take(eventCount));
+            producer = ExternalProducer.Start(c, eventCount, seed: 1, Arg("--producer-queue", 200_000));
+        });
+    }
+    finally
+    {
+        producer?.Dispose();
+    }
+}
+else
+    batched = await RunOn("saturation", extra, eventCount, (c, input, expected) => PipelineBenchmark.RunSdk(c, "saturation", input, expected, throughputOptions));
 
 // 2. Latency at the target rate with the SDK's default batching (1,000 events or 100 ms).
 var latency = await RunOn($"paced-{latencyRate / 1000}k", extra, latencyRate * latencySeconds,
