@@ -128,8 +128,14 @@ async Task<RunResult?> Run(string name, IDictionary<string, string?> settings, F
     var cpuBefore = Environment.CpuUsage.TotalTime;
     var storage = cluster.Silo.App.Services.GetRequiredService<StorageRequests>();
     var storageBefore = storage.Snapshot();
+    var stages = cluster.Silo.App.Services.GetRequiredService<Keystone.Pipeline.PipelineMetrics>();
+    stages.TakeStageWindow();
     var result = await body(cluster);
     var cpu = Environment.CpuUsage.TotalTime - cpuBefore;
+    // Each stage's lag (now minus the event's publish time) over the run: where the events waited.
+    if (Environment.GetEnvironmentVariable("KEYSTONE_BENCH_STAGES") == "1")
+        foreach (var (stage, (stageLag, processing)) in stages.TakeStageWindow().OrderBy(kv => kv.Value.Lag.Percentile(0.5)))
+            Console.WriteLine($"    {name} {stage}: lag p50 {stageLag.Percentile(0.5):0} p99 {stageLag.Percentile(0.99):0} ms; batch processing p50 {processing.Percentile(0.5):0.0} p99 {processing.Percentile(0.99):0} ms ({processing.Count:N0} batches)");
     var storageAfter = storage.Snapshot();
     var requests = storageAfter.Sum(p => p.Value) - storageBefore.Sum(p => p.Value);
     var byOperation = string.Join(", ", storageAfter.Select(p => (p.Key, N: p.Value - storageBefore.GetValueOrDefault(p.Key))).Where(p => p.N > 0).OrderByDescending(p => p.N).Select(p => $"{p.Key} {p.N:N0}"));
@@ -274,7 +280,8 @@ static async Task PrintStateSizes(BenchCluster cluster)
         }
     }
     var (compactions, compactedBytes) = store.Compactions;
-    Console.WriteLine($"    snapshot buckets: {compactions:N0} compactions rewrote {compactedBytes / 1e6:N1} MB of state; live states now {states.Sum(kv => (long)kv.Value.Length) / 1e6:N1} MB");
+    var (dead, deadBytes) = store.DeadSegments;
+    Console.WriteLine($"    snapshot buckets: {compactions:N0} compactions rewrote {compactedBytes / 1e6:N1} MB of state; {dead:N0} dead segments deleted ({deadBytes / 1e6:N1} MB); live states now {states.Sum(kv => (long)kv.Value.Length) / 1e6:N1} MB");
     foreach (var kind in states.GroupBy(kv => kv.Key.Split('|')[0]).OrderByDescending(g => g.Sum(kv => (long)kv.Value.Length)))
     {
         Console.WriteLine($"    state {kind.Key}: {kind.Count():N0} states, {kind.Sum(kv => (long)kv.Value.Length):N0} bytes (mean {kind.Average(kv => kv.Value.Length):N0}, max {kind.Max(kv => kv.Value.Length):N0})");

@@ -39,15 +39,24 @@ public sealed class SnapshotStore(BlobContainerClient container, int buckets, in
     /// index loads and compactions (which <c>storage_requests</c> counts with them).</summary>
     public IReadOnlyDictionary<string, long> StateReads() => new SortedDictionary<string, long>(_stateReads, StringComparer.Ordinal);
 
-    private long _compactions, _compactedBytes;
+    private long _compactions, _compactedBytes, _deleted, _deletedBytes;
 
     /// <summary>Compactions since the silo started, and the bytes of state they rewrote.</summary>
     public (long Count, long Bytes) Compactions => (Interlocked.Read(ref _compactions), Interlocked.Read(ref _compactedBytes));
+
+    /// <summary>Segments deleted since the silo started because nothing live was left in them, and the bytes they held.</summary>
+    public (long Count, long Bytes) DeadSegments => (Interlocked.Read(ref _deleted), Interlocked.Read(ref _deletedBytes));
 
     internal void CountCompaction(long bytes)
     {
         Interlocked.Increment(ref _compactions);
         Interlocked.Add(ref _compactedBytes, bytes);
+    }
+
+    internal void CountDeadSegment(long bytes)
+    {
+        Interlocked.Increment(ref _deleted);
+        Interlocked.Add(ref _deletedBytes, bytes);
     }
 
     internal void CountStateRead(string key)
@@ -123,7 +132,6 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
     private bool _writing;
     private Task _writer = Task.CompletedTask;
     private long _next = 1;
-    private long _base = -1;
     private int _bucket;
     private BlobContainerClient _container = null!;
     // The newest segment stays in memory: grains that deactivate and come back soon read it without a request.
@@ -139,15 +147,13 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
             if (!SnapshotStore.TryParseName(blob.Name, out var segment, out var isBase)) continue;
             segments.Add((segment, isBase, blob.Name));
         }
-        await SnapshotStore.LoadAsync(_container, segments, (s, records) =>
-        {
-            _index.Apply(s.Segment, s.IsBase, records);
-            if (s.IsBase) _base = s.Segment;
-        }, cancellationToken);
+        await SnapshotStore.LoadAsync(_container, segments, (s, records) => _index.Apply(s.Segment, s.IsBase, records), cancellationToken);
         foreach (var (key, location) in _index.Live) _versions[key] = location.Version;
         if (segments.Count > 0) _next = segments.Max(s => s.Segment) + 1;
-        // Left behind by a compaction that stopped before it could delete them.
-        foreach (var stale in segments.Where(s => s.Segment < _base)) await DeleteQuietly(stale.Name);
+        // Left behind by a compaction that stopped before it could delete them, or by a deletion that failed.
+        var first = _index.Segments.FirstOrDefault();
+        foreach (var stale in segments.Where(s => s.Segment < first)) await DeleteQuietly(stale.Name);
+        await DeleteDead();
     }
 
     // A silo that stops lets the writes already queued finish: they were promised durability.
@@ -167,12 +173,13 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
             {
                 store.CountStateRead(key);
                 var range = await BlobBytes.DownloadAsync(
-                    _container.GetBlobClient(SnapshotStore.SegmentName(_bucket, at.Segment, at.Segment == _base)), new HttpRange(at.Offset, at.Length));
+                    _container.GetBlobClient(SnapshotStore.SegmentName(_bucket, at.Segment, _index.IsBase(at.Segment))), new HttpRange(at.Offset, at.Length));
                 return new SnapshotState(at.Version, range);
             }
             catch (RequestFailedException e) when (e.Status == 404 && attempt < 3)
             {
-                // A compaction moved the state to a new base and deleted the old segment meanwhile: look again.
+                // A compaction moved the state to a new base, or a newer write made its segment dead and it was deleted,
+                // meanwhile: look again.
             }
         }
     }
@@ -236,6 +243,7 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
                         return;
                     }
                 }
+                await DeleteDead();
                 if (_index.ShouldCompact(store.CompactAfter)) await CompactQuietly();
             }
         }
@@ -253,7 +261,6 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
         await _container.GetBlobClient(SnapshotStore.SegmentName(_bucket, segment, isBase)).UploadAsync(BinaryData.FromBytes(bytes),
             new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } });
         _index.Apply(segment, isBase, SnapshotSegment.Decode(bytes, "").Records);
-        if (isBase) _base = segment;
         // A base is the whole bucket: not worth keeping in memory for the few grains that will read it.
         _recent = isBase ? (-1, []) : (segment, bytes);
     }
@@ -261,25 +268,38 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
     /// <summary>Folds the newest base and the deltas after it into one new base, then deletes them.</summary>
     private async Task CompactQuietly()
     {
-        var previous = _index.Segments.ToList();
-        var previousBase = _base;
+        var previous = _index.Segments.Select(s => (Segment: s, IsBase: _index.IsBase(s))).ToList();
         try
         {
             var contents = new Dictionary<long, byte[]>();
             foreach (var segment in _index.Referenced())
                 contents[segment] = segment == _recent.Segment
                     ? _recent.Bytes
-                    : await BlobBytes.DownloadAsync(_container.GetBlobClient(SnapshotStore.SegmentName(_bucket, segment, segment == _base)));
+                    : await BlobBytes.DownloadAsync(_container.GetBlobClient(SnapshotStore.SegmentName(_bucket, segment, _index.IsBase(segment))));
             var live = _index.Live.Select(kv => new SnapshotRecord(kv.Key, kv.Value.Version, contents[kv.Value.Segment].AsMemory(kv.Value.Offset, kv.Value.Length))).ToList();
             await WriteSegment(live, isBase: true);
-            store.CountCompaction(_index.BaseBytes);
+            store.CountCompaction(_index.LiveBytes);
         }
         catch (Exception e)
         {
             logger.LogWarning(e, "Snapshot bucket {Bucket}: compaction failed; the deltas stay and it is tried again after the next write", _bucket);
             return;
         }
-        foreach (var segment in previous) await DeleteQuietly(SnapshotStore.SegmentName(_bucket, segment, segment == previousBase));
+        foreach (var (segment, isBase) in previous) await DeleteQuietly(SnapshotStore.SegmentName(_bucket, segment, isBase));
+    }
+
+    /// <summary>Deletes the deltas that nothing live points into any more (see <see cref="SnapshotIndex.Dead"/>).</summary>
+    private async Task DeleteDead()
+    {
+        foreach (var segment in _index.Dead())
+        {
+            var bytes = _index.Forget(segment);
+            if (_recent.Segment == segment) _recent = (-1, []);
+            // Forgotten first: should the delete fail, the blob is only read again at the bucket's next activation,
+            // where its states lose to the newer ones that made it dead, and it is deleted then.
+            await DeleteQuietly(SnapshotStore.SegmentName(_bucket, segment, isBase: false));
+            store.CountDeadSegment(bytes);
+        }
     }
 
     private async Task DeleteQuietly(string name)

@@ -97,37 +97,49 @@ public static class SnapshotSegment
 public readonly record struct SnapshotLocation(long Segment, int Offset, int Length, long Version);
 
 /// <summary>
-/// A bucket's index: for every live key, the segment that holds its newest state. Built by applying the bucket's
-/// segments in order and kept current as the bucket writes new ones. Pure, so its rules (a base resets the bucket, a
-/// cleared record removes the key, a later record wins) are unit-tested without storage.
+/// A bucket's index: for every live key, the segment that holds its newest state, and for every segment how much of
+/// it is still live. Built by applying the bucket's segments in order and kept current as the bucket writes new ones.
+/// Pure, so its rules (a base resets the bucket, a cleared record removes the key, a later record wins, a segment
+/// nothing points into can go, when to compact) are unit-tested without storage.
 /// </summary>
 public sealed class SnapshotIndex
 {
     private readonly Dictionary<string, SnapshotLocation> _live = new(StringComparer.Ordinal);
-    private readonly SortedSet<long> _segments = [];
+    private readonly SortedDictionary<long, SegmentUse> _segments = [];
+
+    private sealed class SegmentUse(bool isBase)
+    {
+        public bool IsBase { get; } = isBase;
+        public long Stored { get; set; }
+        public int LiveKeys { get; set; }
+        public bool HasClears { get; set; }
+    }
 
     public int Count => _live.Count;
 
     /// <summary>The segments applied since (and including) the newest base, oldest first.</summary>
-    public IReadOnlyCollection<long> Segments => _segments;
+    public IReadOnlyCollection<long> Segments => _segments.Keys;
 
-    /// <summary>Segments written after the newest base; compaction folds them into a new base.</summary>
-    public int DeltasSinceBase { get; private set; }
+    /// <summary>Bytes of the newest state of every live key.</summary>
+    public long LiveBytes { get; private set; }
 
-    /// <summary>Bytes of state in the newest base, and in the deltas written after it.</summary>
-    public long BaseBytes { get; private set; }
+    /// <summary>Bytes of state in all the bucket's segments: the live ones and the overwritten ones.</summary>
+    public long StoredBytes { get; private set; }
 
-    public long DeltaBytesSinceBase { get; private set; }
+    public long GarbageBytes => StoredBytes - LiveBytes;
+
+    public bool IsBase(long segment) => _segments.TryGetValue(segment, out var use) && use.IsBase;
 
     /// <summary>
-    /// Whether to fold the deltas into a new base. At least <paramref name="compactAfter"/> deltas, and deltas that hold
-    /// at least as many bytes as the base: a compaction rewrites every live state, so folding a large bucket after every
-    /// few small deltas rewrote it several times per checkpoint (a checkpoint's writes reach a bucket as many groups).
-    /// Past four times <paramref name="compactAfter"/> deltas it folds whatever their size, which bounds what the
-    /// bucket reads when it activates.
+    /// Whether to fold the bucket into a new base: once it has at least <paramref name="compactAfter"/> segments and
+    /// as many overwritten bytes as live ones (what a reload reads is then at most twice what it needs), or more than
+    /// four times <paramref name="compactAfter"/> segments, whatever their size (a reload's request count). Segments
+    /// that hold nothing live are deleted as they die (<see cref="Dead"/>), so a bucket whose states are all rewritten
+    /// between checkpoints, the usual case under load, is not rewritten as a whole: before, the deltas of one busy
+    /// checkpoint outweighed the base, and every such checkpoint also rewrote the whole bucket.
     /// </summary>
     public bool ShouldCompact(int compactAfter) =>
-        DeltasSinceBase >= compactAfter && (DeltaBytesSinceBase >= BaseBytes || DeltasSinceBase >= 4 * compactAfter);
+        _segments.Count > 4 * compactAfter || (_segments.Count >= compactAfter && GarbageBytes >= LiveBytes && GarbageBytes > 0);
 
     public bool TryGet(string key, out SnapshotLocation location) => _live.TryGetValue(key, out location);
 
@@ -139,24 +151,53 @@ public sealed class SnapshotIndex
         {
             _live.Clear();
             _segments.Clear();
-            DeltasSinceBase = 0;
-            BaseBytes = 0;
-            DeltaBytesSinceBase = 0;
+            LiveBytes = 0;
+            StoredBytes = 0;
         }
-        else
-        {
-            DeltasSinceBase++;
-        }
-        _segments.Add(segment);
+        var use = new SegmentUse(isBase);
+        _segments[segment] = use;
         foreach (var (record, offset) in records)
         {
-            var bytes = record.Data?.Length ?? 0;
-            if (isBase) BaseBytes += bytes; else DeltaBytesSinceBase += bytes;
-            if (record.Data is { } data) _live[record.Key] = new SnapshotLocation(segment, offset, data.Length, record.Version);
-            else _live.Remove(record.Key);
+            if (_live.Remove(record.Key, out var previous))
+            {
+                var old = _segments[previous.Segment];
+                old.LiveKeys--;
+                LiveBytes -= previous.Length;
+            }
+            if (record.Data is { } data)
+            {
+                _live[record.Key] = new SnapshotLocation(segment, offset, data.Length, record.Version);
+                use.LiveKeys++;
+                use.Stored += data.Length;
+                LiveBytes += data.Length;
+                StoredBytes += data.Length;
+            }
+            else
+            {
+                use.HasClears = true;
+            }
         }
     }
 
-    /// <summary>Segments no live key points into any more (all their states were overwritten or cleared).</summary>
+    /// <summary>
+    /// Deltas that no live key points into any more (every state in them was written again since) and that clear no
+    /// state: deleting them changes nothing a reload would see. A delta that clears a state stays until a compaction:
+    /// without it, an older segment's copy of that state would come back. The base stays too: a reload starts from it,
+    /// and segments older than it, which a failed compaction may have left behind, must stay ignored.
+    /// </summary>
+    public IReadOnlyList<long> Dead() =>
+        [.. _segments.Where(s => !s.Value.IsBase && s.Value.LiveKeys == 0 && !s.Value.HasClears).Select(s => s.Key)];
+
+    /// <summary>Forgets a dead segment (see <see cref="Dead"/>) once it is deleted; returns the bytes it held.</summary>
+    public long Forget(long segment)
+    {
+        if (!_segments.TryGetValue(segment, out var use)) return 0;
+        if (use.IsBase || use.LiveKeys > 0 || use.HasClears) throw new InvalidOperationException($"segment {segment} is not dead");
+        _segments.Remove(segment);
+        StoredBytes -= use.Stored;
+        return use.Stored;
+    }
+
+    /// <summary>Segments a live key points into.</summary>
     public IReadOnlySet<long> Referenced() => _live.Values.Select(l => l.Segment).ToHashSet();
 }

@@ -22,9 +22,14 @@ public sealed record RulesView(string Hash, string Origin, int Rules, string Tex
 public sealed record RulesValidation(bool Valid, int Rules, IReadOnlyList<string> Topics, IReadOnlyList<string> Warnings);
 
 /// <summary><paramref name="StorageRequests"/>: what this silo sent to Azure Storage since it started, by operation;
-/// <paramref name="SnapshotReads"/>: of those, the ranged reads of grain state, by state name.</summary>
+/// <paramref name="SnapshotReads"/>: of those, the ranged reads of grain state, by state name;
+/// <paramref name="SnapshotSegments"/>: what this silo's snapshot buckets did to keep their blobs few.</summary>
 public sealed record StatsView(PipelineInfo Pipeline, IReadOnlyList<RouterStats> Routers, PipelineTotals? ThisSilo, IReadOnlyDictionary<string, long>? StorageRequests,
-    string? SiloAddress = null, ClusterView? Cluster = null, IReadOnlyDictionary<string, long>? SnapshotReads = null);
+    string? SiloAddress = null, ClusterView? Cluster = null, IReadOnlyDictionary<string, long>? SnapshotReads = null, SnapshotSegmentsView? SnapshotSegments = null);
+
+/// <summary>Compactions (a bucket folded into a new base, and the bytes of state rewritten) and segments deleted
+/// because every state in them had been written again since (and the bytes they held), since the silo started.</summary>
+public sealed record SnapshotSegmentsView(long Compactions, long CompactedBytes, long DeadDeleted, long DeadBytes);
 
 /// <summary>Read-only views of the schema registry, the routing rules and the pipeline, plus rule validation.</summary>
 internal static class CatalogEndpoints
@@ -146,8 +151,11 @@ internal static class CatalogEndpoints
         var routers = await Task.WhenAll(Enumerable.Range(0, info.Partitions).Select(p => cluster.GetGrain<IRouterGrain>(StreamNames.PartitionKey(p)).GetStats()));
         var view = await ClusterQueries.GetClusterAsync(cluster, info.Partitions);
         return TypedResults.Ok(new StatsView(info, routers, services.GetService<PipelineMetrics>()?.Snapshot(), services.GetService<StorageRequests>()?.Snapshot(),
-            services.GetService<ILocalSiloDetails>()?.SiloAddress.ToParsableString(), view, services.GetService<SnapshotStore>()?.StateReads()));
+            services.GetService<ILocalSiloDetails>()?.SiloAddress.ToParsableString(), view, services.GetService<SnapshotStore>()?.StateReads(), Segments(services.GetService<SnapshotStore>())));
     }
+
+    private static SnapshotSegmentsView? Segments(SnapshotStore? store) =>
+        store is null ? null : new(store.Compactions.Count, store.Compactions.Bytes, store.DeadSegments.Count, store.DeadSegments.Bytes);
 
     internal static async Task<Ok<ClusterView>> GetCluster(IClusterClient cluster)
     {

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text;
 using System.Text.Json.Nodes;
 using Azure.Storage.Blobs;
 using Keystone.Aggregation;
@@ -6,10 +7,11 @@ using Keystone.Events;
 using Keystone.IntegrationTests.Infrastructure;
 using Keystone.Storage;
 using Keystone.Topics;
+using Orleans.Concurrency;
 
 namespace Keystone.IntegrationTests.Storage;
 
-/// <summary>Grain state in snapshot buckets: many entities per blob at a checkpoint, compaction, and reload on a new silo.</summary>
+/// <summary>Grain state in snapshot buckets: many entities per blob at a checkpoint, dead segments deleted, compaction, and reload on a new silo.</summary>
 [Collection(AzuriteCollection.Name)]
 public sealed class SnapshotStorageTests(AzuriteFixture azurite)
 {
@@ -17,7 +19,7 @@ public sealed class SnapshotStorageTests(AzuriteFixture azurite)
     private const int Waves = 3;
 
     [Fact]
-    public async Task A_checkpoint_of_hundreds_of_entities_writes_a_few_blobs_and_compacted_buckets_reload_exactly()
+    public async Task A_checkpoint_of_hundreds_of_entities_writes_a_few_blobs_and_buckets_keep_only_live_segments_and_reload_exactly()
     {
         var settings = TestSilo.DefaultSettings(azurite);
         settings["Keystone:Aggregation:CheckpointInterval"] = "00:00:01";
@@ -56,19 +58,29 @@ public sealed class SnapshotStorageTests(AzuriteFixture azurite)
             Assert.Equal(reads, await UserStateReads(silo.Http));
         }
 
-        // Compaction folded the deltas: no bucket keeps more than a base and the deltas since (at most 4 × 3 of them).
+        // What is left in each bucket is what a reload needs: no segment without a live state in it (unless it clears
+        // one), and at most the 4 x 3 segments after which a bucket is folded whatever its garbage.
         var container = new BlobServiceClient(azurite.ConnectionString).GetBlobContainerClient(settings["Keystone:Storage:Container"]);
-        var perBucket = new Dictionary<string, int>();
-        var bases = 0;
+        var perBucket = new Dictionary<string, List<(long Segment, bool IsBase, string Name)>>();
         await foreach (var blob in container.GetBlobsAsync())
         {
-            Assert.True(SnapshotStore.TryParseName(blob.Name, out _, out var isBase), blob.Name);
-            if (isBase) bases++;
+            Assert.True(SnapshotStore.TryParseName(blob.Name, out var segment, out var isBase), blob.Name);
             var bucket = blob.Name[..blob.Name.IndexOf('/')];
-            perBucket[bucket] = perBucket.GetValueOrDefault(bucket) + 1;
+            if (!perBucket.TryGetValue(bucket, out var list)) perBucket[bucket] = list = [];
+            list.Add((segment, isBase, blob.Name));
         }
-        Assert.True(bases > 0, "no bucket was compacted");
-        Assert.All(perBucket, b => Assert.True(b.Value <= 1 + 4 * 3, $"bucket {b.Key} holds {b.Value} segments"));
+        foreach (var (bucket, list) in perBucket)
+        {
+            Assert.True(list.Count <= 1 + 4 * 3, $"bucket {bucket} holds {list.Count} segments");
+            var index = new SnapshotIndex();
+            var ordered = list.OrderBy(s => s.Segment).ToList();
+            foreach (var s in ordered.Skip(Math.Max(0, ordered.FindLastIndex(s => s.IsBase))))
+            {
+                var (isBase, records) = SnapshotSegment.Decode((await container.GetBlobClient(s.Name).DownloadContentAsync()).Value.Content.ToMemory(), s.Name);
+                index.Apply(s.Segment, isBase, records);
+            }
+            Assert.True(index.Dead().Count == 0, $"bucket {bucket} keeps dead segments {string.Join(", ", index.Dead())}");
+        }
 
         // A new silo reads every user back exactly, from bases and deltas alike.
         await using var again = await TestSilo.StartAsync(settings);
@@ -81,6 +93,80 @@ public sealed class SnapshotStorageTests(AzuriteFixture azurite)
         // coordinator's checkpoints, reads blobs too).
         var readBack = await UserStateReads(again.Http);
         Assert.True(readBack >= Users, $"{readBack} reads of user state for {Users} users read back");
+    }
+
+    [Fact]
+    public async Task A_bucket_deletes_segments_that_died_folds_itself_when_half_is_garbage_keeps_clears_and_reloads_exactly()
+    {
+        var settings = TestSilo.DefaultSettings(azurite);
+        settings["Keystone:Storage:SnapshotBuckets"] = "4";
+        settings["Keystone:Storage:SnapshotCompactAfter"] = "3";
+        // A bucket number no state maps to (there are 4): only this test writes it.
+        const int Bucket = 99;
+        static Immutable<byte[]> Bytes(char c, int n) => new(Encoding.UTF8.GetBytes(new string(c, n)));
+        var container = new BlobServiceClient(azurite.ConnectionString).GetBlobContainerClient(settings["Keystone:Storage:Container"]);
+        async Task<string[]> Segments()
+        {
+            var names = new List<string>();
+            await foreach (var blob in container.GetBlobsAsync(Azure.Storage.Blobs.Models.BlobTraits.None, Azure.Storage.Blobs.Models.BlobStates.None, SnapshotStore.BucketPrefix(Bucket), default)) names.Add(blob.Name[(blob.Name.IndexOf('/') + 1)..]);
+            return [.. names.Order(StringComparer.Ordinal)];
+        }
+        // A write is answered once its segment is durable; deletions and compactions follow it in the background.
+        async Task Holds(params string[] expected)
+        {
+            var last = Array.Empty<string>();
+            try
+            {
+                await Eventually.Until(async () => last = await Segments(), names => names.SequenceEqual(expected), TimeSpan.FromSeconds(30), "the segments");
+            }
+            catch (TimeoutException)
+            {
+                Assert.Fail($"bucket {Bucket} holds {string.Join(", ", last)}, expected {string.Join(", ", expected)}");
+            }
+        }
+
+        await using (var silo = await TestSilo.StartAsync(settings))
+        {
+            var bucket = silo.Client.GetGrain<ISnapshotBucketGrain>(Bucket);
+            // Written together: one group, one segment (1). Then "a" and "b" are written again on their own (2, 3), which
+            // leaves 2,000 overwritten bytes in segment 1 against 510 live ones in three segments: the bucket folds
+            // them into a base (4) and deletes 1 to 3.
+            var first = await Task.WhenAll(bucket.Write("a", 0, Bytes('a', 1_000)), bucket.Write("b", 0, Bytes('b', 1_000)), bucket.Write("c", 0, Bytes('c', 10)));
+            Assert.All(first, w => Assert.Equal((true, 1L), (w.Written, w.Version)));
+            await Holds("000000000001-d");
+            Assert.True((await bucket.Write("a", 1, Bytes('A', 400))).Written);
+            await Holds("000000000001-d", "000000000002-d");
+            Assert.True((await bucket.Write("b", 1, Bytes('B', 100))).Written);
+            await Holds("000000000004-b");
+
+            // "c" written twice more: the first of those segments (5) dies with the second (6) and is deleted at once.
+            // The base stays, though nothing in it but "a" and "b" is live.
+            Assert.True((await bucket.Write("c", 1, Bytes('C', 10))).Written);
+            Assert.True((await bucket.Write("c", 2, Bytes('Z', 10))).Written);
+            await Holds("000000000004-b", "000000000006-d");
+
+            // Clearing "b" writes a segment (7) with no live state in it, which stays: without it, a reload would find
+            // "b" in the base. (120 overwritten bytes against 410 live ones: no compaction.)
+            Assert.True((await bucket.Clear("b", 2)).Written);
+            Assert.True((await bucket.Write("c", 3, Bytes('Y', 10))).Written);
+            await Holds("000000000004-b", "000000000007-d", "000000000008-d");
+
+            var stats = JsonNode.Parse(await silo.Http.GetStringAsync("/v1/stats"))!["snapshot_segments"]!;
+            Assert.True(stats["compactions"]!.GetValue<long>() >= 1, stats.ToJsonString());
+            Assert.True(stats["dead_deleted"]!.GetValue<long>() >= 1, stats.ToJsonString());
+        }
+
+        // A new silo's bucket reads what the old one left, and nothing of what it deleted.
+        await using var again = await TestSilo.StartAsync(settings);
+        var reloaded = again.Client.GetGrain<ISnapshotBucketGrain>(Bucket);
+        var a = await reloaded.Read("a");
+        Assert.Equal((2L, new string('A', 400)), (a!.Version, Encoding.UTF8.GetString(a.Data)));
+        Assert.Null(await reloaded.Read("b"));
+        var c = await reloaded.Read("c");
+        Assert.Equal((4L, new string('Y', 10)), (c!.Version, Encoding.UTF8.GetString(c.Data)));
+        // Versions carry on from there: a writer holding a stale one is refused.
+        Assert.False((await reloaded.Write("c", 3, Bytes('x', 1))).Written);
+        Assert.True((await reloaded.Write("b", 0, Bytes('b', 1))).Written);
     }
 
     private static async Task<long> UserStateReads(HttpClient http) =>

@@ -44,45 +44,96 @@ public sealed class SnapshotSegmentTests
         Assert.True(index.TryGet("a", out var a));
         Assert.Equal((2L, 2L), (a.Segment, a.Version));
         Assert.False(index.TryGet("b", out _));
-        Assert.Equal(2, index.DeltasSinceBase);
         Assert.Equal(new[] { 2L }, index.Referenced().ToArray());
+        Assert.Equal((2L, 6L), (index.LiveBytes, index.StoredBytes));
 
         // A base holds every live state: what it does not name no longer exists.
         Apply(index, 3, true, State("c", 5, "c5"));
         Assert.False(index.TryGet("a", out _));
         Assert.True(index.TryGet("c", out var c));
         Assert.Equal(5, c.Version);
-        Assert.Equal(0, index.DeltasSinceBase);
+        Assert.True(index.IsBase(3));
         Assert.Equal(new[] { 3L }, index.Segments.ToArray());
+        Assert.Equal((2L, 2L), (index.LiveBytes, index.StoredBytes));
     }
 
     [Fact]
-    public void A_bucket_compacts_when_its_deltas_hold_as_much_as_its_base_or_when_they_are_many()
+    public void A_delta_whose_states_were_all_written_again_is_dead_and_is_forgotten_with_its_bytes()
     {
         var index = new SnapshotIndex();
-        // No base yet: the count alone decides.
+        Apply(index, 1, false, State("a", 1, "aaaa"), State("b", 1, "bbbb"));
+        Apply(index, 2, false, State("a", 2, "AAAAA"));
+        // "b" still lives in segment 1.
+        Assert.Empty(index.Dead());
+        Apply(index, 3, false, State("b", 2, "BB"));
+        Assert.Equal(new[] { 1L }, index.Dead());
+        Assert.Equal(8, index.GarbageBytes);
+
+        Assert.Equal(8, index.Forget(1));
+        Assert.Equal(new[] { 2L, 3L }, index.Segments.ToArray());
+        Assert.Equal((7L, 7L, 0L), (index.LiveBytes, index.StoredBytes, index.GarbageBytes));
+        Assert.True(index.TryGet("a", out var a) && a.Segment == 2);
+        Assert.True(index.TryGet("b", out var b) && b.Segment == 3);
+        // A segment that still holds a live state is never forgotten.
+        Assert.Throws<InvalidOperationException>(() => index.Forget(2));
+    }
+
+    [Fact]
+    public void A_delta_that_clears_a_state_and_the_base_are_never_dead()
+    {
+        // Deleting segment 3 would bring "a" back from the base at the next reload; deleting the base would make a
+        // reload start from whatever older segments a failed compaction left behind.
+        var index = new SnapshotIndex();
+        Apply(index, 1, true, State("a", 1, "a1"), State("b", 1, "b1"));
+        Apply(index, 2, false, State("b", 2, "b2"));
+        Apply(index, 3, false, State("a", 2, null));
+        Assert.Equal(1, index.Count);
+        Assert.Empty(index.Dead());
+        Assert.Throws<InvalidOperationException>(() => index.Forget(1));
+        Assert.Throws<InvalidOperationException>(() => index.Forget(3));
+
+        // The same records applied to a fresh index (a reload) give the same bucket.
+        var reloaded = new SnapshotIndex();
+        Apply(reloaded, 1, true, State("a", 1, "a1"), State("b", 1, "b1"));
+        Apply(reloaded, 2, false, State("b", 2, "b2"));
+        Apply(reloaded, 3, false, State("a", 2, null));
+        Assert.Equal(index.Live.OrderBy(kv => kv.Key), reloaded.Live.OrderBy(kv => kv.Key));
+    }
+
+    [Fact]
+    public void A_bucket_compacts_when_it_holds_as_many_overwritten_bytes_as_live_ones_or_when_its_segments_are_many()
+    {
+        var index = new SnapshotIndex();
+        // Three segments of different states: nothing to gain from folding them.
         Apply(index, 1, false, State("a", 1, "aaaa"));
         Apply(index, 2, false, State("b", 1, "bbbb"));
-        Assert.False(index.ShouldCompact(3));
         Apply(index, 3, false, State("c", 1, "cccc"));
-        Assert.True(index.ShouldCompact(3));
+        Assert.False(index.ShouldCompact(3));
 
-        // A 40-byte base: three small deltas are not worth rewriting it for...
+        // A 40-byte base, then small rewrites of "a": 6 overwritten bytes against 34 live ones are not worth it...
         Apply(index, 4, true, State("a", 1, new string('a', 20)), State("b", 1, new string('b', 20)));
-        Assert.Equal(40, index.BaseBytes);
         for (var s = 5; s < 8; s++) Apply(index, s, false, State("a", s, "a" + s));
-        Assert.Equal((3, 6L), (index.DeltasSinceBase, index.DeltaBytesSinceBase));
+        // (segments 5 and 6 are dead now; the bucket would have deleted them)
+        Assert.Equal(new[] { 5L, 6L }, index.Dead());
+        Assert.Equal((22L, 46L), (index.LiveBytes, index.StoredBytes));
+        Assert.True(index.ShouldCompact(3));
+        foreach (var dead in index.Dead()) index.Forget(dead);
+        Assert.Equal((22L, 42L, 20L), (index.LiveBytes, index.StoredBytes, index.GarbageBytes));
+        // ...two segments are fewer than three,
         Assert.False(index.ShouldCompact(3));
-        // ...deltas as large as the base are,
-        Apply(index, 8, false, State("b", 2, new string('x', 34)));
+        // and with a third one, 20 overwritten bytes against 22 live ones are still not.
+        Apply(index, 8, false, State("c", 1, "cc"));
+        Assert.False(index.ShouldCompact(3));
+        // Rewriting "b" leaves nothing live in the base: 40 overwritten bytes against 6 live ones, fold.
+        Apply(index, 9, false, State("b", 2, "bb"));
         Assert.True(index.ShouldCompact(3));
 
-        // and so are 4 x 3 deltas, however small.
-        Apply(index, 9, true, State("a", 1, new string('a', 1_000)));
-        for (var s = 10; s < 21; s++) Apply(index, s, false, State("b", s, "b"));
-        Assert.False(index.ShouldCompact(3));
-        Apply(index, 21, false, State("b", 21, "b"));
-        Assert.True(index.ShouldCompact(3));
+        // More than 4 x 3 segments are folded whatever their size: a reload reads every one.
+        var many = new SnapshotIndex();
+        for (var s = 1; s <= 12; s++) Apply(many, s, false, State("k" + s, 1, "v"));
+        Assert.False(many.ShouldCompact(3));
+        Apply(many, 13, false, State("k13", 1, "v"));
+        Assert.True(many.ShouldCompact(3));
     }
 
     [Theory]
