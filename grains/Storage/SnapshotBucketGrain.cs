@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
@@ -46,6 +47,20 @@ public sealed class SnapshotStore(BlobContainerClient container, int buckets, in
 
     /// <summary>Segments deleted since the silo started because nothing live was left in them, and the bytes they held.</summary>
     public (long Count, long Bytes) DeadSegments => (Interlocked.Read(ref _deleted), Interlocked.Read(ref _deletedBytes));
+
+    /// <summary>
+    /// Exports the compaction and dead-segment counts next to the storage requests (<c>keystone_snapshot_compactions_total</c>,
+    /// <c>keystone_snapshot_compacted_bytes_total</c>, <c>keystone_snapshot_dead_segments_total</c>,
+    /// <c>keystone_snapshot_dead_bytes_total</c>): what keeping the buckets small costs and saves.
+    /// </summary>
+    public void Export(IMeterFactory meterFactory)
+    {
+        var meter = meterFactory.Create(StorageRequests.MeterName);
+        meter.CreateObservableCounter("keystone.snapshot.compactions", () => Compactions.Count, "{compaction}", "Snapshot buckets folded into a new base.");
+        meter.CreateObservableCounter("keystone.snapshot.compacted_bytes", () => Compactions.Bytes, "By", "Bytes of state rewritten by compactions.");
+        meter.CreateObservableCounter("keystone.snapshot.dead_segments", () => DeadSegments.Count, "{segment}", "Snapshot segments deleted because every state in them had been written again.");
+        meter.CreateObservableCounter("keystone.snapshot.dead_bytes", () => DeadSegments.Bytes, "By", "Bytes of state the deleted dead segments held.");
+    }
 
     internal void CountCompaction(long bytes)
     {

@@ -91,6 +91,7 @@ public static class KeystoneHost
             services?.Invoke(builder.Services);
             var app = builder.Build();
             app.Services.GetService<StorageRequests>()?.Export(app.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+            app.Services.GetService<SnapshotStore>()?.Export(app.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
             Map(app);
             return new Instance(app, azurite);
         }

@@ -154,6 +154,9 @@ public sealed class SnapshotStorageTests(AzuriteFixture azurite)
             var stats = JsonNode.Parse(await silo.Http.GetStringAsync("/v1/stats"))!["snapshot_segments"]!;
             Assert.True(stats["compactions"]!.GetValue<long>() >= 1, stats.ToJsonString());
             Assert.True(stats["dead_deleted"]!.GetValue<long>() >= 1, stats.ToJsonString());
+            var metrics = await silo.Http.GetStringAsync("/metrics");
+            Assert.Matches(@"keystone_snapshot_dead_segments_total\{[^}]*\} [1-9]", metrics);
+            Assert.Matches(@"keystone_snapshot_compactions_total\{[^}]*\} [1-9]", metrics);
         }
 
         // A new silo's bucket reads what the old one left, and nothing of what it deleted.
