@@ -18,7 +18,8 @@ public sealed record AdsResult(
     LatencySnapshot Dispatch,
     TimeSpan GcPauses,
     long Exported,
-    long ExportPending)
+    long ExportPending,
+    (long Count, double P50, double P99, double P999, double Max)? EligibilityOutside = null)
 {
     public double EventsPerSecond => Events / Elapsed.TotalSeconds;
 }
@@ -34,7 +35,9 @@ public static class AdsBenchmark
     private const int Campaigns = 50;
     private const int Profiles = 20_000;
 
-    public static async Task<AdsResult> Run(BenchCluster cluster, int rate, int seconds, PublisherOptions options)
+    /// <param name="askerProcess">Whether the ad server's eligibility questions through the Orleans client come from a
+    /// process of its own (<see cref="ExternalAsker"/>) instead of this one.</param>
+    public static async Task<AdsResult> Run(BenchCluster cluster, int rate, int seconds, PublisherOptions options, bool askerProcess = false)
     {
         var timeline = Timeline(rate, seconds, new Random(11));
         var operators = Enumerable.Range(0, cluster.Partitions).Select(p => cluster.Client.GetGrain<IAdsOperatorGrain>(StreamNames.PartitionKey(p))).ToArray();
@@ -54,6 +57,7 @@ public static class AdsBenchmark
         // The timeline (400,000 events made up front, in this process) and the warm-up's garbage are the harness's, not
         // the pipeline's: without a full collection now, the first one during the run paused everything for 250-300 ms
         // about 10 s in (tracing each late event showed it), and that pause was the p99 of most event types.
+        using var asker = askerProcess ? ExternalAsker.Start(cluster, 400, Campaigns, Profiles) : null;
         GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
         GC.WaitForPendingFinalizers();
 
@@ -62,9 +66,10 @@ public static class AdsBenchmark
         using var stop = new CancellationTokenSource();
         var grainEligibility = new LatencyHistogram();
         var restEligibility = new LatencyHistogram();
+        if (asker is not null) await asker.SendAsync("go");
         var askers = new[]
         {
-            AskEligibility(stop.Token, 400, grainEligibility, (c, p) => query.CheckEligibilityAsync(c, p)),
+            asker is null ? AskEligibility(stop.Token, 400, grainEligibility, (c, p) => query.CheckEligibilityAsync(c, p)) : Task.CompletedTask,
             AskEligibility(stop.Token, 100, restEligibility, async (c, p) => (await cluster.Http.GetAsync($"/v1/ads/eligibility?campaign={c}&profile={p}")).EnsureSuccessStatusCode()),
         };
         var progress = Task.Run(async () =>
@@ -103,18 +108,19 @@ public static class AdsBenchmark
         var elapsed = clock.Elapsed;
         await stop.CancelAsync();
         await Task.WhenAll(askers.Append(progress));
+        var outside = asker is null ? ((long, double, double, double, double)?)null : await ExternalAsker.StopAsync(asker);
 
         var byType = stats.SelectMany(s => s.CountedLag).GroupBy(p => p.Key)
             .ToDictionary(g => g.Key, g => LatencySnapshot.Merge(g.Select(p => p.Value)), StringComparer.Ordinal);
         return new AdsResult(stats.Sum(s => s.Events), elapsed, byType, grainEligibility.Snapshot(), restEligibility.Snapshot(),
             stats.Sum(s => s.Billable), stats.Sum(s => s.Invalid), LatencySnapshot.Merge(stats.Select(s => s.LogAppend)),
             LatencySnapshot.Merge(stats.Select(s => s.Dispatch)), GC.GetTotalPauseDuration() - pausesBefore,
-            stats.Sum(s => s.Exported), stats.Sum(s => (long)s.ExportPending));
+            stats.Sum(s => s.Exported), stats.Sum(s => (long)s.ExportPending), outside);
     }
 
     private static string CampaignId(int c) => $"bench-campaign-{c:D3}";
 
-    private static Task AskEligibility(CancellationToken stop, int perSecond, LatencyHistogram histogram, Func<string, string, Task> ask) => Task.Run(async () =>
+    internal static Task AskEligibility(CancellationToken stop, int perSecond, LatencyHistogram histogram, Func<string, string, Task> ask, int campaigns = Campaigns, int profiles = Profiles) => Task.Run(async () =>
     {
         var random = new Random(perSecond);
         var clock = Stopwatch.StartNew();
@@ -128,7 +134,7 @@ public static class AdsBenchmark
             }
             asked++;
             var started = Stopwatch.GetTimestamp();
-            await ask(CampaignId(random.Next(Campaigns)), $"bench-profile-{random.Next(Profiles):D5}");
+            await ask(CampaignId(random.Next(campaigns)), $"bench-profile-{random.Next(profiles):D5}");
             histogram.Record((long)Stopwatch.GetElapsedTime(started).TotalMicroseconds);
         }
     });

@@ -105,10 +105,10 @@ public static class PipelineBenchmark
         new() { MaxBatchEvents = 2_000, MaxInFlightBatches = 4, QueueCapacity = queueCapacity, MaxBlockTime = TimeSpan.FromMinutes(5), DeadLetterPath = "bench-deadletter.jsonl" };
 
     /// <summary>As <see cref="RunSdk"/>, with the producer in its own process (see <see cref="ExternalProducer"/>).</summary>
-    public static async Task<RunResult> RunExternal(BenchCluster cluster, string name, ExternalProducer producer, int events, long expectedDeliveries)
+    public static async Task<RunResult> RunExternal(BenchCluster cluster, string name, BenchChild producer, int events, long expectedDeliveries)
     {
         var clock = Stopwatch.StartNew();
-        var report = await producer.PublishAsync();
+        var report = await ExternalProducer.PublishAsync(producer);
         Console.WriteLine($"    {name}: producer process done after {report.Elapsed.TotalSeconds:0.00} s ({events / report.Elapsed.TotalSeconds:N0} events/s accepted by ingest); " +
             $"its own CPU {report.Cpu.TotalSeconds:0.0} s, GC pauses {report.GcPauses.TotalSeconds:0.00} s, allocated {report.AllocatedBytes / (double)events:N0} B/event (not in the figures below)");
         return await WaitForTaps(cluster, name, events, expectedDeliveries, clock);

@@ -14,7 +14,7 @@ using Microsoft.Extensions.DependencyInjection;
 //   recovery: --rate R --before-seconds S --after-seconds S --users N (kill -9 of a silo process under REST load, restart)
 //   --events N (saturation run, default 400,000)   --latency-rate R --latency-seconds S (default 50,000/s for 20 s)
 //   --capacity-rates 60000,70000,... --capacity-seconds S   --baseline-events N   --rest-events N
-//   --ads-rate R --ads-seconds S --ads-linger-ms L (ads run)
+//   --ads-rate R --ads-seconds S --ads-linger-ms L --asker-process (ads run; the last puts the eligibility asker in a process of its own)
 //   --graph-users N --graph-videos N --graph-titles N --graph-rate R --graph-seconds S (graph run)
 //   --producer-process (saturation run: the producer in a process of its own, so the figures are the silo's)
 //   --only <run-name-prefix>   --alloc-profile   --Keystone:Section:Key=value (silo settings for the saturation, paced, aggregation, ads, graph and overhead runs)
@@ -41,6 +41,8 @@ if (scenario == "recovery")
     return await RecoveryBenchmark.RunAsync(Arg("--rate", 10_000), Arg("--before-seconds", 20), Arg("--after-seconds", 20), Arg("--users", 2_000));
 if (scenario == "produce")
     return await ExternalProducer.RunChildAsync(ArgText);
+if (scenario == "ask")
+    return await ExternalAsker.RunChildAsync(ArgText);
 if (scenario is not ("pipeline" or "all" or "scale"))
 {
     Console.Error.WriteLine($"unknown scenario '{scenario}' (pipeline, validation, lake, recovery, scale, all)");
@@ -176,7 +178,7 @@ Task<RunResult?> RunOn(string name, IDictionary<string, string?> settings, int c
 RunResult? batched;
 if (args.Contains("--producer-process"))
 {
-    ExternalProducer? producer = null;
+    BenchChild? producer = null;
     long expected = 0;
     try
     {
@@ -304,13 +306,17 @@ if (Selected("ads"))
     var adOptions = new PublisherOptions { Linger = TimeSpan.FromMilliseconds(Arg("--ads-linger-ms", 5)), MaxInFlightBatches = 4, QueueCapacity = 200_000, DeadLetterPath = "bench-deadletter.jsonl" };
     // No general warm-up here: its playback events would keep the aggregation grains checkpointing during the run.
     await using var cluster = await BenchCluster.StartAsync(azurite, extra);
-    ads = await AdsBenchmark.Run(cluster, Arg("--ads-rate", 20_000), Arg("--ads-seconds", 40), adOptions);
+    ads = await AdsBenchmark.Run(cluster, Arg("--ads-rate", 20_000), Arg("--ads-seconds", 40), adOptions, askerProcess: args.Contains("--asker-process"));
     Console.WriteLine($"  ads: {ads.Events:N0} ad events counted in {ads.Elapsed.TotalSeconds:0.00} s = {ads.EventsPerSecond:N0} events/s; billable {ads.Billable:N0}, invalid {ads.Invalid:N0}");
     Console.WriteLine($"  ads: committed exports: {ads.Exported:N0} records written at checkpoints (the warm-up's too: it had no checkpoint of its own), {ads.ExportPending:N0} waiting for the next one");
     foreach (var (type, lag) in ads.CountedByType.OrderBy(p => p.Key, StringComparer.Ordinal))
         Console.WriteLine($"    {type}: {lag.Count:N0} events, publish -> counted p50 {lag.Percentile(0.5):0.0} ms, p99 {lag.Percentile(0.99):0.0} ms");
     Console.WriteLine($"  ads: log append p50 {ads.LogAppend.Percentile(0.5):0.0} ms, p99 {ads.LogAppend.Percentile(0.99):0.0} ms; campaign dispatch p50 {ads.Dispatch.Percentile(0.5):0.0} ms, p99 {ads.Dispatch.Percentile(0.99):0.0} ms; GC pauses {ads.GcPauses.TotalSeconds:0.00} s");
-    Console.WriteLine($"  ads: eligibility through the Orleans client p50 {ads.EligibilityGrain.Percentile(0.5):0.00} ms, p99 {ads.EligibilityGrain.Percentile(0.99):0.00} ms ({ads.EligibilityGrain.Count:N0} asked); over REST p50 {ads.EligibilityRest.Percentile(0.5):0.00} ms, p99 {ads.EligibilityRest.Percentile(0.99):0.00} ms ({ads.EligibilityRest.Count:N0} asked)");
+    if (ads.EligibilityOutside is { } outside)
+        Console.WriteLine($"  ads: eligibility through the Orleans client of an ad server in its own process p50 {outside.P50:0.00} ms, p99 {outside.P99:0.00} ms, p99.9 {outside.P999:0.00} ms, max {outside.Max:0.00} ms ({outside.Count:N0} asked)");
+    else
+        Console.WriteLine($"  ads: eligibility through the Orleans client (in this process) p50 {ads.EligibilityGrain.Percentile(0.5):0.00} ms, p99 {ads.EligibilityGrain.Percentile(0.99):0.00} ms ({ads.EligibilityGrain.Count:N0} asked)");
+    Console.WriteLine($"  ads: eligibility over REST p50 {ads.EligibilityRest.Percentile(0.5):0.00} ms, p99 {ads.EligibilityRest.Percentile(0.99):0.00} ms ({ads.EligibilityRest.Count:N0} asked)");
     await PrintStateSizes(cluster);
 }
 
