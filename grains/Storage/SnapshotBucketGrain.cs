@@ -29,7 +29,7 @@ public sealed class SnapshotStore(BlobContainerClient container, int buckets, in
 
     public int Buckets => buckets;
 
-    /// <summary>Deltas a bucket accumulates before it folds them into a new base (see <see cref="SnapshotIndex.ShouldCompact"/>).</summary>
+    /// <summary>Segments a bucket holds before it may fold them into a new base (see <see cref="SnapshotIndex.ShouldCompact"/>).</summary>
     public int CompactAfter => compactAfter;
 
     public int BucketOf(string key) => Partitioning.PartitionOf(key, buckets);

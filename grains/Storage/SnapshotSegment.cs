@@ -117,7 +117,7 @@ public sealed class SnapshotIndex
 
     public int Count => _live.Count;
 
-    /// <summary>The segments applied since (and including) the newest base, oldest first.</summary>
+    /// <summary>The segments from the newest base on that a reload reads (dead ones are forgotten once deleted), oldest first.</summary>
     public IReadOnlyCollection<long> Segments => _segments.Keys;
 
     /// <summary>Bytes of the newest state of every live key.</summary>
