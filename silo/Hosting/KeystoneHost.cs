@@ -181,7 +181,15 @@ public static class KeystoneHost
             o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
             o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
         });
-        services.AddProblemDetails();
+        // An unhandled error answers 500 with no detail (an operator reads the log). Where that log is out of reach (the
+        // integration tests' console, a developer's terminal scrolled away), the answer names the exception, so a
+        // failure that happens once still says why.
+        var explainErrors = builder.Environment.IsDevelopment() || builder.Environment.IsEnvironment("Testing");
+        services.AddProblemDetails(o => o.CustomizeProblemDetails = c =>
+        {
+            if (explainErrors && c.HttpContext.Features.Get<Microsoft.AspNetCore.Diagnostics.IExceptionHandlerFeature>()?.Error is { } error)
+                c.ProblemDetails.Extensions["exception"] = $"{error.GetType().FullName}: {error.Message}";
+        });
         services.AddOpenApi("v1", o => o.AddDocumentTransformer((doc, _, _) =>
         {
             doc.Info.Title = "Orleans.Keystone REST gateway";

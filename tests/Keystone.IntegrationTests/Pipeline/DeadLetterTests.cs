@@ -80,4 +80,25 @@ public sealed class DeadLetterTests(AzuriteFixture azurite)
         Assert.Equal(1, await store.PurgeAsync(DateTimeOffset.UtcNow.AddDays(-7)));
         Assert.Equal(2, (await store.ListAsync(null, null, 100, null)).Items.Count);
     }
+
+    [Fact]
+    public async Task A_failure_behind_an_endpoint_answers_500_naming_its_exception_outside_production()
+    {
+        await using var silo = await TestSilo.StartAsync(TestSilo.DefaultSettings(azurite),
+            services => services.AddSingleton<IIncomingGrainCallFilter>(new FailingListFilter()));
+
+        var response = await silo.Http.GetAsync("/v1/dead-letters?stage=activity");
+
+        Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+        var problem = JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
+        Assert.Equal("System.InvalidOperationException: listing failed (fault injection)", problem["exception"]!.GetValue<string>());
+    }
+
+    private sealed class FailingListFilter : IIncomingGrainCallFilter
+    {
+        public Task Invoke(IIncomingGrainCallContext context) =>
+            context.InterfaceMethod?.DeclaringType == typeof(IDeadLetterGrain) && context.InterfaceMethod.Name == nameof(IDeadLetterGrain.List)
+                ? throw new InvalidOperationException("listing failed (fault injection)")
+                : context.Invoke();
+    }
 }
