@@ -17,6 +17,14 @@ public interface IFrontingPartitionGrain : IGrainWithIntegerKey
 
     /// <summary>Lets the log drop what lies wholly before <paramref name="position"/> (a completed checkpoint covers it).</summary>
     Task SealBefore(long position);
+
+    /// <summary>Where the lake is the sealed log: the lake blobs of this partition of the last two days of event time,
+    /// with their event counts.</summary>
+    Task<IReadOnlyList<Keystone.Archive.ArchiveBlob>> GetLakeBlobs();
+
+    /// <summary>Where the lake is the sealed log: closes the open segment and writes every closed one to the lake (a
+    /// stopping silo calls it; otherwise a timer does, every <c>Keystone:Archive:SealInterval</c>).</summary>
+    Task FlushToLake();
 }
 
 /// <summary>

@@ -130,6 +130,18 @@ public static class EventJson
         return buffer.WrittenCount + 1;
     }
 
+    /// <summary><see cref="WriteLine(Stream, KeystoneEvent)"/> for an event still in its batch record (length prefix
+    /// included), written from the record's bytes (<see cref="Ingest.EventBatchCodec.WriteJson"/>).</summary>
+    public static int WriteRecordLine(Stream output, ReadOnlySpan<byte> record)
+    {
+        var w = RentWriter(out var buffer);
+        Ingest.EventBatchCodec.WriteJson(w, record);
+        w.Flush();
+        output.Write(buffer.WrittenSpan);
+        output.WriteByte((byte)'\n');
+        return buffer.WrittenCount + 1;
+    }
+
     /// <summary>Writes events as newline-delimited JSON.</summary>
     public static void WriteNdjson(IBufferWriter<byte> output, IEnumerable<KeystoneEvent> events)
     {

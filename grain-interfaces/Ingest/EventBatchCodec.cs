@@ -185,6 +185,114 @@ public static class EventBatchCodec
         return events;
     }
 
+    /// <summary>The length of the record (length prefix included) that starts at <paramref name="start"/>: to step
+    /// through a batch's records after <see cref="ReadHeader"/> without an array of their ranges.</summary>
+    public static int RecordLength(ReadOnlySpan<byte> data, int start)
+    {
+        var position = start;
+        var body = ReadVarint(data, ref position);
+        if (body < FixedPart || position + body > data.Length) throw new InvalidDataException("event record overruns the batch");
+        return position + body - start;
+    }
+
+    /// <summary>A record's id and time, read without decoding it (<paramref name="record"/> as <see cref="RecordRanges"/>
+    /// gives it, length prefix included).</summary>
+    public static (Guid Id, DateTimeOffset Timestamp) ReadKey(ReadOnlySpan<byte> record)
+    {
+        var position = 0;
+        var body = ReadVarint(record, ref position);
+        if (body < FixedPart || position + body > record.Length) throw new InvalidDataException("event record overruns its range");
+        var ticks = BinaryPrimitives.ReadInt64LittleEndian(record[(position + 16)..]);
+        var offset = TimeSpan.FromMinutes(BinaryPrimitives.ReadInt16LittleEndian(record[(position + 24)..]));
+        return (new Guid(record.Slice(position, 16)), new DateTimeOffset(ticks + offset.Ticks, offset));
+    }
+
+    /// <summary>One record (length prefix included) as an event.</summary>
+    public static KeystoneEvent DecodeRecord(ReadOnlySpan<byte> record)
+    {
+        Span<byte> header = stackalloc byte[8];
+        header[0] = Magic;
+        header[1] = FormatVersion;
+        var n = 2 + WriteVarint(header[2..], 1);
+        var data = new byte[n + record.Length];
+        header[..n].CopyTo(data);
+        record.CopyTo(data.AsSpan(n));
+        return Decode(data)[0];
+    }
+
+    /// <summary>
+    /// Writes a record (length prefix included) as the JSON <see cref="EventJson.Write"/> writes for its event, straight
+    /// from its bytes: the lake seals the fronting log this way, so an event is not decoded into objects a second time.
+    /// </summary>
+    public static void WriteJson(System.Text.Json.Utf8JsonWriter w, ReadOnlySpan<byte> record)
+    {
+        var position = 0;
+        var body = ReadVarint(record, ref position);
+        var end = position + body;
+        if (body < FixedPart || end > record.Length) throw new InvalidDataException("event record overruns its range");
+        var id = new Guid(record.Slice(position, 16));
+        var ticks = BinaryPrimitives.ReadInt64LittleEndian(record[(position + 16)..]);
+        var offset = TimeSpan.FromMinutes(BinaryPrimitives.ReadInt16LittleEndian(record[(position + 24)..]));
+        position += FixedPart;
+        w.WriteStartObject();
+        w.WriteString("event_id"u8, id);
+        w.WriteString("event_type"u8, ReadSpan(record, ref position));
+        EventJson.WriteTimestamp(w, "timestamp"u8, new DateTimeOffset(ticks + offset.Ticks, offset));
+        w.WriteString("version"u8, ReadSpan(record, ref position));
+        w.WriteStartObject("source"u8);
+        w.WriteString("service"u8, ReadSpan(record, ref position));
+        if (ReadOptionalSpan(record, ref position, out var device)) w.WriteString("device_type"u8, device);
+        if (ReadOptionalSpan(record, ref position, out var region)) w.WriteString("region"u8, region);
+        w.WriteEndObject();
+        w.WritePropertyName("payload"u8);
+        w.WriteRawValue(ReadSpan(record, ref position), skipInputValidation: true);
+        var metadataCount = ReadVarint(record, ref position);
+        w.WriteStartObject("metadata"u8);
+        for (var m = 0; m < metadataCount; m++)
+        {
+            var key = ReadSpan(record, ref position);
+            w.WriteString(key, ReadSpan(record, ref position));
+        }
+        w.WriteEndObject();
+        w.WriteEndObject();
+        if (position != end) throw new InvalidDataException($"event record has {end - position} unread bytes");
+    }
+
+    /// <summary>Whether a record (length prefix included) carries the metadata key, read without decoding it.</summary>
+    public static bool HasMetadata(ReadOnlySpan<byte> record, ReadOnlySpan<byte> utf8Key)
+    {
+        var position = 0;
+        ReadVarint(record, ref position);
+        position += FixedPart;
+        for (var i = 0; i < 3; i++) ReadSpan(record, ref position);
+        ReadOptionalSpan(record, ref position, out _);
+        ReadOptionalSpan(record, ref position, out _);
+        ReadSpan(record, ref position);
+        var count = ReadVarint(record, ref position);
+        for (var m = 0; m < count; m++)
+        {
+            if (ReadSpan(record, ref position).SequenceEqual(utf8Key)) return true;
+            ReadSpan(record, ref position);
+        }
+        return false;
+    }
+
+    private static ReadOnlySpan<byte> ReadSpan(ReadOnlySpan<byte> data, ref int position)
+    {
+        var length = ReadVarint(data, ref position);
+        var span = data.Slice(position, length);
+        position += length;
+        return span;
+    }
+
+    private static bool ReadOptionalSpan(ReadOnlySpan<byte> data, ref int position, out ReadOnlySpan<byte> value)
+    {
+        var length = ReadVarint(data, ref position);
+        value = length == 0 ? default : data.Slice(position, length - 1);
+        if (length > 0) position += length - 1;
+        return length > 0;
+    }
+
     /// <summary>Each event's UTC time in ticks, read without decoding the events (what a tap needs to measure lag).</summary>
     public static long[] ReadUtcTicks(ReadOnlySpan<byte> data)
     {

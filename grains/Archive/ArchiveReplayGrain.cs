@@ -56,7 +56,8 @@ public sealed class ArchiveReplayGrain(Keystone.Lake.LakeReplayReader reader, IO
         events.Clear();
         if (topic is null)
         {
-            var body = Encoding.UTF8.GetBytes(string.Join('\n', batch.Select(EventJson.Serialize)));
+            // Marked: where the lake is the sealed fronting log, their second acceptance is not sealed into it again.
+            var body = Encoding.UTF8.GetBytes(string.Join('\n', batch.Select(e => EventJson.Serialize(e with { Metadata = e.Metadata.With(SealedLogLake.ReplayedKey, "true") }))));
             var result = await GrainFactory.GetGrain<IIngestGrain>(0).Ingest(new IngestRequest(body, BodyFormat.Ndjson, BodyCompression.None, "archive-replay"));
             return (result.Accepted + result.Duplicates, result.Rejected.Count);
         }

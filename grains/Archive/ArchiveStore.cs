@@ -61,6 +61,39 @@ public sealed class ArchiveStore(BlobContainerClient container)
         return chunk.Length;
     }
 
+    /// <summary>Writes a whole blob of gzip members (a sealed log segment's events of one hour), its event count in its
+    /// metadata; a blob of that name is replaced (a segment sealed again after a crash has the same name and bytes).</summary>
+    public async Task UploadAsync(string name, CompressedChunk chunk, CancellationToken cancellationToken = default)
+    {
+        await Ready();
+        await using var stream = chunk.OpenRead();
+        await container.GetBlobClient(name).UploadAsync(stream, new BlobUploadOptions
+        {
+            Metadata = new Dictionary<string, string> { [EventsMetadata] = chunk.Events.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+        }, cancellationToken);
+    }
+
+    private const string EventsMetadata = "events";
+
+    /// <summary>
+    /// A partition's data blobs of the hours under <paramref name="prefix"/> (an hour's or a day's), with their event
+    /// counts from their metadata (0 for an archive writer's parts, which keep theirs in its state).
+    /// </summary>
+    public async Task<List<(ArchiveBlob Blob, DateTimeOffset Written)>> ListPartitionAsync(string prefix, int partition, CancellationToken cancellationToken = default)
+    {
+        await Ready();
+        var blobs = new List<(ArchiveBlob, DateTimeOffset)>();
+        var mine = $"/p{partition}-";
+        await foreach (var blob in container.GetBlobsAsync(BlobTraits.Metadata, BlobStates.None, prefix, cancellationToken))
+        {
+            if (!blob.Name.EndsWith(".jsonl.gz", StringComparison.Ordinal) || !blob.Name.Contains(mine, StringComparison.Ordinal)
+                || Lake.ArchiveBlobHourSource.IsWindowSegment(blob.Name)) continue;
+            var events = blob.Metadata.TryGetValue(EventsMetadata, out var text) && long.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : 0;
+            blobs.Add((new ArchiveBlob(blob.Name, events, blob.Properties.ContentLength ?? 0), blob.Properties.LastModified ?? DateTimeOffset.UtcNow));
+        }
+        return blobs;
+    }
+
     public async Task WriteManifestAsync(string name, IReadOnlyList<ArchiveBlob> blobs)
     {
         await Ready();

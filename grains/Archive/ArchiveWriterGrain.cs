@@ -29,6 +29,10 @@ public sealed class ArchiveOptions
     /// <summary>How often each writer rewrites the manifests of the hours it touched.</summary>
     public TimeSpan ManifestInterval { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Where the lake is the sealed fronting log (File and Blob logs): how often each partition's open log
+    /// segment is closed and written to the lake. The lake is this far behind ingest, at most.</summary>
+    public TimeSpan SealInterval { get; set; } = TimeSpan.FromMinutes(1);
+
     /// <summary>The longest range one replay may cover.</summary>
     public TimeSpan MaxReplayRange { get; set; } = TimeSpan.FromDays(7);
 }
@@ -46,7 +50,10 @@ public sealed class ArchiveWriterState
 }
 
 /// <summary>
-/// Writes one partition of the archive topic to the lake: each delivery is appended, grouped by the hour of its
+/// Where the lake is the sealed fronting log (<see cref="CheckpointOptions.LakeFromLog"/>: the File and Blob logs, the
+/// default), only acknowledges the archive topic's barriers and answers <see cref="GetBlobs"/> from the partition's log
+/// writer: <see cref="SealedLogLake"/> writes the lake. Otherwise (the Event Hubs log, durable streams):
+/// writes one partition of the archive topic to the lake: each delivery is appended, grouped by the hour of its
 /// events' time, as one gzip member to that hour's current blob, before the delivery is acknowledged — so nothing
 /// acknowledged is missing from the lake. Blobs roll over at <see cref="ArchiveOptions.MaxBlobBytes"/>; the per-blob
 /// counts go to a manifest per hour and partition. A message redelivered after a crash may be appended twice: the
@@ -77,16 +84,21 @@ public sealed class ArchiveWriterGrain(
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _partition = int.Parse(this.GetPrimaryKeyString(), System.Globalization.CultureInfo.InvariantCulture);
-        local.Add(_partition, this.AsReference<IArchiveWriterGrain>());
         _segments = new RecentIds<Guid>(RememberedSegments);
+        // Where the lake is the sealed fronting log, this writer only acknowledges barriers.
+        if (LakeFromLog) return Task.CompletedTask;
+        local.Add(_partition, this.AsReference<IArchiveWriterGrain>());
         foreach (var id in state.State.RecentSegments) _segments.TryAdd(id);
         var every = options.Value.ManifestInterval;
         this.RegisterGrainTimer(FlushManifests, new GrainTimerCreationOptions(every, every));
         return Task.CompletedTask;
     }
 
+    private bool LakeFromLog => checkpoints.Value.LakeFromLog;
+
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
+        if (LakeFromLog) return;
         local.Remove(_partition, this.AsReference<IArchiveWriterGrain>());
         // A stopping silo flushed this writer before deactivating grains. When no other silo stays, what came after is
         // not acknowledged and the fronting log replays it at the restart; written now, without the state that records
@@ -101,6 +113,7 @@ public sealed class ArchiveWriterGrain(
 
     public async Task Flush()
     {
+        if (LakeFromLog) return;
         if (_pending.Count > 0) await WritePending();
         await FlushManifests();
     }
@@ -124,6 +137,13 @@ public sealed class ArchiveWriterGrain(
 
     public async Task OnNextAsync(IList<SequentialItem<EventBatch>> items)
     {
+        if (LakeFromLog)
+        {
+            // The log's segments are the lake: what came before a barrier is durable already.
+            foreach (var item in items)
+                if (item.Item.IsBarrier) GrainFactory.GetGrain<ICheckpointCoordinatorGrain>(0).Ack(item.Item.Barrier, _partition, ArchiveTopics.Input).Ignore();
+            return;
+        }
         Gather(items);
         if (checkpoints.Value.Logging)
         {
@@ -213,12 +233,13 @@ public sealed class ArchiveWriterGrain(
         }
     }
 
-    public Task<IReadOnlyList<ArchiveBlob>> GetBlobs() =>
-        Task.FromResult<IReadOnlyList<ArchiveBlob>>([.. state.State.Blobs.Values.OrderBy(b => b.Name, StringComparer.Ordinal)]);
+    public Task<IReadOnlyList<ArchiveBlob>> GetBlobs() => LakeFromLog
+        ? GrainFactory.GetGrain<IFrontingPartitionGrain>(_partition).GetLakeBlobs()
+        : Task.FromResult<IReadOnlyList<ArchiveBlob>>([.. state.State.Blobs.Values.OrderBy(b => b.Name, StringComparer.Ordinal)]);
 
     public async Task FlushManifests()
     {
-        if (_dirtyHours.Count == 0) return;
+        if (_dirtyHours.Count == 0 || LakeFromLog) return;
         var hours = _dirtyHours.ToList();
         _dirtyHours.Clear();
         var s = state.State;

@@ -44,6 +44,22 @@ public sealed class CompressedLines(int maxRawBytes) : IDisposable
 
     public void Add(KeystoneEvent e)
     {
+        var gzip = Open();
+        _raw += EventJson.WriteLine(gzip, e);
+        Added();
+    }
+
+    /// <summary>Adds an event still in its batch record (length prefix included), without decoding it.</summary>
+    public void AddRecord(ReadOnlySpan<byte> record)
+    {
+        var gzip = Open();
+        _raw += EventJson.WriteRecordLine(gzip, record);
+        Added();
+    }
+
+    // Called before adding to _raw: it starts a member at 0.
+    private GZipStream Open()
+    {
         if (_gzip is null)
         {
             _buffer = new PooledChunkStream();
@@ -51,7 +67,11 @@ public sealed class CompressedLines(int maxRawBytes) : IDisposable
             _raw = 0;
             _openEvents = 0;
         }
-        _raw += EventJson.WriteLine(_gzip, e);
+        return _gzip;
+    }
+
+    private void Added()
+    {
         _openEvents++;
         Events++;
         if (_raw >= maxRawBytes) Close();

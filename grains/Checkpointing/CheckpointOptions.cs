@@ -42,6 +42,11 @@ public sealed class CheckpointOptions
     /// <summary>Whether ingest writes the fronting log.</summary>
     public bool Logging => Resolved != FrontingLogMode.Off;
 
+    /// <summary>Whether the lake is made of the log's closed segments (<see cref="Keystone.Archive.SealedLogLake"/>):
+    /// with the File and Blob logs. With Event Hubs (whose retention, not this silo, removes events) and with durable
+    /// streams, the archive writer writes the lake from the archive topic.</summary>
+    public bool LakeFromLog => Resolved is FrontingLogMode.File or FrontingLogMode.Blob;
+
     public void Resolve(bool durableStreams) => Resolved = FrontingLog switch
     {
         FrontingLogMode.Auto when durableStreams => FrontingLogMode.Off,

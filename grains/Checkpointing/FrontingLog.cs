@@ -38,6 +38,35 @@ public interface IFrontingLogWriter
 }
 
 /// <summary>
+/// The writer of a log kept as segments (files, append blobs): the lake is made of its closed segments
+/// (<see cref="Keystone.Archive.SealedLogLake"/>), so a segment may be deleted only once it is in the lake.
+/// </summary>
+public interface ISegmentedLogWriter : IFrontingLogWriter
+{
+    /// <summary>Whether a segment must be archived (<see cref="MarkArchived"/>) before a checkpoint lets it go.</summary>
+    bool ArchiveRequired { get; set; }
+
+    /// <summary>Bytes in the open segment (0 when none is open).</summary>
+    long OpenBytes { get; }
+
+    /// <summary>Closes the open segment; the next append starts a new one. False when none was open. Never while an
+    /// append is under way.</summary>
+    bool Roll();
+
+    /// <summary>Closed segments not archived yet, oldest first (first positions).</summary>
+    IReadOnlyList<long> Unarchived { get; }
+
+    /// <summary>A closed segment's bytes (frames as <see cref="SegmentedFrontingLog.Encode"/> writes them), to read once
+    /// from the start (<see cref="SegmentedFrontingLog.ReadFramesAsync"/>); null when the segment is gone.</summary>
+    Task<Stream?> OpenSegmentAsync(long first, CancellationToken cancellationToken = default);
+
+    /// <summary>Whether a crash can leave half a frame at a segment's end.</summary>
+    bool TornTailPossible { get; }
+
+    void MarkArchived(long first);
+}
+
+/// <summary>
 /// A fronting log kept as segments per partition, each named by the first position it holds. One append per group
 /// commit, holding frames of length (4 bytes), position (8), batch id (16), creation time (8 ticks) and the batch's
 /// codec bytes. A writer starts a new segment when it opens and when a segment grows past <see cref="MaxSegmentBytes"/>
@@ -60,6 +89,9 @@ public abstract class SegmentedFrontingLog : IFrontingLog
 
     /// <summary>A segment's bytes; null when it is gone.</summary>
     protected abstract Task<byte[]?> ReadSegmentAsync(int partition, long first, CancellationToken cancellationToken);
+
+    /// <summary>A segment's bytes as a stream read from the start; null when it is gone.</summary>
+    protected abstract Task<Stream?> OpenSegmentAsync(int partition, long first, CancellationToken cancellationToken);
 
     protected abstract Task<ISegmentAppender> CreateSegmentAsync(int partition, long first, CancellationToken cancellationToken);
 
@@ -137,6 +169,50 @@ public abstract class SegmentedFrontingLog : IFrontingLog
         return messages;
     }
 
+    /// <summary>One frame of a segment: its position, its batch's id, and when ingest made the batch.</summary>
+    public readonly record struct Frame(long Position, Guid BatchId, DateTimeOffset CreatedAt);
+
+    /// <summary>
+    /// Reads a segment frame by frame, calling <paramref name="onFrame"/> with each frame's batch bytes (valid during
+    /// the call only), through one pooled buffer the size of the largest frame (a group commit, at most
+    /// <see cref="MaxAppendBytes"/> unless one batch was larger): a whole segment is never in memory. The rules of
+    /// <see cref="Decode"/> apply to a frame cut short.
+    /// </summary>
+    public static async Task ReadFramesAsync(Stream segment, string what, bool tornTailPossible, FrameAction onFrame, CancellationToken cancellationToken = default)
+    {
+        var header = new byte[FrameHeader];
+        var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        try
+        {
+            long at = 0;
+            while (true)
+            {
+                var got = await segment.ReadAtLeastAsync(header, FrameHeader, throwOnEndOfStream: false, cancellationToken);
+                if (got == 0) return;
+                var length = got == FrameHeader ? BinaryPrimitives.ReadInt32LittleEndian(header) : -1;
+                if (length > buffer.Length)
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = ArrayPool<byte>.Shared.Rent(length);
+                }
+                if (length < 0 || await segment.ReadAtLeastAsync(buffer.AsMemory(0, length), length, throwOnEndOfStream: false, cancellationToken) < length)
+                {
+                    if (tornTailPossible) return;
+                    throw new InvalidDataException($"fronting log {what} is truncated at byte {at}");
+                }
+                onFrame(new Frame(BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(4)), new Guid(header.AsSpan(12, 16)),
+                    new DateTimeOffset(BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(28)), TimeSpan.Zero)), buffer.AsSpan(0, length));
+                at += FrameHeader + length;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    public delegate void FrameAction(Frame frame, ReadOnlySpan<byte> batch);
+
     /// <summary>Writes one frame; returns its length.</summary>
     public static int Encode(Span<byte> destination, long position, EventBatch message)
     {
@@ -151,11 +227,35 @@ public abstract class SegmentedFrontingLog : IFrontingLog
 
     public static int FrameSize(EventBatch message) => FrameHeader + message.EncodedLength;
 
-    private sealed class Writer(SegmentedFrontingLog log, int partition, long last, List<long> segments) : IFrontingLogWriter
+    private sealed class Writer(SegmentedFrontingLog log, int partition, long last, List<long> segments) : ISegmentedLogWriter
     {
         private ISegmentAppender? _segment;
         private long _segmentBytes;
         private int _segmentAppends;
+        private readonly HashSet<long> _archived = [];
+
+        public bool ArchiveRequired { get; set; }
+
+        public long OpenBytes => _segment is null ? 0 : _segmentBytes;
+
+        public bool TornTailPossible => log.TornTailPossible;
+
+        public bool Roll()
+        {
+            if (_segment is null) return false;
+            _segment.Dispose();
+            _segment = null;
+            return true;
+        }
+
+        // With a segment open, the newest listed one is it.
+        public IReadOnlyList<long> Unarchived =>
+            [.. segments.Take(_segment is null ? segments.Count : segments.Count - 1).Where(first => !_archived.Contains(first))];
+
+        public Task<Stream?> OpenSegmentAsync(long first, CancellationToken cancellationToken = default) =>
+            log.OpenSegmentAsync(partition, first, cancellationToken);
+
+        public void MarkArchived(long first) => _archived.Add(first);
 
         public long Last { get; private set; } = last;
 
@@ -213,10 +313,12 @@ public abstract class SegmentedFrontingLog : IFrontingLog
 
         public async Task SealBeforeAsync(long position, CancellationToken cancellationToken = default)
         {
-            // A segment is wholly before the position when the next one starts at or before it.
-            while (segments.Count > 1 && segments[1] <= position)
+            // A segment is wholly before the position when the next one starts at or before it; and, where the lake is
+            // made of the log's segments, it goes once it is in the lake (the next checkpoint lets it go otherwise).
+            while (segments.Count > 1 && segments[1] <= position && (!ArchiveRequired || _archived.Contains(segments[0])))
             {
                 await log.DeleteSegmentAsync(partition, segments[0], cancellationToken);
+                _archived.Remove(segments[0]);
                 segments.RemoveAt(0);
             }
         }
@@ -252,6 +354,19 @@ public sealed class BlobFrontingLog(BlobContainerClient container) : SegmentedFr
         try
         {
             return await Keystone.Storage.BlobBytes.DownloadAsync(container.GetBlobClient(SegmentName(partition, first)), cancellationToken: cancellationToken);
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            return null;
+        }
+    }
+
+    protected override async Task<Stream?> OpenSegmentAsync(int partition, long first, CancellationToken cancellationToken)
+    {
+        try
+        {
+            // Disposing the content disposes the response.
+            return (await container.GetBlobClient(SegmentName(partition, first)).DownloadStreamingAsync(cancellationToken: cancellationToken)).Value.Content;
         }
         catch (RequestFailedException e) when (e.Status == 404)
         {
@@ -323,6 +438,19 @@ public sealed class FileFrontingLog(string directory) : SegmentedFrontingLog
         catch (FileNotFoundException)
         {
             return null;
+        }
+    }
+
+    protected override Task<Stream?> OpenSegmentAsync(int partition, long first, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return Task.FromResult<Stream?>(new FileStream(SegmentPath(partition, first), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete,
+                64 * 1024, FileOptions.Asynchronous | FileOptions.SequentialScan));
+        }
+        catch (FileNotFoundException)
+        {
+            return Task.FromResult<Stream?>(null);
         }
     }
 

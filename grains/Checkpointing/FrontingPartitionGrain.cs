@@ -1,6 +1,9 @@
+using Keystone.Archive;
 using Keystone.Ingest;
+using Keystone.Pipeline;
 using Keystone.Topics;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
 using Orleans.Runtime;
 using Orleans.Streams;
@@ -11,9 +14,21 @@ namespace Keystone.Checkpointing;
 /// One partition's fronting log writer. Reentrant so that appends from concurrent ingest requests queue up while a
 /// write is under way and then go out together: one storage request per group, however many requests it answers.
 /// Messages are handed to the fronting stream in position order after they are durable.
+/// Where the lake is the sealed log (<see cref="CheckpointOptions.LakeFromLog"/>), it also closes its open segment every
+/// <see cref="ArchiveOptions.SealInterval"/> (or at <see cref="SealedLogLake.SealAtBytes"/>) and writes each closed
+/// segment to the lake, off its own turn so that appends do not wait behind the compression.
 /// </summary>
 [Reentrant]
-public sealed class FrontingPartitionGrain(IFrontingLog log, ILogger<FrontingPartitionGrain> logger) : Grain, IFrontingPartitionGrain
+public sealed class FrontingPartitionGrain(
+    IFrontingLog log,
+    SealedLogLake lake,
+    LocalFrontingPartitions local,
+    IOptions<CheckpointOptions> checkpoints,
+    IOptions<ArchiveOptions> archive,
+    IOptions<IngestOptions> ingest,
+    ArchiveStore store,
+    TimeProvider time,
+    ILogger<FrontingPartitionGrain> logger) : Grain, IFrontingPartitionGrain
 {
     private List<(EventBatch[] Messages, TaskCompletionSource Done)> _queued = [];
     private bool _writing;
@@ -21,11 +36,47 @@ public sealed class FrontingPartitionGrain(IFrontingLog log, ILogger<FrontingPar
     private IAsyncStream<EventBatch> _stream = null!;
     private int _partition;
 
+    // Set where the lake is made of this log's segments.
+    private ISegmentedLogWriter? _sealable;
+    private ClockSkew _clockSkew = null!;
+    private bool _rollDue;
+    private Task _sealing = Task.CompletedTask;
+    // One seal at a time: the event ids of the segment being sealed.
+    private readonly HashSet<Guid> _seen = [];
+    private readonly Dictionary<string, (ArchiveBlob Blob, DateTimeOffset Written)> _lakeBlobs = new(StringComparer.Ordinal);
+    private Task? _listing;
+
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _partition = (int)this.GetPrimaryKeyLong();
         _writer = await log.OpenWriterAsync(_partition, cancellationToken);
         _stream = this.GetStreamProvider(StreamNames.Provider).GetStream<EventBatch>(StreamId.Create(StreamNames.Fronting, StreamNames.PartitionKey(_partition)));
+        if (checkpoints.Value.LakeFromLog && archive.Value.Enabled && _writer is ISegmentedLogWriter segmented)
+        {
+            _sealable = segmented;
+            segmented.ArchiveRequired = true;
+            _clockSkew = new ClockSkew(ingest.Value.MaxClockSkew);
+            local.Add(_partition, this.AsReference<IFrontingPartitionGrain>());
+            var every = archive.Value.SealInterval;
+            this.RegisterGrainTimer(_ => Tick(), new GrainTimerCreationOptions(every, every) { Interleave = true });
+            // A writer opens a fresh segment: what an earlier activation left (a crash, a stop) is all closed, and goes now.
+            StartSealing();
+        }
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        if (_sealable is null) return;
+        local.Remove(_partition, this.AsReference<IFrontingPartitionGrain>());
+        try
+        {
+            await FlushToLake().WaitAsync(cancellationToken);
+        }
+        catch (Exception e)
+        {
+            // Nothing is lost: the segments stay in the log, and the next activation seals them.
+            logger.LogWarning(e, "Lake: partition {Partition} could not seal its log segments as it deactivated; the next activation will", _partition);
+        }
     }
 
     public Task Append(EventBatch[] messages)
@@ -62,11 +113,112 @@ public sealed class FrontingPartitionGrain(IFrontingLog log, ILogger<FrontingPar
                     logger.LogWarning(e, "Fronting partition {Partition}: appending {Count} requests failed", _partition, group.Count);
                     foreach (var (_, done) in group) done.SetException(e);
                 }
+                // Between groups, never during an append: the segment is not in use.
+                if (_sealable is { } s && (_rollDue || s.OpenBytes >= SealedLogLake.SealAtBytes)) Roll();
             }
         }
         finally
         {
             _writing = false;
         }
+    }
+
+    private Task Tick()
+    {
+        if (_writing) _rollDue = true;
+        else Roll();
+        // Also when nothing was open: a seal that failed is tried again.
+        StartSealing();
+        return Task.CompletedTask;
+    }
+
+    private void Roll()
+    {
+        _rollDue = false;
+        if (_sealable!.Roll()) StartSealing();
+    }
+
+    private void StartSealing()
+    {
+        if (_sealable is not null && _sealing.IsCompleted) _sealing = SealClosed();
+    }
+
+    private async Task SealClosed()
+    {
+        var sealable = _sealable!;
+        while (sealable.Unarchived is { Count: > 0 } closed)
+        {
+            var first = closed[0];
+            try
+            {
+                // Read, grouped and compressed on the thread pool: this grain's turns are the partition's appends.
+                var blobs = await Task.Run(() => Seal(sealable, first));
+                sealable.MarkArchived(first);
+                foreach (var blob in blobs) Remember(blob);
+            }
+            catch (Exception e)
+            {
+                lake.CountFailure();
+                logger.LogWarning(e, "Lake: writing fronting log segment {Segment} of partition {Partition} to the lake failed; it stays in the log and is tried again at the next seal", first, _partition);
+                return;
+            }
+        }
+    }
+
+    // Read frame by frame: a segment of up to 8 MiB is never in memory whole.
+    private async Task<IReadOnlyList<ArchiveBlob>> Seal(ISegmentedLogWriter sealable, long first)
+    {
+        if (await sealable.OpenSegmentAsync(first) is not { } segment) return [];
+        await using (segment)
+            return await lake.SealAsync(_partition, first, segment, sealable.TornTailPossible, _clockSkew, _seen);
+    }
+
+    private void Remember(ArchiveBlob blob)
+    {
+        _lakeBlobs[blob.Name] = (blob, time.GetUtcNow());
+        Prune();
+    }
+
+    // The blobs written in the last two days, whatever hour of event time they hold (a few thousand per partition).
+    private void Prune()
+    {
+        var cutoff = time.GetUtcNow().AddDays(-2);
+        foreach (var stale in _lakeBlobs.Where(kv => kv.Value.Written < cutoff).Select(kv => kv.Key).ToList()) _lakeBlobs.Remove(stale);
+    }
+
+    public async Task FlushToLake()
+    {
+        if (_sealable is null) return;
+        if (_writing) _rollDue = true;
+        else Roll();
+        await _sealing;
+        StartSealing();
+        await _sealing;
+    }
+
+    public async Task<IReadOnlyList<ArchiveBlob>> GetLakeBlobs()
+    {
+        if (_sealable is null) return [];
+        try
+        {
+            await (_listing ??= ListLake());
+        }
+        catch
+        {
+            _listing = null;
+            throw;
+        }
+        Prune();
+        return [.. _lakeBlobs.Values.Select(v => v.Blob).OrderBy(b => b.Name, StringComparer.Ordinal)];
+    }
+
+    // Listed once per activation (the hours of the last three days of event time) on top of this grain's own seals, which
+    // the listing does not replace.
+    private async Task ListLake()
+    {
+        var today = time.GetUtcNow().UtcDateTime.Date;
+        for (var day = today.AddDays(-2); day <= today; day = day.AddDays(1))
+            foreach (var (blob, written) in await store.ListPartitionAsync($"archive/{day:yyyy/MM/dd}/", _partition))
+                if (blob.Name.Contains($"/p{_partition}-s", StringComparison.Ordinal)) _lakeBlobs.TryAdd(blob.Name, (blob, written));
     }
 }

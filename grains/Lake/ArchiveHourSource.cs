@@ -38,13 +38,15 @@ public interface IArchiveHourSource
     Task<IReadOnlyList<string>?> StageAsync(HourInput input, string directory, CancellationToken cancellationToken = default);
 }
 
-/// <summary>The archive writers' blobs: <c>archive/yyyy/MM/dd/HH/p{partition}-{n}.jsonl.gz</c>.</summary>
+/// <summary>The raw lake's blobs: <c>archive/yyyy/MM/dd/HH/p{partition}-{n}.jsonl.gz</c> (an archive writer's parts) or
+/// <c>p{partition}-s{first}-{batch}.jsonl.gz</c> (sealed fronting log segments).</summary>
 public sealed partial class ArchiveBlobHourSource(BlobContainerClient container) : IArchiveHourSource
 {
     private readonly ArchiveStore _store = new(container);
 
-    // p{n}-0000: the archive writers' parts; p{n}-w0000: the window results (WindowArchiveWriterGrain).
-    [GeneratedRegex(@"/p(\d+)-w?\d+\.jsonl\.gz$")]
+    // p{n}-0000: the archive writers' parts; p{n}-s{first}-{batch}: sealed fronting log segments (SealedLogLake);
+    // p{n}-w0000: the window results (WindowArchiveWriterGrain).
+    [GeneratedRegex(@"/p(\d+)-(?:w?\d+|s\d+-[0-9a-f]+)\.jsonl\.gz$")]
     private static partial Regex SegmentName();
 
     /// <summary>A segment of window results (<see cref="WindowArchiveWriterGrain"/>) rather than of ingested events.</summary>

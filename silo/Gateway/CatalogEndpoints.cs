@@ -25,7 +25,12 @@ public sealed record RulesValidation(bool Valid, int Rules, IReadOnlyList<string
 /// <paramref name="SnapshotReads"/>: of those, the ranged reads of grain state, by state name;
 /// <paramref name="SnapshotSegments"/>: what this silo's snapshot buckets did to keep their blobs few.</summary>
 public sealed record StatsView(PipelineInfo Pipeline, IReadOnlyList<RouterStats> Routers, PipelineTotals? ThisSilo, IReadOnlyDictionary<string, long>? StorageRequests,
-    string? SiloAddress = null, ClusterView? Cluster = null, IReadOnlyDictionary<string, long>? SnapshotReads = null, SnapshotSegmentsView? SnapshotSegments = null);
+    string? SiloAddress = null, ClusterView? Cluster = null, IReadOnlyDictionary<string, long>? SnapshotReads = null, SnapshotSegmentsView? SnapshotSegments = null,
+    LakeSealsView? LakeSeals = null);
+
+/// <summary>Fronting log segments this silo wrote to the lake (where the lake is the sealed log), their events and
+/// compressed bytes, and seals that failed and wait for the next try.</summary>
+public sealed record LakeSealsView(long Segments, long Events, long Bytes, long Failures);
 
 /// <summary>Compactions (a bucket folded into a new base, and the bytes of state rewritten) and segments deleted
 /// because every state in them had been written again since (and the bytes they held), since the silo started.</summary>
@@ -151,7 +156,8 @@ internal static class CatalogEndpoints
         var routers = await Task.WhenAll(Enumerable.Range(0, info.Partitions).Select(p => cluster.GetGrain<IRouterGrain>(StreamNames.PartitionKey(p)).GetStats()));
         var view = await ClusterQueries.GetClusterAsync(cluster, info.Partitions);
         return TypedResults.Ok(new StatsView(info, routers, services.GetService<PipelineMetrics>()?.Snapshot(), services.GetService<StorageRequests>()?.Snapshot(),
-            services.GetService<ILocalSiloDetails>()?.SiloAddress.ToParsableString(), view, services.GetService<SnapshotStore>()?.StateReads(), Segments(services.GetService<SnapshotStore>())));
+            services.GetService<ILocalSiloDetails>()?.SiloAddress.ToParsableString(), view, services.GetService<SnapshotStore>()?.StateReads(), Segments(services.GetService<SnapshotStore>()),
+            services.GetService<Keystone.Archive.SealedLogLake>()?.Sealed is { } sealedLog ? new LakeSealsView(sealedLog.Segments, sealedLog.Events, sealedLog.Bytes, sealedLog.Failures) : null));
     }
 
     private static SnapshotSegmentsView? Segments(SnapshotStore? store) =>

@@ -119,6 +119,8 @@ internal static class ConfigurationCheck
         if (security is not null) problems.AddRange(security.Problems(development: true));
         var archive = BindChecked<ArchiveOptions>(ArchiveOptions.Section);
         if (archive is not null && archive.ManifestInterval < TimeSpan.FromMilliseconds(100)) problems.Add("Keystone:Archive:ManifestInterval must be at least 100 ms.");
+        if (archive is not null && (archive.SealInterval < TimeSpan.FromMilliseconds(100) || archive.SealInterval > TimeSpan.FromHours(1)))
+            problems.Add("Keystone:Archive:SealInterval must be between 100 ms and 1 hour.");
         if (archive is not null && archive.MaxReplayRange <= TimeSpan.Zero) problems.Add("Keystone:Archive:MaxReplayRange must be positive.");
         var lake = BindChecked<Keystone.Lake.LakeOptions>(Keystone.Lake.LakeOptions.Section);
         if (lake is not null) problems.AddRange(lake.Problems());

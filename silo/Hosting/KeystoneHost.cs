@@ -92,6 +92,7 @@ public static class KeystoneHost
             var app = builder.Build();
             app.Services.GetService<StorageRequests>()?.Export(app.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
             app.Services.GetService<SnapshotStore>()?.Export(app.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
+            app.Services.GetService<Keystone.Archive.SealedLogLake>()?.Export(app.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>());
             Map(app);
             return new Instance(app, azurite);
         }

@@ -128,8 +128,14 @@ internal static class SiloSetup
         silo.AddStartupTask(async (services, cancellationToken) =>
         {
             var grains = services.GetRequiredService<IGrainFactory>();
-            if (services.GetRequiredService<IOptions<CheckpointOptions>>().Value.Logging)
+            var checkpointing = services.GetRequiredService<IOptions<CheckpointOptions>>().Value;
+            if (checkpointing.Logging)
                 await grains.GetGrain<ICheckpointCoordinatorGrain>(0).Start();
+            // Each log writer seals into the lake what it finds closed when it activates (a crash or a stop left it):
+            // activated now, not at the first event after the restart.
+            if (checkpointing.LakeFromLog && services.GetRequiredService<IOptions<ArchiveOptions>>().Value.Enabled)
+                await Task.WhenAll(Enumerable.Range(0, services.GetRequiredService<IOptions<IngestOptions>>().Value.Partitions)
+                    .Select(p => grains.GetGrain<IFrontingPartitionGrain>(p).Head()));
             var startup = services.GetRequiredService<ILoggerFactory>().CreateLogger("Keystone.Silo.Startup");
             await OpenTopicTaps(grains, startup);
             WarmUp(services, startup);
@@ -149,6 +155,8 @@ internal static class SiloSetup
         // Entities that lost their memory with a departed silo are replayed to at once, not at their operator's next checkpoint.
         silo.Services.AddHostedService<SiloDepartureRecovery>();
         silo.Services.AddSingleton<LocalArchiveWriters>();
+        silo.Services.AddSingleton<SealedLogLake>();
+        silo.Services.AddSingleton<LocalFrontingPartitions>();
         silo.Services.AddSingleton<Keystone.Checkpointing.SiloStopping>();
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, SiloStopFlush>();
 

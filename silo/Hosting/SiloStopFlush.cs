@@ -11,6 +11,8 @@ namespace Keystone.Silo.Hosting;
 /// <item>the archive writers write what waits for the next barrier, their manifests and their state
 /// (<see cref="IArchiveWriterGrain.Flush"/>): otherwise events were archived without the record that they were, and
 /// the replay after the restart archived them again;</item>
+/// <item>the fronting log writers close their open segments and write them to the lake, where the lake is the sealed
+/// log (<see cref="IFrontingPartitionGrain.FlushToLake"/>);</item>
 /// <item>when no other silo stays (the buckets then have nowhere to go), entity checkpoints under way start no more
 /// writes, and the ones in flight finish (<see cref="SiloStopping"/>): a checkpoint cut short covers nothing, and the
 /// restart replays it from the fronting log. When other silos stay, checkpoints go on as before: the buckets answer
@@ -19,6 +21,7 @@ namespace Keystone.Silo.Hosting;
 /// </summary>
 internal sealed class SiloStopFlush(
     LocalArchiveWriters writers,
+    LocalFrontingPartitions partitions,
     SiloStopping stopping,
     IClusterMembershipService membership,
     ILocalSiloDetails silo,
@@ -30,7 +33,14 @@ internal sealed class SiloStopFlush(
     public void Participate(ISiloLifecycle lifecycle) =>
         lifecycle.Subscribe(nameof(SiloStopFlush), Stage, _ => Task.CompletedTask, Stop);
 
-    private Task Stop(CancellationToken cancellationToken) => Task.WhenAll(DrainCheckpoints(cancellationToken), FlushArchive(cancellationToken));
+    private Task Stop(CancellationToken cancellationToken) =>
+        Task.WhenAll(DrainCheckpoints(cancellationToken), FlushArchive(cancellationToken), SealLog(cancellationToken));
+
+    // Where the lake is the sealed log: the open segments are closed and written, so the lake is whole after a stop.
+    // What cannot be written stays in the log, and the restart writes it.
+    private Task SealLog(CancellationToken cancellationToken) =>
+        FlushAll(partitions.Active, p => p.FlushToLake(), "Lake: {Count} fronting log partitions sealed before the silo stops",
+            "Lake: sealing {Count} fronting log partitions before the silo stops failed; the log keeps their segments and the restart seals them", cancellationToken);
 
     private async Task DrainCheckpoints(CancellationToken cancellationToken)
     {
@@ -45,19 +55,22 @@ internal sealed class SiloStopFlush(
         }
     }
 
-    private async Task FlushArchive(CancellationToken cancellationToken)
+    // What the archive writers could not write is not acknowledged: the fronting log replays it after the restart.
+    private Task FlushArchive(CancellationToken cancellationToken) =>
+        FlushAll(writers.Active, w => w.Flush(), "Archive: {Count} partition writers flushed before the silo stops",
+            "Archive: flushing {Count} partition writers before the silo stops failed; what they held is replayed after the restart", cancellationToken);
+
+    private async Task FlushAll<TGrain>(IReadOnlyCollection<TGrain> active, Func<TGrain, Task> flush, string flushed, string failed, CancellationToken cancellationToken)
     {
-        var active = writers.Active;
         if (active.Count == 0) return;
         try
         {
-            await Task.WhenAll(active.Select(w => w.Flush())).WaitAsync(cancellationToken);
-            logger.LogInformation("Archive: {Count} partition writers flushed before the silo stops", active.Count);
+            await Task.WhenAll(active.Select(flush)).WaitAsync(cancellationToken);
+            logger.LogInformation(flushed, active.Count);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            // What they could not write is not acknowledged: the fronting log replays it after the restart.
-            logger.LogWarning(e, "Archive: flushing {Count} partition writers before the silo stops failed; what they held is replayed after the restart", active.Count);
+            logger.LogWarning(e, failed, active.Count);
         }
     }
 }

@@ -54,6 +54,8 @@ public sealed class TestSilo : IAsyncDisposable
         ["Keystone:Security:Keys:1:Scopes:0"] = "ingest",
         ["Keystone:Local:StartAzurite"] = "false",
         ["Keystone:Local:Simulate"] = "false",
+        // The lake is the sealed fronting log: tests read it a second after ingest, not a minute.
+        ["Keystone:Archive:SealInterval"] = "00:00:01",
         ["Logging:LogLevel:Default"] = "Warning",
         ["Logging:LogLevel:Orleans"] = "Error",
     };

@@ -43,8 +43,15 @@ public sealed class ArchiveTests(AzuriteFixture azurite)
         await Eventually.Until(async () => (await Json(await http.GetAsync("/v1/archive/blobs"))).AsArray().Sum(b => b!["events"]!.GetValue<long>()),
             n => n == 6, TimeSpan.FromSeconds(20), "6 events archived");
         var blobs = (await Json(await http.GetAsync("/v1/archive/blobs"))).AsArray().Select(b => b!["name"]!.GetValue<string>()).ToList();
-        Assert.All(blobs, name => Assert.Matches(@"^archive/\d{4}/\d{2}/\d{2}/\d{2}/p\d+-0000\.jsonl\.gz$", name));
+        // One blob per hour and sealed fronting log segment: p{partition}-s{first position}-{first batch}.
+        Assert.All(blobs, name => Assert.Matches(@"^archive/\d{4}/\d{2}/\d{2}/\d{2}/p\d+-s\d{16}-[0-9a-f]{8}\.jsonl\.gz$", name));
         Assert.Contains(blobs, n => n.StartsWith($"archive/{hourA.UtcDateTime:yyyy/MM/dd/HH}/", StringComparison.Ordinal));
+        // What the seals wrote, in the stats and on /metrics.
+        var seals = (await Json(await http.GetAsync("/v1/stats")))["lake_seals"]!;
+        Assert.Equal(6, seals["events"]!.GetValue<long>());
+        Assert.True(seals["segments"]!.GetValue<long>() >= 1, seals.ToJsonString());
+        Assert.Equal(0, seals["failures"]!.GetValue<long>());
+        Assert.Matches(@"keystone_lake_sealed_events_total\{[^}]*\} 6", await http.GetStringAsync("/metrics"));
         Assert.Contains(blobs, n => n.StartsWith($"archive/{hourB.UtcDateTime:yyyy/MM/dd/HH}/", StringComparison.Ordinal));
 
         // Read straight from the lake: every line of hour A, across blobs and gzip members, is one of its events.

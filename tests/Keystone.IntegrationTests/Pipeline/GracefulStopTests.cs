@@ -110,6 +110,8 @@ public sealed class GracefulStopTests(AzuriteFixture azurite, ITestOutputHelper 
         var settings = TestSilo.DefaultSettings(azurite);
         var directory = Path.Combine(Path.GetTempPath(), AzuriteFixture.UniqueName("fronting-log"));
         settings["Keystone:Checkpoints:LogDirectory"] = directory;
+        // The shipped interval: at the stop the open log segments are not in the lake yet, and the stop seals them.
+        settings["Keystone:Archive:SealInterval"] = "00:01:00";
         settings["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Information";
         return (settings, directory);
     }

@@ -31,6 +31,8 @@ public sealed class StoragePathTests(AzuriteFixture azurite)
         settings["Keystone:Graph:CheckpointInterval"] = "00:10:00";
         // Nor a manifest rewrite of the warm-up's hour: metadata on a timer, not on an event's path.
         settings["Keystone:Archive:ManifestInterval"] = "01:00:00";
+        // Nor a log segment sealed into the lake: the lake is written from the log in bulk, off the event's path.
+        settings["Keystone:Archive:SealInterval"] = "01:00:00";
         const int users = 50, perUser = 40, perRequest = 100;
         try
         {

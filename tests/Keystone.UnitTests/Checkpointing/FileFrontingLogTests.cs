@@ -107,4 +107,44 @@ public sealed class FileFrontingLogTests : IDisposable
         foreach (var message in placed)
             Assert.Equal(message.BatchId, Assert.Single(await log.ReadAsync(2, message.Position, message.Position)).BatchId);
     }
+
+    [Fact]
+    public async Task Where_the_lake_is_the_log_a_segment_goes_only_once_it_is_closed_and_archived()
+    {
+        var log = new FileFrontingLog(_directory);
+        var writer = (ISegmentedLogWriter)await log.OpenWriterAsync(2);
+        writer.ArchiveRequired = true;
+        await writer.AppendAsync([Message("a"), Message("b")]);
+        // The open segment is not the lake's yet.
+        Assert.Empty(writer.Unarchived);
+        Assert.True(writer.OpenBytes > 0);
+
+        Assert.True(writer.Roll());
+        Assert.False(writer.Roll());
+        Assert.Equal(0, writer.OpenBytes);
+        Assert.Equal([1L], writer.Unarchived);
+        await writer.AppendAsync([Message("c")]);
+        Assert.Equal([1L], writer.Unarchived);
+        var positions = new List<long>();
+        await using (var segment = (await writer.OpenSegmentAsync(1))!)
+            await SegmentedFrontingLog.ReadFramesAsync(segment, "p002/1", writer.TornTailPossible, (frame, batch) =>
+            {
+                positions.Add(frame.Position);
+                Assert.Single(EventBatchCodec.Decode(batch));
+            });
+        Assert.Equal([1L, 2], positions);
+
+        // Covered by a checkpoint but not in the lake: kept.
+        var segments = () => Directory.GetFiles(Path.Combine(_directory, "p002"), "*.log").Length;
+        await writer.SealBeforeAsync(3);
+        Assert.Equal(2, segments());
+        writer.MarkArchived(1);
+        Assert.Empty(writer.Unarchived);
+        await writer.SealBeforeAsync(3);
+        Assert.Equal(1, segments());
+
+        // A new writer (a restart) finds every segment closed and none archived: all go to the lake again.
+        var reopened = (ISegmentedLogWriter)await new FileFrontingLog(_directory).OpenWriterAsync(2);
+        Assert.Equal([3L], reopened.Unarchived);
+    }
 }

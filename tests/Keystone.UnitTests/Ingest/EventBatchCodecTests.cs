@@ -210,4 +210,22 @@ public class EventBatchCodecTests
         Assert.Equal(expected.Length, written);
         Assert.Equal(expected, buffer[..written]);
     }
+
+    [Fact]
+    public void A_record_writes_the_same_json_as_its_event_and_reads_its_key_and_metadata_without_decoding()
+    {
+        var events = Mixed().Append(Sample.PlayStarted(userId: "q\"uote<tag>&\u2028", metadata: EventMetadata.Empty.With("weird key\t", "välue \"x\"").With("replayed_from_lake", "true"))).ToArray();
+        var data = EventBatchCodec.Encode(events);
+        var ranges = EventBatchCodec.RecordRanges(data);
+        for (var i = 0; i < events.Length; i++)
+        {
+            var record = data.AsSpan(ranges[i].Start, ranges[i].Length);
+            var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+            using (var w = new System.Text.Json.Utf8JsonWriter(buffer, EventJson.WriterOptions)) EventBatchCodec.WriteJson(w, record);
+            Assert.Equal(EventJson.Serialize(events[i]), System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan));
+            Assert.Equal((events[i].EventId, events[i].Timestamp), EventBatchCodec.ReadKey(record));
+            Assert.Equal(events[i], EventBatchCodec.DecodeRecord(record));
+            Assert.Equal(i == events.Length - 1, EventBatchCodec.HasMetadata(record, "replayed_from_lake"u8));
+        }
+    }
 }

@@ -1,0 +1,98 @@
+using System.IO.Compression;
+using System.Text;
+using Keystone.Archive;
+using Keystone.Checkpointing;
+using Keystone.Events;
+using Keystone.Ingest;
+using Keystone.Pipeline;
+using Keystone.UnitTests.Support;
+
+namespace Keystone.UnitTests.Archive;
+
+/// <summary>How a closed fronting log segment becomes the lake's hours (the upload itself is tested on Azurite).</summary>
+public class SealedLogLakeTests
+{
+    private static readonly DateTimeOffset Arrival = new(2026, 12, 5, 10, 30, 0, TimeSpan.Zero);
+
+    private static KeystoneEvent Play(string user, DateTimeOffset at) => Sample.PlayStarted(userId: user) with { EventId = Guid.NewGuid(), Timestamp = at };
+
+    private static byte[] Segment(params KeystoneEvent[][] batches)
+    {
+        var messages = batches.Select(events => new EventBatch(Guid.NewGuid(), 3, Arrival, events)).ToList();
+        var bytes = new byte[messages.Sum(SegmentedFrontingLog.FrameSize)];
+        var at = 0;
+        for (var i = 0; i < messages.Count; i++) at += SegmentedFrontingLog.Encode(bytes.AsSpan(at), 41 + i, messages[i]);
+        return bytes;
+    }
+
+    private static List<KeystoneEvent> Read(CompressedLines lines)
+    {
+        lines.Seal();
+        using var gzip = new GZipStream(lines.Sealed.Single().OpenRead(), CompressionMode.Decompress);
+        using var reader = new StreamReader(gzip, Encoding.UTF8);
+        return [.. reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(EventJson.Parse)];
+    }
+
+    [Fact]
+    public async Task Events_go_to_the_hour_of_their_time_once_with_a_clock_ahead_corrected_and_replays_left_out()
+    {
+        var early = Play("u1", Arrival.AddMinutes(-80));
+        var a = Play("u2", Arrival.AddMinutes(-25));
+        var b = Play("u3", Arrival.AddMinutes(-10));
+        var ahead = Play("u4", Arrival.AddHours(2));
+        var replayed = Play("u5", Arrival.AddMinutes(-5)) is var r ? r with { Metadata = r.Metadata.With(SealedLogLake.ReplayedKey, "true") } : null!;
+        var segment = Segment([early, a], [early, b, replayed, ahead]);
+
+        // With a set that held another segment's ids.
+        var seen = new HashSet<Guid> { a.EventId };
+        var (hours, firstBatch, repeats) = await SealedLogLake.GroupAsync(new MemoryStream(segment), "p003/41", tornTailPossible: false, new ClockSkew(TimeSpan.FromMinutes(5)), seen);
+        try
+        {
+            Assert.Equal([Arrival.AddHours(-1).AddMinutes(-30), Arrival.AddMinutes(-30)], hours.Keys);
+            Assert.Equal([early], Read(hours[Arrival.AddHours(-1).AddMinutes(-30)]));
+            var ten = Read(hours[Arrival.AddMinutes(-30)]);
+            Assert.Equal([a, b], ten.Take(2));
+            // Stamped two hours ahead of its ingest: stored under the hour it arrived, its own time kept.
+            Assert.Equal(ahead.EventId, ten[2].EventId);
+            Assert.Equal(Arrival, ten[2].Timestamp);
+            Assert.Equal(EventJson.FormatTimestamp(ahead.Timestamp), ten[2].Metadata[ClockSkew.OriginalTimestampKey]);
+            Assert.Equal(2, repeats);
+            Assert.NotEqual(Guid.Empty, firstBatch);
+        }
+        finally
+        {
+            foreach (var lines in hours.Values) lines.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task The_same_segment_gives_the_same_names_and_bytes_so_sealing_it_again_after_a_crash_changes_nothing()
+    {
+        var segment = Segment([Play("u1", Arrival), Play("u2", Arrival.AddMinutes(1))]);
+        async Task<byte[]> Bytes()
+        {
+            var (hours, _, _) = await SealedLogLake.GroupAsync(new MemoryStream(segment), "p003/41", false, new ClockSkew(TimeSpan.FromMinutes(5)), []);
+            var lines = hours.Values.Single();
+            lines.Seal();
+            using var copy = new MemoryStream();
+            lines.Sealed[0].OpenRead().CopyTo(copy);
+            lines.Dispose();
+            return copy.ToArray();
+        }
+        Assert.Equal(await Bytes(), await Bytes());
+        var id = Guid.Parse("0123456789abcdef0123456789abcdef");
+        Assert.Equal("archive/2026/12/05/10/p3-s0000000000000041-01234567.jsonl.gz", SealedLogLake.BlobName(Arrival, 3, 41, id));
+    }
+
+    [Fact]
+    public async Task Half_a_frame_at_the_end_of_a_file_segment_is_the_end_and_elsewhere_an_error()
+    {
+        var segment = Segment([Play("u1", Arrival)], [Play("u2", Arrival)]);
+        var cut = segment[..^3];
+        var (hours, _, _) = await SealedLogLake.GroupAsync(new MemoryStream(cut), "p003/41", tornTailPossible: true, new ClockSkew(TimeSpan.FromMinutes(5)), []);
+        Assert.Equal(1, hours.Values.Single().Events);
+        hours.Values.Single().Dispose();
+        var error = await Assert.ThrowsAsync<InvalidDataException>(() => SealedLogLake.GroupAsync(new MemoryStream(cut), "p003/41", tornTailPossible: false, new ClockSkew(TimeSpan.FromMinutes(5)), []));
+        Assert.Contains("p003/41", error.Message);
+    }
+}
