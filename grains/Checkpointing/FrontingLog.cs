@@ -457,7 +457,11 @@ public sealed class FileFrontingLog(string directory) : SegmentedFrontingLog
     protected override Task<ISegmentAppender> CreateSegmentAsync(int partition, long first, CancellationToken cancellationToken)
     {
         System.IO.Directory.CreateDirectory(PartitionDirectory(partition));
-        var stream = new FileStream(SegmentPath(partition, first), FileMode.Append, FileAccess.Write, FileShare.Read | FileShare.Delete, 1, FileOptions.Asynchronous);
+        // Create, not append: a file of that name can only hold a frame cut short by a crash (a writer opens after the
+        // newest complete frame, and names a new segment after the last position it wrote). Appended to, that half
+        // frame would sit in front of acknowledged frames, and every reader stops at it; with segments closed every
+        // minute or 8 MiB, a kill in a segment's first append is no longer rare.
+        var stream = new FileStream(SegmentPath(partition, first), FileMode.Create, FileAccess.Write, FileShare.Read | FileShare.Delete, 1, FileOptions.Asynchronous);
         return Task.FromResult<ISegmentAppender>(new Appender(stream));
     }
 

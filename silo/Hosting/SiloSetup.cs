@@ -128,15 +128,17 @@ internal static class SiloSetup
         silo.AddStartupTask(async (services, cancellationToken) =>
         {
             var grains = services.GetRequiredService<IGrainFactory>();
+            var startup = services.GetRequiredService<ILoggerFactory>().CreateLogger("Keystone.Silo.Startup");
             var checkpointing = services.GetRequiredService<IOptions<CheckpointOptions>>().Value;
             if (checkpointing.Logging)
                 await grains.GetGrain<ICheckpointCoordinatorGrain>(0).Start();
             // Each log writer seals into the lake what it finds closed when it activates (a crash or a stop left it):
-            // activated now, not at the first event after the restart.
+            // activated now, not at the first event after the restart. Not awaited: the silo answers meanwhile.
             if (checkpointing.LakeFromLog && services.GetRequiredService<IOptions<ArchiveOptions>>().Value.Enabled)
-                await Task.WhenAll(Enumerable.Range(0, services.GetRequiredService<IOptions<IngestOptions>>().Value.Partitions)
-                    .Select(p => grains.GetGrain<IFrontingPartitionGrain>(p).Head()));
-            var startup = services.GetRequiredService<ILoggerFactory>().CreateLogger("Keystone.Silo.Startup");
+                _ = Task.WhenAll(Enumerable.Range(0, services.GetRequiredService<IOptions<IngestOptions>>().Value.Partitions)
+                    .Select(p => grains.GetGrain<IFrontingPartitionGrain>(p).Head()))
+                    .ContinueWith(t => startup.LogWarning(t.Exception, "Lake: activating the fronting log writers at start failed; each seals what it finds at its first event"),
+                        CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
             await OpenTopicTaps(grains, startup);
             WarmUp(services, startup);
         });

@@ -73,6 +73,29 @@ public sealed class FileFrontingLogTests : IDisposable
         Assert.Equal([1L, 2], read.Select(m => m.Position));
         Assert.Equal("c", read[1].Events.Single().Payload.GetString("user_id"));
     }
+
+    [Fact]
+    public async Task Half_of_a_new_segments_first_frame_left_by_a_crash_is_replaced_not_written_after()
+    {
+        // Positions 1 and 2, then the segment closed (every minute or 8 MiB where the lake is the log) and the kill
+        // in the next segment's first append: it holds half a frame and nothing else.
+        var log = new FileFrontingLog(_directory);
+        var writer = (ISegmentedLogWriter)await log.OpenWriterAsync(2);
+        await writer.AppendAsync([Message("a"), Message("b")]);
+        writer.Roll();
+        await writer.AppendAsync([Message("c")]);
+        var second = Path.Combine(_directory, "p002", $"{3:D16}.log");
+        await using (var file = new FileStream(second, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))
+            file.SetLength(file.Length - 5);
+
+        var again = await new FileFrontingLog(_directory).OpenWriterAsync(2);
+        Assert.Equal(2, again.Last);
+        await again.AppendAsync([Message("d"), Message("e")]);
+        var read = await log.ReadAsync(2, 1, 10);
+        Assert.Equal([1L, 2, 3, 4], read.Select(m => m.Position));
+        Assert.Equal(["a", "b", "d", "e"], read.Select(m => m.Events.Single().Payload.GetString("user_id")));
+    }
+
     // Positions 1 and 2 written; then a writer that died right after starting segment `first` left it empty, and a
     // new writer opens the log.
     private async Task<(FileFrontingLog Log, IFrontingLogWriter Writer)> ReopenedAfterEmptySegment(long first)
