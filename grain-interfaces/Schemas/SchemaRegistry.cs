@@ -25,6 +25,13 @@ public sealed record ValidationLimits
 
     public int MaxMetadataEntries { get; init; } = 32;
     public int MaxMetadataValueLength { get; init; } = 1024;
+
+    /// <summary>Whether events may carry <see cref="LakeReplayKey"/>: only the archive's own replay may.</summary>
+    public bool AllowLakeReplayMarker { get; init; }
+
+    /// <summary>Marks an event the archive's replay publishes again through ingest: it is in the lake already, and
+    /// the sealed fronting log leaves it out of the lake. Reserved: from a producer it would keep events out of the lake.</summary>
+    public const string LakeReplayKey = "replayed_from_lake";
 }
 
 /// <summary>
@@ -112,6 +119,8 @@ public sealed class SchemaRegistry
             foreach (var (k, v) in e.Metadata)
             {
                 if (k.Length is 0 or > 64) return new("metadata", $"key '{Truncate(k)}' must be 1 to 64 characters long");
+                if (k == ValidationLimits.LakeReplayKey && !limits.AllowLakeReplayMarker)
+                    return new($"metadata.{k}", "is reserved for the archive's replay (it keeps the event out of the data lake)");
                 if (v.Length > limits.MaxMetadataValueLength) return new($"metadata.{k}", $"is longer than {limits.MaxMetadataValueLength} characters");
             }
         }

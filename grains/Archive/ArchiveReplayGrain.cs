@@ -58,7 +58,7 @@ public sealed class ArchiveReplayGrain(Keystone.Lake.LakeReplayReader reader, IO
         {
             // Marked: where the lake is the sealed fronting log, their second acceptance is not sealed into it again.
             var body = Encoding.UTF8.GetBytes(string.Join('\n', batch.Select(e => EventJson.Serialize(e with { Metadata = e.Metadata.With(SealedLogLake.ReplayedKey, "true") }))));
-            var result = await GrainFactory.GetGrain<IIngestGrain>(0).Ingest(new IngestRequest(body, BodyFormat.Ndjson, BodyCompression.None, "archive-replay"));
+            var result = await GrainFactory.GetGrain<IIngestGrain>(0).Ingest(new IngestRequest(body, BodyFormat.Ndjson, BodyCompression.None, Keystone.Operations.IngestOrigins.ArchiveReplay));
             return (result.Accepted + result.Duplicates, result.Rejected.Count);
         }
         await TopicPublisher.PublishAsync(this.GetStreamProvider(StreamNames.Provider), GrainFactory, ingest.Value, topic, "LOW", batch);

@@ -49,8 +49,8 @@ public sealed class SealedLogLake(ArchiveStore store)
     public const long SealAtBytes = 8L * 1024 * 1024;
 
     /// <summary>Marks an event the archive's replay publishes through ingest: it is in the lake already, and its
-    /// second acceptance is not sealed into it again.</summary>
-    public const string ReplayedKey = "replayed_from_lake";
+    /// second acceptance is not sealed into it again. Ingest refuses it from anyone else.</summary>
+    public const string ReplayedKey = Schemas.ValidationLimits.LakeReplayKey;
 
     public static string BlobName(DateTimeOffset hour, int partition, long first, Guid firstBatch) =>
         $"{ArchiveStore.HourPrefix(hour)}p{partition}-s{first:D16}-{firstBatch.ToString("N")[..8]}.jsonl.gz";

@@ -104,7 +104,12 @@ public sealed class IngestGrain(
             if (body.Length > _options.MaxRequestBytes)
                 return (default!, $"the batch is {body.Length} bytes; the limit is {_options.MaxRequestBytes} bytes", null);
 
-            var limits = new ValidationLimits { MaxEventBytes = _options.MaxEventBytes, MaxFutureSkew = _options.MaxFutureSkew };
+            var limits = new ValidationLimits
+            {
+                MaxEventBytes = _options.MaxEventBytes,
+                MaxFutureSkew = _options.MaxFutureSkew,
+                AllowLakeReplayMarker = request.Origin == IngestOrigins.ArchiveReplay,
+            };
             ParsedBatch parsed;
             KeystoneEvent[]? decoded = null;
             if (request.Format == BodyFormat.Binary)

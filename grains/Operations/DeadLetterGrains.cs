@@ -59,4 +59,7 @@ public static class IngestOrigins
 {
     /// <summary>Events re-published from the dead-letter store: refused again, they are not stored a second time.</summary>
     public const string Replay = "replay";
+
+    /// <summary>Events the archive's replay publishes again: they may carry the lake's replay marker.</summary>
+    public const string ArchiveReplay = "archive-replay";
 }

@@ -79,6 +79,12 @@ public sealed class ArchiveTests(AzuriteFixture azurite)
         var archived = await silo.DeliveredAsync("archive-all-events");
         var again = await Json(await Replay(http, new { from = hourA.ToString("O"), to = hourB.AddHours(1).ToString("O") }));
         Assert.Equal(6, again["matched"]!.GetValue<long>());
+        // Marked so that the lake does not take them twice, and accepted: only the replay may send that mark.
+        Assert.Equal(0, again["refused"]!.GetValue<long>());
+        var forged = TestEvents.Node(TestEvents.Play("arch-forger", "arch-v1"));
+        forged["metadata"] = new JsonObject { ["replayed_from_lake"] = "true" };
+        var refusal = (await Json(await http.PostAsync("/v1/events", TestEvents.JsonContent(new JsonArray(forged).ToJsonString()))))["rejected"]!.AsArray();
+        Assert.Contains("reserved", Assert.Single(refusal)!.ToJsonString());
         var sentinels = (await Drain.SentinelsAsync(silo)).Count;
         Assert.Equal(archived + sentinels, await silo.DeliveredAsync("archive-all-events"));
 

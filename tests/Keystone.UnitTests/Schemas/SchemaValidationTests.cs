@@ -221,4 +221,15 @@ public class SchemaValidationTests
     {
         Assert.Equal(["1.2", "1.9", "1.10", "2.0"], new[] { "1.10", "2.0", "1.9", "1.2" }.Order(VersionComparer.Instance));
     }
+
+    [Fact]
+    public void The_lake_replay_marker_is_refused_unless_the_archive_replay_sends_it()
+    {
+        var play = Sample.PlayStarted();
+        var marked = play with { Metadata = play.Metadata.With(ValidationLimits.LakeReplayKey, "true") };
+        var error = Validate(marked);
+        Assert.Equal("metadata.replayed_from_lake", error?.Field);
+        Assert.Contains("reserved", error!.Reason);
+        Assert.Null(Validate(marked, new ValidationLimits { AllowLakeReplayMarker = true }));
+    }
 }
