@@ -25,15 +25,18 @@ namespace Keystone.Archive;
 /// </remarks>
 public sealed class SealedLogLake(ArchiveStore store)
 {
-    private long _segments, _events, _bytes, _failures;
+    private long _segments, _events, _bytes, _failures, _alreadySealed;
 
-    /// <summary>Segments sealed into the lake since the silo started, the events and compressed bytes written, and seals
-    /// that failed (their segments stay in the log and are tried again).</summary>
-    public (long Segments, long Events, long Bytes, long Failures) Sealed =>
-        (Interlocked.Read(ref _segments), Interlocked.Read(ref _events), Interlocked.Read(ref _bytes), Interlocked.Read(ref _failures));
+    /// <summary>Segments sealed into the lake since the silo started, the events and compressed bytes written, seals
+    /// that failed (their segments stay in the log and are tried again), and segments the partitions' writers found in
+    /// the log already marked as in the lake as they opened (after a restart: not sealed again).</summary>
+    public (long Segments, long Events, long Bytes, long Failures, long AlreadySealed) Sealed =>
+        (Interlocked.Read(ref _segments), Interlocked.Read(ref _events), Interlocked.Read(ref _bytes), Interlocked.Read(ref _failures),
+         Interlocked.Read(ref _alreadySealed));
 
     /// <summary>Exports <see cref="Sealed"/> next to the storage requests: <c>keystone_lake_sealed_segments_total</c>,
-    /// <c>keystone_lake_sealed_events_total</c>, <c>keystone_lake_sealed_bytes_total</c>, <c>keystone_lake_seal_failures_total</c>.</summary>
+    /// <c>keystone_lake_sealed_events_total</c>, <c>keystone_lake_sealed_bytes_total</c>, <c>keystone_lake_seal_failures_total</c>,
+    /// <c>keystone_lake_already_sealed_segments_total</c>.</summary>
     public void Export(IMeterFactory meterFactory)
     {
         var meter = meterFactory.Create(Keystone.Storage.StorageRequests.MeterName);
@@ -41,9 +44,13 @@ public sealed class SealedLogLake(ArchiveStore store)
         meter.CreateObservableCounter("keystone.lake.sealed_events", () => Sealed.Events, "{event}", "Events written to the lake from sealed log segments.");
         meter.CreateObservableCounter("keystone.lake.sealed_bytes", () => Sealed.Bytes, "By", "Compressed bytes written to the lake from sealed log segments.");
         meter.CreateObservableCounter("keystone.lake.seal_failures", () => Sealed.Failures, "{failure}", "Seals that failed; their segments stay in the log and are tried again.");
+        meter.CreateObservableCounter("keystone.lake.already_sealed_segments", () => Sealed.AlreadySealed, "{segment}",
+            "Log segments a partition's writer found already in the lake as it opened, and did not seal again.");
     }
 
     public void CountFailure() => Interlocked.Increment(ref _failures);
+
+    public void CountAlreadySealed(int segments) => Interlocked.Add(ref _alreadySealed, segments);
 
     /// <summary>A segment is closed once it holds this much, whatever its age: what a seal reads back stays small.</summary>
     public const long SealAtBytes = 8L * 1024 * 1024;

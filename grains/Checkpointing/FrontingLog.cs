@@ -63,7 +63,13 @@ public interface ISegmentedLogWriter : IFrontingLogWriter
     /// <summary>Whether a crash can leave half a frame at a segment's end.</summary>
     bool TornTailPossible { get; }
 
-    void MarkArchived(long first);
+    /// <summary>Closed segments still in the log that are in the lake already; after a restart, those the writer found
+    /// marked so (<see cref="MarkArchivedAsync"/>) and will not seal again.</summary>
+    IReadOnlyCollection<long> Archived { get; }
+
+    /// <summary>Records, with the segment, that it is in the lake: a checkpoint may then let it go, and a writer that
+    /// opens after a restart does not seal it again.</summary>
+    Task MarkArchivedAsync(long first, CancellationToken cancellationToken = default);
 }
 
 /// <summary>
@@ -84,8 +90,14 @@ public abstract class SegmentedFrontingLog : IFrontingLog
 
     private const int FrameHeader = 4 + 8 + 16 + 8;
 
-    /// <summary>First positions of the partition's segments, ascending.</summary>
-    protected abstract Task<List<long>> ListSegmentsAsync(int partition, CancellationToken cancellationToken);
+    /// <summary>The partition's segments, ascending by first position, and whether each is marked as in the lake.</summary>
+    protected abstract Task<List<Segment>> ListSegmentsAsync(int partition, CancellationToken cancellationToken);
+
+    /// <summary>Marks a closed segment as in the lake. The mark only spares a restarted writer sealing it again (it
+    /// would write the same blobs), so it need not be flushed to disk.</summary>
+    protected abstract Task MarkArchivedAsync(int partition, long first, CancellationToken cancellationToken);
+
+    protected readonly record struct Segment(long First, bool Archived);
 
     /// <summary>A segment's bytes; null when it is gone.</summary>
     protected abstract Task<byte[]?> ReadSegmentAsync(int partition, long first, CancellationToken cancellationToken);
@@ -108,7 +120,8 @@ public abstract class SegmentedFrontingLog : IFrontingLog
 
     public async Task<IFrontingLogWriter> OpenWriterAsync(int partition, CancellationToken cancellationToken = default)
     {
-        var segments = await ListSegmentsAsync(partition, cancellationToken);
+        var listed = await ListSegmentsAsync(partition, cancellationToken);
+        var segments = listed.ConvertAll(s => s.First);
         long last = 0;
         // The newest segment that holds anything says where the log ends (a writer may have died right after creating one).
         for (var i = segments.Count - 1; i >= 0 && last == 0; i--)
@@ -117,11 +130,13 @@ public abstract class SegmentedFrontingLog : IFrontingLog
             last = frames.Count > 0 ? frames[^1].Position : 0;
             if (last == 0 && i == 0) last = segments[i] - 1;
         }
-        // Never a position below the newest segment's first, even when that segment is empty: a failed append moves
-        // the writer past positions it may not have written, and a segment started after them, if written into from
-        // an earlier position, would hold positions a reader looks for in the next one.
-        if (segments.Count > 0) last = Math.Max(last, segments[^1] - 1);
-        return new Writer(this, partition, last, segments);
+        // Past the newest segment's first position, even when that segment holds nothing (a writer died creating it, or
+        // in its first append): a writer never writes into a segment it found. Below it, a failed append that moved the
+        // writer past positions it may not have written would leave a segment holding positions a reader looks for in
+        // the next one; into it, a segment the lake already has (sealed empty after the restart) would take events the
+        // lake never gets. The one position skipped is a gap, which readers pass over.
+        if (segments.Count > 0) last = Math.Max(last, segments[^1]);
+        return new Writer(this, partition, last, segments, [.. listed.Where(s => s.Archived).Select(s => s.First)]);
     }
 
     public async Task<IReadOnlyList<EventBatch>> ReadAsync(int partition, long from, long to, CancellationToken cancellationToken = default)
@@ -131,8 +146,8 @@ public abstract class SegmentedFrontingLog : IFrontingLog
         var segments = await ListSegmentsAsync(partition, cancellationToken);
         for (var i = 0; i < segments.Count; i++)
         {
-            var first = segments[i];
-            var next = i + 1 < segments.Count ? segments[i + 1] : long.MaxValue;
+            var first = segments[i].First;
+            var next = i + 1 < segments.Count ? segments[i + 1].First : long.MaxValue;
             if (next <= from || first > to) continue;
             foreach (var message in await ReadFramesAsync(partition, first, cancellationToken))
                 if (message.Position >= from && message.Position <= to) result.Add(message);
@@ -227,12 +242,12 @@ public abstract class SegmentedFrontingLog : IFrontingLog
 
     public static int FrameSize(EventBatch message) => FrameHeader + message.EncodedLength;
 
-    private sealed class Writer(SegmentedFrontingLog log, int partition, long last, List<long> segments) : ISegmentedLogWriter
+    private sealed class Writer(SegmentedFrontingLog log, int partition, long last, List<long> segments, HashSet<long> archived) : ISegmentedLogWriter
     {
         private ISegmentAppender? _segment;
         private long _segmentBytes;
         private int _segmentAppends;
-        private readonly HashSet<long> _archived = [];
+        private readonly HashSet<long> _archived = archived;
 
         public bool ArchiveRequired { get; set; }
 
@@ -255,7 +270,14 @@ public abstract class SegmentedFrontingLog : IFrontingLog
         public Task<Stream?> OpenSegmentAsync(long first, CancellationToken cancellationToken = default) =>
             log.OpenSegmentAsync(partition, first, cancellationToken);
 
-        public void MarkArchived(long first) => _archived.Add(first);
+        public IReadOnlyCollection<long> Archived => _archived;
+
+        public async Task MarkArchivedAsync(long first, CancellationToken cancellationToken = default)
+        {
+            // The mark first: until the writer knows, no checkpoint deletes the segment under it.
+            await log.MarkArchivedAsync(partition, first, cancellationToken);
+            _archived.Add(first);
+        }
 
         public long Last { get; private set; } = last;
 
@@ -277,8 +299,8 @@ public abstract class SegmentedFrontingLog : IFrontingLog
                     _segment?.Dispose();
                     _segment = null;
                     _segment = await log.CreateSegmentAsync(partition, Last + 1, cancellationToken);
-                    // The newest segment may be this one already, left empty by a writer that died right after
-                    // creating it: listed twice, sealing would take it for wholly covered and delete it live.
+                    // Never listed twice (a writer starts past every segment it found): sealing would take the first
+                    // for wholly covered and delete it live.
                     if (segments.Count == 0 || segments[^1] != Last + 1) segments.Add(Last + 1);
                     (_segmentBytes, _segmentAppends) = (0, 0);
                 }
@@ -338,16 +360,23 @@ public sealed class BlobFrontingLog(BlobContainerClient container) : SegmentedFr
 
     private Task Ready(CancellationToken cancellationToken) => _container.ReadyAsync(cancellationToken);
 
-    protected override async Task<List<long>> ListSegmentsAsync(int partition, CancellationToken cancellationToken)
+    // In the segment's own metadata: one request per seal, none more at the listing, and it goes with the segment.
+    private const string SealedKey = "sealed";
+
+    protected override async Task<List<Segment>> ListSegmentsAsync(int partition, CancellationToken cancellationToken)
     {
         await Ready(cancellationToken);
         var prefix = Prefix(partition);
-        var firsts = new List<long>();
-        await foreach (var item in container.GetBlobsAsync(BlobTraits.None, BlobStates.None, prefix, cancellationToken))
-            if (long.TryParse(item.Name.AsSpan(prefix.Length), out var first)) firsts.Add(first);
-        firsts.Sort();
-        return firsts;
+        var segments = new List<Segment>();
+        await foreach (var item in container.GetBlobsAsync(BlobTraits.Metadata, BlobStates.None, prefix, cancellationToken))
+            if (long.TryParse(item.Name.AsSpan(prefix.Length), out var first))
+                segments.Add(new(first, item.Metadata?.TryGetValue(SealedKey, out var value) == true && value == "true"));
+        segments.Sort((a, b) => a.First.CompareTo(b.First));
+        return segments;
     }
+
+    protected override Task MarkArchivedAsync(int partition, long first, CancellationToken cancellationToken) =>
+        container.GetBlobClient(SegmentName(partition, first)).SetMetadataAsync(new Dictionary<string, string> { [SealedKey] = "true" }, cancellationToken: cancellationToken);
 
     protected override async Task<byte[]?> ReadSegmentAsync(int partition, long first, CancellationToken cancellationToken)
     {
@@ -412,17 +441,29 @@ public sealed class FileFrontingLog(string directory) : SegmentedFrontingLog
 
     private string SegmentPath(int partition, long first) => Path.Combine(PartitionDirectory(partition), $"{first:D16}.log");
 
+    // An empty file next to the segment says it is in the lake.
+    private string SealedPath(int partition, long first) => Path.Combine(PartitionDirectory(partition), $"{first:D16}.sealed");
+
     protected override bool TornTailPossible => true;
 
-    protected override Task<List<long>> ListSegmentsAsync(int partition, CancellationToken cancellationToken)
+    protected override Task<List<Segment>> ListSegmentsAsync(int partition, CancellationToken cancellationToken)
     {
         var path = PartitionDirectory(partition);
-        var firsts = new List<long>();
-        if (System.IO.Directory.Exists(path))
-            foreach (var file in System.IO.Directory.EnumerateFiles(path, "*.log"))
-                if (long.TryParse(Path.GetFileNameWithoutExtension(file), out var first)) firsts.Add(first);
-        firsts.Sort();
-        return Task.FromResult(firsts);
+        var segments = new List<Segment>();
+        if (!System.IO.Directory.Exists(path)) return Task.FromResult(segments);
+        foreach (var file in System.IO.Directory.EnumerateFiles(path, "*.log"))
+            if (long.TryParse(Path.GetFileNameWithoutExtension(file), out var first)) segments.Add(new(first, File.Exists(SealedPath(partition, first))));
+        // A mark whose segment is gone (a crash between the two deletes) is cleared.
+        foreach (var mark in System.IO.Directory.EnumerateFiles(path, "*.sealed"))
+            if (!File.Exists(Path.ChangeExtension(mark, ".log"))) File.Delete(mark);
+        segments.Sort((a, b) => a.First.CompareTo(b.First));
+        return Task.FromResult(segments);
+    }
+
+    protected override Task MarkArchivedAsync(int partition, long first, CancellationToken cancellationToken)
+    {
+        File.WriteAllBytes(SealedPath(partition, first), []);
+        return Task.CompletedTask;
     }
 
     protected override async Task<byte[]?> ReadSegmentAsync(int partition, long first, CancellationToken cancellationToken)
@@ -457,10 +498,10 @@ public sealed class FileFrontingLog(string directory) : SegmentedFrontingLog
     protected override Task<ISegmentAppender> CreateSegmentAsync(int partition, long first, CancellationToken cancellationToken)
     {
         System.IO.Directory.CreateDirectory(PartitionDirectory(partition));
-        // Create, not append: a file of that name can only hold a frame cut short by a crash (a writer opens after the
-        // newest complete frame, and names a new segment after the last position it wrote). Appended to, that half
-        // frame would sit in front of acknowledged frames, and every reader stops at it; with segments closed every
-        // minute or 8 MiB, a kill in a segment's first append is no longer rare.
+        // Create, not append. A writer starts past every segment it found, so no file of that name is expected; were
+        // one there, it could only hold a frame cut short by a crash, and appended to, that half frame would sit in
+        // front of acknowledged frames where every reader stops. A stale mark of being in the lake goes with it.
+        File.Delete(SealedPath(partition, first));
         var stream = new FileStream(SegmentPath(partition, first), FileMode.Create, FileAccess.Write, FileShare.Read | FileShare.Delete, 1, FileOptions.Asynchronous);
         return Task.FromResult<ISegmentAppender>(new Appender(stream));
     }
@@ -468,6 +509,8 @@ public sealed class FileFrontingLog(string directory) : SegmentedFrontingLog
     protected override Task DeleteSegmentAsync(int partition, long first, CancellationToken cancellationToken)
     {
         File.Delete(SegmentPath(partition, first));
+        // After the segment: a mark without its segment marks nothing.
+        File.Delete(SealedPath(partition, first));
         return Task.CompletedTask;
     }
 

@@ -57,6 +57,7 @@ public sealed class FrontingPartitionGrain(
         {
             _sealable = segmented;
             segmented.ArchiveRequired = true;
+            lake.CountAlreadySealed(segmented.Archived.Count);
             _clockSkew = new ClockSkew(ingest.Value.MaxClockSkew);
             local.Add(_partition, this.AsReference<IFrontingPartitionGrain>());
             var every = archive.Value.SealInterval;
@@ -162,7 +163,7 @@ public sealed class FrontingPartitionGrain(
             {
                 // Read, grouped and compressed on the thread pool: this grain's turns are the partition's appends.
                 var blobs = await Task.Run(() => Seal(sealable, first));
-                sealable.MarkArchived(first);
+                await sealable.MarkArchivedAsync(first);
                 foreach (var blob in blobs) Remember(blob);
             }
             catch (Exception e)

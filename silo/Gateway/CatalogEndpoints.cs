@@ -29,8 +29,9 @@ public sealed record StatsView(PipelineInfo Pipeline, IReadOnlyList<RouterStats>
     LakeSealsView? LakeSeals = null);
 
 /// <summary>Fronting log segments this silo wrote to the lake (where the lake is the sealed log), their events and
-/// compressed bytes, and seals that failed and wait for the next try.</summary>
-public sealed record LakeSealsView(long Segments, long Events, long Bytes, long Failures);
+/// compressed bytes, seals that failed and wait for the next try, and segments its writers found in the lake already
+/// as they opened (a restart does not seal them again).</summary>
+public sealed record LakeSealsView(long Segments, long Events, long Bytes, long Failures, long AlreadySealed = 0);
 
 /// <summary>Compactions (a bucket folded into a new base, and the bytes of state rewritten) and segments deleted
 /// because every state in them had been written again since (and the bytes they held), since the silo started.</summary>
@@ -157,7 +158,7 @@ internal static class CatalogEndpoints
         var view = await ClusterQueries.GetClusterAsync(cluster, info.Partitions);
         return TypedResults.Ok(new StatsView(info, routers, services.GetService<PipelineMetrics>()?.Snapshot(), services.GetService<StorageRequests>()?.Snapshot(),
             services.GetService<ILocalSiloDetails>()?.SiloAddress.ToParsableString(), view, services.GetService<SnapshotStore>()?.StateReads(), Segments(services.GetService<SnapshotStore>()),
-            services.GetService<Keystone.Archive.SealedLogLake>()?.Sealed is { } sealedLog ? new LakeSealsView(sealedLog.Segments, sealedLog.Events, sealedLog.Bytes, sealedLog.Failures) : null));
+            services.GetService<Keystone.Archive.SealedLogLake>()?.Sealed is { } sealedLog ? new LakeSealsView(sealedLog.Segments, sealedLog.Events, sealedLog.Bytes, sealedLog.Failures, sealedLog.AlreadySealed) : null));
     }
 
     private static SnapshotSegmentsView? Segments(SnapshotStore? store) =>

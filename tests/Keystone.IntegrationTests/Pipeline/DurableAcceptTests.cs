@@ -153,6 +153,54 @@ public sealed class DurableAcceptTests(AzuriteFixture azurite, ITestOutputHelper
         }
     }
 
+    [Fact]
+    public async Task A_restart_after_a_kill_does_not_seal_again_what_the_lake_has()
+    {
+        // The blob log (no log directory), each segment closed and sealed within a second.
+        var settings = TestSilo.DefaultSettings(azurite);
+        settings["Keystone:Archive:SealInterval"] = "00:00:01";
+        var httpPort = TestSilo.FreePort();
+        var now = DateTimeOffset.UtcNow;
+        var before = Enumerable.Range(0, 200).Select(i => TestEvents.Play($"reseal-u{i % 20}", "reseal-v", at: now.AddMilliseconds(i))).ToList();
+        var after = Enumerable.Range(0, 100).Select(i => TestEvents.Play($"reseal-u{i % 20}", "reseal-v", at: now.AddMilliseconds(500 + i))).ToList();
+        async Task Publish(SiloProcess s, List<Keystone.Events.KeystoneEvent> events)
+        {
+            foreach (var request in events.Chunk(50))
+                Assert.Equal(HttpStatusCode.Accepted, (await s.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray(request)))).StatusCode);
+        }
+        async Task<JsonNode> Seals(SiloProcess s) => JsonNode.Parse(await s.Http.GetStringAsync("/v1/stats"))!["lake_seals"]!;
+
+        var silo = await SiloProcess.StartAsync(httpPort, settings);
+        try
+        {
+            await Publish(silo, before);
+            await Eventually.Until(() => Seals(silo), s => s["events"]!.GetValue<long>() >= before.Count, TimeSpan.FromSeconds(60), "the first 200 events sealed");
+            silo.Kill();
+            await silo.DisposeAsync();
+
+            // Every segment that holds an event is in the lake and marked so: the restarted writers find them, and
+            // what they seal from now on is only what arrives now.
+            silo = await SiloProcess.StartAsync(httpPort, settings);
+            await Eventually.Until(() => Seals(silo), s => s["already_sealed"]!.GetValue<long>() >= 1, TimeSpan.FromSeconds(60), "segments found in the lake");
+            await Publish(silo, after);
+            var seals = await Eventually.Until(() => Seals(silo), s => s["events"]!.GetValue<long>() >= after.Count, TimeSpan.FromSeconds(60), "the next 100 events sealed");
+            output.WriteLine(seals.ToJsonString());
+            Assert.Equal(after.Count, seals["events"]!.GetValue<long>());
+
+            var lake = new Keystone.Archive.ArchiveStore(new Azure.Storage.Blobs.BlobServiceClient(azurite.ConnectionString)
+                .GetBlobContainerClient(settings["Keystone:Storage:Container"] + "-lake"));
+            var ids = new List<Guid>();
+            foreach (var name in await lake.ListAsync(now.AddHours(-1), now.AddHours(1)))
+                await foreach (var line in lake.ReadLinesAsync(name)) ids.Add(Keystone.Events.EventJson.Parse(line).EventId);
+            Assert.Equal(before.Concat(after).Select(e => e.EventId).Order(), ids.Order());
+        }
+        finally
+        {
+            output.WriteLine(silo.Output.Length > 4000 ? silo.Output[^4000..] : silo.Output);
+            await silo.DisposeAsync();
+        }
+    }
+
     private static async Task<long> Events(SiloProcess silo, string user)
     {
         var response = await silo.Http.GetAsync($"/v1/users/{user}/activity");

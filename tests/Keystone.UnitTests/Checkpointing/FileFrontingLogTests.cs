@@ -88,12 +88,28 @@ public sealed class FileFrontingLogTests : IDisposable
         await using (var file = new FileStream(second, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))
             file.SetLength(file.Length - 5);
 
+        // The new writer starts past that segment (position 3 is a gap) and never writes behind the half frame.
         var again = await new FileFrontingLog(_directory).OpenWriterAsync(2);
-        Assert.Equal(2, again.Last);
+        Assert.Equal(3, again.Last);
         await again.AppendAsync([Message("d"), Message("e")]);
         var read = await log.ReadAsync(2, 1, 10);
-        Assert.Equal([1L, 2, 3, 4], read.Select(m => m.Position));
+        Assert.Equal([1L, 2, 4, 5], read.Select(m => m.Position));
         Assert.Equal(["a", "b", "d", "e"], read.Select(m => m.Events.Single().Payload.GetString("user_id")));
+    }
+
+    [Fact]
+    public async Task A_new_segments_file_with_half_a_frame_is_replaced_not_written_after()
+    {
+        // Should a writer ever create a segment whose file a crash left with half a frame, the frames it appends are
+        // read, not stopped at that half frame.
+        Directory.CreateDirectory(Path.Combine(_directory, "p002"));
+        var log = new FileFrontingLog(_directory);
+        var writer = await log.OpenWriterAsync(2);
+        var frame = new byte[SegmentedFrontingLog.FrameSize(Message("x"))];
+        SegmentedFrontingLog.Encode(frame, 1, Message("x"));
+        File.WriteAllBytes(Path.Combine(_directory, "p002", $"{1:D16}.log"), frame[..^5]);
+        await writer.AppendAsync([Message("a")]);
+        Assert.Equal(["a"], (await log.ReadAsync(2, 1, 10)).Select(m => m.Events.Single().Payload.GetString("user_id")));
     }
 
     // Positions 1 and 2 written; then a writer that died right after starting segment `first` left it empty, and a
@@ -107,15 +123,16 @@ public sealed class FileFrontingLogTests : IDisposable
     }
 
     [Fact]
-    public async Task A_segment_left_empty_by_a_crash_is_written_into_and_sealing_keeps_it_while_it_is_live()
+    public async Task A_segment_left_empty_by_a_crash_is_not_written_into_and_sealing_keeps_what_is_live()
     {
         var (log, writer) = await ReopenedAfterEmptySegment(3);
-        Assert.Equal(2, writer.Last);
-        Assert.Equal([3L, 4], (await writer.AppendAsync([Message("c"), Message("d")])).Select(m => m.Position));
-        // Positions 3 and 4 are not covered yet: only the first segment is wholly before 4.
-        await writer.SealBeforeAsync(4);
-        Assert.Equal([3L, 4], (await log.ReadAsync(2, 1, 10)).Select(m => m.Position));
-        Assert.Equal(["c", "d"], (await log.ReadAsync(2, 3, 4)).Select(m => m.Events.Single().Payload.GetString("user_id")));
+        Assert.Equal(3, writer.Last);
+        Assert.Equal([4L, 5], (await writer.AppendAsync([Message("c"), Message("d")])).Select(m => m.Position));
+        Assert.Equal(3, Directory.GetFiles(Path.Combine(_directory, "p002"), "*.log").Length);
+        // Positions 4 and 5 are not covered yet: the segments wholly before 5 go (the first, and the empty one).
+        await writer.SealBeforeAsync(5);
+        Assert.Equal([4L, 5], (await log.ReadAsync(2, 1, 10)).Select(m => m.Position));
+        Assert.Equal(["c", "d"], (await log.ReadAsync(2, 4, 5)).Select(m => m.Events.Single().Payload.GetString("user_id")));
     }
 
     [Fact]
@@ -123,9 +140,9 @@ public sealed class FileFrontingLogTests : IDisposable
     {
         // An append of positions 3 and 4 failed (the writer moved past them), the writer started a segment at 5 and died.
         var (log, writer) = await ReopenedAfterEmptySegment(5);
-        Assert.Equal(4, writer.Last);
+        Assert.Equal(5, writer.Last);
         var placed = await writer.AppendAsync([Message("c"), Message("d"), Message("e")]);
-        Assert.Equal([5L, 6, 7], placed.Select(m => m.Position));
+        Assert.Equal([6L, 7, 8], placed.Select(m => m.Position));
         // Every message is found where a reader looks for it, by its position.
         foreach (var message in placed)
             Assert.Equal(message.BatchId, Assert.Single(await log.ReadAsync(2, message.Position, message.Position)).BatchId);
@@ -161,13 +178,51 @@ public sealed class FileFrontingLogTests : IDisposable
         var segments = () => Directory.GetFiles(Path.Combine(_directory, "p002"), "*.log").Length;
         await writer.SealBeforeAsync(3);
         Assert.Equal(2, segments());
-        writer.MarkArchived(1);
+        await writer.MarkArchivedAsync(1);
         Assert.Empty(writer.Unarchived);
         await writer.SealBeforeAsync(3);
         Assert.Equal(1, segments());
+        // The segment's mark went with it.
+        Assert.Empty(Directory.GetFiles(Path.Combine(_directory, "p002"), "*.sealed"));
 
-        // A new writer (a restart) finds every segment closed and none archived: all go to the lake again.
+        // A new writer (a restart) finds every segment closed; those not in the lake go to it.
         var reopened = (ISegmentedLogWriter)await new FileFrontingLog(_directory).OpenWriterAsync(2);
         Assert.Equal([3L], reopened.Unarchived);
+        Assert.Empty(reopened.Archived);
+    }
+
+    [Fact]
+    public async Task A_restarted_writer_does_not_seal_again_what_is_in_the_lake_and_never_writes_into_it()
+    {
+        var log = new FileFrontingLog(_directory);
+        var writer = (ISegmentedLogWriter)await log.OpenWriterAsync(2);
+        writer.ArchiveRequired = true;
+        await writer.AppendAsync([Message("a"), Message("b")]);
+        writer.Roll();
+        await writer.MarkArchivedAsync(1);
+        await writer.AppendAsync([Message("c")]);
+
+        // A kill with segment 3 open: after the restart it is closed, and only it goes to the lake.
+        var second = (ISegmentedLogWriter)await new FileFrontingLog(_directory).OpenWriterAsync(2);
+        second.ArchiveRequired = true;
+        Assert.Equal([3L], second.Unarchived);
+        Assert.Equal([1L], second.Archived);
+        await second.MarkArchivedAsync(3);
+
+        // Killed again right after creating segment 4, which holds nothing: the next writer seals it (empty), and the
+        // events it is given next go to a segment the lake does not have yet.
+        File.WriteAllBytes(Path.Combine(_directory, "p002", $"{4:D16}.log"), []);
+        var third = (ISegmentedLogWriter)await new FileFrontingLog(_directory).OpenWriterAsync(2);
+        third.ArchiveRequired = true;
+        Assert.Equal([4L], third.Unarchived);
+        Assert.Equal([1L, 3], third.Archived.Order());
+        await third.MarkArchivedAsync(4);
+        var placed = await third.AppendAsync([Message("d")]);
+        Assert.True(third.Roll());
+        Assert.Equal([placed[0].Position], third.Unarchived);
+
+        // Covered and in the lake: the three go, with their marks; the unsealed one stays.
+        await third.SealBeforeAsync(placed[0].Position + 1);
+        Assert.Equal([$"{placed[0].Position:D16}.log"], Directory.GetFiles(Path.Combine(_directory, "p002")).Select(Path.GetFileName));
     }
 }
