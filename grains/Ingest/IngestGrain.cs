@@ -54,7 +54,8 @@ public sealed class IngestGrain(
         if (parsed.Rejections.Count > 0 && logger.IsEnabled(LogLevel.Debug))
             logger.LogDebug("Rejected {Count} of {Total} events from {Origin}; first: {First}", parsed.Rejections.Count, parsed.Total, request.Origin, parsed.Rejections[0].Error);
 
-        if (refused is not null) await KeepRejected(refused, now);
+        // Beside the append, not before it: the valid events do not wait for the refused ones to be kept.
+        var keeping = refused is null ? Task.CompletedTask : KeepRejected(refused, now);
 
         int accepted, duplicates, messages;
         try
@@ -64,8 +65,10 @@ public sealed class IngestGrain(
         catch
         {
             metrics.Received(0, 0, parsed.Rejections);
+            await keeping;
             throw;
         }
+        await keeping;
         // One record for the whole request, so an alert evaluated meanwhile never sees half of it.
         metrics.Received(accepted, messages, parsed.Rejections);
         metrics.DuplicateInBatch(duplicates);
@@ -198,18 +201,21 @@ public sealed class IngestGrain(
         return (parsed.Events.Count - duplicates, duplicates, messages);
     }
 
-    // Storage trouble must not refuse the valid events of the same request.
+    // Storage trouble must not refuse the valid events of the same request, nor hold its answer past the keep timeout:
+    // the producer has each refusal and its reason in the answer either way.
     private async Task KeepRejected(List<(EventRejection Rejection, string Text)> refused, DateTimeOffset now)
     {
+        using var timeout = new CancellationTokenSource(deadLetterOptions.Value.KeepTimeout, time);
         try
         {
             var letters = refused.Select(r => new DeadLetter(DeadLetterStore.NewId("ingest", now), "ingest", EventTypeOf(r.Text), r.Rejection.EventId,
                 r.Rejection.Error, 1, now, r.Text, null)).ToList();
-            await deadLetters.AddAsync(letters);
+            await deadLetters.AddAsync(letters, timeout.Token);
         }
-        catch (Exception e) when (e is Azure.RequestFailedException or IOException or TaskCanceledException)
+        catch (Exception e) when (e is Azure.RequestFailedException or IOException or OperationCanceledException)
         {
-            logger.LogWarning(e, "Could not keep {Count} refused events in the dead-letter store", refused.Count);
+            metrics.DeadLettersNotKept(refused.Count);
+            logger.LogWarning(e, "Could not keep {Count} refused events in the dead-letter store within {Timeout}", refused.Count, deadLetterOptions.Value.KeepTimeout);
         }
     }
 

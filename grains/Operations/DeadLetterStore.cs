@@ -18,13 +18,19 @@ public sealed class DeadLetterOptions
     /// <summary>Refused events kept per request; the rest are still counted and reported, not kept.</summary>
     [System.ComponentModel.DataAnnotations.Range(0, 100_000)]
     public int MaxPerRequest { get; set; } = 1_000;
+
+    /// <summary>How long ingest waits for the refused events of a request to be kept before it answers without them (a
+    /// warning says so): a dead-letter store that hangs must not hold the request's valid events, nor outlast the
+    /// 30 s in which Orleans answers a call. Between 100 ms and 25 s.</summary>
+    public TimeSpan KeepTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>
 /// Dead letters in Azure Blob storage, one JSON blob each, named <c>{stage}/{id}</c> with time-ordered ids so that a
 /// listing is oldest first and the cursor is the blob service's own continuation token.
 /// </summary>
-public sealed class DeadLetterStore(BlobContainerClient container)
+/// <param name="stalled">Fault injection (<c>Keystone:Faults:StallDeadLetterWrites</c>): writes never complete.</param>
+public sealed class DeadLetterStore(BlobContainerClient container, bool stalled = false)
 {
     private volatile bool _ready;
 
@@ -61,11 +67,12 @@ public sealed class DeadLetterStore(BlobContainerClient container)
         _ready = true;
     }
 
-    public async Task AddAsync(IReadOnlyList<DeadLetter> letters)
+    public async Task AddAsync(IReadOnlyList<DeadLetter> letters, CancellationToken cancellationToken = default)
     {
         if (letters.Count == 0) return;
+        if (stalled) await Task.Delay(Timeout.Infinite, cancellationToken);
         await Ready();
-        await Parallel.ForEachAsync(letters, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (letter, ct) =>
+        await Parallel.ForEachAsync(letters, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken }, async (letter, ct) =>
             await Write(letter, ct));
     }
 

@@ -27,6 +27,10 @@ public sealed class FaultOptions
     /// state and checks that the restarted silo sends every record once.</summary>
     public bool StallExportWrites { get; set; }
 
+    /// <summary>Writes to the dead-letter store never complete: ingest must still answer a request with refused events
+    /// in it, and accept its valid ones, within <see cref="DeadLetterOptions.KeepTimeout"/>.</summary>
+    public bool StallDeadLetterWrites { get; set; }
+
     public bool IsRouterPoison(KeystoneEvent e) => Carries(e, RouterPoisonMarker);
 
     public static bool Carries(KeystoneEvent e, string? marker) =>

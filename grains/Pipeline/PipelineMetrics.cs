@@ -30,6 +30,7 @@ public sealed class PipelineMetrics : IDisposable
     private readonly Counter<long> _filtered;
     private readonly Counter<long> _badBodies;
     private readonly Counter<long> _deadLettered;
+    private readonly Counter<long> _deadLettersNotKept;
     private readonly Counter<long> _clockSkewed;
     private readonly Histogram<long> _batchSize;
     private readonly Histogram<double> _lag;
@@ -56,6 +57,8 @@ public sealed class PipelineMetrics : IDisposable
         _rejected = _meter.CreateCounter<long>("keystone.ingest.rejected", "{event}", "Events refused at ingest, by field.");
         _duplicates = _meter.CreateCounter<long>("keystone.duplicates", "{event}", "Repeated events dropped, by stage.");
         _deadLettered = _meter.CreateCounter<long>("keystone.dead_letters", "{event}", "Events sent to the dead-letter store after failing processing, by stage.");
+        _deadLettersNotKept = _meter.CreateCounter<long>("keystone.dead_letters.not_kept", "{event}",
+            "Refused events the dead-letter store did not keep in time (Keystone:DeadLetters:KeepTimeout) or at all; each is logged, and its producer had the refusal.");
         _clockSkewed = _meter.CreateCounter<long>("keystone.clock_skewed", "{event}", "Events stamped further ahead of their arrival than Keystone:Ingest:MaxClockSkew, restamped at arrival, by stage.");
         _routed = _meter.CreateCounter<long>("keystone.router.delivered", "{event}", "Events appended to target topics.");
         _unrouted = _meter.CreateCounter<long>("keystone.router.unrouted", "{event}", "Events that matched no routing rule.");
@@ -175,6 +178,8 @@ public sealed class PipelineMetrics : IDisposable
         _filtered.Add(count);
         Interlocked.Add(ref _filteredTotal, count);
     }
+
+    public void DeadLettersNotKept(int count) => _deadLettersNotKept.Add(count);
 
     public void BadBody()
     {

@@ -126,6 +126,8 @@ internal static class ConfigurationCheck
         if (lake is not null) problems.AddRange(lake.Problems());
         var dead = BindChecked<DeadLetterOptions>(DeadLetterOptions.Section);
         if (dead is not null && dead.Retention <= TimeSpan.Zero) problems.Add("Keystone:DeadLetters:Retention must be positive.");
+        if (dead is not null && (dead.KeepTimeout < TimeSpan.FromMilliseconds(100) || dead.KeepTimeout > TimeSpan.FromSeconds(25)))
+            problems.Add("Keystone:DeadLetters:KeepTimeout must be between 100 ms and 25 s (Orleans answers a call within 30 s).");
         var alerts = BindChecked<AlertOptions>(AlertOptions.Section);
         if (alerts is not null && alerts.EvaluationInterval < TimeSpan.FromMilliseconds(100))
             problems.Add("Keystone:Alerts:EvaluationInterval must be at least 100 ms.");

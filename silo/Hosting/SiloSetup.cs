@@ -89,7 +89,7 @@ internal static class SiloSetup
             Blobs(storage.ConnectionString).GetBlobContainerClient(WalContainer(storage.Container))));
 
         silo.Services.AddSingleton(new DeadLetterStore(
-            Blobs(storage.ConnectionString).GetBlobContainerClient(DeadLetterContainer(storage.Container))));
+            Blobs(storage.ConnectionString).GetBlobContainerClient(DeadLetterContainer(storage.Container)), faults.StallDeadLetterWrites));
         AddRetention(silo.Services, "dead letters", sp => (cutoff, _) => sp.GetRequiredService<DeadLetterStore>().PurgeAsync(cutoff),
             sp => sp.GetRequiredService<IOptions<DeadLetterOptions>>().Value.Retention);
         // Committed exports (billing, fraud alerts): written per checkpoint, read by the systems that act on them.
