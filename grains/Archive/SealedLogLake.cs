@@ -125,9 +125,10 @@ public sealed class SealedLogLake(ArchiveStore store)
         return lines;
     }
 
-    /// <summary>Writes a closed segment to the lake and rewrites the manifests of the hours it touched; returns the blobs.</summary>
+    /// <summary>Writes a closed segment to the lake and rewrites the manifests of the hours it touched (from
+    /// <paramref name="manifests"/>: an hour is listed once per writer); returns the blobs.</summary>
     public async Task<IReadOnlyList<ArchiveBlob>> SealAsync(int partition, long first, Stream segment, bool tornTailPossible, ClockSkew clockSkew,
-        HashSet<Guid> seen, CancellationToken cancellationToken = default)
+        HashSet<Guid> seen, HourManifests manifests, CancellationToken cancellationToken = default)
     {
         var (hours, firstBatch, _) = await GroupAsync(segment, $"p{partition:D3}/{first:D16}", tornTailPossible, clockSkew, seen, cancellationToken);
         try
@@ -144,8 +145,9 @@ public sealed class SealedLogLake(ArchiveStore store)
             foreach (var hour in hours.Keys)
             {
                 var prefix = ArchiveStore.HourPrefix(hour);
-                var blobs = await store.ListPartitionAsync(prefix, partition, cancellationToken);
-                await store.WriteManifestAsync($"{prefix}manifest-p{partition}.json", [.. blobs.Select(b => b.Blob).OrderBy(b => b.Name, StringComparer.Ordinal)]);
+                var blobs = await manifests.UpdateAsync(hour, written.Where(b => b.Name.StartsWith(prefix, StringComparison.Ordinal)),
+                    async () => [.. (await store.ListPartitionAsync(prefix, partition, cancellationToken)).Select(b => b.Blob)]);
+                await store.WriteManifestAsync($"{prefix}manifest-p{partition}.json", blobs);
             }
             Interlocked.Increment(ref _segments);
             Interlocked.Add(ref _events, written.Sum(b => b.Events));
@@ -157,4 +159,34 @@ public sealed class SealedLogLake(ArchiveStore store)
             foreach (var lines in hours.Values) lines.Dispose();
         }
     }
+}
+
+/// <summary>
+/// One partition writer's blobs per hour of the lake, for the hours' manifests: an hour is listed the first time this
+/// writer seals into it, and kept up to date by its own seals after that, so that a seal every minute does not list
+/// the hour again (one writer per partition writes that partition's blobs). Hours more than
+/// <see cref="KeptHours"/> older than the newest one touched are forgotten (a seal into one lists it again).
+/// </summary>
+public sealed class HourManifests
+{
+    public const int KeptHours = 6;
+
+    private readonly SortedDictionary<DateTimeOffset, SortedDictionary<string, ArchiveBlob>> _hours = [];
+
+    /// <summary>The hour's blobs with <paramref name="written"/> added (or replacing blobs of the same name), in name
+    /// order; <paramref name="list"/> gives the hour's blobs when it is not known yet.</summary>
+    public async Task<IReadOnlyList<ArchiveBlob>> UpdateAsync(DateTimeOffset hour, IEnumerable<ArchiveBlob> written, Func<Task<IReadOnlyList<ArchiveBlob>>> list)
+    {
+        if (!_hours.TryGetValue(hour, out var blobs))
+        {
+            blobs = new SortedDictionary<string, ArchiveBlob>(StringComparer.Ordinal);
+            foreach (var blob in await list()) blobs[blob.Name] = blob;
+            _hours[hour] = blobs;
+            while (_hours.Count > 0 && _hours.Keys.First() < _hours.Keys.Last().AddHours(-KeptHours)) _hours.Remove(_hours.Keys.First());
+        }
+        foreach (var blob in written) blobs[blob.Name] = blob;
+        return [.. blobs.Values];
+    }
+
+    public int Hours => _hours.Count;
 }

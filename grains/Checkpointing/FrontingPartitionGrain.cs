@@ -45,6 +45,7 @@ public sealed class FrontingPartitionGrain(
     private Task _sealing = Task.CompletedTask;
     // One seal at a time: the event ids of the segment being sealed.
     private readonly HashSet<Guid> _seen = [];
+    private readonly HourManifests _manifests = new();
     private readonly Dictionary<string, (ArchiveBlob Blob, DateTimeOffset Written)> _lakeBlobs = new(StringComparer.Ordinal);
     private Task? _listing;
 
@@ -180,7 +181,7 @@ public sealed class FrontingPartitionGrain(
     {
         if (await sealable.OpenSegmentAsync(first) is not { } segment) return [];
         await using (segment)
-            return await lake.SealAsync(_partition, first, segment, sealable.TornTailPossible, _clockSkew, _seen);
+            return await lake.SealAsync(_partition, first, segment, sealable.TornTailPossible, _clockSkew, _seen, _manifests);
     }
 
     private void Remember(ArchiveBlob blob)

@@ -95,4 +95,35 @@ public class SealedLogLakeTests
         var error = await Assert.ThrowsAsync<InvalidDataException>(() => SealedLogLake.GroupAsync(new MemoryStream(cut), "p003/41", tornTailPossible: false, new ClockSkew(TimeSpan.FromMinutes(5)), []));
         Assert.Contains("p003/41", error.Message);
     }
+
+    [Fact]
+    public async Task An_hours_manifest_is_listed_once_then_kept_up_to_date_by_the_writers_own_seals()
+    {
+        var manifests = new HourManifests();
+        var lists = 0;
+        var hour = new DateTimeOffset(2026, 12, 5, 10, 0, 0, TimeSpan.Zero);
+        Func<Task<IReadOnlyList<ArchiveBlob>>> List(params ArchiveBlob[] blobs) => () =>
+        {
+            lists++;
+            return Task.FromResult<IReadOnlyList<ArchiveBlob>>(blobs);
+        };
+        var before = new ArchiveBlob("archive/2026/12/05/10/p3-s0000000000000001-aaaaaaaa.jsonl.gz", 10, 100);
+        var first = new ArchiveBlob("archive/2026/12/05/10/p3-s0000000000000041-bbbbbbbb.jsonl.gz", 5, 50);
+
+        // The first seal into the hour lists it (its own blob is in the listing already).
+        Assert.Equal([before, first], await manifests.UpdateAsync(hour, [first], List(before, first)));
+        // The next ones do not: what the writer sealed since is added, a blob written again replaces itself.
+        var second = new ArchiveBlob("archive/2026/12/05/10/p3-s0000000000000090-cccccccc.jsonl.gz", 7, 70);
+        Assert.Equal([before, first, second], await manifests.UpdateAsync(hour, [second], List()));
+        Assert.Equal([before, first, second], await manifests.UpdateAsync(hour, [second with { Bytes = 70 }], List()));
+        Assert.Equal(1, lists);
+
+        // Another hour is listed on its own; hours far behind the newest are forgotten (and listed again if sealed into).
+        await manifests.UpdateAsync(hour.AddHours(1), [], List());
+        Assert.Equal(2, lists);
+        await manifests.UpdateAsync(hour.AddHours(HourManifests.KeptHours + 1), [], List());
+        Assert.Equal(2, manifests.Hours);
+        await manifests.UpdateAsync(hour, [], List(before, first, second));
+        Assert.Equal(4, lists);
+    }
 }
