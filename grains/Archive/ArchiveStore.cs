@@ -94,10 +94,10 @@ public sealed class ArchiveStore(BlobContainerClient container)
         return blobs;
     }
 
-    public async Task WriteManifestAsync(string name, IReadOnlyList<ArchiveBlob> blobs)
+    public async Task WriteManifestAsync(string name, IReadOnlyList<ArchiveBlob> blobs, CancellationToken cancellationToken = default)
     {
         await Ready();
-        await container.GetBlobClient(name).UploadAsync(BinaryData.FromObjectAsJson(blobs, new JsonSerializerOptions(JsonSerializerDefaults.Web)), overwrite: true);
+        await container.GetBlobClient(name).UploadAsync(BinaryData.FromObjectAsJson(blobs, new JsonSerializerOptions(JsonSerializerDefaults.Web)), overwrite: true, cancellationToken);
     }
 
     /// <summary>Data blobs of every hour overlapping [from, to), in name order.</summary>

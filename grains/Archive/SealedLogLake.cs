@@ -147,7 +147,7 @@ public sealed class SealedLogLake(ArchiveStore store)
                 var prefix = ArchiveStore.HourPrefix(hour);
                 var blobs = await manifests.UpdateAsync(hour, written.Where(b => b.Name.StartsWith(prefix, StringComparison.Ordinal)),
                     async () => [.. (await store.ListPartitionAsync(prefix, partition, cancellationToken)).Select(b => b.Blob)]);
-                await store.WriteManifestAsync($"{prefix}manifest-p{partition}.json", blobs);
+                await store.WriteManifestAsync($"{prefix}manifest-p{partition}.json", blobs, cancellationToken);
             }
             Interlocked.Increment(ref _segments);
             Interlocked.Add(ref _events, written.Sum(b => b.Events));

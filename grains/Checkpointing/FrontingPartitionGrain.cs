@@ -176,12 +176,17 @@ public sealed class FrontingPartitionGrain(
         }
     }
 
+    // A seal takes seconds; one stuck on a storage request that never answers would hold every later seal of the
+    // partition behind it (one at a time), so it is given up after this and tried again at the next tick.
+    private static readonly TimeSpan SealTimeout = TimeSpan.FromMinutes(2);
+
     // Read frame by frame: a segment of up to 8 MiB is never in memory whole.
     private async Task<IReadOnlyList<ArchiveBlob>> Seal(ISegmentedLogWriter sealable, long first)
     {
-        if (await sealable.OpenSegmentAsync(first) is not { } segment) return [];
+        using var timeout = new CancellationTokenSource(SealTimeout);
+        if (await sealable.OpenSegmentAsync(first, timeout.Token) is not { } segment) return [];
         await using (segment)
-            return await lake.SealAsync(_partition, first, segment, sealable.TornTailPossible, _clockSkew, _seen, _manifests);
+            return await lake.SealAsync(_partition, first, segment, sealable.TornTailPossible, _clockSkew, _seen, _manifests, timeout.Token);
     }
 
     private void Remember(ArchiveBlob blob)

@@ -67,7 +67,11 @@ public sealed class TestSilo : IAsyncDisposable
         // picked again if another process took one in between.
         for (var attempt = 1; ; attempt++)
         {
-            var host = await KeystoneHost.BuildAsync(["--environment", "Testing"], c => c.AddInMemoryCollection(settings), services);
+            var host = await KeystoneHost.BuildAsync(["--environment", "Testing"], c => c.AddInMemoryCollection(settings), s =>
+            {
+                s.AddSingleton<Microsoft.Extensions.Logging.ILoggerProvider>(RecentWarnings.Instance);
+                services?.Invoke(s);
+            });
             try
             {
                 await host.App.StartAsync();
@@ -135,6 +139,6 @@ public static class Eventually
             if (condition(last)) return last;
             await Task.Delay(100);
         }
-        throw new TimeoutException($"Timed out after {timeout.TotalSeconds:0} s waiting for {what}; last value: {last}");
+        throw new TimeoutException($"Timed out after {timeout.TotalSeconds:0} s waiting for {what}; last value: {last}; warnings the in-process silos logged meanwhile: {RecentWarnings.Instance.Describe(timeout + TimeSpan.FromSeconds(5))}");
     }
 }
