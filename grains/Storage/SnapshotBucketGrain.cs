@@ -97,19 +97,37 @@ public sealed class SnapshotStore(BlobContainerClient container, int buckets, in
     /// <summary>Every live state of the store (key → bytes): for tools and tests that read snapshots without a silo.</summary>
     public static async Task<Dictionary<string, byte[]>> ReadAllAsync(BlobContainerClient container, CancellationToken cancellationToken = default)
     {
-        var byBucket = new SortedDictionary<string, List<(long Segment, bool IsBase, string Name)>>(StringComparer.Ordinal);
+        var buckets = new SortedSet<string>(StringComparer.Ordinal);
         await foreach (var blob in container.GetBlobsAsync(cancellationToken: cancellationToken))
-        {
-            if (!TryParseName(blob.Name, out var segment, out var isBase)) continue;
-            var bucket = blob.Name[..(blob.Name.LastIndexOf('/') + 1)];
-            if (!byBucket.TryGetValue(bucket, out var list)) byBucket[bucket] = list = [];
-            list.Add((segment, isBase, blob.Name));
-        }
+            if (TryParseName(blob.Name, out _, out _)) buckets.Add(blob.Name[..(blob.Name.LastIndexOf('/') + 1)]);
         var states = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        foreach (var segments in byBucket.Values)
-            foreach (var (record, _) in await LoadAsync(container, segments, (_, _) => { }, cancellationToken))
+        foreach (var bucket in buckets)
+            foreach (var record in await ReadBucketAsync(container, bucket, cancellationToken: cancellationToken))
                 if (record.Data is { } data) states[record.Key] = data.ToArray(); else states.Remove(record.Key);
         return states;
+    }
+
+    /// <summary>
+    /// A bucket's records in write order, read from outside its grain, which may be compacting meanwhile: a segment
+    /// deleted between the listing and its read was folded into a newer base, so the bucket is listed again.
+    /// </summary>
+    internal static async Task<List<SnapshotRecord>> ReadBucketAsync(
+        BlobContainerClient container, string prefix, Func<Task>? listed = null, CancellationToken cancellationToken = default)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var segments = new List<(long Segment, bool IsBase, string Name)>();
+            await foreach (var blob in container.GetBlobsAsync(BlobTraits.None, BlobStates.None, prefix, cancellationToken))
+                if (TryParseName(blob.Name, out var segment, out var isBase)) segments.Add((segment, isBase, blob.Name));
+            if (listed is not null) await listed();
+            try
+            {
+                return [.. (await LoadAsync(container, segments, (_, _) => { }, cancellationToken)).Select(r => r.Record)];
+            }
+            catch (RequestFailedException e) when (e.Status == 404 && attempt < 5)
+            {
+            }
+        }
     }
 
     /// <summary>The records of a bucket from its newest base on, in write order (older bases and deltas are ignored).</summary>

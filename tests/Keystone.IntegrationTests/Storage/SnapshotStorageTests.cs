@@ -172,6 +172,36 @@ public sealed class SnapshotStorageTests(AzuriteFixture azurite)
         Assert.True((await reloaded.Write("b", 0, Bytes('b', 1))).Written);
     }
 
+    [Fact]
+    public async Task Reading_a_bucket_from_outside_while_it_compacts_lists_it_again()
+    {
+        var container = new BlobServiceClient(azurite.ConnectionString).GetBlobContainerClient($"snap-read-{Guid.NewGuid():N}");
+        await container.CreateAsync();
+        static SnapshotRecord Record(string key, long version, string text) => new(key, version, Encoding.UTF8.GetBytes(text));
+        async Task Put(long segment, bool isBase, params SnapshotRecord[] records) =>
+            await container.GetBlobClient(SnapshotStore.SegmentName(7, segment, isBase)).UploadAsync(BinaryData.FromBytes(SnapshotSegment.Encode(records, isBase)));
+        await Put(1, false, Record("a", 1, "one"));
+        await Put(2, false, Record("b", 1, "two"), Record("a", 2, "three"));
+
+        // Between the reader's listing and its reads, the bucket folds both deltas into a base and deletes them, as
+        // its grain does when it compacts.
+        var compactions = 0;
+        async Task CompactOnce()
+        {
+            if (compactions++ > 0) return;
+            await Put(3, true, Record("a", 2, "three"), Record("b", 1, "two"));
+            await container.GetBlobClient(SnapshotStore.SegmentName(7, 1, false)).DeleteAsync();
+            await container.GetBlobClient(SnapshotStore.SegmentName(7, 2, false)).DeleteAsync();
+        }
+
+        var records = await SnapshotStore.ReadBucketAsync(container, SnapshotStore.BucketPrefix(7), CompactOnce);
+        Assert.Equal(2, compactions);
+        Assert.Equal(["a=three", "b=two"], records.Select(r => $"{r.Key}={Encoding.UTF8.GetString(r.Data!.Value.Span)}").Order());
+        var all = await SnapshotStore.ReadAllAsync(container);
+        Assert.Equal(["a", "b"], all.Keys.Order());
+        await container.DeleteAsync();
+    }
+
     private static async Task<long> UserStateReads(HttpClient http) =>
         JsonNode.Parse(await http.GetStringAsync("/v1/stats"))!["snapshot_reads"]?["activity"]?.GetValue<long>() ?? 0;
 
