@@ -127,6 +127,7 @@ async Task<RunResult?> Run(string name, IDictionary<string, string?> settings, F
     allocations?.Reset();
     var pauseBefore = GC.GetTotalPauseDuration();
     var allocatedBefore = GC.GetTotalAllocatedBytes();
+    int[] collectionsBefore = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
     var cpuBefore = Environment.CpuUsage.TotalTime;
     var storage = cluster.Silo.App.Services.GetRequiredService<StorageRequests>();
     var storageBefore = storage.Snapshot();
@@ -145,6 +146,12 @@ async Task<RunResult?> Run(string name, IDictionary<string, string?> settings, F
         ? $"  {name}: storage requests 0 (the fronting log's file appends are not storage requests; nothing else wrote in the run)"
         : $"  {name}: storage requests {requests:N0} = {result.Events / (double)requests:N1} events per request ({byOperation})");
     Console.WriteLine($"  {name}: CPU {cpu.TotalSeconds:0.0} s ({cpu.TotalSeconds / result.Elapsed.TotalSeconds / Environment.ProcessorCount:P0} of the machine), GC pauses {(GC.GetTotalPauseDuration() - pauseBefore).TotalSeconds:0.00} s, allocated {(GC.GetTotalAllocatedBytes() - allocatedBefore) / (double)result.Events:N0} B/event");
+    // What the pauses are made of: a young collection's pause grows with what survives it (the events in flight).
+    var gen2 = GC.CollectionCount(2) - collectionsBefore[2];
+    var gen1 = GC.CollectionCount(1) - collectionsBefore[1] - gen2;
+    var gen0 = GC.CollectionCount(0) - collectionsBefore[0] - gen1 - gen2;
+    var ephemeral = GC.GetGCMemoryInfo(GCKind.Ephemeral);
+    Console.WriteLine($"  {name}: collections gen0 {gen0}, gen1 {gen1}, gen2 {gen2}; the last young one promoted {ephemeral.PromotedBytes / 1048576.0:0.0} MB and paused {ephemeral.PauseDurations[0].TotalMilliseconds:0.0} ms; heap after it {ephemeral.HeapSizeBytes / 1048576.0:0} MB");
     Console.WriteLine($"  {name}: {result.Events:N0} events, {result.Deliveries:N0} deliveries in {result.Elapsed.TotalSeconds:0.00} s = {result.EventsPerSecond:N0} events/s; publish->tap p50 {result.Latency.Percentile(0.5):0.0} ms, p99 {result.Latency.Percentile(0.99):0.0} ms");
     results.Add(result);
     return result;
