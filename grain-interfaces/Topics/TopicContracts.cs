@@ -46,7 +46,8 @@ public sealed record TapStats(
     [property: Id(2)] long Delivered,
     [property: Id(3)] long Duplicates,
     [property: Id(4)] DateTimeOffset? LastDeliveryAt,
-    [property: Id(5)] LatencySnapshot Lag);
+    [property: Id(5)] LatencySnapshot Lag,
+    [property: Id(6)] LatencySnapshot? RecentLag = null);
 
 /// <summary>A topic summed over its partitions.</summary>
 [GenerateSerializer, Immutable]
@@ -56,11 +57,12 @@ public sealed record TopicSummary(
     [property: Id(2)] long Duplicates,
     [property: Id(3)] DateTimeOffset? LastDeliveryAt,
     [property: Id(4)] LatencySnapshot Lag,
-    [property: Id(5)] string? Priority);
+    [property: Id(5)] string? Priority,
+    [property: Id(6)] LatencySnapshot? RecentLag = null);
 
 /// <summary>
 /// Observes one partition of one topic: counts what is delivered, keeps the newest N events, and measures lag
-/// (delivery time minus event time). Keyed "topic/partition".
+/// (delivery time minus event time) since it started and over the last minute. Keyed "topic/partition".
 /// </summary>
 public interface ITopicTapGrain : IGrainWithStringKey
 {

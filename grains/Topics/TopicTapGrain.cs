@@ -28,6 +28,7 @@ public sealed class TopicTapGrain(
     // Structs, not TappedEvent records: a tap sees every delivery of its topic, and only the few that are read need a record.
     private readonly Queue<(long Sequence, DateTimeOffset At, int Partition, Keystone.Events.KeystoneEvent Event)> _recent = new();
     private readonly LatencyHistogram _lag = new();
+    private readonly RecentLatency _recentLag = new(TimeSpan.FromSeconds(30));
     private RecentIds<Guid> _batches = null!;
     private string _topic = "";
     private int _partition;
@@ -52,6 +53,7 @@ public sealed class TopicTapGrain(
     {
         var now = time.GetUtcNow();
         var nowTicks = now.UtcTicks;
+        _recentLag.Advance(now);
         var keep = options.Value.RecentEvents;
         foreach (var item in items)
         {
@@ -73,6 +75,7 @@ public sealed class TopicTapGrain(
                 {
                     var micros = (nowTicks - (inPlace is null ? ticks![i] : inPlace[i].Timestamp.UtcTicks)) / TimeSpan.TicksPerMicrosecond;
                     _lag.Record(micros);
+                    _recentLag.Record(micros);
                     if ((i - start) % Keystone.Pipeline.PipelineMetrics.LagSampleStride == 0) metrics.TopicLag(_topic, micros / 1000.0);
                 }
                 _delivered += count;
@@ -115,7 +118,7 @@ public sealed class TopicTapGrain(
     }
 
     public Task<TapStats> GetStats() =>
-        Task.FromResult(new TapStats(_topic, _partition, _delivered, _duplicates, _lastDeliveryAt, _lag.Snapshot()));
+        Task.FromResult(new TapStats(_topic, _partition, _delivered, _duplicates, _lastDeliveryAt, _lag.Snapshot(), _recentLag.Snapshot(time.GetUtcNow())));
 
     public Task<IReadOnlyList<TappedEvent>> GetRecent(int limit, long afterSequence = 0)
     {
@@ -128,6 +131,7 @@ public sealed class TopicTapGrain(
     {
         _recent.Clear();
         _lag.Clear();
+        _recentLag.Clear();
         _batches.Clear();
         _delivered = _duplicates = _sequence = 0;
         _lastDeliveryAt = null;

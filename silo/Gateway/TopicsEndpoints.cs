@@ -6,7 +6,10 @@ using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Keystone.Silo.Gateway;
 
-public sealed record TopicView(string Name, string? Priority, long Delivered, long Duplicates, DateTimeOffset? LastDeliveryAt, double LagP50Ms, double LagP99Ms, double LagMaxMs);
+/// <summary>A topic over all its partitions. <c>lag_*</c> since its taps started (a silo's start-up included); <c>recent_lag_*</c>
+/// over the last 30 to 60 seconds (0 when nothing was delivered in them).</summary>
+public sealed record TopicView(string Name, string? Priority, long Delivered, long Duplicates, DateTimeOffset? LastDeliveryAt, double LagP50Ms, double LagP99Ms, double LagMaxMs,
+    double RecentLagP50Ms, double RecentLagP99Ms, double RecentLagMaxMs);
 
 public sealed record TappedEventView(long Sequence, DateTimeOffset DeliveredAt, int Partition, KeystoneEvent Event);
 
@@ -64,5 +67,6 @@ internal static class TopicsEndpoints
     private static string Truncate(string s) => s.Length <= 64 ? s : s[..61] + "...";
 
     private static TopicView ToView(TopicSummary t) =>
-        new(t.Name, t.Priority, t.Delivered, t.Duplicates, t.LastDeliveryAt, Math.Round(t.Lag.Percentile(0.5), 2), Math.Round(t.Lag.Percentile(0.99), 2), Math.Round(t.Lag.MaxMillis, 2));
+        new(t.Name, t.Priority, t.Delivered, t.Duplicates, t.LastDeliveryAt, Math.Round(t.Lag.Percentile(0.5), 2), Math.Round(t.Lag.Percentile(0.99), 2), Math.Round(t.Lag.MaxMillis, 2),
+            Math.Round(t.RecentLag?.Percentile(0.5) ?? 0, 2), Math.Round(t.RecentLag?.Percentile(0.99) ?? 0, 2), Math.Round(t.RecentLag?.MaxMillis ?? 0, 2));
 }

@@ -9,7 +9,7 @@ internal static class TopicsCommand
 {
     public static Command Create(GlobalOptions globals)
     {
-        var command = new Command("topics", "List topics with their priority, events delivered, last delivery and lag p99.");
+        var command = new Command("topics", "List topics with their priority, events delivered, last delivery, and lag p99 since the taps started and over the last minute.");
         CommandRunner.SetAction(command, globals, async context =>
         {
             await using var connection = await context.ConnectAsync();
@@ -22,7 +22,7 @@ internal static class TopicsCommand
     }
 
     internal static string Render(IEnumerable<TopicSummary> topics, DateTimeOffset now) => Formatting.Table(
-        ["TOPIC", "PRIORITY", "DELIVERED", "LAST DELIVERY", "LAG P99"],
+        ["TOPIC", "PRIORITY", "DELIVERED", "LAST DELIVERY", "LAG P99", "LAST MINUTE"],
         topics.OrderBy(t => t.Name, StringComparer.Ordinal).Select(t => (IReadOnlyList<string>)
         [
             t.Name,
@@ -30,6 +30,7 @@ internal static class TopicsCommand
             Formatting.Count(t.Delivered),
             Formatting.Age(t.LastDeliveryAt, now),
             Formatting.Millis(t.Lag.Percentile(0.99)),
+            Formatting.Millis(t.RecentLag?.Percentile(0.99) ?? 0),
         ]),
-        new HashSet<int> { 2, 4 });
+        new HashSet<int> { 2, 4, 5 });
 }

@@ -40,7 +40,8 @@ public sealed class KeystoneQueryClient(IGrainFactory grains, int partitions)
             stats.Sum(s => s.Duplicates),
             stats.Max(s => s.LastDeliveryAt),
             LatencySnapshot.Merge(stats.Select(s => s.Lag)),
-            priority);
+            priority,
+            LatencySnapshot.Merge(stats.Select(s => s.RecentLag ?? LatencySnapshot.Empty)));
     }
 
     /// <summary>The newest <paramref name="limit"/> events delivered to a topic, newest last, over all partitions.</summary>

@@ -70,6 +70,9 @@ public sealed class EndToEndTests(AzuriteFixture azurite)
         var archive = topics.Single(t => t!["name"]!.GetValue<string>() == "archive-all-events")!;
         Assert.Equal(4, archive["delivered"]!.GetValue<long>());
         Assert.Equal("LOW", archive["priority"]!.GetValue<string>());
+        // Delivered within the last minute: the recent lag has them, and holds nothing the lifetime lag does not.
+        Assert.True(archive["recent_lag_p99_ms"]!.GetValue<double>() > 0, archive.ToJsonString());
+        Assert.True(archive["recent_lag_max_ms"]!.GetValue<double>() <= archive["lag_max_ms"]!.GetValue<double>(), archive.ToJsonString());
     }
 
     [Fact]

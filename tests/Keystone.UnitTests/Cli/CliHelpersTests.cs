@@ -102,14 +102,21 @@ public class CliHelpersTests
         var now = new DateTimeOffset(2025, 1, 1, 12, 0, 0, TimeSpan.Zero);
         var text = TopicsCommand.Render(
         [
-            new TopicSummary("b-topic", 1_234, 0, now.AddSeconds(-5), LatencySnapshot.Empty, "HIGH"),
+            new TopicSummary("b-topic", 1_234, 0, now.AddSeconds(-5), Lag(400_000, 3_000), "HIGH", Lag(3_000)),
             new TopicSummary("a-topic", 0, 0, null, LatencySnapshot.Empty, null),
         ], now);
         Assert.Equal(
-            "TOPIC    PRIORITY  DELIVERED  LAST DELIVERY  LAG P99\n" +
-            "a-topic  -                 0  never                -\n" +
-            "b-topic  HIGH          1,234  5s ago               -\n",
+            "TOPIC    PRIORITY  DELIVERED  LAST DELIVERY  LAG P99  LAST MINUTE\n" +
+            "a-topic  -                 0  never                -            -\n" +
+            "b-topic  HIGH          1,234  5s ago          400 ms       3.0 ms\n",
             text);
+
+        static LatencySnapshot Lag(params long[] micros)
+        {
+            var h = new LatencyHistogram();
+            foreach (var m in micros) h.Record(m);
+            return h.Snapshot();
+        }
     }
 
     [Fact]
