@@ -73,6 +73,11 @@ public abstract class LoggedOperatorGrain<TState>(
     // Which barriers may be acknowledged around a replay from the fronting log (see ReplayCurrentSegment).
     private readonly Keystone.Checkpointing.ReplayBarrierGate _barriers = new();
     private IGrainTimer? _replayer;
+    // A replay that failed is tried again after this long, by itself: with the fronting log no delivery asks for it,
+    // and the next checkpoint may be minutes away (the router can be out of reach while a dead silo's share of the
+    // grain directory is recovered).
+    private static readonly TimeSpan ReplayRetry = TimeSpan.FromSeconds(5);
+    private IGrainTimer? _replayRetry;
 
     // An entity whose activation is not known: a replay from the last checkpoint is on its way to it, so whichever
     // activation answers next has it (or will), and is no reason for another replay.
@@ -553,8 +558,9 @@ public abstract class LoggedOperatorGrain<TState>(
             }
             catch (Exception e)
             {
-                logger.LogWarning(e, "{Log} operator {Partition}: the replay from the last checkpoint failed; the next delivery or checkpoint asks again", LogName, Partition);
+                logger.LogWarning(e, "{Log} operator {Partition}: the replay from the last checkpoint failed; it is tried again in {Retry} s, or sooner by the next checkpoint", LogName, Partition, ReplayRetry.TotalSeconds);
                 _replayNeeded = true;
+                RetryReplayLater();
             }
             finally
             {
@@ -567,6 +573,19 @@ public abstract class LoggedOperatorGrain<TState>(
                 _replayer = null;
             }
         }, new GrainTimerCreationOptions(TimeSpan.Zero, Timeout.InfiniteTimeSpan) { Interleave = _fronting });
+    }
+
+    private void RetryReplayLater()
+    {
+        _replayRetry?.Dispose();
+        _replayRetry = this.RegisterGrainTimer(_ =>
+        {
+            _replayRetry?.Dispose();
+            _replayRetry = null;
+            // Unless a checkpoint or delivery has replayed meanwhile.
+            if (_replayNeeded) ScheduleReplay("the last replay failed");
+            return Task.CompletedTask;
+        }, new GrainTimerCreationOptions(ReplayRetry, Timeout.InfiniteTimeSpan) { Interleave = _fronting });
     }
 
     private async Task ReplayCurrentSegment()

@@ -31,6 +31,11 @@ public sealed class FaultOptions
     /// in it, and accept its valid ones, within <see cref="DeadLetterOptions.KeepTimeout"/>.</summary>
     public bool StallDeadLetterWrites { get; set; }
 
+    /// <summary>The first this many replays each router is asked for (<c>Rewind</c>) fail, as one does when the router
+    /// cannot reach the checkpoint coordinator while a dead silo's share of the grain directory is recovered: the
+    /// operator that asked must try again by itself.</summary>
+    public int FailedRouterRewinds { get; set; }
+
     public bool IsRouterPoison(KeystoneEvent e) => Carries(e, RouterPoisonMarker);
 
     public static bool Carries(KeystoneEvent e, string? marker) =>

@@ -50,6 +50,7 @@ public sealed class RouterGrain(
 
     // With the fronting log: how far this router has routed it (null without the log).
     private FrontingReader? _reader;
+    private int _failedRewinds;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -80,6 +81,11 @@ public sealed class RouterGrain(
     public async Task<long> Rewind(long rewindsSeen)
     {
         if (_reader is null) return 0;
+        if (_failedRewinds < faults.Value.FailedRouterRewinds)
+        {
+            _failedRewinds++;
+            throw new InvalidOperationException($"router {_partition}: replay refused by Keystone:Faults:FailedRouterRewinds ({_failedRewinds} of {faults.Value.FailedRouterRewinds})");
+        }
         // A replay started since the caller was ready has (not reentrant) finished, and served it.
         if (_replays.Started > rewindsSeen) return _replays.BarrierBefore;
         // Consumers that lost state together (a silo left) become ready within moments of each other: those that
