@@ -68,11 +68,12 @@ public sealed class IngestGrain(
             await keeping;
             throw;
         }
-        await keeping;
-        // One record for the whole request, so an alert evaluated meanwhile never sees half of it.
+        // One record for the whole request, so an alert evaluated meanwhile never sees half of it; made once the events
+        // are appended (and on their way), not once the refused ones are kept, which may take up to KeepTimeout.
         metrics.Received(accepted, messages, parsed.Rejections);
         metrics.DuplicateInBatch(duplicates);
         metrics.StageBatch("ingest", System.Diagnostics.Stopwatch.GetElapsedTime(started), parsed.Events, now);
+        await keeping;
         return new IngestResult(accepted, duplicates, parsed.Rejections);
     }
 
