@@ -29,10 +29,7 @@ public sealed class RecentLatency(TimeSpan window)
     public LatencySnapshot Snapshot(DateTimeOffset now)
     {
         Advance(now);
-        var merged = new LatencyHistogram();
-        merged.Add(_previous.Snapshot());
-        merged.Add(_current.Snapshot());
-        return merged.Snapshot();
+        return LatencySnapshot.Merge([_previous.Snapshot(), _current.Snapshot()]);
     }
 
     public void Clear()
