@@ -17,7 +17,8 @@ public sealed record GraphDispatchOutcome(
 /// <list type="number">
 /// <item>users apply their playback, login and profile events (WATCHES with watch time, USES, HAS);</item>
 /// <item>videos apply catalogue events (BELONGS_TO, HAS_GENRE), the reverse WATCHES entries of new viewers and the
-/// co-watch counts, and answer with their genres (the enrichment of plays). Every played title is asked;</item>
+/// co-watch counts, and answer with their genres (the enrichment of plays). A title with no input is asked only when
+/// its genres are needed: a profile's play of it or a new viewer (a pause or a seek of a known viewer needs neither);</item>
 /// <item>profiles (reverse HAS, PREFERS from plays and their genres, played titles), devices and series;</item>
 /// <item>genres: reverse HAS_GENRE and PREFERS entries, and a title's new viewers.</item>
 /// </list>
@@ -60,7 +61,6 @@ public static class GraphDispatch
         NodeInputs For(NodeType type, string id) => inputs.TryGetValue((type, id), out var i) ? i : inputs[(type, id)] = new NodeInputs();
         var invalid = new List<(KeystoneEvent, string)>();
         var plays = new List<(KeystoneEvent Event, string Profile, string Video)>();
-        var playedVideos = new HashSet<string>(StringComparer.Ordinal);
 
         // Parse and validate.
         foreach (var e in events)
@@ -68,12 +68,9 @@ public static class GraphDispatch
             var updates = GraphEventMapper.Map(e, out var problem);
             if (problem is not null) invalid.Add((e, problem));
             for (var i = 0; i < updates.Count; i++) For(updates[i].Type, updates[i].Id).Add(e, updates[i]);
-            if (updates.Count > 0 && GraphEventMapper.IsPlayback(e.EventType) && e.Payload.GetString("video_id") is { } video)
-            {
-                playedVideos.Add(video);
-                if (e.EventType == "video.play.started" && e.Payload.GetString("profile_id") is { } profile && EntityIds.Problem(profile, "profile_id") is null)
-                    plays.Add((e, profile, video));
-            }
+            if (updates.Count > 0 && e.EventType == "video.play.started" && e.Payload.GetString("video_id") is { } video
+                && e.Payload.GetString("profile_id") is { } profile && EntityIds.Problem(profile, "profile_id") is null)
+                plays.Add((e, profile, video));
         }
 
         var edgeChanges = new List<(NodeType, string, EdgeChange)>();
@@ -114,7 +111,9 @@ public static class GraphDispatch
 
         await Round(t => t == NodeType.User);
 
-        foreach (var video in playedVideos) For(NodeType.Video, video);
+        // A call per title with no input, for its genres: only where a play or a new viewer uses them.
+        foreach (var (_, _, video) in plays) For(NodeType.Video, video);
+        foreach (var (_, video, _) in newViewers) For(NodeType.Video, video);
         await Round(t => t == NodeType.Video);
 
         foreach (var (e, profile, video) in plays)

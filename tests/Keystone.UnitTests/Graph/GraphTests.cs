@@ -13,6 +13,9 @@ internal sealed class MemoryGraph(GraphOptions? options = null, bool remote = fa
     /// <summary>Batches handed to nodes, as they were given (with the operator's mapped updates).</summary>
     public List<GraphBatch> Batches { get; } = [];
 
+    /// <summary>The nodes called, in order: one grain call each in the operator.</summary>
+    public List<(NodeType Type, string Id)> Called { get; } = [];
+
     public GraphOptions Options { get; } = options ?? new GraphOptions();
     public Dictionary<(NodeType, string), GraphNode> Nodes { get; } = [];
     public DateTimeOffset Now { get; set; } = new(2026, 3, 1, 12, 0, 0, TimeSpan.Zero);
@@ -27,6 +30,7 @@ internal sealed class MemoryGraph(GraphOptions? options = null, bool remote = fa
             {
                 var node = Node(n.Type, n.Id);
                 Batches.Add(n.Batch);
+                Called.Add((n.Type, n.Id));
                 // A node on another silo gets the batch without the operator's mapping and maps the events itself.
                 var o = node.Apply(remote ? n.Batch with { Updates = null } : n.Batch, Now);
                 var genres = n.Type == NodeType.Video ? node.Out(EdgeLabel.HasGenre).Select(e => e.Target).ToList() : [];
@@ -154,6 +158,32 @@ public class GraphNodeTests
         // Edge properties: two events, 5 s watched.
         var watches = graph.Node(NodeType.User, "u1").Out(EdgeLabel.Watches, "v1")!;
         Assert.Equal((2L, 5_000.0, G.T0, G.T0.AddSeconds(5)), (watches.Count, watches.Weight, watches.FirstSeen, watches.LastSeen));
+    }
+
+    [Fact]
+    public async Task A_title_is_called_only_when_it_has_input_or_its_genres_are_needed()
+    {
+        var graph = new MemoryGraph();
+        await graph.Deliver(G.Content("v1", "s1", "drama"), G.Play("u1", "v1"));
+
+        // A known viewer pausing and resuming changes only the user's WATCHES edge: the title is not asked.
+        graph.Called.Clear();
+        await graph.Deliver(G.Play("u1", "v1", "video.play.paused", 5_000, G.T0.AddSeconds(5)), G.Play("u1", "v1", "video.play.resumed", 5_000, G.T0.AddSeconds(9)));
+        Assert.Equal([(NodeType.User, "u1")], graph.Called);
+
+        // A new viewer (even from a pause) gives the title its reverse entry and the genre a new viewer.
+        graph.Called.Clear();
+        await graph.Deliver(G.Play("u2", "v1", "video.play.paused", 1_000, G.T0.AddSeconds(10), profile: "p2", device: "d2"));
+        Assert.Contains((NodeType.Video, "v1"), graph.Called);
+        Assert.Equal(["u1", "u2"], graph.In(NodeType.Video, "v1", EdgeLabel.Watches));
+        Assert.Contains((NodeType.Genre, "drama"), graph.Called);
+
+        // A known viewer's new play asks the title for its genres: the profile's PREFERS follows from them (and the
+        // genre gets its reverse entry).
+        graph.Called.Clear();
+        await graph.Deliver(G.Play("u2", "v1", "video.play.started", 0, G.T0.AddSeconds(20), profile: "p2", device: "d2"));
+        Assert.Equal([(NodeType.User, "u2"), (NodeType.Video, "v1"), (NodeType.Profile, "p2"), (NodeType.Genre, "drama")], graph.Called);
+        Assert.Equal(["drama"], graph.Out(NodeType.Profile, "p2", EdgeLabel.Prefers));
     }
 
     [Fact]
