@@ -10,6 +10,7 @@ using Keystone.Storage;
 using Microsoft.Extensions.DependencyInjection;
 
 // dotnet run -c Release --project bench/Keystone.Bench -- [pipeline|validation|lake|all] [options]
+//   graph-calls: --events N (default 200,000) --delivery N (default 250): the graph's grain calls per event, in memory
 //   lake: --events N (default 2,000,000) --partitions P --cold-runs N --warm-runs N (Parquet compaction, SQL p50/p99, sizes)
 //   recovery: --rate R --before-seconds S --after-seconds S --users N (kill -9 of a silo process under REST load, restart)
 //   --events N (saturation run, default 400,000)   --latency-rate R --latency-seconds S (default 50,000/s for 20 s)
@@ -39,13 +40,15 @@ if (scenario == "lake")
     return await LakeBenchmark.RunAsync(Arg("--events", 2_000_000), Arg("--partitions", 8), Arg("--cold-runs", 10), Arg("--warm-runs", 50));
 if (scenario == "recovery")
     return await RecoveryBenchmark.RunAsync(Arg("--rate", 10_000), Arg("--before-seconds", 20), Arg("--after-seconds", 20), Arg("--users", 2_000));
+if (scenario == "graph-calls")
+    return await GraphCallsBenchmark.RunAsync(Arg("--events", 200_000), Arg("--delivery", 250));
 if (scenario == "produce")
     return await ExternalProducer.RunChildAsync(ArgText);
 if (scenario == "ask")
     return await ExternalAsker.RunChildAsync(ArgText);
 if (scenario is not ("pipeline" or "all" or "scale"))
 {
-    Console.Error.WriteLine($"unknown scenario '{scenario}' (pipeline, validation, lake, recovery, scale, all)");
+    Console.Error.WriteLine($"unknown scenario '{scenario}' (pipeline, validation, lake, recovery, graph-calls, scale, all)");
     return 2;
 }
 
