@@ -396,8 +396,14 @@ if (ads is not null)
 {
     double P99(string type) => ads.CountedByType.TryGetValue(type, out var l) ? l.Percentile(0.99) : double.NaN;
     string Verdict(string type, double budget) => $"{type} p99 <= {budget:0} ms: {(P99(type) <= budget ? "met" : "NOT met")} ({P99(type):0} ms)";
+    // With --asker-process the Orleans client's questions are asked (and timed) in the ad server's process: the
+    // verdict is on those, never on this process's histogram, which is empty then.
+    var (askedThroughClient, clientP99, where) = ads.EligibilityOutside is { } asker
+        ? (asker.Count, asker.P99, "via the Orleans client of the ad server's process")
+        : (ads.EligibilityGrain.Count, ads.EligibilityGrain.Percentile(0.99), "via the Orleans client");
+    var eligibility = askedThroughClient == 0 ? "not measured (no question asked)" : clientP99 <= 5 ? "met" : "NOT met";
     Console.WriteLine($"ads targets at {ads.EventsPerSecond:N0} events/s: {Verdict("ad.click", 50)}; {Verdict("ad.impression", 100)}; {Verdict("ad.skip", 100)}; {Verdict("ad.complete", 200)}; " +
-        $"eligibility p99 <= 5 ms: {(ads.EligibilityGrain.Percentile(0.99) <= 5 ? "met" : "NOT met")} ({ads.EligibilityGrain.Percentile(0.99):0.00} ms via the Orleans client, {ads.EligibilityRest.Percentile(0.99):0.00} ms over REST)");
+        $"eligibility p99 <= 5 ms: {eligibility} ({clientP99:0.00} ms {where}, {ads.EligibilityRest.Percentile(0.99):0.00} ms over REST)");
 }
 if (graph is not null)
     Console.WriteLine($"graph targets while ingesting {graph.LoadEventsPerSecond:N0} events/s: >= 50,000 edge updates/s: {(graph.LoadEdgeUpdatesPerSecond >= 50_000 ? "met" : "NOT met")} ({graph.LoadEdgeUpdatesPerSecond:N0}/s); " +
