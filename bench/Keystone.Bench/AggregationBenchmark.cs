@@ -148,6 +148,60 @@ public static class AggregationBenchmark
         return ((applied - baseline) / (double)users, (checkpointed - baseline) / (double)users);
     }
 
+    /// <summary>
+    /// Heap per user once it is idle: users applied and checkpointed, then left alone until Orleans collects their
+    /// activations (the cluster's <c>IdleEntityLifetime</c> must be short), against the heap before them; then every
+    /// one is asked for its activity, counting the state reads that took a storage request and those answered from the
+    /// snapshot buckets' memory.
+    /// </summary>
+    public static async Task<IdleUsers> BytesPerIdleUser(BenchCluster cluster, int users)
+    {
+        var client = cluster.Silo.App.Services.GetRequiredService<IClusterClient>();
+        var store = cluster.Silo.App.Services.GetRequiredService<Keystone.Storage.SnapshotStore>();
+        var warm = await Activate(client, "idle-warm", 200);
+        await Checkpoint(client, warm);
+        await NoUserActivations(client);
+        // The names exist before the baseline: the bench's own list of them is not the users' cost.
+        var ids = Enumerable.Range(0, users).Select(u => $"idle-{u:D6}").ToList();
+        var baseline = LiveHeap();
+        await Activate(client, ids);
+        await Checkpoint(client, ids);
+        var collecting = Stopwatch.StartNew();
+        await NoUserActivations(client);
+        var collected = collecting.Elapsed;
+        var idle = LiveHeap();
+        var kept = store.Warm.Bytes;
+        var (warmReads, storageReads) = (store.Warm.Reads, store.StateReads().Values.Sum());
+        var back = Stopwatch.StartNew();
+        for (var i = 0; i < ids.Count; i += 64)
+            await Task.WhenAll(ids.Skip(i).Take(64).Select(u => client.GetGrain<IUserGrain>(u).GetActivity(null, null)));
+        return new IdleUsers((idle - baseline) / (double)users, kept / (double)users, collected, store.Warm.Reads - warmReads, store.StateReads().Values.Sum() - storageReads, back.Elapsed);
+    }
+
+    /// <param name="KeptPerUser">Of <paramref name="BytesPerUser"/>, what the snapshot buckets count for the kept states.</param>
+    public sealed record IdleUsers(double BytesPerUser, double KeptPerUser, TimeSpan Collected, long WarmReads, long StorageReads, TimeSpan Returned);
+
+    private static async Task Checkpoint(IClusterClient client, List<string> ids)
+    {
+        for (var i = 0; i < ids.Count; i += 64)
+            await Task.WhenAll(ids.Skip(i).Take(64).Select(u => client.GetGrain<IUserGrain>(u).Checkpoint()));
+    }
+
+    // Waits on Orleans' own count of user activations, as collection takes them (every half lifetime).
+    private static async Task NoUserActivations(IClusterClient client)
+    {
+        var management = client.GetGrain<IManagementGrain>(0);
+        var deadline = DateTime.UtcNow.AddMinutes(5);
+        while (true)
+        {
+            var stats = await management.GetSimpleGrainStatistics();
+            var left = stats.Where(s => s.GrainType.Contains(nameof(UserGrain), StringComparison.Ordinal)).Sum(s => s.ActivationCount);
+            if (left == 0) return;
+            if (DateTime.UtcNow > deadline) throw new TimeoutException($"{left} user activations still in memory after 5 minutes");
+            await Task.Delay(500);
+        }
+    }
+
     private static long LiveHeap()
     {
         GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
@@ -155,15 +209,16 @@ public static class AggregationBenchmark
         return GC.GetTotalMemory(forceFullCollection: true);
     }
 
-    private static async Task<List<string>> Activate(IClusterClient client, string prefix, int users)
+    private static Task<List<string>> Activate(IClusterClient client, string prefix, int users) =>
+        Activate(client, Enumerable.Range(0, users).Select(u => $"{prefix}-{u:D6}").ToList());
+
+    private static async Task<List<string>> Activate(IClusterClient client, List<string> ids)
     {
-        var ids = new List<string>(users);
         var t0 = DateTimeOffset.UtcNow.AddMinutes(-20);
         var calls = new List<Task>();
-        for (var u = 0; u < users; u++)
+        for (var u = 0; u < ids.Count; u++)
         {
-            var user = $"{prefix}-{u:D6}";
-            ids.Add(user);
+            var user = ids[u];
             var events = new List<KeystoneEvent>();
             for (var s = 0; s < 2; s++)
             {

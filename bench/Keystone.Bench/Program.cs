@@ -244,6 +244,7 @@ var naive = await Run("per-event-messages", new Dictionary<string, string?>(),
 // 6. The aggregations: every play event updates its User, Video and Profile grains, checkpointed to blobs.
 AggregationResult? aggregation = null;
 (double BeforeCheckpoint, double AfterCheckpoint)? bytesPerUser = null;
+AggregationBenchmark.IdleUsers? idleUsers = null;
 var aggregationRate = Arg("--aggregation-rate", 20_000);
 var aggregationSeconds = Arg("--aggregation-seconds", 45);
 if (Selected("aggregation"))
@@ -272,6 +273,17 @@ if (Selected("memory"))
     await using var cluster = await BenchCluster.StartAsync(azurite, new Dictionary<string, string?>());
     bytesPerUser = await AggregationBenchmark.BytesPerUserGrain(cluster, Arg("--memory-users", 5_000));
     Console.WriteLine($"  memory: {bytesPerUser.Value.BeforeCheckpoint:N0} bytes of heap per active user grain with two sessions applied, {bytesPerUser.Value.AfterCheckpoint:N0} bytes once it has checkpointed (de-duplication memory included)");
+
+    // The same users once idle: a cluster whose users leave memory 10 s after their last call (checkpointed every 5 s).
+    await using var quick = await BenchCluster.StartAsync(azurite, new Dictionary<string, string?>
+    {
+        ["Keystone:Aggregation:CheckpointInterval"] = "00:00:05",
+        ["Keystone:Aggregation:IdleEntityLifetime"] = "00:00:10",
+    });
+    idleUsers = await AggregationBenchmark.BytesPerIdleUser(quick, Arg("--memory-users", 5_000));
+    Console.WriteLine($"  memory: {idleUsers.BytesPerUser:N0} bytes of heap per idle user, once Orleans collected the activations ({idleUsers.Collected.TotalSeconds:0} s after their checkpoint), of which its kept state {idleUsers.KeptPerUser:N0} B");
+    Console.WriteLine($"  memory: bringing every one back: {idleUsers.StorageReads:N0} state reads from storage, {idleUsers.WarmReads:N0} from the snapshot buckets' memory, in {idleUsers.Returned.TotalSeconds:0.00} s");
+    await PrintStateSizes(quick);
 }
 
 // What a checkpoint writes, by state: the live states in the snapshot buckets at the end of a run.
@@ -392,6 +404,8 @@ if (aggregation is not null)
     Console.WriteLine($"aggregation targets: >= 50,000 events/s: {(aggregation.EventsPerSecond >= 50_000 ? "met" : "NOT met")} ({aggregation.EventsPerSecond:N0}/s); events per blob write >= 20: {(aggregation.GroupCommitFactor >= 20 ? "met" : "NOT met")} ({aggregation.GroupCommitFactor:0.0}); p99 grain-visible <= 500 ms: {(aggregation.GrainVisible.Percentile(0.99) <= 500 ? "met" : "NOT met")} ({aggregation.GrainVisible.Percentile(0.99):0} ms)");
 if (bytesPerUser is not null)
     Console.WriteLine($"memory target: <= 4 KiB per active user grain: {(bytesPerUser.Value.AfterCheckpoint <= 4096 ? "met" : "NOT met")} after a checkpoint ({bytesPerUser.Value.AfterCheckpoint:N0} B), {(bytesPerUser.Value.BeforeCheckpoint <= 4096 ? "met" : "NOT met")} before it ({bytesPerUser.Value.BeforeCheckpoint:N0} B)");
+if (idleUsers is not null)
+    Console.WriteLine($"memory target: idle user <= 2 KiB: {(idleUsers.BytesPerUser <= 2048 ? "met" : "NOT met")} ({idleUsers.BytesPerUser:N0} B once collected, kept as its written state; {idleUsers.StorageReads:N0} storage reads to bring {idleUsers.WarmReads + idleUsers.StorageReads:N0} states back)");
 if (ads is not null)
 {
     double P99(string type) => ads.CountedByType.TryGetValue(type, out var l) ? l.Percentile(0.99) : double.NaN;

@@ -21,6 +21,19 @@ public interface ISnapshotBucketGrain : IGrainWithIntegerKey
     /// </summary>
     Task<SnapshotWrite> Write(string key, long expectedVersion, Immutable<byte[]> data);
 
+    /// <summary>
+    /// <see cref="Write"/> by an entity leaving memory: once durable, the bucket also keeps <paramref name="data"/> in
+    /// its memory, and the entity's next activation reads it from there, without a storage request.
+    /// </summary>
+    Task<SnapshotWrite> WriteAndKeep(string key, long expectedVersion, Immutable<byte[]> data);
+
+    /// <summary>
+    /// Keeps <paramref name="data"/>, the serialized state of an entity leaving memory with nothing new to write, for
+    /// its next activation, if <paramref name="version"/> is the durable version of <paramref name="key"/> and no write
+    /// of it is queued; writes nothing. False when it is not (the state is kept nowhere then).
+    /// </summary>
+    Task<bool> Keep(string key, long version, Immutable<byte[]> data);
+
     /// <summary>Removes the state of <paramref name="key"/>, under the same version check as <see cref="Write"/>.</summary>
     Task<SnapshotWrite> Clear(string key, long expectedVersion);
 }

@@ -48,7 +48,7 @@ public sealed class AdCampaignGrain(
         new(this.GetPrimaryKeyString(), options.Value, from) { Settings = settings.State.ToSettings() };
 
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) =>
-        DeactivationWrite.Wanted(reason) ? Flush() : Task.CompletedTask;
+        DeactivationWrite.Leave(reason, Flush);
 
     public async ValueTask<AdApplyResult> Apply(AdBatch batch)
     {

@@ -31,12 +31,12 @@ public sealed class ProfileGrain(
         return Task.CompletedTask;
     }
 
-    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
-    {
-        if (!DeactivationWrite.Wanted(reason)) return;
-        await Checkpoint();
-        await _graph.Flush();
-    }
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) =>
+        DeactivationWrite.Leave(reason, async () =>
+        {
+            await Checkpoint();
+            await _graph.Flush();
+        });
 
     public async ValueTask<ApplyAck> ApplyActivity(ProfileActivityBatch batch)
     {

@@ -54,7 +54,11 @@ internal sealed class StateCheckpointer<TState>(
             try { await running; }
             catch (Exception) { /* that caller sees the failure; this one writes afresh below */ }
         }
-        if (!Dirty) return;
+        if (!Dirty)
+        {
+            if (EntityLeaving.Active && preparedAtSerialization && storage.RecordExists) await Park(prepare, release);
+            return;
+        }
         var write = Write(prepare, release);
         _writing = write;
         try { await write; }
@@ -94,6 +98,27 @@ internal sealed class StateCheckpointer<TState>(
         if (current is not null) SnapshotCapture.Unregister(current);
         release?.Invoke();
     }
+
+    // Leaving memory with nothing to write: the bucket keeps the serialized state it already has durably, so that the
+    // entity's return costs no storage request. Best effort: if it fails, the return reads the state from storage.
+    private async Task Park(Action prepare, Action? release)
+    {
+        var current = storage.State;
+        SnapshotCapture.Register(current, prepare);
+        try
+        {
+            await EntityLeaving.Park(storage.WriteStateAsync);
+        }
+        catch (Exception e)
+        {
+            logger.LogDebug(e, "{Kind} state could not be kept in its bucket's memory as it left", kind);
+        }
+        finally
+        {
+            SnapshotCapture.Unregister(current);
+            release?.Invoke();
+        }
+    }
 }
 
 /// <summary>Whether an entity grain writes its state as it deactivates.</summary>
@@ -106,4 +131,7 @@ internal static class DeactivationWrite
     /// log) and is replayed, de-duplicated by event id. Idle deactivations still write, which spares that replay.
     /// </summary>
     public static bool Wanted(DeactivationReason reason) => reason.ReasonCode != DeactivationReasonCode.ShuttingDown;
+
+    /// <summary>Runs the entity's last writes when <see cref="Wanted"/>, as an entity leaving memory (see <see cref="EntityLeaving"/>).</summary>
+    public static Task Leave(DeactivationReason reason, Func<Task> writes) => Wanted(reason) ? EntityLeaving.Run(writes) : Task.CompletedTask;
 }

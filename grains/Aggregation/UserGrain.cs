@@ -35,12 +35,12 @@ public sealed class UserGrain(
         return Task.CompletedTask;
     }
 
-    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
-    {
-        if (!DeactivationWrite.Wanted(reason)) return;
-        await Checkpoint();
-        await _graph.Flush();
-    }
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) =>
+        DeactivationWrite.Leave(reason, async () =>
+        {
+            await Checkpoint();
+            await _graph.Flush();
+        });
 
     public async ValueTask<UserApplyResult> ApplyActivity(ActivityBatch batch)
     {

@@ -31,12 +31,12 @@ public sealed class VideoGrain(
         return Task.CompletedTask;
     }
 
-    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
-    {
-        if (!DeactivationWrite.Wanted(reason)) return;
-        await _coverage.WriteAsync(Write);
-        await _graph.Flush();
-    }
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) =>
+        DeactivationWrite.Leave(reason, async () =>
+        {
+            await _coverage.WriteAsync(Write);
+            await _graph.Flush();
+        });
 
     public async ValueTask<VideoApplyResult> ApplyActivity(VideoActivityBatch batch)
     {

@@ -30,5 +30,5 @@ public sealed class VertexGrain(
     }
 
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) =>
-        DeactivationWrite.Wanted(reason) ? _graph.Flush() : Task.CompletedTask;
+        DeactivationWrite.Leave(reason, _graph.Flush);
 }

@@ -12,9 +12,16 @@ using Orleans.Storage;
 namespace Keystone.Storage;
 
 /// <summary>Where snapshot buckets keep their segments, and how many buckets there are.</summary>
-public sealed class SnapshotStore(BlobContainerClient container, int buckets, int compactAfter = SnapshotStore.DefaultCompactAfter, TimeSpan? linger = null)
+public sealed class SnapshotStore(BlobContainerClient container, int buckets, int compactAfter = SnapshotStore.DefaultCompactAfter, TimeSpan? linger = null, long warmBytes = SnapshotStore.DefaultWarmBytes)
 {
     public const int DefaultCompactAfter = 16;
+    public const long DefaultWarmBytes = 128L << 20;
+
+    /// <summary>What the buckets of this silo may keep of the states of entities that left memory (see <see cref="WarmStates"/>), in all.</summary>
+    public long WarmBytes => warmBytes;
+
+    /// <summary>One bucket's share of <see cref="WarmBytes"/>.</summary>
+    public long WarmBytesPerBucket => warmBytes / buckets;
 
     /// <summary>How long an idle bucket waits for more writes before it writes the first: a checkpoint's writes arrive
     /// over a few milliseconds, and waiting for them turns hundreds of requests into one.</summary>
@@ -60,6 +67,8 @@ public sealed class SnapshotStore(BlobContainerClient container, int buckets, in
         meter.CreateObservableCounter("keystone.snapshot.compacted_bytes", () => Compactions.Bytes, "By", "Bytes of state rewritten by compactions.");
         meter.CreateObservableCounter("keystone.snapshot.dead_segments", () => DeadSegments.Count, "{segment}", "Snapshot segments deleted because every state in them had been written again.");
         meter.CreateObservableCounter("keystone.snapshot.dead_bytes", () => DeadSegments.Bytes, "By", "Bytes of state the deleted dead segments held.");
+        meter.CreateObservableCounter("keystone.snapshot.warm_reads", () => Warm.Reads, "{read}", "State reads answered from the buckets' memory of what they wrote, without a storage request.");
+        meter.CreateObservableGauge("keystone.snapshot.warm_bytes", () => Warm.Bytes, "By", "Bytes of written state this silo's buckets keep for entities that come back.");
     }
 
     internal void CountCompaction(long bytes)
@@ -79,6 +88,16 @@ public sealed class SnapshotStore(BlobContainerClient container, int buckets, in
         var bar = key.IndexOf('|', StringComparison.Ordinal);
         _stateReads.AddOrUpdate(bar < 0 ? key : key[..bar], 1, static (_, n) => n + 1);
     }
+
+    private long _warmReads, _warmHeld;
+
+    /// <summary>Activations that found their state in a bucket's memory (no storage request), and the bytes this
+    /// silo's buckets hold for that now.</summary>
+    public (long Reads, long Bytes) Warm => (Interlocked.Read(ref _warmReads), Interlocked.Read(ref _warmHeld));
+
+    internal void CountWarmRead() => Interlocked.Increment(ref _warmReads);
+
+    internal void WarmHeldChanged(long delta) => Interlocked.Add(ref _warmHeld, delta);
 
     /// <summary>A bucket's segments sort by name in the order they were written; the suffix says base or delta.</summary>
     public static string SegmentName(int bucket, long segment, bool isBase) => $"{bucket:D4}/{segment:D12}-{(isBase ? 'b' : 'd')}";
@@ -161,7 +180,7 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
     private readonly SnapshotIndex _index = new();
     // The version each key will have once what is queued is written; the index has what is durable.
     private readonly Dictionary<string, long> _versions = new(StringComparer.Ordinal);
-    private List<(SnapshotRecord Record, TaskCompletionSource Done)> _queued = [];
+    private List<(SnapshotRecord Record, bool Keep, TaskCompletionSource Done)> _queued = [];
     private bool _writing;
     private Task _writer = Task.CompletedTask;
     private long _next = 1;
@@ -169,10 +188,14 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
     private BlobContainerClient _container = null!;
     // The newest segment stays in memory: grains that deactivate and come back soon read it without a request.
     private (long Segment, byte[] Bytes) _recent = (-1, []);
+    // And so do the states of entities that left memory, one by one, within the bucket's budget: an idle entity is
+    // kept as these bytes rather than as an activation, until it comes back (or is evicted for a newer one).
+    private WarmStates _warm = null!;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _bucket = (int)this.GetPrimaryKeyLong();
+        _warm = new WarmStates(store.WarmBytesPerBucket);
         _container = await store.Container.ReadyAsync(cancellationToken);
         var segments = new List<(long Segment, bool IsBase, string Name)>();
         await foreach (var blob in _container.GetBlobsAsync(BlobTraits.None, BlobStates.None, SnapshotStore.BucketPrefix(_bucket), cancellationToken))
@@ -194,6 +217,7 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
     {
         try { await _writer.WaitAsync(cancellationToken); }
         catch (Exception e) { logger.LogWarning(e, "Snapshot bucket {Bucket}: queued writes did not finish before deactivation", _bucket); }
+        store.WarmHeldChanged(-_warm.Bytes);
     }
 
     public async Task<SnapshotState?> Read(string key)
@@ -201,6 +225,15 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
         for (var attempt = 0; ; attempt++)
         {
             if (!_index.TryGet(key, out var at)) return null;
+            // Taken, not copied: the entity is an activation again, and holds its state as objects.
+            var held = _warm.Bytes;
+            var hit = _warm.TryTake(key, at.Version, out var warm);
+            store.WarmHeldChanged(_warm.Bytes - held);
+            if (hit)
+            {
+                store.CountWarmRead();
+                return new SnapshotState(at.Version, warm);
+            }
             if (at.Segment == _recent.Segment) return new SnapshotState(at.Version, _recent.Bytes.AsSpan(at.Offset, at.Length).ToArray());
             try
             {
@@ -217,11 +250,23 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
         }
     }
 
-    public Task<SnapshotWrite> Write(string key, long expectedVersion, Immutable<byte[]> data) => Enqueue(key, expectedVersion, data.Value);
+    public Task<SnapshotWrite> Write(string key, long expectedVersion, Immutable<byte[]> data) => Enqueue(key, expectedVersion, data.Value, keep: false);
 
-    public Task<SnapshotWrite> Clear(string key, long expectedVersion) => Enqueue(key, expectedVersion, null);
+    public Task<SnapshotWrite> WriteAndKeep(string key, long expectedVersion, Immutable<byte[]> data) => Enqueue(key, expectedVersion, data.Value, keep: true);
 
-    private async Task<SnapshotWrite> Enqueue(string key, long expectedVersion, byte[]? data)
+    public Task<SnapshotWrite> Clear(string key, long expectedVersion) => Enqueue(key, expectedVersion, null, keep: false);
+
+    public Task<bool> Keep(string key, long version, Immutable<byte[]> data)
+    {
+        if (version <= 0 || _versions.GetValueOrDefault(key) != version || !_index.TryGet(key, out var at) || at.Version != version)
+            return Task.FromResult(false);
+        var held = _warm.Bytes;
+        var kept = _warm.Put(key, version, data.Value);
+        store.WarmHeldChanged(_warm.Bytes - held);
+        return Task.FromResult(kept);
+    }
+
+    private async Task<SnapshotWrite> Enqueue(string key, long expectedVersion, byte[]? data, bool keep)
     {
         var current = _versions.GetValueOrDefault(key);
         if (current != expectedVersion) return new SnapshotWrite(false, current);
@@ -229,7 +274,7 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
         if (data is null) _versions.Remove(key); else _versions[key] = version;
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         // Spelled out: a null byte[] converts to an empty (not a missing) ReadOnlyMemory.
-        _queued.Add((new SnapshotRecord(key, version, data is null ? default(ReadOnlyMemory<byte>?) : data), done));
+        _queued.Add((new SnapshotRecord(key, version, data is null ? default(ReadOnlyMemory<byte>?) : data), keep, done));
         if (!_writing) _writer = WriteQueued();
         try
         {
@@ -260,15 +305,16 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
                 try
                 {
                     // A key written twice in one group: its newest record is the one that counts.
-                    var records = new Dictionary<string, SnapshotRecord>(StringComparer.Ordinal);
-                    foreach (var (record, _) in group) records[record.Key] = record;
-                    await WriteSegment(records.Values, isBase: false);
-                    foreach (var (_, done) in group) done.SetResult();
+                    var records = new Dictionary<string, (SnapshotRecord Record, bool Keep)>(StringComparer.Ordinal);
+                    foreach (var (record, keep, _) in group) records[record.Key] = (record, keep);
+                    await WriteSegment(records.Values.Select(r => r.Record).ToList(), isBase: false);
+                    Remember(records.Values);
+                    foreach (var (_, _, done) in group) done.SetResult();
                 }
                 catch (Exception e)
                 {
                     logger.LogWarning(e, "Snapshot bucket {Bucket}: writing {Count} states failed", _bucket, group.Count);
-                    foreach (var (_, done) in group) done.TrySetException(e);
+                    foreach (var (_, _, done) in group) done.TrySetException(e);
                     if (e is RequestFailedException { Status: 409 })
                     {
                         // Another activation of this bucket wrote the same segment number: this one's view is stale.
@@ -296,6 +342,22 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
         _index.Apply(segment, isBase, SnapshotSegment.Decode(bytes, "").Records);
         // A base is the whole bucket: not worth keeping in memory for the few grains that will read it.
         _recent = isBase ? (-1, []) : (segment, bytes);
+    }
+
+    // What leaving entities wrote is kept (the writers' own arrays, which they give up); any other write of a key
+    // makes what was kept of it stale.
+    private void Remember(IEnumerable<(SnapshotRecord Record, bool Keep)> written)
+    {
+        var before = _warm.Bytes;
+        foreach (var (record, keep) in written)
+        {
+            if (keep && record.Data is { } data && System.Runtime.InteropServices.MemoryMarshal.TryGetArray(data, out var whole)
+                && whole.Offset == 0 && whole.Count == whole.Array!.Length)
+                _warm.Put(record.Key, record.Version, whole.Array);
+            else
+                _warm.Remove(record.Key);
+        }
+        store.WarmHeldChanged(_warm.Bytes - before);
     }
 
     /// <summary>Folds the newest base and the deltas after it into one new base, then deletes them.</summary>
@@ -389,7 +451,15 @@ public sealed class SnapshotGrainStorage(IGrainFactory grains, SnapshotStore sto
         var data = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(serialized.ToMemory(), out var whole)
             && whole.Offset == 0 && whole.Count == whole.Array!.Length ? whole.Array : serialized.ToArray();
         var expected = Version(grainState.ETag);
-        var result = await Bucket(key).Write(key, expected, new Immutable<byte[]>(data));
+        if (EntityLeaving.Parking)
+        {
+            // Nothing new to write (see StateCheckpointer): the bucket only keeps these bytes, if they are still the
+            // durable version. The state's ETag stays what it is.
+            await Bucket(key).Keep(key, expected, new Immutable<byte[]>(data));
+            return;
+        }
+        var bucket = Bucket(key);
+        var result = await (EntityLeaving.Active ? bucket.WriteAndKeep(key, expected, new Immutable<byte[]>(data)) : bucket.Write(key, expected, new Immutable<byte[]>(data)));
         if (!result.Written) throw Stale(key, result, expected);
         grainState.ETag = result.Version.ToString(System.Globalization.CultureInfo.InvariantCulture);
         grainState.RecordExists = true;

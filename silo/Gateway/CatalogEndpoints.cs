@@ -35,7 +35,7 @@ public sealed record LakeSealsView(long Segments, long Events, long Bytes, long 
 
 /// <summary>Compactions (a bucket folded into a new base, and the bytes of state rewritten) and segments deleted
 /// because every state in them had been written again since (and the bytes they held), since the silo started.</summary>
-public sealed record SnapshotSegmentsView(long Compactions, long CompactedBytes, long DeadDeleted, long DeadBytes);
+public sealed record SnapshotSegmentsView(long Compactions, long CompactedBytes, long DeadDeleted, long DeadBytes, long WarmReads, long WarmBytes);
 
 /// <summary>Read-only views of the schema registry, the routing rules and the pipeline, plus rule validation.</summary>
 internal static class CatalogEndpoints
@@ -162,7 +162,7 @@ internal static class CatalogEndpoints
     }
 
     private static SnapshotSegmentsView? Segments(SnapshotStore? store) =>
-        store is null ? null : new(store.Compactions.Count, store.Compactions.Bytes, store.DeadSegments.Count, store.DeadSegments.Bytes);
+        store is null ? null : new(store.Compactions.Count, store.Compactions.Bytes, store.DeadSegments.Count, store.DeadSegments.Bytes, store.Warm.Reads, store.Warm.Bytes);
 
     internal static async Task<Ok<ClusterView>> GetCluster(IClusterClient cluster)
     {

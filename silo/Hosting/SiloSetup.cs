@@ -73,7 +73,7 @@ internal static class SiloSetup
         else
         {
             // All grain state goes to snapshot buckets: many states per blob, written in groups (see SnapshotBucketGrain).
-            silo.Services.AddSingleton(new SnapshotStore(Blobs(storage.ConnectionString).GetBlobContainerClient(storage.Container), storage.SnapshotBuckets, storage.SnapshotCompactAfter, storage.SnapshotLinger));
+            silo.Services.AddSingleton(new SnapshotStore(Blobs(storage.ConnectionString).GetBlobContainerClient(storage.Container), storage.SnapshotBuckets, storage.SnapshotCompactAfter, storage.SnapshotLinger, (long)storage.SnapshotWarmMegabytes << 20));
             silo.Services.AddKeyedSingleton<IGrainStorage>(StorageNames.State, (services, key) => new SnapshotGrainStorage(
                 services.GetRequiredService<IGrainFactory>(), services.GetRequiredService<SnapshotStore>(),
                 services.GetRequiredKeyedService<IGrainStorageSerializer>(key)));

@@ -177,10 +177,16 @@ public sealed class AggregationTests(AzuriteFixture azurite)
         var carol = (GrainReference)silo.Client.GetGrain<IUserGrain>("idle-carol");
         await Eventually.Until(() => management.GetGrainActivationCount(carol), n => n == 0, TimeSpan.FromSeconds(60), "carol's activation to be collected");
 
-        // A query brings her back from her snapshot, with the same windows and totals.
+        // A query brings her back from her snapshot, with the same windows and totals. Her bucket kept what it wrote
+        // for her: no storage request brings her back (every state of this silo was written by it, so none of its
+        // "activity" states is read from storage).
+        var store = silo.Services.GetRequiredService<SnapshotStore>();
+        var (warmReads, storageReads) = (store.Warm.Reads, store.StateReads().GetValueOrDefault("activity"));
         var after = await Get(silo.Http, "/v1/users/idle-carol/activity");
         Assert.Equal(before.ToJsonString(), after.ToJsonString());
         Assert.Equal(1, await management.GetGrainActivationCount(carol));
+        Assert.True(store.Warm.Reads > warmReads, $"{store.Warm.Reads - warmReads} state reads from the buckets' memory");
+        Assert.Equal(storageReads, store.StateReads().GetValueOrDefault("activity"));
 
         // And she counts on from there: a second session, no event counted twice.
         var next = new PlaybackScript();

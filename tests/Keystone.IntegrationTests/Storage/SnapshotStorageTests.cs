@@ -173,6 +173,66 @@ public sealed class SnapshotStorageTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task A_bucket_keeps_what_leaving_entities_wrote_or_left_unchanged_and_hands_it_back_once()
+    {
+        var settings = TestSilo.DefaultSettings(azurite);
+        settings["Keystone:Storage:SnapshotBuckets"] = "4";
+        const int Bucket = 98;
+        static Immutable<byte[]> Text(string s) => new(Encoding.UTF8.GetBytes(s));
+        await using var silo = await TestSilo.StartAsync(settings);
+        var store = silo.Services.GetRequiredService<SnapshotStore>();
+        var bucket = silo.Client.GetGrain<ISnapshotBucketGrain>(Bucket);
+        // Each read below is of a state outside the bucket's newest segment (which it keeps whole anyway).
+        var others = 0;
+        async Task<(string Text, long Storage, long Memory)> Read(string key)
+        {
+            Assert.True((await bucket.Write($"other-{++others}", 0, Text("x"))).Written);
+            var (storage, memory) = (store.StateReads().GetValueOrDefault(key), store.Warm.Reads);
+            var state = await bucket.Read(key);
+            return ($"{state!.Version}:{Encoding.UTF8.GetString(state.Data)}", store.StateReads().GetValueOrDefault(key) - storage, store.Warm.Reads - memory);
+        }
+
+        // An entity that writes as it leaves is read back from memory, once: the activation holds it from then on.
+        Assert.True((await bucket.WriteAndKeep("left", 0, Text("last words"))).Written);
+        Assert.Equal(("1:last words", 0L, 1L), await Read("left"));
+        Assert.Equal(("1:last words", 1L, 0L), await Read("left"));
+
+        // A checkpoint's write is not kept: active entities are not held twice.
+        Assert.True((await bucket.Write("active", 0, Text("checkpoint"))).Written);
+        Assert.Equal(("1:checkpoint", 1L, 0L), await Read("active"));
+
+        // One that leaves unchanged hands over the bytes of its durable version, and writes nothing; bytes of any
+        // other version are refused.
+        var puts = store.Warm.Bytes;
+        Assert.False(await bucket.Keep("active", 2, Text("not durable")));
+        Assert.False(await bucket.Keep("never-written", 1, Text("nothing")));
+        Assert.True(await bucket.Keep("active", 1, Text("checkpoint")));
+        Assert.True(store.Warm.Bytes > puts);
+        Assert.Equal(("1:checkpoint", 0L, 1L), await Read("active"));
+
+        var stats = JsonNode.Parse(await silo.Http.GetStringAsync("/v1/stats"))!["snapshot_segments"]!;
+        Assert.Equal(store.Warm.Reads, stats["warm_reads"]!.GetValue<long>());
+        Assert.Equal(store.Warm.Bytes, stats["warm_bytes"]!.GetValue<long>());
+    }
+
+    [Fact]
+    public async Task With_no_memory_for_leaving_entities_a_bucket_keeps_none()
+    {
+        var settings = TestSilo.DefaultSettings(azurite);
+        settings["Keystone:Storage:SnapshotBuckets"] = "4";
+        settings["Keystone:Storage:SnapshotWarmMegabytes"] = "0";
+        await using var silo = await TestSilo.StartAsync(settings);
+        var store = silo.Services.GetRequiredService<SnapshotStore>();
+        var bucket = silo.Client.GetGrain<ISnapshotBucketGrain>(97);
+        Assert.True((await bucket.WriteAndKeep("left", 0, new Immutable<byte[]>(Encoding.UTF8.GetBytes("bytes")))).Written);
+        Assert.False(await bucket.Keep("left", 1, new Immutable<byte[]>(Encoding.UTF8.GetBytes("bytes"))));
+        Assert.True((await bucket.Write("after", 0, new Immutable<byte[]>(Encoding.UTF8.GetBytes("x")))).Written);
+        Assert.Equal("bytes", Encoding.UTF8.GetString((await bucket.Read("left"))!.Data));
+        Assert.Equal(1, store.StateReads().GetValueOrDefault("left"));
+        Assert.Equal((0L, 0L), store.Warm);
+    }
+
+    [Fact]
     public async Task Reading_a_bucket_from_outside_while_it_compacts_lists_it_again()
     {
         var container = new BlobServiceClient(azurite.ConnectionString).GetBlobContainerClient($"snap-read-{Guid.NewGuid():N}");

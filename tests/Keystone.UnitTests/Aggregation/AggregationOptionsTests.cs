@@ -107,9 +107,10 @@ public class AggregationOptionsTests
     }
 
     [Fact]
-    public void Unset_an_idle_entity_lives_orleans_fifteen_minutes_or_two_checkpoints_if_longer()
+    public void Unset_an_idle_entity_lives_five_minutes_or_two_checkpoints_if_longer()
     {
-        Assert.Equal(TimeSpan.FromMinutes(15), new AggregationOptions().EntityLifetime);
+        Assert.Equal(TimeSpan.FromMinutes(5), new AggregationOptions().EntityLifetime);
+        Assert.Equal(TimeSpan.FromMinutes(6), new AggregationOptions { CheckpointInterval = TimeSpan.FromMinutes(3) }.EntityLifetime);
         Assert.Equal(TimeSpan.FromHours(2), new AggregationOptions { CheckpointInterval = TimeSpan.FromHours(1) }.EntityLifetime);
         Assert.Equal(TimeSpan.FromMinutes(3), new AggregationOptions { IdleEntityLifetime = TimeSpan.FromMinutes(3) }.EntityLifetime);
     }
