@@ -137,6 +137,14 @@ public class ConfigurationCheckTests
     }
 
     [Fact]
+    public void The_memory_kept_for_idle_entities_is_checked_at_start()
+    {
+        var e = Fails(("Keystone:Storage:SnapshotWarmMegabytes", "-1"));
+        Assert.Equal(["Keystone:Storage:SnapshotWarmMegabytes: The field SnapshotWarmMegabytes must be between 0 and 1000000."], e.Problems);
+        ConfigurationCheck.Validate(Config(("Keystone:Storage:SnapshotWarmMegabytes", "0")));
+    }
+
+    [Fact]
     public void The_start_up_thread_floor_is_checked_at_start()
     {
         var e = Fails(("Keystone:Runtime:StartupMinThreads", "-4"), ("Keystone:Runtime:StartupPeriod", "-00:00:05"));
