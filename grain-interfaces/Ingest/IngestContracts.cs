@@ -330,3 +330,16 @@ public readonly record struct BatchItem(KeystoneEvent Event, EventBatch? Source 
     /// <summary>The bytes the item takes in a batch.</summary>
     public int Size => Source is { } source ? source.RecordSize(SourceIndex) : EventBatchCodec.EncodedSize(Event);
 }
+
+/// <summary>
+/// The pipeline cannot take a batch now: the queue its events would enter holds as much as it may
+/// (<c>Keystone:Streaming:LocalQueueCapacity</c>). Nothing of the batch was acknowledged; sending it again later is safe
+/// (events that did reach the fronting log are de-duplicated by id). The SDK retries it; REST answers 503.
+/// </summary>
+[GenerateSerializer]
+public class PipelineBusyException : Exception
+{
+    public PipelineBusyException() { }
+
+    public PipelineBusyException(string message) : base(message) { }
+}

@@ -120,8 +120,12 @@ public sealed class FrontingPartitionGrain(
                 catch (Exception e)
                 {
                     // Not acknowledged: the producers retry. What did reach the log is routed when the router next
-                    // reads past it (a gap in positions) and de-duplicated by event id.
-                    logger.LogWarning(e, "Fronting partition {Partition}: appending {Count} requests failed", _partition, group.Count);
+                    // reads past it (a gap in positions) and de-duplicated by event id. A full queue is back-pressure,
+                    // expected under overload, not a failure.
+                    if (e is Keystone.Ingest.PipelineBusyException)
+                        logger.LogInformation("Fronting partition {Partition}: {Count} requests refused, the pipeline is busy ({Reason}); the producers retry", _partition, group.Count, e.Message);
+                    else
+                        logger.LogWarning(e, "Fronting partition {Partition}: appending {Count} requests failed", _partition, group.Count);
                     foreach (var (_, done) in group) done.SetException(e);
                 }
                 // Between groups, never during an append: the segment is not in use.

@@ -62,6 +62,13 @@ public sealed class IngestGrain(
         {
             (accepted, duplicates, messages) = await Append(parsed, now);
         }
+        catch (PipelineBusyException busy)
+        {
+            metrics.Received(0, 0, parsed.Rejections);
+            await keeping;
+            // The shared type, whatever the provider threw: a client knows it (and retries), not the provider's own.
+            throw new PipelineBusyException($"the pipeline is busy, send the batch again later: {busy.Message}");
+        }
         catch
         {
             metrics.Received(0, 0, parsed.Rejections);

@@ -49,7 +49,7 @@ internal static class EventsEndpoints
             .DisableAntiforgery();
     }
 
-    internal static async Task<Results<Accepted<IngestResponse>, BadRequestProblem, TooLargeProblem, UnsupportedMediaTypeProblem>> Ingest(HttpContext http, IClusterClient cluster, IOptions<IngestOptions> options, CancellationToken cancellationToken)
+    internal static async Task<Results<Accepted<IngestResponse>, BadRequestProblem, TooLargeProblem, UnsupportedMediaTypeProblem, BusyProblem>> Ingest(HttpContext http, IClusterClient cluster, IOptions<IngestOptions> options, CancellationToken cancellationToken)
     {
         var limit = options.Value.MaxRequestBytes;
         if (!TryFormat(http.Request.ContentType, out var format))
@@ -89,7 +89,15 @@ internal static class EventsEndpoints
         if (body.Length == 0)
             return Problems.BadRequest("the body is empty; send a JSON array of events, a single event object, or NDJSON (one event per line)");
 
-        var result = await cluster.GetGrain<IIngestGrain>(0).Ingest(new IngestRequest(body, format, BodyCompression.None, "rest"));
+        IngestResult result;
+        try
+        {
+            result = await cluster.GetGrain<IIngestGrain>(0).Ingest(new IngestRequest(body, format, BodyCompression.None, "rest"));
+        }
+        catch (PipelineBusyException e)
+        {
+            return Problems.Busy(e.Message);
+        }
         if (result.BodyError is not null)
             return Problems.BadRequest(result.BodyError);
         return TypedResults.Accepted((string?)null, new IngestResponse(result.Accepted, result.Duplicates, result.Rejected));

@@ -13,6 +13,7 @@ internal static class Problems
     public static TooLargeProblem TooLarge(string detail) => new(detail);
     public static UnsupportedMediaTypeProblem UnsupportedMediaType(string detail) => new(detail);
     public static ConflictProblem Conflict(string detail) => new(detail);
+    public static BusyProblem Busy(string detail) => new(detail);
 
     /// <summary>Reads an integer query parameter within bounds; null when absent.</summary>
     public static bool TryInt(HttpRequest request, string name, int min, int max, int fallback, out int value, out BadRequestProblem? problem)
@@ -52,7 +53,7 @@ public abstract class ProblemResult : IResult, IStatusCodeHttpResult
 
     public string Detail { get; }
 
-    public Task ExecuteAsync(HttpContext httpContext) => _problem.ExecuteAsync(httpContext);
+    public virtual Task ExecuteAsync(HttpContext httpContext) => _problem.ExecuteAsync(httpContext);
 
     protected static void Describe(EndpointBuilder builder, int status) =>
         builder.Metadata.Add(new ProducesResponseTypeMetadata(status, typeof(Microsoft.AspNetCore.Mvc.ProblemDetails), ["application/problem+json"]));
@@ -78,6 +79,18 @@ public sealed class UnsupportedMediaTypeProblem(string detail)
     : ProblemResult(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", detail, null), IEndpointMetadataProvider
 {
     public static void PopulateMetadata(MethodInfo method, EndpointBuilder builder) => Describe(builder, StatusCodes.Status415UnsupportedMediaType);
+}
+
+/// <summary>503 with <c>Retry-After: 1</c>: the pipeline cannot take the batch now; nothing of it was accepted.</summary>
+public sealed class BusyProblem(string detail) : ProblemResult(StatusCodes.Status503ServiceUnavailable, "Busy", detail, null), IEndpointMetadataProvider
+{
+    public override Task ExecuteAsync(HttpContext httpContext)
+    {
+        httpContext.Response.Headers.RetryAfter = "1";
+        return base.ExecuteAsync(httpContext);
+    }
+
+    public static void PopulateMetadata(MethodInfo method, EndpointBuilder builder) => Describe(builder, StatusCodes.Status503ServiceUnavailable);
 }
 
 public sealed class ConflictProblem(string detail) : ProblemResult(StatusCodes.Status409Conflict, "Conflict", detail, null), IEndpointMetadataProvider

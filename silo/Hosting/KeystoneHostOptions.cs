@@ -156,8 +156,10 @@ public sealed class StreamingOptions
     [Range(1, 256)]
     public int MemoryQueues { get; set; } = 8;
 
-    /// <summary><see cref="StreamProviderKind.Local"/>: undelivered messages a queue holds before a producer's
-    /// publish fails (and is retried upstream), as the memory provider's queue grains do at 16,384.</summary>
+    /// <summary><see cref="StreamProviderKind.Local"/>: undelivered messages a queue holds before ingest's publish to the
+    /// fronting stream fails (and the producers retry), as the memory provider's queue grains do at 16,384. Only the
+    /// pipeline's source is bounded: routers and operators publish while handling a delivery, and refusing them could
+    /// make queues wait on each other for good.</summary>
     [Range(16, 1_000_000)]
     public int LocalQueueCapacity { get; set; } = 16_384;
 

@@ -25,18 +25,27 @@ public sealed class LocalQueueAdapterFactory : IQueueAdapterFactory, IQueueAdapt
     private readonly SimpleQueueAdapterCache _cache;
     private readonly ConcurrentDictionary<QueueId, LocalQueue> _queues = new();
     private readonly int _capacity;
+    private readonly byte[] _bounded;
     private readonly TimeSpan _gather;
     private readonly TimeSpan _idleWait;
 
+    /// <param name="capacity">Undelivered messages a queue holds before a publish to the <paramref name="boundedNamespace"/>
+    /// is refused.</param>
+    /// <param name="boundedNamespace">The streams whose publishes the capacity bounds: the pipeline's source (the
+    /// fronting stream). Publishes to any other stream come from consumers that are handling a delivery of their own,
+    /// and are never refused: a consumer that had to retry would hold back the queue it consumes, and queues full of
+    /// each other's work could then wait on each other for good. Bounding the source bounds what flows behind it.</param>
     /// <param name="idleWait">How long a receiver waits on an empty queue before it answers empty (default
     /// <see cref="LocalQueue.IdleWait"/>).</param>
-    public LocalQueueAdapterFactory(string name, int queueCount, int capacity, int cacheSize, ILoggerFactory loggerFactory, TimeSpan gather = default, TimeSpan? idleWait = null)
+    public LocalQueueAdapterFactory(string name, int queueCount, int capacity, int cacheSize, ILoggerFactory loggerFactory, TimeSpan gather = default, TimeSpan? idleWait = null,
+        string boundedNamespace = Keystone.Topics.StreamNames.Fronting)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(gather, TimeSpan.Zero);
         ArgumentOutOfRangeException.ThrowIfLessThan(queueCount, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         Name = name;
         _capacity = capacity;
+        _bounded = System.Text.Encoding.UTF8.GetBytes(boundedNamespace);
         _gather = gather;
         _idleWait = idleWait ?? LocalQueue.IdleWait;
         _mapper = new HashRingBasedStreamQueueMapper(new HashRingStreamQueueMapperOptions { TotalQueueCount = queueCount }, name);
@@ -72,9 +81,10 @@ public sealed class LocalQueueAdapterFactory : IQueueAdapterFactory, IQueueAdapt
         };
         if (items.Length == 0) return Task.CompletedTask;
         var queue = Queue(_mapper.GetQueueForStream(streamId));
-        // Bounded like the memory provider's queue grain: a producer that outruns every consumer gets an error (its
-        // delivery is retried upstream) instead of filling the silo's memory.
-        if (!queue.TryEnqueue(new LocalMessage(streamId, items, requestContext is { Count: > 0 } ? requestContext : null), _capacity))
+        // At the source, bounded like the memory provider's queue grain: ingest outrunning every consumer gets an error
+        // (the producers retry) instead of filling the silo's memory. Behind it, never (see the constructor).
+        var capacity = streamId.Namespace.Span.SequenceEqual(_bounded) ? _capacity : int.MaxValue;
+        if (!queue.TryEnqueue(new LocalMessage(streamId, items, requestContext is { Count: > 0 } ? requestContext : null), capacity))
             throw new LocalQueueFullException(queue.Id, _capacity);
         return Task.CompletedTask;
     }
@@ -196,8 +206,14 @@ internal sealed class LocalQueue(QueueId id)
 }
 
 /// <summary>A queue of this silo holds as many undelivered messages as it may: its consumers are not keeping up.</summary>
-public sealed class LocalQueueFullException(QueueId queue, int capacity)
-    : Exception($"Local stream queue {queue} already holds {capacity} undelivered messages (Keystone:Streaming:LocalQueueCapacity): its consumers are not keeping up; the producer's delivery is retried.");
+[GenerateSerializer]
+public sealed class LocalQueueFullException : Keystone.Ingest.PipelineBusyException
+{
+    public LocalQueueFullException() { }
+
+    public LocalQueueFullException(QueueId queue, int capacity)
+        : base($"Local stream queue {queue} already holds {capacity} undelivered messages (Keystone:Streaming:LocalQueueCapacity): its consumers are not keeping up; the producer's delivery is retried.") { }
+}
 
 /// <summary>
 /// The producer's items, by reference. Marked immutable so that a delivery inside the silo does not deep-copy it:

@@ -266,7 +266,7 @@ public sealed class RestIngestTests(AzuriteFixture azurite)
         Assert.NotNull(openapi["paths"]!["/v1/topics/{name}/events"]);
         // The answers are described by the handlers' TypedResults signatures, not by hand-listed metadata.
         var ingest = openapi["paths"]!["/v1/events"]!["post"]!["responses"]!.AsObject();
-        Assert.Equal(["202", "400", "413", "415"], ingest.Select(r => r.Key).Order());
+        Assert.Equal(["202", "400", "413", "415", "503"], ingest.Select(r => r.Key).Order());
         Assert.NotNull(ingest["400"]!["content"]!["application/problem+json"]);
         var activity = openapi["paths"]!["/v1/users/{id}/activity"]!["get"]!["responses"]!.AsObject();
         Assert.Equal(["200", "400", "404"], activity.Select(r => r.Key).Order());

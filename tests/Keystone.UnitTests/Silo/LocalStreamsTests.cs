@@ -1,5 +1,6 @@
 using Keystone.Ingest;
 using Keystone.Silo.Streaming;
+using Keystone.Topics;
 using Keystone.UnitTests.Support;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -94,7 +95,7 @@ public class LocalStreamsTests
     {
         var factory = Factory(queues: 1, capacity: 16);
         var adapter = await factory.CreateAdapter();
-        var stream = StreamId.Create("ads-campaign", "2");
+        var stream = StreamId.Create(StreamNames.Fronting, "2");
         for (var i = 0; i < 16; i++) await adapter.QueueMessageBatchAsync(stream, [Batch()], null, null);
         var full = await Assert.ThrowsAsync<LocalQueueFullException>(() => adapter.QueueMessageBatchAsync(stream, [Batch()], null, null));
         Assert.Contains("16 undelivered messages", full.Message);
@@ -102,6 +103,24 @@ public class LocalStreamsTests
 
         Assert.Equal(16, (await Pull(factory, stream)).Count);
         await adapter.QueueMessageBatchAsync(stream, [Batch()], null, null);
+        Assert.Equal(1, factory.Waiting);
+    }
+
+    [Fact]
+    public async Task Only_the_source_is_refused_by_a_full_queue_and_what_flows_behind_it_counts_against_the_source()
+    {
+        var factory = Factory(queues: 1, capacity: 16);
+        var adapter = await factory.CreateAdapter();
+        var fronting = StreamId.Create(StreamNames.Fronting, "0");
+        var topic = StreamId.Create("activity-aggregation", "0");
+        // A router or an operator publishes while its own delivery waits on it: never refused, even past the capacity.
+        for (var i = 0; i < 40; i++) await adapter.QueueMessageBatchAsync(topic, [Batch()], null, null);
+        Assert.Equal(40, factory.Waiting);
+        // The source is: its consumers' work fills the queue it would add to.
+        await Assert.ThrowsAsync<LocalQueueFullException>(() => adapter.QueueMessageBatchAsync(fronting, [Batch()], null, null));
+
+        Assert.Equal(40, (await Pull(factory, topic, max: 100)).Count);
+        await adapter.QueueMessageBatchAsync(fronting, [Batch()], null, null);
         Assert.Equal(1, factory.Waiting);
     }
 
@@ -135,6 +154,26 @@ public class LocalStreamsTests
         await balancer.Initialize(factory.GetStreamQueueMapper());
         Assert.Equal(factory.GetStreamQueueMapper().GetAllQueues().OrderBy(q => q.ToString()), balancer.GetMyQueues().OrderBy(q => q.ToString()));
         Assert.Equal(6, balancer.GetMyQueues().Count());
+    }
+
+    [Fact]
+    public async Task A_refused_publish_crosses_to_another_silo_and_reaches_a_client_as_the_shared_busy_exception()
+    {
+        // Unserialisable, it had reached clients as a CodecNotFoundException, which the SDK takes for a permanent error
+        // and dead-letters: a short overload lost batches instead of delaying them.
+        var serializer = new ServiceCollection().AddSerializer().BuildServiceProvider().GetRequiredService<Serializer>();
+        var factory = Factory(queues: 1, capacity: 16);
+        var adapter = await factory.CreateAdapter();
+        var fronting = StreamId.Create(StreamNames.Fronting, "0");
+        for (var i = 0; i < 16; i++) await adapter.QueueMessageBatchAsync(fronting, [Batch()], null, null);
+        var full = await Assert.ThrowsAsync<LocalQueueFullException>(() => adapter.QueueMessageBatchAsync(fronting, [Batch()], null, null));
+
+        var atIngest = serializer.Deserialize<Exception>(serializer.SerializeToArray<Exception>(full));
+        Assert.IsType<LocalQueueFullException>(atIngest);
+        Assert.Equal(full.Message, atIngest.Message);
+        var atClient = serializer.Deserialize<Exception>(serializer.SerializeToArray<Exception>(new PipelineBusyException("busy: " + full.Message)));
+        Assert.Equal("busy: " + full.Message, Assert.IsType<PipelineBusyException>(atClient).Message);
+        Assert.True(Keystone.Client.Publishing.KeystonePublisher.IsTransient(atClient));
     }
 
     [Fact]
