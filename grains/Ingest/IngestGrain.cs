@@ -62,17 +62,12 @@ public sealed class IngestGrain(
         {
             (accepted, duplicates, messages) = await Append(parsed, now);
         }
-        catch (PipelineBusyException busy)
+        catch (Exception e)
         {
             metrics.Received(0, 0, parsed.Rejections);
             await keeping;
             // The shared type, whatever the provider threw: a client knows it (and retries), not the provider's own.
-            throw new PipelineBusyException($"the pipeline is busy, send the batch again later: {busy.Message}");
-        }
-        catch
-        {
-            metrics.Received(0, 0, parsed.Rejections);
-            await keeping;
+            if (e is PipelineBusyException) throw new PipelineBusyException($"the pipeline is busy, send the batch again later: {e.Message}");
             throw;
         }
         // One record for the whole request, so an alert evaluated meanwhile never sees half of it; made once the events

@@ -67,8 +67,8 @@ public sealed class SnapshotStore(BlobContainerClient container, int buckets, in
         meter.CreateObservableCounter("keystone.snapshot.compacted_bytes", () => Compactions.Bytes, "By", "Bytes of state rewritten by compactions.");
         meter.CreateObservableCounter("keystone.snapshot.dead_segments", () => DeadSegments.Count, "{segment}", "Snapshot segments deleted because every state in them had been written again.");
         meter.CreateObservableCounter("keystone.snapshot.dead_bytes", () => DeadSegments.Bytes, "By", "Bytes of state the deleted dead segments held.");
-        meter.CreateObservableCounter("keystone.snapshot.warm_reads", () => Warm.Reads, "{read}", "State reads answered from the buckets' memory of what they wrote, without a storage request.");
-        meter.CreateObservableGauge("keystone.snapshot.warm_bytes", () => Warm.Bytes, "By", "Bytes of written state this silo's buckets keep for entities that come back.");
+        meter.CreateObservableCounter("keystone.snapshot.warm_reads", () => Warm.Reads, "{read}", "State reads answered from the buckets' memory of entities that left memory, without a storage request.");
+        meter.CreateObservableGauge("keystone.snapshot.warm_bytes", () => Warm.Bytes, "By", "Bytes of state this silo's buckets keep for entities that left memory.");
     }
 
     internal void CountCompaction(long bytes)
@@ -180,7 +180,8 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
     private readonly SnapshotIndex _index = new();
     // The version each key will have once what is queued is written; the index has what is durable.
     private readonly Dictionary<string, long> _versions = new(StringComparer.Ordinal);
-    private List<(SnapshotRecord Record, bool Keep, TaskCompletionSource Done)> _queued = [];
+    // Keep: the writer's bytes, to be kept once durable (an entity leaving memory); null for other writes.
+    private List<(SnapshotRecord Record, byte[]? Keep, TaskCompletionSource Done)> _queued = [];
     private bool _writing;
     private Task _writer = Task.CompletedTask;
     private long _next = 1;
@@ -195,7 +196,7 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         _bucket = (int)this.GetPrimaryKeyLong();
-        _warm = new WarmStates(store.WarmBytesPerBucket);
+        _warm = new WarmStates(store.WarmBytesPerBucket, store.WarmHeldChanged);
         _container = await store.Container.ReadyAsync(cancellationToken);
         var segments = new List<(long Segment, bool IsBase, string Name)>();
         await foreach (var blob in _container.GetBlobsAsync(BlobTraits.None, BlobStates.None, SnapshotStore.BucketPrefix(_bucket), cancellationToken))
@@ -226,10 +227,7 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
         {
             if (!_index.TryGet(key, out var at)) return null;
             // Taken, not copied: the entity is an activation again, and holds its state as objects.
-            var held = _warm.Bytes;
-            var hit = _warm.TryTake(key, at.Version, out var warm);
-            store.WarmHeldChanged(_warm.Bytes - held);
-            if (hit)
+            if (_warm.TryTake(key, at.Version, out var warm))
             {
                 store.CountWarmRead();
                 return new SnapshotState(at.Version, warm);
@@ -260,10 +258,7 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
     {
         if (version <= 0 || _versions.GetValueOrDefault(key) != version || !_index.TryGet(key, out var at) || at.Version != version)
             return Task.FromResult(false);
-        var held = _warm.Bytes;
-        var kept = _warm.Put(key, version, data.Value);
-        store.WarmHeldChanged(_warm.Bytes - held);
-        return Task.FromResult(kept);
+        return Task.FromResult(_warm.Put(key, version, data.Value));
     }
 
     private async Task<SnapshotWrite> Enqueue(string key, long expectedVersion, byte[]? data, bool keep)
@@ -274,7 +269,7 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
         if (data is null) _versions.Remove(key); else _versions[key] = version;
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         // Spelled out: a null byte[] converts to an empty (not a missing) ReadOnlyMemory.
-        _queued.Add((new SnapshotRecord(key, version, data is null ? default(ReadOnlyMemory<byte>?) : data), keep, done));
+        _queued.Add((new SnapshotRecord(key, version, data is null ? default(ReadOnlyMemory<byte>?) : data), keep ? data : null, done));
         if (!_writing) _writer = WriteQueued();
         try
         {
@@ -305,7 +300,7 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
                 try
                 {
                     // A key written twice in one group: its newest record is the one that counts.
-                    var records = new Dictionary<string, (SnapshotRecord Record, bool Keep)>(StringComparer.Ordinal);
+                    var records = new Dictionary<string, (SnapshotRecord Record, byte[]? Keep)>(StringComparer.Ordinal);
                     foreach (var (record, keep, _) in group) records[record.Key] = (record, keep);
                     await WriteSegment(records.Values.Select(r => r.Record).ToList(), isBase: false);
                     Remember(records.Values);
@@ -344,20 +339,14 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
         _recent = isBase ? (-1, []) : (segment, bytes);
     }
 
-    // What leaving entities wrote is kept (the writers' own arrays, which they give up); any other write of a key
-    // makes what was kept of it stale.
-    private void Remember(IEnumerable<(SnapshotRecord Record, bool Keep)> written)
+    // What leaving entities wrote is kept; any other write of a key makes what was kept of it stale.
+    private void Remember(IEnumerable<(SnapshotRecord Record, byte[]? Keep)> written)
     {
-        var before = _warm.Bytes;
         foreach (var (record, keep) in written)
         {
-            if (keep && record.Data is { } data && System.Runtime.InteropServices.MemoryMarshal.TryGetArray(data, out var whole)
-                && whole.Offset == 0 && whole.Count == whole.Array!.Length)
-                _warm.Put(record.Key, record.Version, whole.Array);
-            else
-                _warm.Remove(record.Key);
+            if (keep is not null) _warm.Put(record.Key, record.Version, keep);
+            else _warm.Remove(record.Key);
         }
-        store.WarmHeldChanged(_warm.Bytes - before);
     }
 
     /// <summary>Folds the newest base and the deltas after it into one new base, then deletes them.</summary>

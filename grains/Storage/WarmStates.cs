@@ -10,7 +10,8 @@ namespace Keystone.Storage;
 /// durable state, byte for byte. States are kept compressed (JSON of a user shrinks to about half): a parked state
 /// is compressed once, as its entity leaves, and decompressed once, as it returns; neither is on an event's path.
 /// </summary>
-public sealed class WarmStates(long budgetBytes)
+/// <param name="bytesChanged">Told of every change of <see cref="Bytes"/> (the silo's total of its buckets).</param>
+public sealed class WarmStates(long budgetBytes, Action<long>? bytesChanged = null)
 {
     // What an entry costs beyond its data and key: the entry object, its dictionary slot, the array's header.
     public const int EntryOverhead = 120;
@@ -41,7 +42,7 @@ public sealed class WarmStates(long budgetBytes)
         var entry = new Entry(key, version, kept, rawLength);
         _entries[key] = entry;
         Append(entry);
-        Bytes += cost;
+        Account(cost);
         return true;
     }
 
@@ -79,7 +80,13 @@ public sealed class WarmStates(long budgetBytes)
     {
         if (!_entries.Remove(key, out var entry)) return;
         Unlink(entry);
-        Bytes -= Cost(entry.Key, entry.Data);
+        Account(-Cost(entry.Key, entry.Data));
+    }
+
+    private void Account(long delta)
+    {
+        Bytes += delta;
+        bytesChanged?.Invoke(delta);
     }
 
     private static long Cost(string key, byte[] data) => data.Length + 2L * key.Length + EntryOverhead;
