@@ -18,6 +18,9 @@ using Microsoft.Extensions.DependencyInjection;
 //   --ads-rate R --ads-seconds S --ads-linger-ms L --asker-process (ads run; the last puts the eligibility asker in a process of its own)
 //   --graph-users N --graph-videos N --graph-titles N --graph-rate R --graph-seconds S (graph run)
 //   --producer-process (saturation run: the producer in a process of its own, so the figures are the silo's)
+//   --trace <file.nettrace> (allocation and CPU samples of each selected run, then where they went by stage; use with --only)
+//   stages <file.nettrace> [--detail "stage|type"]: the same report of a trace taken with dotnet-trace (--profile
+//     gc-verbose,cpu-sampling); --detail also lists the stacks that allocated that type in that stage
 //   --only <run-name-prefix>   --alloc-profile   --Keystone:Section:Key=value (silo settings for the saturation, paced, aggregation, ads, graph and overhead runs)
 var scenario = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal) && !char.IsDigit(a[0])) ?? "pipeline";
 string? ArgText(string name)
@@ -42,13 +45,18 @@ if (scenario == "recovery")
     return await RecoveryBenchmark.RunAsync(Arg("--rate", 10_000), Arg("--before-seconds", 20), Arg("--after-seconds", 20), Arg("--users", 2_000));
 if (scenario == "graph-calls")
     return await GraphCallsBenchmark.RunAsync(Arg("--events", 200_000), Arg("--delivery", 250));
+if (scenario == "stages")
+{
+    StageProfile.Report(ArgText("stages") ?? throw new ArgumentException("stages <file.nettrace>: the trace to read"), detail: ArgText("--detail"));
+    return 0;
+}
 if (scenario == "produce")
     return await ExternalProducer.RunChildAsync(ArgText);
 if (scenario == "ask")
     return await ExternalAsker.RunChildAsync(ArgText);
 if (scenario is not ("pipeline" or "all" or "scale"))
 {
-    Console.Error.WriteLine($"unknown scenario '{scenario}' (pipeline, validation, lake, recovery, graph-calls, scale, all)");
+    Console.Error.WriteLine($"unknown scenario '{scenario}' (pipeline, validation, lake, recovery, graph-calls, stages, scale, all)");
     return 2;
 }
 
@@ -136,6 +144,8 @@ async Task<RunResult?> Run(string name, IDictionary<string, string?> settings, F
     var storageBefore = storage.Snapshot();
     var stages = cluster.Silo.App.Services.GetRequiredService<Keystone.Pipeline.PipelineMetrics>();
     stages.TakeStageWindow();
+    // Traced, the run's own figures carry the tracing's cost: quote them from an untraced run.
+    await using var profile = ArgText("--trace") is { } tracePath ? StageProfile.Start(tracePath) : null;
     var result = await body(cluster);
     var cpu = Environment.CpuUsage.TotalTime - cpuBefore;
     // Each stage's lag (now minus the event's publish time) over the run: where the events waited.
