@@ -20,7 +20,8 @@ using Microsoft.Extensions.DependencyInjection;
 //   --producer-process (saturation run: the producer in a process of its own, so the figures are the silo's)
 //   --trace <file.nettrace> (allocation and CPU samples of each selected run, then where they went by stage; use with --only)
 //   stages <file.nettrace> [--detail "stage|type"]: the same report of a trace taken with dotnet-trace (--profile
-//     gc-verbose,cpu-sampling); --detail also lists the stacks that allocated that type in that stage
+//     gc-verbose,cpu-sampling); --detail also lists the stacks that allocated that type in that stage ("stage|CPU": the
+//     stacks sampled running in it)
 //   --only <run-name-prefix>   --alloc-profile   --Keystone:Section:Key=value (silo settings for the saturation, paced, aggregation, ads, graph and overhead runs)
 var scenario = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal) && !char.IsDigit(a[0])) ?? "pipeline";
 string? ArgText(string name)

@@ -53,7 +53,8 @@ public sealed partial class StageProfile : IAsyncDisposable
         Report(_path);
     }
 
-    /// <param name="detail">"stage|type" (substrings): also print the call stacks that allocated that type in that stage.</param>
+    /// <param name="detail">"stage|type" (substrings): also print the call stacks that allocated that type in that stage;
+    /// "stage|CPU": the stacks sampled running in it.</param>
     public static void Report(string path, int top = 20, string? detail = null)
     {
         var (detailStage, detailType) = detail?.Split('|') is [var ds, var dt] ? (ds, dt) : (null, null);
@@ -85,6 +86,8 @@ public sealed partial class StageProfile : IAsyncDisposable
         {
             if (data.ProviderName != "Microsoft-DotNETCore-SampleProfiler" || Convert.ToInt32(data.PayloadByName("Type") ?? 0, System.Globalization.CultureInfo.InvariantCulture) != 2) return;
             var (stage, code) = Attribute(data.CallStack());
+            if (detailStage is not null && detailType == "CPU" && stage.Contains(detailStage, StringComparison.Ordinal))
+                Add(detailStacks, Frames(data.CallStack(), 8), 1);
             samples++;
             Add(cpuByStage, stage, 1);
             Add(cpuByCode, code, 1);
@@ -101,7 +104,9 @@ public sealed partial class StageProfile : IAsyncDisposable
         if (detailStage is not null)
         {
             var total = detailStacks.Values.Sum();
-            Console.WriteLine($"  stacks allocating '{detailType}' in '{detailStage}' ({total * 100 / allocated:0.0}% of all):");
+            Console.WriteLine(detailType == "CPU"
+                ? $"  stacks sampled running in '{detailStage}' ({total * 100 / samples:0.0}% of all CPU samples):"
+                : $"  stacks allocating '{detailType}' in '{detailStage}' ({total * 100 / allocated:0.0}% of all):");
             foreach (var (stack, bytes) in detailStacks.OrderByDescending(kv => kv.Value).Take(top))
                 Console.WriteLine($"    {bytes * 100 / total,5:0.0}%  {stack}");
         }
