@@ -23,9 +23,21 @@ namespace Keystone.Archive;
 /// the archive's replay published again through ingest (<see cref="ReplayedKey"/>: it is in the lake); repeats further
 /// apart stay: readers de-duplicate by event id.
 /// </remarks>
-public sealed class SealedLogLake(ArchiveStore store)
+public sealed class SealedLogLake(ArchiveStore store, TaskScheduler? background = null) : IDisposable
 {
+    // Seals read, convert and compress on a thread of their own at a low priority (BackgroundScheduler); tests pass
+    // their own scheduler.
+    private readonly BackgroundScheduler? _own = background is null ? new BackgroundScheduler("keystone-lake-seal") : null;
+
+    private TaskScheduler Background => background ?? _own!;
+
+    public void Dispose() => _own?.Dispose();
+
     private long _segments, _events, _bytes, _failures, _alreadySealed;
+
+    // One segment read back and compressed at a time in this silo: the partitions fill, and tick, together, and each
+    // seal holds its segment's compressed lines until they are uploaded.
+    private readonly SemaphoreSlim _grouping = new(1, 1);
 
     /// <summary>Segments sealed into the lake since the silo started, the events and compressed bytes written, seals
     /// that failed (their segments stay in the log and are tried again), and segments the partitions' writers found in
@@ -127,10 +139,28 @@ public sealed class SealedLogLake(ArchiveStore store)
 
     /// <summary>Writes a closed segment to the lake and rewrites the manifests of the hours it touched (from
     /// <paramref name="manifests"/>: an hour is listed once per writer); returns the blobs.</summary>
+    /// <summary><see cref="GroupAsync"/> on the background thread, after the seal of this silo that is grouping (if any) is done.</summary>
+    public async Task<(SortedDictionary<DateTimeOffset, CompressedLines> Hours, Guid FirstBatch, int Repeats)> GroupInTurnAsync(
+        Stream segment, string what, bool tornTailPossible, ClockSkew clockSkew, HashSet<Guid> seen, CancellationToken cancellationToken = default)
+    {
+        await _grouping.WaitAsync(cancellationToken);
+        try
+        {
+            // Forced to yield: the caller goes on (uploads the lines) on the pool, not on the background thread that
+            // completed the task.
+            return await Task.Factory.StartNew(() => GroupAsync(segment, what, tornTailPossible, clockSkew, seen, cancellationToken),
+                cancellationToken, TaskCreationOptions.DenyChildAttach, Background).Unwrap().ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+        }
+        finally
+        {
+            _grouping.Release();
+        }
+    }
+
     public async Task<IReadOnlyList<ArchiveBlob>> SealAsync(int partition, long first, Stream segment, bool tornTailPossible, ClockSkew clockSkew,
         HashSet<Guid> seen, HourManifests manifests, CancellationToken cancellationToken = default)
     {
-        var (hours, firstBatch, _) = await GroupAsync(segment, $"p{partition:D3}/{first:D16}", tornTailPossible, clockSkew, seen, cancellationToken);
+        var (hours, firstBatch, _) = await GroupInTurnAsync(segment, $"p{partition:D3}/{first:D16}", tornTailPossible, clockSkew, seen, cancellationToken);
         try
         {
             var written = new List<ArchiveBlob>(hours.Count);

@@ -96,6 +96,101 @@ public class SealedLogLakeTests
         Assert.Contains("p003/41", error.Message);
     }
 
+    /// <summary>A segment whose first read waits until the test lets it go; says when it was first read.</summary>
+    private sealed class HeldSegment(byte[] bytes) : MemoryStream(bytes)
+    {
+        public readonly TaskCompletionSource Released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public readonly TaskCompletionSource FirstRead = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Action? OnRead;
+        public string? ThreadName;
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            OnRead?.Invoke();
+            ThreadName ??= Thread.CurrentThread.Name;
+            FirstRead.TrySetResult();
+            await Released.Task;
+            return await base.ReadAsync(buffer, cancellationToken);
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+    }
+
+    /// <summary>Runs each task at once on the thread that starts it: what a seal does before its first await is done
+    /// by the time the call returns.</summary>
+    private sealed class InlineScheduler : TaskScheduler
+    {
+        protected override void QueueTask(Task task) => TryExecuteTask(task);
+
+        protected override bool TryExecuteTaskInline(Task task, bool taskWasPreviouslyQueued) => TryExecuteTask(task);
+
+        protected override IEnumerable<Task>? GetScheduledTasks() => [];
+    }
+
+    private static ArchiveStore Unused() => new(new Azure.Storage.Blobs.BlobContainerClient(new Uri("http://127.0.0.1:9/unused")));
+
+    [Fact]
+    public async Task A_silo_reads_back_and_compresses_one_segment_at_a_time_whatever_the_partitions_that_closed_them()
+    {
+        using var lake = new SealedLogLake(Unused(), new InlineScheduler());
+        var skew = new ClockSkew(TimeSpan.FromMinutes(5));
+        var first = new HeldSegment(Segment([Play("u1", Arrival)]));
+        var second = new HeldSegment(Segment([Play("u2", Arrival), Play("u3", Arrival)]));
+
+        var grouping = lake.GroupInTurnAsync(first, "p001/1", false, skew, []);
+        await first.FirstRead.Task;
+        // The second partition's seal waits for the first: it has not touched its segment (GroupAsync reads at once).
+        var waiting = lake.GroupInTurnAsync(second, "p002/1", false, skew, []);
+        Assert.False(second.FirstRead.Task.IsCompleted);
+        second.Released.SetResult();
+
+        first.Released.SetResult();
+        var (firstHours, _, _) = await grouping;
+        await second.FirstRead.Task;
+        var (secondHours, _, _) = await waiting;
+        Assert.Equal([1, 2], new[] { firstHours, secondHours }.Select(h => h.Values.Single().Events));
+        foreach (var lines in firstHours.Values.Concat(secondHours.Values)) lines.Dispose();
+
+        // A seal that failed lets the next one go.
+        var broken = new HeldSegment([1, 2, 3]);
+        broken.Released.SetResult();
+        await Assert.ThrowsAsync<InvalidDataException>(() => lake.GroupInTurnAsync(broken, "p003/1", false, skew, []));
+        var after = new HeldSegment(Segment([Play("u4", Arrival)]));
+        after.Released.SetResult();
+        var (afterHours, _, _) = await lake.GroupInTurnAsync(after, "p004/1", false, skew, []);
+        Assert.Equal(1, afterHours.Values.Single().Events);
+        afterHours.Values.Single().Dispose();
+    }
+
+    // The nice value of the calling thread (Linux), from /proc: the 19th field of its stat line.
+    private static int Nice()
+    {
+        var stat = File.ReadAllText("/proc/thread-self/stat");
+        return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[16], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [Fact]
+    public async Task Seals_run_on_a_thread_of_their_own_at_a_lower_priority_than_the_pipeline()
+    {
+        using var lake = new SealedLogLake(Unused());
+        var segment = new HeldSegment(Segment([Play("u1", Arrival)]));
+        segment.Released.SetResult();
+        var caller = Environment.CurrentManagedThreadId;
+        var (threadId, nice) = (0, 0);
+        segment.OnRead = () => (threadId, nice) = (Environment.CurrentManagedThreadId, OperatingSystem.IsLinux() ? Nice() : BackgroundScheduler.Nice);
+
+        var (hours, _, _) = await lake.GroupInTurnAsync(segment, "p001/1", false, new ClockSkew(TimeSpan.FromMinutes(5)), []);
+        Assert.Equal(1, hours.Values.Single().Events);
+        hours.Values.Single().Dispose();
+        Assert.NotEqual(caller, threadId);
+        Assert.Equal("keystone-lake-seal", segment.ThreadName);
+        Assert.Equal(BackgroundScheduler.Nice, nice);
+        // And what follows a seal (its uploads, the caller) is back on a normal thread.
+        if (OperatingSystem.IsLinux()) Assert.Equal(0, Nice());
+    }
+
     [Fact]
     public async Task An_hours_manifest_is_listed_once_then_kept_up_to_date_by_the_writers_own_seals()
     {
