@@ -29,21 +29,15 @@ public sealed class BackgroundScheduler : TaskScheduler, IDisposable
         _thread.Start();
     }
 
-    /// <summary>Whether the thread's priority was lowered (false where the OS refused).</summary>
-    public bool Lowered { get; private set; }
-
     public override int MaximumConcurrencyLevel => 1;
 
     private void Run()
     {
         try
         {
-            if (OperatingSystem.IsLinux()) Lowered = setpriority(PrioProcess, gettid(), Nice) == 0;
-            else
-            {
-                Thread.CurrentThread.Priority = ThreadPriority.Lowest;
-                Lowered = true;
-            }
+            // A refusal (non-zero) leaves the thread at normal priority, as below.
+            if (OperatingSystem.IsLinux()) _ = setpriority(PrioProcess, gettid(), Nice);
+            else Thread.CurrentThread.Priority = ThreadPriority.Lowest;
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or PlatformNotSupportedException)
         {

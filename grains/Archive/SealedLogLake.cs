@@ -137,8 +137,6 @@ public sealed class SealedLogLake(ArchiveStore store, TaskScheduler? background 
         return lines;
     }
 
-    /// <summary>Writes a closed segment to the lake and rewrites the manifests of the hours it touched (from
-    /// <paramref name="manifests"/>: an hour is listed once per writer); returns the blobs.</summary>
     /// <summary><see cref="GroupAsync"/> on the background thread, after the seal of this silo that is grouping (if any) is done.</summary>
     public async Task<(SortedDictionary<DateTimeOffset, CompressedLines> Hours, Guid FirstBatch, int Repeats)> GroupInTurnAsync(
         Stream segment, string what, bool tornTailPossible, ClockSkew clockSkew, HashSet<Guid> seen, CancellationToken cancellationToken = default)
@@ -157,6 +155,8 @@ public sealed class SealedLogLake(ArchiveStore store, TaskScheduler? background 
         }
     }
 
+    /// <summary>Writes a closed segment to the lake and rewrites the manifests of the hours it touched (from
+    /// <paramref name="manifests"/>: an hour is listed once per writer); returns the blobs.</summary>
     public async Task<IReadOnlyList<ArchiveBlob>> SealAsync(int partition, long first, Stream segment, bool tornTailPossible, ClockSkew clockSkew,
         HashSet<Guid> seen, HourManifests manifests, CancellationToken cancellationToken = default)
     {

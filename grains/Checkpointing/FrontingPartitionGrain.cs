@@ -166,7 +166,8 @@ public sealed class FrontingPartitionGrain(
             var first = closed[0];
             try
             {
-                // Read, grouped and compressed on the thread pool: this grain's turns are the partition's appends.
+                // Off this grain's turns, which are the partition's appends: opened and uploaded on the pool, read and
+                // compressed on the lake's low-priority thread (SealedLogLake.GroupInTurnAsync).
                 var blobs = await Task.Run(() => Seal(sealable, first));
                 await sealable.MarkArchivedAsync(first);
                 foreach (var blob in blobs) Remember(blob);
