@@ -16,13 +16,28 @@ public sealed record HourCompaction(bool Compacted, long Rows, long WindowRows, 
 /// with ZSTD by an embedded DuckDB, then the manifest. Plain logic over blob storage, used by the compactor grain and
 /// the benchmark.
 /// </summary>
-public sealed class LakeCompactor(BlobContainerClient container, IArchiveHourSource source, LakeOptions options, TimeProvider time, ILogger? logger = null)
+/// <param name="background">Where <see cref="CompactInBackgroundAsync"/> runs; by default a thread of the compactor's
+/// own at a low priority (<see cref="Archive.BackgroundScheduler"/>). Tests pass their own.</param>
+public sealed class LakeCompactor(BlobContainerClient container, IArchiveHourSource source, LakeOptions options, TimeProvider time, ILogger? logger = null,
+    TaskScheduler? background = null) : IDisposable
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
+    private readonly Archive.BackgroundScheduler? _own = background is null ? new Archive.BackgroundScheduler("keystone-lake-compact") : null;
+
+    public void Dispose() => _own?.Dispose();
+
+    /// <summary>
+    /// <see cref="CompactAsync"/> on the compactor's low-priority thread, as the silo runs it: an hour's compaction is
+    /// seconds of one core (gzip, JSON, DuckDB with one thread, which runs on its caller's), and on the thread pool it
+    /// would hold up the pipeline's grain turns, once an hour for every partition, as the lake's seals did (stop 43).
+    /// </summary>
+    public async Task<CompactionReport> CompactInBackgroundAsync(DateTimeOffset from, DateTimeOffset to, bool includeOpen = false, CancellationToken cancellationToken = default) =>
+        await Task.Factory.StartNew(() => CompactAsync(from, to, includeOpen, cancellationToken), cancellationToken, TaskCreationOptions.DenyChildAttach, background ?? _own!)
+            .Unwrap().ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+
     public async Task<CompactionReport> CompactAsync(DateTimeOffset from, DateTimeOffset to, bool includeOpen = false, CancellationToken cancellationToken = default)
     {
-        await container.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
         var now = time.GetUtcNow();
         var work = new List<HourInput>();
         var notSealed = 0;
@@ -32,6 +47,7 @@ public sealed class LakeCompactor(BlobContainerClient container, IArchiveHourSou
             if (!includeOpen && hour.AddHours(1) + options.SealAfter > now) notSealed += inputs.Count;
             else work.AddRange(inputs);
         }
+        if (work.Count > 0) await container.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
         var results = new HourCompaction[work.Count];
         await Parallel.ForEachAsync(Enumerable.Range(0, work.Count),
             new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = cancellationToken },

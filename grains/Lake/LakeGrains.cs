@@ -21,7 +21,7 @@ public sealed class LakeCompactorGrain(LakeCompactor compactor) : Grain, ILakeCo
     {
         if (to <= from) throw new ArgumentException("to: must be later than from");
         if (to - from > TimeSpan.FromDays(31)) throw new ArgumentException("to: one compaction covers at most 31 days");
-        // DuckDB and gzip work off the grain's scheduler, on the thread pool.
-        return await Task.Run(() => compactor.CompactAsync(from, to, includeOpen));
+        // DuckDB and gzip work off the grain's scheduler, on the compactor's low-priority thread.
+        return await compactor.CompactInBackgroundAsync(from, to, includeOpen);
     }
 }

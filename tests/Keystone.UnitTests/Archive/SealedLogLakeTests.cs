@@ -164,13 +164,6 @@ public class SealedLogLakeTests
         afterHours.Values.Single().Dispose();
     }
 
-    // The nice value of the calling thread (Linux), from /proc: the 19th field of its stat line.
-    private static int Nice()
-    {
-        var stat = File.ReadAllText("/proc/thread-self/stat");
-        return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[16], System.Globalization.CultureInfo.InvariantCulture);
-    }
-
     [Fact]
     public async Task Seals_run_on_a_thread_of_their_own_at_a_lower_priority_than_the_pipeline()
     {
@@ -179,7 +172,7 @@ public class SealedLogLakeTests
         segment.Released.SetResult();
         var caller = Environment.CurrentManagedThreadId;
         var (threadId, nice) = (0, 0);
-        segment.OnRead = () => (threadId, nice) = (Environment.CurrentManagedThreadId, OperatingSystem.IsLinux() ? Nice() : BackgroundScheduler.Nice);
+        segment.OnRead = () => (threadId, nice) = (Environment.CurrentManagedThreadId, ThreadNice.OfCurrentThread(elsewhere: BackgroundScheduler.Nice));
 
         var (hours, _, _) = await lake.GroupInTurnAsync(segment, "p001/1", false, new ClockSkew(TimeSpan.FromMinutes(5)), []);
         Assert.Equal(1, hours.Values.Single().Events);
@@ -188,7 +181,7 @@ public class SealedLogLakeTests
         Assert.Equal("keystone-lake-seal", segment.ThreadName);
         Assert.Equal(BackgroundScheduler.Nice, nice);
         // And what follows a seal (its uploads, the caller) is back on a normal thread.
-        if (OperatingSystem.IsLinux()) Assert.Equal(0, Nice());
+        Assert.Equal(0, ThreadNice.OfCurrentThread(elsewhere: 0));
     }
 
     [Fact]
