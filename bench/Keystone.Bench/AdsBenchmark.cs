@@ -19,7 +19,8 @@ public sealed record AdsResult(
     TimeSpan GcPauses,
     long Exported,
     long ExportPending,
-    (long Count, double P50, double P99, double P999, double Max)? EligibilityOutside = null)
+    (long Count, double P50, double P99, double P999, double Max)? EligibilityOutside = null,
+    IReadOnlyList<(string Stage, LatencySnapshot Lag)>? Stages = null)
 {
     public double EventsPerSecond => Events / Elapsed.TotalSeconds;
 }
@@ -40,6 +41,7 @@ public static class AdsBenchmark
     public static async Task<AdsResult> Run(BenchCluster cluster, int rate, int seconds, PublisherOptions options, bool askerProcess = false)
     {
         var timeline = Timeline(rate, seconds, new Random(11));
+        using var stageLag = new StageLag();
         var operators = Enumerable.Range(0, cluster.Partitions).Select(p => cluster.Client.GetGrain<IAdsOperatorGrain>(StreamNames.PartitionKey(p))).ToArray();
         var query = cluster.Query;
         for (var c = 0; c < Campaigns; c++)
@@ -54,6 +56,7 @@ public static class AdsBenchmark
         }
         while ((await Task.WhenAll(operators.Select(o => o.GetStats()))).Sum(s => s.Events) < warmUp.Count) await Task.Delay(100);
         foreach (var o in operators) await o.ResetStats();
+        stageLag.Reset();
         // The timeline (400,000 events made up front, in this process) and the warm-up's garbage are the harness's, not
         // the pipeline's: without a full collection now, the first one during the run paused everything for 250-300 ms
         // about 10 s in (tracing each late event showed it), and that pause was the p99 of most event types.
@@ -78,8 +81,7 @@ public static class AdsBenchmark
             {
                 try { await Task.Delay(TimeSpan.FromSeconds(5), stop.Token); } catch (OperationCanceledException) { break; }
                 var s = await Task.WhenAll(operators.Select(o => o.GetStats()));
-                var append = LatencySnapshot.Merge(s.Select(x => x.LogAppend));
-                Console.WriteLine($"    ads: {clock.Elapsed.TotalSeconds:0} s, counted {s.Sum(x => x.Events):N0} of {timeline.Count:N0}, checkpoints {s.Sum(x => x.Checkpoints)}, log append max so far {append.MaxMillis:0} ms, GC pauses {(GC.GetTotalPauseDuration() - pausesBefore).TotalSeconds:0.00} s");
+                Console.WriteLine($"    ads: {clock.Elapsed.TotalSeconds:0} s, counted {s.Sum(x => x.Events):N0} of {timeline.Count:N0}, checkpoints {s.Sum(x => x.Checkpoints)}, GC pauses {(GC.GetTotalPauseDuration() - pausesBefore).TotalSeconds:0.00} s");
             }
         });
 
@@ -115,7 +117,7 @@ public static class AdsBenchmark
         return new AdsResult(stats.Sum(s => s.Events), elapsed, byType, grainEligibility.Snapshot(), restEligibility.Snapshot(),
             stats.Sum(s => s.Billable), stats.Sum(s => s.Invalid), LatencySnapshot.Merge(stats.Select(s => s.LogAppend)),
             LatencySnapshot.Merge(stats.Select(s => s.Dispatch)), GC.GetTotalPauseDuration() - pausesBefore,
-            stats.Sum(s => s.Exported), stats.Sum(s => (long)s.ExportPending), outside);
+            stats.Sum(s => s.Exported), stats.Sum(s => (long)s.ExportPending), outside, stageLag.Snapshot());
     }
 
     private static string CampaignId(int c) => $"bench-campaign-{c:D3}";

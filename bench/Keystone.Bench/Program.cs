@@ -344,7 +344,11 @@ if (Selected("ads"))
     Console.WriteLine($"  ads: committed exports: {ads.Exported:N0} records written at checkpoints (the warm-up's too: it had no checkpoint of its own), {ads.ExportPending:N0} waiting for the next one");
     foreach (var (type, lag) in ads.CountedByType.OrderBy(p => p.Key, StringComparer.Ordinal))
         Console.WriteLine($"    {type}: {lag.Count:N0} events, publish -> counted p50 {lag.Percentile(0.5):0.0} ms, p99 {lag.Percentile(0.99):0.0} ms");
-    Console.WriteLine($"  ads: log append p50 {ads.LogAppend.Percentile(0.5):0.0} ms, p99 {ads.LogAppend.Percentile(0.99):0.0} ms; campaign dispatch p50 {ads.Dispatch.Percentile(0.5):0.0} ms, p99 {ads.Dispatch.Percentile(0.99):0.0} ms; GC pauses {ads.GcPauses.TotalSeconds:0.00} s");
+    if (ads.Stages is { Count: > 0 } stages)
+        Console.WriteLine($"  ads: lag when each stage has handled an event (publish -> stage, one in 16 sampled): {StageLag.Describe(stages)}");
+    // The operators' own log exists only without the fronting log (durable stream providers).
+    var ownLog = ads.LogAppend.Count > 0 ? $"operators' own log append p50 {ads.LogAppend.Percentile(0.5):0.0} ms, p99 {ads.LogAppend.Percentile(0.99):0.0} ms; " : "";
+    Console.WriteLine($"  ads: {ownLog}campaign dispatch p50 {ads.Dispatch.Percentile(0.5):0.0} ms, p99 {ads.Dispatch.Percentile(0.99):0.0} ms; GC pauses {ads.GcPauses.TotalSeconds:0.00} s");
     if (ads.EligibilityOutside is { } outside)
         Console.WriteLine($"  ads: eligibility through the Orleans client of an ad server in its own process p50 {outside.P50:0.00} ms, p99 {outside.P99:0.00} ms, p99.9 {outside.P999:0.00} ms, max {outside.Max:0.00} ms ({outside.Count:N0} asked)");
     else
