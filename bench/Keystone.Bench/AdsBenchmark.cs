@@ -20,7 +20,8 @@ public sealed record AdsResult(
     long Exported,
     long ExportPending,
     (long Count, double P50, double P99, double P999, double Max)? EligibilityOutside = null,
-    IReadOnlyList<(string Stage, LatencySnapshot Lag)>? Stages = null)
+    IReadOnlyList<(string Stage, LatencySnapshot Lag)>? Stages = null,
+    string? GcPauseDetail = null)
 {
     public double EventsPerSecond => Events / Elapsed.TotalSeconds;
 }
@@ -38,10 +39,14 @@ public static class AdsBenchmark
 
     /// <param name="askerProcess">Whether the ad server's eligibility questions through the Orleans client come from a
     /// process of its own (<see cref="ExternalAsker"/>) instead of this one.</param>
-    public static async Task<AdsResult> Run(BenchCluster cluster, int rate, int seconds, PublisherOptions options, bool askerProcess = false)
+    /// <param name="producerProcess">Whether the ad events come from a process of their own (<see cref="ExternalAdsProducer"/>),
+    /// as an ad server's would: their batches' timers and the stamps' wait then share neither this process's thread
+    /// pool nor its GC pauses.</param>
+    public static async Task<AdsResult> Run(BenchCluster cluster, int rate, int seconds, PublisherOptions options, bool askerProcess = false, bool producerProcess = false)
     {
-        var timeline = Timeline(rate, seconds, new Random(11));
+        var timeline = MeasuredTimeline(rate, seconds);
         using var stageLag = new StageLag();
+        using var pauses = new GcPauseListener();
         var operators = Enumerable.Range(0, cluster.Partitions).Select(p => cluster.Client.GetGrain<IAdsOperatorGrain>(StreamNames.PartitionKey(p))).ToArray();
         var query = cluster.Query;
         for (var c = 0; c < Campaigns; c++)
@@ -61,10 +66,12 @@ public static class AdsBenchmark
         // the pipeline's: without a full collection now, the first one during the run paused everything for 250-300 ms
         // about 10 s in (tracing each late event showed it), and that pause was the p99 of most event types.
         using var asker = askerProcess ? ExternalAsker.Start(cluster, 400, Campaigns, Profiles) : null;
+        using var producer = producerProcess ? ExternalAdsProducer.Start(cluster, rate, seconds, options) : null;
         GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
         GC.WaitForPendingFinalizers();
 
         var pausesBefore = GC.GetTotalPauseDuration();
+        pauses.Reset();
         var clock = Stopwatch.StartNew();
         using var stop = new CancellationTokenSource();
         var grainEligibility = new LatencyHistogram();
@@ -85,19 +92,16 @@ public static class AdsBenchmark
             }
         });
 
-        await using (var publisher = KeystonePublisher.Create(cluster.Client, options))
+        if (producer is null)
         {
-            for (var i = 0; i < timeline.Count; i++)
-            {
-                var (due, e) = timeline[i];
-                var wait = due - clock.Elapsed;
-                if (wait > TimeSpan.FromMilliseconds(1)) await Task.Delay(wait);
-                var result = await publisher.PublishAsync(e with { Timestamp = DateTimeOffset.UtcNow });
-                if (!result.IsQueued) throw new InvalidOperationException($"event {i} was not queued: {result}");
-            }
-            await publisher.FlushAsync();
+            var sent = await PublishAsync(cluster.Client, timeline, options);
+            Console.WriteLine($"    ads: producer done after {clock.Elapsed.TotalSeconds:0.00} s, {sent.Batches:N0} batches, flushed (first event queued -> acknowledged) p50 {sent.FlushLatency.Percentile(0.5):0.0} ms, p99 {sent.FlushLatency.Percentile(0.99):0.0} ms");
         }
-        Console.WriteLine($"    ads: producer done after {clock.Elapsed.TotalSeconds:0.00} s");
+        else
+        {
+            var sent = await ExternalAdsProducer.PublishAsync(producer);
+            Console.WriteLine($"    ads: producer process done after {sent.Seconds:0.00} s, {sent.Batches:N0} batches, flushed (first event queued -> acknowledged) p50 {sent.FlushP50:0.0} ms, p99 {sent.FlushP99:0.0} ms; its GC pauses {sent.GcPauses:0.00} s");
+        }
 
         AdsOperatorStats[] stats;
         while (true)
@@ -117,10 +121,30 @@ public static class AdsBenchmark
         return new AdsResult(stats.Sum(s => s.Events), elapsed, byType, grainEligibility.Snapshot(), restEligibility.Snapshot(),
             stats.Sum(s => s.Billable), stats.Sum(s => s.Invalid), LatencySnapshot.Merge(stats.Select(s => s.LogAppend)),
             LatencySnapshot.Merge(stats.Select(s => s.Dispatch)), GC.GetTotalPauseDuration() - pausesBefore,
-            stats.Sum(s => s.Exported), stats.Sum(s => (long)s.ExportPending), outside, stageLag.Snapshot());
+            stats.Sum(s => s.Exported), stats.Sum(s => (long)s.ExportPending), outside, stageLag.Snapshot(), pauses.Describe());
     }
 
     private static string CampaignId(int c) => $"bench-campaign-{c:D3}";
+
+    /// <summary>The run's events, each published when it is due (from the call) and stamped as it is.</summary>
+    internal static async Task<PublisherSnapshot> PublishAsync(IClusterClient client, List<(TimeSpan Due, KeystoneEvent Event)> timeline, PublisherOptions options)
+    {
+        var clock = Stopwatch.StartNew();
+        await using var publisher = KeystonePublisher.Create(client, options);
+        for (var i = 0; i < timeline.Count; i++)
+        {
+            var (due, e) = timeline[i];
+            var wait = due - clock.Elapsed;
+            if (wait > TimeSpan.FromMilliseconds(1)) await Task.Delay(wait);
+            var result = await publisher.PublishAsync(e with { Timestamp = DateTimeOffset.UtcNow });
+            if (!result.IsQueued) throw new InvalidOperationException($"event {i} was not queued: {result}");
+        }
+        await publisher.FlushAsync();
+        return publisher.Metrics.Snapshot();
+    }
+
+    /// <summary>The measured run's events (the same in the bench and in its producer process).</summary>
+    internal static List<(TimeSpan Due, KeystoneEvent Event)> MeasuredTimeline(int rate, int seconds) => Timeline(rate, seconds, new Random(11));
 
     internal static Task AskEligibility(CancellationToken stop, int perSecond, LatencyHistogram histogram, Func<string, string, Task> ask, int campaigns = Campaigns, int profiles = Profiles) => Task.Run(async () =>
     {

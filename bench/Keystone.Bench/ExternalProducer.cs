@@ -191,3 +191,49 @@ public static class ExternalAsker
         return 0;
     }
 }
+
+/// <summary>
+/// The ads run's producer in a process of its own (<c>--ads-producer-process</c>): the measured timeline, each event
+/// published when due with the run's publisher settings.
+/// </summary>
+public static class ExternalAdsProducer
+{
+    public static BenchChild Start(BenchCluster cluster, int rate, int seconds, PublisherOptions options) =>
+        BenchChild.Start(cluster, "produce-ads", "--rate", rate.ToString(CultureInfo.InvariantCulture), "--seconds", seconds.ToString(CultureInfo.InvariantCulture),
+            "--linger-ms", options.Linger.TotalMilliseconds.ToString(CultureInfo.InvariantCulture), "--in-flight", options.MaxInFlightBatches.ToString(CultureInfo.InvariantCulture));
+
+    /// <summary>Tells the producer to publish; returns once it has flushed: its elapsed seconds, GC pause seconds,
+    /// batches, and batch flush latency p50 and p99 in ms (first event queued → batch acknowledged).</summary>
+    public static async Task<(double Seconds, double GcPauses, long Batches, double FlushP50, double FlushP99)> PublishAsync(BenchChild producer)
+    {
+        await producer.SendAsync("go");
+        var p = (await producer.ResultAsync()).Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToArray();
+        return (p[0], p[1], (long)p[2], p[3], p[4]);
+    }
+
+    /// <summary>The child's side: <c>Keystone.Bench produce-ads --rate R --seconds S --linger-ms L --in-flight N --cluster-id C --gateways h:p,...</c>.</summary>
+    public static async Task<int> RunChildAsync(Func<string, string?> arg)
+    {
+        int Int(string name) => int.Parse(arg(name) ?? throw new ArgumentException($"{name} is required"), CultureInfo.InvariantCulture);
+        var timeline = AdsBenchmark.MeasuredTimeline(Int("--rate"), Int("--seconds"));
+        var options = new PublisherOptions
+        {
+            Linger = TimeSpan.FromMilliseconds(double.Parse(arg("--linger-ms") ?? "5", CultureInfo.InvariantCulture)),
+            MaxInFlightBatches = Int("--in-flight"),
+            QueueCapacity = 200_000,
+            DeadLetterPath = "bench-deadletter.jsonl",
+        };
+        using var host = await BenchChild.ConnectAsync(arg);
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        Console.WriteLine("ready");
+        if (Console.ReadLine() != "go") return 2;
+
+        var pauseBefore = GC.GetTotalPauseDuration();
+        var clock = Stopwatch.StartNew();
+        var sent = await AdsBenchmark.PublishAsync(host.Services.GetRequiredService<IClusterClient>(), timeline, options);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"done {clock.Elapsed.TotalSeconds} {(GC.GetTotalPauseDuration() - pauseBefore).TotalSeconds} {sent.Batches} {sent.FlushLatency.Percentile(0.5)} {sent.FlushLatency.Percentile(0.99)}"));
+        await host.StopAsync();
+        return 0;
+    }
+}

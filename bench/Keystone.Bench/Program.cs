@@ -15,7 +15,8 @@ using Microsoft.Extensions.DependencyInjection;
 //   recovery: --rate R --before-seconds S --after-seconds S --users N (kill -9 of a silo process under REST load, restart)
 //   --events N (saturation run, default 400,000)   --latency-rate R --latency-seconds S (default 50,000/s for 20 s)
 //   --capacity-rates 60000,70000,... --capacity-seconds S   --baseline-events N   --rest-events N
-//   --ads-rate R --ads-seconds S --ads-linger-ms L --asker-process (ads run; the last puts the eligibility asker in a process of its own)
+//   --ads-rate R --ads-seconds S --ads-linger-ms L --ads-in-flight N --asker-process --ads-producer-process (ads run; the last two put the
+//   eligibility asker and the ad events' producer in processes of their own)
 //   --graph-users N --graph-videos N --graph-titles N --graph-rate R --graph-seconds S (graph run)
 //   --producer-process (saturation run: the producer in a process of its own, so the figures are the silo's)
 //   --trace <file.nettrace> (allocation and CPU samples of each selected run, then where they went by stage; use with --only)
@@ -55,6 +56,8 @@ if (scenario == "produce")
     return await ExternalProducer.RunChildAsync(ArgText);
 if (scenario == "ask")
     return await ExternalAsker.RunChildAsync(ArgText);
+if (scenario == "produce-ads")
+    return await ExternalAdsProducer.RunChildAsync(ArgText);
 if (scenario is not ("pipeline" or "all" or "scale"))
 {
     Console.Error.WriteLine($"unknown scenario '{scenario}' (pipeline, validation, lake, recovery, graph-calls, stages, scale, all)");
@@ -336,10 +339,11 @@ if (Selected("ads"))
     Console.WriteLine("Running ads...");
     // Latency budgets of 50-200 ms leave no room for the SDK's default 100 ms linger: ad producers send a batch
     // every 5 ms (or at 1,000 events), with several batches in flight.
-    var adOptions = new PublisherOptions { Linger = TimeSpan.FromMilliseconds(Arg("--ads-linger-ms", 5)), MaxInFlightBatches = 4, QueueCapacity = 200_000, DeadLetterPath = "bench-deadletter.jsonl" };
+    var adOptions = new PublisherOptions { Linger = TimeSpan.FromMilliseconds(Arg("--ads-linger-ms", 5)), MaxInFlightBatches = Arg("--ads-in-flight", 4), QueueCapacity = 200_000, DeadLetterPath = "bench-deadletter.jsonl" };
     // No general warm-up here: its playback events would keep the aggregation grains checkpointing during the run.
     await using var cluster = await BenchCluster.StartAsync(azurite, extra);
-    ads = await AdsBenchmark.Run(cluster, Arg("--ads-rate", 20_000), Arg("--ads-seconds", 40), adOptions, askerProcess: args.Contains("--asker-process"));
+    ads = await AdsBenchmark.Run(cluster, Arg("--ads-rate", 20_000), Arg("--ads-seconds", 40), adOptions, askerProcess: args.Contains("--asker-process"),
+        producerProcess: args.Contains("--ads-producer-process"));
     Console.WriteLine($"  ads: {ads.Events:N0} ad events counted in {ads.Elapsed.TotalSeconds:0.00} s = {ads.EventsPerSecond:N0} events/s; billable {ads.Billable:N0}, invalid {ads.Invalid:N0}");
     Console.WriteLine($"  ads: committed exports: {ads.Exported:N0} records written at checkpoints (the warm-up's too: it had no checkpoint of its own), {ads.ExportPending:N0} waiting for the next one");
     foreach (var (type, lag) in ads.CountedByType.OrderBy(p => p.Key, StringComparer.Ordinal))
@@ -348,7 +352,7 @@ if (Selected("ads"))
         Console.WriteLine($"  ads: lag when each stage has handled an event (publish -> stage, one in 16 sampled): {StageLag.Describe(stages)}");
     // The operators' own log exists only without the fronting log (durable stream providers).
     var ownLog = ads.LogAppend.Count > 0 ? $"operators' own log append p50 {ads.LogAppend.Percentile(0.5):0.0} ms, p99 {ads.LogAppend.Percentile(0.99):0.0} ms; " : "";
-    Console.WriteLine($"  ads: {ownLog}campaign dispatch p50 {ads.Dispatch.Percentile(0.5):0.0} ms, p99 {ads.Dispatch.Percentile(0.99):0.0} ms; GC pauses {ads.GcPauses.TotalSeconds:0.00} s");
+    Console.WriteLine($"  ads: {ownLog}campaign dispatch p50 {ads.Dispatch.Percentile(0.5):0.0} ms, p99 {ads.Dispatch.Percentile(0.99):0.0} ms; GC pauses {ads.GcPauses.TotalSeconds:0.00} s: {ads.GcPauseDetail}");
     if (ads.EligibilityOutside is { } outside)
         Console.WriteLine($"  ads: eligibility through the Orleans client of an ad server in its own process p50 {outside.P50:0.00} ms, p99 {outside.P99:0.00} ms, p99.9 {outside.P999:0.00} ms, max {outside.Max:0.00} ms ({outside.Count:N0} asked)");
     else
