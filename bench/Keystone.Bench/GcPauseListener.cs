@@ -10,7 +10,7 @@ namespace Keystone.Bench;
 public sealed class GcPauseListener : EventListener
 {
     private readonly Lock _lock = new();
-    private readonly Dictionary<long, (int Generation, double Milliseconds)> _pauses = [];
+    private readonly Dictionary<long, (int Generation, double Milliseconds, long Promoted)> _pauses = [];
     private long _after;
 
     protected override void OnEventSourceCreated(EventSource source)
@@ -27,7 +27,7 @@ public sealed class GcPauseListener : EventListener
         var paused = 0.0;
         foreach (var p in info.PauseDurations) paused += p.TotalMilliseconds;
         // A background collection's two pauses are reported together once it has ended.
-        lock (_lock) _pauses[info.Index] = (info.Generation, paused);
+        lock (_lock) _pauses[info.Index] = (info.Generation, paused, info.PromotedBytes);
     }
 
     /// <summary>Forgets the collections so far, including those whose events have not arrived yet (they come late,
@@ -41,7 +41,8 @@ public sealed class GcPauseListener : EventListener
         }
     }
 
-    /// <summary>"n collections (gen0/gen1/gen2), pause median x ms, longest y ms (gen g), in all z s".</summary>
+    /// <summary>"n collections (gen0/gen1/gen2), pause median x ms, longest y ms (gen g, promoting m MB), in all z s;
+    /// promoted per collection median p MB".</summary>
     public string Describe()
     {
         lock (_lock)
@@ -50,7 +51,9 @@ public sealed class GcPauseListener : EventListener
             var sorted = _pauses.Values.Select(p => p.Milliseconds).Order().ToList();
             var longest = _pauses.Values.MaxBy(p => p.Milliseconds);
             var byGeneration = string.Join("/", Enumerable.Range(0, 3).Select(g => _pauses.Values.Count(p => p.Generation == g)));
-            return $"{_pauses.Count} collections (gen0/gen1/gen2 {byGeneration}), pause median {sorted[sorted.Count / 2]:0.0} ms, longest {longest.Milliseconds:0.0} ms (gen{longest.Generation}), in all {sorted.Sum() / 1000:0.00} s";
+            var promoted = _pauses.Values.Select(p => p.Promoted).Order().ToList();
+            return $"{_pauses.Count} collections (gen0/gen1/gen2 {byGeneration}), pause median {sorted[sorted.Count / 2]:0.0} ms, longest {longest.Milliseconds:0.0} ms " +
+                $"(gen{longest.Generation}, promoting {longest.Promoted / 1e6:0} MB), in all {sorted.Sum() / 1000:0.00} s; promoted per collection median {promoted[promoted.Count / 2] / 1e6:0} MB";
         }
     }
 }
