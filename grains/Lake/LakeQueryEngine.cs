@@ -134,7 +134,8 @@ public sealed class LakeQueryEngine
     {
         using var db = new DuckDBConnection("DataSource=:memory:");
         db.Open();
-        LakeCompactor.Execute(db, $"SET memory_limit = '{_options.MemoryLimit}'; SET autoinstall_known_extensions = false; SET autoload_known_extensions = false");
+        LakeCompactor.Execute(db, $"SET memory_limit = '{_options.MemoryLimit}'; SET threads = {_options.QueryThreads}; " +
+                                  "SET autoinstall_known_extensions = false; SET autoload_known_extensions = false");
         foreach (var (table, columns) in new[] { (LakeSchema.EventsTable, LakeSchema.EventColumns), (LakeSchema.WindowsTable, LakeSchema.WindowColumns) })
         {
             var time = LakeSchema.TimeColumn(table);

@@ -74,6 +74,8 @@ public sealed class LakeReplayReader(BlobContainerClient container, IArchiveHour
         {
             using var db = new DuckDBConnection("DataSource=:memory:");
             db.Open();
+            // One file, read in order on the replay's own thread: no DuckDB workers beside it.
+            LakeCompactor.Execute(db, "SET threads = 1");
             using var cmd = db.CreateCommand();
             cmd.CommandText = "SELECT event_id, event_type, \"timestamp\", version, service, device_type, region, payload, metadata " +
                               $"FROM read_parquet('{LakeCompactor.Escape(local)}') WHERE NOT (event_type = 'user.activity.window' AND service = 'keystone-aggregations') " +

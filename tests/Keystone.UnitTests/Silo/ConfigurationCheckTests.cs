@@ -137,6 +137,13 @@ public class ConfigurationCheckTests
     }
 
     [Fact]
+    public void The_lake_querys_threads_are_checked_at_start()
+    {
+        Assert.Equal(["Keystone:Lake:QueryThreads: The field QueryThreads must be between 1 and 256."], Fails(("Keystone:Lake:QueryThreads", "0")).Problems);
+        ConfigurationCheck.Validate(Config(("Keystone:Lake:QueryThreads", "2")));
+    }
+
+    [Fact]
     public void The_memory_kept_for_idle_entities_is_checked_at_start()
     {
         var e = Fails(("Keystone:Storage:SnapshotWarmMegabytes", "-1"));
