@@ -31,6 +31,12 @@ public sealed class BackgroundScheduler : TaskScheduler, IDisposable
 
     public override int MaximumConcurrencyLevel => 1;
 
+    /// <summary>Runs <paramref name="work"/> on <paramref name="scheduler"/> (its awaits resume there too); the caller
+    /// goes on on the pool, forced to yield, not on the background thread that completed the work.</summary>
+    public static async Task<T> RunAsync<T>(TaskScheduler scheduler, Func<Task<T>> work, CancellationToken cancellationToken = default) =>
+        await Task.Factory.StartNew(work, cancellationToken, TaskCreationOptions.DenyChildAttach, scheduler).Unwrap()
+            .ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+
     private void Run()
     {
         try

@@ -144,10 +144,8 @@ public sealed class SealedLogLake(ArchiveStore store, TaskScheduler? background 
         await _grouping.WaitAsync(cancellationToken);
         try
         {
-            // Forced to yield: the caller goes on (uploads the lines) on the pool, not on the background thread that
-            // completed the task.
-            return await Task.Factory.StartNew(() => GroupAsync(segment, what, tornTailPossible, clockSkew, seen, cancellationToken),
-                cancellationToken, TaskCreationOptions.DenyChildAttach, Background).Unwrap().ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+            // The caller goes on (uploads the lines) on the pool.
+            return await BackgroundScheduler.RunAsync(Background, () => GroupAsync(segment, what, tornTailPossible, clockSkew, seen, cancellationToken), cancellationToken);
         }
         finally
         {

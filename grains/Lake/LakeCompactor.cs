@@ -32,9 +32,8 @@ public sealed class LakeCompactor(BlobContainerClient container, IArchiveHourSou
     /// seconds of one core (gzip, JSON, DuckDB with one thread, which runs on its caller's), and on the thread pool it
     /// would hold up the pipeline's grain turns, once an hour for every partition, as the lake's seals did (stop 43).
     /// </summary>
-    public async Task<CompactionReport> CompactInBackgroundAsync(DateTimeOffset from, DateTimeOffset to, bool includeOpen = false, CancellationToken cancellationToken = default) =>
-        await Task.Factory.StartNew(() => CompactAsync(from, to, includeOpen, cancellationToken), cancellationToken, TaskCreationOptions.DenyChildAttach, background ?? _own!)
-            .Unwrap().ConfigureAwait(ConfigureAwaitOptions.ForceYielding);
+    public Task<CompactionReport> CompactInBackgroundAsync(DateTimeOffset from, DateTimeOffset to, bool includeOpen = false, CancellationToken cancellationToken = default) =>
+        Archive.BackgroundScheduler.RunAsync(background ?? _own!, () => CompactAsync(from, to, includeOpen, cancellationToken), cancellationToken);
 
     public async Task<CompactionReport> CompactAsync(DateTimeOffset from, DateTimeOffset to, bool includeOpen = false, CancellationToken cancellationToken = default)
     {
