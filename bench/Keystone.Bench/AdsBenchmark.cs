@@ -21,7 +21,8 @@ public sealed record AdsResult(
     long ExportPending,
     (long Count, double P50, double P99, double P999, double Max)? EligibilityOutside = null,
     IReadOnlyList<(string Stage, LatencySnapshot Lag)>? Stages = null,
-    string? GcPauseDetail = null)
+    string? GcPauseDetail = null,
+    string? LateAtIngest = null)
 {
     public double EventsPerSecond => Events / Elapsed.TotalSeconds;
 }
@@ -55,26 +56,20 @@ public static class AdsBenchmark
         for (var c = 0; c < Campaigns; c++)
             await query.ConfigureCampaignAsync(CampaignId(c), new CampaignSettings($"Campaign {c}", 1_000_000_000_000, new FrequencyCap(20, TimeSpan.FromHours(1))));
 
-        // Warm-up on ad traffic only (JIT, activations, first checkpoints), published at once; then measure.
-        var warmUp = Timeline(5_000, 20, new Random(12));
-        await using (var publisher = KeystonePublisher.Create(cluster.Client, options))
-        {
-            foreach (var (_, e) in warmUp) await publisher.PublishAsync(e with { Timestamp = DateTimeOffset.UtcNow });
-            await publisher.FlushAsync();
-        }
-        while ((await Task.WhenAll(operators.Select(o => o.GetStats()))).Sum(s => s.Events) < warmUp.Count) await Task.Delay(100);
-        foreach (var o in operators) await o.ResetStats();
-        stageLag.Reset();
+        var warmedUp = await WarmUp(cluster, operators, options);
         // The timeline (400,000 events made up front, in this process) and the warm-up's garbage are the harness's, not
         // the pipeline's: without a full collection now, the first one during the run paused everything for 250-300 ms
         // about 10 s in (tracing each late event showed it), and that pause was the p99 of most event types.
         using var asker = askerProcess ? ExternalAsker.Start(cluster, 400, Campaigns, Profiles) : null;
         using var producer = producerProcess ? ExternalAdsProducer.Start(cluster, rate, seconds, options) : null;
+        if (producer is not null) await Counted(operators, warmedUp + ProducerWarmUpTimeline().Count);
+        foreach (var o in operators) await o.ResetStats();
         GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
         GC.WaitForPendingFinalizers();
 
         var pausesBefore = GC.GetTotalPauseDuration();
         pauses.Reset();
+        stageLag.Reset();
         var clock = Stopwatch.StartNew();
         using var stop = new CancellationTokenSource();
         var grainEligibility = new LatencyHistogram();
@@ -124,7 +119,37 @@ public static class AdsBenchmark
         return new AdsResult(stats.Sum(s => s.Events), elapsed, byType, grainEligibility.Snapshot(), restEligibility.Snapshot(),
             stats.Sum(s => s.Billable), stats.Sum(s => s.Invalid), LatencySnapshot.Merge(stats.Select(s => s.LogAppend)),
             LatencySnapshot.Merge(stats.Select(s => s.Dispatch)), GC.GetTotalPauseDuration() - pausesBefore,
-            stats.Sum(s => s.Exported), stats.Sum(s => (long)s.ExportPending), outside, stageLag.Snapshot(), pauses.Describe());
+            stats.Sum(s => s.Exported), stats.Sum(s => (long)s.ExportPending), outside, stageLag.Snapshot(), pauses.Describe(), DescribeLate(stageLag));
+    }
+
+    // Sampled events more than 50 ms late at ingest, and the quarter-seconds where a twentieth or more of them came.
+    private static string DescribeLate(StageLag stageLag)
+    {
+        var late = stageLag.Late;
+        if (late == 0) return $"no sampled event reached ingest more than {StageLag.LateAtIngest.TotalMilliseconds:0} ms after it was published";
+        var bursts = stageLag.LateWindows(Math.Max(10, late / 20));
+        return $"{late:N0} sampled events reached ingest more than {StageLag.LateAtIngest.TotalMilliseconds:0} ms after they were published; " +
+            (bursts.Count == 0 ? "spread over the run" : "quarter-seconds with the most: " + string.Join(", ", bursts.Select(b => $"{b.Second:0.00} s ({b.Count}, up to {b.WorstMilliseconds:0} ms)")));
+    }
+
+    /// <summary>Ad traffic only (JIT, activations, first checkpoints), published at once. A method of its own so that
+    /// its 100,000 events are garbage once it returns: a local of <see cref="Run"/> lives in its state machine, and
+    /// held them beside the silo through the run (heap dumps of ads runs with the producer apart: the sampled events still in the process were held there).</summary>
+    private static async Task<int> WarmUp(BenchCluster cluster, IAdsOperatorGrain[] operators, PublisherOptions options)
+    {
+        var warmUp = Timeline(5_000, 20, new Random(12));
+        await using (var publisher = KeystonePublisher.Create(cluster.Client, options))
+        {
+            foreach (var (_, e) in warmUp) await publisher.PublishAsync(e with { Timestamp = DateTimeOffset.UtcNow });
+            await publisher.FlushAsync();
+        }
+        await Counted(operators, warmUp.Count);
+        return warmUp.Count;
+    }
+
+    private static async Task Counted(IAdsOperatorGrain[] operators, long events)
+    {
+        while ((await Task.WhenAll(operators.Select(o => o.GetStats()))).Sum(s => s.Events) < events) await Task.Delay(100);
     }
 
     private static string CampaignId(int c) => $"bench-campaign-{c:D3}";
@@ -145,6 +170,9 @@ public static class AdsBenchmark
         await publisher.FlushAsync();
         return publisher.Metrics.Snapshot();
     }
+
+    /// <summary>What a producer process publishes, in real time, before it says it is ready (2,000 events over 2 s).</summary>
+    internal static List<(TimeSpan Due, KeystoneEvent Event)> ProducerWarmUpTimeline() => Timeline(1_000, 2, new Random(13));
 
     /// <summary>The measured run's events (the same in the bench and in its producer process).</summary>
     internal static List<(TimeSpan Due, KeystoneEvent Event)> MeasuredTimeline(int rate, int seconds) => Timeline(rate, seconds, new Random(11));

@@ -23,6 +23,8 @@ using Microsoft.Extensions.DependencyInjection;
 //   stages <file.nettrace> [--detail "stage|type"]: the same report of a trace taken with dotnet-trace (--profile
 //     gc-verbose,cpu-sampling); --detail also lists the stacks that allocated that type in that stage ("stage|CPU": the
 //     stacks sampled running in it)
+//   gc <file.nettrace> [--pid P]: each collection's pause, promoted bytes and mark time by root kind, from a trace taken with
+//     dotnet-trace collect --providers Microsoft-Windows-DotNETRuntime:0x1:5
 //   --only <run-name-prefix>   --alloc-profile   --Keystone:Section:Key=value (silo settings for the saturation, paced, aggregation, ads, graph and overhead runs)
 var scenario = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal) && !char.IsDigit(a[0])) ?? "pipeline";
 string? ArgText(string name)
@@ -50,6 +52,11 @@ if (scenario == "graph-calls")
 if (scenario == "stages")
 {
     StageProfile.Report(ArgText("stages") ?? throw new ArgumentException("stages <file.nettrace>: the trace to read"), detail: ArgText("--detail"));
+    return 0;
+}
+if (scenario == "gc")
+{
+    GcReport.Print(ArgText("gc") ?? throw new ArgumentException("gc <file.nettrace>: the trace to read"), ArgText("--pid") is { } pid ? int.Parse(pid, CultureInfo.InvariantCulture) : null);
     return 0;
 }
 if (scenario == "produce")
@@ -153,6 +160,8 @@ async Task<RunResult?> Run(string name, IDictionary<string, string?> settings, F
     prepare?.Invoke(cluster);
     CollectHarnessGarbage();
     allocations?.Reset();
+    using var pauses = new GcPauseListener();
+    pauses.Reset();
     var pauseBefore = GC.GetTotalPauseDuration();
     var allocatedBefore = GC.GetTotalAllocatedBytes();
     int[] collectionsBefore = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
@@ -182,6 +191,7 @@ async Task<RunResult?> Run(string name, IDictionary<string, string?> settings, F
     var gen0 = GC.CollectionCount(0) - collectionsBefore[0] - gen1 - gen2;
     var ephemeral = GC.GetGCMemoryInfo(GCKind.Ephemeral);
     Console.WriteLine($"  {name}: collections gen0 {gen0}, gen1 {gen1}, gen2 {gen2}; the last young one promoted {ephemeral.PromotedBytes / 1048576.0:0.0} MB and paused {ephemeral.PauseDurations[0].TotalMilliseconds:0.0} ms; heap after it {ephemeral.HeapSizeBytes / 1048576.0:0} MB");
+    Console.WriteLine($"  {name}: {pauses.Describe()}");
     Console.WriteLine($"  {name}: {result.Events:N0} events, {result.Deliveries:N0} deliveries in {result.Elapsed.TotalSeconds:0.00} s = {result.EventsPerSecond:N0} events/s; publish->tap p50 {result.Latency.Percentile(0.5):0.0} ms, p99 {result.Latency.Percentile(0.99):0.0} ms");
     results.Add(result);
     return result;
@@ -365,6 +375,8 @@ if (Selected("ads"))
         Console.WriteLine($"    {type}: {lag.Count:N0} events, publish -> counted p50 {lag.Percentile(0.5):0.0} ms, p99 {lag.Percentile(0.99):0.0} ms");
     if (ads.Stages is { Count: > 0 } stages)
         Console.WriteLine($"  ads: lag when each stage has handled an event (publish -> stage, one in 16 sampled): {StageLag.Describe(stages)}");
+    if (ads.LateAtIngest is { } late)
+        Console.WriteLine($"  ads: when events were late (seconds since the run started; the progress lines above say when checkpoints ran): {late}");
     // The operators' own log exists only without the fronting log (durable stream providers).
     var ownLog = ads.LogAppend.Count > 0 ? $"operators' own log append p50 {ads.LogAppend.Percentile(0.5):0.0} ms, p99 {ads.LogAppend.Percentile(0.99):0.0} ms; " : "";
     Console.WriteLine($"  ads: {ownLog}campaign dispatch p50 {ads.Dispatch.Percentile(0.5):0.0} ms, p99 {ads.Dispatch.Percentile(0.99):0.0} ms; GC pauses {ads.GcPauses.TotalSeconds:0.00} s: {ads.GcPauseDetail}");
