@@ -33,17 +33,12 @@ public static class GcReport
             Console.WriteLine("   # gen type                reason           pause  suspend promoted(g0/g1/g2 MB) gen0 after  gen2 after | mark ms by root: " + string.Join(" ", RootNames));
             foreach (var gc in gcs)
             {
-                var marks = new double[RootNames.Length];
-                if (gc.PerHeapMarkTimes is { } perHeap)
-                    foreach (var info in perHeap.Values)
-                        for (var r = 0; r < Math.Min(marks.Length, info.MarkTimes.Length); r++)
-                            marks[r] = Math.Max(marks[r], info.MarkTimes[r]);
+                var marks = Enumerable.Range(0, RootNames.Length).Select(r => MaxMark(gc, r));
                 Console.WriteLine($"{gc.Number,4} {gc.Generation,3} {gc.Type,-19} {gc.Reason,-16} {gc.PauseDurationMSec,6:0.0} {gc.SuspendDurationMSec,7:0.0} " +
                     $"{gc.GenPromotedMB(Gens.Gen0),7:0.0}/{gc.GenPromotedMB(Gens.Gen1):0.0}/{gc.GenPromotedMB(Gens.Gen2):0.0}" +
                     $"{gc.GenSizeAfterMB(Gens.Gen0),12:0.0} {gc.GenSizeAfterMB(Gens.Gen2),11:0.0} | " + string.Join(" ", marks.Select(m => $"{m,6:0.0}")));
             }
-            // The longest heap's mark times are the pause's (the heaps mark in parallel); the rest of a pause is the plan,
-            // relocation and compaction of what survived, and the suspension.
+            // The rest of a pause is the plan, relocation and compaction of what survived, and the suspension.
             var young = gcs.Where(g => g.Generation < 2).ToList();
             if (young.Count > 0)
                 Console.WriteLine($"young collections: {young.Count}, pause median {Median(young.Select(g => g.PauseDurationMSec)):0.0} ms, promoted median {Median(young.Select(g => g.PromotedMB)):0.0} MB, " +
@@ -51,8 +46,10 @@ public static class GcReport
         }
     }
 
+    // The heaps mark in parallel: the longest heap's time is the pause's.
     private static double MaxMark(TraceGC gc, int root) =>
-        gc.PerHeapMarkTimes is { Count: > 0 } perHeap ? perHeap.Values.Max(i => i.MarkTimes.Length > root ? i.MarkTimes[root] : 0) : 0;
+        // A root kind the runtime did not time is reported as -1: nothing to add to the pause.
+        gc.PerHeapMarkTimes is { Count: > 0 } perHeap ? Math.Max(0, perHeap.Values.Max(i => i.MarkTimes.Length > root ? i.MarkTimes[root] : 0)) : 0;
 
     private static double Median(IEnumerable<double> values)
     {

@@ -56,7 +56,12 @@ if (scenario == "stages")
 }
 if (scenario == "gc")
 {
-    GcReport.Print(ArgText("gc") ?? throw new ArgumentException("gc <file.nettrace>: the trace to read"), ArgText("--pid") is { } pid ? int.Parse(pid, CultureInfo.InvariantCulture) : null);
+    if (ArgText("gc") is not { } gcTrace || !File.Exists(gcTrace))
+    {
+        Console.Error.WriteLine($"gc <file.nettrace> [--pid P]: {(ArgText("gc") is { } missing ? $"no trace at '{missing}'" : "the trace to read is missing")}");
+        return 2;
+    }
+    GcReport.Print(gcTrace, ArgText("--pid") is { } pid ? int.Parse(pid, CultureInfo.InvariantCulture) : null);
     return 0;
 }
 if (scenario == "produce")
@@ -190,8 +195,7 @@ async Task<RunResult?> Run(string name, IDictionary<string, string?> settings, F
     var gen1 = GC.CollectionCount(1) - collectionsBefore[1] - gen2;
     var gen0 = GC.CollectionCount(0) - collectionsBefore[0] - gen1 - gen2;
     var ephemeral = GC.GetGCMemoryInfo(GCKind.Ephemeral);
-    Console.WriteLine($"  {name}: collections gen0 {gen0}, gen1 {gen1}, gen2 {gen2}; the last young one promoted {ephemeral.PromotedBytes / 1048576.0:0.0} MB and paused {ephemeral.PauseDurations[0].TotalMilliseconds:0.0} ms; heap after it {ephemeral.HeapSizeBytes / 1048576.0:0} MB");
-    Console.WriteLine($"  {name}: {pauses.Describe()}");
+    Console.WriteLine($"  {name}: collections gen0 {gen0}, gen1 {gen1}, gen2 {gen2}; each one's pause: {pauses.Describe()}; heap after the last young one {ephemeral.HeapSizeBytes / 1048576.0:0} MB");
     Console.WriteLine($"  {name}: {result.Events:N0} events, {result.Deliveries:N0} deliveries in {result.Elapsed.TotalSeconds:0.00} s = {result.EventsPerSecond:N0} events/s; publish->tap p50 {result.Latency.Percentile(0.5):0.0} ms, p99 {result.Latency.Percentile(0.99):0.0} ms");
     results.Add(result);
     return result;
