@@ -310,6 +310,15 @@ public sealed class Payload : IEquatable<Payload>
     public string? GetString(string name) =>
         TryFind(name, out var r) && r.TokenType == JsonTokenType.String ? ReadString(ref r) : null;
 
+    /// <summary>
+    /// The field's string value, decoded without the shared table: for values that seldom repeat, such as an ad
+    /// session's id (one per showing). In the table such a value would push out ids that do repeat and stay alive,
+    /// unused, until its slot is taken: seconds at the ads benchmark's rate, long enough for young collections to copy
+    /// it (docs/performance.md, stop 46). A fresh string dies with the event instead.
+    /// </summary>
+    public string? GetDistinctString(string name) =>
+        TryFind(name, out var r) && r.TokenType == JsonTokenType.String ? r.GetString() : null;
+
     private static string ReadString(ref Utf8JsonReader r) =>
         r.ValueIsEscaped || r.HasValueSequence ? r.GetString()! : Utf8Intern.Payload.GetOrAdd(r.ValueSpan);
 

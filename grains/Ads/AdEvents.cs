@@ -28,7 +28,7 @@ public static class AdEvents
     {
         if (KindOf(e.EventType) is not { } kind) return null;
         var p = e.Payload;
-        if (p.GetString("campaign_id") is not { Length: > 0 } campaign || p.GetString("ad_session_id") is not { Length: > 0 } session) return null;
+        if (p.GetString("campaign_id") is not { Length: > 0 } campaign || p.GetDistinctString("ad_session_id") is not { Length: > 0 } session) return null;
         return new AdEvent(e.EventId, kind, e.Timestamp, campaign, session,
             p.GetString("profile_id") ?? "", p.GetString("device_id") ?? "", p.GetInt64("cost_micros") ?? 0);
     }

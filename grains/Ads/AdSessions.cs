@@ -1,21 +1,70 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using Keystone.Events;
 
 namespace Keystone.Ads;
 
-/// <summary>One showing of one ad, folded from the events that share its <c>ad_session_id</c>.</summary>
-public sealed class AdSessionState
+/// <summary>
+/// One showing of one ad, folded from the events that share its <c>ad_session_id</c>. A value held inline in its
+/// campaign's session table, not an object: a campaign has tens of thousands open, each lives for minutes, and as
+/// objects they were among what every young collection of an ads run copied (docs/performance.md, stop 46).
+/// </summary>
+public struct AdSessionState
 {
-    public DateTimeOffset? ImpressionAt { get; set; }
-    public DateTimeOffset FirstEventAt { get; set; }
-    public DateTimeOffset LastEventAt { get; set; }
+    // UTC ticks; 0 for no impression yet.
+    private long _impression;
+    private long _first;
+    private long _last;
+    private byte _quartiles;
+    private byte _flags;
+    private int _clicks;
+
+    public DateTimeOffset? ImpressionAt
+    {
+        readonly get => _impression == 0 ? null : new DateTimeOffset(_impression, TimeSpan.Zero);
+        set => _impression = value?.UtcTicks ?? 0;
+    }
+
+    public DateTimeOffset FirstEventAt
+    {
+        readonly get => new(_first, TimeSpan.Zero);
+        set => _first = value.UtcTicks;
+    }
+
+    public DateTimeOffset LastEventAt
+    {
+        readonly get => new(_last, TimeSpan.Zero);
+        set => _last = value.UtcTicks;
+    }
+
+    internal readonly long LastTicks => _last;
 
     /// <summary>Quartiles reached: bit 0 first, bit 1 midpoint, bit 2 third.</summary>
-    public int Quartiles { get; set; }
+    public int Quartiles
+    {
+        readonly get => _quartiles;
+        set => _quartiles = (byte)value;
+    }
 
-    public bool Completed { get; set; }
-    public bool Skipped { get; set; }
-    public int Clicks { get; set; }
+    public bool Completed
+    {
+        readonly get => (_flags & 1) != 0;
+        set => _flags = (byte)(value ? _flags | 1 : _flags & ~1);
+    }
+
+    public bool Skipped
+    {
+        readonly get => (_flags & 2) != 0;
+        set => _flags = (byte)(value ? _flags | 2 : _flags & ~2);
+    }
+
+    internal readonly bool Finished => _flags != 0;
+
+    public int Clicks
+    {
+        readonly get => _clicks;
+        set => _clicks = value;
+    }
 }
 
 public sealed class AdSessionCounters
@@ -46,19 +95,20 @@ public sealed class AdSessions(AdSessionCounters counters, TimeSpan timeout, int
     public int Open => _open.Count;
     public AdSessionCounters Counters => counters;
 
-    public AdSessionState? Find(string sessionId) => _open.GetValueOrDefault(Key(sessionId));
+    public AdSessionState? Find(string sessionId) => _open.TryGetValue(Key(sessionId), out var session) ? session : null;
 
     /// <summary>FNV-1a over the id's UTF-16 code units: stable across processes, unlike string.GetHashCode.</summary>
     public static long Key(string sessionId) => (long)FnvHash.Fnv1a64Utf16(sessionId);
 
-    /// <summary>Folds the event into its session (opening it if needed) and returns the session.</summary>
+    /// <summary>Folds the event into its session (opening it if needed) and returns the session as it is now.</summary>
     public AdSessionState Observe(string sessionId, AdEventKind kind, DateTimeOffset at)
     {
-        var key = Key(sessionId);
-        if (!_open.TryGetValue(key, out var session))
+        // Updated in place, in the table's own storage: nothing else touches the table until this returns.
+        ref var session = ref CollectionsMarshal.GetValueRefOrAddDefault(_open, Key(sessionId), out var exists);
+        if (!exists)
         {
-            session = new AdSessionState { FirstEventAt = at, LastEventAt = at };
-            _open[key] = session;
+            session.FirstEventAt = at;
+            session.LastEventAt = at;
             counters.Sessions++;
             if (kind != AdEventKind.Impression) counters.MissingImpression++;
         }
@@ -90,15 +140,15 @@ public sealed class AdSessions(AdSessionCounters counters, TimeSpan timeout, int
     /// <summary>Closes sessions idle longer than the timeout at <paramref name="now"/> (event time), then the oldest beyond the bound.</summary>
     public int Expire(DateTimeOffset now)
     {
-        var cutoff = now - timeout;
-        var finishedCutoff = now - (finishedGrace < timeout ? finishedGrace : timeout);
-        var stale = _open.Where(s => s.Value.LastEventAt < cutoff || ((s.Value.Completed || s.Value.Skipped) && s.Value.LastEventAt < finishedCutoff))
+        var cutoff = (now - timeout).UtcTicks;
+        var finishedCutoff = (now - (finishedGrace < timeout ? finishedGrace : timeout)).UtcTicks;
+        var stale = _open.Where(s => s.Value.LastTicks < cutoff || (s.Value.Finished && s.Value.LastTicks < finishedCutoff))
             .Select(s => s.Key).ToList();
         foreach (var id in stale) _open.Remove(id);
         var removed = stale.Count;
         if (_open.Count > maxSessions)
         {
-            var excess = _open.OrderBy(s => s.Value.LastEventAt).Take(_open.Count - maxSessions).Select(s => s.Key).ToList();
+            var excess = _open.OrderBy(s => s.Value.LastTicks).Take(_open.Count - maxSessions).Select(s => s.Key).ToList();
             foreach (var id in excess) _open.Remove(id);
             removed += excess.Count;
         }
@@ -128,6 +178,7 @@ public sealed class AdSessions(AdSessionCounters counters, TimeSpan timeout, int
     {
         _open.Clear();
         if (packed is null) return;
+        _open.EnsureCapacity(packed.Length / PackedSize);
         for (var span = packed.AsSpan(); span.Length >= PackedSize; span = span[PackedSize..])
         {
             var impression = BinaryPrimitives.ReadInt64LittleEndian(span[8..]);

@@ -62,11 +62,11 @@ public sealed class AdCampaignState
 
     /// <summary>Impression times per profile, newest last: frequency capping.</summary>
     [JsonConverter(typeof(TimesByKeyConverter))]
-    public Dictionary<string, List<DateTimeOffset>> ProfileImpressions { get; set; } = [];
+    public Dictionary<string, RecentTimes> ProfileImpressions { get; set; } = [];
 
     /// <summary>Click times per device ("d:") and per profile ("p:") within the last minute: the click-flood rule.</summary>
     [JsonConverter(typeof(TimesByKeyConverter))]
-    public Dictionary<string, List<DateTimeOffset>> RecentClicks { get; set; } = [];
+    public Dictionary<string, RecentTimes> RecentClicks { get; set; } = [];
 
     /// <summary>Partition → highest log sequence applied: a replayed batch is recognised by position.</summary>
     public Dictionary<int, long> Applied { get; set; } = [];
@@ -223,28 +223,19 @@ public sealed class CampaignLedger
         return impressions;
     }
 
-    private int CountLastMinute(string key, DateTimeOffset at)
-    {
-        if (!State.RecentClicks.TryGetValue(key, out var times)) return 0;
-        var count = 0;
-        foreach (var t in times)
-            if (t > at - Minute && t <= at) count++;
-        return count;
-    }
+    private int CountLastMinute(string key, DateTimeOffset at) =>
+        State.RecentClicks.TryGetValue(key, out var times) ? times.CountWithin(at - Minute, at) : 0;
 
-    private void RecordClick(string key, DateTimeOffset at)
-    {
-        if (!State.RecentClicks.TryGetValue(key, out var times)) State.RecentClicks[key] = times = [];
-        times.Add(at);
-        times.RemoveAll(t => t <= at - Minute);
-    }
+    private void RecordClick(string key, DateTimeOffset at) => Record(State.RecentClicks, key, at, Minute);
 
-    private void RecordImpression(string profile, DateTimeOffset at)
+    private void RecordImpression(string profile, DateTimeOffset at) => Record(State.ProfileImpressions, profile, at, FrequencyRetention);
+
+    private static void Record(Dictionary<string, RecentTimes> byKey, string key, DateTimeOffset at, TimeSpan keep)
     {
-        if (!State.ProfileImpressions.TryGetValue(profile, out var times)) State.ProfileImpressions[profile] = times = [];
+        // In the table's own storage: nothing else touches the table until this returns.
+        ref var times = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(byKey, key, out _);
         times.Add(at);
-        var keep = FrequencyRetention;
-        times.RemoveAll(t => t <= at - keep);
+        times.RemoveAtOrBefore(at - keep);
     }
 
     private TimeSpan FrequencyRetention =>
@@ -284,9 +275,9 @@ public sealed class CampaignLedger
         if (State.LastEventAt is { } last)
         {
             var keep = FrequencyRetention;
-            foreach (var stale in State.ProfileImpressions.Where(p => p.Value.Count == 0 || p.Value[^1] <= last - keep).Select(p => p.Key).ToList())
+            foreach (var stale in State.ProfileImpressions.Where(p => p.Value.Last is not { } newest || newest <= last - keep).Select(p => p.Key).ToList())
                 State.ProfileImpressions.Remove(stale);
-            foreach (var stale in State.RecentClicks.Where(c => c.Value.Count == 0 || c.Value[^1] <= last - Minute).Select(c => c.Key).ToList())
+            foreach (var stale in State.RecentClicks.Where(c => c.Value.Last is not { } newest || newest <= last - Minute).Select(c => c.Key).ToList())
                 State.RecentClicks.Remove(stale);
         }
     }
@@ -327,8 +318,7 @@ public sealed class CampaignLedger
         if (State.ProfileImpressions.TryGetValue(profileId, out var times))
         {
             var window = cap?.Window ?? _options.FrequencyRetention;
-            foreach (var t in times)
-                if (t > now - window) recent++;
+            recent = times.CountWithin(now - window, DateTimeOffset.MaxValue);
         }
         var budget = Budget(now);
         if (budget.Exhausted) reasons.Add($"budget exhausted: spent {budget.SpentMicros} of {budget.BudgetMicros} micros");

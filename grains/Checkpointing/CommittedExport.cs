@@ -19,7 +19,6 @@ namespace Keystone.Checkpointing;
 /// <see cref="Restore"/>), so a replay re-sends nothing; past the horizon, a repeat would carry the same id.
 /// </summary>
 public sealed class CommittedExport<TRecord>(TimeSpan horizon, int capacity, Func<TRecord, Guid> eventOf)
-    where TRecord : class
 {
     private readonly Dictionary<Guid, TRecord> _pending = [];
     private readonly EventIdHorizon _released = new(horizon, capacity);

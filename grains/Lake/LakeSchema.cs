@@ -99,7 +99,7 @@ public static class LakeSchema
             e.EventId.ToString("D"), e.EventType, e.Timestamp.UtcDateTime, e.Version,
             e.Source.Service, e.Source.DeviceType, e.Source.Region,
             p.GetString("user_id"), p.GetString("profile_id"), p.GetString("video_id"), p.GetString("device_id"),
-            p.GetString("campaign_id"), p.GetString("ad_session_id"), p.GetString("quality"),
+            p.GetString("campaign_id"), p.GetDistinctString("ad_session_id"), p.GetString("quality"),
             p.GetInt64("position_ms"), p.GetInt64("cost_micros"),
             p.ToString(), MetadataJson(e.Metadata), partition);
     }

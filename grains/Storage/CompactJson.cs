@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Keystone.Ads;
 using Keystone.Aggregation;
 
 namespace Keystone.Storage;
@@ -142,13 +143,13 @@ public sealed class ContributedWatchListConverter : JsonConverter<List<Contribut
 /// checkpoint (about 145 KB of 455 KB in the ads benchmark) and most of the time to serialise it. The instants are kept;
 /// their offsets become UTC, which is all the fraud rules and caps compare.
 /// </summary>
-public sealed class TimesByKeyConverter : JsonConverter<Dictionary<string, List<DateTimeOffset>>>
+public sealed class TimesByKeyConverter : JsonConverter<Dictionary<string, RecentTimes>>
 {
-    public override Dictionary<string, List<DateTimeOffset>> Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    public override Dictionary<string, RecentTimes> Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
     {
         if (reader.TokenType == JsonTokenType.Null) return [];
         if (reader.TokenType != JsonTokenType.StartObject) throw new JsonException($"times by key: expected an object or null, found {reader.TokenType}");
-        var map = new Dictionary<string, List<DateTimeOffset>>(StringComparer.Ordinal);
+        var map = new Dictionary<string, RecentTimes>(StringComparer.Ordinal);
         while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
         {
             var key = reader.GetString()!;
@@ -164,21 +165,21 @@ public sealed class TimesByKeyConverter : JsonConverter<Dictionary<string, List<
         return map;
     }
 
-    private static List<DateTimeOffset> Unpack(byte[] bytes)
+    private static RecentTimes Unpack(byte[] bytes)
     {
-        var times = new List<DateTimeOffset>(bytes.Length / 8);
+        var times = new RecentTimes();
         for (var at = 0; at < bytes.Length; at += 8) times.Add(new DateTimeOffset(BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(at)), TimeSpan.Zero));
         return times;
     }
 
-    private static List<DateTimeOffset> ReadArray(ref Utf8JsonReader reader)
+    private static RecentTimes ReadArray(ref Utf8JsonReader reader)
     {
-        var times = new List<DateTimeOffset>();
+        var times = new RecentTimes();
         while (reader.Read() && reader.TokenType != JsonTokenType.EndArray) times.Add(reader.GetDateTimeOffset());
         return times;
     }
 
-    public override void Write(Utf8JsonWriter writer, Dictionary<string, List<DateTimeOffset>> value, JsonSerializerOptions options)
+    public override void Write(Utf8JsonWriter writer, Dictionary<string, RecentTimes> value, JsonSerializerOptions options)
     {
         writer.WriteStartObject();
         Span<byte> buffer = stackalloc byte[256];

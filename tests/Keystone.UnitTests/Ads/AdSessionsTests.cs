@@ -38,8 +38,8 @@ public class AdSessionsTests
         var b = sessions.Observe("b", AdEventKind.Click, T0.AddSeconds(4));
 
         Assert.Equal(2, b.Clicks);
-        Assert.False(sessions.Find("a")!.Completed);
-        Assert.True(sessions.Find("a")!.Skipped);
+        Assert.False(sessions.Find("a")!.Value.Completed);
+        Assert.True(sessions.Find("a")!.Value.Skipped);
         Assert.Equal((2L, 1L, 1L), (sessions.Counters.Sessions, sessions.Counters.Skipped, sessions.Counters.Clicked));
     }
 
@@ -53,7 +53,7 @@ public class AdSessionsTests
 
         // A late impression fills it in, but the signal was counted.
         sessions.Observe("orphan", AdEventKind.Impression, T0.AddSeconds(1));
-        Assert.Equal(T0.AddSeconds(1), sessions.Find("orphan")!.ImpressionAt);
+        Assert.Equal(T0.AddSeconds(1), sessions.Find("orphan")!.Value.ImpressionAt);
         Assert.Equal(1L, sessions.Counters.MissingImpression);
     }
 
@@ -104,9 +104,9 @@ public class AdSessionsTests
         var copy = New();
         copy.Import(sessions.Export());
         Assert.Equal(2, copy.Open);
-        var a = copy.Find("a")!;
+        var a = copy.Find("a")!.Value;
         Assert.Equal((T0, T0, T0.AddSeconds(9), 2, 1, false, false), (a.ImpressionAt, a.FirstEventAt, a.LastEventAt, a.Quartiles, a.Clicks, a.Completed, a.Skipped));
-        var b = copy.Find("b")!;
+        var b = copy.Find("b")!.Value;
         Assert.Equal((null, true, 1), (b.ImpressionAt, b.Skipped, b.Clicks));
         // FNV-1a of "a": the same value in every process (string.GetHashCode is not).
         Assert.Equal(unchecked((long)0xaf63dc4c8601ec8cUL), AdSessions.Key("a"));

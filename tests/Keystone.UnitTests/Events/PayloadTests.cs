@@ -210,6 +210,21 @@ public class PayloadTests
     }
 
     [Fact]
+    public void Distinct_values_are_read_without_the_shared_table()
+    {
+        // A session id: one per showing. Read through the table it would take a slot from an id that repeats.
+        var session = Payload.Parse("""{"ad_session_id":"5f0c2d9e8b7a4c1d9e0f1a2b3c4d5e6f","user_id":"u-4712"}""");
+
+        Assert.Equal("5f0c2d9e8b7a4c1d9e0f1a2b3c4d5e6f", session.GetDistinctString("ad_session_id"));
+        Assert.NotSame(session.GetDistinctString("ad_session_id"), session.GetDistinctString("ad_session_id"));
+        Assert.Null(session.GetDistinctString("missing"));
+        Assert.Null(Payload.Parse("""{"ad_session_id":7}""").GetDistinctString("ad_session_id"));
+        Assert.Equal("a\"b", Payload.Parse("""{"s":"a\"b"}""").GetDistinctString("s"));
+        // The shared reader still shares.
+        Assert.Same(session.GetString("user_id"), session.GetString("user_id"));
+    }
+
+    [Fact]
     public void Values_the_table_does_not_keep_still_read_correctly()
     {
         var accented = Payload.Parse("""{"t":"Café"}""");
