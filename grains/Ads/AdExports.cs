@@ -43,10 +43,10 @@ public static class AdExports
     }
 }
 
-// The records are values: an operator holds every one it decided until the next checkpoint (tens of thousands at
-// 10,000 ad events/s), and as objects they were among what every young collection copied (docs/performance.md, stop 46).
-
 /// <summary>A billable event (an impression, or a valid click) and what it costs the advertiser.</summary>
+/// <remarks>A value, as <see cref="FraudAlertRecord"/> is: an operator holds every record it decided until the next
+/// checkpoint (tens of thousands at 10,000 ad events/s), and as objects they were among what every young collection
+/// copied (docs/performance.md, stop 46).</remarks>
 public readonly record struct BillingRecord(Guid Id, Guid EventId, string CampaignId, string EventType, DateTimeOffset Timestamp, long CostMicros, string ProfileId, int Partition)
     : IExportRecord
 {

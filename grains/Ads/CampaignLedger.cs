@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text.Json.Serialization;
 using Keystone.Aggregation;
 using Keystone.Storage;
@@ -233,7 +234,7 @@ public sealed class CampaignLedger
     private static void Record(Dictionary<string, RecentTimes> byKey, string key, DateTimeOffset at, TimeSpan keep)
     {
         // In the table's own storage: nothing else touches the table until this returns.
-        ref var times = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(byKey, key, out _);
+        ref var times = ref CollectionsMarshal.GetValueRefOrAddDefault(byKey, key, out _);
         times.Add(at);
         times.RemoveAtOrBefore(at - keep);
     }

@@ -40,7 +40,6 @@ public struct RecentTimes : IEnumerable<DateTimeOffset>
         {
             _more = new long[4];
             (_more[0], _more[1]) = (_first, _second);
-            (_first, _second) = (0, 0);
         }
         else if (_count == _more.Length)
         {
@@ -61,16 +60,8 @@ public struct RecentTimes : IEnumerable<DateTimeOffset>
             Set(kept++, ticks);
         }
         _count = kept;
-        if (_more is not null && _count <= 2)
-        {
-            (_first, _second) = (_count > 0 ? _more[0] : 0, _count > 1 ? _more[1] : 0);
-            _more = null;
-        }
-        else if (_more is null)
-        {
-            if (_count < 2) _second = 0;
-            if (_count < 1) _first = 0;
-        }
+        // Slots past the count are never read, so what they hold does not matter.
+        if (_more is not null && _count <= 2) (_first, _second, _more) = (_more[0], _more[1], null);
     }
 
     private void Set(int index, long ticks)
