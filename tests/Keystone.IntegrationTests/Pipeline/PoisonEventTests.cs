@@ -78,7 +78,16 @@ public sealed class PoisonEventTests(AzuriteFixture azurite)
             var replay = await Json(await silo.Http.PostAsync($"/v1/dead-letters/{id}/replay", null));
             Assert.Equal("replayed", replay["outcome"]!.GetValue<string>());
             // A minute: this silo has just started and recovers (replays the fronting log) while the replay arrives.
-            await Eventually.Until(() => Events(silo, user), n => n == 12, TimeSpan.FromSeconds(60), "the replayed event applied");
+            try
+            {
+                await Eventually.Until(() => Events(silo, user), n => n == 12, TimeSpan.FromSeconds(60), "the replayed event applied");
+            }
+            catch (TimeoutException timeout)
+            {
+                // Seen twice in full fresh-clone runs, never alone: say where the replayed event stopped.
+                throw new TimeoutException($"{timeout.Message}\nactivity operators: {await silo.Http.GetStringAsync("/v1/aggregation/operators")}" +
+                    $"\ndead letters: {await silo.Http.GetStringAsync("/v1/dead-letters?stage=activity")}", timeout);
+            }
 
             // A second replay publishes nothing, and the same event arriving again (an archive replay) changes nothing.
             Assert.Equal("already_replayed", (await Json(await silo.Http.PostAsync($"/v1/dead-letters/{id}/replay", null)))["outcome"]!.GetValue<string>());
