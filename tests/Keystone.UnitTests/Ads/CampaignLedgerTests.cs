@@ -260,4 +260,119 @@ public class CampaignLedgerTests
         Assert.Null(ledger.State.Sessions);
         Assert.Equal(1, ledger.Apply(Batch(2, imp), T0).Duplicates);
     }
+
+    private static readonly AdsOptions SlotOptions = new() { DedupeSlotMinimum = 2 };
+
+    // What the grain does at a write: the slot first (if due), then the state; returns the state as read back.
+    private static AdCampaignState Write(CampaignLedger ledger, Dictionary<int, (string? Version, byte[]? Ids)> slots, DateTimeOffset now, Action? meanwhile = null)
+    {
+        if (ledger.DedupeSlotDue(now) is { } due)
+        {
+            var version = Guid.NewGuid().ToString("N");
+            slots[due.Slot] = (version, due.Ids);
+            meanwhile?.Invoke();
+            ledger.DedupeSlotWritten(due, version, now);
+        }
+        ledger.PrepareCheckpoint(now);
+        var serializer = new KeystoneStateSerializer();
+        var written = serializer.Deserialize<AdCampaignState>(serializer.Serialize(ledger.State))!;
+        ledger.ReleaseCheckpoint();
+        return written;
+    }
+
+    [Fact]
+    public void Ids_in_slots_are_written_once_and_a_state_read_back_with_its_slots_knows_them_all()
+    {
+        var ledger = new CampaignLedger("c1", SlotOptions, new AdCampaignState());
+        var slots = new Dictionary<int, (string? Version, byte[]? Ids)>();
+        var first = new[] { Ad(AdEventKind.Impression, "s1", T0), Ad(AdEventKind.Impression, "s2", T0), Ad(AdEventKind.Impression, "s3", T0) };
+        ledger.Apply(Batch(1, first), T0);
+        // Applied while the slot is written: in the state, not in the slot.
+        var during = Ad(AdEventKind.Impression, "s4", T0);
+        var state = Write(ledger, slots, T0, () => ledger.Apply(Batch(2, during), T0));
+        var slot = Assert.Single(state.DedupeSlots);
+        Assert.Equal((3, 3), (slot.Count, Keystone.Aggregation.EventIdHorizon.PackedCount(slots[slot.Slot].Ids)));
+        Assert.Equal(1, Keystone.Aggregation.EventIdHorizon.PackedCount(state.Dedupe));
+
+        // The next write carries only what came since, in another slot; the first is still referred to.
+        var second = new[] { Ad(AdEventKind.Impression, "s5", T0.AddSeconds(30)), Ad(AdEventKind.Impression, "s6", T0.AddSeconds(30)) };
+        ledger.Apply(Batch(3, second), T0.AddSeconds(30));
+        state = Write(ledger, slots, T0.AddSeconds(30));
+        Assert.Equal(2, state.DedupeSlots.Count);
+        Assert.NotEqual(state.DedupeSlots[0].Slot, state.DedupeSlots[1].Slot);
+        Assert.Equal(3, state.DedupeSlots[1].Count);
+        Assert.Equal(0, Keystone.Aggregation.EventIdHorizon.PackedCount(state.Dedupe));
+
+        var again = new CampaignLedger("c1", SlotOptions, state, slots);
+        Assert.Equal(6, again.Apply(Batch(4, [.. first, during, .. second]), T0.AddSeconds(31)).Duplicates);
+        // And what it learns next is written as before.
+        var third = Ad(AdEventKind.Impression, "s7", T0.AddSeconds(31));
+        again.Apply(Batch(5, third), T0.AddSeconds(31));
+        var after = new CampaignLedger("c1", SlotOptions, Write(again, slots, T0.AddSeconds(31)), slots);
+        Assert.Equal(7, after.Apply(Batch(6, [.. first, during, .. second, third]), T0.AddSeconds(32)).Duplicates);
+    }
+
+    [Fact]
+    public void A_slot_past_the_horizon_is_no_longer_referred_to_and_is_written_again()
+    {
+        var ledger = new CampaignLedger("c1", SlotOptions, new AdCampaignState());
+        var slots = new Dictionary<int, (string? Version, byte[]? Ids)>();
+        ledger.Apply(Batch(1, Ad(AdEventKind.Impression, "s1", T0), Ad(AdEventKind.Impression, "s2", T0)), T0);
+        var firstSlot = Assert.Single(Write(ledger, slots, T0).DedupeSlots).Slot;
+
+        var later = T0 + SlotOptions.DedupeHorizon + TimeSpan.FromSeconds(1);
+        ledger.Apply(Batch(2, Ad(AdEventKind.Impression, "s3", later), Ad(AdEventKind.Impression, "s4", later)), later);
+        var state = Write(ledger, slots, later);
+        // The first slot's ids have aged out: the state drops it (here the new ids went to another slot, as the
+        // first was still referred to when they were written).
+        var slot = Assert.Single(state.DedupeSlots);
+        Assert.NotEqual(firstSlot, slot.Slot);
+
+        var muchLater = later + SlotOptions.DedupeHorizon + TimeSpan.FromSeconds(1);
+        ledger.Apply(Batch(3, Ad(AdEventKind.Impression, "s5", muchLater), Ad(AdEventKind.Impression, "s6", muchLater)), muchLater);
+        Assert.Equal(firstSlot, Assert.Single(Write(ledger, slots, muchLater).DedupeSlots).Slot);
+    }
+
+    [Fact]
+    public void A_slot_whose_state_write_failed_is_not_rewritten_until_another_state_is_written()
+    {
+        var ledger = new CampaignLedger("c1", SlotOptions, new AdCampaignState());
+        ledger.Apply(Batch(1, Ad(AdEventKind.Impression, "s1", T0), Ad(AdEventKind.Impression, "s2", T0)), T0);
+        var due = ledger.DedupeSlotDue(T0)!;
+        ledger.DedupeSlotWritten(due, "v1", T0);
+        ledger.PrepareCheckpoint(T0);
+        // The state write failed (or timed out, and may have reached storage).
+        ledger.DedupeWriteAbandoned();
+
+        var retry = ledger.DedupeSlotDue(T0)!;
+        Assert.NotEqual(due.Slot, retry.Slot);
+        Assert.Equal(2, retry.Count);
+        var slots = new Dictionary<int, (string? Version, byte[]? Ids)>();
+        ledger.DedupeWriteAbandoned();
+        var state = Write(ledger, slots, T0);
+        Assert.Equal(retry.Slot, Assert.Single(state.DedupeSlots).Slot);
+
+        // Written since: the reservation is gone.
+        ledger.Apply(Batch(2, Ad(AdEventKind.Impression, "s3", T0), Ad(AdEventKind.Impression, "s4", T0)), T0);
+        Assert.Equal(due.Slot, ledger.DedupeSlotDue(T0)!.Slot);
+    }
+
+    [Fact]
+    public void Few_new_ids_stay_in_the_state_and_a_slot_at_another_version_than_the_state_names_is_refused()
+    {
+        var ledger = new CampaignLedger("c1", new AdsOptions { DedupeSlotMinimum = 3 }, new AdCampaignState());
+        ledger.Apply(Batch(1, Ad(AdEventKind.Impression, "s1", T0), Ad(AdEventKind.Impression, "s2", T0)), T0);
+        Assert.Null(ledger.DedupeSlotDue(T0));
+
+        var slotted = new CampaignLedger("c1", SlotOptions, new AdCampaignState());
+        slotted.Apply(Batch(1, Ad(AdEventKind.Impression, "s1", T0), Ad(AdEventKind.Impression, "s2", T0)), T0);
+        var slots = new Dictionary<int, (string? Version, byte[]? Ids)>();
+        var state = Write(slotted, slots, T0);
+        var slot = Assert.Single(state.DedupeSlots).Slot;
+        slots[slot] = ("someone-else", slots[slot].Ids);
+        var refused = Assert.Throws<InvalidDataException>(() => new CampaignLedger("c1", SlotOptions, state, slots));
+        Assert.Contains($"de-duplication slot {slot}", refused.Message);
+        Assert.Contains("someone-else", refused.Message);
+        Assert.Throws<InvalidDataException>(() => new CampaignLedger("c1", SlotOptions, state));
+    }
 }
