@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using Keystone.Events;
+using Keystone.Storage;
 
 namespace Keystone.Ads;
 
@@ -38,6 +39,7 @@ public struct AdSessionState
     }
 
     internal readonly long LastTicks => _last;
+    internal readonly long FirstTicks => _first;
 
     /// <summary>Quartiles reached: bit 0 first, bit 1 midpoint, bit 2 third.</summary>
     public int Quartiles
@@ -86,6 +88,7 @@ public sealed class AdSessionCounters
 /// </summary>
 public sealed class AdSessions(AdSessionCounters counters, TimeSpan timeout, int maxSessions, TimeSpan finishedGrace)
 {
+    // The fixed records of states written before the packed form.
     private const int PackedSize = 36;
 
     // Keyed by a stable 64-bit hash of the session id: tens of thousands of sessions per campaign are in every
@@ -155,29 +158,91 @@ public sealed class AdSessions(AdSessionCounters counters, TimeSpan timeout, int
         return removed;
     }
 
-    /// <summary>The open sessions as 36-byte records (key, impression, first and last event ticks, quartiles, flags, clicks).</summary>
+    /// <summary>
+    /// The open sessions, packed: <c>format (2) | count varint | base ticks varint</c>, then per session its key (8 bytes),
+    /// its first event's ticks after the base, its last event's after its first, its impression's (0: none, else the
+    /// zigzag difference from its first, plus one), quartiles and flags in one byte, and its clicks: 20 bytes or so
+    /// where the fixed records took 36. Records of the older form are 36 bytes each, so that form's length is a
+    /// multiple of 36; this one is padded with a byte when its length would be one.
+    /// </summary>
     public byte[] Export()
     {
-        var bytes = new byte[_open.Count * PackedSize];
-        var span = bytes.AsSpan();
+        long baseTicks = 0;
+        var first = true;
+        foreach (var (_, s) in _open)
+            if (first || s.FirstTicks < baseTicks) (baseTicks, first) = (s.FirstTicks, false);
+        var length = 1 + Varint.Length((ulong)_open.Count) + Varint.Length((ulong)baseTicks);
+        foreach (var (_, s) in _open)
+            length += 8 + Varint.Length((ulong)(s.FirstTicks - baseTicks)) + Varint.Length((ulong)(s.LastTicks - s.FirstTicks))
+                + Varint.Length(ImpressionOffset(s)) + 1 + Varint.Length((ulong)s.Clicks);
+        if (length % PackedSize == 0) length++;
+        var bytes = new byte[length];
+        bytes[0] = PackFormat;
+        var offset = 1 + Varint.Write(bytes.AsSpan(1), (ulong)_open.Count);
+        offset += Varint.Write(bytes.AsSpan(offset), (ulong)baseTicks);
         foreach (var (key, s) in _open)
         {
-            BinaryPrimitives.WriteInt64LittleEndian(span, key);
-            BinaryPrimitives.WriteInt64LittleEndian(span[8..], s.ImpressionAt?.UtcTicks ?? 0);
-            BinaryPrimitives.WriteInt64LittleEndian(span[16..], s.FirstEventAt.UtcTicks);
-            BinaryPrimitives.WriteInt64LittleEndian(span[24..], s.LastEventAt.UtcTicks);
-            span[32] = (byte)s.Quartiles;
-            span[33] = (byte)((s.Completed ? 1 : 0) | (s.Skipped ? 2 : 0));
-            BinaryPrimitives.WriteUInt16LittleEndian(span[34..], (ushort)Math.Min(s.Clicks, ushort.MaxValue));
-            span = span[PackedSize..];
+            BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(offset), key);
+            offset += 8;
+            offset += Varint.Write(bytes.AsSpan(offset), (ulong)(s.FirstTicks - baseTicks));
+            offset += Varint.Write(bytes.AsSpan(offset), (ulong)(s.LastTicks - s.FirstTicks));
+            offset += Varint.Write(bytes.AsSpan(offset), ImpressionOffset(s));
+            bytes[offset++] = (byte)(s.Quartiles | (s.Completed ? 8 : 0) | (s.Skipped ? 16 : 0));
+            offset += Varint.Write(bytes.AsSpan(offset), (ulong)s.Clicks);
         }
         return bytes;
     }
 
+    private static ulong ImpressionOffset(AdSessionState s) => s.ImpressionAt is { } at ? Varint.ZigZag(at.UtcTicks - s.FirstTicks) + 1 : 0;
+
+    private const byte PackFormat = 2;
+    private const string Form = "ad sessions";
+
+    /// <summary>Restores what <see cref="Export"/> wrote, or the 36-byte records of states written before it.</summary>
     public void Import(byte[]? packed)
     {
         _open.Clear();
-        if (packed is null) return;
+        if (packed is null || packed.Length == 0) return;
+        if (packed.Length % PackedSize == 0)
+        {
+            ImportRecords(packed);
+            return;
+        }
+        if (packed[0] != PackFormat) throw new InvalidDataException($"{Form}: unknown format {packed[0]}");
+        var span = packed.AsSpan();
+        var offset = 1;
+        var count = Varint.Read(span, ref offset, Form);
+        if (count > (ulong)(packed.Length - offset) / 12) throw new InvalidDataException($"{Form}: {count} sessions do not fit in {packed.Length} bytes");
+        var baseTicks = (long)Varint.Read(span, ref offset, Form);
+        _open.EnsureCapacity((int)count);
+        for (var i = 0UL; i < count; i++)
+        {
+            if (offset + 8 > span.Length) throw new InvalidDataException($"{Form} end inside session {i}");
+            var key = BinaryPrimitives.ReadInt64LittleEndian(span[offset..]);
+            offset += 8;
+            var firstTicks = baseTicks + (long)Varint.Read(span, ref offset, Form);
+            var lastTicks = firstTicks + (long)Varint.Read(span, ref offset, Form);
+            var impression = Varint.Read(span, ref offset, Form);
+            if (offset >= span.Length) throw new InvalidDataException($"{Form} end inside session {i}");
+            var flags = span[offset++];
+            var clicks = Varint.Read(span, ref offset, Form);
+            _open[key] = new AdSessionState
+            {
+                ImpressionAt = impression == 0 ? null : new DateTimeOffset(firstTicks + Varint.UnZigZag(impression - 1), TimeSpan.Zero),
+                FirstEventAt = new DateTimeOffset(firstTicks, TimeSpan.Zero),
+                LastEventAt = new DateTimeOffset(lastTicks, TimeSpan.Zero),
+                Quartiles = flags & 7,
+                Completed = (flags & 8) != 0,
+                Skipped = (flags & 16) != 0,
+                Clicks = (int)Math.Min(clicks, int.MaxValue),
+            };
+        }
+        // The padding byte, at most.
+        if (packed.Length - offset > 1) throw new InvalidDataException($"{Form}: {packed.Length - offset} bytes after the last session");
+    }
+
+    private void ImportRecords(byte[] packed)
+    {
         _open.EnsureCapacity(packed.Length / PackedSize);
         for (var span = packed.AsSpan(); span.Length >= PackedSize; span = span[PackedSize..])
         {

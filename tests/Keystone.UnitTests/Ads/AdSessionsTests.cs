@@ -111,4 +111,49 @@ public class AdSessionsTests
         // FNV-1a of "a": the same value in every process (string.GetHashCode is not).
         Assert.Equal(unchecked((long)0xaf63dc4c8601ec8cUL), AdSessions.Key("a"));
     }
+
+    [Fact]
+    public void The_packed_form_keeps_every_field_in_a_little_over_half_the_bytes_and_any_number_of_sessions_reads_back()
+    {
+        var sessions = New(max: 1_000);
+        for (var n = 0; n < 200; n++)
+        {
+            var id = $"s{n}";
+            // Impressions before and after a session's first event, none, many clicks, every flag.
+            if (n % 3 == 0) sessions.Observe(id, AdEventKind.FirstQuartile, T0.AddSeconds(n));
+            if (n % 4 != 1) sessions.Observe(id, AdEventKind.Impression, T0.AddSeconds(n).AddTicks(n % 3 == 0 ? -12_345 : 0));
+            if (n % 5 == 0) sessions.Observe(id, AdEventKind.Complete, T0.AddSeconds(n + 15));
+            if (n % 7 == 0) sessions.Observe(id, AdEventKind.Skip, T0.AddSeconds(n + 5));
+            for (var c = 0; c < n % 9 * 40; c++) sessions.Observe(id, AdEventKind.Click, T0.AddSeconds(n + 2));
+
+            var packed = sessions.Export();
+            // Never the older form's length: a whole number of 36-byte records.
+            Assert.NotEqual(0, packed.Length % 36);
+            var copy = New(max: 1_000);
+            copy.Import(packed);
+            Assert.Equal(sessions.Open, copy.Open);
+            for (var i = 0; i <= n; i++) Assert.Equal(sessions.Find($"s{i}"), copy.Find($"s{i}"));
+        }
+        Assert.True(sessions.Export().Length < 200 * 36 * 2 / 3, $"{sessions.Export().Length} bytes for 200 sessions");
+    }
+
+    [Fact]
+    public void Sessions_written_as_fixed_records_before_the_packed_form_still_read_back()
+    {
+        // The 36-byte records: key, impression, first and last event ticks, quartiles, flags, clicks.
+        var record = new byte[36];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(record, AdSessions.Key("old"));
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(record.AsSpan(8), T0.UtcTicks);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(record.AsSpan(16), T0.UtcTicks);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(record.AsSpan(24), T0.AddSeconds(9).UtcTicks);
+        record[32] = 3;
+        record[33] = 1;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(record.AsSpan(34), 2);
+
+        var sessions = New();
+        sessions.Import(record);
+        var old = sessions.Find("old")!.Value;
+        Assert.Equal((T0, T0, T0.AddSeconds(9), 3, true, false, 2), (old.ImpressionAt, old.FirstEventAt, old.LastEventAt, old.Quartiles, old.Completed, old.Skipped, old.Clicks));
+        Assert.Throws<InvalidDataException>(() => New().Import([7, 1, 2]));
+    }
 }
