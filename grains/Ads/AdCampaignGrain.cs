@@ -53,10 +53,10 @@ public sealed class AdCampaignGrain(
         _storage = ServiceProvider.GetRequiredKeyedService<IGrainStorage>(StorageNames.State);
         for (var i = 0; i < _slots.Length; i++) _slots[i] = new GrainState<CampaignDedupeSlotState>(new CampaignDedupeSlotState());
         await Task.WhenAll(_slots.Select((slot, i) => _storage.ReadStateAsync(SlotName(i), this.GetGrainId(), slot)));
-        var stored = new Dictionary<int, (string?, byte[]?, long)>();
+        var stored = new Dictionary<int, (string?, byte[]?)>();
         for (var i = 0; i < _slots.Length; i++)
         {
-            if (_slots[i].RecordExists) stored[i] = (_slots[i].ETag, _slots[i].State?.Ids, _slots[i].State?.WrittenTicks ?? 0);
+            if (_slots[i].RecordExists) stored[i] = (_slots[i].ETag, _slots[i].State?.Ids);
             _slots[i].State = new CampaignDedupeSlotState();
         }
         _ledger = new CampaignLedger(this.GetPrimaryKeyString(), options.Value, state.State, stored) { Settings = settings.State.ToSettings() };
@@ -92,7 +92,7 @@ public sealed class AdCampaignGrain(
             if (_checkpointer.Dirty && _ledger.DedupeSlotDue(time.GetUtcNow()) is { } due)
             {
                 var slot = _slots[due.Slot];
-                slot.State = new CampaignDedupeSlotState { Ids = due.Ids, WrittenTicks = time.GetUtcNow().UtcTicks };
+                slot.State = new CampaignDedupeSlotState { Ids = due.Ids };
                 var clock = System.Diagnostics.Stopwatch.StartNew();
                 try
                 {

@@ -59,9 +59,6 @@ public sealed record DedupeSlotWrite(int Slot, byte[] Ids, long Mark, int Count)
 public sealed class CampaignDedupeSlotState
 {
     public byte[]? Ids { get; set; }
-
-    /// <summary>When the slot was written (UTC ticks): the free slot written longest ago is taken first.</summary>
-    public long WrittenTicks { get; set; }
 }
 
 /// <summary>An invalid click remembered with its reason, so that a replayed batch reproduces the original decision.</summary>
@@ -127,17 +124,15 @@ public sealed class CampaignLedger
     private List<DedupeSlotRef> _slots;
     private (DedupeSlotRef Ref, long Mark)? _pendingSlot;
     private readonly HashSet<int> _reserved = [];
-    // When each slot was last written (UTC ticks, 0: never).
-    private readonly long[] _slotWritten = new long[DedupeSlots];
     // Ids added before this mark are in the slots of the last written state.
     private long _slotMark;
 
     /// <summary>How many slots a campaign's de-duplication memory can be spread over (see <see cref="DedupeSlotDue"/>).</summary>
     public const int DedupeSlots = 8;
 
-    /// <param name="slots">The campaign's de-duplication slots as stored (version, packed ids, when written), by slot
-    /// number: every slot the state refers to must be there, at the version it names.</param>
-    public CampaignLedger(string campaignId, AdsOptions options, AdCampaignState state, IReadOnlyDictionary<int, (string? Version, byte[]? Ids, long WrittenTicks)>? slots = null)
+    /// <param name="slots">The campaign's de-duplication slots as stored (version, packed ids), by slot number: every
+    /// slot the state refers to must be there, at the version it names.</param>
+    public CampaignLedger(string campaignId, AdsOptions options, AdCampaignState state, IReadOnlyDictionary<int, (string? Version, byte[]? Ids)>? slots = null)
     {
         CampaignId = campaignId;
         _options = options;
@@ -164,9 +159,6 @@ public sealed class CampaignLedger
             _seen.Import(parts);
         }
         _slots = [.. state.DedupeSlots];
-        if (slots is not null)
-            foreach (var (slot, stored) in slots)
-                if (slot >= 0 && slot < DedupeSlots) _slotWritten[slot] = stored.WrittenTicks;
         // The ids that were in the state itself are in no slot yet: the next write carries them again.
         var unslotted = state.DedupeSlots.Count == 0 ? _seen.Count : Math.Min(_seen.Count, EventIdHorizon.PackedCount(state.Dedupe));
         _slotMark = _seen.Added - unslotted;
@@ -328,22 +320,16 @@ public sealed class CampaignLedger
         _seen.Expire(now);
         var count = _seen.CountSince(_slotMark);
         if (_pendingSlot is not null || count < _options.DedupeSlotMinimum) return null;
-        // The free slot written longest ago: a slot that an activation on a dead silo wrote last (its state write may
-        // still be on its way) is the last one taken.
-        var free = -1;
         for (var slot = 0; slot < DedupeSlots; slot++)
-            if (!_reserved.Contains(slot) && !_slots.Exists(r => r.Slot == slot) && (free < 0 || _slotWritten[slot] < _slotWritten[free]))
-                free = slot;
-        return free < 0 ? null : new DedupeSlotWrite(free, _seen.PackSince(_slotMark), _seen.Added, count);
+            if (!_reserved.Contains(slot) && !_slots.Exists(r => r.Slot == slot))
+                return new DedupeSlotWrite(slot, _seen.PackSince(_slotMark), _seen.Added, count);
+        return null;
     }
 
     /// <summary>The ids of <paramref name="write"/> are in its slot, now at <paramref name="version"/>. Ids applied while
     /// the slot was written are not in it: the state written next holds them.</summary>
-    public void DedupeSlotWritten(DedupeSlotWrite write, string version, DateTimeOffset now)
-    {
+    public void DedupeSlotWritten(DedupeSlotWrite write, string version, DateTimeOffset now) =>
         _pendingSlot = (new DedupeSlotRef(write.Slot, version, now.UtcTicks, write.Count), write.Mark);
-        _slotWritten[write.Slot] = now.UtcTicks;
-    }
 
     /// <summary>The state write after <see cref="DedupeSlotWritten"/> ended without <see cref="ReleaseCheckpoint"/>: it
     /// failed, though it may have reached storage all the same (a timeout), so its slot is not rewritten before another
