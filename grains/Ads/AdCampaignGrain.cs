@@ -1,10 +1,8 @@
 using Keystone.Aggregation;
 using Keystone.Storage;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Runtime;
-using Orleans.Storage;
 
 namespace Keystone.Ads;
 
@@ -24,9 +22,7 @@ public sealed class CampaignSettingsState
 /// <summary>
 /// An ad campaign. Batches come from the ad operators (one call per campaign per delivery) and are applied in memory
 /// by <see cref="CampaignLedger"/>, idempotently by log position and event id; the state, with its de-duplication
-/// memory, is written at the operators' barriers, when many events are pending, and on deactivation. The older part
-/// of that memory goes to slots of its own before the state (see <see cref="CampaignLedger.DedupeSlotDue"/>), so a
-/// write carries only the ids applied since the last one.
+/// memory, is written at the operators' barriers, when many events are pending, and on deactivation.
 /// </summary>
 public sealed class AdCampaignGrain(
     [PersistentState("campaign", StorageNames.State)] IPersistentState<AdCampaignState> state,
@@ -40,28 +36,16 @@ public sealed class AdCampaignGrain(
     private CampaignLedger _ledger = null!;
     private StateCheckpointer<AdCampaignState> _checkpointer = null!;
     private readonly PartitionCoverage _coverage = new();
-    private IGrainStorage _storage = null!;
-    private readonly GrainState<CampaignDedupeSlotState>[] _slots = new GrainState<CampaignDedupeSlotState>[CampaignLedger.DedupeSlots];
-    // A slot and the state that refers to it are written in that order, one such pair at a time.
-    private readonly SemaphoreSlim _writing = new(1, 1);
 
-    private static string SlotName(int slot) => $"campaign-dedupe-{slot}";
-
-    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        // Every slot, not only those the state refers to: a slot is written with the version it is at.
-        _storage = ServiceProvider.GetRequiredKeyedService<IGrainStorage>(StorageNames.State);
-        for (var i = 0; i < _slots.Length; i++) _slots[i] = new GrainState<CampaignDedupeSlotState>(new CampaignDedupeSlotState());
-        await Task.WhenAll(_slots.Select((slot, i) => _storage.ReadStateAsync(SlotName(i), this.GetGrainId(), slot)));
-        var stored = new Dictionary<int, (string?, byte[]?)>();
-        for (var i = 0; i < _slots.Length; i++)
-        {
-            if (_slots[i].RecordExists) stored[i] = (_slots[i].ETag, _slots[i].State?.Ids);
-            _slots[i].State = new CampaignDedupeSlotState();
-        }
-        _ledger = new CampaignLedger(this.GetPrimaryKeyString(), options.Value, state.State, stored) { Settings = settings.State.ToSettings() };
+        _ledger = NewLedger(state.State);
         _checkpointer = new StateCheckpointer<AdCampaignState>(state, "campaign", metrics, logger, SnapshotStore.PreparesAtSerialization(ServiceProvider));
+        return Task.CompletedTask;
     }
+
+    private CampaignLedger NewLedger(AdCampaignState from) =>
+        new(this.GetPrimaryKeyString(), options.Value, from) { Settings = settings.State.ToSettings() };
 
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) =>
         DeactivationWrite.Leave(reason, Flush);
@@ -84,43 +68,7 @@ public sealed class AdCampaignGrain(
 
     private Task Flush() => _coverage.WriteAsync(Write);
 
-    private async Task Write()
-    {
-        await _writing.WaitAsync();
-        try
-        {
-            if (_checkpointer.Dirty && _ledger.DedupeSlotDue(time.GetUtcNow()) is { } due)
-            {
-                var slot = _slots[due.Slot];
-                slot.State = new CampaignDedupeSlotState { Ids = due.Ids };
-                var clock = System.Diagnostics.Stopwatch.StartNew();
-                try
-                {
-                    await _storage.WriteStateAsync(SlotName(due.Slot), this.GetGrainId(), slot);
-                }
-                finally
-                {
-                    slot.State = new CampaignDedupeSlotState();
-                }
-                // No events: those are counted with the state that refers to the slot.
-                metrics.Written("campaign-dedupe", 0, clock.Elapsed);
-                _ledger.DedupeSlotWritten(due, slot.ETag ?? throw new InvalidOperationException($"the storage gave no version for {SlotName(due.Slot)}"), time.GetUtcNow());
-            }
-            try
-            {
-                await _checkpointer.WriteAsync(() => _ledger.PrepareCheckpoint(time.GetUtcNow()), _ledger.ReleaseCheckpoint);
-            }
-            finally
-            {
-                // Written, the state released the slot's reservation; otherwise the slot may be referred to after all.
-                _ledger.DedupeWriteAbandoned();
-            }
-        }
-        finally
-        {
-            _writing.Release();
-        }
-    }
+    private Task Write() => _checkpointer.WriteAsync(() => _ledger.PrepareCheckpoint(time.GetUtcNow()), _ledger.ReleaseCheckpoint);
 
     public async Task<CampaignView> Configure(CampaignSettings update)
     {

@@ -37,15 +37,6 @@ public sealed class AdsOptions
     [Range(16, 50_000_000)]
     public int DedupeCapacity { get; set; } = 200_000;
 
-    /// <summary>
-    /// A campaign writes the event ids it applied since its last write to a slot of their own (a state of their own,
-    /// see <see cref="CampaignLedger.DedupeSlotDue"/>) once there are this many; fewer stay in the campaign's state.
-    /// Its state then holds references to the slots instead of the whole memory: at 10,000 ad events/s a campaign
-    /// remembers some 30,000 ids (about 350 KB), and rewrote them all at every checkpoint.
-    /// </summary>
-    [Range(1, 50_000_000)]
-    public int DedupeSlotMinimum { get; set; } = 4_096;
-
     /// <summary>How long a profile's impressions are kept for frequency capping when the campaign has no cap.</summary>
     public TimeSpan FrequencyRetention { get; set; } = TimeSpan.FromHours(1);
 

@@ -47,20 +47,6 @@ public sealed class AdWindowState
     public AdCountersState Counters { get; set; } = new();
 }
 
-/// <summary>A slot of a campaign's de-duplication memory that its state relies on: <paramref name="Version"/> is the
-/// slot's version when the state was written (a slot is rewritten only once no written state refers to it), and
-/// <paramref name="NewestTicks"/> when its newest id was seen (past the horizon the reference is dropped).</summary>
-public sealed record DedupeSlotRef(int Slot, string Version, long NewestTicks, int Count);
-
-/// <summary>Ids to write to a de-duplication slot: those added before <paramref name="Mark"/> (see <see cref="EventIdHorizon.Added"/>) and not yet in a slot.</summary>
-public sealed record DedupeSlotWrite(int Slot, byte[] Ids, long Mark, int Count);
-
-/// <summary>One slot of a campaign's de-duplication memory (<see cref="EventIdHorizon.PackSince"/>).</summary>
-public sealed class CampaignDedupeSlotState
-{
-    public byte[]? Ids { get; set; }
-}
-
 /// <summary>An invalid click remembered with its reason, so that a replayed batch reproduces the original decision.</summary>
 public sealed record InvalidMark(long Id, string Reason, long SeenAt);
 
@@ -86,13 +72,9 @@ public sealed class AdCampaignState
     /// <summary>Partition → highest log sequence applied: a replayed batch is recognised by position.</summary>
     public Dictionary<int, long> Applied { get; set; } = [];
 
-    /// <summary>The de-duplication memory past the slots in <see cref="DedupeSlots"/> (<see cref="EventIdHorizon.Pack"/>):
-    /// the ids applied since the newest slot was written; all of them in states written before slots.</summary>
+    /// <summary>The de-duplication memory (<see cref="EventIdHorizon.Pack"/>): a campaign remembers tens of thousands of
+    /// ids, most of what it writes at a checkpoint.</summary>
     public byte[]? Dedupe { get; set; }
-
-    /// <summary>The older part of the de-duplication memory, oldest first: slots written apart (see
-    /// <see cref="CampaignLedger.DedupeSlotDue"/>), each at the version this state was written with.</summary>
-    public List<DedupeSlotRef> DedupeSlots { get; set; } = [];
 
     /// <summary>The memory as states written before <see cref="Dedupe"/> hold it, (id hash, seen-at ticks) pairs of
     /// little-endian longs: read once, never written.</summary>
@@ -119,49 +101,16 @@ public sealed class CampaignLedger
     private readonly AdSessions _sessions;
     private readonly Dictionary<long, string> _invalid = [];
 
-    // The de-duplication slots: those the last written state refers to, the one written for the write in progress
-    // (with the mark of the last id it holds), and those a failed write may have referred to after all.
-    private List<DedupeSlotRef> _slots;
-    private (DedupeSlotRef Ref, long Mark)? _pendingSlot;
-    private readonly HashSet<int> _reserved = [];
-    // Ids added before this mark are in the slots of the last written state.
-    private long _slotMark;
-
-    /// <summary>How many slots a campaign's de-duplication memory can be spread over (see <see cref="DedupeSlotDue"/>).</summary>
-    public const int DedupeSlots = 8;
-
-    /// <param name="slots">The campaign's de-duplication slots as stored (version, packed ids), by slot number: every
-    /// slot the state refers to must be there, at the version it names.</param>
-    public CampaignLedger(string campaignId, AdsOptions options, AdCampaignState state, IReadOnlyDictionary<int, (string? Version, byte[]? Ids)>? slots = null)
+    public CampaignLedger(string campaignId, AdsOptions options, AdCampaignState state)
     {
         CampaignId = campaignId;
         _options = options;
         State = state;
         _rules = new ClickFraudRules(options.Fraud);
         _seen = new EventIdHorizon(options.DedupeHorizon, options.DedupeCapacity);
-        if (state.Seen is not null)
-        {
-            var (ids, seenAt) = Unpack(state.Seen);
-            _seen.Import(ids, seenAt);
-            state.Seen = null;
-        }
-        else
-        {
-            List<byte[]?> parts = [];
-            foreach (var slot in state.DedupeSlots)
-            {
-                if (slots is null || !slots.TryGetValue(slot.Slot, out var stored) || stored.Version != slot.Version)
-                    throw new InvalidDataException($"campaign '{campaignId}': its state was written with de-duplication slot {slot.Slot} at version {slot.Version}, " +
-                        $"and the slot is at {(slots is not null && slots.TryGetValue(slot.Slot, out var found) ? found.Version ?? "no version" : "no version")}");
-                parts.Add(stored.Ids);
-            }
-            parts.Add(state.Dedupe);
-            _seen.Import(parts);
-        }
-        _slots = [.. state.DedupeSlots];
-        // The ids that were in the state itself are in no slot yet: the next write carries them again.
-        var unslotted = state.DedupeSlots.Count == 0 ? _seen.Count : Math.Min(_seen.Count, EventIdHorizon.PackedCount(state.Dedupe));
-        _slotMark = _seen.Added - unslotted;
+        var (ids, seenAt) = Unpack(state.Seen);
+        _seen.Restore(state.Dedupe, ids, seenAt);
+        state.Seen = null;
         _sessions = new AdSessions(state.SessionCounters, options.SessionTimeout, options.MaxSessions, options.FinishedSessionGrace);
         _sessions.Import(state.Sessions);
         foreach (var mark in state.InvalidMarks) _invalid[mark.Id] = mark.Reason;
@@ -308,60 +257,15 @@ public sealed class CampaignLedger
         return created;
     }
 
-    /// <summary>
-    /// Before a write: the ids applied since the last written state's slots, when there are at least
-    /// <see cref="AdsOptions.DedupeSlotMinimum"/> of them and a slot is free. The grain writes them to that slot, tells
-    /// <see cref="DedupeSlotWritten"/>, and then writes the state, which refers to the slot and holds only the ids applied
-    /// after it. A state never refers to a slot written after it, and a slot is rewritten only once no written state
-    /// refers to it, so the memory read back is the one written with the counts. Null: the ids stay in the state.
-    /// </summary>
-    public DedupeSlotWrite? DedupeSlotDue(DateTimeOffset now)
-    {
-        _seen.Expire(now);
-        var count = _seen.CountSince(_slotMark);
-        if (_pendingSlot is not null || count < _options.DedupeSlotMinimum) return null;
-        for (var slot = 0; slot < DedupeSlots; slot++)
-            if (!_reserved.Contains(slot) && !_slots.Exists(r => r.Slot == slot))
-                return new DedupeSlotWrite(slot, _seen.PackSince(_slotMark), _seen.Added, count);
-        return null;
-    }
-
-    /// <summary>The ids of <paramref name="write"/> are in its slot, now at <paramref name="version"/>. Ids applied while
-    /// the slot was written are not in it: the state written next holds them.</summary>
-    public void DedupeSlotWritten(DedupeSlotWrite write, string version, DateTimeOffset now) =>
-        _pendingSlot = (new DedupeSlotRef(write.Slot, version, now.UtcTicks, write.Count), write.Mark);
-
-    /// <summary>The state write after <see cref="DedupeSlotWritten"/> ended without <see cref="ReleaseCheckpoint"/>: it
-    /// failed, though it may have reached storage all the same (a timeout), so its slot is not rewritten before another
-    /// state has been written. Nothing when the write succeeded.</summary>
-    public void DedupeWriteAbandoned()
-    {
-        if (_pendingSlot is { } pending) _reserved.Add(pending.Ref.Slot);
-        _pendingSlot = null;
-    }
-
     /// <summary>Drops the copies <see cref="PrepareCheckpoint"/> made once they are written: the horizon and the
-    /// sessions have them, and a campaign's are hundreds of kilobytes. The slots that state refers to are now the
-    /// written ones.</summary>
-    public void ReleaseCheckpoint()
-    {
-        (State.Dedupe, State.Sessions) = (null, null);
-        _slots = [.. State.DedupeSlots];
-        if (_pendingSlot is { } pending) _slotMark = pending.Mark;
-        _pendingSlot = null;
-        _reserved.Clear();
-    }
+    /// sessions have them, and a campaign's are hundreds of kilobytes.</summary>
+    public void ReleaseCheckpoint() => (State.Dedupe, State.Sessions) = (null, null);
 
-    /// <summary>Copies the de-duplication memory into the state and forgets what has aged out (before a write): the
-    /// slots still holding ids within the horizon, and the ids after them.</summary>
+    /// <summary>Copies the de-duplication memory into the state and forgets what has aged out (before a write).</summary>
     public void PrepareCheckpoint(DateTimeOffset now)
     {
         _seen.Expire(now);
-        var horizon = now.UtcTicks - _options.DedupeHorizon.Ticks;
-        List<DedupeSlotRef> slots = [.. _slots.Where(r => r.NewestTicks >= horizon)];
-        if (_pendingSlot is { } pending) slots.Add(pending.Ref);
-        State.DedupeSlots = slots;
-        State.Dedupe = _seen.PackSince(_pendingSlot?.Mark ?? _slotMark);
+        State.Dedupe = _seen.Pack();
         var cutoff = now.UtcTicks - _options.DedupeHorizon.Ticks;
         var expired = State.InvalidMarks.TakeWhile(m => m.SeenAt < cutoff).Count();
         foreach (var mark in State.InvalidMarks.Take(expired)) _invalid.Remove(mark.Id);

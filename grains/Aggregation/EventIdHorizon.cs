@@ -1,5 +1,3 @@
-using Keystone.Storage;
-
 namespace Keystone.Aggregation;
 
 /// <summary>
@@ -20,17 +18,12 @@ public sealed class EventIdHorizon(TimeSpan horizon, int capacity)
     private bool _pooled;
     private int _start;
     private int _count;
-    private long _added;
     private HashSet<long>? _index;
 
     public const int IndexThreshold = 512;
     private const int InitialSize = 8;
 
     public int Count => _count;
-
-    /// <summary>How many ids were ever added (restored ones included): a mark for <see cref="PackSince"/>, which
-    /// stays valid however many ids are forgotten in between.</summary>
-    public long Added => _added;
     public TimeSpan Horizon { get; } = horizon;
     public int Capacity { get; } = capacity;
 
@@ -58,7 +51,6 @@ public sealed class EventIdHorizon(TimeSpan horizon, int capacity)
         _slots[slot] = hash;
         _slots[_size + slot] = now.UtcTicks;
         _count++;
-        _added++;
         if (_index is not null) _index.Add(hash);
         else if (_count > IndexThreshold) BuildIndex();
         return true;
@@ -143,66 +135,29 @@ public sealed class EventIdHorizon(TimeSpan horizon, int capacity)
     /// costs a byte or two instead of eight: the memory is most of what an entity writes at every checkpoint.
     /// <code>1 (format) | count varint | count × id i64 LE | count × zigzag varint (ticks − previous ticks)</code>
     /// </summary>
-    public byte[] Pack() => PackSince(_added - _count);
-
-    /// <summary>How many of the ids added since <paramref name="mark"/> (a value of <see cref="Added"/>) are still remembered.</summary>
-    public int CountSince(long mark) => (int)Math.Clamp(_added - mark, 0, _count);
-
-    /// <summary><see cref="Pack"/> of only the ids added since <paramref name="mark"/> (a value of <see cref="Added"/>)
-    /// and still remembered: what a checkpoint has not written before.</summary>
-    public byte[] PackSince(long mark)
+    public byte[] Pack()
     {
-        var n = CountSince(mark);
-        var first = _count - n;
-        var length = 1 + Varint.Length((ulong)n) + 8 * n;
+        var length = 1 + VarintLength((ulong)_count) + 8 * _count;
         long previous = 0;
-        for (var i = first; i < _count; i++)
+        for (var i = 0; i < _count; i++)
         {
             var at = _slots[_size + (_start + i) % _size];
-            length += Varint.Length(Varint.ZigZag(at - previous));
+            length += VarintLength(ZigZag(at - previous));
             previous = at;
         }
         var bytes = new byte[length];
         bytes[0] = PackFormat;
-        var offset = 1 + Varint.Write(bytes.AsSpan(1), (ulong)n);
-        for (var i = first; i < _count; i++, offset += 8)
+        var offset = 1 + WriteVarint(bytes.AsSpan(1), (ulong)_count);
+        for (var i = 0; i < _count; i++, offset += 8)
             System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(offset), _slots[(_start + i) % _size]);
         previous = 0;
-        for (var i = first; i < _count; i++)
+        for (var i = 0; i < _count; i++)
         {
             var at = _slots[_size + (_start + i) % _size];
-            offset += Varint.Write(bytes.AsSpan(offset), Varint.ZigZag(at - previous));
+            offset += WriteVarint(bytes.AsSpan(offset), ZigZag(at - previous));
             previous = at;
         }
         return bytes;
-    }
-
-    /// <summary>How many ids a packed form holds (0 for null or empty), without reading them.</summary>
-    public static int PackedCount(ReadOnlySpan<byte> packed)
-    {
-        if (packed.IsEmpty) return 0;
-        if (packed[0] != PackFormat) throw new InvalidDataException($"de-duplication memory: unknown format {packed[0]}");
-        var offset = 1;
-        return checked((int)Varint.Read(packed, ref offset, Memory));
-    }
-
-    /// <summary>
-    /// Restores a memory written in parts (each a <see cref="Pack"/> or <see cref="PackSince"/> form), oldest part
-    /// first: the ids of all of them, in that order, at most <see cref="Capacity"/> (the newest).
-    /// </summary>
-    public void Import(IReadOnlyList<byte[]?> parts)
-    {
-        var ids = new List<long>();
-        var seenAt = new List<long>();
-        foreach (var part in parts)
-        {
-            if (part is null || part.Length == 0) continue;
-            Import(part.AsSpan());
-            var (partIds, partSeenAt) = Export();
-            ids.AddRange(partIds);
-            seenAt.AddRange(partSeenAt);
-        }
-        Import([.. ids], [.. seenAt]);
     }
 
     /// <summary>Restores what <see cref="Pack"/> wrote (null or empty: nothing); a malformed form is refused, not guessed at.</summary>
@@ -210,12 +165,11 @@ public sealed class EventIdHorizon(TimeSpan horizon, int capacity)
     {
         _start = 0;
         _count = 0;
-        _added = 0;
         _index = null;
         if (packed.IsEmpty) return;
         if (packed[0] != PackFormat) throw new InvalidDataException($"de-duplication memory: unknown format {packed[0]}");
         var offset = 1;
-        var total = Varint.Read(packed, ref offset, Memory);
+        var total = ReadVarint(packed, ref offset);
         if (total > (ulong)(packed.Length - offset) / 9) throw new InvalidDataException($"de-duplication memory: {total} ids do not fit in {packed.Length} bytes");
         var count = (int)total;
         var n = Math.Min(count, Capacity);
@@ -228,18 +182,52 @@ public sealed class EventIdHorizon(TimeSpan horizon, int capacity)
         long at = 0;
         for (var i = 0; i < count; i++)
         {
-            at += Varint.UnZigZag(Varint.Read(packed, ref offset, Memory));
+            at += UnZigZag(ReadVarint(packed, ref offset));
             if (i >= skip) slots[size + i - skip] = at;
         }
         if (offset != packed.Length) throw new InvalidDataException($"de-duplication memory: {packed.Length - offset} bytes after the last time");
         Replace(slots, size);
         _count = n;
-        _added = n;
         if (_count > IndexThreshold) BuildIndex();
     }
 
     private const byte PackFormat = 1;
-    private const string Memory = "de-duplication memory";
+
+    private static ulong ZigZag(long value) => (ulong)((value << 1) ^ (value >> 63));
+
+    private static long UnZigZag(ulong value) => (long)(value >> 1) ^ -(long)(value & 1);
+
+    private static int VarintLength(ulong value)
+    {
+        var length = 1;
+        while (value >= 0x80) { value >>= 7; length++; }
+        return length;
+    }
+
+    private static int WriteVarint(Span<byte> destination, ulong value)
+    {
+        var i = 0;
+        while (value >= 0x80)
+        {
+            destination[i++] = (byte)(value | 0x80);
+            value >>= 7;
+        }
+        destination[i++] = (byte)value;
+        return i;
+    }
+
+    private static ulong ReadVarint(ReadOnlySpan<byte> source, ref int offset)
+    {
+        ulong value = 0;
+        for (var shift = 0; shift < 64; shift += 7)
+        {
+            if (offset >= source.Length) throw new InvalidDataException("de-duplication memory ends inside a number");
+            var b = source[offset++];
+            value |= (ulong)(b & 0x7F) << shift;
+            if (b < 0x80) return value;
+        }
+        throw new InvalidDataException("de-duplication memory holds a number longer than 64 bits");
+    }
 
     /// <summary>Restores a state's memory: packed, or as the two arrays states written before the packed form hold.</summary>
     public void Restore(byte[]? packed, long[]? ids, long[]? seenAt)
@@ -252,7 +240,6 @@ public sealed class EventIdHorizon(TimeSpan horizon, int capacity)
     {
         _start = 0;
         _count = 0;
-        _added = 0;
         _index = null;
         if (ids is null || seenAt is null) return;
         var n = Math.Min(Math.Min(ids.Length, seenAt.Length), Capacity);
@@ -263,7 +250,6 @@ public sealed class EventIdHorizon(TimeSpan horizon, int capacity)
         Array.Copy(seenAt, skip, slots, size, n);
         Replace(slots, size);
         _count = n;
-        _added = n;
         if (_count > IndexThreshold) BuildIndex();
     }
 }

@@ -25,9 +25,6 @@ public sealed class AdsCrashTests(AzuriteFixture azurite, ITestOutputHelper outp
         settings["Keystone:Streaming:AzureQueue:QueueCount"] = "2";
         settings["Keystone:Streaming:AzureQueue:VisibilityTimeout"] = "00:00:05";
         settings["Keystone:Ads:CheckpointInterval"] = "00:00:02";
-        // Campaigns write their de-duplication ids to slots apart from their state at almost every checkpoint here
-        // (the default waits for thousands): the kills land between slot and state writes too.
-        settings["Keystone:Ads:DedupeSlotMinimum"] = "4";
         var httpPort = TestSilo.FreePort();
 
         // 3 campaigns × 40 showings; every 5th has a valid click, every 7th a too-fast one, every 11th user also

@@ -29,51 +29,6 @@ public sealed class AdsTests(AzuriteFixture azurite)
     private static Task<HttpResponseMessage> Put(HttpClient http, string campaign, string json) =>
         http.PutAsync($"/v1/ads/campaigns/{campaign}", new StringContent(json, Encoding.UTF8, "application/json"));
 
-    private static async Task<long> StateWrites(TestSilo silo, string grain) =>
-        (await silo.Http.GetStringAsync("/metrics")).Split('\n')
-            .Where(l => l.StartsWith("keystone_checkpoint_writes_total{", StringComparison.Ordinal) && l.Contains($"grain=\"{grain}\"", StringComparison.Ordinal))
-            .Sum(l => (long)double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
-
-    [Fact]
-    public async Task A_campaign_restarted_from_a_state_whose_ids_are_in_slots_still_recognises_every_repeat()
-    {
-        var settings = TestSilo.DefaultSettings(azurite);
-        settings["Keystone:Ads:CheckpointInterval"] = "00:00:01";
-        settings["Keystone:Checkpoints:Interval"] = "00:00:01";
-        settings["Keystone:Ads:DedupeSlotMinimum"] = "2";
-        var campaign = "ads-slots-" + Guid.NewGuid().ToString("N")[..8];
-        var script = new AdScript(campaign);
-        var t = DateTimeOffset.UtcNow.AddMinutes(-5);
-        var first = Enumerable.Range(0, 6).SelectMany(i => script.Session($"slot-u{i}", $"slot-p{i}", $"slot-d{i}", t.AddSeconds(i), 1_000, ("click", 2))).ToList();
-        var second = Enumerable.Range(6, 4).SelectMany(i => script.Session($"slot-u{i}", $"slot-p{i}", $"slot-d{i}", t.AddSeconds(i), 1_000, ("complete", 15))).ToList();
-
-        async Task<long> Impressions(TestSilo silo) => (await Get(silo.Http, $"/v1/ads/campaigns/{campaign}"))["totals"]!["impressions"]!.GetValue<long>();
-
-        await using (var silo = await TestSilo.StartAsync(settings))
-        {
-            await Post(silo.Http, first);
-            await Eventually.Until(() => StateWrites(silo, "campaign-dedupe"), n => n >= 1, TimeSpan.FromSeconds(30), "a campaign's ids written to a slot");
-            await Post(silo.Http, second);
-            await Eventually.Until(() => Impressions(silo), n => n == 10, TimeSpan.FromSeconds(30), "ten impressions");
-            // A state written after the slot: it refers to the slot rather than holding those ids.
-            var written = await StateWrites(silo, "campaign");
-            await Eventually.Until(() => StateWrites(silo, "campaign"), n => n > written, TimeSpan.FromSeconds(30), "the campaign's state written again");
-        }
-
-        // Restarted: the campaign reads its state and its slots. Every event sent again (a producer's retry) is a repeat.
-        await using (var silo = await TestSilo.StartAsync(settings))
-        {
-            await Post(silo.Http, [.. first, .. second]);
-            var late = script.Session("slot-u10", "slot-p10", "slot-d10", t.AddSeconds(30), 1_000);
-            await Post(silo.Http, late);
-            await Eventually.Until(() => Impressions(silo), n => n >= 11, TimeSpan.FromSeconds(30), "the eleventh impression");
-            await Drain.AdSentinelsAsync(silo.Http, int.Parse(silo.Settings["Keystone:Ingest:Partitions"]!, System.Globalization.CultureInfo.InvariantCulture));
-            var totals = (await Get(silo.Http, $"/v1/ads/campaigns/{campaign}"))["totals"]!;
-            Assert.Equal((script.Impressions, script.ValidClicks, script.Completes, script.SpendMicros),
-                (totals["impressions"]!.GetValue<long>(), totals["clicks"]!.GetValue<long>(), totals["completes"]!.GetValue<long>(), totals["spend_micros"]!.GetValue<long>()));
-        }
-    }
-
     [Fact]
     public async Task A_scripted_stream_with_duplicates_and_fraud_gives_exact_counts_spend_flags_caps_and_sinks()
     {

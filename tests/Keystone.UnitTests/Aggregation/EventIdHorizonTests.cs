@@ -287,50 +287,5 @@ public class EventIdHorizonTests
         // pool; with it, only the 256-slot array the first ring kept is new (4,096 bytes plus the array header).
         Assert.True(second < 6_000, $"{second} bytes allocated by the second ring's growth");
     }
-
-    [Fact]
-    public void A_memory_packed_in_parts_from_marks_reads_back_whole_and_in_order()
-    {
-        var seen = new EventIdHorizon(TimeSpan.FromMinutes(10), 100);
-        var ids = Ids(8);
-        for (var i = 0; i < 5; i++) seen.TryAdd(ids[i], T0.AddSeconds(i));
-        var mark = seen.Added;
-        for (var i = 5; i < 8; i++) seen.TryAdd(ids[i], T0.AddSeconds(i));
-
-        var older = seen.PackSince(0);
-        var newer = seen.PackSince(mark);
-        Assert.Equal((8, 3, 3), (EventIdHorizon.PackedCount(older), EventIdHorizon.PackedCount(newer), seen.CountSince(mark)));
-        Assert.Equal(0, EventIdHorizon.PackedCount(seen.PackSince(seen.Added)));
-
-        // The first five and the last three written apart, read back as one memory.
-        var restored = new EventIdHorizon(TimeSpan.FromMinutes(10), 100);
-        restored.Import([Slice(seen, 0, 5), null, newer]);
-        Assert.Equal((8, 8L), (restored.Count, restored.Added));
-        Assert.Equal(Hashes(ids), restored.Export().Ids);
-        Assert.Equal(seen.Export().SeenAt, restored.Export().SeenAt);
-
-        // Forgotten ids are not counted since a mark, however old the mark.
-        seen.Expire(T0.AddSeconds(6).AddMinutes(10));
-        Assert.Equal((2, 2), (seen.Count, seen.CountSince(0)));
-    }
-
-    // The ids of a memory from the one at index `from` (oldest first), `count` of them, packed.
-    private static byte[] Slice(EventIdHorizon memory, int from, int count)
-    {
-        var (ids, seenAt) = memory.Export();
-        var part = new EventIdHorizon(memory.Horizon, memory.Capacity);
-        part.Import(ids[from..(from + count)], seenAt[from..(from + count)]);
-        return part.Pack();
-    }
-
-    [Fact]
-    public void A_memory_read_from_parts_keeps_the_newest_ids_up_to_its_capacity()
-    {
-        var source = new EventIdHorizon(TimeSpan.FromMinutes(10), 100);
-        var ids = Ids(6);
-        for (var i = 0; i < 6; i++) source.TryAdd(ids[i], T0.AddSeconds(i));
-        var small = new EventIdHorizon(TimeSpan.FromMinutes(10), 4);
-        small.Import([Slice(source, 0, 3), Slice(source, 3, 3)]);
-        Assert.Equal(Hashes(ids[2..]), small.Export().Ids);
-    }
 }
+
