@@ -1,3 +1,5 @@
+using Keystone.Storage;
+
 namespace Keystone.Aggregation;
 
 /// <summary>
@@ -137,24 +139,24 @@ public sealed class EventIdHorizon(TimeSpan horizon, int capacity)
     /// </summary>
     public byte[] Pack()
     {
-        var length = 1 + VarintLength((ulong)_count) + 8 * _count;
+        var length = 1 + Varint.Length((ulong)_count) + 8 * _count;
         long previous = 0;
         for (var i = 0; i < _count; i++)
         {
             var at = _slots[_size + (_start + i) % _size];
-            length += VarintLength(ZigZag(at - previous));
+            length += Varint.Length(Varint.ZigZag(at - previous));
             previous = at;
         }
         var bytes = new byte[length];
         bytes[0] = PackFormat;
-        var offset = 1 + WriteVarint(bytes.AsSpan(1), (ulong)_count);
+        var offset = 1 + Varint.Write(bytes.AsSpan(1), (ulong)_count);
         for (var i = 0; i < _count; i++, offset += 8)
             System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(offset), _slots[(_start + i) % _size]);
         previous = 0;
         for (var i = 0; i < _count; i++)
         {
             var at = _slots[_size + (_start + i) % _size];
-            offset += WriteVarint(bytes.AsSpan(offset), ZigZag(at - previous));
+            offset += Varint.Write(bytes.AsSpan(offset), Varint.ZigZag(at - previous));
             previous = at;
         }
         return bytes;
@@ -169,7 +171,7 @@ public sealed class EventIdHorizon(TimeSpan horizon, int capacity)
         if (packed.IsEmpty) return;
         if (packed[0] != PackFormat) throw new InvalidDataException($"de-duplication memory: unknown format {packed[0]}");
         var offset = 1;
-        var total = ReadVarint(packed, ref offset);
+        var total = Varint.Read(packed, ref offset, Memory);
         if (total > (ulong)(packed.Length - offset) / 9) throw new InvalidDataException($"de-duplication memory: {total} ids do not fit in {packed.Length} bytes");
         var count = (int)total;
         var n = Math.Min(count, Capacity);
@@ -182,7 +184,7 @@ public sealed class EventIdHorizon(TimeSpan horizon, int capacity)
         long at = 0;
         for (var i = 0; i < count; i++)
         {
-            at += UnZigZag(ReadVarint(packed, ref offset));
+            at += Varint.UnZigZag(Varint.Read(packed, ref offset, Memory));
             if (i >= skip) slots[size + i - skip] = at;
         }
         if (offset != packed.Length) throw new InvalidDataException($"de-duplication memory: {packed.Length - offset} bytes after the last time");
@@ -192,42 +194,7 @@ public sealed class EventIdHorizon(TimeSpan horizon, int capacity)
     }
 
     private const byte PackFormat = 1;
-
-    private static ulong ZigZag(long value) => (ulong)((value << 1) ^ (value >> 63));
-
-    private static long UnZigZag(ulong value) => (long)(value >> 1) ^ -(long)(value & 1);
-
-    private static int VarintLength(ulong value)
-    {
-        var length = 1;
-        while (value >= 0x80) { value >>= 7; length++; }
-        return length;
-    }
-
-    private static int WriteVarint(Span<byte> destination, ulong value)
-    {
-        var i = 0;
-        while (value >= 0x80)
-        {
-            destination[i++] = (byte)(value | 0x80);
-            value >>= 7;
-        }
-        destination[i++] = (byte)value;
-        return i;
-    }
-
-    private static ulong ReadVarint(ReadOnlySpan<byte> source, ref int offset)
-    {
-        ulong value = 0;
-        for (var shift = 0; shift < 64; shift += 7)
-        {
-            if (offset >= source.Length) throw new InvalidDataException("de-duplication memory ends inside a number");
-            var b = source[offset++];
-            value |= (ulong)(b & 0x7F) << shift;
-            if (b < 0x80) return value;
-        }
-        throw new InvalidDataException("de-duplication memory holds a number longer than 64 bits");
-    }
+    private const string Memory = "de-duplication memory";
 
     /// <summary>Restores a state's memory: packed, or as the two arrays states written before the packed form hold.</summary>
     public void Restore(byte[]? packed, long[]? ids, long[]? seenAt)
