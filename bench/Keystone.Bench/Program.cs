@@ -51,7 +51,9 @@ if (scenario == "graph-calls")
     return await GraphCallsBenchmark.RunAsync(Arg("--events", 200_000), Arg("--delivery", 250));
 if (scenario == "stages")
 {
-    StageProfile.Report(ArgText("stages") ?? throw new ArgumentException("stages <file.nettrace>: the trace to read"), detail: ArgText("--detail"));
+    StageProfile.Report(ArgText("stages") ?? throw new ArgumentException("stages <file.nettrace> [--from S] [--to S] [--detail stage|type]: the trace to read"), detail: ArgText("--detail"),
+        from: ArgText("--from") is { } from ? double.Parse(from, CultureInfo.InvariantCulture) : 0,
+        to: ArgText("--to") is { } to ? double.Parse(to, CultureInfo.InvariantCulture) : double.MaxValue);
     return 0;
 }
 if (scenario == "gc")

@@ -55,7 +55,9 @@ public sealed partial class StageProfile : IAsyncDisposable
 
     /// <param name="detail">"stage|type" (substrings): also print the call stacks that allocated that type in that stage;
     /// "stage|CPU": the stacks sampled running in it.</param>
-    public static void Report(string path, int top = 20, string? detail = null)
+    /// <param name="from">Seconds from the trace's start: only what happened from then on (a start-up's first burst).</param>
+    /// <param name="to">Seconds from the trace's start: only what happened before then.</param>
+    public static void Report(string path, int top = 20, string? detail = null, double from = 0, double to = double.MaxValue)
     {
         var (detailStage, detailType) = detail?.Split('|') is [var ds, var dt] ? (ds, dt) : (null, null);
         var detailStacks = new Dictionary<string, double>();
@@ -68,9 +70,19 @@ public sealed partial class StageProfile : IAsyncDisposable
         var cpuByStage = new Dictionary<string, double>();
         var cpuByCode = new Dictionary<string, double>();
         double allocated = 0, samples = 0;
+        // Per second of the trace: managed samples running, and methods the JIT compiled (a cold process's cost).
+        var running = new SortedDictionary<int, int>();
+        var jitted = new SortedDictionary<int, int>();
+        bool InWindow(TraceEvent data) => data.TimeStampRelativeMSec >= from * 1000 && data.TimeStampRelativeMSec < to * 1000;
 
+        source.Clr.MethodJittingStarted += data =>
+        {
+            var second = (int)(data.TimeStampRelativeMSec / 1000);
+            jitted[second] = jitted.GetValueOrDefault(second) + 1;
+        };
         source.Clr.GCAllocationTick += data =>
         {
+            if (!InWindow(data)) return;
             var (stage, code) = Attribute(data.CallStack());
             double amount = data.AllocationAmount64;
             allocated += amount;
@@ -85,6 +97,9 @@ public sealed partial class StageProfile : IAsyncDisposable
         source.AllEvents += data =>
         {
             if (data.ProviderName != "Microsoft-DotNETCore-SampleProfiler" || Convert.ToInt32(data.PayloadByName("Type") ?? 0, System.Globalization.CultureInfo.InvariantCulture) != 2) return;
+            var second = (int)(data.TimeStampRelativeMSec / 1000);
+            running[second] = running.GetValueOrDefault(second) + 1;
+            if (!InWindow(data)) return;
             var (stage, code) = Attribute(data.CallStack());
             if (detailStage is not null && detailType == "CPU" && stage.Contains(detailStage, StringComparison.Ordinal))
                 Add(detailStacks, Frames(data.CallStack(), 8), 1);
@@ -93,6 +108,13 @@ public sealed partial class StageProfile : IAsyncDisposable
             Add(cpuByCode, code, 1);
         };
         source.Process();
+
+        if (jitted.Count > 0)
+        {
+            Console.WriteLine("  timeline (second of the trace: managed samples running / methods compiled):");
+            Console.WriteLine("    " + string.Join("  ", running.Keys.Union(jitted.Keys).Order().Select(s => $"{s}: {running.GetValueOrDefault(s)}/{jitted.GetValueOrDefault(s)}")));
+        }
+        if (from > 0 || to < double.MaxValue) Console.WriteLine($"  what follows is from {from:0.#} s to {(to < double.MaxValue ? $"{to:0.#} s" : "the end")} of the trace");
 
         Console.WriteLine($"  stage profile ({path}): {allocated / 1e6:N0} MB of allocation sampled, {samples:N0} CPU samples of managed code");
         Console.WriteLine("  allocated bytes by stage (outermost grain, else outermost Keystone frame), with the largest types in it:");
