@@ -177,7 +177,8 @@ public sealed class ActivityOperatorGrain(
             }
         }
 
-        await Emit(results, tooLate, now);
+        // Stamped as they are emitted, after the rounds, as the graph's changes are: their topics' lag starts there.
+        await Emit(results, tooLate, Time.GetUtcNow());
         return lostState;
     }
 

@@ -77,10 +77,12 @@ public sealed class GraphOperatorGrain(
         foreach (var (e, problem) in outcome.Invalid) Invalid(e, problem, now);
 
         // Emit: stream message ids and event ids derive from the log position, so a replayed delivery re-emits
-        // recognisable duplicates.
-        var changes = GraphEvents.Changes(outcome, Partition, sequence, now);
+        // recognisable duplicates. The changes carry the time they are emitted, after the rounds, so that their topic's
+        // publish → tap lag starts at their publish; the rounds' own time is the graph stage's lag.
+        var emitted = Time.GetUtcNow();
+        var changes = GraphEvents.Changes(outcome, Partition, sequence, emitted);
         _changes += changes.Count;
-        await Append(_options.ChangesTopic, "NORMAL", changes, now, sequence);
+        await Append(_options.ChangesTopic, "NORMAL", changes, emitted, sequence);
         return lostState;
     }
 
