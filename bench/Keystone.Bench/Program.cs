@@ -51,9 +51,26 @@ if (scenario == "graph-calls")
     return await GraphCallsBenchmark.RunAsync(Arg("--events", 200_000), Arg("--delivery", 250));
 if (scenario == "stages")
 {
-    StageProfile.Report(ArgText("stages") ?? throw new ArgumentException("stages <file.nettrace> [--from S] [--to S] [--detail stage|type]: the trace to read"), detail: ArgText("--detail"),
-        from: ArgText("--from") is { } from ? double.Parse(from, CultureInfo.InvariantCulture) : 0,
-        to: ArgText("--to") is { } to ? double.Parse(to, CultureInfo.InvariantCulture) : double.MaxValue);
+    const string usage = "stages <file.nettrace> [--from S] [--to S] [--detail stage|type]";
+    string? problem = null;
+    double Seconds(string name, double fallback)
+    {
+        if (ArgText(name) is not { } text) return fallback;
+        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds >= 0) return seconds;
+        problem ??= $"{name} must be a number of seconds from the trace's start, 0 or more (got '{text}')";
+        return fallback;
+    }
+    var (from, to) = (Seconds("--from", 0), Seconds("--to", double.MaxValue));
+    if (problem is null && from >= to) problem = $"--from ({from} s) must be before --to ({to} s)";
+    var trace = ArgText("stages");
+    if (problem is null && trace is null) problem = "the trace to read is missing";
+    if (problem is null && !File.Exists(trace)) problem = $"no trace at '{trace}'";
+    if (problem is not null || trace is null)
+    {
+        Console.Error.WriteLine($"{usage}: {problem}");
+        return 2;
+    }
+    StageProfile.Report(trace, detail: ArgText("--detail"), from: from, to: to);
     return 0;
 }
 if (scenario == "gc")
