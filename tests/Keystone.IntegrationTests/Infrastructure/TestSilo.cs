@@ -83,10 +83,12 @@ public sealed class TestSilo : IAsyncDisposable
                 settings["Keystone:Cluster:SiloPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
                 settings["Keystone:Cluster:GatewayPort"] = FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture);
             }
-            catch
+            catch (Exception e)
             {
                 await host.DisposeAsync();
-                throw;
+                // A start that times out says nothing of which of its storage calls stalled: the silo's warnings may.
+                throw new InvalidOperationException(
+                    $"The test silo did not start: {e.Message}; warnings the in-process silos logged meanwhile: {RecentWarnings.Instance.Describe(TimeSpan.FromMinutes(2))}", e);
             }
         }
     }
