@@ -12,12 +12,25 @@ namespace Keystone.Storage;
 /// not transport: events per storage request is the number that says whether it stayed off the hot path.
 /// Exported as <c>keystone_storage_requests_total{operation}</c>.
 /// </summary>
-public sealed class StorageRequests : IDisposable
+/// <remarks>
+/// It also keeps the requests still waiting for their answer (<see cref="InFlight"/>): a count says nothing of a
+/// request that never came back, and a silo whose start or checkpoint waits on one shows only a timeout elsewhere.
+/// </remarks>
+public sealed class StorageRequests(TimeProvider? time = null) : IDisposable
 {
     public const string MeterName = "Keystone.Storage";
 
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
     private readonly ConcurrentDictionary<string, long> _byOperation = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<long, Pending> _inFlight = new();
+    private long _nextId;
     private Meter? _meter;
+    private Histogram<double>? _duration;
+
+    private sealed record Pending(long Id, string Operation, string Target, long StartedAt);
+
+    /// <summary>A request sent and not answered yet: what, where, and for how long.</summary>
+    public readonly record struct Unanswered(long Id, string Operation, string Target, TimeSpan Waiting);
 
     /// <summary>
     /// Exports the counts on a meter of <paramref name="meterFactory"/> (the host's). The counter exists before the
@@ -29,6 +42,38 @@ public sealed class StorageRequests : IDisposable
         if (_meter is not null) return;
         _meter = meterFactory.Create(MeterName);
         _meter.CreateObservableCounter("keystone.storage.requests", Observe, "{request}", "Requests sent to Azure Storage, by operation (service.verb).");
+        _meter.CreateObservableGauge("keystone.storage.requests_in_flight", () => _inFlight.Count, "{request}", "Requests sent to Azure Storage and not answered yet.");
+        _meter.CreateObservableGauge("keystone.storage.oldest_request_age", () => InFlight().FirstOrDefault().Waiting.TotalSeconds, "s",
+            "How long the oldest request to Azure Storage has waited for its answer (0 when none is waiting).");
+        _duration = _meter.CreateHistogram<double>("keystone.storage.request.duration", "ms", "Time from sending a request to Azure Storage to its answer, by operation.");
+    }
+
+    /// <summary>Requests waiting for their answer, the longest waiting first.</summary>
+    public IReadOnlyList<Unanswered> InFlight()
+    {
+        var now = _time.GetTimestamp();
+        return [.. _inFlight.Values.Select(p => new Unanswered(p.Id, p.Operation, p.Target, _time.GetElapsedTime(p.StartedAt, now))).OrderByDescending(u => u.Waiting)];
+    }
+
+    /// <summary>The requests that have waited at least <paramref name="atLeast"/>, as "operation target (seconds)", for a
+    /// failure message; empty when none.</summary>
+    public string DescribeInFlight(TimeSpan atLeast)
+    {
+        var late = InFlight().Where(u => u.Waiting >= atLeast).Take(10).ToList();
+        return late.Count == 0 ? "" : string.Join("; ", late.Select(u => $"{u.Operation} {u.Target} ({u.Waiting.TotalSeconds:0.0} s)"));
+    }
+
+    private Pending Begin(string operation, string target)
+    {
+        var pending = new Pending(Interlocked.Increment(ref _nextId), operation, target, _time.GetTimestamp());
+        _inFlight[pending.Id] = pending;
+        return pending;
+    }
+
+    private void End(Pending pending)
+    {
+        _inFlight.TryRemove(pending.Id, out _);
+        _duration?.Record(_time.GetElapsedTime(pending.StartedAt).TotalMilliseconds, new KeyValuePair<string, object?>("operation", pending.Operation));
     }
 
     private IEnumerable<Measurement<long>> Observe()
@@ -63,9 +108,10 @@ public sealed class StorageRequests : IDisposable
     };
 
     // The path is only made for writes: reads are most of the requests.
-    private void Count(string operation, Uri uri)
+    private Pending Count(string operation, Uri uri)
     {
         if (Counted(operation)) Remember(operation, uri.AbsolutePath);
+        return Begin(operation, uri.AbsolutePath);
     }
 
     /// <summary>Counts a request of a client outside the Azure HTTP pipeline (Event Hubs speaks AMQP):
@@ -143,12 +189,39 @@ public sealed class StorageRequests : IDisposable
 
     public void Dispose() => _meter?.Dispose();
 
-    private sealed class Policy(StorageRequests owner, string service) : HttpPipelineSynchronousPolicy
+    // Per retry: each attempt is a request, counted, and waited on, on its own.
+    private sealed class Policy(StorageRequests owner, string service) : HttpPipelinePolicy
     {
-        public override void OnSendingRequest(HttpMessage message)
+        public override async ValueTask ProcessAsync(HttpMessage message, ReadOnlyMemory<HttpPipelinePolicy> pipeline)
+        {
+            var pending = Start(message);
+            try
+            {
+                await ProcessNextAsync(message, pipeline).ConfigureAwait(false);
+            }
+            finally
+            {
+                owner.End(pending);
+            }
+        }
+
+        public override void Process(HttpMessage message, ReadOnlyMemory<HttpPipelinePolicy> pipeline)
+        {
+            var pending = Start(message);
+            try
+            {
+                ProcessNext(message, pipeline);
+            }
+            finally
+            {
+                owner.End(pending);
+            }
+        }
+
+        private Pending Start(HttpMessage message)
         {
             var uri = message.Request.Uri.ToUri();
-            owner.Count(Classify(service, message.Request.Method.Method, uri), uri);
+            return owner.Count(Classify(service, message.Request.Method.Method, uri), uri);
         }
     }
 }

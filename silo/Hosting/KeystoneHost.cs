@@ -207,6 +207,9 @@ public static class KeystoneHost
             services.AddSingleton<IThreadPoolMinimum, ProcessThreadPool>();
             // Before Orleans: hosted services start in the order they were added.
             services.AddHostedService<StartupThreadFloor>();
+            // Also before Orleans: the silo's start waits on storage (the coordinator's state), and a stall there is
+            // what it should name.
+            services.AddHostedService<StorageStallWatch>();
             builder.UseOrleans(silo => SiloSetup.ConfigureSilo(silo, configuration, host.Dashboard));
             services.AddHostedService<LiveConfigRefresher>();
             var local = SiloSetup.Bind<LocalOptions>(configuration, LocalOptions.Section);

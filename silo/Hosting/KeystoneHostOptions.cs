@@ -82,6 +82,13 @@ public sealed class StorageOptions
     /// 1 KB for a user, against 6 KB as an activation) and comes back without a storage request. 0 keeps none.</summary>
     [Range(0, 1_000_000)]
     public int SnapshotWarmMegabytes { get; set; } = (int)(SnapshotStore.DefaultWarmBytes >> 20);
+
+    /// <summary>A storage request still waiting for its answer after this long is logged as a warning, once, with its
+    /// operation and blob path (<c>keystone_storage_oldest_request_age_seconds</c> shows the wait meanwhile). The Azure
+    /// SDK gives up on a request only after 100 s of network silence: without this, a stalled request shows only as
+    /// a timeout of whatever waited on it.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan StallWarningAfter { get; set; } = TimeSpan.FromSeconds(10);
 }
 
 public enum GrainStateStore { AzureBlob, Memory }

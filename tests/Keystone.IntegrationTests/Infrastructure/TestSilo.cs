@@ -85,10 +85,12 @@ public sealed class TestSilo : IAsyncDisposable
             }
             catch (Exception e)
             {
+                // A start that times out says nothing of which of its storage calls stalled: these may.
+                var unanswered = host.App.Services.GetService<Keystone.Storage.StorageRequests>()?.DescribeInFlight(TimeSpan.FromSeconds(1));
                 await host.DisposeAsync();
-                // A start that times out says nothing of which of its storage calls stalled: the silo's warnings may.
                 throw new InvalidOperationException(
-                    $"The test silo did not start: {e.Message}; warnings the in-process silos logged meanwhile: {RecentWarnings.Instance.Describe(TimeSpan.FromMinutes(2))}", e);
+                    $"The test silo did not start: {e.Message}; storage requests waiting over a second: {(string.IsNullOrEmpty(unanswered) ? "none" : unanswered)}; " +
+                    $"warnings the in-process silos logged meanwhile: {RecentWarnings.Instance.Describe(TimeSpan.FromMinutes(2))}", e);
             }
         }
     }

@@ -49,7 +49,12 @@ public sealed class OperationsTests(AzuriteFixture azurite)
         // The event's path writes to blob storage (today the operators' logs and the archive); the count must rise.
         await Eventually.Until(async () => (await StorageRequests(silo.Http)).Where(p => p.Key.StartsWith("blob.", StringComparison.Ordinal)).Sum(p => p.Value),
             n => n > before.Where(p => p.Key.StartsWith("blob.", StringComparison.Ordinal)).Sum(p => p.Value), TimeSpan.FromSeconds(30), "blob requests counted");
-        Assert.Contains("keystone_storage_requests_total{otel_scope_name=\"Keystone.Storage\",operation=\"blob.", await silo.Http.GetStringAsync("/metrics"));
+        var metrics = await silo.Http.GetStringAsync("/metrics");
+        Assert.Contains("keystone_storage_requests_total{otel_scope_name=\"Keystone.Storage\",operation=\"blob.", metrics);
+        // How long requests take, and whether one is waiting for its answer (a stalled request shows here before it times out).
+        Assert.Contains("keystone_storage_request_duration_milliseconds_bucket{otel_scope_name=\"Keystone.Storage\",operation=\"blob.", metrics);
+        Assert.Matches(@"(?m)^keystone_storage_requests_in_flight\{[^}]*\} \d+", metrics);
+        Assert.Matches(@"(?m)^keystone_storage_oldest_request_age_seconds\{[^}]*\} [\d.eE+-]+", metrics);
     }
 
     private static async Task<Dictionary<string, long>> StorageRequests(HttpClient http) =>

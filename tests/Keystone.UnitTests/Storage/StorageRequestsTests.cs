@@ -42,6 +42,92 @@ public sealed class StorageRequestsTests
         Assert.Equal(42, requests.Total);
     }
 
+    [Fact]
+    public async Task A_request_waiting_for_its_answer_is_in_flight_with_its_wait_until_it_is_answered()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        using var requests = new StorageRequests(time);
+        var held = new HeldAnswer();
+        var pipeline = HttpPipelineBuilder.Build(requests.Attach(new BlobClientOptions { Transport = new HttpClientTransport(new HttpClient(held)), Retry = { MaxRetries = 0 } }, "blob"));
+
+        var sending = Send(pipeline, RequestMethod.Get, "http://127.0.0.1:10000/devstoreaccount1/state?restype=container&comp=list&prefix=b3");
+        await held.Arrived.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        time.Advance(TimeSpan.FromSeconds(12));
+
+        var waiting = Assert.Single(requests.InFlight());
+        Assert.Equal(("blob.list", "/devstoreaccount1/state", TimeSpan.FromSeconds(12)), (waiting.Operation, waiting.Target, waiting.Waiting));
+        Assert.Equal("blob.list /devstoreaccount1/state (12.0 s)", requests.DescribeInFlight(TimeSpan.FromSeconds(10)));
+        Assert.Equal("", requests.DescribeInFlight(TimeSpan.FromSeconds(13)));
+
+        held.Answer.SetResult(new HttpResponseMessage(HttpStatusCode.OK));
+        await sending;
+        Assert.Empty(requests.InFlight());
+        Assert.Equal(1, requests.Total);
+    }
+
+    [Fact]
+    public async Task A_request_that_fails_is_no_longer_in_flight()
+    {
+        using var requests = new StorageRequests();
+        var held = new HeldAnswer();
+        var pipeline = HttpPipelineBuilder.Build(requests.Attach(new BlobClientOptions { Transport = new HttpClientTransport(new HttpClient(held)), Retry = { MaxRetries = 0 } }, "blob"));
+
+        var sending = Send(pipeline, RequestMethod.Put, "http://127.0.0.1:10000/devstoreaccount1/state/bucket-1/000001");
+        await held.Arrived.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Single(requests.InFlight());
+        held.Answer.SetException(new HttpRequestException("connection reset"));
+        await Assert.ThrowsAnyAsync<Exception>(() => sending);
+        Assert.Empty(requests.InFlight());
+    }
+
+    [Fact]
+    public void A_synchronous_request_is_counted_and_leaves_nothing_in_flight()
+    {
+        using var requests = new StorageRequests();
+        var pipeline = HttpPipelineBuilder.Build(requests.Attach(new BlobClientOptions { Transport = new HttpClientTransport(new HttpClient(new Answer())) }, "blob"));
+        using var message = pipeline.CreateMessage();
+        message.Request.Method = RequestMethod.Head;
+        message.Request.Uri.Reset(new Uri("http://127.0.0.1:10000/devstoreaccount1/state/bucket-1/000001"));
+        pipeline.Send(message, CancellationToken.None);
+        Assert.Equal(1, requests.Snapshot()["blob.properties"]);
+        Assert.Empty(requests.InFlight());
+    }
+
+    [Fact]
+    public void A_stalled_request_is_reported_once_and_then_once_more_when_it_is_no_longer_waiting()
+    {
+        var stalls = new StorageStalls(TimeSpan.FromSeconds(10));
+        StorageRequests.Unanswered Waiting(long id, double seconds) => new(id, "blob.list", $"/c{id}", TimeSpan.FromSeconds(seconds));
+
+        var (stalled, cleared) = stalls.Look([Waiting(1, 9.9), Waiting(2, 0.1)]);
+        Assert.Empty(stalled);
+        Assert.Empty(cleared);
+
+        (stalled, cleared) = stalls.Look([Waiting(1, 10), Waiting(2, 0.2), Waiting(3, 30)]);
+        Assert.Equal([1L, 3L], stalled.Select(s => s.Id).Order());
+        Assert.Empty(cleared);
+
+        (stalled, cleared) = stalls.Look([Waiting(1, 15), Waiting(2, 10.5)]);
+        Assert.Equal([2L], stalled.Select(s => s.Id));
+        Assert.Equal([3L], cleared.Select(s => s.Id));
+
+        (stalled, cleared) = stalls.Look([]);
+        Assert.Empty(stalled);
+        Assert.Equal([1L, 2L], cleared.Select(s => s.Id).Order());
+    }
+
+    private sealed class HeldAnswer : HttpMessageHandler
+    {
+        public TaskCompletionSource Arrived { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource<HttpResponseMessage> Answer { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            Arrived.TrySetResult();
+            return Answer.Task;
+        }
+    }
+
     private static async Task Send(HttpPipeline pipeline, RequestMethod method, string uri)
     {
         using var message = pipeline.CreateMessage();
@@ -54,5 +140,7 @@ public sealed class StorageRequestsTests
     {
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
             Task.FromResult(new HttpResponseMessage(HttpStatusCode.Created));
+
+        protected override HttpResponseMessage Send(HttpRequestMessage request, CancellationToken cancellationToken) => new(HttpStatusCode.Created);
     }
 }
