@@ -11,7 +11,7 @@ namespace Keystone.Silo.Streaming;
 /// message into bytes, copies them into a queue grain (a local call copies its argument), copies them again into its
 /// pooled cache and deserialises them for each consumer: at saturation that was about 38 % of all bytes the silo
 /// allocated. Here a message is the producer's own (immutable) <c>EventBatch</c> objects in an in-process queue,
-/// read by this silo's pulling agent into a <see cref="StreamQueueCache"/>, which keeps references.
+/// read by this silo's pulling agent into Orleans' <see cref="SimpleQueueCache"/>, which keeps references.
 /// </summary>
 /// <remarks>
 /// Every silo pulls every queue (<see cref="EveryQueueBalancer"/>), each from its own in-process copy: what a producer
@@ -22,7 +22,7 @@ namespace Keystone.Silo.Streaming;
 public sealed class LocalQueueAdapterFactory : IQueueAdapterFactory, IQueueAdapter
 {
     private readonly HashRingBasedStreamQueueMapper _mapper;
-    private readonly StreamQueueAdapterCache _cache;
+    private readonly SimpleQueueAdapterCache _cache;
     private readonly ConcurrentDictionary<QueueId, LocalQueue> _queues = new();
     private readonly int _capacity;
     private readonly byte[] _bounded;
@@ -49,7 +49,7 @@ public sealed class LocalQueueAdapterFactory : IQueueAdapterFactory, IQueueAdapt
         _gather = gather;
         _idleWait = idleWait ?? LocalQueue.IdleWait;
         _mapper = new HashRingBasedStreamQueueMapper(new HashRingStreamQueueMapperOptions { TotalQueueCount = queueCount }, name);
-        _cache = new StreamQueueAdapterCache(cacheSize);
+        _cache = new SimpleQueueAdapterCache(new SimpleQueueCacheOptions { CacheSize = cacheSize }, name, loggerFactory);
     }
 
     public string Name { get; }
@@ -145,12 +145,6 @@ public sealed class LocalQueueAdapterFactory : IQueueAdapterFactory, IQueueAdapt
             return Task.CompletedTask;
         }
     }
-}
-
-/// <summary>A <see cref="StreamQueueCache"/> per queue.</summary>
-internal sealed class StreamQueueAdapterCache(int cacheSize) : IQueueAdapterCache
-{
-    public IQueueCache CreateQueueCache(QueueId queueId) => new StreamQueueCache(cacheSize);
 }
 
 internal readonly record struct LocalMessage(StreamId StreamId, object[] Events, Dictionary<string, object>? RequestContext);
