@@ -107,11 +107,12 @@ public sealed class StorageRequests(TimeProvider? time = null) : IDisposable
         _ => true,
     };
 
-    // The path is only made for writes: reads are most of the requests.
-    private Pending Count(string operation, Uri uri)
+    // Counts the request and keeps it until its answer; its path names it among the recent writes and while it waits.
+    private Pending CountAndTrack(string operation, Uri uri)
     {
-        if (Counted(operation)) Remember(operation, uri.AbsolutePath);
-        return Begin(operation, uri.AbsolutePath);
+        var path = uri.AbsolutePath;
+        if (Counted(operation)) Remember(operation, path);
+        return Begin(operation, path);
     }
 
     /// <summary>Counts a request of a client outside the Azure HTTP pipeline (Event Hubs speaks AMQP):
@@ -221,7 +222,7 @@ public sealed class StorageRequests(TimeProvider? time = null) : IDisposable
         private Pending Start(HttpMessage message)
         {
             var uri = message.Request.Uri.ToUri();
-            return owner.Count(Classify(service, message.Request.Method.Method, uri), uri);
+            return owner.CountAndTrack(Classify(service, message.Request.Method.Method, uri), uri);
         }
     }
 }
