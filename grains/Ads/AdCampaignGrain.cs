@@ -2,6 +2,7 @@ using Keystone.Aggregation;
 using Keystone.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Placement;
 using Orleans.Runtime;
 
 namespace Keystone.Ads;
@@ -24,6 +25,8 @@ public sealed class CampaignSettingsState
 /// by <see cref="CampaignLedger"/>, idempotently by log position and event id; the state, with its de-duplication
 /// memory, is written at the operators' barriers, when many events are pending, and on deactivation.
 /// </summary>
+// Restored from its checkpoint on another silo rather than migrated with its memory when its silo stops (docs/architecture.md).
+[Immovable]
 public sealed class AdCampaignGrain(
     [PersistentState("campaign", StorageNames.State)] IPersistentState<AdCampaignState> state,
     [PersistentState("campaign-settings", StorageNames.State)] IPersistentState<CampaignSettingsState> settings,

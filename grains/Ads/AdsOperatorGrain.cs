@@ -5,6 +5,7 @@ using Keystone.Pipeline;
 using Keystone.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Placement;
 using Orleans.Runtime;
 
 namespace Keystone.Ads;
@@ -19,6 +20,8 @@ namespace Keystone.Ads;
 /// decided them are durable.
 /// </summary>
 [ImplicitStreamSubscription(AdTopics.Input)]
+// Restored from its checkpoint on another silo rather than migrated with its memory when its silo stops (docs/architecture.md).
+[Immovable]
 public sealed class AdsOperatorGrain(
     [PersistentState("ads-operator", StorageNames.State)] IPersistentState<LoggedOperatorState> state,
     IOperatorLogFactory logs,

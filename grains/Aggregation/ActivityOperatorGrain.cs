@@ -5,6 +5,7 @@ using Keystone.Storage;
 using Keystone.Topics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Placement;
 using Orleans.Runtime;
 
 namespace Keystone.Aggregation;
@@ -38,6 +39,8 @@ public static class AggregationTopics
 /// (its silo died), its changed activation id tells the operator to replay the current log segment.
 /// </summary>
 [ImplicitStreamSubscription(AggregationTopics.Input)]
+// Restored from its checkpoint on another silo rather than migrated with its memory when its silo stops (docs/architecture.md).
+[Immovable]
 public sealed class ActivityOperatorGrain(
     [PersistentState("operator", StorageNames.State)] IPersistentState<ActivityOperatorState> state,
     IOperatorLogFactory logs,

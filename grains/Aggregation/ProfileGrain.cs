@@ -2,11 +2,14 @@ using Keystone.Graph;
 using Keystone.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Placement;
 using Orleans.Runtime;
 
 namespace Keystone.Aggregation;
 
 /// <summary>A profile: plays and watch time, per window and in total, and genre affinity.</summary>
+// Restored from its checkpoint on another silo rather than migrated with its memory when its silo stops (docs/architecture.md).
+[Immovable]
 public sealed class ProfileGrain(
     [PersistentState("graph", StorageNames.State)] IPersistentState<GraphNodeState> graph,
     GraphServices graphServices,

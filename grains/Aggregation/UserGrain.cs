@@ -2,6 +2,7 @@ using Keystone.Graph;
 using Keystone.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Placement;
 using Orleans.Runtime;
 
 namespace Keystone.Aggregation;
@@ -11,6 +12,8 @@ namespace Keystone.Aggregation;
 /// from the window operator of the user's partition, one call per delivery; state is written at the operator's
 /// checkpoints, when many events are pending, and on deactivation.
 /// </summary>
+// Restored from its checkpoint on another silo rather than migrated with its memory when its silo stops (docs/architecture.md).
+[Immovable]
 public sealed class UserGrain(
     [PersistentState("graph", StorageNames.State)] IPersistentState<GraphNodeState> graph,
     GraphServices graphServices,

@@ -2,11 +2,14 @@ using Keystone.Graph;
 using Keystone.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Placement;
 using Orleans.Runtime;
 
 namespace Keystone.Aggregation;
 
 /// <summary>A title's viewing statistics per window and all time, and its catalogue facts.</summary>
+// Restored from its checkpoint on another silo rather than migrated with its memory when its silo stops (docs/architecture.md).
+[Immovable]
 public sealed class VideoGrain(
     [PersistentState("graph", StorageNames.State)] IPersistentState<GraphNodeState> graph,
     GraphServices graphServices,

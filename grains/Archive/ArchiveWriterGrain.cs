@@ -6,6 +6,7 @@ using Keystone.Storage;
 using Keystone.Topics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Placement;
 using Orleans.Runtime;
 using Orleans.Streams;
 using Orleans.Streams.Core;
@@ -62,6 +63,8 @@ public sealed class ArchiveWriterState
 /// under the hour it arrived, its own timestamp kept in <c>metadata.original_timestamp</c>.
 /// </summary>
 [ImplicitStreamSubscription(ArchiveTopics.Input)]
+// Restored from its checkpoint on another silo rather than migrated with its memory when its silo stops (docs/architecture.md).
+[Immovable]
 public sealed class ArchiveWriterGrain(
     [PersistentState("archive-writer", StorageNames.State)] IPersistentState<ArchiveWriterState> state,
     ArchiveStore store,

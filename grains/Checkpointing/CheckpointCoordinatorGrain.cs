@@ -6,6 +6,7 @@ using Keystone.Topics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
+using Orleans.Placement;
 using Orleans.Runtime;
 
 namespace Keystone.Checkpointing;
@@ -23,6 +24,8 @@ public sealed class CheckpointCoordinatorState
 /// round of barriers is still being injected.
 /// </summary>
 [Reentrant, KeepAlive]
+// Restored from its checkpoint on another silo rather than migrated with its memory when its silo stops (docs/architecture.md).
+[Immovable]
 public sealed class CheckpointCoordinatorGrain(
     [PersistentState("checkpoints", StorageNames.State)] IPersistentState<CheckpointCoordinatorState> state,
     IOptions<CheckpointOptions> options,

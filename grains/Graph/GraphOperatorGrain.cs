@@ -6,6 +6,7 @@ using Keystone.Pipeline;
 using Keystone.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Placement;
 using Orleans.Runtime;
 
 namespace Keystone.Graph;
@@ -25,6 +26,8 @@ public static class GraphTopics
 /// (<see cref="LoggedOperatorGrain{TState}"/>: log before ack, barrier, replay).
 /// </summary>
 [ImplicitStreamSubscription(GraphTopics.Input)]
+// Restored from its checkpoint on another silo rather than migrated with its memory when its silo stops (docs/architecture.md).
+[Immovable]
 public sealed class GraphOperatorGrain(
     [PersistentState("graph-operator", StorageNames.State)] IPersistentState<GraphOperatorState> state,
     IOperatorLogFactory logs,

@@ -6,11 +6,14 @@ using Keystone.Aggregation;
 using Keystone.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Placement;
 using Orleans.Runtime;
 
 namespace Keystone.Graph;
 
 /// <summary>Device, Series and Genre nodes: small grains that are only their graph side. Key: <c>{type}/{id}</c>.</summary>
+// Restored from its checkpoint on another silo rather than migrated with its memory when its silo stops (docs/architecture.md).
+[Immovable]
 public sealed class VertexGrain(
     [PersistentState("graph", StorageNames.State)] IPersistentState<GraphNodeState> graph,
     GraphServices services) : GraphNodeGrainBase, IVertexGrain

@@ -1,6 +1,7 @@
 using Keystone.Schemas;
 using Keystone.Storage;
 using Microsoft.Extensions.Logging;
+using Orleans.Placement;
 using Orleans.Runtime;
 
 namespace Keystone.Pipeline;
@@ -14,6 +15,8 @@ public sealed class SchemaCatalogState
 /// Schema evolution without a restart: a new version is checked (a valid schema in the supported subset, a new
 /// version number, backward compatible with the latest version of its type) and stored; silos pick it up.
 /// </summary>
+// Restored from its checkpoint on another silo rather than migrated with its memory when its silo stops (docs/architecture.md).
+[Immovable]
 public sealed class SchemaCatalogGrain(
     [PersistentState("schema-catalog", StorageNames.State)] IPersistentState<SchemaCatalogState> state,
     SchemaRegistryProvider schemas,

@@ -2,6 +2,7 @@ using Keystone.Pipeline;
 using Keystone.Storage;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Orleans.Placement;
 using Orleans.Runtime;
 
 namespace Keystone.Routing;
@@ -46,6 +47,8 @@ public sealed class RulesHistory
     }
 }
 
+// Restored from its checkpoint on another silo rather than migrated with its memory when its silo stops (docs/architecture.md).
+[Immovable]
 public sealed class RoutingRulesGrain(
     [PersistentState("routing-rules", StorageNames.State)] IPersistentState<RulesHistory> state,
     SchemaRegistryProvider schemas,

@@ -114,6 +114,10 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
             var before = RouterSilos(three);
             Assert.Single(before.Distinct());
             Assert.Equal(0, await a.StopAsync(TimeSpan.FromSeconds(60)));
+            // Grains with requests waiting at the stop are not migrated with their memory (Orleans could not carry their
+            // states, and logged an error per grain): they restore from their checkpoints on the silos left.
+            Assert.DoesNotContain("Failed to dehydrate", a.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain("Failed to migrate activation", a.Output, StringComparison.Ordinal);
             var afterStop = await Eventually.Until(() => Cluster(b), v => v is not null && Active(v).Count == 2 && RouterSilos(v).All(s => s != before[0] && Active(v).Contains(s)),
                 TimeSpan.FromSeconds(60), "the partitions active on the two silos left");
             output.WriteLine("after the graceful stop: " + afterStop!.ToJsonString());
