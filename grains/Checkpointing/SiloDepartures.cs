@@ -28,4 +28,35 @@ public sealed class SiloDepartures<TSilo>(TSilo self) where TSilo : notnull, ICo
         if (left.Count == 0 || active.Count == 0 || !active.Contains(self) || active.Min()!.CompareTo(self) != 0) return [];
         return left;
     }
+
+    /// <summary>
+    /// Observes every view of <paramref name="views"/> and starts <paramref name="recover"/> for each departure this
+    /// silo acts on, without waiting for it before reading the next view: a recovery can wait on grains that lived on
+    /// a silo killed meanwhile (Orleans' 30 s response timeout, per attempt), and the next departure must not queue
+    /// behind it. Returns once the views end (or <paramref name="stop"/> fires) and the recoveries started have ended.
+    /// </summary>
+    public async Task WatchAsync(IAsyncEnumerable<IEnumerable<(TSilo Silo, SiloStatus Status)>> views, Func<IReadOnlyList<TSilo>, Task> recover, CancellationToken stop)
+    {
+        var running = new List<Task>();
+        try
+        {
+            await foreach (var view in views.WithCancellation(stop))
+            {
+                var left = Observe(view);
+                if (left.Count == 0) continue;
+                running.RemoveAll(t => t.IsCompleted);
+                running.Add(recover(left));
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+        try
+        {
+            await Task.WhenAll(running);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+    }
 }

@@ -25,32 +25,26 @@ internal sealed class SiloDepartureRecovery(
 {
     private const int Attempts = 5;
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        new SiloDepartures<SiloAddress>(silo.SiloAddress).WatchAsync(
+            membership.MembershipUpdates.Select(snapshot => snapshot.Members.Values.Select(m => (m.SiloAddress, m.Status))),
+            left => Recover(left, stoppingToken),
+            stoppingToken);
+
+    private async Task Recover(IReadOnlyList<SiloAddress> left, CancellationToken stoppingToken)
     {
-        var departures = new SiloDepartures<SiloAddress>(silo.SiloAddress);
-        try
+        var names = string.Join(", ", left.Select(s => s.ToParsableString()));
+        logger.LogWarning("Silo {Silos} left the cluster; every entity operator replays from its last checkpoint", names);
+        await Task.WhenAll(Enumerable.Range(0, ingest.Value.Partitions).SelectMany(p =>
         {
-            await foreach (var snapshot in membership.MembershipUpdates.WithCancellation(stoppingToken))
+            var key = StreamNames.PartitionKey(p);
+            return new[]
             {
-                var left = departures.Observe(snapshot.Members.Values.Select(m => (m.SiloAddress, m.Status)));
-                if (left.Count == 0) continue;
-                var names = string.Join(", ", left.Select(s => s.ToParsableString()));
-                logger.LogWarning("Silo {Silos} left the cluster; every entity operator replays from its last checkpoint", names);
-                await Task.WhenAll(Enumerable.Range(0, ingest.Value.Partitions).SelectMany(p =>
-                {
-                    var key = StreamNames.PartitionKey(p);
-                    return new[]
-                    {
-                        Tell($"activity operator {key}", () => grains.GetGrain<IActivityOperatorGrain>(key).SiloLeft(names), stoppingToken),
-                        Tell($"graph operator {key}", () => grains.GetGrain<IGraphOperatorGrain>(key).SiloLeft(names), stoppingToken),
-                        Tell($"ads operator {key}", () => grains.GetGrain<IAdsOperatorGrain>(key).SiloLeft(names), stoppingToken),
-                    };
-                }));
-            }
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-        }
+                Tell($"activity operator {key}", () => grains.GetGrain<IActivityOperatorGrain>(key).SiloLeft(names), stoppingToken),
+                Tell($"graph operator {key}", () => grains.GetGrain<IGraphOperatorGrain>(key).SiloLeft(names), stoppingToken),
+                Tell($"ads operator {key}", () => grains.GetGrain<IAdsOperatorGrain>(key).SiloLeft(names), stoppingToken),
+            };
+        }));
     }
 
     // Right after a departure, a call can land on the departed silo's stale directory entries; Orleans resolves them
