@@ -1,5 +1,16 @@
 namespace Keystone.Checkpointing;
 
+/// <summary>How the file log makes an append durable before it is acknowledged.</summary>
+public enum FileLogSync
+{
+    /// <summary>One flush of the log's file system per round for every partition's appends of the moment
+    /// (<see cref="FileSystemSync"/>, Linux <c>syncfs</c>); elsewhere each file of a round in turn.</summary>
+    FileSystem,
+
+    /// <summary>An <c>fsync</c> of its own file per append, on the appending thread.</summary>
+    PerFile,
+}
+
 public enum FrontingLogMode
 {
     /// <summary>With memory streams (whose messages die with the process): <see cref="File"/> when
@@ -32,6 +43,10 @@ public sealed class CheckpointOptions
 
     /// <summary>Where the file log lives (relative to the working directory). The local run sets <c>.local/fronting-log</c>.</summary>
     public string? LogDirectory { get; set; }
+
+    /// <summary>How the file log flushes (<see cref="FileLogSync"/>). <c>FileSystem</c> flushes the whole file system
+    /// the log is on: in production, give <see cref="LogDirectory"/> a volume of its own.</summary>
+    public FileLogSync FileSync { get; set; } = FileLogSync.FileSystem;
 
     /// <summary>The hub for <see cref="FrontingLogMode.EventHubs"/>.</summary>
     public FrontingEventHubsOptions EventHubs { get; set; } = new();

@@ -435,7 +435,7 @@ public sealed class BlobFrontingLog(BlobContainerClient container) : SegmentedFr
 /// keeps the acknowledgement off the storage emulator, which the stateful operators keep busy. Silos on separate
 /// machines use the blob log (or Event Hubs).
 /// </summary>
-public sealed class FileFrontingLog(string directory) : SegmentedFrontingLog
+public sealed class FileFrontingLog(string directory, FileSystemSync? sync = null) : SegmentedFrontingLog
 {
     private string PartitionDirectory(int partition) => Path.Combine(directory, $"p{partition:D3}");
 
@@ -503,7 +503,7 @@ public sealed class FileFrontingLog(string directory) : SegmentedFrontingLog
         // front of acknowledged frames where every reader stops. A stale mark of being in the lake goes with it.
         File.Delete(SealedPath(partition, first));
         var stream = new FileStream(SegmentPath(partition, first), FileMode.Create, FileAccess.Write, FileShare.Read | FileShare.Delete, 1, FileOptions.Asynchronous);
-        return Task.FromResult<ISegmentAppender>(new Appender(stream));
+        return Task.FromResult<ISegmentAppender>(new Appender(stream, sync));
     }
 
     protected override Task DeleteSegmentAsync(int partition, long first, CancellationToken cancellationToken)
@@ -514,13 +514,15 @@ public sealed class FileFrontingLog(string directory) : SegmentedFrontingLog
         return Task.CompletedTask;
     }
 
-    private sealed class Appender(FileStream stream) : ISegmentAppender
+    private sealed class Appender(FileStream stream, FileSystemSync? sync) : ISegmentAppender
     {
         public async Task AppendAsync(ReadOnlyMemory<byte> block, CancellationToken cancellationToken)
         {
             await stream.WriteAsync(block, cancellationToken);
             // On disk before the producer hears 202: a process kill keeps what the OS has, a power cut what is flushed.
-            stream.Flush(flushToDisk: true);
+            // With the group commit, one flush covers every partition's appends of the moment, off the thread pool.
+            if (sync is null) stream.Flush(flushToDisk: true);
+            else await sync.FlushAsync(stream.SafeFileHandle);
         }
 
         public void Dispose() => stream.Dispose();

@@ -107,7 +107,9 @@ internal static class SiloSetup
         switch (checkpoints.Resolved)
         {
             case FrontingLogMode.File:
-                silo.Services.AddSingleton<IFrontingLog>(new FileFrontingLog(Path.GetFullPath(checkpoints.LogDirectory!)));
+                // The container disposes the group commit's thread when the silo stops.
+                if (checkpoints.FileSync == FileLogSync.FileSystem) silo.Services.AddSingleton<FileSystemSync>();
+                silo.Services.AddSingleton<IFrontingLog>(sp => new FileFrontingLog(Path.GetFullPath(checkpoints.LogDirectory!), sp.GetService<FileSystemSync>()));
                 break;
             case FrontingLogMode.EventHubs:
                 var hub = checkpoints.EventHubs;
