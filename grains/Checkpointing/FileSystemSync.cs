@@ -53,19 +53,22 @@ public sealed class FileSystemSync : IDisposable
     // The meter is the host's (its factory disposes it).
     public void Dispose() => _rounds.Complete();
 
-    private void Flush(IReadOnlyList<SafeFileHandle> files)
+    internal void Flush(IReadOnlyList<SafeFileHandle> files)
     {
-        if (_syncfsWorks && SyncFileSystemOf(files[0])) return;
-        foreach (var file in files.Distinct()) RandomAccess.FlushToDisk(file);
+        if (_syncfsWorks && SyncFileSystemOf(files)) return;
+        // A file closed meanwhile belongs to an append that failed already (its writer rolled the segment).
+        foreach (var file in files.Distinct().Where(f => !f.IsClosed)) RandomAccess.FlushToDisk(file);
     }
 
     // False when syncfs is not there (the caller flushes file by file, and so does every later round).
-    private bool SyncFileSystemOf(SafeFileHandle file)
+    private bool SyncFileSystemOf(IReadOnlyList<SafeFileHandle> files)
     {
+        // Any of the round's files names the file system, and a file closed meanwhile (a writer that rolled its segment
+        // after a failure) is flushed by it too: the reference keeps the one used open for the call.
+        var file = files.FirstOrDefault(f => !f.IsClosed) ?? throw new ObjectDisposedException("the fronting log's files", "every file of the round was closed before its flush");
         var added = false;
         try
         {
-            // The appender keeps its file open while it waits; the reference makes sure of it for the call.
             file.DangerousAddRef(ref added);
             if (syncfs((int)file.DangerousGetHandle()) == 0) return true;
             var errno = Marshal.GetLastPInvokeError();

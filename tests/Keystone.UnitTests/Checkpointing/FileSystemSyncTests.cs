@@ -102,6 +102,19 @@ public sealed class FileSystemSyncTests : IDisposable
         Assert.Equal([[1]], flush.Rounds);
     }
 
+    [Fact]
+    public async Task A_round_whose_first_file_was_closed_meanwhile_is_flushed_through_another()
+    {
+        Directory.CreateDirectory(_directory);
+        using var sync = new FileSystemSync();
+        var closed = new FileStream(Path.Combine(_directory, "rolled.log"), FileMode.Create, FileAccess.Write);
+        using var open = new FileStream(Path.Combine(_directory, "open.log"), FileMode.Create, FileAccess.Write);
+        closed.Dispose();
+        // One round with both, the closed one first: the flush of the file system goes through the open one.
+        sync.Flush([closed.SafeFileHandle, open.SafeFileHandle]);
+        await sync.FlushAsync(open.SafeFileHandle).WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
     private static EventBatch Message(string user) => new(Guid.NewGuid(), 2, DateTimeOffset.UnixEpoch,
         [new KeystoneEvent(Guid.NewGuid(), "user.login", DateTimeOffset.UnixEpoch, "1.0", new EventSource("t", "tv", "r"), Payload.Create(("user_id", user)), EventMetadata.Empty)]);
 
