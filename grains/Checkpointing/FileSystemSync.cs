@@ -37,7 +37,7 @@ public sealed class FileSystemSync : IDisposable
             _duration = meter.CreateHistogram<double>("keystone.fronting_log.sync.duration", "ms",
                 "Time of one group-commit flush of the file log (every partition's appends of the moment).");
             meter.CreateObservableCounter("keystone.fronting_log.sync.rounds", () => Counts.Rounds, "{round}", "Group-commit flushes of the file log.");
-            meter.CreateObservableCounter("keystone.fronting_log.sync.appends", () => Counts.Files, "{append}", "Appends made durable by those flushes.");
+            meter.CreateObservableCounter("keystone.fronting_log.sync.appends", () => Counts.Appends, "{append}", "Appends made durable by those flushes.");
         }
         _rounds = new Rounds(Flush, (took, _) => _duration?.Record(took.TotalMilliseconds));
         _thread = new Thread(_rounds.Run) { IsBackground = true, Name = "fronting-log-sync" };
@@ -47,8 +47,8 @@ public sealed class FileSystemSync : IDisposable
     /// <summary>Completes once everything written to <paramref name="file"/> before the call is on disk.</summary>
     public Task FlushAsync(SafeFileHandle file) => _rounds.Enqueue(file);
 
-    /// <summary>Rounds done and files they covered, since the start.</summary>
-    public (long Rounds, long Files) Counts => _rounds.Counts;
+    /// <summary>Rounds done and the appends they made durable, since the start.</summary>
+    public (long Rounds, long Appends) Counts => _rounds.Counts;
 
     // The meter is the host's (its factory disposes it).
     public void Dispose() => _rounds.Complete();
@@ -98,9 +98,9 @@ public sealed class FileSystemSync : IDisposable
         private List<(SafeFileHandle File, TaskCompletionSource Done)> _waiting = [];
         private bool _completed;
         private long _rounds;
-        private long _files;
+        private long _appends;
 
-        public (long Rounds, long Files) Counts => (Interlocked.Read(ref _rounds), Interlocked.Read(ref _files));
+        public (long Rounds, long Appends) Counts => (Interlocked.Read(ref _rounds), Interlocked.Read(ref _appends));
 
         public Task Enqueue(SafeFileHandle file)
         {
@@ -147,7 +147,7 @@ public sealed class FileSystemSync : IDisposable
                 }
                 flushed?.Invoke(System.Diagnostics.Stopwatch.GetElapsedTime(t0), round.Count);
                 Interlocked.Increment(ref _rounds);
-                Interlocked.Add(ref _files, round.Count);
+                Interlocked.Add(ref _appends, round.Count);
                 foreach (var (_, done) in round)
                     if (failure is null) done.SetResult();
                     else done.SetException(failure);
