@@ -16,7 +16,10 @@ public sealed record KeystoneEvent(
     [property: Id(6)] EventMetadata Metadata)
 {
     /// <summary>The key that orders events: the payload's <c>user_id</c>, or the event id when there is none.</summary>
-    public string PartitionKey => Payload.GetString("user_id") ?? EventId.ToString("D");
+    public string PartitionKey => Payload.GetString(PartitionKeyField) ?? EventId.ToString("D");
+
+    /// <summary>The payload field whose value keys an event's partition (<see cref="PartitionKey"/>).</summary>
+    public const string PartitionKeyField = "user_id";
 
     public string? UserId => Payload.GetString("user_id");
 

@@ -322,6 +322,70 @@ public sealed class Payload : IEquatable<Payload>
     private static string ReadString(ref Utf8JsonReader r) =>
         r.ValueIsEscaped || r.HasValueSequence ? r.GetString()! : Utf8Intern.Payload.GetOrAdd(r.ValueSpan);
 
+    /// <summary>
+    /// FNV-1a 64 of the field's string value as UTF-8: what <see cref="FnvHash.Fnv1a64(string, ulong)"/> gives for
+    /// <see cref="GetString"/>'s value, without making the string. False when the field is missing or not a string.
+    /// </summary>
+    public bool TryHashString(string name, out ulong hash)
+    {
+        hash = 0;
+        if (!TryFind(name, out var r) || r.TokenType != JsonTokenType.String) return false;
+        hash = r.ValueIsEscaped || r.HasValueSequence ? FnvHash.Fnv1a64(r.GetString()!) : FnvHash.Fnv1a64(r.ValueSpan);
+        return true;
+    }
+
+    /// <summary>
+    /// The fields in one pass, in the order they were written, for a reader that needs several fields of every event
+    /// (each <see cref="GetString"/> scans the payload from its start). Names are compared as UTF-8
+    /// (<c>"campaign_id"u8</c>), escaped or not; where a name repeats, the getters above read its first occurrence.
+    /// </summary>
+    public FieldReader Fields() => new(_utf8);
+
+    /// <summary>A forward-only reader over the payload's fields (<see cref="Fields"/>).</summary>
+    public ref struct FieldReader
+    {
+        private Utf8JsonReader _reader;
+        private Utf8JsonReader _name;
+        private bool _started;
+
+        internal FieldReader(ReadOnlySpan<byte> utf8)
+        {
+            _reader = new Utf8JsonReader(utf8);
+            _reader.Read();
+        }
+
+        /// <summary>Moves to the next field; false after the last.</summary>
+        public bool MoveNext()
+        {
+            // An array value is skipped whole; Skip does nothing on a single value.
+            if (_started) _reader.Skip();
+            _started = true;
+            if (!_reader.Read() || _reader.TokenType != JsonTokenType.PropertyName) return false;
+            _name = _reader;
+            _reader.Read();
+            return true;
+        }
+
+        /// <summary>Whether the current field is named <paramref name="utf8Name"/>.</summary>
+        public bool NameIs(ReadOnlySpan<byte> utf8Name) => _name.ValueTextEquals(utf8Name);
+
+        /// <summary>The current value as <see cref="GetString"/> reads it (short values from the shared table); null when not a string.</summary>
+        public string? String
+        {
+            get
+            {
+                var r = _reader;
+                return r.TokenType == JsonTokenType.String ? ReadString(ref r) : null;
+            }
+        }
+
+        /// <summary>The current value as <see cref="GetDistinctString"/> reads it; null when not a string.</summary>
+        public string? DistinctString => _reader.TokenType == JsonTokenType.String ? _reader.GetString() : null;
+
+        /// <summary>The current value as <see cref="GetInt64"/> reads it; null when not an integer.</summary>
+        public long? Int64 => _reader.TokenType == JsonTokenType.Number && _reader.TryGetInt64(out var v) ? v : null;
+    }
+
     public bool TryGetInt64(string name, out long value)
     {
         value = 0;

@@ -97,7 +97,8 @@ public sealed class SchemaRegistry
         // Size first: it is the one limit that protects everything downstream, whatever else is wrong.
         if (e.Payload is not null && e.Source is not null && e.EventType is not null && e.Version is not null)
         {
-            var size = sizeBytes ?? EventJson.SizeOf(e);
+            // Written out only when its bound says it could be too large: the exact size is what the refusal reports.
+            var size = sizeBytes ?? (EventJson.SizeBound(e) <= limits.MaxEventBytes ? null : EventJson.SizeOf(e));
             if (size > limits.MaxEventBytes)
                 return new("event", $"is {size} bytes as JSON; the limit is {limits.MaxEventBytes} bytes");
         }

@@ -294,4 +294,23 @@ public class EventJsonTests
         using var json = System.Text.Json.JsonDocument.Parse(EventJson.Serialize(e));
         Assert.Equal(EventJson.FormatTimestamp(at), json.RootElement.GetProperty("timestamp").GetString());
     }
+
+    public static TheoryData<string, string, string?, string?, string> SizeBoundCases() => new()
+    {
+        { "video.play.started", "playback-service", null, null, "trace-789" },
+        { "t", "s", "tv", "us-east-1", "" },
+        // Characters the writer escapes as \uXXXX, a quote and a backslash, non-ASCII letters and a surrogate pair.
+        { "ad.click\u0001\n", "svc\"\\", "d\u0007\u001f", "r\u00e9gion", "\ud83d\ude00 caf\u00e9 \u0000" },
+        { new string('\u0001', 500), new string('\u00e9', 300), new string('"', 64), string.Concat(Enumerable.Repeat("\ud83d\ude00", 10)), new string('x', 2000) },
+    };
+
+    [Theory]
+    [MemberData(nameof(SizeBoundCases))]
+    public void The_size_bound_is_never_below_the_size(string type, string service, string? device, string? region, string value)
+    {
+        var e = new KeystoneEvent(Guid.Parse(Id), type, DateTimeOffset.Parse("2024-12-26T12:00:00.1234567+13:45"), "1.0\u0002",
+            new EventSource(service, device, region), Payload.Create(("user_id", value)),
+            EventMetadata.Of(("trace_id", value), ("k\u0003", "v"), ("", "")));
+        Assert.InRange(EventJson.SizeOf(e), 1, EventJson.SizeBound(e));
+    }
 }

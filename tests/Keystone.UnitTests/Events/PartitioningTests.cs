@@ -69,4 +69,23 @@ public class PartitioningTests
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => Partitioning.PartitionOf("k", 0));
     }
+
+    [Theory]
+    [InlineData("""{"user_id":"user-123","video_id":"v"}""")]
+    [InlineData("""{"video_id":"v","user_id":"d\u00e9j\u00e0"}""")]
+    [InlineData("""{"user_id":"日本"}""")]
+    [InlineData("""{"user_id":""}""")]
+    [InlineData("""{"user_id":42}""")]
+    [InlineData("""{"profile_id":"p-1"}""")]
+    [InlineData("""{}""")]
+    public void An_events_partition_is_its_partition_keys(string payload)
+    {
+        // PartitionOf(event) hashes in place; it must agree with the key's string (pinned above) for every kind of key.
+        foreach (var id in new[] { Guid.Empty, Guid.Parse("0f8fad5b-d9cb-469f-a165-70867728950e"), Guid.NewGuid() })
+        {
+            var e = new KeystoneEvent(id, "t", DateTimeOffset.UnixEpoch, "1.0", new EventSource("s", "h", "r"), Payload.Parse(payload), EventMetadata.Empty);
+            foreach (var partitions in new[] { 1, 8, 1000 })
+                Assert.Equal(Partitioning.PartitionOf(e.PartitionKey, partitions), Partitioning.PartitionOf(e, partitions));
+        }
+    }
 }

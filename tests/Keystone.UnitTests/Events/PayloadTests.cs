@@ -283,3 +283,74 @@ public class PayloadTests
         Assert.Equal("""{"c":3}""", Payload.Create(("c", 3)).ToString());
     }
 }
+
+public class PayloadFieldReaderTests
+{
+    // Escaped names and values, arrays to skip, a repeated name, values of other kinds than the getter asks for.
+    private static readonly Payload Tricky = Payload.FromTrustedCompactJson(Encoding.UTF8.GetBytes(
+        """{"tags":["x","y"],"campaign\u005fid":"c-1","n":"not a number","n2":12,"device_id":"d\u00e9v","campaign_id":"c-2","cost":1.5,"session":"s-1","big":99999999999999999999,"none":null}"""));
+
+    [Fact]
+    public void Reads_each_field_as_the_getters_do()
+    {
+        var strings = new Dictionary<string, string?>();
+        var distinct = new Dictionary<string, string?>();
+        var numbers = new Dictionary<string, long?>();
+        var fields = Tricky.Fields();
+        var names = new List<string>();
+        foreach (var name in new[] { "tags", "campaign_id", "n", "n2", "device_id", "campaign_id", "cost", "session", "big", "none" })
+        {
+            Assert.True(fields.MoveNext());
+            Assert.True(fields.NameIs(Encoding.UTF8.GetBytes(name)));
+            Assert.False(fields.NameIs("something_else"u8));
+            // The first occurrence is what the getters read.
+            if (strings.ContainsKey(name)) continue;
+            strings[name] = fields.String;
+            distinct[name] = fields.DistinctString;
+            numbers[name] = fields.Int64;
+            names.Add(name);
+        }
+        Assert.False(fields.MoveNext());
+        Assert.False(fields.MoveNext());
+
+        foreach (var name in names)
+        {
+            Assert.Equal(Tricky.GetString(name), strings[name]);
+            Assert.Equal(Tricky.GetDistinctString(name), distinct[name]);
+            Assert.Equal(Tricky.GetInt64(name), numbers[name]);
+        }
+        Assert.Equal("c-1", strings["campaign_id"]);
+        Assert.Equal("dév", strings["device_id"]);
+        Assert.Equal(12, numbers["n2"]);
+        Assert.Null(numbers["big"]);
+        Assert.Null(strings["none"]);
+    }
+
+    [Fact]
+    public void An_empty_payload_has_no_fields()
+    {
+        var fields = Payload.Empty.Fields();
+        Assert.False(fields.MoveNext());
+    }
+
+    [Theory]
+    [InlineData("""{"user_id":"user-123"}""", "user_id")]
+    [InlineData("""{"a":1,"user_id":"d\u00e9j\u00e0"}""", "user_id")]
+    [InlineData("""{"user\u005fid":"x\ny"}""", "user_id")]
+    [InlineData("""{"user_id":"日本"}""", "user_id")]
+    [InlineData("""{"user_id":""}""", "user_id")]
+    public void Hashes_a_string_field_as_the_string_would_hash(string json, string name)
+    {
+        // Trusted as written, so that escapes stay escapes.
+        var payload = Payload.FromTrustedCompactJson(Encoding.UTF8.GetBytes(json));
+        Assert.True(payload.TryHashString(name, out var hash));
+        Assert.Equal(FnvHash.Fnv1a64(payload.GetString(name)!), hash);
+    }
+
+    [Theory]
+    [InlineData("""{"user_id":7}""")]
+    [InlineData("""{"user_id":null}""")]
+    [InlineData("""{"other":"x"}""")]
+    public void Has_no_hash_for_a_missing_or_non_string_field(string json) =>
+        Assert.False(Payload.Parse(json).TryHashString("user_id", out _));
+}

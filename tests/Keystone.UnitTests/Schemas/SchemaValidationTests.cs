@@ -167,6 +167,20 @@ public class SchemaValidationTests
     }
 
     [Fact]
+    public void An_event_of_unknown_size_is_measured_when_it_could_be_over_the_limit()
+    {
+        // Decoded events (the SDK's binary batches) come without their size: far under the limit they are not written
+        // out to be measured, and near it they are, so the refusal gives the exact size.
+        var e = Sample.PlayStarted();
+        var size = EventJson.SizeOf(e);
+        Assert.True(EventJson.SizeBound(e) > size, "the bound is a bound, not the size");
+        Assert.Null(Validate(e, new ValidationLimits { MaxEventBytes = (int)EventJson.SizeBound(e) }));
+        Assert.Null(Validate(e, new ValidationLimits { MaxEventBytes = size }));
+        Assert.Equal(new ValidationError("event", $"is {size} bytes as JSON; the limit is {size - 1} bytes"),
+            Validate(e, new ValidationLimits { MaxEventBytes = size - 1 }));
+    }
+
+    [Fact]
     public void Oversized_event_is_refused_by_its_reported_size()
     {
         var limits = new ValidationLimits { MaxEventBytes = 1000 };
