@@ -5,7 +5,10 @@ using Keystone.Schemas;
 
 namespace Keystone.Bench;
 
-/// <summary>The per-event cost of validation on both sides: the SDK (typed event) and ingest (JSON parse + validate).</summary>
+/// <summary>
+/// The per-event cost of validation on both sides, the SDK (typed event) and ingest (JSON parse + validate, or the SDK's
+/// binary batches, decoded), and of what the pipeline reads from every event: its partition, and the ads' fields.
+/// </summary>
 [MemoryDiagnoser]
 [ShortRunJob]
 public class ValidationBenchmarks
@@ -14,6 +17,7 @@ public class ValidationBenchmarks
     private KeystoneEvent[] _events = [];
     private int[] _sizes = [];
     private byte[] _ndjson = [];
+    private KeystoneEvent[] _ads = [];
     private readonly SchemaRegistry _registry = SchemaRegistry.Embedded;
     private readonly ValidationLimits _limits = ValidationLimits.Default;
 
@@ -23,6 +27,7 @@ public class ValidationBenchmarks
         _events = PipelineBenchmark.Generate(Count, seed: 7);
         _sizes = _events.Select(EventJson.SizeOf).ToArray();
         _ndjson = System.Text.Encoding.UTF8.GetBytes(string.Join("\n", _events.Select(EventJson.Serialize)));
+        _ads = AdsBenchmark.MeasuredTimeline(rate: 100, seconds: 20).Take(Count).Select(t => t.Event).ToArray();
     }
 
     /// <summary>What <c>KeystonePublisher.PublishAsync</c> does per event before queueing (size already known).</summary>
@@ -46,5 +51,27 @@ public class ValidationBenchmarks
         var bytes = 0;
         foreach (var e in _events) bytes += EventJson.SerializeToUtf8(e).Length;
         return bytes;
+    }
+
+    /// <summary>What ingest does per event of an SDK batch (binary, decoded): validate, the size limit included.</summary>
+    [Benchmark(OperationsPerInvoke = Count)]
+    public int ValidateDecodedEvent() => EventBatchParser.ValidateDecoded(_events, _registry, _limits).Events.Count;
+
+    /// <summary>Ingest's and the topics' partition of an event (its <c>user_id</c>, else its id).</summary>
+    [Benchmark(OperationsPerInvoke = Count)]
+    public int PartitionOfEvent()
+    {
+        var sum = 0;
+        foreach (var e in _events) sum += Partitioning.PartitionOf(e, 8);
+        return sum;
+    }
+
+    /// <summary>The ad operators' reading of each ad event (campaign, session, profile, device, cost).</summary>
+    [Benchmark(OperationsPerInvoke = Count)]
+    public int ReadAdEvent()
+    {
+        var read = 0;
+        foreach (var e in _ads) if (Keystone.Ads.AdEvents.From(e) is not null) read++;
+        return read;
     }
 }
