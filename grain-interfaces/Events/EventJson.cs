@@ -155,7 +155,6 @@ public static class EventJson
         }
     }
 
-    /// <summary>The event's size as compact UTF-8 JSON.</summary>
     /// <summary>
     /// A bound that <see cref="SizeOf"/> never exceeds, from lengths alone: every string escaped at six bytes a
     /// character (the worst <c>\uXXXX</c>), the payload as it is, and the envelope's names, punctuation, id and
@@ -178,6 +177,7 @@ public static class EventJson
     // Quotes, a colon or comma, and six bytes per UTF-16 unit.
     private static long StringBound(string? s) => s is null ? 0 : 6L * s.Length + 4;
 
+    /// <summary>The event's size as compact UTF-8 JSON.</summary>
     public static int SizeOf(KeystoneEvent e)
     {
         var w = RentWriter(out var buffer);
