@@ -43,6 +43,8 @@ public static class AggregationBenchmark
         foreach (var o in operators) await o.ResetStats();
         var metrics = cluster.Silo.App.Services.GetRequiredService<CheckpointMetrics>();
         var before = metrics.ByKind();
+        var storage = cluster.Silo.App.Services.GetRequiredService<Keystone.Storage.StorageRequests>();
+        var previousRequests = storage.Snapshot();
 
         var clock = Stopwatch.StartNew();
         var previousLag = LatencySnapshot.Empty;
@@ -58,10 +60,14 @@ public static class AggregationBenchmark
                 var lag = LatencySnapshot.Merge(s.Select(x => x.ApplyLag));
                 var recent = Since(lag, previousLag);
                 previousLag = lag;
+                // The storage requests of the last 5 s, by operation: what a checkpoint asks of the emulator.
+                var requests = storage.Snapshot();
+                var recentRequests = string.Join(", ", requests.Select(p => (p.Key, N: p.Value - previousRequests.GetValueOrDefault(p.Key))).Where(p => p.N > 0).OrderByDescending(p => p.N).Select(p => $"{p.Key} {p.N:N0}"));
+                previousRequests = requests;
                 if (Environment.GetEnvironmentVariable("KEYSTONE_BENCH_STAGES") == "1")
                     foreach (var (stage, (stageLag, processing)) in cluster.Silo.App.Services.GetRequiredService<Keystone.Pipeline.PipelineMetrics>().TakeStageWindow().OrderBy(kv => kv.Key))
                         Console.WriteLine($"      {stage}: lag p50 {stageLag.Percentile(0.5):0} p99 {stageLag.Percentile(0.99):0} max {stageLag.MaxMillis:0} ms; batch processing p50 {processing.Percentile(0.5):0} p99 {processing.Percentile(0.99):0} max {processing.MaxMillis:0} ms ({processing.Count} batches)");
-                Console.WriteLine($"    aggregation: {clock.Elapsed.TotalSeconds:0} s, operators applied {s.Sum(x => x.Events):N0} of {expectedActivity:N0}, grain-visible p50 {recent.Percentile(0.5):0} / p99 {recent.Percentile(0.99):0} / max {recent.Max:0} ms in the last 5 s, checkpoints {s.Sum(x => x.Checkpoints)}, writes {string.Join(", ", metrics.ByKind().Select(kv => $"{kv.Key} {kv.Value.Writes:N0}"))}");
+                Console.WriteLine($"    aggregation: {clock.Elapsed.TotalSeconds:0} s, operators applied {s.Sum(x => x.Events):N0} of {expectedActivity:N0}, grain-visible p50 {recent.Percentile(0.5):0} / p99 {recent.Percentile(0.99):0} / max {recent.Max:0} ms in the last 5 s, checkpoints {s.Sum(x => x.Checkpoints)}, writes {string.Join(", ", metrics.ByKind().Select(kv => $"{kv.Key} {kv.Value.Writes:N0}"))}; storage requests in the last 5 s: {(recentRequests.Length == 0 ? "none" : recentRequests)}");
             }
         });
         await using (var publisher = KeystonePublisher.Create(cluster.Client, options))

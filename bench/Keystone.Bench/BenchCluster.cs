@@ -102,7 +102,7 @@ public sealed class BenchCluster : IAsyncDisposable
         builder.UseOrleansClient(c => c.UseKeystoneCluster(new KeystoneClientOptions { Gateways = gateways, ClusterId = clusterId }));
         var client = builder.Build();
         await client.StartAsync();
-        var partitions = int.Parse(settings.TryGetValue("Keystone:Ingest:Partitions", out var p) && p is not null ? p : "8", System.Globalization.CultureInfo.InvariantCulture);
+        var partitions = silo.App.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<Keystone.Pipeline.IngestOptions>>().Value.Partitions;
         return new BenchCluster(silo, client, partitions, clusterId, gateways, more);
     }
 

@@ -170,7 +170,7 @@ public static class ExternalAsker
     public static async Task<int> RunChildAsync(Func<string, string?> arg)
     {
         var perSecond = int.Parse(arg("--per-second") ?? "400", CultureInfo.InvariantCulture);
-        var partitions = int.Parse(arg("--partitions") ?? "8", CultureInfo.InvariantCulture);
+        var partitions = int.Parse(arg("--partitions") ?? throw new ArgumentException("--partitions is required"), CultureInfo.InvariantCulture);
         var campaigns = int.Parse(arg("--campaigns") ?? throw new ArgumentException("--campaigns is required"), CultureInfo.InvariantCulture);
         var profiles = int.Parse(arg("--profiles") ?? throw new ArgumentException("--profiles is required"), CultureInfo.InvariantCulture);
         using var host = await BenchChild.ConnectAsync(arg);

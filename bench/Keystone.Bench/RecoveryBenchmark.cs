@@ -167,7 +167,8 @@ public static class RecoveryBenchmark
     private static async Task Explain(HttpClient http, string prefix, long[] expected, string logDirectory)
     {
         var report = new StringBuilder();
-        var partitions = 8;
+        // One router per partition: the silo says how many it runs.
+        var partitions = JsonNode.Parse(await http.GetStringAsync("/v1/stats"))!["routers"]!.AsArray().Count;
         var missing = new long[partitions];
         var users = new int[partitions];
         for (var u = 0; u < expected.Length; u++)

@@ -34,7 +34,8 @@ public interface IFrontingPartitionGrain : IGrainWithIntegerKey
 /// </summary>
 public interface ICheckpointCoordinatorGrain : IGrainWithIntegerKey
 {
-    /// <summary>Activates the coordinator (called at silo start; it then runs on its own timer).</summary>
+    /// <summary>Activates the coordinator (called at silo start; it then runs on its own timer). Fails when the stored
+    /// checkpoints were written with another partition count, which stops the silo's start.</summary>
     Task Start();
 
     /// <summary>A consumer has made durable everything its input carried before barrier <paramref name="checkpoint"/>.</summary>

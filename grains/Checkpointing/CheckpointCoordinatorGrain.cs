@@ -40,21 +40,24 @@ public sealed class CheckpointCoordinatorGrain(
     private CheckpointTracker _tracker = null!;
     private bool _dirty;
     private bool _running;
+    private string? _layoutProblem;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         var partitions = ingest.Value.Partitions;
         var s = state.State;
-        // A different partition count starts over: positions of another layout mean nothing here.
-        _tracker = new CheckpointTracker(partitions, Consumers, s.Started, s.Covered.Length == partitions ? s.Covered : null);
-        // Without the fronting log there is nothing to cover: the coordinator only answers status queries.
-        if (!options.Value.Logging) return Task.CompletedTask;
+        // Positions of another layout mean nothing here; the silo's start fails on it (see Start).
+        _layoutProblem = PartitionLayout.Problem(s.Covered.Length, partitions);
+        _tracker = new CheckpointTracker(partitions, Consumers, s.Started, _layoutProblem is null && s.Covered.Length == partitions ? s.Covered : null);
+        // Without the fronting log there is nothing to cover: the coordinator only answers status queries. Nor is
+        // there anything to run on a layout this silo cannot use.
+        if (!options.Value.Logging || _layoutProblem is not null) return Task.CompletedTask;
         var every = options.Value.Interval;
         this.RegisterGrainTimer(Round, new GrainTimerCreationOptions(TimeSpan.FromMilliseconds(200), every) { Interleave = true });
         return Task.CompletedTask;
     }
 
-    public Task Start() => Task.CompletedTask;
+    public Task Start() => _layoutProblem is null ? Task.CompletedTask : throw new InvalidOperationException(_layoutProblem);
 
     public Task Ack(long checkpoint, int partition, string consumer)
     {
