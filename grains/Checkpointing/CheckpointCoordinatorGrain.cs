@@ -48,7 +48,7 @@ public sealed class CheckpointCoordinatorGrain(
         var s = state.State;
         // Positions of another layout mean nothing here; the silo's start fails on it (see Start).
         _layoutProblem = PartitionLayout.Problem(s.Covered.Length, partitions);
-        _tracker = new CheckpointTracker(partitions, Consumers, s.Started, _layoutProblem is null && s.Covered.Length == partitions ? s.Covered : null);
+        _tracker = new CheckpointTracker(partitions, Consumers, s.Started, s.Covered.Length == partitions ? s.Covered : null);
         // Without the fronting log there is nothing to cover: the coordinator only answers status queries. Nor is
         // there anything to run on a layout this silo cannot use.
         if (!options.Value.Logging || _layoutProblem is not null) return Task.CompletedTask;
