@@ -48,6 +48,13 @@ internal static class ClusterTestKit
         {
             output.WriteLine($"--- silo :{silo.HttpPort}, Keystone warnings\n" + KeystoneWarnings(silo.Output));
             output.WriteLine($"--- silo :{silo.HttpPort}\n" + (silo.Output.Length > 3000 ? silo.Output[^3000..] : silo.Output));
+            if (failure is not null)
+            {
+                // The whole log, for what happened before its last lines: a failure on a loaded machine is rarely in them.
+                var file = Path.Combine(Path.GetTempPath(), $"keystone-silo-{silo.HttpPort}-{DateTime.UtcNow:HHmmss}.log");
+                await File.WriteAllTextAsync(file, silo.Output);
+                output.WriteLine($"--- silo :{silo.HttpPort}, its whole output: {file}");
+            }
             await silo.DisposeAsync();
         }
         if (failure is not null) output.WriteLine($"=== failed: {failure.GetType().Name}: {failure.Message}");
@@ -91,15 +98,24 @@ internal static class ClusterTestKit
 
     public static Task<long> Impressions(SiloProcess silo, string campaign) => Read(silo, $"/v1/ads/campaigns/{campaign}", j => j["totals"]!["impressions"]!.GetValue<long>());
 
+    /// <summary>Why the last read that gave -1 did (when, what, the answer or exception): a wait that times out on -1
+    /// otherwise cannot tell a silo that does not answer from one that answers with an error.</summary>
+    public static string? LastReadFailure { get; private set; }
+
     public static async Task<long> Read(SiloProcess silo, string path, Func<JsonNode, long> pick)
     {
+        var started = DateTime.UtcNow;
         try
         {
             var response = await silo.Http.GetAsync(path);
-            return response.IsSuccessStatusCode ? pick(JsonNode.Parse(await response.Content.ReadAsStringAsync())!) : -1;
+            if (response.IsSuccessStatusCode) return pick(JsonNode.Parse(await response.Content.ReadAsStringAsync())!);
+            var body = await response.Content.ReadAsStringAsync();
+            LastReadFailure = $"{started:HH:mm:ss.fff} GET {path}: {(int)response.StatusCode} after {(DateTime.UtcNow - started).TotalSeconds:0.0} s: {(body.Length > 400 ? body[..400] : body)}";
+            return -1;
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
         {
+            LastReadFailure = $"{started:HH:mm:ss.fff} GET {path}: {e.GetType().Name} after {(DateTime.UtcNow - started).TotalSeconds:0.0} s: {e.Message}";
             return -1;
         }
     }

@@ -41,6 +41,7 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
         var silos = new List<SiloProcess>();
         var deadLetters = Path.Combine(Path.GetTempPath(), $"{prefix}-deadletter.jsonl");
         IHost? client = null;
+        var producerLog = new RecentWarnings();
         Exception? failure = null;
         try
         {
@@ -50,6 +51,8 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
             // A producer on the SDK, finding the gateways in the membership table as a service in the cluster would.
             var builder = Host.CreateApplicationBuilder();
             builder.Logging.SetMinimumLevel(LogLevel.Warning);
+            // The producer's own warnings (its retries and why) for the report of a failure: its console is not shown.
+            builder.Logging.AddProvider(producerLog);
             builder.UseOrleansClient(c => c.UseKeystoneCluster(new KeystoneClientOptions { AzureTableConnectionString = azurite.ConnectionString, ClusterId = clusterId }));
             client = builder.Build();
             await client.StartAsync();
@@ -199,7 +202,7 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
 
             // keystone info lists the members and where the partitions run.
             // (A minute to connect: on a loaded machine a cold client process can take longer than the default 15 s.)
-            var info = await Cli("info", "--azure-table", azurite.ConnectionString, "--cluster-id", clusterId, "--connect-timeout", "60s");
+            var info = await Cli("info", "--azure-table", azurite.ConnectionString, "--cluster-id", clusterId, "--connect-timeout", "60s", "--verbose");
             output.WriteLine(info);
             Assert.Contains("1 active of 3 in the membership table", info);
             Assert.Contains(Active(last)[0], info);
@@ -211,6 +214,12 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
         }
         finally
         {
+            if (LastReadFailure is { } read) output.WriteLine("--- the last read that failed: " + read);
+            output.WriteLine("--- the producer's warnings\n" + producerLog.Describe(TimeSpan.FromMinutes(10), 60));
+            if (failure is not null)
+            {
+                if (File.Exists(deadLetters)) output.WriteLine("--- the producer's dead letters\n" + string.Join('\n', File.ReadLines(deadLetters).Select(l => l.Length > 600 ? l[..600] : l)));
+            }
             await StopAndReport(silos, failure, output);
             if (client is not null)
             {
