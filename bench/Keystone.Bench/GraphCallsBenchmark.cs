@@ -9,10 +9,10 @@ namespace Keystone.Bench;
 /// saturation run's simulated traffic, cut by partition into deliveries of a given size, with the nodes in memory
 /// instead of grains. Each call counted here is one grain call in the silo, whatever it carries; no cluster, no storage.
 /// </summary>
-/// <remarks>dotnet run -c Release --project bench/Keystone.Bench -- graph-calls [--events 200000] [--delivery 250]</remarks>
+/// <remarks>dotnet run -c Release --project bench/Keystone.Bench -- graph-calls [--events 200000] [--delivery 250] [--partitions 4]</remarks>
 public static class GraphCallsBenchmark
 {
-    public static async Task<int> RunAsync(int eventCount, int deliverySize, int partitions = 8)
+    public static async Task<int> RunAsync(int eventCount, int deliverySize, int partitions)
     {
         var now = DateTimeOffset.UtcNow;
         // The events the graph rule routes are the ones the mapper turns into node updates (or rejects with a reason

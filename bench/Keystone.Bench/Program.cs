@@ -32,6 +32,8 @@ string? ArgText(string name)
     var i = Array.IndexOf(args, name);
     return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
 }
+// The silo's own default, so a per-partition figure is the quick start's unless asked otherwise.
+var DefaultPartitions = new Keystone.Pipeline.IngestOptions().Partitions;
 int Arg(string name, int fallback) => ArgText(name) is { } v ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
 
 #if DEBUG
@@ -48,7 +50,7 @@ if (scenario == "lake")
 if (scenario == "recovery")
     return await RecoveryBenchmark.RunAsync(Arg("--rate", 10_000), Arg("--before-seconds", 20), Arg("--after-seconds", 20), Arg("--users", 2_000));
 if (scenario == "graph-calls")
-    return await GraphCallsBenchmark.RunAsync(Arg("--events", 200_000), Arg("--delivery", 250));
+    return await GraphCallsBenchmark.RunAsync(Arg("--events", 200_000), Arg("--delivery", 250), Arg("--partitions", DefaultPartitions));
 if (scenario == "stages")
 {
     const string usage = "stages <file.nettrace> [--from S] [--to S] [--detail stage|type]";
