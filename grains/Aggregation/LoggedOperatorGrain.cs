@@ -62,6 +62,8 @@ public abstract class LoggedOperatorGrain<TState>(
     private IOperatorLog _log = null!;
     private IStreamProvider _provider = null!;
     private bool _checkpointing;
+    // A replay from the last checkpoint is owed: an entity lost its memory, or a replay failed. It stays owed until a
+    // replay has gone through, whatever fails in between: no checkpoint may cover what the entity lost before that.
     private bool _replayNeeded;
 
     // With the fronting log, this operator keeps no log of its own: it makes its entities durable when a checkpoint
@@ -239,14 +241,22 @@ public abstract class LoggedOperatorGrain<TState>(
             S.NextSequence = sequence;
             foreach (var id in segments) _segments.TryAdd(id);
 
-            if (_replayNeeded && !_fronting)
+            try
             {
-                _replayNeeded = false;
-                await ReplayCurrentSegment();
+                if (_replayNeeded && !_fronting) await ReplayOwed();
+                // An entity that answered from a new activation owes a replay even when this delivery failed after it
+                // and went through on a retry, where the same activation answers as if nothing had happened.
+                if (await ProcessOrDeadLetter(sequence, fresh, arrivedAt)) _replayNeeded = true;
+                if (_replayNeeded && _fronting) ScheduleReplay("an entity grain answered from a new activation");
+                else if (_replayNeeded) await ReplayOwed();
             }
-            var replay = await ProcessOrDeadLetter(sequence, fresh, arrivedAt);
-            if (replay && _fronting) ScheduleReplay("an entity grain answered from a new activation");
-            else if (replay) await ReplayCurrentSegment();
+            catch when (!_fronting)
+            {
+                // Logged, and its segments marked seen, so a redelivery is dropped: only a replay of the log applies it
+                // now, and no checkpoint may cover it before one has.
+                _replayNeeded = true;
+                throw;
+            }
             pipelineMetrics.StageBatch(LogName, clock.Elapsed, fresh, time.GetUtcNow());
         }
         finally
@@ -435,6 +445,7 @@ public abstract class LoggedOperatorGrain<TState>(
         if (_touched.TryGetValue(key, out var known) && known != activation && known != ReplayPending)
         {
             _touched[key] = activation;
+            _replayNeeded = true;
             logger.LogWarning("{Log} operator {Partition}: {Key} was reactivated since the last checkpoint; replaying the log segment", LogName, Partition, key);
             return true;
         }
@@ -544,8 +555,10 @@ public abstract class LoggedOperatorGrain<TState>(
     /// them drop the older replayed ones.</summary>
     private void ScheduleReplay(string reason)
     {
-        _replayNeeded = false;
+        // One already on its way leaves the flag as it is: what it was owed for may have happened after that replay
+        // passed the entity, so the next checkpoint replays again before it covers anything.
         if (_replayer is not null) return;
+        _replayNeeded = false;
         logger.LogWarning("{Log} operator {Partition}: {Reason}; replaying from the last checkpoint", LogName, Partition, reason);
         if (_fronting) _barriers.ReplayAsked();
         _replayer = this.RegisterGrainTimer(async _ =>
@@ -586,6 +599,21 @@ public abstract class LoggedOperatorGrain<TState>(
             if (_replayNeeded) ScheduleReplay("the last replay failed");
             return Task.CompletedTask;
         }, new GrainTimerCreationOptions(ReplayRetry, Timeout.InfiniteTimeSpan) { Interleave = _fronting });
+    }
+
+    /// <summary>The owed replay, owed again if it fails.</summary>
+    private async Task ReplayOwed()
+    {
+        _replayNeeded = false;
+        try
+        {
+            await ReplayCurrentSegment();
+        }
+        catch
+        {
+            _replayNeeded = true;
+            throw;
+        }
     }
 
     private async Task ReplayCurrentSegment()
@@ -673,8 +701,11 @@ public abstract class LoggedOperatorGrain<TState>(
             while (_delivery is { } inProgress) await inProgress.Task;
             if (_replayNeeded)
             {
-                _replayNeeded = false;
-                await ReplayCurrentSegment();
+                // With the fronting log a replay runs beside the deliveries: one on its way is not doubled (the router
+                // would serve them one after the other, and barriers between them would pass). This barrier is not
+                // covered; a later one replays what is still owed first.
+                if (_fronting && _replayer is not null) return;
+                await ReplayOwed();
             }
             var covered = S.NextSequence;
             var release = SealOutputs();

@@ -9,7 +9,8 @@ namespace Keystone.IntegrationTests.Pipeline;
 /// <summary>
 /// An event that makes an entity grain throw (a poison event, made so by fault injection) after it passed ingest and
 /// routing: it is retried, isolated from its delivery and parked in the dead-letter store; the partition keeps
-/// flowing; after the fix it is replayed and applied exactly once.
+/// flowing; after the fix it is replayed and applied exactly once. And the other faults of an entity grain: one that
+/// cannot be reached, and one that loses its memory in the middle of a delivery.
 /// </summary>
 [Collection(AzuriteCollection.Name)]
 public sealed class PoisonEventTests(AzuriteFixture azurite)
@@ -161,5 +162,33 @@ public sealed class PoisonEventTests(AzuriteFixture azurite)
             await Drain.SentinelsAsync(silo);
             Assert.Equal(4, await Events(silo, user));
         }
+    }
+
+    [Fact]
+    public async Task A_grain_that_lost_its_memory_gets_the_replay_even_when_the_delivery_that_found_it_out_failed_once_more()
+    {
+        // An entity grain that lost its memory (its silo was killed) is found out by the first delivery that reaches its
+        // new activation. That delivery may still fail after it (another grain of the killed silo is not reachable yet)
+        // and go through on a retry, where the new activation answers as if nothing had happened: the replay it owes
+        // must survive that, or what the old activation had applied since the last checkpoint is lost for good.
+        var settings = TestSilo.DefaultSettings(azurite);
+        // No checkpoint during the test: the first play is in the user grain's memory and in the fronting log, nowhere else.
+        settings["Keystone:Aggregation:CheckpointInterval"] = "01:00:00";
+        var user = "lost-memory-u1";
+        var fault = new LostMemoryFilter("lost-memory-session", "poison-video");
+
+        await using var silo = await TestSilo.StartAsync(settings, fault.Register);
+        await Json(await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray([Play(user, "good-session", 0)]))));
+        await Eventually.Until(() => Events(silo, user), n => n == 1, TimeSpan.FromSeconds(30), "the first play counted");
+
+        // The second play's delivery: the user's activation is dropped without a write and the call fails; the retry
+        // meets a new activation (the second play only) and then fails at the video; the retry after that goes through.
+        await Json(await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray([Play(user, "lost-memory-session", 1)]))));
+        await Eventually.Until(() => Task.FromResult(fault.Done), done => done, TimeSpan.FromSeconds(30), "the activation lost and the video's call failed after it");
+        await Eventually.Until(() => Events(silo, user), n => n == 2, TimeSpan.FromSeconds(60), "both plays, the first replayed to the new activation");
+
+        // Behind everything: nothing is counted twice.
+        await Drain.SentinelsAsync(silo);
+        Assert.Equal(2, await Events(silo, user));
     }
 }
