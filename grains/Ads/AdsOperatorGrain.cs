@@ -64,7 +64,7 @@ public sealed class AdsOperatorGrain(
     protected override int CheckpointConcurrency => _options.CheckpointConcurrency;
     protected override int DispatchConcurrency => _options.DispatchConcurrency;
 
-    protected override async Task<bool> Process(long sequence, KeystoneEvent[] events, DateTimeOffset arrivedAt)
+    protected override async Task Process(long sequence, KeystoneEvent[] events, DateTimeOffset arrivedAt)
     {
         // Series minutes and hours, pacing and the click rules all run on event time: a clock far ahead counts at arrival.
         events = _clockSkew.Correct(events, arrivedAt, out var skewed);
@@ -88,13 +88,12 @@ public sealed class AdsOperatorGrain(
         _dispatch.Record((long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMicroseconds);
         var now = Time.GetUtcNow();
 
-        var lostState = false;
         var billing = new List<KeystoneEvent>();
         var analytics = new List<KeystoneEvent>();
         var fraud = new List<KeystoneEvent>();
         foreach (var (campaign, r) in results)
         {
-            lostState |= Touch('c', campaign, r.ActivationId);
+            Touch('c', campaign, r.ActivationId);
             _events += r.Applied;
             _duplicates += r.Duplicates;
             foreach (var d in r.Decisions)
@@ -127,7 +126,6 @@ public sealed class AdsOperatorGrain(
         await Append(_options.BillingTopic, "HIGH", billing, now, sequence);
         await Append(_options.FraudTopic, "HIGH", fraud, now, sequence);
         await Append(_options.AnalyticsTopic, "NORMAL", analytics, now, sequence);
-        return lostState;
     }
 
     private LatencyHistogram Lag(string type)

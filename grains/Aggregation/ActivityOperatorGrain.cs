@@ -74,7 +74,7 @@ public sealed class ActivityOperatorGrain(
         return base.OnActivateAsync(cancellationToken);
     }
 
-    protected override async Task<bool> Process(long sequence, KeystoneEvent[] events, DateTimeOffset arrivedAt)
+    protected override async Task Process(long sequence, KeystoneEvent[] events, DateTimeOffset arrivedAt)
     {
         var now = Time.GetUtcNow();
         // A clock far ahead counts at arrival, and no event moves the watermark past its arrival: one producer's
@@ -114,7 +114,6 @@ public sealed class ActivityOperatorGrain(
             Append(byUser, user, e);
         }
 
-        var lostState = false;
         var results = new List<WindowResult>();
 
         // Users first: they turn positions into watch time for their videos and profiles.
@@ -131,7 +130,7 @@ public sealed class ActivityOperatorGrain(
         var contributions = new List<PlayContribution>(contributionCount);
         foreach (var (user, r) in userResults)
         {
-            lostState |= Touch('u', user, r.ActivationId);
+            Touch('u', user, r.ActivationId);
             contributions.AddRange(r.Contributions);
             results.AddRange(r.Reemitted);
             SetTimer(user, r.NextWindowEnd);
@@ -153,7 +152,7 @@ public sealed class ActivityOperatorGrain(
             new VideoActivityBatch(Partition, sequence, playsByVideo.GetValueOrDefault(video) ?? [], catalog.TryGetValue(video, out var added) ? [.. added] : [])));
         foreach (var (video, r) in videoResults)
         {
-            lostState |= Touch('v', video, r.ActivationId);
+            Touch('v', video, r.ActivationId);
             genres[video] = r.Genres;
         }
 
@@ -161,7 +160,7 @@ public sealed class ActivityOperatorGrain(
             new ProfileActivityBatch(Partition, sequence, plays, GenresOf(plays, genres))));
         foreach (var (profile, r) in profileResults)
         {
-            lostState |= Touch('p', profile, r.ActivationId);
+            Touch('p', profile, r.ActivationId);
         }
 
         // Advance the watermark, then fire the windows it has passed.
@@ -173,7 +172,7 @@ public sealed class ActivityOperatorGrain(
             var fired = await ForEach(due.ToDictionary(u => u, _ => 0), (user, _) => GrainRefs.Get<IUserGrain>(GrainFactory, user).AdvanceWatermark(Partition, wm));
             foreach (var (user, f) in fired)
             {
-                lostState |= Touch('u', user, f.ActivationId);
+                Touch('u', user, f.ActivationId);
                 results.AddRange(f.Fired);
                 _fired += f.Fired.Count;
                 SetTimer(user, f.NextWindowEnd);
@@ -182,7 +181,6 @@ public sealed class ActivityOperatorGrain(
 
         // Stamped as they are emitted, after the rounds, as the graph's changes are: their topics' lag starts there.
         await Emit(results, tooLate, Time.GetUtcNow());
-        return lostState;
     }
 
     private static void Append(Dictionary<string, KeystoneEvent[]> map, string key, KeystoneEvent item)

@@ -108,10 +108,10 @@ public abstract class LoggedOperatorGrain<TState>(
     protected abstract int DispatchConcurrency { get; }
 
     /// <summary>
-    /// Applies one logged delivery; true when a grain turned out to have lost state and the segment must be replayed.
+    /// Applies one logged delivery, telling <see cref="Touch(string, Guid)"/> which activation of each entity answered.
     /// <paramref name="arrivedAt"/> is when the delivery's events were ingested (logged with it, so a replay sees the same).
     /// </summary>
-    protected abstract Task<bool> Process(long sequence, KeystoneEvent[] events, DateTimeOffset arrivedAt);
+    protected abstract Task Process(long sequence, KeystoneEvent[] events, DateTimeOffset arrivedAt);
 
     /// <summary>Makes durable what the entity grain behind a key given to <see cref="Touch"/> applied from this
     /// partition, up to log position <paramref name="covered"/>; returns the activation that did.</summary>
@@ -246,7 +246,7 @@ public abstract class LoggedOperatorGrain<TState>(
                 if (_replayNeeded && !_fronting) await ReplayOwed();
                 // An entity that answered from a new activation owes a replay even when this delivery failed after it
                 // and went through on a retry, where the same activation answers as if nothing had happened.
-                if (await ProcessOrDeadLetter(sequence, fresh, arrivedAt)) _replayNeeded = true;
+                await ProcessOrDeadLetter(sequence, fresh, arrivedAt);
                 if (_replayNeeded && _fronting) ScheduleReplay("an entity grain answered from a new activation");
                 else if (_replayNeeded) await ReplayOwed();
             }
@@ -347,7 +347,7 @@ public abstract class LoggedOperatorGrain<TState>(
     /// seconds to a minute, and every event bound for it would fail "on its own" meanwhile. Such a delivery is retried
     /// until it goes through, however long that takes (the partition's lag shows it), and never isolated.
     /// </remarks>
-    private async Task<bool> ProcessOrDeadLetter(long sequence, KeystoneEvent[] events, DateTimeOffset arrivedAt)
+    private async Task ProcessOrDeadLetter(long sequence, KeystoneEvent[] events, DateTimeOffset arrivedAt)
     {
         // Failures that were the events' (not the cluster's) since the delivery was last isolated.
         var failures = 0;
@@ -355,7 +355,8 @@ public abstract class LoggedOperatorGrain<TState>(
         {
             try
             {
-                return await Process(sequence, events, arrivedAt);
+                await Process(sequence, events, arrivedAt);
+                return;
             }
             catch (Exception e) when (DeliveryFailures.IsTransient(e))
             {
@@ -368,11 +369,11 @@ public abstract class LoggedOperatorGrain<TState>(
             catch (Exception e)
             {
                 logger.LogWarning(e, "{Log} operator {Partition}: delivery {Sequence} failed {Attempts} times; applying its {Count} events one by one", LogName, Partition, sequence, attempt, events.Length);
-                var (lost, poison, unavailable) = await Isolate(sequence, events, arrivedAt);
+                var (poison, unavailable) = await Isolate(sequence, events, arrivedAt);
                 failures = 0;
                 if (unavailable is not null) Unavailable(unavailable, sequence, attempt);
-                else if (poison.Count == 0) return lost;
-                else if (await Park(sequence, poison, attempt + 1)) return lost;
+                else if (poison.Count == 0) return;
+                else if (await Park(sequence, poison, attempt + 1)) return;
             }
             await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5_000, 100 * (1 << Math.Min(attempt, 10)))));
         }
@@ -380,17 +381,16 @@ public abstract class LoggedOperatorGrain<TState>(
 
     // Each event on its own: those that fail are poison, unless a failure is the cluster's, which ends the isolation
     // (the whole delivery is tried again, and isolated again if it still fails).
-    private async Task<(bool Lost, List<(KeystoneEvent Event, Exception Error)> Poison, Exception? Unavailable)> Isolate(long sequence, KeystoneEvent[] events, DateTimeOffset arrivedAt)
+    private async Task<(List<(KeystoneEvent Event, Exception Error)> Poison, Exception? Unavailable)> Isolate(long sequence, KeystoneEvent[] events, DateTimeOffset arrivedAt)
     {
-        var lost = false;
         var poison = new List<(KeystoneEvent Event, Exception Error)>();
         foreach (var single in events)
         {
-            try { lost |= await Process(sequence, [single], arrivedAt); }
-            catch (Exception error) when (DeliveryFailures.IsTransient(error)) { return (lost, poison, error); }
+            try { await Process(sequence, [single], arrivedAt); }
+            catch (Exception error) when (DeliveryFailures.IsTransient(error)) { return (poison, error); }
             catch (Exception error) { poison.Add((single, error)); }
         }
-        return (lost, poison, null);
+        return (poison, null);
     }
 
     // False when the store cannot be written either (storage is down): the delivery is retried.
@@ -417,29 +417,29 @@ public abstract class LoggedOperatorGrain<TState>(
         else logger.LogWarning("{Log} operator {Partition}: delivery {Sequence} still failing (attempt {Attempt}): {Error}", LogName, Partition, sequence, attempt, e.Message);
     }
 
-    /// <summary>
-    /// Records that an entity grain applied part of this checkpoint period (so the next barrier writes it) and
-    /// returns true when it answered from a different activation than before in this period: it lost what it
-    /// applied in memory since its last write, so the current log segment must be replayed to it.
-    /// </summary>
     /// <summary><see cref="Touch(string, Guid)"/> for the key <c>{kind}:{id}</c>. An entity touched before reuses the
     /// key it already has: operators touch every entity of every delivery, and a new key string each time was an object
     /// per entity and delivery.</summary>
-    protected bool Touch(char kind, string id, Guid activation) => Touch([kind, ':'], id, activation);
+    protected void Touch(char kind, string id, Guid activation) => Touch([kind, ':'], id, activation);
 
     /// <summary><see cref="Touch(string, Guid)"/> for the key <paramref name="prefix"/> + <paramref name="id"/>,
     /// building the string only the first time the key is seen (the known one is found by its characters).</summary>
-    protected bool Touch(ReadOnlySpan<char> prefix, string id, Guid activation)
+    protected void Touch(ReadOnlySpan<char> prefix, string id, Guid activation)
     {
         var length = prefix.Length + id.Length;
         Span<char> key = length <= 256 ? stackalloc char[length] : new char[length];
         prefix.CopyTo(key);
         id.AsSpan().CopyTo(key[prefix.Length..]);
         var held = _touched.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(key, out var existing, out _) ? existing : new string(key);
-        return Touch(held, activation);
+        Touch(held, activation);
     }
 
-    protected bool Touch(string key, Guid activation)
+    /// <summary>
+    /// Records that an entity grain applied part of this checkpoint period (so the next barrier writes it). One that
+    /// answered from a different activation than before in this period lost what it applied in memory since its last
+    /// write: a replay of the log since the last checkpoint is owed to it, whatever happens to this delivery.
+    /// </summary>
+    protected void Touch(string key, Guid activation)
     {
         _dirty.Add(key);
         if (_touched.TryGetValue(key, out var known) && known != activation && known != ReplayPending)
@@ -447,10 +447,9 @@ public abstract class LoggedOperatorGrain<TState>(
             _touched[key] = activation;
             _replayNeeded = true;
             logger.LogWarning("{Log} operator {Partition}: {Key} was reactivated since the last checkpoint; replaying the log segment", LogName, Partition, key);
-            return true;
+            return;
         }
         _touched[key] = activation;
-        return false;
     }
 
     /// <summary>Calls <paramref name="call"/> for every key, at most <see cref="DispatchConcurrency"/> at a time.</summary>

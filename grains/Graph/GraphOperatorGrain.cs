@@ -51,13 +51,12 @@ public sealed class GraphOperatorGrain(
     protected override int CheckpointConcurrency => _options.CheckpointConcurrency;
     protected override int DispatchConcurrency => _options.DispatchConcurrency;
 
-    protected override async Task<bool> Process(long sequence, KeystoneEvent[] events, DateTimeOffset arrivedAt)
+    protected override async Task Process(long sequence, KeystoneEvent[] events, DateTimeOffset arrivedAt)
     {
         var now = Time.GetUtcNow();
         // First/last seen: a clock far ahead would hold an edge's last seen in the future until real time caught up.
         events = _clockSkew.Correct(events, arrivedAt, out var skewed);
         if (skewed > 0) _metrics.ClockSkewed(LogName, skewed);
-        var lostState = false;
         var outcome = await GraphDispatch.RunAsync(Partition, sequence, events, async round =>
         {
             // A round names each node once. A node's key for the checkpoint's dirty set is built only on its first touch
@@ -67,7 +66,7 @@ public sealed class GraphOperatorGrain(
             for (var i = 0; i < results.Length; i++)
             {
                 var (type, id, _) = round[i];
-                lostState |= Touch(GraphSchema.KeyPrefix(type), id, results[i].ActivationId);
+                Touch(GraphSchema.KeyPrefix(type), id, results[i].ActivationId);
                 applied[i] = (type, id, results[i]);
             }
             return applied;
@@ -86,7 +85,6 @@ public sealed class GraphOperatorGrain(
         var changes = GraphEvents.Changes(outcome, Partition, sequence, emitted);
         _changes += changes.Count;
         await Append(_options.ChangesTopic, "NORMAL", changes, emitted, sequence);
-        return lostState;
     }
 
     private void Invalid(KeystoneEvent e, string problem, DateTimeOffset now)
