@@ -69,7 +69,8 @@ public sealed partial class StageProfile : IAsyncDisposable
         var typesByStage = new Dictionary<string, Dictionary<string, double>>();
         var cpuByStage = new Dictionary<string, double>();
         var cpuByCode = new Dictionary<string, double>();
-        double allocated = 0, samples = 0;
+        var waitingByStage = new Dictionary<string, double>();
+        double allocated = 0, samples = 0, waiting = 0;
         // Per second of the trace: managed samples running, and methods the JIT compiled (a cold process's cost).
         var running = new SortedDictionary<int, int>();
         var jitted = new SortedDictionary<int, int>();
@@ -100,6 +101,12 @@ public sealed partial class StageProfile : IAsyncDisposable
             var second = (int)(data.TimeStampRelativeMSec / 1000);
             running[second] = running.GetValueOrDefault(second) + 1;
             if (!InWindow(data)) return;
+            if (WaitOf(data.CallStack()) is { } wait)
+            {
+                waiting++;
+                Add(waitingByStage, $"{wait} in {Attribute(data.CallStack()).Stage}", 1);
+                return;
+            }
             var (stage, code) = Attribute(data.CallStack());
             if (detailStage is not null && detailType == "CPU" && stage.Contains(detailStage, StringComparison.Ordinal))
                 Add(detailStacks, Frames(data.CallStack(), 8), 1);
@@ -117,6 +124,14 @@ public sealed partial class StageProfile : IAsyncDisposable
         if (from > 0 || to < double.MaxValue) Console.WriteLine($"  what follows is from {from:0.#} s to {(to < double.MaxValue ? $"{to:0.#} s" : "the end")} of the trace");
 
         Console.WriteLine($"  stage profile ({path}): {allocated / 1e6:N0} MB of allocation sampled, {samples:N0} CPU samples of managed code");
+        if (waiting > 0)
+        {
+            // The sampler counts them as running managed code, but it cannot tell a spin on a core from a thread that
+            // is blocked or has no core (a low-priority thread that spins is descheduled for long stretches).
+            Console.WriteLine($"  {waiting:N0} more samples ({waiting * 100 / (waiting + samples):0.0}%) caught threads waiting (a spin, a sleep or a blocking wait); they are not in the CPU shares below:");
+            foreach (var (stage, count) in waitingByStage.OrderByDescending(kv => kv.Value).Take(8))
+                Console.WriteLine($"    {count * 100 / waiting,5:0.0}%  {stage}");
+        }
         Console.WriteLine("  allocated bytes by stage (outermost grain, else outermost Keystone frame), with the largest types in it:");
         foreach (var (stage, bytes) in bytesByStage.OrderByDescending(kv => kv.Value).Take(top))
         {
@@ -170,6 +185,30 @@ public sealed partial class StageProfile : IAsyncDisposable
         // was (messaging, scheduling, placement).
         return (grain ?? outermost ?? (orleans is null ? NoKeystone : $"(Orleans) {orleans}"), code ?? NoKeystone);
     }
+
+    // A thread whose innermost managed frames are a spin or a wait is waiting for work, not doing it: the lake's seal
+    // thread (nice 10, BackgroundScheduler) showed as a sixth of a saturation run's samples while `pidstat -t` gave it
+    // 1.4 % of a core.
+    // The wait a sample caught its thread in, or null when the thread was working.
+    private static string? WaitOf(TraceCallStack? stack)
+    {
+        for (var (frame, depth) = (stack, 0); frame is not null && depth < 3; (frame, depth) = (frame.Caller, depth + 1))
+        {
+            var name = frame.CodeAddress.FullMethodName;
+            if (string.IsNullOrEmpty(name)) continue;
+            if (WaitMethods.FirstOrDefault(w => name.StartsWith(w, StringComparison.Ordinal)) is { } wait) return wait.TrimEnd('.');
+            // The sockets' event loop as the innermost managed frame is its epoll wait; handling events goes deeper.
+            if (depth == 0 && name.StartsWith("System.Net.Sockets.SocketAsyncEngine.EventLoop", StringComparison.Ordinal)) return "socket event loop";
+        }
+        return null;
+    }
+
+    private static readonly string[] WaitMethods =
+    [
+        "System.Threading.SpinWait.", "System.Threading.Thread.Sleep", "System.Threading.Thread.<PollGC>" /* suspended for a collection */, "System.Threading.Monitor.Wait",
+        "System.Threading.SemaphoreSlim.Wait", "System.Threading.WaitHandle.Wait", "System.Threading.LowLevelLifoSemaphore.Wait",
+        "System.Threading.LowLevelSpinWaiter.Wait",
+    ];
 
     private static string Frames(TraceCallStack? stack, int count)
     {
