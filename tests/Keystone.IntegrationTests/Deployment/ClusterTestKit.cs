@@ -46,14 +46,16 @@ internal static class ClusterTestKit
     {
         foreach (var silo in silos)
         {
-            output.WriteLine($"--- silo :{silo.HttpPort}, Keystone warnings\n" + KeystoneWarnings(silo.Output));
-            output.WriteLine($"--- silo :{silo.HttpPort}\n" + (silo.Output.Length > 3000 ? silo.Output[^3000..] : silo.Output));
+            // Its first lines and, past them, its last ones (SiloProcess keeps both).
+            var log = silo.Output + silo.Tail;
+            output.WriteLine($"--- silo :{silo.HttpPort}, Keystone warnings\n" + KeystoneWarnings(log));
+            output.WriteLine($"--- silo :{silo.HttpPort}\n" + (log.Length > 3000 ? log[^3000..] : log));
             if (failure is not null)
             {
-                // The whole log, for what happened before its last lines: a failure on a loaded machine is rarely in them.
+                // The log as kept, for what happened before its last lines: a failure on a loaded machine is rarely in them.
                 var file = Path.Combine(Path.GetTempPath(), $"keystone-silo-{silo.HttpPort}-{DateTime.UtcNow:HHmmss}.log");
-                await File.WriteAllTextAsync(file, silo.Output);
-                output.WriteLine($"--- silo :{silo.HttpPort}, its whole output: {file}");
+                await File.WriteAllTextAsync(file, log);
+                output.WriteLine($"--- silo :{silo.HttpPort}, its log (first and last lines): {file}");
             }
             await silo.DisposeAsync();
         }

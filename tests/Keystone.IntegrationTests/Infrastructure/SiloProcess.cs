@@ -83,11 +83,47 @@ public sealed class SiloProcess : IAsyncDisposable
         throw new TimeoutException($"the silo process did not become ready:\n{silo.Output}");
     }
 
+    // Output keeps the first lines only, and what tests assert on reads it; the lines past it are kept as a rolling
+    // tail for a failure's report, since what went wrong in a long test is rarely in its first minutes.
+    private const int HeadChars = 200_000;
+    private const int TailChars = 400_000;
+    private readonly Queue<string> _tail = new();
+    private int _tailChars;
+    private long _dropped;
+
     private void Append(string? line)
     {
         if (line is null) return;
         lock (_output)
-            if (_output.Length < 200_000) _output.AppendLine(line);
+        {
+            if (_output.Length < HeadChars)
+            {
+                _output.AppendLine(line);
+                return;
+            }
+            _tail.Enqueue(line);
+            _tailChars += line.Length + 1;
+            while (_tailChars > TailChars)
+            {
+                _tailChars -= _tail.Dequeue().Length + 1;
+                _dropped++;
+            }
+        }
+    }
+
+    /// <summary>The lines after <see cref="Output"/>'s first 200,000 characters: the last 400,000 characters of them,
+    /// with how many lines in between were let go. Empty while the output fits in <see cref="Output"/>.</summary>
+    public string Tail
+    {
+        get
+        {
+            lock (_output)
+            {
+                if (_tail.Count == 0) return "";
+                var skipped = _dropped > 0 ? $"... {_dropped} lines left out ...\n" : "";
+                return skipped + string.Join('\n', _tail) + "\n";
+            }
+        }
     }
 
     /// <summary>The lines the silo logged at error or critical level (the console logger's <c>fail:</c> and <c>crit:</c>)
