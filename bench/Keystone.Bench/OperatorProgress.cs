@@ -19,13 +19,15 @@ public sealed record OperatorProgress(long Activity, long Graph, long Ads)
 
     public bool IsNone => this == None;
 
-    /// <summary>What the rules give each operator's input topic from these events.</summary>
-    public static OperatorProgress Expected(IReadOnlyList<KeystoneEvent> events) => Expected(PipelineBenchmark.ExpectedByTopic(events));
-
-    public static OperatorProgress Expected(IReadOnlyDictionary<string, long> byTopic) =>
-        new(byTopic.GetValueOrDefault(Keystone.Aggregation.AggregationTopics.Input),
+    /// <summary>What the rules make of these events: the deliveries the taps must count, and what each operator's
+    /// input topic gets (routed once for both).</summary>
+    public static (long Deliveries, OperatorProgress Operators) Expected(IReadOnlyList<KeystoneEvent> events)
+    {
+        var byTopic = PipelineBenchmark.ExpectedByTopic(events);
+        return (byTopic.Values.Sum(), new(byTopic.GetValueOrDefault(Keystone.Aggregation.AggregationTopics.Input),
             byTopic.GetValueOrDefault(Keystone.Graph.GraphTopics.Input),
-            byTopic.GetValueOrDefault(Keystone.Ads.AdTopics.Input));
+            byTopic.GetValueOrDefault(Keystone.Ads.AdTopics.Input)));
+    }
 
     public static async Task<OperatorProgress> Read(BenchCluster cluster)
     {

@@ -60,15 +60,15 @@ public static class PipelineBenchmark
     /// </summary>
     public static async Task WarmUp(BenchCluster cluster, KeystoneEvent[] events, PublisherOptions options)
     {
-        var byTopic = ExpectedByTopic(events);
+        var (deliveries, work) = OperatorProgress.Expected(events);
         // The run after the warm-up counts the operators' progress from here, so they must have finished the warm-up.
-        var operators = await OperatorProgress.Read(cluster) + OperatorProgress.Expected(byTopic);
+        var operators = await OperatorProgress.Read(cluster) + work;
         await using (var publisher = KeystonePublisher.Create(cluster.Client, options))
         {
             foreach (var e in events) await publisher.PublishAsync(e with { EventId = Guid.NewGuid(), Timestamp = DateTimeOffset.UtcNow });
             await publisher.FlushAsync();
         }
-        await WaitForTaps(cluster, "warm-up", events.Length, byTopic.Values.Sum(), Stopwatch.StartNew(), 0);
+        await WaitForTaps(cluster, "warm-up", events.Length, deliveries, Stopwatch.StartNew(), 0);
         await OperatorProgress.WaitFor(cluster, "warm-up", operators);
         await ResetTaps(cluster);
     }

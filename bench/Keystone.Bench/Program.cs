@@ -250,8 +250,7 @@ Task<RunResult?> RunOn(string name, IDictionary<string, string?> settings, int c
     return Run(name, settings, c => body(c, input, expected), prepare: _ =>
     {
         input = Take(count);
-        var byTopic = PipelineBenchmark.ExpectedByTopic(input);
-        (expected, operatorWork) = (byTopic.Values.Sum(), OperatorProgress.Expected(byTopic));
+        (expected, operatorWork) = OperatorProgress.Expected(input);
     }, operatorWork: () => operatorWork);
 }
 
@@ -268,8 +267,7 @@ if (args.Contains("--producer-process"))
     {
         batched = await Run("saturation", extra, c => PipelineBenchmark.RunExternal(c, "saturation", producer!, eventCount, expected), prepare: c =>
         {
-            var byTopic = PipelineBenchmark.ExpectedByTopic(Take(eventCount));
-            (expected, operatorWork) = (byTopic.Values.Sum(), OperatorProgress.Expected(byTopic));
+            (expected, operatorWork) = OperatorProgress.Expected(Take(eventCount));
             ReleaseSimulated();
             producer = ExternalProducer.Start(c, eventCount, seed: 1, Arg("--producer-queue", 200_000));
         }, operatorWork: () => operatorWork);

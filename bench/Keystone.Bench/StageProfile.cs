@@ -186,10 +186,9 @@ public sealed partial class StageProfile : IAsyncDisposable
         return (grain ?? outermost ?? (orleans is null ? NoKeystone : $"(Orleans) {orleans}"), code ?? NoKeystone);
     }
 
-    // A thread whose innermost managed frames are a spin or a wait is waiting for work, not doing it: the lake's seal
-    // thread (nice 10, BackgroundScheduler) showed as a sixth of a saturation run's samples while `pidstat -t` gave it
-    // 1.4 % of a core.
-    // The wait a sample caught its thread in, or null when the thread was working.
+    // The wait a sample caught its thread in (a spin, a sleep, a blocking wait, a suspension for a collection among its
+    // innermost managed frames), or null when the thread was working. Counted as work, the lake's seal thread (nice 10,
+    // BackgroundScheduler) was a sixth of a saturation run's samples while `pidstat -t` gave it 1.4 % of a core.
     private static string? WaitOf(TraceCallStack? stack)
     {
         for (var (frame, depth) = (stack, 0); frame is not null && depth < 3; (frame, depth) = (frame.Caller, depth + 1))
