@@ -19,9 +19,10 @@ public sealed class CheckpointCoordinatorState
 }
 
 /// <summary>
-/// Drives checkpoints (see <see cref="ICheckpointCoordinatorGrain"/>); the bookkeeping is <see cref="CheckpointTracker"/>.
-/// One storage write per interval: the covered positions, once they moved. Reentrant: acknowledgements arrive while a
-/// round of barriers is still being injected.
+/// Drives checkpoints (see <see cref="ICheckpointCoordinatorGrain"/>); the bookkeeping is <see cref="CheckpointTracker"/>,
+/// the durable record and the claim on each checkpoint's number <see cref="CheckpointLedger"/>. One storage write per
+/// interval: the claim, with the covered positions. Reentrant: acknowledgements arrive while a round of barriers is
+/// still being injected.
 /// </summary>
 [Reentrant, KeepAlive]
 // Restored from its checkpoint on another silo rather than migrated with its memory when its silo stops (docs/architecture.md).
@@ -37,18 +38,21 @@ public sealed class CheckpointCoordinatorGrain(
     /// <summary>The stateful consumers of routed topics, named by their input topic: each acknowledges every barrier.</summary>
     public static readonly IReadOnlyList<string> Consumers = [Keystone.Aggregation.AggregationTopics.Input, Keystone.Graph.GraphTopics.Input, Keystone.Ads.AdTopics.Input, ArchiveTopics.Input];
 
-    private CheckpointTracker _tracker = null!;
-    private bool _dirty;
+    private CheckpointLedger _ledger = null!;
+    // Per partition, the position the fronting log was last sealed before (less one).
+    private long[] _sealed = [];
     private bool _running;
     private string? _layoutProblem;
+
+    private CheckpointTracker Tracker => _ledger.Tracker;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
         var partitions = ingest.Value.Partitions;
-        var s = state.State;
         // Positions of another layout mean nothing here; the silo's start fails on it (see Start).
-        _layoutProblem = PartitionLayout.Problem(s.Covered.Length, partitions);
-        _tracker = new CheckpointTracker(partitions, Consumers, s.Started, s.Covered.Length == partitions ? s.Covered : null);
+        _layoutProblem = PartitionLayout.Problem(state.State.Covered.Length, partitions);
+        _ledger = new CheckpointLedger(state, partitions, Consumers);
+        _sealed = Tracker.CoveredPositions();
         // Without the fronting log there is nothing to cover: the coordinator only answers status queries. Nor is
         // there anything to run on a layout this silo cannot use.
         if (!options.Value.Logging || _layoutProblem is not null) return Task.CompletedTask;
@@ -61,20 +65,16 @@ public sealed class CheckpointCoordinatorGrain(
 
     public Task Ack(long checkpoint, int partition, string consumer)
     {
-        if (_tracker.Acknowledged(checkpoint, partition, consumer)) Completed(partition);
+        if (Tracker.Acknowledged(checkpoint, partition, consumer)) Completed();
         return Task.CompletedTask;
     }
 
-    public Task<long> Covered(int partition) => Task.FromResult(partition < _tracker.Partitions ? _tracker.Covered(partition) : 0);
+    public Task<long> Covered(int partition) => Task.FromResult(partition < Tracker.Partitions ? Tracker.Covered(partition) : 0);
 
     public Task<CheckpointStatus> GetStatus() =>
-        Task.FromResult(new CheckpointStatus(_tracker.Started, _tracker.Completed, state.State.CompletedAt, _tracker.CoveredPositions(), Consumers));
+        Task.FromResult(new CheckpointStatus(Tracker.Started, Tracker.Completed, state.State.CompletedAt, Tracker.CoveredPositions(), Consumers));
 
-    private void Completed(int partition)
-    {
-        _dirty = true;
-        state.State.CompletedAt = time.GetUtcNow();
-    }
+    private void Completed() => state.State.CompletedAt = time.GetUtcNow();
 
     private async Task Round(CancellationToken cancellationToken)
     {
@@ -83,37 +83,42 @@ public sealed class CheckpointCoordinatorGrain(
         _running = true;
         try
         {
-            // Persist what completed since the last round, then let the logs drop what it covers.
-            if (_dirty)
+            if (!stopping.TryEnter()) return;
+            CheckpointLedger.Claim? claim;
+            try
             {
-                if (!stopping.TryEnter()) return;
-                try
-                {
-                    state.State.Covered = _tracker.CoveredPositions();
-                    state.State.Started = _tracker.Started;
-                    await state.WriteStateAsync(cancellationToken);
-                }
-                finally
-                {
-                    stopping.Exit();
-                }
-                _dirty = false;
-                for (var p = 0; p < _tracker.Partitions; p++)
-                    await GrainFactory.GetGrain<IFrontingPartitionGrain>(p).SealBefore(_tracker.Covered(p) + 1);
+                claim = await _ledger.ClaimNext(cancellationToken);
+            }
+            finally
+            {
+                stopping.Exit();
+            }
+            if (claim is null)
+            {
+                logger.LogWarning("Checkpoint coordinator: another activation wrote the checkpoint record since this one read it (the cluster's membership is changing); this one read it again and goes on after checkpoint {Checkpoint}", Tracker.Started);
+                return;
+            }
+
+            // What completed is durable now: let the logs drop what it covers.
+            for (var p = 0; p < claim.Covered.Length; p++)
+            {
+                if (claim.Covered[p] <= _sealed[p]) continue;
+                await GrainFactory.GetGrain<IFrontingPartitionGrain>(p).SealBefore(claim.Covered[p] + 1);
+                _sealed[p] = claim.Covered[p];
             }
 
             if (stopping.IsStopping) return;
-            var n = _tracker.Begin();
-            await Task.WhenAll(Enumerable.Range(0, _tracker.Partitions).Select(async p =>
+            var n = claim.Checkpoint;
+            await Task.WhenAll(Enumerable.Range(0, Tracker.Partitions).Select(async p =>
             {
                 try
                 {
                     var position = await GrainFactory.GetGrain<IRouterGrain>(StreamNames.PartitionKey(p)).Barrier(n);
-                    if (_tracker.Injected(n, p, position)) Completed(p);
+                    if (Tracker.Injected(n, p, position)) Completed();
                 }
                 catch (Exception e)
                 {
-                    _tracker.Abandon(n, p);
+                    Tracker.Abandon(n, p);
                     logger.LogWarning("Checkpoint {Checkpoint}: the router of partition {Partition} did not take its barrier: {Error}", n, p, e.Message);
                 }
             }));
