@@ -19,6 +19,7 @@ using Microsoft.Extensions.DependencyInjection;
 //   eligibility asker and the ad events' producer in processes of their own)
 //   --graph-users N --graph-videos N --graph-titles N --graph-rate R --graph-seconds S (graph run)
 //   --producer-process (saturation run: the producer in a process of its own, so the figures are the silo's)
+//   --state-sizes (after each pipeline run: the live states in the snapshot buckets, by state and grain type)
 //   --trace <file.nettrace> (allocation and CPU samples of each selected run, then where they went by stage; use with --only)
 //   stages <file.nettrace> [--detail "stage|type"]: the same report of a trace taken with dotnet-trace (--profile
 //     gc-verbose,cpu-sampling); --detail also lists the stacks that allocated that type in that stage ("stage|CPU": the
@@ -195,6 +196,7 @@ async Task<RunResult?> Run(string name, IDictionary<string, string?> settings, F
     var allocatedBefore = GC.GetTotalAllocatedBytes();
     int[] collectionsBefore = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)];
     var cpuBefore = Environment.CpuUsage.TotalTime;
+    var emulatorBefore = ProcessTreeCpu.Of(azurite.ProcessId);
     var storage = cluster.Silo.App.Services.GetRequiredService<StorageRequests>();
     var storageBefore = storage.Snapshot();
     var stages = cluster.Silo.App.Services.GetRequiredService<Keystone.Pipeline.PipelineMetrics>();
@@ -209,6 +211,7 @@ async Task<RunResult?> Run(string name, IDictionary<string, string?> settings, F
         result = result with { Elapsed = result.Elapsed + behind };
     }
     var cpu = Environment.CpuUsage.TotalTime - cpuBefore;
+    var emulator = ProcessTreeCpu.Of(azurite.ProcessId) - emulatorBefore;
     // Each stage's lag (now minus the event's publish time) over the run: where the events waited.
     if (Environment.GetEnvironmentVariable("KEYSTONE_BENCH_STAGES") == "1")
         foreach (var (stage, (stageLag, processing)) in stages.TakeStageWindow().OrderBy(kv => kv.Value.Lag.Percentile(0.5)))
@@ -219,6 +222,8 @@ async Task<RunResult?> Run(string name, IDictionary<string, string?> settings, F
     Console.WriteLine(requests == 0
         ? $"  {name}: storage requests 0 (the fronting log's file appends are not storage requests; nothing else wrote in the run)"
         : $"  {name}: storage requests {requests:N0} = {result.Events / (double)requests:N1} events per request ({byOperation})");
+    if (emulator is { } e)
+        Console.WriteLine($"  {name}: the storage emulator's CPU {e.TotalSeconds:0.0} s ({e.TotalMilliseconds * 1000 / result.Events:0.0} us per event, {e.TotalSeconds / result.Elapsed.TotalSeconds:P0} of a core)");
     Console.WriteLine($"  {name}: CPU {cpu.TotalSeconds:0.0} s ({cpu.TotalSeconds / result.Elapsed.TotalSeconds / Environment.ProcessorCount:P0} of the machine), GC pauses {(GC.GetTotalPauseDuration() - pauseBefore).TotalSeconds:0.00} s, allocated {(GC.GetTotalAllocatedBytes() - allocatedBefore) / (double)result.Events:N0} B/event");
     // What the pauses are made of: a young collection's pause grows with what survives it (the events in flight).
     var gen2 = GC.CollectionCount(2) - collectionsBefore[2];
@@ -228,6 +233,7 @@ async Task<RunResult?> Run(string name, IDictionary<string, string?> settings, F
     Console.WriteLine($"  {name}: collections gen0 {gen0}, gen1 {gen1}, gen2 {gen2}; each one's pause: {pauses.Describe()}; heap after the last young one {ephemeral.HeapSizeBytes / 1048576.0:0} MB");
     Console.WriteLine($"  {name}: {result.Events:N0} events, {result.Deliveries:N0} deliveries in {result.Elapsed.TotalSeconds:0.00} s = {result.EventsPerSecond:N0} events/s; publish->tap p50 {result.Latency.Percentile(0.5):0.0} ms, p99 {result.Latency.Percentile(0.99):0.0} ms");
     results.Add(result);
+    if (args.Contains("--state-sizes")) await PrintStateSizes(cluster);
     return result;
 }
 
@@ -361,6 +367,13 @@ if (Selected("memory"))
     await PrintStateSizes(quick);
 }
 
+static string StateKind(string key)
+{
+    var bar = key.IndexOf('|');
+    var slash = key.IndexOf('/', bar + 1);
+    return bar < 0 || slash < 0 ? key : $"{key[..bar]} ({key[(bar + 1)..slash]})";
+}
+
 // What a checkpoint writes, by state: the live states in the snapshot buckets at the end of a run.
 static async Task PrintStateSizes(BenchCluster cluster)
 {
@@ -380,16 +393,28 @@ static async Task PrintStateSizes(BenchCluster cluster)
     }
     var (compactions, compactedBytes) = store.Compactions;
     var (dead, deadBytes) = store.DeadSegments;
-    Console.WriteLine($"    snapshot buckets: {compactions:N0} compactions rewrote {compactedBytes / 1e6:N1} MB of state; {dead:N0} dead segments deleted ({deadBytes / 1e6:N1} MB); live states now {states.Sum(kv => (long)kv.Value.Length) / 1e6:N1} MB");
-    foreach (var kind in states.GroupBy(kv => kv.Key.Split('|')[0]).OrderByDescending(g => g.Sum(kv => (long)kv.Value.Length)))
+    var (gathered, gatheredBytes) = store.Gathered;
+    Console.WriteLine($"    snapshot buckets: {compactions:N0} compactions rewrote {compactedBytes / 1e6:N1} MB of state; {gathered:N0} deltas gathered ({gatheredBytes / 1e6:N1} MB written again); {dead:N0} dead segments deleted ({deadBytes / 1e6:N1} MB); live states now {states.Sum(kv => (long)kv.Value.Length) / 1e6:N1} MB");
+    // By state and grain type: the graph's state is one name on users, titles, profiles and the other vertices.
+    foreach (var kind in states.GroupBy(kv => StateKind(kv.Key)).OrderByDescending(g => g.Sum(kv => (long)kv.Value.Length)))
     {
         Console.WriteLine($"    state {kind.Key}: {kind.Count():N0} states, {kind.Sum(kv => (long)kv.Value.Length):N0} bytes (mean {kind.Average(kv => kv.Value.Length):N0}, max {kind.Max(kv => kv.Value.Length):N0})");
-        // Where the bytes of the largest one go, by top-level property.
+        // Where the bytes go, by top-level property: over all states of the kind, and in the largest one.
+        var byProperty = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var (_, bytes) in kind)
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(bytes);
+            if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object) continue;
+            foreach (var property in doc.RootElement.EnumerateObject())
+                byProperty[property.Name] = byProperty.GetValueOrDefault(property.Name) + property.Value.GetRawText().Length;
+        }
+        if (byProperty.Count > 0)
+            Console.WriteLine("      all: " + string.Join(", ", byProperty.OrderByDescending(p => p.Value).Take(6).Select(p => $"{p.Key} {p.Value:N0}")));
         var largest = kind.MaxBy(kv => kv.Value.Length).Value;
         if (largest.Length < 10_000) continue;
         using var json = System.Text.Json.JsonDocument.Parse(largest);
         if (json.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object) continue;
-        Console.WriteLine("      " + string.Join(", ", json.RootElement.EnumerateObject().Select(p => (p.Name, Bytes: p.Value.GetRawText().Length)).OrderByDescending(p => p.Bytes).Take(5).Select(p => $"{p.Name} {p.Bytes:N0}")));
+        Console.WriteLine("      largest: " + string.Join(", ", json.RootElement.EnumerateObject().Select(p => (p.Name, Bytes: p.Value.GetRawText().Length)).OrderByDescending(p => p.Bytes).Take(5).Select(p => $"{p.Name} {p.Bytes:N0}")));
     }
 }
 
