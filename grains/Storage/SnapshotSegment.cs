@@ -149,16 +149,19 @@ public sealed class SnapshotIndex
     /// are to be written again together as one new delta (after which they are dead and deleted), down to twice
     /// <paramref name="compactAfter"/> segments. Those with the fewest live bytes first: under load most of a delta's
     /// states are written again within a checkpoint or two, and what is left in the old ones is a few idle entities.
-    /// Folding the bucket into a base instead rewrote all of it each time: at saturation that was more bytes than the
-    /// checkpoints themselves wrote. Empty when there are not enough such deltas (the base and deltas that clear a
-    /// state stay where they are): then the bucket is folded.
+    /// The newest <paramref name="compactAfter"/> are left alone: their states are the ones being written, so they die
+    /// on their own, for a delete, where gathering them costs a read and a delete and moves states that are about to
+    /// be written again. Folding the bucket into a base instead rewrote all of it each time: at saturation that was
+    /// more bytes than the checkpoints themselves wrote. Empty when there are not enough such deltas (the base and
+    /// deltas that clear a state stay where they are): then the bucket is folded.
     /// </summary>
     public IReadOnlyList<long> ToGather(int compactAfter)
     {
         if (_segments.Count <= 4 * compactAfter) return [];
         // n segments become n - k + 1.
         var gather = _segments.Count - 2 * compactAfter + 1;
-        var chosen = _segments.Where(s => !s.Value.IsBase && !s.Value.HasClears && s.Value.LiveKeys > 0)
+        var newest = _segments.Keys.Skip(_segments.Count - compactAfter).First();
+        var chosen = _segments.Where(s => s.Key < newest && !s.Value.IsBase && !s.Value.HasClears && s.Value.LiveKeys > 0)
             .OrderBy(s => s.Value.LiveBytes).ThenBy(s => s.Key).Take(gather).Select(s => s.Key).ToList();
         return chosen.Count == gather ? chosen : [];
     }

@@ -151,12 +151,12 @@ public sealed class SnapshotSegmentTests
         // 12 segments are not more than 4 x 3.
         Assert.Empty(index.ToGather(3));
 
-        Apply(index, 13, false, State("k13", 1, new string('k', 20)), State("hot", 13, "hhhh"));
+        Apply(index, 13, false, State("k13", 1, "k"), State("hot", 13, "hhhh"));
         Assert.Equal(13, index.Segments.Count);
         // Not folded: the overwritten bytes are fewer than the live ones, and gathering brings the count down.
         Assert.False(index.ShouldCompact(3));
-        // 13 segments down to 2 x 3: 8 deltas become one. The fewest live bytes first: segment 13 holds 24 (its hot
-        // state is live too), the others s; the base is never gathered.
+        // 13 segments down to 2 x 3: 8 deltas become one. The fewest live bytes first, segment s holding s, but not
+        // the newest three (11 to 13: segment 13 holds only 5, its states are the ones being written), nor the base.
         Assert.Equal([2L, 3L, 4L, 5L, 6L, 7L, 8L, 9L], index.ToGather(3));
 
         // Written again as one delta, they are dead, and what a reload sees is unchanged.
