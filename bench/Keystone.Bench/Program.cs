@@ -393,8 +393,7 @@ static async Task PrintStateSizes(BenchCluster cluster)
     }
     var (compactions, compactedBytes) = store.Compactions;
     var (dead, deadBytes) = store.DeadSegments;
-    var (gathered, gatheredBytes) = store.Gathered;
-    Console.WriteLine($"    snapshot buckets: {compactions:N0} compactions rewrote {compactedBytes / 1e6:N1} MB of state; {gathered:N0} deltas gathered ({gatheredBytes / 1e6:N1} MB written again); {dead:N0} dead segments deleted ({deadBytes / 1e6:N1} MB); live states now {states.Sum(kv => (long)kv.Value.Length) / 1e6:N1} MB");
+    Console.WriteLine($"    snapshot buckets: {compactions:N0} compactions rewrote {compactedBytes / 1e6:N1} MB of state; {dead:N0} dead segments deleted ({deadBytes / 1e6:N1} MB); live states now {states.Sum(kv => (long)kv.Value.Length) / 1e6:N1} MB");
     // By state and grain type: the graph's state is one name on users, titles, profiles and the other vertices.
     foreach (var kind in states.GroupBy(kv => StateKind(kv.Key)).OrderByDescending(g => g.Sum(kv => (long)kv.Value.Length)))
     {

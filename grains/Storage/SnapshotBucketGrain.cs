@@ -56,19 +56,15 @@ public sealed class SnapshotStore(BlobContainerClient container, int buckets, in
     public (long Count, long Bytes) DeadSegments => (Interlocked.Read(ref _deleted), Interlocked.Read(ref _deletedBytes));
 
     /// <summary>
-    /// Exports the compaction, gathering and dead-segment counts next to the storage requests
-    /// (<c>keystone_snapshot_compactions_total</c>, <c>keystone_snapshot_compacted_bytes_total</c>,
-    /// <c>keystone_snapshot_gathered_segments_total</c>, <c>keystone_snapshot_gathered_bytes_total</c>,
-    /// <c>keystone_snapshot_dead_segments_total</c>, <c>keystone_snapshot_dead_bytes_total</c>): what keeping the buckets
-    /// small costs and saves.
+    /// Exports the compaction and dead-segment counts next to the storage requests (<c>keystone_snapshot_compactions_total</c>,
+    /// <c>keystone_snapshot_compacted_bytes_total</c>, <c>keystone_snapshot_dead_segments_total</c>,
+    /// <c>keystone_snapshot_dead_bytes_total</c>): what keeping the buckets small costs and saves.
     /// </summary>
     public void Export(IMeterFactory meterFactory)
     {
         var meter = meterFactory.Create(StorageRequests.MeterName);
         meter.CreateObservableCounter("keystone.snapshot.compactions", () => Compactions.Count, "{compaction}", "Snapshot buckets folded into a new base.");
         meter.CreateObservableCounter("keystone.snapshot.compacted_bytes", () => Compactions.Bytes, "By", "Bytes of state rewritten by compactions.");
-        meter.CreateObservableCounter("keystone.snapshot.gathered_segments", () => Gathered.Segments, "{segment}", "Snapshot deltas whose live states were written again together, so that a bucket holds few segments without being rewritten whole.");
-        meter.CreateObservableCounter("keystone.snapshot.gathered_bytes", () => Gathered.Bytes, "By", "Bytes of state those gatherings wrote again.");
         meter.CreateObservableCounter("keystone.snapshot.dead_segments", () => DeadSegments.Count, "{segment}", "Snapshot segments deleted because every state in them had been written again.");
         meter.CreateObservableCounter("keystone.snapshot.dead_bytes", () => DeadSegments.Bytes, "By", "Bytes of state the deleted dead segments held.");
         meter.CreateObservableCounter("keystone.snapshot.warm_reads", () => Warm.Reads, "{read}", "State reads answered from the buckets' memory of entities that left memory, without a storage request.");
@@ -79,17 +75,6 @@ public sealed class SnapshotStore(BlobContainerClient container, int buckets, in
     {
         Interlocked.Increment(ref _compactions);
         Interlocked.Add(ref _compactedBytes, bytes);
-    }
-
-    private long _gathered, _gatheredBytes;
-
-    /// <summary>Deltas whose live states were written again together (see <see cref="SnapshotIndex.ToGather"/>), and those states' bytes.</summary>
-    public (long Segments, long Bytes) Gathered => (Interlocked.Read(ref _gathered), Interlocked.Read(ref _gatheredBytes));
-
-    internal void CountGathered(int segments, long bytes)
-    {
-        Interlocked.Add(ref _gathered, segments);
-        Interlocked.Add(ref _gatheredBytes, bytes);
     }
 
     internal void CountDeadSegment(long bytes)
@@ -334,7 +319,6 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
                 }
                 await DeleteDead();
                 if (_index.ShouldCompact(store.CompactAfter)) await CompactQuietly();
-                else if (_index.ToGather(store.CompactAfter) is { Count: > 0 } sparse) await GatherQuietly(sparse);
             }
         }
         finally
@@ -386,32 +370,6 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
             return;
         }
         foreach (var (segment, isBase) in previous) await DeleteQuietly(SnapshotStore.SegmentName(_bucket, segment, isBase));
-    }
-
-    /// <summary>Writes the live states of <paramref name="segments"/> again as one new delta, which leaves those dead
-    /// (see <see cref="SnapshotIndex.ToGather"/>), then deletes them. Runs between group writes, as a compaction does,
-    /// so no newer write of a gathered state can land before the gathered copy.</summary>
-    private async Task GatherQuietly(IReadOnlyList<long> segments)
-    {
-        try
-        {
-            var chosen = segments.ToHashSet();
-            var contents = new Dictionary<long, byte[]>();
-            foreach (var segment in segments)
-                contents[segment] = segment == _recent.Segment
-                    ? _recent.Bytes
-                    : await BlobBytes.DownloadAsync(_container.GetBlobClient(SnapshotStore.SegmentName(_bucket, segment, isBase: false)));
-            var live = _index.Live.Where(kv => chosen.Contains(kv.Value.Segment))
-                .Select(kv => new SnapshotRecord(kv.Key, kv.Value.Version, contents[kv.Value.Segment].AsMemory(kv.Value.Offset, kv.Value.Length))).ToList();
-            await WriteSegment(live, isBase: false);
-            store.CountGathered(segments.Count, live.Sum(r => (long)r.Data!.Value.Length));
-        }
-        catch (Exception e)
-        {
-            logger.LogWarning(e, "Snapshot bucket {Bucket}: gathering {Count} deltas failed; they stay and it is tried again after the next write", _bucket, segments.Count);
-            return;
-        }
-        await DeleteDead();
     }
 
     /// <summary>Deletes the deltas that nothing live points into any more (see <see cref="SnapshotIndex.Dead"/>).</summary>

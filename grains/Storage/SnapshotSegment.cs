@@ -111,7 +111,6 @@ public sealed class SnapshotIndex
     {
         public bool IsBase { get; } = isBase;
         public long Stored { get; set; }
-        public long LiveBytes { get; set; }
         public int LiveKeys { get; set; }
         public bool HasClears { get; set; }
     }
@@ -133,38 +132,14 @@ public sealed class SnapshotIndex
 
     /// <summary>
     /// Whether to fold the bucket into a new base: once it has at least <paramref name="compactAfter"/> segments and
-    /// as many overwritten bytes as live ones (what a reload reads is then at most twice what it needs), or when it has
-    /// more than four times <paramref name="compactAfter"/> segments (a reload's request count) and gathering deltas
-    /// (<see cref="ToGather"/>) cannot bring them down. Segments that hold nothing live are deleted as they die
-    /// (<see cref="Dead"/>), so a bucket whose states are all rewritten between checkpoints, the usual case under load,
-    /// is not rewritten as a whole: before, the deltas of one busy checkpoint outweighed the base, and every such
-    /// checkpoint also rewrote the whole bucket.
+    /// as many overwritten bytes as live ones (what a reload reads is then at most twice what it needs), or more than
+    /// four times <paramref name="compactAfter"/> segments, whatever their size (a reload's request count). Segments
+    /// that hold nothing live are deleted as they die (<see cref="Dead"/>), so a bucket whose states are all rewritten
+    /// between checkpoints, the usual case under load, is not rewritten as a whole: before, the deltas of one busy
+    /// checkpoint outweighed the base, and every such checkpoint also rewrote the whole bucket.
     /// </summary>
     public bool ShouldCompact(int compactAfter) =>
-        (_segments.Count >= compactAfter && GarbageBytes >= LiveBytes && GarbageBytes > 0)
-        || (_segments.Count > 4 * compactAfter && ToGather(compactAfter).Count == 0);
-
-    /// <summary>
-    /// When the bucket has more than four times <paramref name="compactAfter"/> segments: the deltas whose live states
-    /// are to be written again together as one new delta (after which they are dead and deleted), down to twice
-    /// <paramref name="compactAfter"/> segments. Those with the fewest live bytes first: under load most of a delta's
-    /// states are written again within a checkpoint or two, and what is left in the old ones is a few idle entities.
-    /// The newest <paramref name="compactAfter"/> are left alone: their states are the ones being written, so they die
-    /// on their own, for a delete, where gathering them costs a read and a delete and moves states that are about to
-    /// be written again. Folding the bucket into a base instead rewrote all of it each time: at saturation that was
-    /// more bytes than the checkpoints themselves wrote. Empty when there are not enough such deltas (the base and
-    /// deltas that clear a state stay where they are): then the bucket is folded.
-    /// </summary>
-    public IReadOnlyList<long> ToGather(int compactAfter)
-    {
-        if (_segments.Count <= 4 * compactAfter) return [];
-        // n segments become n - k + 1.
-        var gather = _segments.Count - 2 * compactAfter + 1;
-        var newest = _segments.Keys.Skip(_segments.Count - compactAfter).First();
-        var chosen = _segments.Where(s => s.Key < newest && !s.Value.IsBase && !s.Value.HasClears && s.Value.LiveKeys > 0)
-            .OrderBy(s => s.Value.LiveBytes).ThenBy(s => s.Key).Take(gather).Select(s => s.Key).ToList();
-        return chosen.Count == gather ? chosen : [];
-    }
+        _segments.Count > 4 * compactAfter || (_segments.Count >= compactAfter && GarbageBytes >= LiveBytes && GarbageBytes > 0);
 
     public bool TryGet(string key, out SnapshotLocation location) => _live.TryGetValue(key, out location);
 
@@ -187,14 +162,12 @@ public sealed class SnapshotIndex
             {
                 var old = _segments[previous.Segment];
                 old.LiveKeys--;
-                old.LiveBytes -= previous.Length;
                 LiveBytes -= previous.Length;
             }
             if (record.Data is { } data)
             {
                 _live[record.Key] = new SnapshotLocation(segment, offset, data.Length, record.Version);
                 use.LiveKeys++;
-                use.LiveBytes += data.Length;
                 use.Stored += data.Length;
                 LiveBytes += data.Length;
                 StoredBytes += data.Length;

@@ -33,10 +33,9 @@ public sealed record StatsView(PipelineInfo Pipeline, IReadOnlyList<RouterStats>
 /// as they opened (a restart does not seal them again).</summary>
 public sealed record LakeSealsView(long Segments, long Events, long Bytes, long Failures, long AlreadySealed = 0);
 
-/// <summary>Compactions (a bucket folded into a new base, and the bytes of state rewritten), deltas gathered (their
-/// live states written again together, and those bytes) and segments deleted because every state in them had been
-/// written again since (and the bytes they held), since the silo started.</summary>
-public sealed record SnapshotSegmentsView(long Compactions, long CompactedBytes, long DeadDeleted, long DeadBytes, long WarmReads, long WarmBytes, long Gathered = 0, long GatheredBytes = 0);
+/// <summary>Compactions (a bucket folded into a new base, and the bytes of state rewritten) and segments deleted
+/// because every state in them had been written again since (and the bytes they held), since the silo started.</summary>
+public sealed record SnapshotSegmentsView(long Compactions, long CompactedBytes, long DeadDeleted, long DeadBytes, long WarmReads, long WarmBytes);
 
 /// <summary>Read-only views of the schema registry, the routing rules and the pipeline, plus rule validation.</summary>
 internal static class CatalogEndpoints
@@ -163,7 +162,7 @@ internal static class CatalogEndpoints
     }
 
     private static SnapshotSegmentsView? Segments(SnapshotStore? store) =>
-        store is null ? null : new(store.Compactions.Count, store.Compactions.Bytes, store.DeadSegments.Count, store.DeadSegments.Bytes, store.Warm.Reads, store.Warm.Bytes, store.Gathered.Segments, store.Gathered.Bytes);
+        store is null ? null : new(store.Compactions.Count, store.Compactions.Bytes, store.DeadSegments.Count, store.DeadSegments.Bytes, store.Warm.Reads, store.Warm.Bytes);
 
     internal static async Task<Ok<ClusterView>> GetCluster(IClusterClient cluster)
     {

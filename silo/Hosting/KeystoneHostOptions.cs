@@ -67,9 +67,8 @@ public sealed class StorageOptions
     public int SnapshotBuckets { get; set; } = 16;
 
     /// <summary>Delta segments a bucket writes before it folds them into one new base (and deletes them), once they
-    /// also hold as many overwritten bytes as live ones. Past four times this many, the deltas with the fewest live
-    /// bytes are gathered into one, down to twice this many. Bounds what a bucket reads when it activates (about
-    /// 1 + 4 × this many segments).</summary>
+    /// also hold as many bytes as the base; past four times this many, whatever their size. Bounds what a bucket reads
+    /// when it activates (at most 1 + 4 × this many segments).</summary>
     [Range(2, 10_000)]
     public int SnapshotCompactAfter { get; set; } = SnapshotStore.DefaultCompactAfter;
 

@@ -173,59 +173,6 @@ public sealed class SnapshotStorageTests(AzuriteFixture azurite)
     }
 
     [Fact]
-    public async Task A_bucket_of_too_many_deltas_gathers_the_smallest_into_one_without_rewriting_the_rest_and_reloads_exactly()
-    {
-        var settings = TestSilo.DefaultSettings(azurite);
-        settings["Keystone:Storage:SnapshotBuckets"] = "4";
-        settings["Keystone:Storage:SnapshotCompactAfter"] = "3";
-        const int Bucket = 96;
-        static Immutable<byte[]> Bytes(int key) => new(Encoding.UTF8.GetBytes(new string((char)('a' + key), 10 * key)));
-        var container = new BlobServiceClient(azurite.ConnectionString).GetBlobContainerClient(settings["Keystone:Storage:Container"]);
-        async Task<string[]> Segments()
-        {
-            var names = new List<string>();
-            await foreach (var blob in container.GetBlobsAsync(Azure.Storage.Blobs.Models.BlobTraits.None, Azure.Storage.Blobs.Models.BlobStates.None, SnapshotStore.BucketPrefix(Bucket), default)) names.Add(blob.Name[(blob.Name.IndexOf('/') + 1)..]);
-            return [.. names.Order(StringComparer.Ordinal)];
-        }
-
-        string[] expected = ["000000000009-d", "000000000010-d", "000000000011-d", "000000000012-d", "000000000013-d", "000000000014-d"];
-        await using (var silo = await TestSilo.StartAsync(settings))
-        {
-            var bucket = silo.Client.GetGrain<ISnapshotBucketGrain>(Bucket);
-            // Thirteen states written one after another: thirteen deltas, all live, no garbage. Past 4 x 3 segments,
-            // the eight with the fewest live bytes (states 1 to 8) are written again as one delta (14) and deleted.
-            for (var key = 1; key <= 13; key++) Assert.True((await bucket.Write($"k{key}", 0, Bytes(key))).Written);
-            var last = Array.Empty<string>();
-            try
-            {
-                await Eventually.Until(async () => last = await Segments(), names => names.SequenceEqual(expected), TimeSpan.FromSeconds(30), "the segments");
-            }
-            catch (TimeoutException)
-            {
-                Assert.Fail($"bucket {Bucket} holds {string.Join(", ", last)}, expected {string.Join(", ", expected)}");
-            }
-            var store = silo.Services.GetRequiredService<SnapshotStore>();
-            Assert.Equal((0L, 0L), store.Compactions);
-            Assert.Equal((8L, 10L * (1 + 2 + 3 + 4 + 5 + 6 + 7 + 8)), store.Gathered);
-            var stats = JsonNode.Parse(await silo.Http.GetStringAsync("/v1/stats"))!["snapshot_segments"]!;
-            Assert.Equal(8, stats["gathered"]!.GetValue<long>());
-            Assert.Matches(@"keystone_snapshot_gathered_segments_total\{[^}]*\} 8", await silo.Http.GetStringAsync("/metrics"));
-            // Read back through the bucket that gathered them, from the new delta.
-            Assert.Equal(new string('d', 30), Encoding.UTF8.GetString((await bucket.Read("k3"))!.Data));
-        }
-
-        // A new silo's bucket reads every state at its version, and a stale writer is still refused.
-        await using var again = await TestSilo.StartAsync(settings);
-        var reloaded = again.Client.GetGrain<ISnapshotBucketGrain>(Bucket);
-        for (var key = 1; key <= 13; key++)
-        {
-            var state = await reloaded.Read($"k{key}");
-            Assert.Equal((1L, new string((char)('a' + key), 10 * key)), (state!.Version, Encoding.UTF8.GetString(state.Data)));
-        }
-        Assert.False((await reloaded.Write("k2", 0, Bytes(2))).Written);
-    }
-
-    [Fact]
     public async Task A_bucket_keeps_what_leaving_entities_wrote_or_left_unchanged_and_hands_it_back_once()
     {
         var settings = TestSilo.DefaultSettings(azurite);

@@ -128,47 +128,25 @@ public sealed class SnapshotSegmentTests
         Apply(index, 9, false, State("b", 2, "bb"));
         Assert.True(index.ShouldCompact(3));
 
-        // More than 4 x 3 segments that cannot be gathered (each clears a state) are folded whatever their size: a
-        // reload reads every one.
+        // More than 4 x 3 segments are folded whatever their size: a reload reads every one.
         var many = new SnapshotIndex();
-        for (var s = 1; s <= 12; s++) Apply(many, s, false, State("k" + s, 1, "v"), State("gone" + s, 1, null));
+        for (var s = 1; s <= 12; s++) Apply(many, s, false, State("k" + s, 1, "v"));
         Assert.False(many.ShouldCompact(3));
-        Apply(many, 13, false, State("k13", 1, "v"), State("gone13", 1, null));
-        Assert.Empty(many.ToGather(3));
+        Apply(many, 13, false, State("k13", 1, "v"));
         Assert.True(many.ShouldCompact(3));
     }
 
-    [Fact]
-    public void Too_many_deltas_are_gathered_into_one_those_with_the_fewest_live_bytes_first()
+    [Theory]
+    [InlineData("0003/000000000012-d", true, 12L, false)]
+    [InlineData("0003/000000000013-b", true, 13L, true)]
+    [InlineData("activity-user/alice.json", false, 0L, false)]
+    [InlineData("0003/00000000001x-d", false, 0L, false)]
+    [InlineData("0003/000000000012-x", false, 0L, false)]
+    public void Segment_names_sort_in_write_order_and_other_blobs_are_ignored(string name, bool parsed, long segment, bool isBase)
     {
-        var index = new SnapshotIndex();
-        // A base, then 11 deltas: segment s holds a state of s bytes and one of 4 bytes that segment s + 1 writes
-        // again, so every delta but the last keeps s live bytes.
-        Apply(index, 1, true, State("base", 1, new string('b', 50)));
-        for (var s = 2; s <= 12; s++)
-            Apply(index, s, false, State("k" + s, 1, new string('k', s)), State("hot", s, "hhhh"));
-        Assert.Equal(12, index.Segments.Count);
-        // 12 segments are not more than 4 x 3.
-        Assert.Empty(index.ToGather(3));
-
-        Apply(index, 13, false, State("k13", 1, "k"), State("hot", 13, "hhhh"));
-        Assert.Equal(13, index.Segments.Count);
-        // Not folded: the overwritten bytes are fewer than the live ones, and gathering brings the count down.
-        Assert.False(index.ShouldCompact(3));
-        // 13 segments down to 2 x 3: 8 deltas become one. The fewest live bytes first, segment s holding s, but not
-        // the newest three (11 to 13: segment 13 holds only 5, its states are the ones being written), nor the base.
-        Assert.Equal([2L, 3L, 4L, 5L, 6L, 7L, 8L, 9L], index.ToGather(3));
-
-        // Written again as one delta, they are dead, and what a reload sees is unchanged.
-        var before = index.Live.ToDictionary(kv => kv.Key, kv => (kv.Value.Version, kv.Value.Length));
-        var gathered = index.ToGather(3).Select(s => State("k" + s, 1, new string('k', (int)s))).ToArray();
-        Apply(index, 14, false, gathered);
-        Assert.Equal([2L, 3L, 4L, 5L, 6L, 7L, 8L, 9L], index.Dead());
-        foreach (var dead in index.Dead()) index.Forget(dead);
-        Assert.Equal(6, index.Segments.Count);
-        Assert.Equal(before, index.Live.ToDictionary(kv => kv.Key, kv => (kv.Value.Version, kv.Value.Length)));
-        Assert.Empty(index.ToGather(3));
-        Assert.False(index.ShouldCompact(3));
+        Assert.Equal(parsed, SnapshotStore.TryParseName(name, out var s, out var b));
+        if (parsed) Assert.Equal((segment, isBase), (s, b));
+        Assert.Equal("0003/000000000012-d", SnapshotStore.SegmentName(3, 12, isBase: false));
     }
 
     private static void Apply(SnapshotIndex index, long segment, bool isBase, params SnapshotRecord[] records)
