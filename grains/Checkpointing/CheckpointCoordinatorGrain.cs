@@ -39,8 +39,9 @@ public sealed class CheckpointCoordinatorGrain(
     public static readonly IReadOnlyList<string> Consumers = [Keystone.Aggregation.AggregationTopics.Input, Keystone.Graph.GraphTopics.Input, Keystone.Ads.AdTopics.Input, ArchiveTopics.Input];
 
     private CheckpointLedger _ledger = null!;
-    // Per partition, the position the fronting log was last sealed before (less one).
-    private long[] _sealed = [];
+    // A checkpoint completed since the last round: the logs may drop more (and segments that were not in the lake yet
+    // at the last seal may go now).
+    private bool _dirty;
     private bool _running;
     private string? _layoutProblem;
 
@@ -52,7 +53,6 @@ public sealed class CheckpointCoordinatorGrain(
         // Positions of another layout mean nothing here; the silo's start fails on it (see Start).
         _layoutProblem = PartitionLayout.Problem(state.State.Covered.Length, partitions);
         _ledger = new CheckpointLedger(state, partitions, Consumers);
-        _sealed = Tracker.CoveredPositions();
         // Without the fronting log there is nothing to cover: the coordinator only answers status queries. Nor is
         // there anything to run on a layout this silo cannot use.
         if (!options.Value.Logging || _layoutProblem is not null) return Task.CompletedTask;
@@ -74,7 +74,11 @@ public sealed class CheckpointCoordinatorGrain(
     public Task<CheckpointStatus> GetStatus() =>
         Task.FromResult(new CheckpointStatus(Tracker.Started, Tracker.Completed, state.State.CompletedAt, Tracker.CoveredPositions(), Consumers));
 
-    private void Completed() => state.State.CompletedAt = time.GetUtcNow();
+    private void Completed()
+    {
+        _dirty = true;
+        state.State.CompletedAt = time.GetUtcNow();
+    }
 
     private async Task Round(CancellationToken cancellationToken)
     {
@@ -84,7 +88,9 @@ public sealed class CheckpointCoordinatorGrain(
         try
         {
             if (!stopping.TryEnter()) return;
-            CheckpointLedger.Claim? claim;
+            var sealing = _dirty;
+            _dirty = false;
+            CheckpointLedger.Claim? claim = null;
             try
             {
                 claim = await _ledger.ClaimNext(cancellationToken);
@@ -92,6 +98,7 @@ public sealed class CheckpointCoordinatorGrain(
             finally
             {
                 stopping.Exit();
+                if (claim is null) _dirty |= sealing;
             }
             if (claim is null)
             {
@@ -100,12 +107,9 @@ public sealed class CheckpointCoordinatorGrain(
             }
 
             // What completed is durable now: let the logs drop what it covers.
-            for (var p = 0; p < claim.Covered.Length; p++)
-            {
-                if (claim.Covered[p] <= _sealed[p]) continue;
-                await GrainFactory.GetGrain<IFrontingPartitionGrain>(p).SealBefore(claim.Covered[p] + 1);
-                _sealed[p] = claim.Covered[p];
-            }
+            if (sealing)
+                for (var p = 0; p < claim.Covered.Length; p++)
+                    await GrainFactory.GetGrain<IFrontingPartitionGrain>(p).SealBefore(claim.Covered[p] + 1);
 
             if (stopping.IsStopping) return;
             var n = claim.Checkpoint;
