@@ -399,22 +399,22 @@ static async Task PrintStateSizes(BenchCluster cluster)
     {
         Console.WriteLine($"    state {kind.Key}: {kind.Count():N0} states, {kind.Sum(kv => (long)kv.Value.Length):N0} bytes (mean {kind.Average(kv => kv.Value.Length):N0}, max {kind.Max(kv => kv.Value.Length):N0})");
         // Where the bytes go, by top-level property: over all states of the kind, and in the largest one.
-        var byProperty = new Dictionary<string, long>(StringComparer.Ordinal);
-        foreach (var (_, bytes) in kind)
-        {
-            using var doc = System.Text.Json.JsonDocument.Parse(bytes);
-            if (doc.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object) continue;
-            foreach (var property in doc.RootElement.EnumerateObject())
-                byProperty[property.Name] = byProperty.GetValueOrDefault(property.Name) + property.Value.GetRawText().Length;
-        }
-        if (byProperty.Count > 0)
-            Console.WriteLine("      all: " + string.Join(", ", byProperty.OrderByDescending(p => p.Value).Take(6).Select(p => $"{p.Key} {p.Value:N0}")));
+        static string Top(IEnumerable<(string Name, long Bytes)> properties, int count) =>
+            string.Join(", ", properties.OrderByDescending(p => p.Bytes).Take(count).Select(p => $"{p.Name} {p.Bytes:N0}"));
+        var all = kind.SelectMany(kv => PropertySizes(kv.Value)).GroupBy(p => p.Name, StringComparer.Ordinal).Select(g => (g.Key, g.Sum(p => p.Bytes))).ToList();
+        if (all.Count > 0) Console.WriteLine("      all: " + Top(all, 6));
         var largest = kind.MaxBy(kv => kv.Value.Length).Value;
-        if (largest.Length < 10_000) continue;
-        using var json = System.Text.Json.JsonDocument.Parse(largest);
-        if (json.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object) continue;
-        Console.WriteLine("      largest: " + string.Join(", ", json.RootElement.EnumerateObject().Select(p => (p.Name, Bytes: p.Value.GetRawText().Length)).OrderByDescending(p => p.Bytes).Take(5).Select(p => $"{p.Name} {p.Bytes:N0}")));
+        if (largest.Length >= 10_000 && PropertySizes(largest) is { Count: > 0 } inLargest) Console.WriteLine("      largest: " + Top(inLargest, 5));
     }
+}
+
+// A JSON state's top-level properties and the bytes each takes; none when the state is not a JSON object.
+static List<(string Name, long Bytes)> PropertySizes(byte[] state)
+{
+    using var json = System.Text.Json.JsonDocument.Parse(state);
+    return json.RootElement.ValueKind != System.Text.Json.JsonValueKind.Object
+        ? []
+        : [.. json.RootElement.EnumerateObject().Select(p => (p.Name, (long)p.Value.GetRawText().Length))];
 }
 
 // 8. The ads path: a realistic ad mix in real time, with an ad server asking eligibility questions meanwhile.
