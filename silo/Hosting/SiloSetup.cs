@@ -133,7 +133,8 @@ internal static class SiloSetup
             var startup = services.GetRequiredService<ILoggerFactory>().CreateLogger("Keystone.Silo.Startup");
             var checkpointing = services.GetRequiredService<IOptions<CheckpointOptions>>().Value;
             if (checkpointing.Logging)
-                await grains.GetGrain<ICheckpointCoordinatorGrain>(0).Start();
+                await StartupRetry.Pipeline(startup, TimeSpan.FromSeconds(2))
+                    .ExecuteAsync(async token => await grains.GetGrain<ICheckpointCoordinatorGrain>(0).Start(), cancellationToken);
             // Each log writer seals into the lake what it finds closed when it activates (a crash or a stop left it):
             // activated now, not at the first event after the restart. Not awaited: the silo answers meanwhile.
             if (checkpointing.LakeFromLog && services.GetRequiredService<IOptions<ArchiveOptions>>().Value.Enabled)
