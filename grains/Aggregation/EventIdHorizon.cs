@@ -41,6 +41,13 @@ public sealed class EventIdHorizon(TimeSpan horizon, int capacity)
 
     public bool Contains(Guid id) => IndexOf(Hash(id)) >= 0;
 
+    /// <summary>Whether an id with this <see cref="Hash"/> is remembered.</summary>
+    public bool Contains(long hash) => IndexOf(hash) >= 0;
+
+    /// <summary>How many ids were forgotten so far (expired or pushed out): what a caller that keeps something per
+    /// remembered id watches for, to drop its own entries only when this changed.</summary>
+    public long Forgotten { get; private set; }
+
     /// <summary>Records the id; false when it was already there (a repeat, to be ignored).</summary>
     public bool TryAdd(Guid id, DateTimeOffset now)
     {
@@ -87,6 +94,7 @@ public sealed class EventIdHorizon(TimeSpan horizon, int capacity)
 
     private void RemoveOldest()
     {
+        Forgotten++;
         _index?.Remove(_slots[_start]);
         if (_index is not null && _count <= IndexThreshold / 2) _index = null;
         _start = (_start + 1) % _size;

@@ -368,17 +368,75 @@ public class UserActivityAggregatorTests
         Apply(aggregator, start);
         var paused = Apply(aggregator, pause)!;
         aggregator.PrepareCheckpoint();
-        // The shape before compact contributions: every contribution whole, none in Contributed.
+        // The shape before compact contributions: every contribution whole, none in Watches.
         var old = RoundTrip(aggregator.State);
         old.RecentContributions = [Apply(Aggregator(), start)!, paused];
-        old.Contributed = [];
+        old.Watches = [];
 
         var restored = Aggregator(state: RoundTrip(old));
 
         Assert.False(restored.Apply(pause, Now, out var again));
         Assert.Equal(paused, again);
         Assert.Null(restored.State.RecentContributions);
-        Assert.Equal([new ContributedWatch(start.EventId, 0), new ContributedWatch(pause.EventId, 30_000)], restored.State.Contributed);
+        Assert.Equal([new ContributedWatch(EventIdHorizon.Hash(pause.EventId), 30_000)], restored.State.Watches);
+    }
+
+    [Fact]
+    public void A_state_written_with_whole_event_ids_still_answers_repeats_and_keeps_them_hashed()
+    {
+        var aggregator = Aggregator();
+        var start = Started(At("12:00:00"));
+        var pause = Paused(At("12:00:30"), 30_000);
+        var started = Apply(aggregator, start)!;
+        var paused = Apply(aggregator, pause)!;
+        aggregator.PrepareCheckpoint();
+        // The shape before hashed contributions: 16-byte ids, zero watch times too.
+        var old = RoundTrip(aggregator.State);
+        old.Contributed = [new WholeIdWatch(start.EventId, 0), new WholeIdWatch(pause.EventId, 30_000)];
+        old.Watches = [];
+
+        var restored = Aggregator(state: RoundTrip(old));
+
+        Assert.Null(restored.State.Contributed);
+        Assert.Equal([new ContributedWatch(EventIdHorizon.Hash(pause.EventId), 30_000)], restored.State.Watches);
+        Assert.False(restored.Apply(start, Now, out var startAgain));
+        Assert.Equal(started, startAgain);
+        Assert.False(restored.Apply(pause, Now, out var pauseAgain));
+        Assert.Equal(paused, pauseAgain);
+    }
+
+    [Fact]
+    public void Only_watch_times_that_are_not_zero_are_kept_and_a_repeat_of_one_that_was_zero_contributes_zero_again()
+    {
+        var aggregator = Aggregator();
+        var start = Started(At("12:00:00"));
+        var started = Apply(aggregator, start)!;
+        Assert.Equal(0, started.WatchMs);
+        Assert.Empty(aggregator.State.Watches);
+
+        aggregator.PrepareCheckpoint();
+        var restored = Aggregator(state: RoundTrip(aggregator.State));
+        Assert.False(restored.Apply(start, Now, out var again));
+        Assert.Equal(started, again);
+    }
+
+    [Fact]
+    public void Contributions_are_forgotten_with_their_event_ids()
+    {
+        var aggregator = Aggregator();
+        var later = Now + new AggregationOptions().DedupeHorizon + TimeSpan.FromMinutes(1);
+        Assert.True(aggregator.Apply(Started(At("12:00:00")), Now, out _));
+        Assert.True(aggregator.Apply(Paused(At("12:00:30"), 30_000), Now, out _));
+        Assert.True(aggregator.Apply(Resumed(At("12:01:00"), 30_000), Now, out _));
+        Assert.True(aggregator.Apply(Stopped(At("12:01:20"), 50_000), Now, out _));
+        Assert.Equal(2, aggregator.State.Watches.Count);
+
+        // Past the horizon the old ids go, and their contributions with them; the new one stays.
+        var stop = Stopped(At("12:20:00"), 60_000);
+        Assert.True(aggregator.Apply(Started(At("12:19:00")), later, out _));
+        Assert.True(aggregator.Apply(stop, later, out _));
+        Assert.Equal(2, aggregator.RememberedIds);
+        Assert.Equal([EventIdHorizon.Hash(stop.EventId)], aggregator.State.Watches.Select(w => w.EventHash));
     }
 
     [Fact]

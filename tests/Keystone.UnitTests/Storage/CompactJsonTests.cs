@@ -22,7 +22,7 @@ public class CompactJsonTests
         {
             SeenIds = [.. Enumerable.Range(0, events).Select(_ => random.NextInt64())],
             SeenAt = [.. Enumerable.Range(0, events).Select(i => 639_000_000_000_000_000L + i * 10_000_000L)],
-            Contributed = [.. Enumerable.Range(0, events).Select(i => new ContributedWatch(Guid.NewGuid(), i * 1_000L))],
+            Watches = [.. Enumerable.Range(0, events).Select(i => new ContributedWatch(random.NextInt64(), i * 1_000L))],
         };
     }
 
@@ -36,19 +36,20 @@ public class CompactJsonTests
         {
             Assert.Equal(JsonValueKind.String, document.RootElement.GetProperty("seenIds").ValueKind);
             Assert.Equal(JsonValueKind.String, document.RootElement.GetProperty("seenAt").ValueKind);
-            Assert.Equal(JsonValueKind.String, document.RootElement.GetProperty("contributed").ValueKind);
+            Assert.Equal(JsonValueKind.String, document.RootElement.GetProperty("watches").ValueKind);
+            Assert.False(document.RootElement.TryGetProperty("contributed", out _));
         }
         var back = Read<UserActivityState>(json);
         Assert.Equal(state.SeenIds, back.SeenIds);
         Assert.Equal(state.SeenAt, back.SeenAt);
-        Assert.Equal(state.Contributed, back.Contributed);
+        Assert.Equal(state.Watches, back.Watches);
     }
 
     [Fact]
     public void The_compact_form_is_about_half_the_size_of_json_arrays()
     {
         var state = BusyUser(300);
-        var arrays = JsonSerializer.Serialize(new { state.SeenIds, state.SeenAt, state.Contributed }, KeystoneStateSerializer.Options);
+        var arrays = JsonSerializer.Serialize(new { state.SeenIds, state.SeenAt, state.Watches }, KeystoneStateSerializer.Options);
         var compact = Json(state);
         Assert.True(compact.Length < arrays.Length * 0.55, $"compact {compact.Length} bytes, arrays {arrays.Length}");
     }
@@ -61,7 +62,7 @@ public class CompactJsonTests
         var state = Read<UserActivityState>(old);
         Assert.Equal([1L, -2L, long.MaxValue], state.SeenIds!);
         Assert.Equal([5L, 6L, 7L], state.SeenAt!);
-        Assert.Equal([new ContributedWatch(id, 30_000)], state.Contributed);
+        Assert.Equal([new WholeIdWatch(id, 30_000)], state.Contributed);
 
         var segments = Read<ArchiveWriterState>($$"""{"recentSegments":["{{id}}"]}""");
         Assert.Equal([id], segments.RecentSegments);
