@@ -129,6 +129,17 @@ public sealed class ClusterOptions
 
     /// <summary>Gateway role with localhost clustering: the silos' gateway ports to connect to.</summary>
     public List<int> Gateways { get; set; } = [];
+
+    /// <summary>
+    /// Grain addresses a silo caches (Orleans' <c>GrainDirectoryOptions.CacheSize</c>); past it the least recently used
+    /// go and are looked up again when called. Orleans' default is 1,000,000, and its cache sizes its hash table for
+    /// that many at start: an 8 MB array per silo, which Orleans' own cache-size gauge walks whole every time it is
+    /// read, and the dashboard reads it every second (a tenth of the quick start silo's CPU, docs/performance.md,
+    /// stop 56). A silo here calls a few tens of thousands of grains (users, titles, profiles, campaigns, vertices);
+    /// raise it for a cluster whose silos each call more.
+    /// </summary>
+    [Range(1_000, 10_000_000)]
+    public int DirectoryCacheSize { get; set; } = 100_000;
 }
 
 /// <summary>Section <c>Keystone:Streaming</c>: which stream provider carries the topics.</summary>

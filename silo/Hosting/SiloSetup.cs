@@ -33,6 +33,7 @@ internal static class SiloSetup
         BlobServiceClient Blobs(string connection) => new(connection, requests.Attach(new BlobClientOptions(), "blob"));
         TableServiceClient Tables(string connection) => new(connection, requests.Attach(new TableClientOptions(), "table"));
 
+        silo.Configure<GrainDirectoryOptions>(o => o.CacheSize = cluster.DirectoryCacheSize);
         switch (cluster.Mode)
         {
             case ClusteringMode.Localhost:

@@ -35,6 +35,32 @@ public sealed class HostConfigurationTests(AzuriteFixture azurite)
     }
 
     [Fact]
+    public async Task A_silo_reads_its_settings_files_once_and_caches_as_many_grain_addresses_as_configured()
+    {
+        var settings = TestSilo.DefaultSettings(azurite);
+        await using (var host = await KeystoneHost.BuildAsync(["--environment", "Testing"], c => c.AddInMemoryCollection(settings)))
+        {
+            // Reloading appsettings*.json on change would watch the whole content root, silo/.local included.
+            var files = ((IConfigurationRoot)host.App.Configuration).Providers.OfType<Microsoft.Extensions.Configuration.Json.JsonConfigurationProvider>().ToList();
+            Assert.NotEmpty(files);
+            Assert.All(files, f => Assert.False(f.Source.ReloadOnChange, $"{f.Source.Path} is reloaded on change"));
+            Assert.Equal(100_000, host.App.Services.GetRequiredService<IOptions<GrainDirectoryOptions>>().Value.CacheSize);
+        }
+
+        settings["Keystone:Cluster:DirectoryCacheSize"] = "250000";
+        await using (var host = await KeystoneHost.BuildAsync(["--environment", "Testing", "--hostBuilder:reloadConfigOnChange=true"], c => c.AddInMemoryCollection(settings)))
+        {
+            Assert.Equal(250_000, host.App.Services.GetRequiredService<IOptions<GrainDirectoryOptions>>().Value.CacheSize);
+            // An operator who wants the files reloaded still can.
+            Assert.Contains(((IConfigurationRoot)host.App.Configuration).Providers.OfType<Microsoft.Extensions.Configuration.Json.JsonConfigurationProvider>(), f => f.Source.ReloadOnChange);
+        }
+
+        settings["Keystone:Cluster:DirectoryCacheSize"] = "10";
+        var e = await Assert.ThrowsAsync<KeystoneConfigurationException>(() => KeystoneHost.BuildAsync(["--environment", "Testing"], c => c.AddInMemoryCollection(settings)));
+        Assert.Contains("DirectoryCacheSize", e.Message);
+    }
+
+    [Fact]
     public async Task A_silo_with_the_event_hubs_fronting_log_keeps_the_log_on_the_hub_in_messages_one_hub_event_holds()
     {
         var settings = TestSilo.DefaultSettings(azurite);
