@@ -1,0 +1,55 @@
+using System.Runtime.InteropServices;
+
+namespace Keystone.IntegrationTests.Infrastructure;
+
+/// <summary>
+/// Stops a process and every process below it (SIGSTOP) until disposed (SIGCONT): a storage emulator that accepts
+/// connections and answers nothing, as Azurite has been seen to do for 11–12 s on a loaded machine. Linux only.
+/// </summary>
+public sealed class ProcessPause : IDisposable
+{
+    private const int SigCont = 18;
+    private const int SigStop = 19;
+    private readonly List<int> _stopped = [];
+
+    public ProcessPause(int root)
+    {
+        foreach (var pid in Tree(root))
+            if (Kill(pid, SigStop) == 0) _stopped.Add(pid);
+        if (_stopped.Count == 0) throw new InvalidOperationException($"could not stop process {root} or any below it");
+    }
+
+    public void Dispose()
+    {
+        foreach (var pid in _stopped) Kill(pid, SigCont);
+        _stopped.Clear();
+    }
+
+    private static HashSet<int> Tree(int root)
+    {
+        var parents = new Dictionary<int, int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                // The command may hold spaces and parentheses: the fields start after the last ')'.
+                parents[pid] = int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+            }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        }
+        var tree = new HashSet<int> { root };
+        for (var grew = true; grew;)
+        {
+            grew = false;
+            foreach (var (pid, parent) in parents)
+                if (tree.Contains(parent) && tree.Add(pid)) grew = true;
+        }
+        return tree;
+    }
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+}
