@@ -12,27 +12,7 @@ public static class ProcessTreeCpu
     public static TimeSpan? Of(int root)
     {
         if (!Directory.Exists("/proc")) return null;
-        var parents = new Dictionary<int, int>();
-        foreach (var dir in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
-            try
-            {
-                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                // The command may hold spaces and parentheses: the fields start after the last ')'.
-                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                parents[pid] = int.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture);
-            }
-            catch (IOException) { }
-            catch (UnauthorizedAccessException) { }
-        }
-        var tree = new HashSet<int> { root };
-        for (var grew = true; grew;)
-        {
-            grew = false;
-            foreach (var (pid, parent) in parents)
-                if (tree.Contains(parent) && tree.Add(pid)) grew = true;
-        }
+        var tree = Keystone.LocalInfra.ProcessTree.Of(root);
         var total = TimeSpan.Zero;
         foreach (var pid in tree)
         {

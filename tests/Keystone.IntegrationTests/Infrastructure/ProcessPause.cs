@@ -14,7 +14,7 @@ public sealed class ProcessPause : IDisposable
 
     public ProcessPause(int root)
     {
-        foreach (var pid in Tree(root))
+        foreach (var pid in Keystone.LocalInfra.ProcessTree.Of(root))
             if (Kill(pid, SigStop) == 0) _stopped.Add(pid);
         if (_stopped.Count == 0) throw new InvalidOperationException($"could not stop process {root} or any below it");
     }
@@ -23,31 +23,6 @@ public sealed class ProcessPause : IDisposable
     {
         foreach (var pid in _stopped) Kill(pid, SigCont);
         _stopped.Clear();
-    }
-
-    private static HashSet<int> Tree(int root)
-    {
-        var parents = new Dictionary<int, int>();
-        foreach (var dir in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
-            try
-            {
-                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                // The command may hold spaces and parentheses: the fields start after the last ')'.
-                parents[pid] = int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
-            }
-            catch (IOException) { }
-            catch (UnauthorizedAccessException) { }
-        }
-        var tree = new HashSet<int> { root };
-        for (var grew = true; grew;)
-        {
-            grew = false;
-            foreach (var (pid, parent) in parents)
-                if (tree.Contains(parent) && tree.Add(pid)) grew = true;
-        }
-        return tree;
     }
 
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
