@@ -83,7 +83,9 @@ public sealed class GraphTests(AzuriteFixture azurite)
     {
         var response = await http.GetAsync(path);
         var text = await response.Content.ReadAsStringAsync();
-        Assert.True(response.IsSuccessStatusCode, $"GET {path}: {(int)response.StatusCode} {text}");
+        // A failure here has been a call that waited 30 s on a silo; what the silos logged meanwhile says why.
+        if (!response.IsSuccessStatusCode)
+            Assert.Fail($"GET {path}: {(int)response.StatusCode} {text}; warnings the in-process silos logged meanwhile: {RecentWarnings.Instance.Describe(TimeSpan.FromMinutes(1))}");
         return JsonNode.Parse(text)!;
     }
 
