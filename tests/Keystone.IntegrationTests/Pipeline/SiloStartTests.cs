@@ -9,6 +9,8 @@ namespace Keystone.IntegrationTests.Pipeline;
 [Collection(AzuriteCollection.Name)]
 public sealed class SiloStartTests(AzuriteFixture azurite)
 {
+    private const string FirstAttemptFailed = "A call the silo's start needs failed (attempt 1 of 4)";
+
     [Fact]
     public async Task A_silo_starts_when_storage_answers_nothing_for_longer_than_the_response_timeout()
     {
@@ -23,12 +25,16 @@ public sealed class SiloStartTests(AzuriteFixture azurite)
         {
             // The coordinator's state read waits on the stopped emulator past the (shortened) response timeout, as
             // stop 55's CI run did past the default 30 s; storage comes back after the first attempt failed.
-            _ = Task.Delay(TimeSpan.FromSeconds(8)).ContinueWith(_ => pause.Dispose(), TaskScheduler.Default);
-            silo = await TestSilo.StartAsync(settings, s => s.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(5)));
+            var starting = TestSilo.StartAsync(settings, s => s.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(5)));
+            // Storage comes back once the first attempt has failed, not after a fixed time.
+            await Eventually.Until(() => Task.FromResult(RecentWarnings.Instance.Describe(DateTime.UtcNow - started + TimeSpan.FromSeconds(1), max: 200)),
+                w => w.Contains(FirstAttemptFailed, StringComparison.Ordinal) || starting.IsCompleted, TimeSpan.FromSeconds(60), "the first attempt of the coordinator's start to fail");
+            pause.Dispose();
+            silo = await starting;
         }
         await using (silo)
         {
-            Assert.Contains("A call the silo's start needs failed (attempt 1 of 4)", RecentWarnings.Instance.Describe(DateTime.UtcNow - started + TimeSpan.FromSeconds(1), max: 200));
+            Assert.Contains(FirstAttemptFailed, RecentWarnings.Instance.Describe(DateTime.UtcNow - started + TimeSpan.FromSeconds(1), max: 200));
             var status = await silo.Client.GetGrain<ICheckpointCoordinatorGrain>(0).GetStatus();
             Assert.NotNull(status);
         }
