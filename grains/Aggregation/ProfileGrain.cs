@@ -35,11 +35,8 @@ public sealed class ProfileGrain(
     }
 
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) =>
-        DeactivationWrite.Leave(reason, async () =>
-        {
-            await Checkpoint();
-            await _graph.Flush();
-        });
+        // Each state whatever happens to the other: an aggregation refused as stale must not cost the graph side.
+        DeactivationWrite.Leave(reason, Checkpoint, _graph.Flush);
 
     public async ValueTask<ApplyAck> ApplyActivity(ProfileActivityBatch batch)
     {

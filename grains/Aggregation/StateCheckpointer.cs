@@ -134,4 +134,21 @@ internal static class DeactivationWrite
 
     /// <summary>Runs the entity's last writes when <see cref="Wanted"/>, as an entity leaving memory (see <see cref="EntityLeaving"/>).</summary>
     public static Task Leave(DeactivationReason reason, Func<Task> writes) => Wanted(reason) ? EntityLeaving.Run(writes) : Task.CompletedTask;
+
+    /// <summary>
+    /// <see cref="Leave(DeactivationReason, Func{Task})"/> for a grain with several states (an entity's aggregation and
+    /// its graph side): each is written whatever happened to the others. One refused as stale says nothing about the
+    /// others, and what this activation applied to them is lost with it unless it is written now.
+    /// </summary>
+    public static Task Leave(DeactivationReason reason, Func<Task> first, Func<Task> second) => Leave(reason, () => Both(first, second));
+
+    internal static async Task Both(Func<Task> first, Func<Task> second)
+    {
+        Exception? failed = null;
+        try { await first(); }
+        catch (Exception e) { failed = e; }
+        try { await second(); }
+        catch (Exception e) when (failed is not null) { throw new AggregateException(failed, e); }
+        if (failed is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failed);
+    }
 }

@@ -39,11 +39,8 @@ public sealed class UserGrain(
     }
 
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) =>
-        DeactivationWrite.Leave(reason, async () =>
-        {
-            await Checkpoint();
-            await _graph.Flush();
-        });
+        // Each state whatever happens to the other: an aggregation refused as stale must not cost the graph side.
+        DeactivationWrite.Leave(reason, Checkpoint, _graph.Flush);
 
     public async ValueTask<UserApplyResult> ApplyActivity(ActivityBatch batch)
     {

@@ -35,11 +35,8 @@ public sealed class VideoGrain(
     }
 
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken) =>
-        DeactivationWrite.Leave(reason, async () =>
-        {
-            await _coverage.WriteAsync(Write);
-            await _graph.Flush();
-        });
+        // Each state whatever happens to the other: an aggregation refused as stale must not cost the graph side.
+        DeactivationWrite.Leave(reason, () => _coverage.WriteAsync(Write), _graph.Flush);
 
     public async ValueTask<VideoApplyResult> ApplyActivity(VideoActivityBatch batch)
     {

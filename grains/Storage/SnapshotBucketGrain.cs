@@ -36,6 +36,9 @@ public sealed class SnapshotStore(BlobContainerClient container, int buckets, in
 
     public int Buckets => buckets;
 
+    /// <summary>This silo's state writes that got no answer (see <see cref="UnansweredWrites"/>).</summary>
+    public UnansweredWrites Unanswered { get; } = new();
+
     /// <summary>Segments a bucket holds before it may fold them into a new base (see <see cref="SnapshotIndex.ShouldCompact"/>).</summary>
     public int CompactAfter => compactAfter;
 
@@ -68,6 +71,8 @@ public sealed class SnapshotStore(BlobContainerClient container, int buckets, in
         meter.CreateObservableCounter("keystone.snapshot.dead_segments", () => DeadSegments.Count, "{segment}", "Snapshot segments deleted because every state in them had been written again.");
         meter.CreateObservableCounter("keystone.snapshot.dead_bytes", () => DeadSegments.Bytes, "By", "Bytes of state the deleted dead segments held.");
         meter.CreateObservableCounter("keystone.snapshot.warm_reads", () => Warm.Reads, "{read}", "State reads answered from the buckets' memory of entities that left memory, without a storage request.");
+        meter.CreateObservableCounter("keystone.snapshot.unanswered_writes", () => Unanswered.Counts.Unanswered, "{write}", "State writes that got no answer (the bucket's silo died, or the call timed out): each may have been made durable all the same.");
+        meter.CreateObservableCounter("keystone.snapshot.unanswered_writes_found_durable", () => Unanswered.Counts.Recognised, "{write}", "Unanswered state writes that the writer's next write found durable, and wrote on top of, rather than taking them for another activation's.");
         meter.CreateObservableGauge("keystone.snapshot.warm_bytes", () => Warm.Bytes, "By", "Bytes of state this silo's buckets keep for entities that left memory.");
     }
 
@@ -448,10 +453,39 @@ public sealed class SnapshotGrainStorage(IGrainFactory grains, SnapshotStore sto
             return;
         }
         var bucket = Bucket(key);
-        var result = await (EntityLeaving.Active ? bucket.WriteAndKeep(key, expected, new Immutable<byte[]>(data)) : bucket.Write(key, expected, new Immutable<byte[]>(data)));
+        var result = await Write(bucket, key, expected, data);
+        if (!result.Written && store.Unanswered.MayBeOwn(key, expected, result.Version, out var sent))
+        {
+            // This activation's own write may have made the version that refuses it (see UnansweredWrites): only the
+            // bytes it sent at that version say so.
+            var stored = await bucket.Read(key);
+            store.Unanswered.Answered(key);
+            if (stored is not null && stored.Version == result.Version && store.Unanswered.IsOwn(sent, stored.Data))
+            {
+                expected = stored.Version;
+                result = await Write(bucket, key, expected, data);
+            }
+        }
         if (!result.Written) throw Stale(key, result, expected);
         grainState.ETag = result.Version.ToString(System.Globalization.CultureInfo.InvariantCulture);
         grainState.RecordExists = true;
+    }
+
+    private async Task<SnapshotWrite> Write(ISnapshotBucketGrain bucket, string key, long expected, byte[] data)
+    {
+        try
+        {
+            var result = await (EntityLeaving.Active ? bucket.WriteAndKeep(key, expected, new Immutable<byte[]>(data)) : bucket.Write(key, expected, new Immutable<byte[]>(data)));
+            if (result.Written) store.Unanswered.Answered(key);
+            return result;
+        }
+        catch (Exception e) when (e is not InconsistentStateException)
+        {
+            // No answer is not "not written": the bucket may have made it durable before its silo died or the call
+            // timed out. The ETag stays as it was, and the next write finds out.
+            store.Unanswered.Unanswered(key, expected, data);
+            throw;
+        }
     }
 
     public async Task ClearStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)

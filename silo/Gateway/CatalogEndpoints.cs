@@ -34,8 +34,10 @@ public sealed record StatsView(PipelineInfo Pipeline, IReadOnlyList<RouterStats>
 public sealed record LakeSealsView(long Segments, long Events, long Bytes, long Failures, long AlreadySealed = 0);
 
 /// <summary>Compactions (a bucket folded into a new base, and the bytes of state rewritten) and segments deleted
-/// because every state in them had been written again since (and the bytes they held), since the silo started.</summary>
-public sealed record SnapshotSegmentsView(long Compactions, long CompactedBytes, long DeadDeleted, long DeadBytes, long WarmReads, long WarmBytes);
+/// because every state in them had been written again since (and the bytes they held), since the silo started; reads
+/// answered from the buckets' memory of idle entities; state writes that got no answer, and those of them the writer's
+/// next write found durable (see <c>UnansweredWrites</c>).</summary>
+public sealed record SnapshotSegmentsView(long Compactions, long CompactedBytes, long DeadDeleted, long DeadBytes, long WarmReads, long WarmBytes, long UnansweredWrites, long UnansweredFoundDurable);
 
 /// <summary>Read-only views of the schema registry, the routing rules and the pipeline, plus rule validation.</summary>
 internal static class CatalogEndpoints
@@ -162,7 +164,7 @@ internal static class CatalogEndpoints
     }
 
     private static SnapshotSegmentsView? Segments(SnapshotStore? store) =>
-        store is null ? null : new(store.Compactions.Count, store.Compactions.Bytes, store.DeadSegments.Count, store.DeadSegments.Bytes, store.Warm.Reads, store.Warm.Bytes);
+        store is null ? null : new(store.Compactions.Count, store.Compactions.Bytes, store.DeadSegments.Count, store.DeadSegments.Bytes, store.Warm.Reads, store.Warm.Bytes, store.Unanswered.Counts.Unanswered, store.Unanswered.Counts.Recognised);
 
     internal static async Task<Ok<ClusterView>> GetCluster(IClusterClient cluster)
     {

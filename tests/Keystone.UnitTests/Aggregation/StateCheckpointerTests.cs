@@ -237,4 +237,28 @@ public class StateCheckpointerTests
         Assert.False(restored.Apply(started, Playback.Now, out _));
         Assert.Equal(1, restored.State.Totals.Events);
     }
+
+    [Fact]
+    public async Task A_leaving_entity_writes_its_second_state_when_the_first_is_refused_and_the_refusal_comes_through()
+    {
+        var written = new List<string>();
+        var refused = new Orleans.Storage.InconsistentStateException("activity is at version 10, this activation expected 9");
+
+        var failure = await Assert.ThrowsAsync<Orleans.Storage.InconsistentStateException>(() => DeactivationWrite.Both(
+            () => Task.FromException(refused),
+            () => { written.Add("graph"); return Task.CompletedTask; }));
+
+        Assert.Same(refused, failure);
+        Assert.Equal(["graph"], written);
+    }
+
+    [Fact]
+    public async Task A_leaving_entity_whose_two_writes_fail_reports_both()
+    {
+        var failure = await Assert.ThrowsAsync<AggregateException>(() => DeactivationWrite.Both(
+            () => Task.FromException(new InvalidOperationException("first")),
+            () => Task.FromException(new TimeoutException("second"))));
+
+        Assert.Equal(["first", "second"], failure.InnerExceptions.Select(e => e.Message));
+    }
 }
