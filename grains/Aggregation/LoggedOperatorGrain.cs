@@ -62,9 +62,8 @@ public abstract class LoggedOperatorGrain<TState>(
     private IOperatorLog _log = null!;
     private IStreamProvider _provider = null!;
     private bool _checkpointing;
-    // A replay from the last checkpoint is owed: an entity lost its memory, or a replay failed. It stays owed until a
-    // replay has gone through, whatever fails in between: no checkpoint may cover what the entity lost before that.
-    private bool _replayNeeded;
+    // A replay from the last checkpoint is owed (an entity lost its memory, a silo left, a replay failed), or on its way.
+    private readonly Keystone.Checkpointing.ReplayDebt _replay = new();
 
     // With the fronting log, this operator keeps no log of its own: it makes its entities durable when a checkpoint
     // barrier arrives (at most every CheckpointInterval) and acknowledges the barriers it has covered; a crash, or an
@@ -243,18 +242,18 @@ public abstract class LoggedOperatorGrain<TState>(
 
             try
             {
-                if (_replayNeeded && !_fronting) await ReplayOwed();
+                if (_replay.Owed && !_fronting) await ReplayOwed();
                 // An entity that answered from a new activation owes a replay even when this delivery failed after it
                 // and went through on a retry, where the same activation answers as if nothing had happened.
                 await ProcessOrDeadLetter(sequence, fresh, arrivedAt);
-                if (_replayNeeded && _fronting) ScheduleReplay("an entity grain answered from a new activation");
-                else if (_replayNeeded) await ReplayOwed();
+                if (_replay.Owed && _fronting) ScheduleReplay("an entity grain answered from a new activation");
+                else if (_replay.Owed) await ReplayOwed();
             }
             catch when (!_fronting)
             {
                 // Logged, and its segments marked seen, so a redelivery is dropped: only a replay of the log applies it
                 // now, and no checkpoint may cover it before one has.
-                _replayNeeded = true;
+                _replay.Owe();
                 throw;
             }
             pipelineMetrics.StageBatch(LogName, clock.Elapsed, fresh, time.GetUtcNow());
@@ -296,7 +295,7 @@ public abstract class LoggedOperatorGrain<TState>(
             await Checkpoint();
             // Nothing to write counts as covered too; a checkpoint that found lost grains does not, nor one that a
             // replay overtook (the barriers it would cover were dropped).
-            if (Checkpoints == before && (_dirty.Count > 0 || _replayNeeded)) return;
+            if (Checkpoints == before && (_dirty.Count > 0 || _replay.Owed)) return;
             if (_barriers.Replays != replays || _barriers.Replaying) return;
             LastCheckpointAt = time.GetUtcNow();
             var coordinator = GrainFactory.GetGrain<Keystone.Checkpointing.ICheckpointCoordinatorGrain>(0);
@@ -445,7 +444,7 @@ public abstract class LoggedOperatorGrain<TState>(
         if (_touched.TryGetValue(key, out var known) && known != activation && known != ReplayPending)
         {
             _touched[key] = activation;
-            _replayNeeded = true;
+            _replay.Owe();
             logger.LogWarning("{Log} operator {Partition}: {Key} was reactivated since the last checkpoint; replaying the log segment", LogName, Partition, key);
             return;
         }
@@ -554,24 +553,24 @@ public abstract class LoggedOperatorGrain<TState>(
     /// them drop the older replayed ones.</summary>
     private void ScheduleReplay(string reason)
     {
-        // One already on its way leaves the flag as it is: what it was owed for may have happened after that replay
-        // passed the entity, so the next checkpoint replays again before it covers anything.
-        if (_replayer is not null) return;
-        _replayNeeded = false;
+        // One already on its way leaves the debt owed (see ReplayDebt): what it is owed for may have happened after
+        // that replay passed the entity, so the next checkpoint or delivery replays again before anything is covered.
+        if (!_replay.TryStart()) return;
         logger.LogWarning("{Log} operator {Partition}: {Reason}; replaying from the last checkpoint", LogName, Partition, reason);
         if (_fronting) _barriers.ReplayAsked();
         _replayer = this.RegisterGrainTimer(async _ =>
         {
             // Like a delivery, an own-log replay holds a checkpoint back until it is done (see Checkpoint).
             var replay = _fronting ? null : _delivery = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var succeeded = false;
             try
             {
                 await ReplayCurrentSegment();
+                succeeded = true;
             }
             catch (Exception e)
             {
                 logger.LogWarning(e, "{Log} operator {Partition}: the replay from the last checkpoint failed; it is tried again in {Retry} s, or sooner by the next checkpoint", LogName, Partition, ReplayRetry.TotalSeconds);
-                _replayNeeded = true;
                 RetryReplayLater();
             }
             finally
@@ -583,6 +582,7 @@ public abstract class LoggedOperatorGrain<TState>(
                 }
                 _replayer?.Dispose();
                 _replayer = null;
+                _replay.Ended(succeeded);
             }
         }, new GrainTimerCreationOptions(TimeSpan.Zero, Timeout.InfiniteTimeSpan) { Interleave = _fronting });
     }
@@ -595,7 +595,7 @@ public abstract class LoggedOperatorGrain<TState>(
             _replayRetry?.Dispose();
             _replayRetry = null;
             // Unless a checkpoint or delivery has replayed meanwhile.
-            if (_replayNeeded) ScheduleReplay("the last replay failed");
+            if (_replay.Owed) ScheduleReplay("the last replay failed");
             return Task.CompletedTask;
         }, new GrainTimerCreationOptions(ReplayRetry, Timeout.InfiniteTimeSpan) { Interleave = _fronting });
     }
@@ -603,14 +603,14 @@ public abstract class LoggedOperatorGrain<TState>(
     /// <summary>The owed replay, owed again if it fails.</summary>
     private async Task ReplayOwed()
     {
-        _replayNeeded = false;
+        _replay.TakeInline();
         try
         {
             await ReplayCurrentSegment();
         }
         catch
         {
-            _replayNeeded = true;
+            _replay.Owe();
             throw;
         }
     }
@@ -698,12 +698,12 @@ public abstract class LoggedOperatorGrain<TState>(
             // A delivery in progress has logged a sequence it has not applied everywhere yet, in the current segment:
             // covering it, or dropping that segment, would lose it in a crash. Start between deliveries instead.
             while (_delivery is { } inProgress) await inProgress.Task;
-            if (_replayNeeded)
+            if (_replay.Owed)
             {
                 // With the fronting log a replay runs beside the deliveries: one on its way is not doubled (the router
                 // would serve them one after the other, and barriers between them would pass). This barrier is not
                 // covered; a later one replays what is still owed first.
-                if (_fronting && _replayer is not null) return;
+                if (_fronting && _replay.InFlight) return;
                 await ReplayOwed();
             }
             var covered = S.NextSequence;
@@ -735,7 +735,7 @@ public abstract class LoggedOperatorGrain<TState>(
                 logger.LogWarning("{Log} operator {Partition}: {Count} grains (e.g. {Key}) lost their memory before the barrier; replaying the log instead of covering it", LogName, Partition, lost.Count, lost[0]);
                 _dirty.UnionWith(dirty.Keys);
                 if (_fronting) ScheduleReplay($"{lost.Count} entity grains lost their memory before the barrier");
-                else _replayNeeded = true;
+                else _replay.Owe();
                 return;
             }
             // A replay started while this checkpoint wrote: what it covers may not have reached every entity yet.
