@@ -459,8 +459,13 @@ public sealed class SnapshotGrainStorage(IGrainFactory grains, SnapshotStore sto
             // This activation's own write may have made the version that refuses it (see UnansweredWrites): only the
             // bytes it sent at that version say so.
             var stored = await bucket.Read(key);
+            // The bucket counts a queued write's version before it is durable: the one refusing this write may be the
+            // unanswered one, still on its way. No verdict yet: fail as a slow storage would (the caller retries, and
+            // the activation stays), and keep the entry for the next write.
+            if (stored is null || stored.Version < result.Version)
+                throw new TimeoutException($"state '{key}' is at version {result.Version} in its bucket and {stored?.Version ?? 0} in storage: this activation's write that got no answer may still be on its way; not written, try again");
             store.Unanswered.Answered(key);
-            if (stored is not null && stored.Version == result.Version && store.Unanswered.IsOwn(sent, stored.Data))
+            if (stored.Version == result.Version && store.Unanswered.IsOwn(sent, stored.Data))
             {
                 expected = stored.Version;
                 result = await Write(bucket, key, expected, data);

@@ -41,13 +41,19 @@ public sealed class UnansweredWriteTests(AzuriteFixture azurite)
             // The bucket has queued the write and waits on storage; the user's call to it times out.
             await Assert.ThrowsAnyAsync<Exception>(() => user.Checkpoint());
             await Eventually.Until(() => Task.FromResult(store.Unanswered.IsPending(key)), pending => pending, TimeSpan.FromSeconds(30), "the user's write to go unanswered");
+
+            // Written again while that write is still queued: the bucket refuses it at version 2, which is not durable
+            // yet. Not a conflict yet either: the write fails as on a slow storage, and the activation stays.
+            await user.ApplyActivity(Batch(3, TestEvents.Play("unanswered-u1", "v3")));
+            var early = await Assert.ThrowsAnyAsync<Exception>(() => user.Checkpoint());
+            Assert.IsNotType<Orleans.Storage.InconsistentStateException>(early);
+            Assert.True(store.Unanswered.IsPending(key));
         }
         // Storage answers again, and the write that had no answer is made durable all the same.
         await Eventually.Until(async () => (await bucket.Read(key))?.Version, v => v == 2, TimeSpan.FromSeconds(60), "the unanswered write to become durable");
 
         // The next write of the same activation expects version 1 and finds 2, its own: it writes on top of it, where
         // it used to take it for another activation's, deactivate, and lose what it held in memory.
-        await user.ApplyActivity(Batch(3, TestEvents.Play("unanswered-u1", "v3")));
         Assert.Equal(activation, await user.Checkpoint());
         Assert.Equal(3, (await bucket.Read(key))!.Version);
         // Counted, with any other grain's write the stopped storage left unanswered (the silo's own grains write too).
