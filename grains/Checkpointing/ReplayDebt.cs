@@ -28,8 +28,11 @@ public sealed class ReplayDebt
     /// </summary>
     public bool TryStart()
     {
-        Owed = true;
-        if (InFlight) return false;
+        if (InFlight)
+        {
+            Owed = true;
+            return false;
+        }
         Owed = false;
         InFlight = true;
         return true;

@@ -484,7 +484,7 @@ public sealed class SnapshotGrainStorage(IGrainFactory grains, SnapshotStore sto
             if (result.Written) store.Unanswered.Answered(key);
             return result;
         }
-        catch (Exception e) when (e is not InconsistentStateException)
+        catch
         {
             // No answer is not "not written": the bucket may have made it durable before its silo died or the call
             // timed out. The ETag stays as it was, and the next write finds out.
