@@ -55,8 +55,7 @@ public abstract class LoggedOperatorGrain<TState>(
 {
     private const int RememberedSegments = 4096;
 
-    private readonly Dictionary<string, Guid> _touched = [];
-    private readonly HashSet<string> _dirty = [];
+    private readonly Keystone.Checkpointing.TouchedEntities _touched = new();
     private readonly HashSet<string> _registeredTopics = [];
     private RecentIds<Guid> _segments = null!;
     private IOperatorLog _log = null!;
@@ -79,10 +78,6 @@ public abstract class LoggedOperatorGrain<TState>(
     // grain directory is recovered).
     private static readonly TimeSpan ReplayRetry = TimeSpan.FromSeconds(5);
     private IGrainTimer? _replayRetry;
-
-    // An entity whose activation is not known: a replay from the last checkpoint is on its way to it, so whichever
-    // activation answers next has it (or will), and is no reason for another replay.
-    private static readonly Guid ReplayPending = Guid.Empty;
 
     // The oldest log segment not yet truncated: a replay to a grain that lost its memory starts here.
     private long _firstLiveSegment;
@@ -278,7 +273,7 @@ public abstract class LoggedOperatorGrain<TState>(
         if (barriers is null) return Task.CompletedTask;
         _barriers.Arrived(barriers.Select(b => b.Barrier));
         if (_coverer is not null) return Task.CompletedTask;
-        if (LastCheckpointAt is { } last && time.GetUtcNow() - last < CheckpointInterval && _dirty.Count > 0) return Task.CompletedTask;
+        if (LastCheckpointAt is { } last && time.GetUtcNow() - last < CheckpointInterval && _touched.Count > 0) return Task.CompletedTask;
         _coverer = this.RegisterGrainTimer(CheckpointAndAcknowledge, new GrainTimerCreationOptions(TimeSpan.Zero, Timeout.InfiniteTimeSpan) { Interleave = true });
         return Task.CompletedTask;
     }
@@ -295,7 +290,7 @@ public abstract class LoggedOperatorGrain<TState>(
             await Checkpoint();
             // Nothing to write counts as covered too; a checkpoint that found lost grains does not, nor one that a
             // replay overtook (the barriers it would cover were dropped).
-            if (Checkpoints == before && (_dirty.Count > 0 || _replay.Owed)) return;
+            if (Checkpoints == before && (_touched.Count > 0 || _replay.Owed)) return;
             if (_barriers.Replays != replays || _barriers.Replaying) return;
             LastCheckpointAt = time.GetUtcNow();
             var coordinator = GrainFactory.GetGrain<Keystone.Checkpointing.ICheckpointCoordinatorGrain>(0);
@@ -423,15 +418,7 @@ public abstract class LoggedOperatorGrain<TState>(
 
     /// <summary><see cref="Touch(string, Guid)"/> for the key <paramref name="prefix"/> + <paramref name="id"/>,
     /// building the string only the first time the key is seen (the known one is found by its characters).</summary>
-    protected void Touch(ReadOnlySpan<char> prefix, string id, Guid activation)
-    {
-        var length = prefix.Length + id.Length;
-        Span<char> key = length <= 256 ? stackalloc char[length] : new char[length];
-        prefix.CopyTo(key);
-        id.AsSpan().CopyTo(key[prefix.Length..]);
-        var held = _touched.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(key, out var existing, out _) ? existing : new string(key);
-        Touch(held, activation);
-    }
+    protected void Touch(ReadOnlySpan<char> prefix, string id, Guid activation) => Touch(_touched.Key(prefix, id), activation);
 
     /// <summary>
     /// Records that an entity grain applied part of this checkpoint period (so the next barrier writes it). One that
@@ -440,15 +427,9 @@ public abstract class LoggedOperatorGrain<TState>(
     /// </summary>
     protected void Touch(string key, Guid activation)
     {
-        _dirty.Add(key);
-        if (_touched.TryGetValue(key, out var known) && known != activation && known != ReplayPending)
-        {
-            _touched[key] = activation;
-            _replay.Owe();
-            logger.LogWarning("{Log} operator {Partition}: {Key} was reactivated since the last checkpoint; replaying the log segment", LogName, Partition, key);
-            return;
-        }
-        _touched[key] = activation;
+        if (!_touched.Touch(key, activation)) return;
+        _replay.Owe();
+        logger.LogWarning("{Log} operator {Partition}: {Key} was reactivated since the last checkpoint; replaying the log segment", LogName, Partition, key);
     }
 
     /// <summary>Calls <paramref name="call"/> for every key, at most <see cref="DispatchConcurrency"/> at a time.</summary>
@@ -625,7 +606,7 @@ public abstract class LoggedOperatorGrain<TState>(
             foreach (var id in S.RecentSegments) _segments.TryAdd(id);
             // Whichever activation each entity touched since then answers next, the replay reaches it: no entity is a
             // reason for another replay until it has answered once.
-            foreach (var key in _touched.Keys.ToList()) _touched[key] = ReplayPending;
+            _touched.ReplayOnItsWay();
             // The barriers received so far precede the replayed events; so do those the router sends before it
             // starts the replay, which it tells us.
             if (!_barriers.Replaying) _barriers.ReplayAsked();
@@ -691,7 +672,7 @@ public abstract class LoggedOperatorGrain<TState>(
     protected async Task Checkpoint()
     {
         if (_checkpointing) return;
-        if (S.NextSequence == S.CheckpointedSequence && _dirty.Count == 0) return;
+        if (S.NextSequence == S.CheckpointedSequence && _touched.Count == 0) return;
         _checkpointing = true;
         try
         {
@@ -708,32 +689,28 @@ public abstract class LoggedOperatorGrain<TState>(
             }
             var covered = S.NextSequence;
             var release = SealOutputs();
-            var dirty = _dirty.ToDictionary(k => k, _ => 0, StringComparer.Ordinal);
-            var touched = new Dictionary<string, Guid>(_touched, StringComparer.Ordinal);
-            _dirty.Clear();
-            _touched.Clear();
+            var period = _touched.Cut();
             var segment = ++S.Segment;
-            List<(string Key, Guid Activation)> written;
+            Guid[] written;
             try
             {
-                written = await ForEach(dirty, (key, _) => new ValueTask<Guid>(WriteEntity(key, covered)), CheckpointConcurrency);
+                written = await ForEach(period.Keys, (_, key) => new ValueTask<Guid>(WriteEntity(key, covered)), CheckpointConcurrency);
             }
             catch
             {
-                // Not covered after all: these grains must be flushed by the next barrier, which must also know which
-                // activation applied their events (a grain whose write found its memory stale has deactivated).
-                _dirty.UnionWith(dirty.Keys);
-                foreach (var (key, activation) in touched) _touched[key] = activation;
+                // Not covered after all: the next barrier writes these entities, and must know which activation
+                // applied their events (one whose write found its memory stale has deactivated).
+                _touched.NotWritten(period);
                 throw;
             }
 
-            // A grain that answers from another activation than the one that applied (its silo died in between) has
+            // An entity that answers from another activation than the one that applied (its silo died in between) has
             // just written a state without those events: covering them would lose them. Replay first, cover later.
-            var lost = written.Where(w => touched.TryGetValue(w.Key, out var applied) && applied != w.Activation && applied != ReplayPending).Select(w => w.Key).ToList();
+            var lost = _touched.Lost(period, period.Keys.Zip(written));
             if (lost.Count > 0)
             {
                 logger.LogWarning("{Log} operator {Partition}: {Count} grains (e.g. {Key}) lost their memory before the barrier; replaying the log instead of covering it", LogName, Partition, lost.Count, lost[0]);
-                _dirty.UnionWith(dirty.Keys);
+                _touched.NotCovered(period);
                 if (_fronting) ScheduleReplay($"{lost.Count} entity grains lost their memory before the barrier");
                 else _replay.Owe();
                 return;
@@ -741,8 +718,7 @@ public abstract class LoggedOperatorGrain<TState>(
             // A replay started while this checkpoint wrote: what it covers may not have reached every entity yet.
             if (_barriers.Replaying)
             {
-                _dirty.UnionWith(dirty.Keys);
-                foreach (var key in touched.Keys) _touched.TryAdd(key, ReplayPending);
+                _touched.NotCovered(period);
                 return;
             }
 
