@@ -706,7 +706,7 @@ public abstract class LoggedOperatorGrain<TState>(
 
             // An entity that answers from another activation than the one that applied (its silo died in between) has
             // just written a state without those events: covering them would lose them. Replay first, cover later.
-            var lost = _touched.Lost(period, period.Keys.Zip(written));
+            var lost = period.Lost(period.Keys.Zip(written));
             if (lost.Count > 0)
             {
                 logger.LogWarning("{Log} operator {Partition}: {Count} grains (e.g. {Key}) lost their memory before the barrier; replaying the log instead of covering it", LogName, Partition, lost.Count, lost[0]);

@@ -78,18 +78,6 @@ public sealed class TouchedEntities
         foreach (var (key, activation) in period.Applied) _applied[key] = activation;
     }
 
-    /// <summary>The entities whose write answered from another activation than the one that applied their events in
-    /// <paramref name="period"/>: the write made a state durable without those events.</summary>
-    public List<string> Lost(Period period, IEnumerable<(string Key, Guid Activation)> written)
-    {
-        var lost = new List<string>();
-        foreach (var (key, activation) in written)
-        {
-            if (period.Applied.TryGetValue(key, out var applied) && applied != activation && applied != ReplayPending) lost.Add(key);
-        }
-        return lost;
-    }
-
     /// <summary>The checkpoint wrote its entities but may not cover them (some lost their memory, or a replay started
     /// meanwhile): the next barrier writes them again, and the replay owed or on its way reaches whichever activation
     /// answers.</summary>
@@ -100,5 +88,18 @@ public sealed class TouchedEntities
     }
 
     /// <summary>The entities one checkpoint writes, and the activation that applied each one's events.</summary>
-    public sealed record Period(string[] Keys, IReadOnlyDictionary<string, Guid> Applied);
+    public sealed record Period(string[] Keys, IReadOnlyDictionary<string, Guid> Applied)
+    {
+        /// <summary>The entities whose write answered from another activation than the one that applied their events
+        /// in this period: the write made a state durable without those events.</summary>
+        public List<string> Lost(IEnumerable<(string Key, Guid Activation)> written)
+        {
+            var lost = new List<string>();
+            foreach (var (key, activation) in written)
+            {
+                if (Applied.TryGetValue(key, out var applied) && applied != activation && applied != ReplayPending) lost.Add(key);
+            }
+            return lost;
+        }
+    }
 }

@@ -35,7 +35,7 @@ public sealed class TouchedEntitiesTests
         touched.Touch("u:1", A);
         var period = touched.Cut();
         Assert.Equal(0, touched.Count);
-        Assert.Empty(touched.Lost(period, [("u:1", A)]));
+        Assert.Empty(period.Lost([("u:1", A)]));
 
         Assert.False(touched.Touch("u:1", B));
         Assert.Equal(1, touched.Count);
@@ -67,7 +67,7 @@ public sealed class TouchedEntitiesTests
         var period = touched.Cut();
         Assert.Equal(["u:1", "u:2", "u:3", "u:4"], period.Keys.Order());
 
-        var lost = touched.Lost(period, [("u:1", A), ("u:2", B), ("u:3", C), ("u:4", B)]);
+        var lost = period.Lost([("u:1", A), ("u:2", B), ("u:3", C), ("u:4", B)]);
 
         // u:3's replay was on its way: whichever activation wrote has it. The others applied from A after that.
         Assert.Equal(["u:2", "u:4"], lost);
