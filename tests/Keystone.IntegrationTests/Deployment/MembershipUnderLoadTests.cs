@@ -56,10 +56,14 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
             builder.UseOrleansClient(c => c.UseKeystoneCluster(new KeystoneClientOptions { AzureTableConnectionString = azurite.ConnectionString, ClusterId = clusterId }));
             client = builder.Build();
             await client.StartAsync();
+            // A batch for a partition that lived on the killed silo fails until the cluster declares that silo dead, which
+            // this test allows 180 s below. The producer retries at least that long (0.5 + 1 + 2 + 4 s, then 5 s apart),
+            // as a producer must when it is to lose nothing; with 12 retries (about 47 s) one run dead-lettered ten
+            // events while the survivor had not yet declared the killed silo dead.
             await using var publisher = KeystonePublisher.Create(client.Services.GetRequiredService<IClusterClient>(), new PublisherOptions
             {
                 Linger = TimeSpan.FromMilliseconds(50),
-                MaxRetries = 12,
+                MaxRetries = 40,
                 RetryBaseDelay = TimeSpan.FromMilliseconds(500),
                 MaxRetryDelay = TimeSpan.FromSeconds(5),
                 DeadLetterPath = deadLetters,
