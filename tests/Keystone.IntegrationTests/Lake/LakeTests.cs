@@ -194,8 +194,13 @@ public sealed class LakeTests(AzuriteFixture azurite)
         }, n => n == 60, TimeSpan.FromSeconds(30), "the 60 plays of lake-u users in compacted window results");
 
         // keystone query, as a separate process through the Orleans gateway.
-        var (code, stdout, stderr) = await Cli(silo, "query", "SELECT event_type, count(*) AS n FROM events WHERE event_type LIKE 'video.%' GROUP BY 1 ORDER BY 1", "--from", range.from, "--to", range.to);
-        Assert.True(code == 0, $"exit {code}: {stderr}");
+        // Verbose, so that a failure says where the time went: once in CI (stop 59) this call got no answer within
+        // Orleans' 30 s, and the bare "no answer in time" could not tell whether the client, the gateway or the lake's
+        // storage had waited. Not reproduced in repeated runs of this test alone.
+        var clock = Stopwatch.StartNew();
+        var (code, stdout, stderr) = await Cli(silo, "query", "SELECT event_type, count(*) AS n FROM events WHERE event_type LIKE 'video.%' GROUP BY 1 ORDER BY 1", "--from", range.from, "--to", range.to, "--verbose");
+        Assert.True(code == 0, $"exit {code} after {clock.Elapsed.TotalSeconds:0.0} s: {(stderr.Length > 6000 ? "..." + stderr[^6000..] : stderr)}; " +
+                               $"warnings the in-process silo logged meanwhile: {RecentWarnings.Instance.Describe(clock.Elapsed + TimeSpan.FromSeconds(5), max: 60)}");
         var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Matches(@"^event_type\s+n$", lines[0]);
         Assert.Matches(@"^video\.play\.paused\s+5$", lines[1]);
