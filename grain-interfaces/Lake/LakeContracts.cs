@@ -37,10 +37,23 @@ public sealed record CompactionReport(
     [property: Id(7)] int RawSegmentsDeleted,
     [property: Id(8)] IReadOnlyList<string> Files);
 
+/// <summary>
+/// The lake's storage did not answer a query's reads (listing its hours, fetching changed Parquet files) in time, or
+/// failed them. Nothing was queried; asking again is safe. REST answers 503, <c>keystone query</c> exits 3.
+/// </summary>
+[GenerateSerializer]
+public sealed class LakeUnavailableException : Exception
+{
+    public LakeUnavailableException() { }
+
+    public LakeUnavailableException(string message) : base(message) { }
+}
+
 /// <summary>Queries and reports over the Parquet lake (a stateless worker: each silo answers from its own cache).</summary>
 public interface IAnalyticsGrain : IGrainWithIntegerKey
 {
-    /// <summary>Runs a guarded SELECT. A refused query (guard, time limit, row cap, range) throws <see cref="ArgumentException"/> naming the reason.</summary>
+    /// <summary>Runs a guarded SELECT. A refused query (guard, time limit, row cap, range) throws <see cref="ArgumentException"/> naming the reason;
+    /// storage that does not answer in time throws <see cref="LakeUnavailableException"/>.</summary>
     Task<AnalyticsResult> Query(AnalyticsQuery query);
 
     /// <summary>Most-played titles (video.play.started) in [from, to), optionally in one region and device type.</summary>

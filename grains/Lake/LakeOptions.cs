@@ -31,6 +31,13 @@ public sealed class LakeOptions
     /// <summary>A query running longer than this is interrupted and refused.</summary>
     public TimeSpan QueryTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>A query's reads of the lake (listing its hours, fetching changed Parquet files) must be done within
+    /// this, or the query answers "unavailable" (REST 503). A storage request with no answer within a quarter of it is
+    /// sent again. With <see cref="QueryTimeout"/> it stays below Orleans' 30 s response timeout, so that a caller
+    /// whose lake storage hangs gets that answer instead of losing the call: the Azure SDK's own default waits 100 s
+    /// per try.</summary>
+    public TimeSpan StorageTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
     /// <summary>A result with more rows than this is refused (aggregate, or add a LIMIT).</summary>
     [Range(1, 1_000_000)]
     public int MaxRows { get; set; } = 10_000;
@@ -52,6 +59,12 @@ public sealed class LakeOptions
     [Range(1, 256)]
     public int QueryThreads { get; set; } = 1;
 
+    /// <summary>Orleans' default response timeout, which a lake call must answer within.</summary>
+    public static readonly TimeSpan OrleansResponseTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>The per-try timeout of the query engine's storage requests.</summary>
+    public TimeSpan StorageTryTimeout => TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(1).Ticks, StorageTimeout.Ticks / 4));
+
     public IEnumerable<string> Problems()
     {
         if (CompactionInterval <= TimeSpan.Zero) yield return $"{Section}:CompactionInterval must be positive.";
@@ -59,6 +72,10 @@ public sealed class LakeOptions
         if (Lookback <= TimeSpan.Zero) yield return $"{Section}:Lookback must be positive.";
         if (RawRetention is { } r && r < SealAfter) yield return $"{Section}:RawRetention must be at least SealAfter ({SealAfter}).";
         if (QueryTimeout <= TimeSpan.Zero) yield return $"{Section}:QueryTimeout must be positive.";
+        if (StorageTimeout <= TimeSpan.Zero) yield return $"{Section}:StorageTimeout must be positive.";
+        else if (QueryTimeout > TimeSpan.Zero && StorageTimeout + QueryTimeout >= OrleansResponseTimeout)
+            yield return $"{Section}:StorageTimeout + QueryTimeout must stay below Orleans' response timeout ({OrleansResponseTimeout.TotalSeconds:0} s), " +
+                         $"got {StorageTimeout.TotalSeconds:0.#} s + {QueryTimeout.TotalSeconds:0.#} s: a caller would lose the call before the query answers.";
         if (MaxQueryRange <= TimeSpan.Zero) yield return $"{Section}:MaxQueryRange must be positive.";
         if (!System.Text.RegularExpressions.Regex.IsMatch(MemoryLimit ?? "", @"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$"))
             yield return $"{Section}:MemoryLimit must look like 512MB or 1GB, got '{MemoryLimit}'.";

@@ -75,12 +75,45 @@ public sealed class LakeQueryEngine
     {
         CheckRange(from, to);
         var watch = Stopwatch.StartNew();
-        var (files, hours) = await FetchAsync(from, to, cancellationToken);
+        var (files, hours) = await FetchWithinAsync(from, to, cancellationToken);
         var result = await Task.Run(() => Execute(sql, from, to, files, parameters), cancellationToken);
         return result with { Hours = hours, Files = files.Sum(f => f.Value.Count), ElapsedMs = watch.Elapsed.TotalMilliseconds };
     }
 
     /// <summary>The local copies of the range's Parquet files by table, fetched when missing or stale.</summary>
+    /// <summary>The fetch, bounded by <see cref="LakeOptions.StorageTimeout"/>: storage that hangs or fails becomes a
+    /// <see cref="LakeUnavailableException"/> the caller gets while it still waits for the answer.</summary>
+    private async Task<(Dictionary<string, List<string>> Files, int Hours)> FetchWithinAsync(DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(_options.StorageTimeout);
+        try
+        {
+            return await FetchAsync(from, to, deadline.Token);
+        }
+        catch (Exception e) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested && e is OperationCanceledException or AggregateException or RequestFailedException)
+        {
+            // The SDK reports a cancelled try as any of these, depending on where it was.
+            _logger?.LogWarning("Lake query: the storage did not answer the reads of [{From}, {To}) within {Timeout}", from, to, _options.StorageTimeout);
+            throw new LakeUnavailableException($"the lake's storage did not answer within {_options.StorageTimeout.TotalSeconds:0.#} s " +
+                                               "(Keystone:Lake:StorageTimeout); nothing was queried, try again");
+        }
+        catch (Exception e) when (e is RequestFailedException or AggregateException or IOException or HttpRequestException)
+        {
+            // AggregateException: the Azure SDK's retries ran out, each try failing on its own.
+            _logger?.LogWarning(e, "Lake query: the storage failed the reads of [{From}, {To})", from, to);
+            var reason = e is RequestFailedException { Status: > 0 } failed ? $"{failed.Status} {failed.ErrorCode}" : ExceptionReason(e);
+            throw new LakeUnavailableException($"the lake's storage failed a read ({reason}); nothing was queried, try again");
+        }
+    }
+
+    private static string ExceptionReason(Exception e)
+    {
+        while (e is AggregateException { InnerExceptions.Count: > 0 } a) e = a.InnerExceptions[^1];
+        while (e.InnerException is not null) e = e.InnerException;
+        return e.Message.Split('\n')[0].Trim();
+    }
+
     public async Task<(Dictionary<string, List<string>> Files, int Hours)> FetchAsync(DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken = default)
     {
         var blobs = new List<(string Name, string ETag)>();
@@ -117,7 +150,15 @@ public sealed class LakeQueryEngine
         if (File.Exists(local) && File.Exists(tag) && await File.ReadAllTextAsync(tag, cancellationToken) == etag) return local;
         Directory.CreateDirectory(Path.GetDirectoryName(local)!);
         var temp = local + "." + Guid.NewGuid().ToString("N") + ".tmp";
-        await _container.GetBlobClient(name).DownloadToAsync(temp, cancellationToken);
+        try
+        {
+            await _container.GetBlobClient(name).DownloadToAsync(temp, cancellationToken);
+        }
+        catch
+        {
+            File.Delete(temp);
+            throw;
+        }
         // Rename is atomic: a query reading the old copy keeps it open; the next one sees the new.
         File.Move(temp, local, overwrite: true);
         await File.WriteAllTextAsync(tag, etag, cancellationToken);

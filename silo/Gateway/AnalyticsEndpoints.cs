@@ -26,7 +26,7 @@ internal static partial class AnalyticsEndpoints
             return await Run(() => cluster.GetGrain<IAnalyticsGrain>(0).Query(new AnalyticsQuery(body.Sql ?? "", from, to)));
         }).WithName("QueryLake").RequireAuthorization(ScopePolicies.Admin)
           .WithSummary("Runs one read-only SELECT over the views events and activity_windows, limited to the hours of [from, to) (admin scope)")
-          .Produces<AnalyticsResult>().ProducesProblem(StatusCodes.Status400BadRequest);
+          .Produces<AnalyticsResult>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         group.MapGet("/top-titles", async (HttpRequest request, IClusterClient cluster) =>
         {
@@ -38,7 +38,7 @@ internal static partial class AnalyticsEndpoints
             if (!Problems.TryInt(request, "limit", 1, 1000, 10, out var limit, out problem)) return problem!;
             return await Run(() => cluster.GetGrain<IAnalyticsGrain>(0).TopTitles(from, to, region, device, limit));
         }).WithName("TopTitles").WithSummary("Most-played titles (video.play.started) in [from, to), optionally in one region and device type")
-          .Produces<AnalyticsResult>().ProducesProblem(StatusCodes.Status400BadRequest);
+          .Produces<AnalyticsResult>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         group.MapGet("/ads", async (HttpRequest request, IClusterClient cluster) =>
         {
@@ -48,7 +48,7 @@ internal static partial class AnalyticsEndpoints
             if (campaign is null) return Problems.BadRequest("campaign: required");
             return await Run(() => cluster.GetGrain<IAnalyticsGrain>(0).Ads(campaign, from, to));
         }).WithName("AdsReport").WithSummary("Impressions, clicks and spend per hour of one campaign, from the lake")
-          .Produces<AnalyticsResult>().ProducesProblem(StatusCodes.Status400BadRequest);
+          .Produces<AnalyticsResult>().ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         app.MapPost("/v1/lake/compact", async (LakeCompactBody? body, IClusterClient cluster) =>
         {
@@ -69,6 +69,10 @@ internal static partial class AnalyticsEndpoints
         catch (ArgumentException e)
         {
             return Problems.BadRequest(e.Message);
+        }
+        catch (LakeUnavailableException e)
+        {
+            return new UnavailableProblem(e.Message);
         }
     }
 

@@ -93,6 +93,18 @@ public sealed class BusyProblem(string detail) : ProblemResult(StatusCodes.Statu
     public static void PopulateMetadata(MethodInfo method, EndpointBuilder builder) => Describe(builder, StatusCodes.Status503ServiceUnavailable);
 }
 
+/// <summary>503 with <c>Retry-After: 5</c>: a dependency (the lake's storage) did not answer; nothing was done, asking again is safe.</summary>
+public sealed class UnavailableProblem(string detail) : ProblemResult(StatusCodes.Status503ServiceUnavailable, "Unavailable", detail, null), IEndpointMetadataProvider
+{
+    public override Task ExecuteAsync(HttpContext httpContext)
+    {
+        httpContext.Response.Headers.RetryAfter = "5";
+        return base.ExecuteAsync(httpContext);
+    }
+
+    public static void PopulateMetadata(MethodInfo method, EndpointBuilder builder) => Describe(builder, StatusCodes.Status503ServiceUnavailable);
+}
+
 public sealed class ConflictProblem(string detail) : ProblemResult(StatusCodes.Status409Conflict, "Conflict", detail, null), IEndpointMetadataProvider
 {
     public static void PopulateMetadata(MethodInfo method, EndpointBuilder builder) => Describe(builder, StatusCodes.Status409Conflict);

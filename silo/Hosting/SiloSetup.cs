@@ -155,8 +155,15 @@ internal static class SiloSetup
         silo.Services.AddSingleton(sp => new Keystone.Lake.LakeCompactor(lakeContainer, sp.GetRequiredService<Keystone.Lake.IArchiveHourSource>(),
             sp.GetRequiredService<IOptions<Keystone.Lake.LakeOptions>>().Value, sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILoggerFactory>().CreateLogger<Keystone.Lake.LakeCompactor>()));
-        silo.Services.AddSingleton(sp => new Keystone.Lake.LakeQueryEngine(lakeContainer, sp.GetRequiredService<IOptions<Keystone.Lake.LakeOptions>>().Value,
-            sp.GetRequiredService<ILoggerFactory>().CreateLogger<Keystone.Lake.LakeQueryEngine>()));
+        silo.Services.AddSingleton(sp =>
+        {
+            // The queries' own client: a request with no answer is sent again well within the query's StorageTimeout,
+            // where the SDK's default would wait 100 s for it.
+            var lake = sp.GetRequiredService<IOptions<Keystone.Lake.LakeOptions>>().Value;
+            var options = requests.Attach(new BlobClientOptions { Retry = { NetworkTimeout = lake.StorageTryTimeout } }, "blob");
+            var container = new BlobServiceClient(storage.ConnectionString, options).GetBlobContainerClient(LakeContainer(storage.Container));
+            return new Keystone.Lake.LakeQueryEngine(container, lake, sp.GetRequiredService<ILoggerFactory>().CreateLogger<Keystone.Lake.LakeQueryEngine>());
+        });
         silo.Services.AddHostedService<LakeCompactionService>();
         // Entities that lost their memory with a departed silo are replayed to at once, not at their operator's next checkpoint.
         silo.Services.AddHostedService<SiloDepartureRecovery>();

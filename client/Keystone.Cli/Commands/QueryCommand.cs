@@ -27,6 +27,10 @@ internal static class QueryCommand
             {
                 throw new CliException(ExitCodes.Failed, "query refused: " + e.Message);
             }
+            catch (LakeUnavailableException e)
+            {
+                throw new CliException(ExitCodes.Unreachable, "the lake is unavailable: " + e.Message, e);
+            }
             Console.Write(Render(result));
             return ExitCodes.Ok;
         });

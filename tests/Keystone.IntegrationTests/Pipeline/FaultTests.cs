@@ -20,10 +20,14 @@ public sealed class FaultTests(AzuriteFixture azurite, ITestOutputHelper output)
     [Fact]
     public async Task Storage_frozen_for_30_seconds_under_load_loses_nothing_and_the_counts_are_exact()
     {
-        // Its own Azurite, frozen (SIGSTOP) for 30 s: every storage call hangs, as with a storage outage behind a load
-        // balancer. (Killing and restarting it is not an option: Azurite keeps its metadata in memory and saves it on
-        // a clean exit only, which waits for every open connection to close.)
+        // Its own Azurite, frozen (SIGSTOP of its process tree) for 30 s: every storage call hangs, as with a storage
+        // outage behind a load balancer. (Killing and restarting it is not an option: Azurite keeps its metadata in
+        // memory and saves it on a clean exit only, which waits for every open connection to close.) The tree, not
+        // the pid: the emulator runs under a launcher (infra/run-azurite.mjs), and from the day that launcher came in
+        // until stop 60 this test stopped only the launcher, so storage was never frozen. The lake query below fails
+        // unless it is.
         await using var storage = await AzuriteProcess.StartAsync();
+        ProcessPause? pause = null;
         try
         {
             var settings = TestSilo.DefaultSettings(azurite);
@@ -33,20 +37,29 @@ public sealed class FaultTests(AzuriteFixture azurite, ITestOutputHelper output)
             // (correctly) go to the late side output instead of the totals this test counts.
             settings["Keystone:Aggregation:AllowedLateness"] = "01:00:00";
             settings["Keystone:Graph:CheckpointInterval"] = "00:00:02";
+            settings["Keystone:Lake:StorageTimeout"] = "00:00:03";
             await using var silo = await TestSilo.StartAsync(settings);
 
             // 40 users × 60 plays over about 50 s; storage is frozen from second 10 to second 40.
             var t0 = DateTimeOffset.UtcNow.AddMinutes(-10);
             var events = Enumerable.Range(0, 2_400).Select(i => Play($"fault-u{i % 40}", $"fault-v{i % 97}", t0.AddMilliseconds(i * 20))).ToList();
             var clock = Stopwatch.StartNew();
+            (int Status, string Body, string? RetryAfter) lakeAnswer = default;
             var outage = Task.Run(async () =>
             {
                 await Task.Delay(TimeSpan.FromSeconds(10));
                 output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: freezing Azurite");
-                await Signal("STOP", storage.ProcessId);
-                await Task.Delay(TimeSpan.FromSeconds(30));
+                pause = new ProcessPause(storage.ProcessId);
+                var frozen = Stopwatch.StartNew();
+                // A lake query meanwhile answers 503 with the reason while its caller waits, not Orleans' timeout
+                // after 30 s; its reads are the only storage it needs.
+                var sql = new { sql = "SELECT count(*) FROM events", from = t0.ToString("O"), to = t0.AddHours(1).ToString("O") };
+                var lake = await silo.Http.PostAsync("/v1/analytics/query", new StringContent(System.Text.Json.JsonSerializer.Serialize(sql), System.Text.Encoding.UTF8, "application/json"));
+                lakeAnswer = ((int)lake.StatusCode, await lake.Content.ReadAsStringAsync(), lake.Headers.RetryAfter?.ToString());
+                output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: the lake query answered {lakeAnswer.Status}");
+                await Task.Delay(TimeSpan.FromSeconds(Math.Max(0, 30 - frozen.Elapsed.TotalSeconds)));
                 output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: thawing Azurite");
-                await Signal("CONT", storage.ProcessId);
+                pause.Dispose();
             });
             var options = new PublisherOptions { Linger = TimeSpan.FromMilliseconds(20), MaxBlockTime = TimeSpan.FromMinutes(2), MaxRetries = 20, MaxRetryDelay = TimeSpan.FromSeconds(5) };
             await using (var publisher = KeystonePublisher.Create(silo.Client, options))
@@ -60,6 +73,9 @@ public sealed class FaultTests(AzuriteFixture azurite, ITestOutputHelper output)
             }
             await outage;
             output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: all published");
+            Assert.True(lakeAnswer.Status == 503, $"the lake query during the freeze: {lakeAnswer.Status} {lakeAnswer.Body}");
+            Assert.Contains("the lake's storage did not answer within 3 s (Keystone:Lake:StorageTimeout)", lakeAnswer.Body);
+            Assert.Equal("5", lakeAnswer.RetryAfter);
 
             // Exact, per user: every play counted once by the aggregations and once on the graph edges.
             var query = await silo.QueryAsync();
@@ -79,14 +95,8 @@ public sealed class FaultTests(AzuriteFixture azurite, ITestOutputHelper output)
         }
         finally
         {
-            await Signal("CONT", storage.ProcessId);
+            pause?.Dispose();
         }
-    }
-
-    private static async Task Signal(string signal, int pid)
-    {
-        using var kill = Process.Start("kill", [$"-{signal}", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
-        await kill.WaitForExitAsync();
     }
 
     [Fact]
