@@ -26,6 +26,8 @@ using Microsoft.Extensions.DependencyInjection;
 //     stacks sampled running in it)
 //   gc <file.nettrace> [--pid P]: each collection's pause, promoted bytes and mark time by root kind, from a trace taken with
 //     dotnet-trace collect --providers Microsoft-Windows-DotNETRuntime:0x1:5
+//   idle: --idle-seconds S (default 30) [--Keystone:...]: what a silo with no traffic costs: storage requests per second by
+//     operation, the process's and the storage emulator's CPU (e.g. --Keystone:Streaming:Provider=AzureQueue)
 //   --only <run-name-prefix>   --alloc-profile   --Keystone:Section:Key=value (silo settings for the saturation, paced, aggregation, ads, graph and overhead runs)
 var scenario = args.FirstOrDefault(a => !a.StartsWith("--", StringComparison.Ordinal) && !char.IsDigit(a[0])) ?? "pipeline";
 string? ArgText(string name)
@@ -92,9 +94,9 @@ if (scenario == "ask")
     return await ExternalAsker.RunChildAsync(ArgText);
 if (scenario == "produce-ads")
     return await ExternalAdsProducer.RunChildAsync(ArgText);
-if (scenario is not ("pipeline" or "all" or "scale"))
+if (scenario is not ("pipeline" or "all" or "scale" or "idle"))
 {
-    Console.Error.WriteLine($"unknown scenario '{scenario}' (pipeline, validation, lake, recovery, graph-calls, stages, scale, all)");
+    Console.Error.WriteLine($"unknown scenario '{scenario}' (pipeline, validation, lake, recovery, graph-calls, stages, scale, idle, all)");
     return 2;
 }
 
@@ -149,6 +151,28 @@ if (scenario == "scale")
     Console.WriteLine("| silos | events/s | CPU per event | of which silos, client, producer | of which Azurite | cores busy | events per storage request | routers per silo |");
     Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---|");
     foreach (var row in rows) Console.WriteLine(row);
+    return 0;
+}
+
+if (scenario == "idle")
+{
+    // No producer: checkpoint barriers, timers and pulling agents are all that runs. Measured after a settling period,
+    // so that the start's own writes (containers, first checkpoints) are not counted.
+    var seconds = Arg("--idle-seconds", 30);
+    Console.WriteLine($"Running idle ({string.Join(", ", extra.Select(kv => $"{kv.Key}={kv.Value}"))})...");
+    await using var cluster = await BenchCluster.StartAsync(azurite, extra);
+    await Task.Delay(TimeSpan.FromSeconds(10));
+    var storage = cluster.Silo.App.Services.GetRequiredService<StorageRequests>();
+    var before = storage.Snapshot();
+    var cpuBefore = Environment.CpuUsage.TotalTime;
+    var emulatorBefore = ProcessTreeCpu.Of(azurite.ProcessId);
+    await Task.Delay(TimeSpan.FromSeconds(seconds));
+    var cpu = Environment.CpuUsage.TotalTime - cpuBefore;
+    var emulator = ProcessTreeCpu.Of(azurite.ProcessId) - emulatorBefore;
+    var after = storage.Snapshot();
+    var requests = after.Select(p => (p.Key, N: p.Value - before.GetValueOrDefault(p.Key))).Where(p => p.N > 0).OrderByDescending(p => p.N).ToList();
+    Console.WriteLine($"  idle: {requests.Sum(p => p.N) / (double)seconds:N1} storage requests per second ({string.Join(", ", requests.Select(p => $"{p.Key} {p.N / (double)seconds:N1}"))})");
+    Console.WriteLine($"  idle: CPU {cpu.TotalSeconds / seconds:P1} of a core (silo, client), the storage emulator {(emulator is { } e ? (e.TotalSeconds / seconds).ToString("P1", CultureInfo.InvariantCulture) : "n/a")} of a core, over {seconds} s");
     return 0;
 }
 

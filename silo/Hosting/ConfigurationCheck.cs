@@ -148,6 +148,8 @@ internal static class ConfigurationCheck
         if (streaming is not null)
         {
             if (streaming.PollPeriod <= TimeSpan.Zero) problems.Add("Keystone:Streaming:PollPeriod must be positive.");
+            if (streaming.AzureQueue.MaxIdlePoll < TimeSpan.Zero || streaming.AzureQueue.MaxIdlePoll > TimeSpan.FromMinutes(1))
+                problems.Add($"Keystone:Streaming:AzureQueue:MaxIdlePoll must be between 0 (read every poll period) and 1 minute, got {streaming.AzureQueue.MaxIdlePoll}.");
             if (streaming.LocalGather < TimeSpan.Zero || streaming.LocalGather > TimeSpan.FromSeconds(1))
                 problems.Add("Keystone:Streaming:LocalGather must be between 0 and 1 second.");
             if (streaming.MaxEventDeliveryTime <= TimeSpan.Zero) problems.Add("Keystone:Streaming:MaxEventDeliveryTime must be positive.");

@@ -221,6 +221,13 @@ public sealed class AzureQueueStreamSettings
 
     /// <summary>How long a read message stays invisible before it is delivered again if not deleted.</summary>
     public TimeSpan VisibilityTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The longest an empty queue goes unread. After each empty read the wait doubles from
+    /// <c>Keystone:Streaming:PollPeriod</c> up to this; a read that finds messages, or a message this silo enqueues,
+    /// ends it. Each read is a billed storage request: reading every poll period, an idle silo with 8 queues made 633 a
+    /// second. A message enqueued by another silo waits at most this long longer. Zero (or not above the poll period):
+    /// every poll period, as Orleans reads.</summary>
+    public TimeSpan MaxIdlePoll { get; set; } = TimeSpan.FromSeconds(1);
 }
 
 public sealed class EventHubsStreamSettings

@@ -245,6 +245,14 @@ internal static class SiloSetup
                     b.ConfigurePullingAgent(PullingAgent);
                     b.ConfigureStreamPubSub(StreamPubSubType.ImplicitOnly);
                 });
+                if (queues.MaxIdlePoll > streaming.PollPeriod)
+                {
+                    // Registered after Orleans' own factory, so it is the one the provider resolves: empty queues are read
+                    // less and less often (each read is a billed storage request), busy ones as before.
+                    silo.Services.AddKeyedSingleton<IQueueAdapterFactory>(Topics.StreamNames.Provider, (services, _) => new IdlePollingQueueAdapterFactory(
+                        Orleans.Providers.Streams.AzureQueue.AzureQueueAdapterFactory.Create(services, Topics.StreamNames.Provider), streaming.PollPeriod, queues.MaxIdlePoll,
+                        services.GetRequiredService<TimeProvider>()));
+                }
                 // A queue message holds 64 KiB base64-encoded (48 KiB of bytes, less Orleans' envelope); keep batches inside it.
                 silo.Services.PostConfigure<IngestOptions>(o => o.MaxBytesPerStreamMessage = Math.Min(o.MaxBytesPerStreamMessage, 40 * 1024));
                 break;

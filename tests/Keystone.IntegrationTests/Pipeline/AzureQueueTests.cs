@@ -3,7 +3,10 @@ using Azure.Storage.Queues;
 using Xunit.Abstractions;
 using Keystone.IntegrationTests.Infrastructure;
 using Keystone.Routing;
+using Keystone.Silo.Streaming;
 using Keystone.Topics;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Streams;
 
 namespace Keystone.IntegrationTests.Pipeline;
 
@@ -58,5 +61,33 @@ public sealed class AzureQueueTests(AzuriteFixture azurite, ITestOutputHelper ou
         // Every re-sent event was recognised by a router; copied batches were recognised by a router or a tap.
         Assert.True(routers.Sum(r => r.Duplicates) >= 10, $"routers saw {routers.Sum(r => r.Duplicates)} duplicates");
         Assert.True(copied == 0 || routers.Sum(r => r.Duplicates) + tapDuplicates > 10, $"copied {copied} messages but only {routers.Sum(r => r.Duplicates)} router and {tapDuplicates} tap duplicates were seen");
+    }
+
+    [Fact]
+    public async Task Idle_queues_are_read_less_and_less_often_and_a_message_after_the_wait_still_flows()
+    {
+        var prefix = "kqi" + Guid.NewGuid().ToString("N")[..10];
+        var settings = TestSilo.DefaultSettings(azurite);
+        settings["Keystone:Streaming:Provider"] = "AzureQueue";
+        settings["Keystone:Streaming:AzureQueue:QueuePrefix"] = prefix;
+        settings["Keystone:Streaming:AzureQueue:QueueCount"] = "4";
+        await using var silo = await TestSilo.StartAsync(settings);
+        var factory = Assert.IsType<IdlePollingQueueAdapterFactory>(silo.Services.GetRequiredKeyedService<IQueueAdapterFactory>(StreamNames.Provider));
+
+        var first = Enumerable.Range(0, 20).Select(i => TestEvents.Play($"aqi-user-{i % 3}", "video-1")).ToArray();
+        Assert.Equal(HttpStatusCode.Accepted, (await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray(first)))).StatusCode);
+        await Eventually.Until(() => silo.DeliveredAsync("archive-all-events"), n => n >= 20, TimeSpan.FromSeconds(60), "the first 20 events archived");
+
+        // Idle now (but for checkpoint barriers): the agents poll every 10 ms, and most polls must not reach storage.
+        var (reads, skipped) = (factory.Reads, factory.Skipped);
+        await Eventually.Until(() => Task.FromResult(factory.Skipped - skipped), n => n >= 1_000, TimeSpan.FromSeconds(60), "1,000 polls of idle queues");
+        var (idleReads, idleSkipped) = (factory.Reads - reads, factory.Skipped - skipped);
+        output.WriteLine($"while idle: {idleReads} reads went to storage, {idleSkipped} polls were answered without it");
+        Assert.True(idleReads * 5 <= idleSkipped, $"{idleReads} reads went to storage against {idleSkipped} polls answered without it");
+
+        // A queue backed off up to a second is woken by this silo's own enqueue, and the events flow as before.
+        var second = Enumerable.Range(0, 20).Select(i => TestEvents.Play($"aqi-user-{i % 3}", "video-2")).ToArray();
+        Assert.Equal(HttpStatusCode.Accepted, (await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray(second)))).StatusCode);
+        await Eventually.Until(() => silo.DeliveredAsync("archive-all-events"), n => n >= 40, TimeSpan.FromSeconds(60), "all 40 events archived");
     }
 }

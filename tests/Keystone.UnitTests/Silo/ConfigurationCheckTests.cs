@@ -49,6 +49,16 @@ public class ConfigurationCheckTests
         ConfigurationCheck.Validate(configuration);
     }
 
+    [Theory]
+    [InlineData("00:02:00")]
+    [InlineData("-00:00:01")]
+    public void An_idle_poll_wait_out_of_range_is_refused(string wait)
+    {
+        var e = Fails(("Keystone:Streaming:AzureQueue:MaxIdlePoll", wait));
+
+        Assert.Equal($"Keystone:Streaming:AzureQueue:MaxIdlePoll must be between 0 (read every poll period) and 1 minute, got {TimeSpan.Parse(wait, System.Globalization.CultureInfo.InvariantCulture)}.", Assert.Single(e.Problems));
+    }
+
     [Fact]
     public void A_misspelt_key_is_named_in_full()
     {
