@@ -198,7 +198,7 @@ public sealed class LakeTests(AzuriteFixture azurite)
         // Orleans' 30 s, and the bare "no answer in time" could not tell whether the client, the gateway or the lake's
         // storage had waited. Not reproduced in repeated runs of this test alone.
         var clock = Stopwatch.StartNew();
-        var (code, stdout, stderr) = await Cli(silo, "query", "SELECT event_type, count(*) AS n FROM events WHERE event_type LIKE 'video.%' GROUP BY 1 ORDER BY 1", "--from", range.from, "--to", range.to, "--verbose");
+        var (code, stdout, stderr) = await KeystoneCli.RunAsync(silo, "query", "SELECT event_type, count(*) AS n FROM events WHERE event_type LIKE 'video.%' GROUP BY 1 ORDER BY 1", "--from", range.from, "--to", range.to, "--verbose");
         Assert.True(code == 0, $"exit {code} after {clock.Elapsed.TotalSeconds:0.0} s: {(stderr.Length > 6000 ? "..." + stderr[^6000..] : stderr)}; " +
                                $"warnings the in-process silo logged meanwhile: {RecentWarnings.Instance.Describe(clock.Elapsed + TimeSpan.FromSeconds(5), max: 60)}");
         var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
@@ -206,27 +206,9 @@ public sealed class LakeTests(AzuriteFixture azurite)
         Assert.Matches(@"^video\.play\.paused\s+5$", lines[1]);
         Assert.Matches(@"^video\.play\.started\s+64$", lines[2]);
         Assert.StartsWith("(2 rows, 3 hours", lines[3]);
-        var (refusedCode, _, refusedErr) = await Cli(silo, "query", "SELECT * FROM read_csv('/etc/passwd')", "--from", range.from, "--to", range.to);
+        var (refusedCode, _, refusedErr) = await KeystoneCli.RunAsync(silo, "query", "SELECT * FROM read_csv('/etc/passwd')", "--from", range.from, "--to", range.to);
         Assert.Equal(1, refusedCode);
         Assert.Contains("query refused: sql: table function 'read_csv' is not allowed", refusedErr);
         Directory.Delete(cache, recursive: true);
-    }
-
-    private static async Task<(int Code, string Stdout, string Stderr)> Cli(TestSilo silo, params string[] args)
-    {
-        // The CLI's own build output (its deps file and runtime config), built with the same configuration as the tests.
-        var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name;
-        var cli = RepoFiles.PathOf(Path.Combine("client", "Keystone.Cli", "bin", configuration, "net10.0", "keystone.dll"));
-        Assert.True(File.Exists(cli), $"{cli} is missing");
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(cli);
-        foreach (var a in args) start.ArgumentList.Add(a);
-        foreach (var a in new[] { "--gateway", $"127.0.0.1:{silo.GatewayPort}", "--cluster-id", silo.Settings["Keystone:Cluster:ClusterId"]! }) start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode, await stdout, await stderr);
     }
 }

@@ -45,6 +45,7 @@ public sealed class FaultTests(AzuriteFixture azurite, ITestOutputHelper output)
             var events = Enumerable.Range(0, 2_400).Select(i => Play($"fault-u{i % 40}", $"fault-v{i % 97}", t0.AddMilliseconds(i * 20))).ToList();
             var clock = Stopwatch.StartNew();
             (int Status, string Body, string? RetryAfter) lakeAnswer = default;
+            (int Code, string Stdout, string Stderr) cliAnswer = default;
             var outage = Task.Run(async () =>
             {
                 await Task.Delay(TimeSpan.FromSeconds(10));
@@ -57,6 +58,9 @@ public sealed class FaultTests(AzuriteFixture azurite, ITestOutputHelper output)
                 var lake = await silo.Http.PostAsync("/v1/analytics/query", new StringContent(System.Text.Json.JsonSerializer.Serialize(sql), System.Text.Encoding.UTF8, "application/json"));
                 lakeAnswer = ((int)lake.StatusCode, await lake.Content.ReadAsStringAsync(), lake.Headers.RetryAfter?.ToString());
                 output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: the lake query answered {lakeAnswer.Status}");
+                // The same through the Orleans gateway: the CLI says so and exits 3, not "lost contact with the cluster".
+                cliAnswer = await KeystoneCli.RunAsync(silo, "query", "SELECT count(*) FROM events", "--from", sql.from, "--to", sql.to);
+                output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: keystone query exited {cliAnswer.Code}");
                 await Task.Delay(TimeSpan.FromSeconds(Math.Max(0, 30 - frozen.Elapsed.TotalSeconds)));
                 output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: thawing Azurite");
                 pause.Dispose();
@@ -76,6 +80,8 @@ public sealed class FaultTests(AzuriteFixture azurite, ITestOutputHelper output)
             Assert.True(lakeAnswer.Status == 503, $"the lake query during the freeze: {lakeAnswer.Status} {lakeAnswer.Body}");
             Assert.Contains("the lake's storage did not answer within 3 s (Keystone:Lake:StorageTimeout)", lakeAnswer.Body);
             Assert.Equal("5", lakeAnswer.RetryAfter);
+            Assert.True(cliAnswer.Code == 3, $"keystone query during the freeze: exit {cliAnswer.Code}: {cliAnswer.Stderr}");
+            Assert.Contains("keystone: the lake is unavailable: the lake's storage did not answer within 3 s (Keystone:Lake:StorageTimeout)", cliAnswer.Stderr);
 
             // Exact, per user: every play counted once by the aggregations and once on the graph edges.
             var query = await silo.QueryAsync();
