@@ -199,6 +199,7 @@ public static class KeystoneHost
             if (explainErrors && c.HttpContext.Features.Get<Microsoft.AspNetCore.Diagnostics.IExceptionHandlerFeature>()?.Error is { } error)
                 c.ProblemDetails.Extensions["exception"] = $"{error.GetType().FullName}: {error.Message}";
         });
+        services.AddExceptionHandler<Keystone.Silo.Gateway.ClusterUnavailableHandler>();
         services.AddOpenApi("v1", o => o.AddDocumentTransformer((doc, _, _) =>
         {
             doc.Info.Title = "Orleans.Keystone REST gateway";
