@@ -80,7 +80,6 @@ public sealed class LakeQueryEngine
         return result with { Hours = hours, Files = files.Sum(f => f.Value.Count), ElapsedMs = watch.Elapsed.TotalMilliseconds };
     }
 
-    /// <summary>The local copies of the range's Parquet files by table, fetched when missing or stale.</summary>
     /// <summary>The fetch, bounded by <see cref="LakeOptions.StorageTimeout"/>: storage that hangs or fails becomes a
     /// <see cref="LakeUnavailableException"/> the caller gets while it still waits for the answer.</summary>
     private async Task<(Dictionary<string, List<string>> Files, int Hours)> FetchWithinAsync(DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken)
@@ -114,6 +113,7 @@ public sealed class LakeQueryEngine
         return e.Message.Split('\n')[0].Trim();
     }
 
+    /// <summary>The local copies of the range's Parquet files by table, fetched when missing or stale.</summary>
     public async Task<(Dictionary<string, List<string>> Files, int Hours)> FetchAsync(DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken = default)
     {
         var blobs = new List<(string Name, string ETag)>();

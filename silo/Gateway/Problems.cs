@@ -81,27 +81,26 @@ public sealed class UnsupportedMediaTypeProblem(string detail)
     public static void PopulateMetadata(MethodInfo method, EndpointBuilder builder) => Describe(builder, StatusCodes.Status415UnsupportedMediaType);
 }
 
-/// <summary>503 with <c>Retry-After: 1</c>: the pipeline cannot take the batch now; nothing of it was accepted.</summary>
-public sealed class BusyProblem(string detail) : ProblemResult(StatusCodes.Status503ServiceUnavailable, "Busy", detail, null), IEndpointMetadataProvider
+/// <summary>503 with a <c>Retry-After</c>: nothing was done, asking again later is safe.</summary>
+public abstract class RetryLaterProblem(string title, string detail, int retryAfterSeconds)
+    : ProblemResult(StatusCodes.Status503ServiceUnavailable, title, detail, null)
 {
     public override Task ExecuteAsync(HttpContext httpContext)
     {
-        httpContext.Response.Headers.RetryAfter = "1";
+        httpContext.Response.Headers.RetryAfter = retryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         return base.ExecuteAsync(httpContext);
     }
+}
 
+/// <summary>503 with <c>Retry-After: 1</c>: the pipeline cannot take the batch now; nothing of it was accepted.</summary>
+public sealed class BusyProblem(string detail) : RetryLaterProblem("Busy", detail, 1), IEndpointMetadataProvider
+{
     public static void PopulateMetadata(MethodInfo method, EndpointBuilder builder) => Describe(builder, StatusCodes.Status503ServiceUnavailable);
 }
 
-/// <summary>503 with <c>Retry-After: 5</c>: a dependency (the lake's storage) did not answer; nothing was done, asking again is safe.</summary>
-public sealed class UnavailableProblem(string detail) : ProblemResult(StatusCodes.Status503ServiceUnavailable, "Unavailable", detail, null), IEndpointMetadataProvider
+/// <summary>503 with <c>Retry-After: 5</c>: a dependency (the lake's storage) did not answer.</summary>
+public sealed class UnavailableProblem(string detail) : RetryLaterProblem("Unavailable", detail, 5), IEndpointMetadataProvider
 {
-    public override Task ExecuteAsync(HttpContext httpContext)
-    {
-        httpContext.Response.Headers.RetryAfter = "5";
-        return base.ExecuteAsync(httpContext);
-    }
-
     public static void PopulateMetadata(MethodInfo method, EndpointBuilder builder) => Describe(builder, StatusCodes.Status503ServiceUnavailable);
 }
 
