@@ -97,9 +97,11 @@ public sealed class LakeQueryEngine
             throw new LakeUnavailableException($"the lake's storage did not answer within {_options.StorageTimeout.TotalSeconds:0.#} s " +
                                                "(Keystone:Lake:StorageTimeout); nothing was queried, try again");
         }
-        catch (Exception e) when (e is RequestFailedException or AggregateException or IOException or HttpRequestException)
+        catch (Exception e) when (e is RequestFailedException or AggregateException or IOException or HttpRequestException
+                                  || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
-            // AggregateException: the Azure SDK's retries ran out, each try failing on its own.
+            // AggregateException: the Azure SDK's retries ran out, each try failing on its own. A cancellation that is
+            // neither the deadline's nor the caller's is the SDK's per-try timeout on its last try.
             _logger?.LogWarning(e, "Lake query: the storage failed the reads of [{From}, {To})", from, to);
             var reason = e is RequestFailedException { Status: > 0 } failed ? $"{failed.Status} {failed.ErrorCode}" : ExceptionReason(e);
             throw new LakeUnavailableException($"the lake's storage failed a read ({reason}); nothing was queried, try again");
