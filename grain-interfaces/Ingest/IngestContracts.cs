@@ -343,3 +343,16 @@ public class PipelineBusyException : Exception
 
     public PipelineBusyException(string message) : base(message) { }
 }
+
+/// <summary>
+/// The fronting log did not make a batch durable (its storage failed or did not answer, after the storage client's own
+/// retries): the batch was not acknowledged. Shares of it that reached the log before the failure are durable and go on;
+/// sending the whole batch again is safe (de-duplicated by event id). The SDK retries it; REST answers 503.
+/// </summary>
+[GenerateSerializer]
+public class FrontingLogUnavailableException : Exception
+{
+    public FrontingLogUnavailableException() { }
+
+    public FrontingLogUnavailableException(string message) : base(message) { }
+}

@@ -200,7 +200,18 @@ public sealed class IngestGrain(
             if (logging) appends.Add(GrainFactory.GetGrain<IFrontingPartitionGrain>(p).Append(share));
             else appends.AddRange(share.Select(m => _partitions![p].OnNextAsync(m)));
         }
-        await Task.WhenAll(appends);
+        try
+        {
+            await Task.WhenAll(appends);
+        }
+        catch (Exception e) when (logging && e is not PipelineBusyException)
+        {
+            // Whatever the storage client threw, and however it crossed the grain call: the caller needs to know that
+            // nothing was acknowledged and that sending it again is safe, not the storage's own exception type.
+            logger.LogWarning("The fronting log did not make {Count} events durable: {Error}", parsed.Events.Count - duplicates, e.Message);
+            throw new FrontingLogUnavailableException($"the fronting log did not make the events durable ({e.GetType().Name}: {e.Message}); " +
+                "nothing was acknowledged, send them again (events are de-duplicated by event_id)");
+        }
         return (parsed.Events.Count - duplicates, duplicates, messages);
     }
 

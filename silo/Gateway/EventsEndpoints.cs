@@ -49,7 +49,7 @@ internal static class EventsEndpoints
             .DisableAntiforgery();
     }
 
-    internal static async Task<Results<Accepted<IngestResponse>, BadRequestProblem, TooLargeProblem, UnsupportedMediaTypeProblem, BusyProblem>> Ingest(HttpContext http, IClusterClient cluster, IOptions<IngestOptions> options, CancellationToken cancellationToken)
+    internal static async Task<Results<Accepted<IngestResponse>, BadRequestProblem, TooLargeProblem, UnsupportedMediaTypeProblem, BusyProblem, UnavailableProblem>> Ingest(HttpContext http, IClusterClient cluster, IOptions<IngestOptions> options, CancellationToken cancellationToken)
     {
         var limit = options.Value.MaxRequestBytes;
         if (!TryFormat(http.Request.ContentType, out var format))
@@ -97,6 +97,10 @@ internal static class EventsEndpoints
         catch (PipelineBusyException e)
         {
             return Problems.Busy(e.Message);
+        }
+        catch (FrontingLogUnavailableException e)
+        {
+            return new UnavailableProblem(e.Message);
         }
         if (result.BodyError is not null)
             return Problems.BadRequest(result.BodyError);

@@ -84,11 +84,26 @@ public sealed class StorageOptions
     public int SnapshotWarmMegabytes { get; set; } = (int)(SnapshotStore.DefaultWarmBytes >> 20);
 
     /// <summary>A storage request still waiting for its answer after this long is logged as a warning, once, with its
-    /// operation and blob path (<c>keystone_storage_oldest_request_age_seconds</c> shows the wait meanwhile). The Azure
-    /// SDK gives up on a request only after 100 s of network silence: without this, a stalled request shows only as
-    /// a timeout of whatever waited on it.</summary>
+    /// operation and blob path (<c>keystone_storage_oldest_request_age_seconds</c> shows the wait meanwhile). A try is
+    /// given up only after <see cref="RequestTryTimeout"/>: without this, a stalled request shows only as a timeout of
+    /// whatever waited on it. Above <see cref="RequestTryTimeout"/>, nothing is ever reported.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan StallWarningAfter { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long one try of a storage request may go without an answer before the Azure SDK gives it up and
+    /// tries again on a new connection (3 retries, backing off from 0.8 s). The SDK's default is 100 s per try: a
+    /// connection a network fault left with no one at its other end then holds what waits on it (an append to the
+    /// fronting log, a checkpoint) for minutes after the network is back. Every storage client of the silo uses it,
+    /// except the lake's queries (<c>Keystone:Lake:StorageTimeout</c>) and the health check (3 s). Keep it above the
+    /// slowest answer a healthy storage gives (the largest snapshot segment's upload).</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:05:00")]
+    public TimeSpan RequestTryTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How many times a storage request that failed or got no answer is sent again before its caller is told
+    /// (the Azure SDK's default, 3). A caller that is told retries on its own terms: ingest answers <c>503</c>, a
+    /// checkpoint is taken again at the next interval.</summary>
+    [Range(0, 10)]
+    public int RequestRetries { get; set; } = 3;
 }
 
 public enum GrainStateStore { AzureBlob, Memory }

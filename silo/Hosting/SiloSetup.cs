@@ -30,8 +30,8 @@ internal static class SiloSetup
         // Every storage client of the silo counts its requests into one place (keystone_storage_requests_total).
         var requests = new StorageRequests();
         silo.Services.AddSingleton(requests);
-        BlobServiceClient Blobs(string connection) => new(connection, requests.Attach(new BlobClientOptions(), "blob"));
-        TableServiceClient Tables(string connection) => new(connection, requests.Attach(new TableClientOptions(), "table"));
+        BlobServiceClient Blobs(string connection) => new(connection, StorageClient(new BlobClientOptions(), "blob", storage, requests));
+        TableServiceClient Tables(string connection) => new(connection, StorageClient(new TableClientOptions(), "table", storage, requests));
 
         silo.Configure<GrainDirectoryOptions>(o => o.CacheSize = cluster.DirectoryCacheSize);
         switch (cluster.Mode)
@@ -180,6 +180,15 @@ internal static class SiloSetup
     }
 
     /// <summary>Idle users, videos and profiles leave memory after <paramref name="lifetime"/> (see <see cref="AggregationOptions.IdleEntityLifetime"/>).</summary>
+    // Every storage client of the silo is counted, and gives up on a try that gets no answer after
+    // RequestTryTimeout rather than the SDK's 100 s (and after RequestRetries tries more).
+    private static T StorageClient<T>(T options, string service, StorageOptions storage, StorageRequests requests) where T : Azure.Core.ClientOptions
+    {
+        options.Retry.NetworkTimeout = storage.RequestTryTimeout;
+        options.Retry.MaxRetries = storage.RequestRetries;
+        return requests.Attach(options, service);
+    }
+
     private static void ConfigureEntityLifetime(ISiloBuilder silo, TimeSpan lifetime) =>
         silo.Configure<GrainCollectionOptions>(o =>
         {
@@ -238,7 +247,7 @@ internal static class SiloSetup
                 {
                     b.ConfigureAzureQueue(ob => ob.Configure(o =>
                     {
-                        o.QueueServiceClient = new QueueServiceClient(queues.ConnectionString ?? storage.ConnectionString, requests.Attach(new QueueClientOptions(), "queue"));
+                        o.QueueServiceClient = new QueueServiceClient(queues.ConnectionString ?? storage.ConnectionString, StorageClient(new QueueClientOptions(), "queue", storage, requests));
                         o.QueueNames = Enumerable.Range(0, queues.QueueCount).Select(i => $"{queues.QueuePrefix}-{i}").ToList();
                         o.MessageVisibilityTimeout = queues.VisibilityTimeout;
                     }));
@@ -264,7 +273,7 @@ internal static class SiloSetup
                     b.ConfigureEventHub(ob => ob.Configure(o => o.ConfigureEventHubConnection(hubs.ConnectionString!, hubs.Hub!, hubs.ConsumerGroup)));
                     b.UseAzureTableCheckpointer(ob => ob.Configure(o =>
                     {
-                        o.TableServiceClient = new TableServiceClient(hubs.CheckpointConnectionString ?? storage.ConnectionString, requests.Attach(new TableClientOptions(), "table"));
+                        o.TableServiceClient = new TableServiceClient(hubs.CheckpointConnectionString ?? storage.ConnectionString, StorageClient(new TableClientOptions(), "table", storage, requests));
                         o.TableName = hubs.CheckpointTable;
                         o.PersistInterval = hubs.CheckpointInterval;
                     }));

@@ -4,11 +4,13 @@ using Keystone.Events;
 using Keystone.Graph;
 using Keystone.IntegrationTests.Infrastructure;
 using Keystone.LocalInfra;
+using Microsoft.Extensions.DependencyInjection;
 using Xunit.Abstractions;
 
 namespace Keystone.IntegrationTests.Pipeline;
 
-/// <summary>Faults under load: storage stops answering for 30 s; one silo of two is killed.</summary>
+/// <summary>Faults under load: storage stops answering for 30 s; a network fault swallows storage requests for 10 s;
+/// one silo of two is killed.</summary>
 [Collection(AzuriteCollection.Name)]
 public sealed class FaultTests(AzuriteFixture azurite, ITestOutputHelper output)
 {
@@ -103,6 +105,109 @@ public sealed class FaultTests(AzuriteFixture azurite, ITestOutputHelper output)
         {
             pause?.Dispose();
         }
+    }
+
+    [Fact]
+    public async Task Storage_requests_a_network_fault_swallows_are_given_up_after_the_try_timeout_and_the_counts_are_exact()
+    {
+        // Blob storage (the fronting log, checkpoints, the lake) through a relay that is cut for 10 s under load: what
+        // is sent meanwhile is never answered, as on connections a load balancer dropped. The storage itself answers
+        // throughout, so unlike the freeze above nothing queued is answered afterwards: each try that was sent must
+        // be given up, and sent again on a new connection. With the SDK's default (100 s a try) the silo would hold
+        // its appends and checkpoints for minutes after the network is back.
+        await using var relay = BlackHoleProxy.To(azurite.Azurite.BlobPort);
+        var tryTimeout = TimeSpan.FromSeconds(2);
+        var settings = TestSilo.DefaultSettings(azurite);
+        settings["Keystone:Storage:ConnectionString"] = AzuriteProcess.BuildConnectionString(relay.Port, azurite.Azurite.QueuePort, azurite.Azurite.TablePort);
+        settings["Keystone:Storage:RequestTryTimeout"] = tryTimeout.ToString();
+        // One retry: an append sent into the cut fails within about 5 s (two tries and a back-off), before the relay heals.
+        settings["Keystone:Storage:RequestRetries"] = "1";
+        settings["Keystone:Checkpoints:Interval"] = "00:00:02";
+        settings["Keystone:Aggregation:CheckpointInterval"] = "00:00:02";
+        settings["Keystone:Aggregation:AllowedLateness"] = "01:00:00"; // see the freeze test
+        settings["Keystone:Graph:CheckpointInterval"] = "00:00:02";
+        await using var silo = await TestSilo.StartAsync(settings);
+        var requests = silo.Services.GetRequiredService<Keystone.Storage.StorageRequests>();
+
+        // 30 users × 50 plays over 30 s; the relay is cut from second 8 for 10 s, and at least until a REST request
+        // sent into the cut has its answer.
+        var t0 = DateTimeOffset.UtcNow.AddMinutes(-10);
+        var events = Enumerable.Range(0, 1_500).Select(i => Play($"hole-u{i % 30}", $"hole-v{i % 53}", t0.AddMilliseconds(i * 20))).ToList();
+        var restEvents = Enumerable.Range(0, 10).Select(i => Play($"hole-u{i}", "hole-rest", t0.AddSeconds(40).AddMilliseconds(i))).ToList();
+        var clock = Stopwatch.StartNew();
+        var longestWait = TimeSpan.Zero;
+        var waitingSeen = 0;
+        (int Status, string Body, string? RetryAfter) restAnswer = default;
+        var outage = Task.Run(async () =>
+        {
+            await Task.Delay(TimeSpan.FromSeconds(8));
+            output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: cutting the relay to blob storage");
+            relay.Cut();
+            var cut = Stopwatch.StartNew();
+            // A producer over REST: its events could not be made durable, so it is told to send them again.
+            var rest = Task.Run(async () =>
+            {
+                var response = await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray(restEvents)));
+                restAnswer = ((int)response.StatusCode, await response.Content.ReadAsStringAsync(), response.Headers.RetryAfter?.ToString());
+                output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: the REST batch answered {restAnswer.Status}");
+            });
+            // What the silo still waits on while nothing answers: never a try older than the timeout (and the
+            // watch's own tick) once the first tries sent into the cut have had the time to be given up.
+            while (cut.Elapsed < TimeSpan.FromSeconds(10) || (!rest.IsCompleted && cut.Elapsed < TimeSpan.FromSeconds(60)))
+            {
+                await Task.Delay(100);
+                var inFlight = requests.InFlight();
+                waitingSeen = Math.Max(waitingSeen, inFlight.Count);
+                if (inFlight.Count > 0 && inFlight[0].Waiting > longestWait)
+                {
+                    if ((int)inFlight[0].Waiting.TotalSeconds > (int)longestWait.TotalSeconds || longestWait == TimeSpan.Zero)
+                        output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: {inFlight.Count} waiting, the oldest {inFlight[0].Operation} for {inFlight[0].Waiting.TotalSeconds:0.0} s");
+                    longestWait = inFlight[0].Waiting;
+                }
+            }
+            relay.Heal();
+            output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: healed; {relay.Swallowed:N0} bytes swallowed");
+            await rest;
+        });
+        var options = new PublisherOptions { Linger = TimeSpan.FromMilliseconds(20), MaxBlockTime = TimeSpan.FromMinutes(2), MaxRetries = 20, MaxRetryDelay = TimeSpan.FromSeconds(5) };
+        await using (var publisher = KeystonePublisher.Create(silo.Client, options))
+        {
+            for (var i = 0; i < events.Count; i++)
+            {
+                while (clock.Elapsed.TotalMilliseconds < i * 20.0) await Task.Delay(5);
+                Assert.True((await publisher.PublishAsync(events[i])).IsQueued);
+            }
+            await publisher.FlushAsync();
+        }
+        await outage;
+        output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: all published");
+        // The fault was real: storage requests were sent into it and went nowhere.
+        Assert.True(relay.Swallowed > 0 && waitingSeen > 0, $"the cut swallowed {relay.Swallowed} bytes; at most {waitingSeen} requests waited");
+        Assert.True(longestWait < tryTimeout + TimeSpan.FromSeconds(2), $"a storage try waited {longestWait.TotalSeconds:0.0} s with Keystone:Storage:RequestTryTimeout at {tryTimeout.TotalSeconds} s");
+        Assert.True(restAnswer.Status == 503, $"the REST batch during the cut: {restAnswer.Status} {restAnswer.Body}");
+        Assert.Contains("the fronting log did not make the events durable", restAnswer.Body);
+        Assert.Equal("5", restAnswer.RetryAfter);
+        // Sent again, as told, once storage is reachable: accepted, and counted once with the rest below.
+        Assert.Equal(System.Net.HttpStatusCode.Accepted, (await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray(restEvents)))).StatusCode);
+        events.AddRange(restEvents);
+
+        var query = await silo.QueryAsync();
+        var expected = events.GroupBy(e => e.UserId!).ToDictionary(g => g.Key, g => (long)g.Count());
+        foreach (var (user, count) in expected)
+        {
+            await Eventually.Until(async () => (await query.GetUserActivityAsync(user))?.Totals.Events ?? 0, n => n == count, TimeSpan.FromSeconds(60), $"{user}'s {count} plays in the aggregations");
+            await Eventually.Until(async () => (await query.GetGraphEdgesAsync(NodeType.User, user, EdgeLabel.Watches, limit: 1000))?.Edges.Sum(e => e.Count) ?? 0,
+                n => n == count, TimeSpan.FromSeconds(60), $"{user}'s {count} plays on the graph");
+        }
+        // And checkpoints complete again: the fronting log's records of the cut are covered, so a restart replays
+        // no more than an interval.
+        var coordinator = silo.Client.GetGrain<Keystone.Checkpointing.ICheckpointCoordinatorGrain>(0);
+        var before = (await coordinator.GetStatus()).Completed;
+        await Eventually.Until(async () => (await coordinator.GetStatus()).Completed, n => n > before + 1, TimeSpan.FromSeconds(30), "two more checkpoints complete");
+        await Drain.SentinelsAsync(silo);
+        foreach (var (user, count) in expected)
+            Assert.Equal(count, (await query.GetUserActivityAsync(user))!.Totals.Events);
+        output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: counts exact");
     }
 
     [Fact]

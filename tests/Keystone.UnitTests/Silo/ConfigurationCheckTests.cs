@@ -153,6 +153,24 @@ public class ConfigurationCheckTests
         ConfigurationCheck.Validate(Config(("Keystone:Lake:QueryThreads", "2")));
     }
 
+    [Theory]
+    [InlineData("00:00:00")]
+    [InlineData("00:10:00")]
+    public void A_storage_try_timeout_out_of_range_is_refused(string timeout)
+    {
+        var e = Fails(("Keystone:Storage:RequestTryTimeout", timeout));
+        Assert.Equal(["Keystone:Storage:RequestTryTimeout: The field RequestTryTimeout must be between 00:00:01 and 00:05:00."], e.Problems);
+        ConfigurationCheck.Validate(Config(("Keystone:Storage:RequestTryTimeout", "00:00:05")));
+    }
+
+    [Fact]
+    public void Storage_retries_out_of_range_are_refused()
+    {
+        var e = Fails(("Keystone:Storage:RequestRetries", "11"));
+        Assert.Equal(["Keystone:Storage:RequestRetries: The field RequestRetries must be between 0 and 10."], e.Problems);
+        ConfigurationCheck.Validate(Config(("Keystone:Storage:RequestRetries", "0")));
+    }
+
     [Fact]
     public void The_memory_kept_for_idle_entities_is_checked_at_start()
     {
