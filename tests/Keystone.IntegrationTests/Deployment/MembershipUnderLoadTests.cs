@@ -136,6 +136,7 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
             var killed = addresses.Single(x => x.StartsWith($"127.0.0.1:{ownB["Keystone:Cluster:SiloPort"]}@", StringComparison.Ordinal));
             b.Kill();
             var clock = Stopwatch.StartNew();
+            var requestsAtKill = await StorageRequests(c);
             await Task.Delay(TimeSpan.FromSeconds(3));
             await stopLoad.CancelAsync();
             await load;
@@ -151,6 +152,11 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
             await Eventually.Until(() => Cluster(c), v => v is not null && v["members"]!.AsArray().Any(m => m!["address"]!.GetValue<string>() == killed && m["status"]!.GetValue<string>() == "Dead"),
                 TimeSpan.FromSeconds(180), $"the killed silo {killed} declared dead");
             output.WriteLine($"{killed} declared dead {clock.Elapsed.TotalSeconds:0.0} s after the kill");
+            // What the survivor asked of storage meanwhile, by operation (a loaded emulator slows everything after).
+            var requestsAtDead = await StorageRequests(c);
+            output.WriteLine("the survivor's storage requests until then: " + string.Join(", ", requestsAtDead
+                .Select(r => (r.Key, Count: r.Value - requestsAtKill.GetValueOrDefault(r.Key))).Where(r => r.Count > 0).OrderByDescending(r => r.Count)
+                .Select(r => $"{r.Key} {r.Count / clock.Elapsed.TotalSeconds:0.0}/s")));
 
             // Every count exact on the survivor, which now runs every partition.
             try
@@ -232,6 +238,24 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
             }
             File.Delete(deadLetters);
         }
+    }
+
+    private static async Task<Dictionary<string, double>> StorageRequests(SiloProcess silo)
+    {
+        var counts = new Dictionary<string, double>();
+        try
+        {
+            foreach (var line in (await silo.Http.GetStringAsync("/metrics")).Split('\n'))
+                if (line.StartsWith("keystone_storage_requests_total{", StringComparison.Ordinal) && line.IndexOf("operation=\"", StringComparison.Ordinal) is var at and >= 0)
+                {
+                    var name = line[(at + 11)..line.IndexOf('"', at + 11)];
+                    counts[name] = double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+                }
+        }
+        catch (HttpRequestException)
+        {
+        }
+        return counts;
     }
 
     private static async Task<string> Cli(params string[] args)

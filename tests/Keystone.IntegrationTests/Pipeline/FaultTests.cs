@@ -129,28 +129,34 @@ public sealed class FaultTests(AzuriteFixture azurite, ITestOutputHelper output)
         await using var silo = await TestSilo.StartAsync(settings);
         var requests = silo.Services.GetRequiredService<Keystone.Storage.StorageRequests>();
 
-        // 30 users × 50 plays over 30 s; the relay is cut from second 8 for 10 s, and at least until a REST request
-        // sent into the cut has its answer.
+        // 20 users × 50 plays over 20 s; the relay is cut from second 5 for 10 s, and at least until the REST
+        // requests sent into the cut have their answers.
         var t0 = DateTimeOffset.UtcNow.AddMinutes(-10);
-        var events = Enumerable.Range(0, 1_500).Select(i => Play($"hole-u{i % 30}", $"hole-v{i % 53}", t0.AddMilliseconds(i * 20))).ToList();
+        var events = Enumerable.Range(0, 1_000).Select(i => Play($"hole-u{i % 20}", $"hole-v{i % 53}", t0.AddMilliseconds(i * 20))).ToList();
         var restEvents = Enumerable.Range(0, 10).Select(i => Play($"hole-u{i}", "hole-rest", t0.AddSeconds(40).AddMilliseconds(i))).ToList();
         var clock = Stopwatch.StartNew();
         var longestWait = TimeSpan.Zero;
         var waitingSeen = 0;
-        (int Status, string Body, string? RetryAfter) restAnswer = default;
+        (int Status, string Body, string? RetryAfter) restAnswer = default, listingAnswer = default;
         var outage = Task.Run(async () =>
         {
-            await Task.Delay(TimeSpan.FromSeconds(8));
+            await Task.Delay(TimeSpan.FromSeconds(5));
             output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: cutting the relay to blob storage");
             relay.Cut();
             var cut = Stopwatch.StartNew();
-            // A producer over REST: its events could not be made durable, so it is told to send them again.
-            var rest = Task.Run(async () =>
+            // A producer over REST: its events could not be made durable, so it is told to send them again. An
+            // operator's read of storage meanwhile is told to try again too, not given a 500.
+            var rest = Task.WhenAll(Task.Run(async () =>
             {
                 var response = await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray(restEvents)));
                 restAnswer = ((int)response.StatusCode, await response.Content.ReadAsStringAsync(), response.Headers.RetryAfter?.ToString());
                 output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: the REST batch answered {restAnswer.Status}");
-            });
+            }), Task.Run(async () =>
+            {
+                var letters = await silo.Http.GetAsync("/v1/dead-letters");
+                listingAnswer = ((int)letters.StatusCode, await letters.Content.ReadAsStringAsync(), letters.Headers.RetryAfter?.ToString());
+                output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: the dead-letter listing answered {listingAnswer.Status}");
+            }));
             // What the silo still waits on while nothing answers: never a try older than the timeout (and the
             // watch's own tick) once the first tries sent into the cut have had the time to be given up.
             while (cut.Elapsed < TimeSpan.FromSeconds(10) || (!rest.IsCompleted && cut.Elapsed < TimeSpan.FromSeconds(60)))
@@ -187,6 +193,10 @@ public sealed class FaultTests(AzuriteFixture azurite, ITestOutputHelper output)
         Assert.True(restAnswer.Status == 503, $"the REST batch during the cut: {restAnswer.Status} {restAnswer.Body}");
         Assert.Contains("the fronting log did not make the events durable", restAnswer.Body);
         Assert.Equal("5", restAnswer.RetryAfter);
+        Assert.True(listingAnswer.Status == 503, $"the dead-letter listing during the cut: {listingAnswer.Status} {listingAnswer.Body}");
+        Assert.Contains("\"title\":\"Storage unavailable\"", listingAnswer.Body);
+        Assert.Contains("the storage this request needs failed or did not answer", listingAnswer.Body);
+        Assert.Equal("5", listingAnswer.RetryAfter);
         // Sent again, as told, once storage is reachable: accepted, and counted once with the rest below.
         Assert.Equal(System.Net.HttpStatusCode.Accepted, (await silo.Http.PostAsync("/v1/events", TestEvents.JsonContent(TestEvents.JsonArray(restEvents)))).StatusCode);
         events.AddRange(restEvents);
