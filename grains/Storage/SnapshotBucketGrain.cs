@@ -44,6 +44,24 @@ public sealed class SnapshotStore(BlobContainerClient container, int buckets, in
 
     public int BucketOf(string key) => Partitioning.PartitionOf(key, buckets);
 
+    /// <summary>
+    /// Writes a new segment, never over an existing one (a second activation of its bucket must fail, not clobber).
+    /// The storage client sends a try again when its answer is lost (<c>Keystone:Storage:RequestTryTimeout</c>), and the
+    /// second try then finds the segment there: if it holds exactly these bytes, it is this write's own, landed.
+    /// </summary>
+    public static async Task CreateSegmentAsync(BlobClient blob, byte[] bytes, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await blob.UploadAsync(BinaryData.FromBytes(bytes), new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } }, cancellationToken);
+        }
+        catch (RequestFailedException e) when (e.Status == 409)
+        {
+            var there = await blob.DownloadContentAsync(cancellationToken);
+            if (!there.Value.Content.ToMemory().Span.SequenceEqual(bytes)) throw;
+        }
+    }
+
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _stateReads = new(StringComparer.Ordinal);
 
     /// <summary>Ranged reads of grain state, by state name: what activations cost, apart from the buckets' own
@@ -337,8 +355,7 @@ public sealed class SnapshotBucketGrain(SnapshotStore store, ILogger<SnapshotBuc
         var segment = _next++;
         var bytes = SnapshotSegment.Encode(records, isBase);
         // Never overwrite: a second activation of the bucket (a cluster partition) must fail, not clobber.
-        await _container.GetBlobClient(SnapshotStore.SegmentName(_bucket, segment, isBase)).UploadAsync(BinaryData.FromBytes(bytes),
-            new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } });
+        await SnapshotStore.CreateSegmentAsync(_container.GetBlobClient(SnapshotStore.SegmentName(_bucket, segment, isBase)), bytes);
         _index.Apply(segment, isBase, SnapshotSegment.Decode(bytes, "").Records);
         // A base is the whole bucket: not worth keeping in memory for the few grains that will read it.
         _recent = isBase ? (-1, []) : (segment, bytes);

@@ -10,7 +10,8 @@ namespace Keystone.IntegrationTests.Infrastructure;
 /// is never closed. That is a network fault whose connections lost their state on the way (a load balancer or NAT
 /// that dropped them): a request sent on one gets no answer, ever, and only a new connection after the fault works.
 /// Unlike <see cref="ProcessPause"/>, storage itself keeps answering everyone else, and nothing queued during the
-/// fault is answered afterwards.
+/// fault is answered afterwards. <see cref="LoseAnswers"/> is the same fault on the way back only: requests reach
+/// storage and take effect, and their answers go nowhere.
 /// </summary>
 public sealed class BlackHoleProxy : IAsyncDisposable
 {
@@ -19,7 +20,7 @@ public sealed class BlackHoleProxy : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly ConcurrentDictionary<Link, bool> _links = new();
     private readonly Task _accepting;
-    private volatile bool _cut;
+    private volatile bool _cut, _answersLost;
     private long _swallowed;
 
     private BlackHoleProxy(int target)
@@ -42,7 +43,15 @@ public sealed class BlackHoleProxy : IAsyncDisposable
         foreach (var link in _links.Keys) link.Dead = true;
     }
 
-    public void Heal() => _cut = false;
+    /// <summary>From now until <see cref="Heal"/>, and forever on the connections open meanwhile, requests pass and
+    /// answers do not.</summary>
+    public void LoseAnswers()
+    {
+        _answersLost = true;
+        foreach (var link in _links.Keys) link.AnswersLost = true;
+    }
+
+    public void Heal() => (_cut, _answersLost) = (false, false);
 
     private async Task AcceptAsync()
     {
@@ -57,7 +66,7 @@ public sealed class BlackHoleProxy : IAsyncDisposable
             {
                 return;
             }
-            var link = new Link(client) { Dead = _cut };
+            var link = new Link(client) { Dead = _cut, AnswersLost = _answersLost };
             _links[link] = true;
             _ = RunAsync(link);
         }
@@ -74,7 +83,7 @@ public sealed class BlackHoleProxy : IAsyncDisposable
                 return;
             }
             await link.Server.ConnectAsync(IPAddress.Loopback, _target, _stop.Token);
-            await Task.WhenAll(PumpAsync(link, link.Client, link.Server), PumpAsync(link, link.Server, link.Client));
+            await Task.WhenAll(PumpAsync(link, link.Client, link.Server), PumpAsync(link, link.Server, link.Client, answers: true));
         }
         catch (Exception) when (_stop.IsCancellationRequested)
         {
@@ -89,8 +98,9 @@ public sealed class BlackHoleProxy : IAsyncDisposable
         }
     }
 
-    // Until either side closes. A dead link reads on (so the sender's writes do not block) and forwards nothing.
-    private async Task PumpAsync(Link link, Socket from, Socket to)
+    // Until either side closes. A dead link reads on (so the sender's writes do not block) and forwards nothing; one
+    // that loses answers does so from the server's side only.
+    private async Task PumpAsync(Link link, Socket from, Socket to, bool answers = false)
     {
         var buffer = new byte[16 * 1024];
         while (true)
@@ -98,10 +108,10 @@ public sealed class BlackHoleProxy : IAsyncDisposable
             var read = await from.ReceiveAsync(buffer, SocketFlags.None, _stop.Token);
             if (read == 0)
             {
-                if (!link.Dead && to.Connected) to.Shutdown(SocketShutdown.Send);
+                if (!link.Dead && !(answers && link.AnswersLost) && to.Connected) to.Shutdown(SocketShutdown.Send);
                 return;
             }
-            if (link.Dead)
+            if (link.Dead || (answers && link.AnswersLost))
             {
                 Interlocked.Add(ref _swallowed, read);
                 continue;
@@ -130,6 +140,7 @@ public sealed class BlackHoleProxy : IAsyncDisposable
         public Socket Client { get; } = client;
         public Socket Server { get; } = new(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         public volatile bool Dead;
+        public volatile bool AnswersLost;
 
         public void Dispose()
         {

@@ -1,0 +1,81 @@
+using Azure.Storage.Blobs;
+using Keystone.Checkpointing;
+using Keystone.Events;
+using Keystone.Ingest;
+using Keystone.IntegrationTests.Infrastructure;
+using Keystone.LocalInfra;
+
+namespace Keystone.IntegrationTests.Storage;
+
+/// <summary>
+/// Writes whose answer is lost on the way back, against Azurite through a relay that loses answers: the storage client
+/// sends the write again (after <c>Keystone:Storage:RequestTryTimeout</c>), and the write must not land twice nor be
+/// taken for another writer's.
+/// </summary>
+[Collection(AzuriteCollection.Name)]
+public sealed class LostAnswerTests(AzuriteFixture azurite)
+{
+    // The storage client as the silo builds it, with a short try timeout: a try with no answer is sent again.
+    private static BlobServiceClient Through(BlackHoleProxy relay, AzuriteFixture azurite) => new(
+        AzuriteProcess.BuildConnectionString(relay.Port, azurite.Azurite.QueuePort, azurite.Azurite.TablePort),
+        new BlobClientOptions { Retry = { NetworkTimeout = TimeSpan.FromSeconds(1), MaxRetries = 5, Delay = TimeSpan.FromMilliseconds(200) } });
+
+    private static EventBatch Message(string user) => new(Guid.NewGuid(), 0, DateTimeOffset.UnixEpoch,
+        [new KeystoneEvent(Guid.NewGuid(), "user.login", DateTimeOffset.UnixEpoch, "1.0", new EventSource("t", "tv", "r"), Payload.Create(("user_id", user)), EventMetadata.Empty)]);
+
+    [Fact]
+    public async Task An_append_whose_answer_is_lost_is_in_the_log_once_after_the_storage_client_sends_it_again()
+    {
+        await using var relay = BlackHoleProxy.To(azurite.Azurite.BlobPort);
+        var name = AzuriteFixture.UniqueName("log");
+        var log = new BlobFrontingLog(Through(relay, azurite).GetBlobContainerClient(name));
+        var writer = await log.OpenWriterAsync(0);
+        await writer.AppendAsync([Message("a")]);
+        // Storage's own view, not through the relay.
+        var segment = azurite.Blobs.GetBlobContainerClient(name).GetBlobClient("p000/0000000000000001");
+        var before = (await segment.GetPropertiesAsync()).Value.ContentLength;
+
+        relay.LoseAnswers();
+        var append = writer.AppendAsync([Message("b")]);
+        // The append reached storage and took effect; only its answer is lost. Then the network is whole again, and
+        // the client's next try (on a new connection) gets storage's answer to a block it already has.
+        await Eventually.Until(async () => (await segment.GetPropertiesAsync()).Value.ContentLength, n => n > before, TimeSpan.FromSeconds(30), "the second append in the blob");
+        relay.Heal();
+        var placed = await append;
+
+        Assert.Equal([2L], placed.Select(m => m.Position));
+        var read = await log.ReadAsync(0, 1, 10);
+        Assert.Equal(["a", "b"], read.Select(m => m.Events.Single().Payload.GetString("user_id")));
+        Assert.Equal([1L, 2], read.Select(m => m.Position));
+        Assert.True(relay.Swallowed > 0, "no answer was lost");
+
+        // And the log goes on where it ends.
+        Assert.Equal([3L], (await writer.AppendAsync([Message("c")])).Select(m => m.Position));
+        Assert.Equal(["a", "b", "c"], (await log.ReadAsync(0, 1, 10)).Select(m => m.Events.Single().Payload.GetString("user_id")));
+    }
+
+    [Fact]
+    public async Task A_snapshot_segment_whose_answer_is_lost_is_recognised_as_written_and_another_writers_is_still_refused()
+    {
+        await using var relay = BlackHoleProxy.To(azurite.Azurite.BlobPort);
+        var name = AzuriteFixture.UniqueName("state");
+        var direct = azurite.Blobs.GetBlobContainerClient(name);
+        await direct.CreateIfNotExistsAsync();
+        var viaRelay = Through(relay, azurite).GetBlobContainerClient(name);
+        var bytes = System.Security.Cryptography.RandomNumberGenerator.GetBytes(64 * 1024);
+
+        relay.LoseAnswers();
+        var write = Keystone.Storage.SnapshotStore.CreateSegmentAsync(viaRelay.GetBlobClient("0000/000000000001-d"), bytes);
+        await Eventually.Until(async () => (await direct.GetBlobClient("0000/000000000001-d").ExistsAsync()).Value, there => there, TimeSpan.FromSeconds(30), "the segment in storage");
+        relay.Heal();
+        // The next try finds the segment there, with this write's bytes: written, not another activation's.
+        await write;
+        Assert.Equal(bytes, (await direct.GetBlobClient("0000/000000000001-d").DownloadContentAsync()).Value.Content.ToArray());
+        Assert.True(relay.Swallowed > 0, "no answer was lost");
+
+        // A segment someone else wrote stays a conflict.
+        await direct.GetBlobClient("0000/000000000002-d").UploadAsync(BinaryData.FromString("another activation's"));
+        var refused = await Assert.ThrowsAsync<Azure.RequestFailedException>(() => Keystone.Storage.SnapshotStore.CreateSegmentAsync(viaRelay.GetBlobClient("0000/000000000002-d"), bytes));
+        Assert.Equal(409, refused.Status);
+    }
+}
