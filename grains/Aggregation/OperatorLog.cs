@@ -42,7 +42,8 @@ public sealed class BlobOperatorLogFactory(BlobContainerClient container) : IOpe
 
     private sealed class BlobOperatorLog(BlobOperatorLogFactory factory, string name) : IOperatorLog
     {
-        private readonly HashSet<long> _created = [];
+        // Where each segment written by this log ends (AppendOnce); an append that failed forgets it, to read it again.
+        private readonly Dictionary<long, long> _lengths = [];
 
         private static string BlobName(string name, long segment) => $"{name}/{segment:D12}";
 
@@ -50,13 +51,13 @@ public sealed class BlobOperatorLogFactory(BlobContainerClient container) : IOpe
         {
             await factory.EnsureContainer(cancellationToken);
             var blob = factory.Container.GetAppendBlobClient(BlobName(name, segment));
-            if (_created.Add(segment)) await blob.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
+            if (!_lengths.TryGetValue(segment, out var length)) length = await Keystone.Storage.AppendOnce.CreateAsync(blob, cancellationToken);
             var framed = new byte[12 + payload.Length];
             BinaryPrimitives.WriteInt32LittleEndian(framed, payload.Length);
             BinaryPrimitives.WriteInt64LittleEndian(framed.AsSpan(4), sequence);
             payload.Span.CopyTo(framed.AsSpan(12));
-            using var stream = new MemoryStream(framed, writable: false);
-            await blob.AppendBlockAsync(stream, cancellationToken: cancellationToken);
+            _lengths.Remove(segment);
+            _lengths[segment] = await Keystone.Storage.AppendOnce.AppendAsync(blob, length, framed, cancellationToken);
         }
 
         public async Task<IReadOnlyList<LogRecord>> ReadAsync(long fromSegment, CancellationToken cancellationToken = default)
@@ -104,7 +105,7 @@ public sealed class BlobOperatorLogFactory(BlobContainerClient container) : IOpe
             foreach (var blob in old)
             {
                 await factory.Container.GetBlobClient(blob).DeleteIfExistsAsync(cancellationToken: cancellationToken);
-                _created.Remove(long.Parse(blob[(name.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+                _lengths.Remove(long.Parse(blob[(name.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture));
             }
         }
     }

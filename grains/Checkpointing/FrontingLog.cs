@@ -407,45 +407,19 @@ public sealed class BlobFrontingLog(BlobContainerClient container) : SegmentedFr
     {
         await Ready(cancellationToken);
         var blob = container.GetAppendBlobClient(SegmentName(partition, first));
-        // Null when it was there already: a try of this create whose answer was lost, then sent again.
-        var created = await blob.CreateIfNotExistsAsync(cancellationToken: cancellationToken);
-        var length = created is null ? (await blob.GetPropertiesAsync(cancellationToken: cancellationToken)).Value.ContentLength : 0;
-        return new Appender(blob, length);
+        return new Appender(blob, await Keystone.Storage.AppendOnce.CreateAsync(blob, cancellationToken));
     }
 
     protected override Task DeleteSegmentAsync(int partition, long first, CancellationToken cancellationToken) =>
         container.GetBlobClient(SegmentName(partition, first)).DeleteIfExistsAsync(cancellationToken: cancellationToken);
 
-    // Each append is conditional on where the blob ends. The storage client sends a try again when its answer is
-    // lost (Keystone:Storage:RequestTryTimeout), and unconditionally the block would then be in the log twice; with the
-    // condition the second try is refused, and the refusal is recognised as the first try's success.
+    // Once per block even when the storage client sends an append again (Keystone.Storage.AppendOnce).
     private sealed class Appender(AppendBlobClient blob, long length) : ISegmentAppender
     {
         private long _length = length;
 
-        public async Task AppendAsync(ReadOnlyMemory<byte> block, CancellationToken cancellationToken)
-        {
-            if (!System.Runtime.InteropServices.MemoryMarshal.TryGetArray(block, out var array)) array = block.ToArray();
-            using var stream = new MemoryStream(array.Array!, array.Offset, array.Count, writable: false);
-            var options = new AppendBlobAppendBlockOptions { Conditions = new AppendBlobRequestConditions { IfAppendPositionEqual = _length } };
-            try
-            {
-                await blob.AppendBlockAsync(stream, options, cancellationToken);
-            }
-            catch (RequestFailedException e) when (e.ErrorCode == BlobErrorCode.AppendPositionConditionNotMet)
-            {
-                if (!await LandedAsync(block, cancellationToken)) throw;
-            }
-            _length += block.Length;
-        }
-
-        // Whether the blob ends with exactly this block where the append was to go: then an earlier try of it landed.
-        private async Task<bool> LandedAsync(ReadOnlyMemory<byte> block, CancellationToken cancellationToken)
-        {
-            if ((await blob.GetPropertiesAsync(cancellationToken: cancellationToken)).Value.ContentLength != _length + block.Length) return false;
-            var tail = await blob.DownloadContentAsync(new BlobDownloadOptions { Range = new HttpRange(_length, block.Length) }, cancellationToken);
-            return tail.Value.Content.ToMemory().Span.SequenceEqual(block.Span);
-        }
+        public async Task AppendAsync(ReadOnlyMemory<byte> block, CancellationToken cancellationToken) =>
+            _length = await Keystone.Storage.AppendOnce.AppendAsync(blob, _length, block, cancellationToken);
 
         public void Dispose()
         {

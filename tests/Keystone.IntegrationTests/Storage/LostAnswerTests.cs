@@ -78,4 +78,25 @@ public sealed class LostAnswerTests(AzuriteFixture azurite)
         var refused = await Assert.ThrowsAsync<Azure.RequestFailedException>(() => Keystone.Storage.SnapshotStore.CreateSegmentAsync(viaRelay.GetBlobClient("0000/000000000002-d"), bytes));
         Assert.Equal(409, refused.Status);
     }
+
+    [Fact]
+    public async Task An_operator_log_append_whose_answer_is_lost_is_in_the_log_once()
+    {
+        await using var relay = BlackHoleProxy.To(azurite.Azurite.BlobPort);
+        var name = AzuriteFixture.UniqueName("wal");
+        var log = new Keystone.Aggregation.BlobOperatorLogFactory(Through(relay, azurite).GetBlobContainerClient(name)).Open("activity-0");
+        await log.AppendAsync(1, 1, new byte[] { 1, 1, 1 });
+        var segment = azurite.Blobs.GetBlobContainerClient(name).GetBlobClient("activity-0/000000000001");
+        var before = (await segment.GetPropertiesAsync()).Value.ContentLength;
+
+        relay.LoseAnswers();
+        var append = log.AppendAsync(1, 2, new byte[] { 2, 2 });
+        await Eventually.Until(async () => (await segment.GetPropertiesAsync()).Value.ContentLength, n => n > before, TimeSpan.FromSeconds(30), "the second record in the blob");
+        relay.Heal();
+        await append;
+        await log.AppendAsync(1, 3, new byte[] { 3 });
+
+        Assert.Equal([1L, 2, 3], (await log.ReadAsync(0)).Select(r => r.Sequence));
+        Assert.True(relay.Swallowed > 0, "no answer was lost");
+    }
 }
