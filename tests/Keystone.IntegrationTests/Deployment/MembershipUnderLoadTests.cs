@@ -177,6 +177,9 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
                     output.WriteLine($"{user}: {count} plays, activity {await ActivityEvents(c, user)}, graph {await Watches(c, user)}");
             }
             output.WriteLine($"plays counted {clock.Elapsed.TotalSeconds:0.0} s after the kill");
+            output.WriteLine("the survivor's storage requests from then until the plays were counted: " + string.Join(", ", (await StorageRequests(c))
+                .Select(r => (r.Key, Count: r.Value - requestsAtDead.GetValueOrDefault(r.Key))).Where(r => r.Count > 0).OrderByDescending(r => r.Count)
+                .Select(r => $"{r.Key} {r.Count}")));
             try
             {
                 foreach (var (campaign, count) in impressions)
