@@ -248,12 +248,8 @@ public sealed class MembershipUnderLoadTests(AzuriteFixture azurite, ITestOutput
         var counts = new Dictionary<string, double>();
         try
         {
-            foreach (var line in (await silo.Http.GetStringAsync("/metrics")).Split('\n'))
-                if (line.StartsWith("keystone_storage_requests_total{", StringComparison.Ordinal) && line.IndexOf("operation=\"", StringComparison.Ordinal) is var at and >= 0)
-                {
-                    var name = line[(at + 11)..line.IndexOf('"', at + 11)];
-                    counts[name] = double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
-                }
+            foreach (var (labels, value) in PrometheusText.Samples(await silo.Http.GetStringAsync("/metrics"), "keystone_storage_requests_total"))
+                if (PrometheusText.Label(labels, "operation") is { } operation) counts[operation] = value;
         }
         catch (HttpRequestException)
         {

@@ -106,8 +106,8 @@ public sealed partial class MonitoringTests(AzuriteFixture azurite)
     /// <summary>The sum of a metric's samples on a /metrics page, or null when it has none.</summary>
     private static double? Sum(string exported, string name)
     {
-        var samples = Regex.Matches(exported, $@"^{Regex.Escape(name)}(?:\{{[^}}]*\}})? (\S+)", RegexOptions.Multiline);
-        return samples.Count == 0 ? null : samples.Sum(m => double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+        var samples = PrometheusText.Samples(exported, name).ToList();
+        return samples.Count == 0 ? null : samples.Sum(s => s.Value);
     }
 
     private static async Task<double?> WaitForAsync(TestSilo silo, string name, double atLeast)

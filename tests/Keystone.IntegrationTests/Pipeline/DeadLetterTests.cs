@@ -47,9 +47,7 @@ public sealed class DeadLetterTests(AzuriteFixture azurite)
     }
 
     private static async Task<long> MetricSum(TestSilo silo, string name) =>
-        (await silo.Http.GetStringAsync("/metrics")).Split('\n')
-            .Where(l => l.StartsWith(name, StringComparison.Ordinal) && (l.Length == name.Length || l[name.Length] is ' ' or '{'))
-            .Sum(l => (long)double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+        (long)PrometheusText.Samples(await silo.Http.GetStringAsync("/metrics"), name).Sum(s => s.Value);
 
     [Fact]
     public async Task Refused_events_are_kept_listed_replayed_once_after_a_fix_and_purged_after_retention()

@@ -100,9 +100,8 @@ public sealed class GracefulStopTests(AzuriteFixture azurite, ITestOutputHelper 
     }
 
     private static async Task<long> UserStateWrites(SiloProcess silo) =>
-        (await silo.Http.GetStringAsync("/metrics")).Split('\n')
-            .Where(l => l.StartsWith("keystone_checkpoint_writes_total{", StringComparison.Ordinal) && l.Contains("grain=\"user\"", StringComparison.Ordinal))
-            .Sum(l => (long)double.Parse(l[(l.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+        (long)PrometheusText.Samples(await silo.Http.GetStringAsync("/metrics"), "keystone_checkpoint_writes_total")
+            .Where(s => PrometheusText.Label(s.Labels, "grain") == "user").Sum(s => s.Value);
 
     /// <summary>The quick start's configuration (fronting log in files), with the host's "shutting down" line logged.</summary>
     private (Dictionary<string, string?> Settings, string Directory) QuickStartSettings()
