@@ -12,11 +12,13 @@ import { launcherPids, watchLauncher } from './azurite-watchdog.mjs';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const azurite = path.join(here, 'node_modules', 'azurite', 'dist', 'src', 'azurite.js');
 const watchdog = pathToFileURL(path.join(here, 'azurite-watchdog.mjs')).href;
+// A cheaper removal for the emulator's metadata store (the file says why).
+const lokiFix = pathToFileURL(path.join(here, 'azurite-lokijs-fix.mjs')).href;
 process.env.KEYSTONE_PARENT_PID ||= String(process.ppid);
 
 // Detached (a process group of its own): a Ctrl+C in the terminal must not take storage away while the silo is still
 // checkpointing on its way out. Its stdin is ours, the launcher's pipe.
-const child = spawn(process.execPath, ['--import', watchdog, azurite, ...process.argv.slice(2)], {
+const child = spawn(process.execPath, ['--import', watchdog, '--import', lokiFix, azurite, ...process.argv.slice(2)], {
   stdio: ['inherit', 'inherit', 'inherit'],
   detached: true,
   env: { ...process.env, KEYSTONE_AZURITE_SERVER: '1', KEYSTONE_WRAPPER_PID: String(process.pid) },

@@ -1,0 +1,100 @@
+// Preloaded (node --import) into the Azurite server by run-azurite.mjs. It changes no behaviour of the emulator, only
+// the cost of deleting one record.
+//
+// Azurite keeps its metadata (queue messages, blobs, extents) in LokiJS collections with binary indices. LokiJS 1.5.12
+// (the last release) removes an array of documents through removeBatchByPositions, which re-sorts every index of the
+// collection from scratch whatever the array holds, one document or none: O(n log n), with a JavaScript comparator,
+// for n documents in the collection. Azurite calls it with an empty array on every queue request (its sweep of
+// expired messages, which finds none), with one document for every blob it deletes, and one extent at a time in its
+// garbage collectors, which hold the event loop for the whole sweep. Under an Azure Queue streams test that was the
+// emulator's whole core, and once half a minute in which it answered no request (docs/limits.md).
+//
+// Updating an array of documents (every queue read: Azurite marks the messages it hands out, up to 32) re-sorts every
+// index the same way.
+//
+// This makes removing nothing cost nothing, and removing one document use LokiJS's own incremental index update
+// (adaptiveBinaryIndexRemove: a binary search, a splice and a shift of the positions after it, O(n)), the one its
+// single-document remove() already uses. An update of a few documents takes them out of each index, lets the original
+// update them one by one with the indices out of its sight, and puts them back by binary search (O(k n) instead of
+// O(n log n) comparisons); the callers change the documents in place before they call update, so the documents
+// are found in an index by position, never by their (already changed) values. Anything else (larger batches, dirty or
+// non-adaptive indices, cloned documents, transactions) goes through unchanged.
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** Installs the cheaper removal on LokiJS's Collection; returns false (and changes nothing) if LokiJS is not the expected shape. */
+export function installCheapRemoval(Collection) {
+  const proto = Collection?.prototype;
+  const original = proto?.removeBatchByPositions;
+  if (typeof original !== 'function' || typeof proto.adaptiveBinaryIndexRemove !== 'function') return false;
+  if (original.keystoneSingleRemoval) return true;
+
+  const patched = function removeBatchByPositions(positions) {
+    // Nothing to remove: the original would still re-sort every index and mark the collection changed.
+    if (Array.isArray(positions) && positions.length === 0) return undefined;
+    const indices = this.binaryIndices;
+    const names = indices ? Object.keys(indices) : [];
+    if (!Array.isArray(positions) || positions.length !== 1 || !this.adaptiveBinaryIndices || this.transactional ||
+        names.length === 0 || names.some((name) => indices[name].dirty) ||
+        typeof positions[0] !== 'number' || this.data[positions[0]] === undefined) {
+      return original.call(this, positions);
+    }
+    for (const name of names) this.adaptiveBinaryIndexRemove(positions[0], name);
+    this.binaryIndices = {};
+    try {
+      return original.call(this, positions);
+    } finally {
+      this.binaryIndices = indices;
+    }
+  };
+  patched.keystoneSingleRemoval = true;
+  proto.removeBatchByPositions = patched;
+
+  const originalUpdate = proto.update;
+  if (typeof originalUpdate === 'function' && typeof proto.adaptiveBinaryIndexInsert === 'function' && typeof proto.get === 'function') {
+    proto.update = function update(doc) {
+      const indices = this.binaryIndices;
+      const names = indices ? Object.keys(indices) : [];
+      if (!Array.isArray(doc) || doc.length === 0 || doc.length > MaxSmallBatch || !this.adaptiveBinaryIndices ||
+          this.cloneObjects || this.transactional || names.length === 0 || names.some((name) => indices[name].dirty)) {
+        return originalUpdate.call(this, doc);
+      }
+      const positions = [];
+      for (const d of doc) {
+        const found = d && typeof d.$loki === 'number' ? this.get(d.$loki, true) : null;
+        if (!found || positions.includes(found[1])) return originalUpdate.call(this, doc);
+        positions.push(found[1]);
+      }
+      const moving = new Set(positions);
+      for (const name of names) indices[name].values = indices[name].values.filter((p) => !moving.has(p));
+      this.binaryIndices = {};
+      try {
+        for (const d of doc) originalUpdate.call(this, d);
+      } finally {
+        this.binaryIndices = indices;
+        for (const name of names) for (const position of positions) this.adaptiveBinaryIndexInsert(position, name);
+      }
+      return undefined;
+    };
+  }
+  return true;
+}
+
+// Above this many documents an update re-sorts the indices as LokiJS does (cheaper than k insertions for large k).
+const MaxSmallBatch = 64;
+
+// The LokiJS that Azurite itself loads (the same module instance, so the same prototype).
+if (process.env.KEYSTONE_AZURITE_SERVER === '1') {
+  const azurite = path.join(here, 'node_modules', 'azurite', 'dist', 'src', 'azurite.js');
+  try {
+    const Loki = createRequire(azurite)('lokijs');
+    if (!installCheapRemoval(Loki.Collection)) {
+      console.error('azurite-lokijs-fix: LokiJS has an unexpected shape; removals keep rebuilding indices');
+    }
+  } catch (e) {
+    console.error(`azurite-lokijs-fix: not installed (${e.message})`);
+  }
+}
