@@ -23,6 +23,35 @@ public sealed class KeystoneClientOptions
     [Required]
     public string ServiceId { get; set; } = "keystone";
 
+    /// <summary>
+    /// How long one request to the membership table may go unanswered before it is given up and sent again. The Azure
+    /// SDK's default is 100 s per try, so a connection a network fault swallowed held a client's start (and its view of
+    /// the gateways) that long. The silos' <c>Keystone:Storage:RequestTryTimeout</c> has the same default.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:05:00")]
+    public TimeSpan StorageRequestTryTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How many times a failed request to the membership table is sent again (the Azure SDK's default).</summary>
+    [Range(0, 10)]
+    public int StorageRequestRetries { get; set; } = 3;
+
+    /// <summary>The membership table's client, with <see cref="StorageRequestTryTimeout"/> and <see cref="StorageRequestRetries"/>.</summary>
+    public TableServiceClient CreateMembershipTableClient()
+    {
+        if (string.IsNullOrWhiteSpace(AzureTableConnectionString))
+            throw new InvalidOperationException("Keystone:Client:AzureTableConnectionString is not set; the membership table needs it.");
+        if (StorageRequestTryTimeout < TimeSpan.FromSeconds(1) || StorageRequestTryTimeout > TimeSpan.FromMinutes(5))
+            throw new ArgumentOutOfRangeException(nameof(StorageRequestTryTimeout), StorageRequestTryTimeout,
+                "Keystone:Client:StorageRequestTryTimeout must be between 00:00:01 and 00:05:00.");
+        if (StorageRequestRetries is < 0 or > 10)
+            throw new ArgumentOutOfRangeException(nameof(StorageRequestRetries), StorageRequestRetries,
+                "Keystone:Client:StorageRequestRetries must be between 0 and 10.");
+        var options = new TableClientOptions();
+        options.Retry.NetworkTimeout = StorageRequestTryTimeout;
+        options.Retry.MaxRetries = StorageRequestRetries;
+        return new TableServiceClient(AzureTableConnectionString, options);
+    }
+
     public IPEndPoint[] ParseGateways()
     {
         if (Gateways.Count == 0) throw new ArgumentException("Keystone:Client:Gateways is empty; give at least one silo gateway as host:port.");
@@ -54,9 +83,14 @@ public static class KeystoneClientBuilderExtensions
             o.ServiceId = options.ServiceId;
         });
         if (!string.IsNullOrWhiteSpace(options.AzureTableConnectionString))
-            builder.UseAzureStorageClustering(o => o.TableServiceClient = new TableServiceClient(options.AzureTableConnectionString));
+        {
+            var table = options.CreateMembershipTableClient();
+            builder.UseAzureStorageClustering(o => o.TableServiceClient = table);
+        }
         else
+        {
             builder.UseStaticClustering(options.ParseGateways());
+        }
 
         var deadline = DateTime.UtcNow + (connectTimeout ?? TimeSpan.FromSeconds(30));
         builder.UseConnectionRetryFilter(async (_, cancellationToken) =>

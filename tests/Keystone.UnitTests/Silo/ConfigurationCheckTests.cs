@@ -172,6 +172,16 @@ public class ConfigurationCheckTests
     }
 
     [Fact]
+    public void The_clients_membership_table_timeout_and_retries_are_checked_at_start()
+    {
+        Assert.Equal(["Keystone:Client:StorageRequestTryTimeout: The field StorageRequestTryTimeout must be between 00:00:01 and 00:05:00."],
+            Fails(("Keystone:Client:StorageRequestTryTimeout", "00:00:00.500")).Problems);
+        Assert.Equal(["Keystone:Client:StorageRequestRetries: The field StorageRequestRetries must be between 0 and 10."],
+            Fails(("Keystone:Client:StorageRequestRetries", "-1")).Problems);
+        ConfigurationCheck.Validate(Config(("Keystone:Client:StorageRequestTryTimeout", "00:00:10"), ("Keystone:Client:StorageRequestRetries", "0")));
+    }
+
+    [Fact]
     public void The_memory_kept_for_idle_entities_is_checked_at_start()
     {
         var e = Fails(("Keystone:Storage:SnapshotWarmMegabytes", "-1"));
