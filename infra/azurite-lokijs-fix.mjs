@@ -12,13 +12,13 @@
 // Updating an array of documents (every queue read: Azurite marks the messages it hands out, up to 32) re-sorts every
 // index the same way.
 //
-// This makes removing nothing cost nothing, and removing one document use LokiJS's own incremental index update
-// (adaptiveBinaryIndexRemove: a binary search, a splice and a shift of the positions after it, O(n)), the one its
-// single-document remove() already uses. An update of a few documents takes them out of each index, lets the original
-// update them one by one with the indices out of its sight, and puts them back by binary search (O(k n) instead of
-// O(n log n) comparisons); the callers change the documents in place before they call update, so the documents
-// are found in an index by position, never by their (already changed) values. Anything else (larger batches, dirty or
-// non-adaptive indices, cloned documents, transactions) goes through unchanged.
+// This makes removing nothing cost nothing (not even removeBatch's map of every document's position), and removing one
+// document use LokiJS's own incremental index update (adaptiveBinaryIndexRemove: a binary search, a splice and a shift
+// of the positions after it, O(n)), the one its single-document remove() already uses. An update of a few documents
+// takes them out of each index, lets the original update them one by one with the indices out of its sight, and puts
+// them back by binary search (O(k n) instead of O(n log n) comparisons); the callers change the documents in place
+// before they call update, so the documents are found in an index by position, never by their (already changed) values.
+// Anything else (larger batches, dirty or non-adaptive indices, cloned documents, transactions) goes through unchanged.
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,6 +52,21 @@ export function installCheapRemoval(Collection) {
   };
   patched.keystoneSingleRemoval = true;
   proto.removeBatchByPositions = patched;
+
+  // removeBatch maps every document's id to its position before it removes anything: O(n) for an empty array too.
+  const originalRemoveBatch = proto.removeBatch;
+  if (typeof originalRemoveBatch === 'function' && typeof proto.get === 'function') {
+    proto.removeBatch = function removeBatch(batch) {
+      if (Array.isArray(batch) && batch.length === 0) return undefined;
+      if (Array.isArray(batch) && batch.length === 1) {
+        const item = batch[0];
+        const id = item !== null && typeof item === 'object' ? item.$loki : item;
+        const found = typeof id === 'number' ? this.get(id, true) : null;
+        if (found) return this.removeBatchByPositions([found[1]]);
+      }
+      return originalRemoveBatch.call(this, batch);
+    };
+  }
 
   const originalUpdate = proto.update;
   if (typeof originalUpdate === 'function' && typeof proto.adaptiveBinaryIndexInsert === 'function' && typeof proto.get === 'function') {
