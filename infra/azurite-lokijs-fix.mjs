@@ -25,89 +25,91 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-/** Installs the cheaper removal on LokiJS's Collection; returns false (and changes nothing) if LokiJS is not the expected shape. */
-export function installCheapRemoval(Collection) {
-  const proto = Collection?.prototype;
-  const original = proto?.removeBatchByPositions;
-  if (typeof original !== 'function' || typeof proto.adaptiveBinaryIndexRemove !== 'function') return false;
-  if (original.keystoneSingleRemoval) return true;
-
-  const patched = function removeBatchByPositions(positions) {
-    // Nothing to remove: the original would still re-sort every index and mark the collection changed.
-    if (Array.isArray(positions) && positions.length === 0) return undefined;
-    const indices = this.binaryIndices;
-    const names = indices ? Object.keys(indices) : [];
-    if (!Array.isArray(positions) || positions.length !== 1 || !this.adaptiveBinaryIndices || this.transactional ||
-        names.length === 0 || names.some((name) => indices[name].dirty) ||
-        typeof positions[0] !== 'number' || this.data[positions[0]] === undefined) {
-      return original.call(this, positions);
-    }
-    for (const name of names) this.adaptiveBinaryIndexRemove(positions[0], name);
-    this.binaryIndices = {};
-    try {
-      return original.call(this, positions);
-    } finally {
-      this.binaryIndices = indices;
-    }
-  };
-  patched.keystoneSingleRemoval = true;
-  proto.removeBatchByPositions = patched;
-
-  // removeBatch maps every document's id to its position before it removes anything: O(n) for an empty array too.
-  const originalRemoveBatch = proto.removeBatch;
-  if (typeof originalRemoveBatch === 'function' && typeof proto.get === 'function') {
-    proto.removeBatch = function removeBatch(batch) {
-      if (Array.isArray(batch) && batch.length === 0) return undefined;
-      if (Array.isArray(batch) && batch.length === 1) {
-        const item = batch[0];
-        const id = item !== null && typeof item === 'object' ? item.$loki : item;
-        const found = typeof id === 'number' ? this.get(id, true) : null;
-        if (found) return this.removeBatchByPositions([found[1]]);
-      }
-      return originalRemoveBatch.call(this, batch);
-    };
-  }
-
-  const originalUpdate = proto.update;
-  if (typeof originalUpdate === 'function' && typeof proto.adaptiveBinaryIndexInsert === 'function' && typeof proto.get === 'function') {
-    proto.update = function update(doc) {
-      const indices = this.binaryIndices;
-      const names = indices ? Object.keys(indices) : [];
-      if (!Array.isArray(doc) || doc.length === 0 || doc.length > MaxSmallBatch || !this.adaptiveBinaryIndices ||
-          this.cloneObjects || this.transactional || names.length === 0 || names.some((name) => indices[name].dirty)) {
-        return originalUpdate.call(this, doc);
-      }
-      const positions = [];
-      for (const d of doc) {
-        const found = d && typeof d.$loki === 'number' ? this.get(d.$loki, true) : null;
-        if (!found || positions.includes(found[1])) return originalUpdate.call(this, doc);
-        positions.push(found[1]);
-      }
-      const moving = new Set(positions);
-      for (const name of names) indices[name].values = indices[name].values.filter((p) => !moving.has(p));
-      this.binaryIndices = {};
-      try {
-        for (const d of doc) originalUpdate.call(this, d);
-      } finally {
-        this.binaryIndices = indices;
-        for (const name of names) for (const position of positions) this.adaptiveBinaryIndexInsert(position, name);
-      }
-      return undefined;
-    };
-  }
-  return true;
-}
-
 // Above this many documents an update re-sorts the indices as LokiJS does (cheaper than k insertions for large k).
 const MaxSmallBatch = 64;
+
+/** The collection's index names when every index can be updated in place (adaptive, clean, no transaction), else null. */
+function incrementalIndexNames(coll) {
+  const indices = coll.binaryIndices;
+  const names = indices ? Object.keys(indices) : [];
+  if (!coll.adaptiveBinaryIndices || coll.transactional || names.length === 0 || names.some((name) => indices[name].dirty)) return null;
+  return names;
+}
+
+/** Runs LokiJS's own operation with the indices out of its sight, so that it neither updates nor rebuilds them. */
+function withIndicesHidden(coll, operation) {
+  const indices = coll.binaryIndices;
+  coll.binaryIndices = {};
+  try {
+    return operation();
+  } finally {
+    coll.binaryIndices = indices;
+  }
+}
+
+/** Installs the incremental paths on LokiJS's Collection; returns false (and changes nothing) if LokiJS is not the expected shape. */
+export function installIncrementalIndexing(Collection) {
+  const proto = Collection?.prototype;
+  const { removeBatchByPositions, removeBatch, update } = proto ?? {};
+  if ([removeBatchByPositions, removeBatch, update, proto?.get, proto?.adaptiveBinaryIndexRemove, proto?.adaptiveBinaryIndexInsert]
+    .some((f) => typeof f !== 'function')) return false;
+  if (removeBatchByPositions.keystoneIncremental) return true;
+
+  proto.removeBatchByPositions = function (positions) {
+    // Nothing to remove: the original would still re-sort every index and mark the collection changed.
+    if (Array.isArray(positions) && positions.length === 0) return undefined;
+    const names = incrementalIndexNames(this);
+    if (names === null || !Array.isArray(positions) || positions.length !== 1 ||
+        typeof positions[0] !== 'number' || this.data[positions[0]] === undefined) {
+      return removeBatchByPositions.call(this, positions);
+    }
+    for (const name of names) this.adaptiveBinaryIndexRemove(positions[0], name);
+    return withIndicesHidden(this, () => removeBatchByPositions.call(this, positions));
+  };
+  proto.removeBatchByPositions.keystoneIncremental = true;
+
+  // removeBatch maps every document's id to its position before it removes anything: O(n) for an empty array too.
+  proto.removeBatch = function (batch) {
+    if (Array.isArray(batch) && batch.length === 0) return undefined;
+    if (Array.isArray(batch) && batch.length === 1) {
+      const item = batch[0];
+      const id = item !== null && typeof item === 'object' ? item.$loki : item;
+      const found = typeof id === 'number' ? this.get(id, true) : null;
+      if (found) return this.removeBatchByPositions([found[1]]);
+    }
+    return removeBatch.call(this, batch);
+  };
+
+  proto.update = function (doc) {
+    const names = Array.isArray(doc) && doc.length > 0 && doc.length <= MaxSmallBatch && !this.cloneObjects ? incrementalIndexNames(this) : null;
+    if (names === null) return update.call(this, doc);
+    const positions = [];
+    for (const d of doc) {
+      const found = d && typeof d.$loki === 'number' ? this.get(d.$loki, true) : null;
+      if (!found || positions.includes(found[1])) return update.call(this, doc);
+      positions.push(found[1]);
+    }
+    const moving = new Set(positions);
+    for (const name of names) this.binaryIndices[name].values = this.binaryIndices[name].values.filter((p) => !moving.has(p));
+    try {
+      withIndicesHidden(this, () => {
+        for (const d of doc) update.call(this, d);
+      });
+    } finally {
+      for (const name of names) for (const position of positions) this.adaptiveBinaryIndexInsert(position, name);
+    }
+    return undefined;
+  };
+  return true;
+}
 
 // The LokiJS that Azurite itself loads (the same module instance, so the same prototype).
 if (process.env.KEYSTONE_AZURITE_SERVER === '1') {
   const azurite = path.join(here, 'node_modules', 'azurite', 'dist', 'src', 'azurite.js');
   try {
     const Loki = createRequire(azurite)('lokijs');
-    if (!installCheapRemoval(Loki.Collection)) {
-      console.error('azurite-lokijs-fix: LokiJS has an unexpected shape; removals keep rebuilding indices');
+    if (!installIncrementalIndexing(Loki.Collection)) {
+      console.error('azurite-lokijs-fix: LokiJS has an unexpected shape; removals and updates keep rebuilding indices');
     }
   } catch (e) {
     console.error(`azurite-lokijs-fix: not installed (${e.message})`);

@@ -6,11 +6,11 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { installCheapRemoval } from './azurite-lokijs-fix.mjs';
+import { installIncrementalIndexing } from './azurite-lokijs-fix.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const Loki = createRequire(path.join(here, 'node_modules', 'azurite', 'dist', 'src', 'azurite.js'))('lokijs');
-assert.ok(installCheapRemoval(Loki.Collection), 'the fix must recognise the LokiJS Azurite ships');
+assert.ok(installIncrementalIndexing(Loki.Collection), 'the fix must recognise the LokiJS Azurite ships');
 
 // A message collection shaped like Azurite's queue store: the same indices, a low-selectivity one first.
 function messages() {
