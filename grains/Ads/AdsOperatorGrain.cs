@@ -136,18 +136,26 @@ public sealed class AdsOperatorGrain(
 
     protected override Func<Task>? SealOutputs()
     {
-        var billing = _billingExport.Seal();
-        var fraud = _fraudExport.Seal();
+        // Files are named after the seal, so a batch written again after a failed write gets the same name.
+        var at = Time.GetUtcNow();
+        var billing = _billingExport.Seal(at);
+        var fraud = _fraudExport.Seal(at);
         if (billing.Count == 0 && fraud.Count == 0) return null;
         return async () =>
         {
-            var now = Time.GetUtcNow();
-            await exports.WriteAsync(AdExports.Billing, Partition, billing, now);
-            _billingExport.Released(billing, now);
-            await exports.WriteAsync(AdExports.FraudAlerts, Partition, fraud, now);
-            _fraudExport.Released(fraud, now);
-            _exported += billing.Count + fraud.Count;
+            await Write(AdExports.Billing, _billingExport, billing);
+            await Write(AdExports.FraudAlerts, _fraudExport, fraud);
         };
+    }
+
+    private async Task Write<TRecord>(string sink, CommittedExport<TRecord> export, IReadOnlyList<ExportBatch<TRecord>> batches) where TRecord : IExportRecord
+    {
+        foreach (var batch in batches)
+        {
+            await exports.WriteAsync(sink, Partition, batch.Records, batch.At);
+            export.Released(batch, Time.GetUtcNow());
+            _exported += batch.Records.Count;
+        }
     }
 
     protected override Task<Guid> CheckpointEntity(string key, long covered) => GrainRefs.Get<IAdCampaignGrain>(GrainFactory, key[2..]).Checkpoint(Partition, covered);

@@ -8,22 +8,30 @@ namespace Keystone.Checkpointing;
 /// <list type="number">
 /// <item>each decision is <see cref="Offer"/>ed as it is made, keyed by the event it is about;</item>
 /// <item>at a checkpoint, <see cref="Seal"/> takes what is pending (every event of the deliveries the checkpoint
-/// covers), before the entities write;</item>
-/// <item>once the entities are durable, the operator writes the sealed outputs out and calls <see cref="Released"/>,
-/// then writes its own checkpoint.</item>
+/// covers) as batches, before the entities write;</item>
+/// <item>once the entities are durable, the operator writes each batch out, named after its <see cref="ExportBatch{TRecord}.At"/>,
+/// and calls <see cref="Released"/> for it, then writes its own checkpoint.</item>
 /// </list>
 /// An output never leaves before its decision is durable, so a crash cannot make the pipeline decide an event
 /// differently from what was sent out. After a crash, the replay brings every decision back: newly made where the
 /// entity had not written, recalled from the entity's record where it had (entities return recorded verdicts for
 /// repeats). What was released is remembered for <c>horizon</c> (rebuilt from the export itself on activation,
 /// <see cref="Restore"/>), so a replay re-sends nothing; past the horizon, a repeat would carry the same id.
+/// <para>
+/// A batch stays sealed until it is released: a write that failed may still have landed (its answer lost), so the
+/// next checkpoint writes the same records under the same time again, and a file written twice has the same name and
+/// bytes. Sealing what is pending afresh would put the events of a landed write into a second file.
+/// </para>
 /// </summary>
 public sealed class CommittedExport<TRecord>(TimeSpan horizon, int capacity, Func<TRecord, Guid> eventOf)
 {
     private readonly Dictionary<Guid, TRecord> _pending = [];
+    private readonly List<ExportBatch<TRecord>> _sealed = [];
+    private readonly HashSet<Guid> _sealedIds = [];
     private readonly EventIdHorizon _released = new(horizon, capacity);
 
-    public int Pending => _pending.Count;
+    /// <summary>Events whose output is decided and not yet released (sealed or not).</summary>
+    public int Pending => _sealedIds.Count + _pending.Keys.Count(id => !_sealedIds.Contains(id));
 
     /// <summary>Events whose outputs were released and are remembered.</summary>
     public int Remembered => _released.Count;
@@ -31,7 +39,8 @@ public sealed class CommittedExport<TRecord>(TimeSpan horizon, int capacity, Fun
     /// <summary>
     /// Takes the output for an event; false when that event's output was already released. An output still pending
     /// for the same event is replaced: a later decision comes from the activation whose state is the one that will be
-    /// written (the earlier one's memory was lost, which is why the event was applied again).
+    /// written (the earlier one's memory was lost, which is why the event was applied again). An output already sealed
+    /// is not: the sealed one may have been written.
     /// </summary>
     public bool Offer(TRecord record)
     {
@@ -41,17 +50,42 @@ public sealed class CommittedExport<TRecord>(TimeSpan horizon, int capacity, Fun
         return true;
     }
 
-    /// <summary>Everything pending now, in no particular order; it stays pending until <see cref="Released"/>.</summary>
-    public IReadOnlyList<TRecord> Seal() => [.. _pending.Values];
-
-    /// <summary>The sealed outputs were written out: they are no longer pending and are remembered as released. A
-    /// decision that replaced one of them since the seal is dropped too: what was sent cannot be taken back, and a
-    /// second record for the event would bill it twice.</summary>
-    public void Released(IReadOnlyList<TRecord> records, DateTimeOffset now)
+    /// <summary>
+    /// What this checkpoint writes, oldest first: every batch sealed before and not released, unchanged, then what was
+    /// offered since, as a new batch at <paramref name="at"/>. Each stays sealed until <see cref="Released"/>.
+    /// </summary>
+    public IReadOnlyList<ExportBatch<TRecord>> Seal(DateTimeOffset at)
     {
-        foreach (var record in records)
+        List<TRecord>? fresh = null;
+        foreach (var (id, record) in _pending)
+        {
+            // A decision replacing a sealed output waits: it is dropped when that output is released.
+            if (_sealedIds.Contains(id)) continue;
+            (fresh ??= []).Add(record);
+        }
+        if (fresh is not null)
+        {
+            foreach (var record in fresh)
+            {
+                var id = eventOf(record);
+                _pending.Remove(id);
+                _sealedIds.Add(id);
+            }
+            _sealed.Add(new ExportBatch<TRecord>(fresh, at));
+        }
+        return [.. _sealed];
+    }
+
+    /// <summary>A sealed batch was written out: its outputs are remembered as released. A decision that replaced one
+    /// of them since the seal is dropped too: what was sent cannot be taken back, and a second record for the event
+    /// would bill it twice.</summary>
+    public void Released(ExportBatch<TRecord> batch, DateTimeOffset now)
+    {
+        if (!_sealed.Remove(batch)) throw new InvalidOperationException("the batch was not sealed by this export, or was released already");
+        foreach (var record in batch.Records)
         {
             var id = eventOf(record);
+            _sealedIds.Remove(id);
             _pending.Remove(id);
             _released.TryAdd(id, now);
         }
@@ -63,3 +97,6 @@ public sealed class CommittedExport<TRecord>(TimeSpan horizon, int capacity, Fun
         foreach (var (id, at) in released) _released.TryAdd(id, at);
     }
 }
+
+/// <summary>Outputs sealed together, written as one file named after <paramref name="At"/>.</summary>
+public sealed record ExportBatch<TRecord>(IReadOnlyList<TRecord> Records, DateTimeOffset At);

@@ -18,8 +18,10 @@ public interface IExportRecord
 /// <summary>
 /// Committed exports in Azure Blob storage (see <see cref="CommittedExport{TRecord}"/>): one JSON-lines blob per
 /// checkpoint and partition that had outputs, named <c>{sink}/{yyyy-MM-dd}/{HH}/{yyyyMMddTHHmmssfffffff}Z-p{partition}.jsonl</c>
-/// after the time it was committed, so that a listing of an hour is in commit order and a consumer can resume from
-/// the last name it took. Files are never rewritten; Keystone does not delete them.
+/// after the checkpoint that sealed it, so that a listing of an hour is in commit order and a consumer can resume from
+/// the last name it took. A file is written again only with the same name and bytes: a write whose answer was lost
+/// (the storage client's next try, or the next checkpoint's, see <see cref="CommittedExport{TRecord}"/>). Keystone
+/// deletes files only past their retention.
 /// </summary>
 /// <param name="stalled">Fault injection (<c>Keystone:Faults:StallExportWrites</c>): writes never complete.</param>
 public sealed class ExportStore(BlobContainerClient container, bool stalled = false)

@@ -99,4 +99,91 @@ public sealed class LostAnswerTests(AzuriteFixture azurite)
         Assert.Equal([1L, 2, 3], (await log.ReadAsync(0)).Select(r => r.Sequence));
         Assert.True(relay.Swallowed > 0, "no answer was lost");
     }
+    // The writers below overwrite by name: the storage client's next try after a lost answer writes the same name with
+    // the same bytes. A conditional create there (if-none-match) would turn that try into a 409 for the writer's own
+    // write; these tests fail then.
+
+    private sealed record Bill(Guid EventId, long CostMicros) : IExportRecord
+    {
+        public void Write(System.Text.Json.Utf8JsonWriter writer)
+        {
+            writer.WriteString("event_id", EventId);
+            writer.WriteNumber("cost_micros", CostMicros);
+        }
+    }
+
+    [Fact]
+    public async Task An_export_file_whose_answer_is_lost_is_listed_once_with_its_records()
+    {
+        await using var relay = BlackHoleProxy.To(azurite.Azurite.BlobPort);
+        var name = AzuriteFixture.UniqueName("export");
+        var direct = new ExportStore(azurite.Blobs.GetBlobContainerClient(name));
+        var viaRelay = new ExportStore(Through(relay, azurite).GetBlobContainerClient(name));
+        var at = DateTimeOffset.UtcNow;
+        Bill[] bills = [new(Guid.NewGuid(), 1_500), new(Guid.NewGuid(), 2_500)];
+        await viaRelay.WriteAsync("ads-billing", 0, [new Bill(Guid.NewGuid(), 1)], at.AddSeconds(-1));   // the container exists
+
+        relay.LoseAnswers();
+        var write = viaRelay.WriteAsync("ads-billing", 0, bills, at);
+        await Eventually.Until(async () => (await direct.ListAsync("ads-billing", at.AddMinutes(-1), at.AddMinutes(1))).Count, n => n == 2, TimeSpan.FromSeconds(30), "the file in storage");
+        relay.Heal();
+        Assert.Equal(ExportStore.NameOf("ads-billing", 0, at), await write);
+
+        var files = await direct.ListAsync("ads-billing", at.AddMinutes(-1), at.AddMinutes(1));
+        Assert.Equal([1, 2], files.Select(f => f.Records));
+        Assert.Equal(bills.Select(b => b.EventId), (await direct.ReleasedAsync("ads-billing", 0, at, at)).Select(r => r.EventId));
+        Assert.True(relay.Swallowed > 0, "no answer was lost");
+    }
+
+    [Fact]
+    public async Task A_dead_letter_whose_answer_is_lost_is_kept_once()
+    {
+        await using var relay = BlackHoleProxy.To(azurite.Azurite.BlobPort);
+        var name = AzuriteFixture.UniqueName("dead");
+        var direct = new Keystone.Operations.DeadLetterStore(azurite.Blobs.GetBlobContainerClient(name));
+        var viaRelay = new Keystone.Operations.DeadLetterStore(Through(relay, azurite).GetBlobContainerClient(name));
+        var now = DateTimeOffset.UtcNow;
+        await viaRelay.AddAsync([Letter(now)]);   // the container exists
+
+        relay.LoseAnswers();
+        var letter = Letter(now);
+        var keep = viaRelay.AddAsync([letter]);
+        await Eventually.Until(async () => await direct.GetAsync(letter.Id), kept => kept is not null, TimeSpan.FromSeconds(30), "the dead letter in storage");
+        relay.Heal();
+        await keep;
+
+        var listed = await direct.ListAsync("ingest", null, 10, null);
+        Assert.Equal(2, listed.Items.Count);
+        Assert.Equal(letter, listed.Items.Single(l => l.Id == letter.Id));
+        Assert.True(relay.Swallowed > 0, "no answer was lost");
+
+        static Keystone.Operations.DeadLetter Letter(DateTimeOffset at) => new(Keystone.Operations.DeadLetterStore.NewId("ingest", at), "ingest", "video.play",
+            Guid.NewGuid().ToString(), "SchemaViolation: video_id is missing", 1, at, "{}", null);
+    }
+
+    [Fact]
+    public async Task A_graph_page_whose_answer_is_lost_is_sealed_once_and_reads_back()
+    {
+        await using var relay = BlackHoleProxy.To(azurite.Azurite.BlobPort);
+        var name = AzuriteFixture.UniqueName("graph");
+        var direct = azurite.Blobs.GetBlobContainerClient(name);
+        var viaRelay = new Keystone.Graph.GraphPageStore(Through(relay, azurite).GetBlobContainerClient(name));
+        var at = DateTimeOffset.UtcNow;
+        await viaRelay.WriteAsync(Keystone.Graph.NodeType.Video, "v1", Keystone.Graph.EdgeLabel.Watches, 0, [new() { Source = "u0", At = at }]);   // the container exists
+
+        relay.LoseAnswers();
+        Keystone.Graph.InEntry[] page = [new() { Source = "u1", At = at }, new() { Source = "u2", At = at }];
+        var seal = viaRelay.WriteAsync(Keystone.Graph.NodeType.Video, "v1", Keystone.Graph.EdgeLabel.Watches, 1, page);
+        var blob = Keystone.Graph.GraphPageStore.BlobName(Keystone.Graph.NodeType.Video, "v1", Keystone.Graph.EdgeLabel.Watches, 1);
+        await Eventually.Until(async () => (await direct.GetBlobClient(blob).ExistsAsync()).Value, there => there, TimeSpan.FromSeconds(30), "the page in storage");
+        relay.Heal();
+        await seal;
+
+        var read = await new Keystone.Graph.GraphPageStore(direct).ReadAsync(Keystone.Graph.NodeType.Video, "v1", Keystone.Graph.EdgeLabel.Watches, 1);
+        Assert.Equal(["u1", "u2"], read.Select(e => e.Source));
+        var blobs = new List<string>();
+        await foreach (var b in direct.GetBlobsAsync()) blobs.Add(b.Name);
+        Assert.Equal(2, blobs.Count);
+        Assert.True(relay.Swallowed > 0, "no answer was lost");
+    }
 }

@@ -19,15 +19,16 @@ public sealed class CommittedExportTests
         export.Offer(a);
         export.Offer(b);
 
-        var sealedOnes = export.Seal();
+        var sealedOnes = Assert.Single(export.Seal(T0));
         var later = new Output(Guid.NewGuid(), "billable");
         export.Offer(later);
 
-        Assert.Equal([a, b], sealedOnes.OrderBy(o => o == a ? 0 : 1));
+        Assert.Equal([a, b], sealedOnes.Records.OrderBy(o => o == a ? 0 : 1));
+        Assert.Equal(T0, sealedOnes.At);
         Assert.Equal(3, export.Pending);
         export.Released(sealedOnes, T0);
         // What came after the seal waits for the next checkpoint.
-        Assert.Equal([later], export.Seal());
+        Assert.Equal([later], Assert.Single(export.Seal(T0.AddSeconds(30))).Records);
         Assert.Equal(2, export.Remembered);
     }
 
@@ -39,11 +40,12 @@ public sealed class CommittedExportTests
         export.Offer(new Output(id, "first"));
         var replacement = new Output(id, "second");
         Assert.True(export.Offer(replacement));
-        Assert.Equal([replacement], export.Seal());
+        var batch = Assert.Single(export.Seal(T0));
+        Assert.Equal([replacement], batch.Records);
 
-        export.Released(export.Seal(), T0);
+        export.Released(batch, T0);
         Assert.False(export.Offer(new Output(id, "second")));
-        Assert.Empty(export.Seal());
+        Assert.Empty(export.Seal(T0));
     }
 
     [Fact]
@@ -52,12 +54,55 @@ public sealed class CommittedExportTests
         var export = New();
         var id = Guid.NewGuid();
         export.Offer(new Output(id, "first"));
-        var sealedOnes = export.Seal();
+        var sealedOnes = Assert.Single(export.Seal(T0));
         export.Offer(new Output(id, "second"));
+        // The sealed one may be written already: the replacement does not go out beside it.
+        Assert.Same(sealedOnes, Assert.Single(export.Seal(T0.AddSeconds(30))));
 
         export.Released(sealedOnes, T0);
 
-        Assert.Empty(export.Seal());
+        Assert.Empty(export.Seal(T0.AddSeconds(60)));
+        Assert.Equal(0, export.Pending);
+    }
+
+    /// <summary>
+    /// A write whose answer was lost can land and still fail (the storage client gave up its tries). The next
+    /// checkpoint writes the same batch again, under the same name, before what was decided since: a store that keeps
+    /// one file per name then has every event once. Sealing everything pending afresh, under the next checkpoint's
+    /// name, would send the first batch's events a second time.
+    /// </summary>
+    [Fact]
+    public void A_batch_whose_write_failed_is_written_again_unchanged_and_no_event_goes_out_twice()
+    {
+        var export = New();
+        var files = new Dictionary<DateTimeOffset, IReadOnlyList<Output>>();   // the store: writing a name again replaces that file
+        var first = Enumerable.Range(0, 10).Select(_ => new Output(Guid.NewGuid(), "billable")).ToList();
+        foreach (var o in first) export.Offer(o);
+
+        var sealedFirst = Assert.Single(export.Seal(T0));
+        files[sealedFirst.At] = sealedFirst.Records;   // it landed; the answer did not come back, so it is not released
+
+        var second = Enumerable.Range(0, 5).Select(_ => new Output(Guid.NewGuid(), "billable")).ToList();
+        foreach (var o in second) export.Offer(o);
+        export.Offer(new Output(first[0].EventId, "decided again"));   // a replay re-decided one of the sealed events
+        Assert.Equal(15, export.Pending);
+
+        var batches = export.Seal(T0.AddSeconds(30));
+        Assert.Equal(2, batches.Count);
+        Assert.Same(sealedFirst, batches[0]);
+        Assert.Equal(T0.AddSeconds(30), batches[1].At);
+        foreach (var batch in batches)
+        {
+            files[batch.At] = batch.Records;
+            export.Released(batch, T0.AddSeconds(31));
+        }
+
+        var sent = files.Values.SelectMany(f => f).ToList();
+        Assert.Equal(first.Concat(second).Select(o => o.EventId).Order(), sent.Select(o => o.EventId).Order());
+        Assert.Equal("billable", sent.Single(o => o.EventId == first[0].EventId).Verdict);
+        Assert.Empty(export.Seal(T0.AddSeconds(60)));
+        Assert.Equal(0, export.Pending);
+        Assert.Throws<InvalidOperationException>(() => export.Released(batches[0], T0.AddSeconds(61)));
     }
 
     [Fact]
@@ -70,7 +115,8 @@ public sealed class CommittedExportTests
 
         Assert.False(export.Offer(new Output(recent, "billable")));
         // Releasing something three minutes later moves the horizon past the older one.
-        export.Released([new Output(Guid.NewGuid(), "billable")], T0.AddMinutes(3));
+        export.Offer(new Output(Guid.NewGuid(), "billable"));
+        export.Released(Assert.Single(export.Seal(T0.AddMinutes(3))), T0.AddMinutes(3));
         Assert.True(export.Offer(new Output(old, "billable")));
     }
 
@@ -93,7 +139,7 @@ public sealed class CommittedExportTests
     {
         var events = Enumerable.Range(0, 40).Select(_ => Guid.NewGuid()).ToList();
         var entity = new FakeEntity();
-        var exported = new List<(Output Output, DateTimeOffset At)>();
+        var exported = new Dictionary<DateTimeOffset, IReadOnlyList<Output>>();   // one file per name
         var export = New();
         var checkpointed = 0;   // the operator's position: events before it are covered
         var now = T0;
@@ -105,13 +151,16 @@ public sealed class CommittedExportTests
 
         bool Checkpoint(int position, CrashPoint at)
         {
-            var sealedOnes = export.Seal();
+            now = now.AddSeconds(30);
+            var sealedOnes = export.Seal(now);
             if (at == CrashPoint.AfterSeal) return false;
             entity.Write();
             if (at == CrashPoint.AfterEntityWrites) return false;
-            now = now.AddSeconds(30);
-            exported.AddRange(sealedOnes.Select(o => (o, now)));
-            export.Released(sealedOnes, now);
+            foreach (var batch in sealedOnes)
+            {
+                exported[batch.At] = batch.Records;
+                export.Released(batch, now);
+            }
             if (at == CrashPoint.AfterExportWrite) return false;
             checkpointed = position;
             return at != CrashPoint.AfterOperatorCheckpoint;
@@ -126,14 +175,15 @@ public sealed class CommittedExportTests
             // log is replayed from the operator's last position (the fronting log may replay from further back).
             entity.Crash();
             export = New();
-            export.Restore(exported.Select(e => (e.Output.EventId, e.At)));
+            export.Restore(exported.SelectMany(f => f.Value.Select(o => (o.EventId, f.Key))));
             Deliver(crash == CrashPoint.AfterOperatorCheckpoint ? checkpointed : 0, 30);
         }
         Deliver(30, 40);
         Assert.True(Checkpoint(40, CrashPoint.None));
 
-        Assert.Equal(events.Order(), exported.Select(e => e.Output.EventId).Order());
-        foreach (var (output, _) in exported) Assert.Equal(entity.Durable[output.EventId], output.Verdict);
+        var sent = exported.Values.SelectMany(f => f).ToList();
+        Assert.Equal(events.Order(), sent.Select(o => o.EventId).Order());
+        foreach (var output in sent) Assert.Equal(entity.Durable[output.EventId], output.Verdict);
     }
 
     /// <summary>An entity whose verdicts depend on its activation and which recalls its recorded verdict for repeats.</summary>
