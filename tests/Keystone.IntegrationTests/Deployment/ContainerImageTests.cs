@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Formats.Tar;
 using System.IO.Compression;
+using System.Reflection.PortableExecutable;
 using System.Text.Json.Nodes;
 
 namespace Keystone.IntegrationTests.Deployment;
@@ -92,6 +93,83 @@ public sealed class ContainerImageTests
         using var reader = new TarReader(stream);
         while (reader.GetNextEntry() is { } entry) names.Add("/" + entry.Name.TrimStart('.', '/'));
         return names;
+    }
+
+    /// <summary>The bytes of one file in a layer, or null.</summary>
+    private static byte[]? FileIn(byte[] layer, string path)
+    {
+        using var raw = new MemoryStream(layer);
+        Stream stream = layer.Length > 2 && layer[0] == 0x1f && layer[1] == 0x8b ? new GZipStream(raw, CompressionMode.Decompress) : raw;
+        using var reader = new TarReader(stream);
+        while (reader.GetNextEntry() is { } entry)
+        {
+            if ("/" + entry.Name.TrimStart('.', '/') != path || entry.DataStream is null) continue;
+            using var copy = new MemoryStream();
+            entry.DataStream.CopyTo(copy);
+            return copy.ToArray();
+        }
+        return null;
+    }
+
+    /// <summary>Whether an assembly carries ReadyToRun native code (crossgen2 points the CLI header's managed native
+    /// header at its READYTORUN_HEADER; an IL-only assembly has none).</summary>
+    private static bool IsReadyToRun(Stream assembly)
+    {
+        using var pe = new PEReader(assembly);
+        return pe.PEHeaders.CorHeader is { ManagedNativeHeaderDirectory.Size: > 0 };
+    }
+
+    // The silo's own code, Orleans' runtime and a storage client: what a starting silo compiles first.
+    private static readonly string[] StartupAssemblies = ["Keystone.Silo.dll", "Keystone.Grains.dll", "Orleans.Runtime.dll", "Azure.Storage.Blobs.dll"];
+
+    [Fact]
+    public async Task The_images_assemblies_are_compiled_ahead_of_time()
+    {
+        var (_, layers, entries) = Read(await Image("keystone-silo"));
+        foreach (var name in StartupAssemblies)
+        {
+            var bytes = layers.Select(l => FileIn(entries[l], "/app/" + name)).LastOrDefault(b => b is not null);
+            Assert.True(bytes is not null, $"/app/{name} is not in the image");
+            Assert.True(IsReadyToRun(new MemoryStream(bytes)), $"/app/{name} in the image has no ReadyToRun code");
+        }
+    }
+
+    /// <summary>
+    /// `dotnet run -c Release --project silo` (the quick start) asks the project what to start (ComputeRunArguments):
+    /// a copy of the silo published for this machine with ReadyToRun. Asked the same way here, without starting it.
+    /// </summary>
+    [Fact]
+    public async Task A_release_run_starts_a_copy_compiled_ahead_of_time()
+    {
+        await BuildLock.WaitAsync();   // the images' publish writes the same Release outputs
+        try
+        {
+            var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var arg in new[] { "msbuild", NodeTool.Repo("silo/Keystone.Silo.csproj"), "-t:ComputeRunArguments", "-p:Configuration=Release", "-getProperty:RunArguments", "-nologo" })
+                psi.ArgumentList.Add(arg);
+            using var process = Process.Start(psi)!;
+            var stdout = process.StandardOutput.ReadToEndAsync();
+            var stderr = process.StandardError.ReadToEndAsync();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(10));
+            await process.WaitForExitAsync(timeout.Token);
+            var output = (await stdout).Trim();
+            Assert.True(process.ExitCode == 0, $"dotnet msbuild failed ({process.ExitCode}):\n{output}\n{await stderr}");
+
+            // exec "<dir>/Keystone.Silo.dll"
+            var arguments = output.Split('"');
+            Assert.True(arguments.Length >= 2 && arguments[0].Trim() == "exec", $"unexpected run arguments: {output}");
+            var directory = Path.GetDirectoryName(arguments[1])!;
+            Assert.Equal("ready-to-run", Path.GetFileName(directory));
+            foreach (var name in StartupAssemblies)
+            {
+                await using var file = File.OpenRead(Path.Combine(directory, name));
+                Assert.True(IsReadyToRun(file), $"{name} in {directory} has no ReadyToRun code");
+            }
+        }
+        finally
+        {
+            BuildLock.Release();
+        }
     }
 
     private static readonly string[] Secrets = ["ConnectionString", "AccountKey", "SharedAccessKey", "__Key", "Password", "Secret"];
