@@ -136,7 +136,7 @@ public sealed class AdsOperatorGrain(
 
     protected override Func<Task>? SealOutputs()
     {
-        // Files are named after the seal, so a batch written again after a failed write gets the same name.
+        // Files are named after the seal, so a batch written again after a failed write keeps its name.
         var at = Time.GetUtcNow();
         var billing = _billingExport.Seal(at);
         var fraud = _fraudExport.Seal(at);
@@ -152,6 +152,7 @@ public sealed class AdsOperatorGrain(
     {
         foreach (var batch in batches)
         {
+            export.Writing(batch);
             await exports.WriteAsync(sink, Partition, batch.Records, batch.At);
             export.Released(batch, Time.GetUtcNow());
             _exported += batch.Records.Count;

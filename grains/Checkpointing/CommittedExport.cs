@@ -10,7 +10,7 @@ namespace Keystone.Checkpointing;
 /// <item>at a checkpoint, <see cref="Seal"/> takes what is pending (every event of the deliveries the checkpoint
 /// covers) as batches, before the entities write;</item>
 /// <item>once the entities are durable, the operator writes each batch out, named after its <see cref="ExportBatch{TRecord}.At"/>,
-/// and calls <see cref="Released"/> for it, then writes its own checkpoint.</item>
+/// between <see cref="Writing"/> and <see cref="Released"/>, then writes its own checkpoint.</item>
 /// </list>
 /// An output never leaves before its decision is durable, so a crash cannot make the pipeline decide an event
 /// differently from what was sent out. After a crash, the replay brings every decision back: newly made where the
@@ -18,20 +18,22 @@ namespace Keystone.Checkpointing;
 /// repeats). What was released is remembered for <c>horizon</c> (rebuilt from the export itself on activation,
 /// <see cref="Restore"/>), so a replay re-sends nothing; past the horizon, a repeat would carry the same id.
 /// <para>
-/// A batch stays sealed until it is released: a write that failed may still have landed (its answer lost), so the
-/// next checkpoint writes the same records under the same time again, and a file written twice has the same name and
-/// bytes. Sealing what is pending afresh would put the events of a landed write into a second file.
+/// A batch whose write began is in doubt until it is released: a write that failed may still have landed (its answer
+/// lost), so the next checkpoint writes the same records under the same time again, and a file written twice has the
+/// same name and bytes. Sealing its events afresh would put the events of a landed write into a second file. A batch
+/// sealed by a checkpoint that stopped before writing (its entities lost their memory, say) was never out: its events
+/// are sealed again with the decisions made since.
 /// </para>
 /// </summary>
 public sealed class CommittedExport<TRecord>(TimeSpan horizon, int capacity, Func<TRecord, Guid> eventOf)
 {
     private readonly Dictionary<Guid, TRecord> _pending = [];
-    private readonly List<ExportBatch<TRecord>> _sealed = [];
-    private readonly HashSet<Guid> _sealedIds = [];
+    private readonly List<ExportBatch<TRecord>> _inDoubt = [];
+    private readonly HashSet<Guid> _inDoubtIds = [];
     private readonly EventIdHorizon _released = new(horizon, capacity);
 
-    /// <summary>Events whose output is decided and not yet released (sealed or not).</summary>
-    public int Pending => _sealedIds.Count + _pending.Keys.Count(id => !_sealedIds.Contains(id));
+    /// <summary>Events whose output is decided and not yet released (in doubt or not).</summary>
+    public int Pending => _pending.Count;
 
     /// <summary>Events whose outputs were released and are remembered.</summary>
     public int Remembered => _released.Count;
@@ -39,8 +41,8 @@ public sealed class CommittedExport<TRecord>(TimeSpan horizon, int capacity, Fun
     /// <summary>
     /// Takes the output for an event; false when that event's output was already released. An output still pending
     /// for the same event is replaced: a later decision comes from the activation whose state is the one that will be
-    /// written (the earlier one's memory was lost, which is why the event was applied again). An output already sealed
-    /// is not: the sealed one may have been written.
+    /// written (the earlier one's memory was lost, which is why the event was applied again). An output whose write
+    /// began is not: that one may be out, and the replacement is dropped when it is released.
     /// </summary>
     public bool Offer(TRecord record)
     {
@@ -51,29 +53,25 @@ public sealed class CommittedExport<TRecord>(TimeSpan horizon, int capacity, Fun
     }
 
     /// <summary>
-    /// What this checkpoint writes, oldest first: every batch sealed before and not released, unchanged, then what was
-    /// offered since, as a new batch at <paramref name="at"/>. Each stays sealed until <see cref="Released"/>.
+    /// What this checkpoint writes, oldest first: every batch in doubt, unchanged, then everything else pending, as a
+    /// new batch at <paramref name="at"/>. Everything stays pending until <see cref="Released"/>.
     /// </summary>
     public IReadOnlyList<ExportBatch<TRecord>> Seal(DateTimeOffset at)
     {
+        var batches = new List<ExportBatch<TRecord>>(_inDoubt);
         List<TRecord>? fresh = null;
         foreach (var (id, record) in _pending)
-        {
-            // A decision replacing a sealed output waits: it is dropped when that output is released.
-            if (_sealedIds.Contains(id)) continue;
-            (fresh ??= []).Add(record);
-        }
-        if (fresh is not null)
-        {
-            foreach (var record in fresh)
-            {
-                var id = eventOf(record);
-                _pending.Remove(id);
-                _sealedIds.Add(id);
-            }
-            _sealed.Add(new ExportBatch<TRecord>(fresh, at));
-        }
-        return [.. _sealed];
+            if (!_inDoubtIds.Contains(id)) (fresh ??= []).Add(record);
+        if (fresh is not null) batches.Add(new ExportBatch<TRecord>(fresh, at));
+        return batches;
+    }
+
+    /// <summary>A sealed batch is about to be written: from here on it may be out, until <see cref="Released"/> says it is.</summary>
+    public void Writing(ExportBatch<TRecord> batch)
+    {
+        if (_inDoubt.Contains(batch)) return;
+        _inDoubt.Add(batch);
+        foreach (var record in batch.Records) _inDoubtIds.Add(eventOf(record));
     }
 
     /// <summary>A sealed batch was written out: its outputs are remembered as released. A decision that replaced one
@@ -81,11 +79,11 @@ public sealed class CommittedExport<TRecord>(TimeSpan horizon, int capacity, Fun
     /// would bill it twice.</summary>
     public void Released(ExportBatch<TRecord> batch, DateTimeOffset now)
     {
-        if (!_sealed.Remove(batch)) throw new InvalidOperationException("the batch was not sealed by this export, or was released already");
+        _inDoubt.Remove(batch);
         foreach (var record in batch.Records)
         {
             var id = eventOf(record);
-            _sealedIds.Remove(id);
+            _inDoubtIds.Remove(id);
             _pending.Remove(id);
             _released.TryAdd(id, now);
         }
